@@ -1,0 +1,37 @@
+# The two commands of the README:
+#   make demo   set up (Python only) and run the main job on an embedded broker
+#   make test   set up (Python + Debian test packages) and run ruff, mypy and pytest
+.PHONY: demo test lint typecheck pytest bootstrap-run bootstrap-test lock asyncapi bench clean
+
+VENV := .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+demo: bootstrap-run
+	$(BIN)/pumptwin demo
+
+test: bootstrap-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+bootstrap-run:
+	scripts/bootstrap.sh run
+
+bootstrap-test:
+	scripts/bootstrap.sh test
+
+# Re-resolve requirements.lock from pyproject.toml (needs network; commit the result).
+lock:
+	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 \
+		--no-header --output-file requirements.lock
+
+asyncapi:
+	$(BIN)/pumptwin contract asyncapi
+
+bench:
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache tools/asyncapi/node_modules

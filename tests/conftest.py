@@ -1,0 +1,36 @@
+"""Fixtures shared by every test tier: real servers for integration tests."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness.servers import Influxd, Mosquitto
+
+
+def _require(binary: str, package: str) -> None:
+    if shutil.which(binary) is None and not Path(f"/usr/sbin/{binary}").exists():
+        pytest.fail(f"{binary} is not installed: run `make test` (it installs the Debian package {package})")
+
+
+@pytest.fixture
+def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
+    """A fresh, real Mosquitto on a free port; the test may stop and restart it."""
+    _require("mosquitto", "mosquitto")
+    server = Mosquitto(workdir=tmp_path_factory.mktemp("mosquitto"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Influxd]:
+    """A fresh, real InfluxDB (v1 API) on a free port; the test may stop and restart it."""
+    _require("influxd", "influxdb")
+    server = Influxd(workdir=tmp_path_factory.mktemp("influxd"))
+    server.start()
+    yield server
+    server.stop()

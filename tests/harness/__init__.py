@@ -1,0 +1,1 @@
+"""Test harness: real servers started by the tests, and small MQTT helpers."""

@@ -1,0 +1,218 @@
+"""Real Mosquitto and InfluxDB servers for tests: each on a free port, in its own temp dir.
+
+A server can be stopped (gracefully or killed) and started again on the same port with the same
+data directory, so fault tests can take the broker or the database away mid-run and bring it
+back. Nothing here uses the machine's system services or standard ports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def free_port() -> int:
+    """A TCP port that was free a moment ago (bind to 0, read it back, release)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _wait(predicate: object, timeout_s: float, what: str, log: Path) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.05)
+    tail = log.read_text(errors="replace")[-2000:] if log.exists() else "(no log)"
+    raise RuntimeError(f"{what} did not come up within {timeout_s} s; log tail:\n{tail}")
+
+
+@dataclass
+class _Server:
+    workdir: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "server.log"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def _spawn(self, argv: list[str]) -> None:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
+        log.close()
+
+    def stop(self, *, kill: bool = False) -> None:
+        """Stop the server: SIGTERM and wait (clean), or SIGKILL (a crash)."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            if kill:
+                self.process.kill()
+            else:
+                self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        self.process = None
+        deadline = time.monotonic() + 5
+        while _port_open(self.port) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def restart(self, *, kill: bool = False) -> None:
+        self.stop(kill=kill)
+        self.start()
+
+
+@dataclass
+class Mosquitto(_Server):
+    """A real ``mosquitto`` broker with persistence on, so retained messages and queued QoS 1
+    messages of persistent sessions survive a restart, as on a production broker."""
+
+    extra_config: str = ""
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def _write_config(self) -> Path:
+        conf = self.workdir / "mosquitto.conf"
+        conf.write_text(
+            "\n".join(
+                [
+                    f"listener {self.port} 127.0.0.1",
+                    # started as root, mosquitto drops to the 'mosquitto' user, which cannot write
+                    # to our temp dir: stay the user who runs the tests
+                    f"user {getpass.getuser()}",
+                    "allow_anonymous true",
+                    "persistence true",
+                    f"persistence_location {self.workdir}/",
+                    "autosave_interval 1",
+                    "max_queued_messages 100000",
+                    "log_dest stdout",
+                    "log_type error",
+                    "log_type warning",
+                    "log_type notice",
+                    self.extra_config,
+                    "",
+                ]
+            )
+        )
+        return conf
+
+    def start(self) -> None:
+        if self.running:
+            return
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        self._spawn([binary, "-c", str(self._write_config())])
+        _wait(lambda: _port_open(self.port), 10, "mosquitto", self.log_path)
+
+
+@dataclass
+class Influxd(_Server):
+    """A real ``influxd`` (Debian's 1.6.7, or any 1.x) with its data in the work dir.
+
+    The v1 HTTP API it serves (``/write``, ``/query``, ``/ping``) is the one InfluxDB 2.x and 3.x
+    also serve, which is the only API PumpTwin uses.
+    """
+
+    rpc_port: int = field(default_factory=free_port)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _write_config(self) -> Path:
+        data = self.workdir / "data"
+        conf = self.workdir / "influxdb.conf"
+        conf.write_text(
+            f"""
+reporting-disabled = true
+bind-address = "127.0.0.1:{self.rpc_port}"
+
+[meta]
+  dir = "{data}/meta"
+
+[data]
+  dir = "{data}/data"
+  wal-dir = "{data}/wal"
+  query-log-enabled = false
+  wal-fsync-delay = "0s"
+
+[monitor]
+  store-enabled = false
+
+[http]
+  enabled = true
+  bind-address = "127.0.0.1:{self.port}"
+  log-enabled = false
+  max-body-size = 0
+
+[continuous_queries]
+  enabled = false
+
+[subscriber]
+  enabled = false
+"""
+        )
+        return conf
+
+    def _ping(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/ping", timeout=0.5) as resp:
+                return bool(resp.status == 204)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def start(self) -> None:
+        if self.running:
+            return
+        binary = shutil.which("influxd") or "/usr/bin/influxd"
+        self._spawn([binary, "-config", str(self._write_config())])
+        _wait(self._ping, 30, "influxd", self.log_path)
+
+    def query(self, q: str, db: str | None = None) -> dict[str, object]:
+        """Run InfluxQL through ``/query`` and return the decoded JSON (a test convenience)."""
+        import json
+        import urllib.parse
+
+        params = {"q": q}
+        if db:
+            params["db"] = db
+        data = urllib.parse.urlencode(params).encode()
+        with urllib.request.urlopen(f"{self.url}/query", data=data, timeout=10) as resp:
+            result: dict[str, object] = json.loads(resp.read())
+            return result
+
+
+@contextlib.contextmanager
+def running(server: _Server):  # type: ignore[no-untyped-def]
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
