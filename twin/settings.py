@@ -1,0 +1,63 @@
+"""One settings object (pydantic-settings), built once at start-up and passed down.
+
+Every value can come from a CLI flag, an environment variable with the ``PUMPTWIN_`` prefix
+(nested sections with ``__``: ``PUMPTWIN_INFLUX__URL``), or a ``.env`` file in the working
+directory, in that order of precedence. Secrets are ``SecretStr``: never printed, never logged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class MqttSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(
+        default=None,
+        description="mqtt://host:port (mqtts:// for TLS); unset: an embedded broker in the same process",
+    )
+    username: str | None = None
+    password: SecretStr | None = None
+    ca_file: Path | None = Field(default=None, description="CA certificate for mqtts://")
+    sites: list[str] = Field(default_factory=list, description="sites this twin owns; empty: all sites")
+
+
+class InfluxSettings(BaseModel):
+    """Where time series go. Any InfluxDB serving the v1 API: 1.x, 2.x (v1 compatibility), 3.x."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(default=None, description="http(s)://host:port; unset: points are spooled to disk only")
+    database: str = "pumptwin"
+    retention_policy: str | None = None
+    username: str | None = Field(default=None, description="InfluxDB 1.x user (2.x: any name with a token)")
+    password: SecretStr | None = None
+    token: SecretStr | None = Field(default=None, description="InfluxDB 2.x/3.x API token (sent as 'Token ...')")
+    batch_size: int = Field(default=5000, ge=1, le=100_000, description="points per write request, at most")
+    flush_interval_s: float = Field(default=1.0, gt=0, description="longest a point waits before it is written")
+    timeout_s: float = Field(default=10.0, gt=0)
+    gzip: bool = True
+    spool_dir: Path = Path("var/spool")
+    spool_max_bytes: int = Field(default=512 * 1024 * 1024, ge=1024 * 1024, description="disk the spool may use")
+
+
+class HttpSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="PUMPTWIN_", env_nested_delimiter="__", env_file=".env", extra="ignore"
+    )
+
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    influx: InfluxSettings = Field(default_factory=InfluxSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    data_dir: Path = Field(default=Path("var"), description="journal database, spool and other state")
