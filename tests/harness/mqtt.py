@@ -78,3 +78,36 @@ async def collecting(url: str, *filters: str, qos: int = 1, identifier: str | No
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+@contextlib.asynccontextmanager
+async def persistent_collecting(url: str, *filters: str, identifier: str) -> AsyncIterator[Collector]:
+    """Like :func:`collecting`, but with a persistent session (QoS 1) that reconnects when the broker
+    goes away, so messages published while it was away are delivered when it returns."""
+    host, port = hostname_port(url)
+    collector = Collector()
+    connected = asyncio.Event()
+
+    async def pump() -> None:
+        while True:
+            try:
+                async with aiomqtt.Client(
+                    host, port, identifier=identifier, clean_session=False, max_queued_incoming_messages=0
+                ) as client:
+                    for f in filters:
+                        await client.subscribe(f, qos=1)
+                    connected.set()
+                    async for message in client.messages:
+                        collector._add(message)
+            except aiomqtt.MqttError:
+                connected.clear()
+                await asyncio.sleep(0.2)
+
+    task = asyncio.create_task(pump(), name="persistent-collector")
+    await connected.wait()
+    try:
+        yield collector
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

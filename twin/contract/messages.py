@@ -58,6 +58,8 @@ DeviceId = Annotated[
 
 ShortText = Annotated[str, StringConstraints(max_length=200)]
 Volume = Annotated[float, Field(ge=0.0, le=1000.0)]
+TotalVolume = Annotated[float, Field(ge=0.0, le=1_000_000.0)]
+"""A running total over a pump's life (years at up to 24 mL/day)."""
 
 
 class WireModel(BaseModel):
@@ -218,8 +220,8 @@ class SimTruth(WireModel):
     """What only a simulator knows: the truth behind the pump's calculated figures."""
 
     reservoir_ml: Volume = Field(description="true volume in the reservoir")
-    delivered_to_patient_ml_total: Volume = Field(description="drug that reached the intrathecal space, mL")
-    lost_ml_total: Volume = Field(description="drug lost to tissue: catheter leak or pocket fill, mL")
+    delivered_to_patient_ml_total: TotalVolume = Field(description="drug that reached the intrathecal space, mL")
+    lost_ml_total: TotalVolume = Field(description="drug lost to tissue: catheter leak or pocket fill, mL")
     actual_concentration_mg_per_ml: float = Field(ge=0.0, le=100.0)
     actual_dose_mg_per_day: float = Field(ge=0.0, description="dose now reaching the patient, mg/day")
     catheter: CatheterState
@@ -272,7 +274,7 @@ class State(DeviceMessage):
     eri_at: AwareDatetime | None = Field(default=None, description="when the ERI was reached")
     eos_at: AwareDatetime | None = Field(default=None, description="end of service: reached or scheduled")
     active_alarms: list[AlarmCode] = Field(default_factory=list, max_length=len(AlarmCode))
-    delivered_ml_total: Volume = Field(description="volume the pump believes it has delivered since implant")
+    delivered_ml_total: TotalVolume = Field(description="volume the pump believes it has delivered since implant")
     last_refill: RefillRecord | None = None
     refill_reminder_at: AwareDatetime | None = Field(default=None, description="alarm clock for the next refill")
     patient_bolus: PatientBolusCounters | None = None
@@ -286,7 +288,7 @@ class Telemetry(DeviceMessage):
     reservoir_ml: Volume = Field(description="calculated reservoir volume, mL")
     current_rate_ml_per_day: float = Field(ge=0.0, description="flow now, bolus included, mL/day")
     dose_mg_per_day: float = Field(ge=0.0, description="programmed dose rate now: concentration × flow, mg/day")
-    delivered_ml_total: Volume = Field(description="calculated delivered volume since implant, mL")
+    delivered_ml_total: TotalVolume = Field(description="calculated delivered volume since implant, mL")
     battery_percent: float = Field(ge=0.0, le=100.0)
     motor: MotorState
     infusing: bool
@@ -434,7 +436,7 @@ class TelemetryLossFault(WireModel):
     duration_s: float = Field(gt=0.0, le=30 * 86400.0)
 
 
-Fault = Annotated[
+FaultModel = (
     CatheterOcclusionFault
     | CatheterLeakFault
     | MotorStallFault
@@ -444,9 +446,9 @@ Fault = Annotated[
     | PocketFillFault
     | WrongConcentrationFault
     | FlowErrorFault
-    | TelemetryLossFault,
-    Field(discriminator="fault"),
-]
+    | TelemetryLossFault
+)
+Fault = Annotated[FaultModel, Field(discriminator="fault")]
 
 FaultKind = Literal[
     "catheter_occlusion",

@@ -1,0 +1,350 @@
+"""Property tests of the pure pump model: conservation, non-negative volumes, alarms that follow
+their causes exactly, agreement with a naive stepping model, determinism."""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from twin.contract.alarms import AlarmCode
+from twin.contract.messages import (
+    BatteryDepletionFault,
+    BatteryStatus,
+    CatheterLeakFault,
+    CatheterOcclusionFault,
+    ClearFaultAction,
+    ClinicianBolusAction,
+    Drug,
+    FlexStep,
+    FlowErrorFault,
+    InfusionMode,
+    LowBatteryResetFault,
+    MemoryErrorFault,
+    MotorStallFault,
+    PatientBolusAction,
+    PatientBolusSettings,
+    PocketFillFault,
+    Program,
+    RefillAction,
+    ReprogramAction,
+    TelemetryLossFault,
+    WrongConcentrationFault,
+)
+from twin.sim.flow import SECONDS_PER_DAY
+from twin.sim.pump import AlarmChange, Effect, Pump, PumpConfig, PumpStart
+from twin.sim.reference import SteppedPump
+
+TOL = 1e-6
+
+rates = st.floats(min_value=0.048, max_value=3.0)
+patient_bolus = st.none() | st.builds(
+    PatientBolusSettings,
+    volume_ml=st.floats(min_value=0.005, max_value=0.2),
+    duration_minutes=st.floats(min_value=1, max_value=60),
+    lockout_minutes=st.floats(min_value=0, max_value=240),
+    max_per_day=st.integers(min_value=1, max_value=8),
+)
+
+
+@st.composite
+def programs(draw: st.DrawFn) -> Program:
+    mode = draw(
+        st.sampled_from(
+            [InfusionMode.CONTINUOUS, InfusionMode.FLEXIBLE, InfusionMode.MINIMUM_RATE, InfusionMode.STOPPED]
+        )
+    )
+    pb = draw(patient_bolus)
+    if mode is InfusionMode.CONTINUOUS:
+        return Program(mode=mode, rate_ml_per_day=draw(rates), patient_bolus=pb)
+    if mode is InfusionMode.FLEXIBLE:
+        starts = sorted(draw(st.sets(st.integers(min_value=0, max_value=1439), min_size=1, max_size=6)))
+        steps = [FlexStep(start_minute=m, rate_ml_per_day=draw(rates)) for m in starts]
+        return Program(mode=mode, steps=steps, patient_bolus=pb)
+    return Program(mode=mode, patient_bolus=pb)
+
+
+faults = st.one_of(
+    st.builds(CatheterOcclusionFault, fraction=st.floats(min_value=0.01, max_value=1.0)),
+    st.builds(CatheterLeakFault, fraction=st.floats(min_value=0.01, max_value=1.0)),
+    st.builds(FlowErrorFault, bias=st.floats(min_value=-0.5, max_value=0.5)),
+    st.builds(MotorStallFault, recover_after_s=st.none() | st.floats(min_value=0, max_value=5 * SECONDS_PER_DAY)),
+    st.just(MemoryErrorFault()),
+    st.just(LowBatteryResetFault()),
+    st.builds(BatteryDepletionFault, eos_after_days=st.floats(min_value=0, max_value=120)),
+    st.builds(PocketFillFault, fraction=st.floats(min_value=0.01, max_value=1.0)),
+    st.builds(WrongConcentrationFault, actual_concentration_mg_per_ml=st.floats(min_value=0.1, max_value=30)),
+    st.builds(TelemetryLossFault, duration_s=st.floats(min_value=1, max_value=3 * SECONDS_PER_DAY)),
+)
+fault_kinds = st.sampled_from(
+    [
+        "all",
+        "catheter_occlusion",
+        "catheter_leak",
+        "motor_stall",
+        "memory_error",
+        "low_battery_reset",
+        "battery_depletion",
+        "pocket_fill",
+        "wrong_concentration",
+        "flow_error",
+        "telemetry_loss",
+    ]
+)
+operations = st.one_of(
+    st.tuples(st.just("refill"), st.floats(min_value=0.5, max_value=20.0), st.floats(min_value=0.5, max_value=20.0)),
+    st.tuples(st.just("reprogram"), programs(), st.floats(min_value=0.5, max_value=5.0)),
+    st.tuples(
+        st.just("clinician_bolus"), st.floats(min_value=0.01, max_value=1.0), st.floats(min_value=1, max_value=600)
+    ),
+    st.tuples(st.just("patient_bolus")),
+    st.tuples(st.just("fault"), faults),
+    st.tuples(st.just("clear"), fault_kinds),
+    st.tuples(st.just("wait")),
+)
+steps = st.lists(st.tuples(st.floats(min_value=0, max_value=40 * SECONDS_PER_DAY), operations), max_size=25)
+
+
+@dataclass
+class Run:
+    pump: Pump
+    effects: list[Effect]
+
+
+def _start(program: Program, reservoir: float, threshold: float, battery: float) -> PumpStart:
+    return PumpStart(
+        drug=Drug.BACLOFEN,
+        concentration_mg_per_ml=2.0,
+        program=program,
+        reservoir_ml=reservoir,
+        low_reservoir_threshold_ml=threshold,
+        battery_percent=battery,
+    )
+
+
+def _apply(pump: Pump, t: float, op: tuple[object, ...]) -> list[Effect]:
+    kind = op[0]
+    if kind == "refill":
+        volume, conc = float(op[1]), float(op[2])  # type: ignore[arg-type]
+        return pump.refill(t, RefillAction(volume_ml=volume, drug=Drug.BACLOFEN, concentration_mg_per_ml=conc)).effects
+    if kind == "reprogram":
+        program, threshold = op[1], float(op[2])  # type: ignore[arg-type]
+        assert isinstance(program, Program)
+        return pump.reprogram(t, ReprogramAction(program=program, low_reservoir_threshold_ml=threshold)).effects
+    if kind == "clinician_bolus":
+        action = ClinicianBolusAction(volume_ml=float(op[1]), duration_minutes=float(op[2]))  # type: ignore[arg-type]
+        return pump.clinician_bolus(t, action).effects
+    if kind == "patient_bolus":
+        return pump.patient_bolus(t, PatientBolusAction()).effects
+    if kind == "fault":
+        return pump.inject_fault(t, op[1]).effects  # type: ignore[arg-type]
+    if kind == "clear":
+        return pump.clear_fault(t, ClearFaultAction(fault=op[1])).effects  # type: ignore[arg-type]
+    return []
+
+
+def _check_invariants(pump: Pump) -> None:
+    cfg = pump.config
+    # drug is conserved: filled = reservoir + patient + leaked + pocket + withdrawn
+    assert abs(pump.conservation_error_ml()) <= TOL * max(1.0, pump.filled_ml)
+    # no volume is ever negative, and the reservoir never overflows
+    for v in (
+        pump.reservoir_ml,
+        pump.true_reservoir_ml,
+        pump.to_patient_ml,
+        pump.leaked_ml,
+        pump.pocket_ml,
+        pump.withdrawn_ml,
+        pump.delivered_ml_total,
+    ):
+        assert v >= -TOL
+    assert pump.reservoir_ml <= cfg.reservoir_capacity_ml + TOL
+    assert pump.true_reservoir_ml <= cfg.reservoir_capacity_ml + TOL
+    # alarms are active exactly while their cause is
+    low = AlarmCode.RESERVOIR_LOW in pump.alarms
+    if pump.reservoir_ml < pump.low_threshold_ml - TOL:
+        assert low
+    if pump.reservoir_ml > pump.low_threshold_ml + TOL:
+        assert not low
+    empty = AlarmCode.RESERVOIR_EMPTY in pump.alarms
+    assert empty == (pump.reservoir_ml <= cfg.unusable_residual_ml + TOL)
+    assert (AlarmCode.BATTERY_ERI in pump.alarms) == (pump.battery_status is not BatteryStatus.OK)
+    assert (AlarmCode.BATTERY_EOS in pump.alarms) == (pump.battery_status is BatteryStatus.EOS)
+    assert (AlarmCode.MOTOR_STALL in pump.alarms) == pump.motor_stalled
+    assert (AlarmCode.MEMORY_ERROR in pump.alarms) == pump.memory_error
+    if AlarmCode.REFILL_REMINDER in pump.alarms:
+        assert pump.refill_reminder_at is not None
+        assert pump.refill_reminder_at <= pump.t + TOL
+    if pump.battery_status is BatteryStatus.OK:
+        assert pump.battery_percent >= cfg.battery.eri_percent - TOL
+
+
+def _run(program: Program, reservoir: float, threshold: float, battery: float, ops: list, seed: int) -> Run:
+    pump = Pump(PumpConfig(), _start(program, reservoir, threshold, battery), rng=random.Random(seed))
+    effects: list[Effect] = []
+    t = 0.0
+    for dt, op in ops:
+        t += dt
+        effects += pump.process_due(t)
+        _check_invariants(pump)
+        effects += _apply(pump, t, op)
+        _check_invariants(pump)
+    effects += pump.process_due(t + 30 * SECONDS_PER_DAY)
+    _check_invariants(pump)
+    return Run(pump, effects)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    program=programs(),
+    reservoir=st.floats(min_value=0.0, max_value=20.0),
+    threshold=st.floats(min_value=0.5, max_value=5.0),
+    battery=st.floats(min_value=10.5, max_value=100.0),
+    ops=steps,
+    seed=st.integers(min_value=0, max_value=2**32),
+)
+def test_conservation_non_negative_volumes_and_alarm_consistency(
+    program: Program, reservoir: float, threshold: float, battery: float, ops: list, seed: int
+) -> None:
+    run = _run(program, reservoir, threshold, battery, ops, seed)
+    # every raise is followed by at most one clear of the same alarm id, never the other way round
+    state: dict[str, bool] = {}
+    for e in run.effects:
+        if isinstance(e, AlarmChange):
+            assert state.get(e.alarm_id, False) != e.raised, f"{e.alarm_id} {'raised' if e.raised else 'cleared'} twice"
+            state[e.alarm_id] = e.raised
+            assert e.raised or e.at >= e.raised_at
+
+
+@settings(max_examples=50, deadline=None)
+@given(program=programs(), ops=steps, seed=st.integers(min_value=0, max_value=2**32))
+def test_same_seed_same_event_log(program: Program, ops: list, seed: int) -> None:
+    first = _run(program, 15.0, 2.0, 80.0, ops, seed)
+    second = _run(program, 15.0, 2.0, 80.0, ops, seed)
+    assert first.effects == second.effects
+    assert first.pump.true_reservoir_ml == second.pump.true_reservoir_ml
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    program=programs().filter(lambda p: p.mode is not InfusionMode.STOPPED),
+    reservoir=st.floats(min_value=3.0, max_value=20.0),
+    threshold=st.floats(min_value=0.5, max_value=2.5),
+    battery=st.floats(min_value=10.5, max_value=11.5),
+    day_origin_min=st.integers(min_value=-1439, max_value=0),
+)
+def test_crossing_times_agree_with_a_naive_one_minute_stepper(
+    program: Program, reservoir: float, threshold: float, battery: float, day_origin_min: int
+) -> None:
+    """Low reservoir, empty and ERI are raised when a one-minute stepping model sees them, to within a step."""
+    origin = day_origin_min * 60.0
+    pump = Pump(PumpConfig(), _start(program, reservoir, threshold, battery), rng=random.Random(1), day_origin_s=origin)
+    horizon = 45 * SECONDS_PER_DAY
+    raised = {e.code.value: e.at for e in pump.process_due(horizon) if isinstance(e, AlarmChange) and e.raised}
+    naive = SteppedPump(program, reservoir, threshold, pump.config.unusable_residual_ml, battery, day_origin_s=origin)
+    step, t = 60.0, 0.0
+    while t < horizon:
+        naive.step(t, step)
+        t += step
+    expected = {kind: when for when, kind in naive.log}
+    for code in ("reservoir_low", "reservoir_empty", "battery_eri"):
+        if code in expected and expected[code] < horizon - step:
+            assert code in raised, f"{code} seen by the stepper at {expected[code]} but never raised"
+            assert expected[code] - step - 1e-6 <= raised[code] <= expected[code] + 1e-6, (
+                code,
+                raised[code],
+                expected[code],
+            )
+        elif code in raised and raised[code] < horizon - step:
+            raise AssertionError(f"{code} raised at {raised[code]} but the stepper never saw it")
+
+
+def test_occlusion_leaves_more_residual_than_expected_and_leak_less_reaches_patient() -> None:
+    program = Program(mode=InfusionMode.CONTINUOUS, rate_ml_per_day=0.5)
+    occluded = Pump(PumpConfig(flow_bias_sd=0.0), _start(program, 20.0, 2.0, 90.0), rng=random.Random(0))
+    occluded.inject_fault(0.0, CatheterOcclusionFault(fraction=1.0))
+    occluded.process_due(20 * SECONDS_PER_DAY)
+    outcome = occluded.refill(
+        20 * SECONDS_PER_DAY, RefillAction(volume_ml=20, drug=Drug.BACLOFEN, concentration_mg_per_ml=2)
+    )
+    assert outcome.details["expected_residual_ml"] == 10.0
+    assert outcome.details["measured_residual_ml"] == 20.0  # nothing left the pump
+    assert occluded.to_patient_ml == 0.0
+
+    leaking = Pump(
+        PumpConfig(flow_bias_sd=0.0, inherent_flow_bias=0.0), _start(program, 20.0, 2.0, 90.0), rng=random.Random(0)
+    )
+    leaking.inject_fault(0.0, CatheterLeakFault(fraction=1.0))
+    leaking.process_due(10 * SECONDS_PER_DAY)
+    assert math.isclose(leaking.leaked_ml, 5.0)
+    assert leaking.to_patient_ml == 0.0
+    assert math.isclose(leaking.reservoir_ml, leaking.true_reservoir_ml)  # the pump cannot tell
+
+
+def test_pocket_fill_under_fills_and_empties_early() -> None:
+    program = Program(mode=InfusionMode.CONTINUOUS, rate_ml_per_day=1.0)
+    pump = Pump(
+        PumpConfig(flow_bias_sd=0.0, inherent_flow_bias=0.0), _start(program, 2.5, 2.0, 90.0), rng=random.Random(0)
+    )
+    pump.inject_fault(0.0, PocketFillFault(fraction=0.5))
+    pump.refill(0.0, RefillAction(volume_ml=20, drug=Drug.MORPHINE, concentration_mg_per_ml=10))
+    assert pump.pocket_ml == 10.0
+    assert pump.reservoir_ml == 20.0  # the pump believes the entered volume
+    effects = pump.process_due(15 * SECONDS_PER_DAY)
+    stopped = [e for e in effects if getattr(e, "kind", None) == "delivery_stopped"]
+    assert stopped, "the truth runs dry long before the pump's calculated empty date"
+    assert stopped[0].at < 10 * SECONDS_PER_DAY
+    assert AlarmCode.RESERVOIR_EMPTY not in pump.alarms
+
+
+def test_patient_bolus_lockout_and_daily_maximum() -> None:
+    settings_ = PatientBolusSettings(volume_ml=0.01, duration_minutes=10, lockout_minutes=60, max_per_day=2)
+    program = Program(mode=InfusionMode.CONTINUOUS, rate_ml_per_day=0.5, patient_bolus=settings_)
+    pump = Pump(PumpConfig(), _start(program, 20.0, 2.0, 90.0), rng=random.Random(0))
+    assert pump.patient_bolus(0.0, PatientBolusAction()).applied
+    pump.process_due(1800.0)
+    refused = pump.patient_bolus(1800.0, PatientBolusAction())
+    assert not refused.applied
+    assert "lockout" in (refused.reason or "")
+    pump.process_due(3700.0)
+    assert pump.patient_bolus(3700.0, PatientBolusAction()).applied
+    pump.process_due(8000.0)
+    capped = pump.patient_bolus(8000.0, PatientBolusAction())
+    assert "daily maximum" in (capped.reason or "")
+    pump.process_due(SECONDS_PER_DAY + 1.0)
+    assert pump.patient_bolus(SECONDS_PER_DAY + 1.0, PatientBolusAction()).applied
+    assert pump.patient_bolus_refused == 2
+
+
+def test_motor_stall_stops_delivery_and_recovers() -> None:
+    program = Program(mode=InfusionMode.CONTINUOUS, rate_ml_per_day=1.0)
+    pump = Pump(PumpConfig(), _start(program, 20.0, 2.0, 90.0), rng=random.Random(0))
+    pump.inject_fault(0.0, MotorStallFault(cause="mri", recover_after_s=6 * 3600))
+    assert AlarmCode.MOTOR_STALL in pump.alarms
+    assert pump.next_event()[0] == 6 * 3600
+    effects = pump.process_due(7 * 3600)
+    assert pump.reservoir_ml == 20.0 - 1.0 * 3600 / SECONDS_PER_DAY  # only the hour after recovery
+    assert [e.raised for e in effects if isinstance(e, AlarmChange)] == [False]
+
+
+def test_eri_then_end_of_service_after_90_days() -> None:
+    program = Program(mode=InfusionMode.CONTINUOUS, rate_ml_per_day=0.3)
+    pump = Pump(PumpConfig(), _start(program, 20.0, 2.0, 10.2), rng=random.Random(0))
+    effects = pump.process_due(200 * SECONDS_PER_DAY)
+    raised = {e.code: e.at for e in effects if isinstance(e, AlarmChange) and e.raised}
+    days_to_eri = pump.config.battery.days_to_eri(10.2, 0.3)
+    assert math.isclose(raised[AlarmCode.BATTERY_ERI], days_to_eri * SECONDS_PER_DAY, rel_tol=1e-9)
+    assert math.isclose(raised[AlarmCode.BATTERY_EOS] - raised[AlarmCode.BATTERY_ERI], 90 * SECONDS_PER_DAY)
+    assert not pump.infusing
+
+
+def test_battery_life_matches_the_domain_figures() -> None:
+    from twin.sim.pump import BatteryModel
+
+    model = BatteryModel()
+    assert 5.5 <= model.days_to_eri(100, 0.3) / 365 <= 6.5  # about 6 years at a typical rate
+    assert 4.0 <= model.days_to_eri(100, 1.0) / 365 <= 5.0  # faster at high flow
+    assert model.days_to_eri(100, 0.048) / 365 <= 7.0  # never more than about 7 years

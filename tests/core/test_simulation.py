@@ -1,0 +1,224 @@
+"""The SimPy fleet and the device layer, without any I/O."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from twin.contract.alarms import AlarmCode
+from twin.contract.codec import decode_device_message, encode
+from twin.contract.messages import (
+    AlarmEvent,
+    AlarmEventType,
+    Birth,
+    ClearFaultAction,
+    Command,
+    CommandResult,
+    CommandStatus,
+    DeviceMessage,
+    Drug,
+    InfusionMode,
+    InjectFaultAction,
+    MotorStallFault,
+    Program,
+    RebirthAction,
+    RefillAction,
+    ReprogramAction,
+    State,
+    Telemetry,
+    TelemetryLossFault,
+)
+from twin.contract.topics import TopicAddress
+from twin.sim.device import Outgoing, SimulatedDevice
+from twin.sim.fleet import FleetFile, PumpSpec, generate_fleet
+from twin.sim.simulation import FleetSimulation
+
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+DAY = 86400.0
+
+
+class Log:
+    """A sink that keeps every message with its device and time."""
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[str, Outgoing, float]] = []
+
+    def __call__(self, device: SimulatedDevice, outgoing: Outgoing, t: float) -> None:
+        self.entries.append((device.device_id, outgoing, t))
+
+    def of(self, kind: type, device_id: str | None = None) -> list:
+        return [o.message for d, o, _ in self.entries if isinstance(o.message, kind) and device_id in (None, d)]
+
+
+def _sim(specs: list[PumpSpec], log: Log, **kwargs: object) -> FleetSimulation:
+    sim = FleetSimulation(specs, epoch=EPOCH, seed=3, sink=log, **kwargs)  # type: ignore[arg-type]
+    sim.open_sessions(1)
+    return sim
+
+
+def _spec(**changes: object) -> PumpSpec:
+    base = {
+        "device_id": "p1",
+        "site": "s1",
+        "drug": Drug.BACLOFEN,
+        "concentration_mg_per_ml": 2.0,
+        "program": Program(mode=InfusionMode.CONTINUOUS, rate_ml_per_day=1.0),
+        "reservoir_ml": 5.0,
+        "battery_percent": 80.0,
+    }
+    return PumpSpec.model_validate(base | changes)
+
+
+def _command(action: object, command_id: str = "c1", device_id: str = "p1", **kw: object) -> Command:
+    return Command(
+        command_id=command_id,
+        device_id=device_id,
+        issued_at=EPOCH,
+        actor="test",
+        action=action,  # type: ignore[arg-type]
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def test_every_message_is_valid_on_the_wire_and_numbered_in_order() -> None:
+    log = Log()
+    sim = _sim(generate_fleet(30, seed=5, start=EPOCH), log, telemetry_interval_s=3600, random_faults=True)
+    sim.run(60 * DAY)
+    last: dict[str, tuple[int, int]] = {}
+    for device_id, outgoing, _ in log.entries:
+        decoded = decode_device_message(
+            TopicAddress(sim.sites[device_id], device_id, outgoing.channel), encode(outgoing.message)
+        )
+        assert decoded == outgoing.message
+        assert isinstance(decoded, DeviceMessage)
+        if outgoing.channel.value == "status":
+            continue
+        key = (decoded.session, decoded.seq)
+        assert key > last.get(device_id, (-1, -1)), f"{device_id} seq went backwards"
+        if device_id in last and last[device_id][0] == decoded.session:
+            assert decoded.seq == last[device_id][1] + 1, "no gaps within a session"
+        last[device_id] = key
+    kinds = Counter(type(o.message).__name__ for _, o, _ in log.entries)
+    assert kinds["Birth"] == 30
+    assert kinds["Telemetry"] >= 30 * 24 * 59
+    assert kinds["AlarmEvent"] > 0
+
+
+def test_same_seed_gives_the_same_event_log() -> None:
+    def run() -> list[bytes]:
+        log = Log()
+        sim = _sim(generate_fleet(25, seed=9, start=EPOCH), log, telemetry_interval_s=6 * 3600, random_faults=True)
+        sim.run(120 * DAY)
+        return [encode(o.message) for _, o, _ in log.entries]
+
+    first, second = run(), run()
+    assert first == second
+    assert len(first) > 1000
+
+
+def test_generated_fleet_is_realistic_and_reproducible() -> None:
+    fleet = generate_fleet(200, seed=1, start=EPOCH)
+    assert fleet == generate_fleet(200, seed=1, start=EPOCH)
+    assert fleet != generate_fleet(200, seed=2, start=EPOCH)
+    assert len({p.site for p in fleet}) == 8
+    drugs = Counter(p.drug for p in fleet)
+    assert drugs[Drug.BACLOFEN] > drugs[Drug.ZICONOTIDE]
+    for p in fleet:
+        assert 0.048 <= p.mean_rate_ml_per_day <= 1.6
+        assert p.low_reservoir_threshold_ml < p.reservoir_ml <= p.reservoir_capacity_ml
+        assert p.implant_date is not None
+        assert p.implant_date <= EPOCH
+    assert any(p.program.mode is InfusionMode.FLEXIBLE for p in fleet)
+    assert any(p.program.patient_bolus is not None for p in fleet)
+    assert any(not p.audible_alarms for p in fleet)
+    FleetFile(pumps=fleet)  # a generated fleet is a valid fleet file
+
+
+def test_clinic_refills_after_the_low_reservoir_alarm() -> None:
+    log = Log()
+    sim = _sim([_spec(reservoir_ml=3.0)], log)
+    sim.run(40 * DAY)
+    raised = [a for a in log.of(AlarmEvent) if a.event is AlarmEventType.RAISED and a.code is AlarmCode.RESERVOIR_LOW]
+    assert raised, "the low-reservoir alarm fired"
+    refilled = [s for s in log.of(State) if s.last_refill is not None]
+    assert refilled
+    first = refilled[0].last_refill
+    assert first is not None
+    delay = (first.at - raised[0].raised_at).total_seconds() / DAY
+    assert 1.0 <= delay <= 7.0
+    assert sim.refills_done >= 1
+
+
+def test_commands_apply_once_and_repeat_as_replay() -> None:
+    log = Log()
+    sim = _sim([_spec()], log)
+    sim.run(DAY)
+    refill = _command(RefillAction(volume_ml=18.0, drug=Drug.BACLOFEN, concentration_mg_per_ml=2.0))
+    sim.command("p1", refill)
+    sim.command("p1", refill)
+    results = log.of(CommandResult)
+    assert [r.status for r in results] == [CommandStatus.APPLIED, CommandStatus.APPLIED]
+    assert [r.replay for r in results] == [False, True]
+    states = log.of(State)
+    assert states[-1].reservoir_ml == 18.0
+    assert sum(1 for s in states if s.last_refill is not None) == 1  # applied once
+
+
+def test_expired_and_impossible_commands_are_rejected_with_a_reason() -> None:
+    log = Log()
+    sim = _sim([_spec()], log)
+    sim.run(DAY)
+    sim.command("p1", _command(RebirthAction(), "old", expires_at=EPOCH + timedelta(hours=1)))
+    sim.command("p1", _command(RefillAction(volume_ml=40.0, drug=Drug.BACLOFEN, concentration_mg_per_ml=2.0), "big"))
+    first, second = log.of(CommandResult)
+    assert first.status is CommandStatus.REJECTED
+    assert "expired" in (first.reason or "")
+    assert second.status is CommandStatus.REJECTED
+    assert "exceeds" in (second.reason or "")
+
+
+def test_reprogram_and_rebirth() -> None:
+    log = Log()
+    sim = _sim([_spec()], log)
+    sim.run(DAY)
+    program = Program(mode=InfusionMode.CONTINUOUS, rate_ml_per_day=0.25)
+    sim.command("p1", _command(ReprogramAction(program=program), "r1"))
+    assert log.of(State)[-1].program == program
+    births_before = len(log.of(Birth))
+    sim.command("p1", _command(RebirthAction(), "rb"))
+    births = log.of(Birth)
+    assert len(births) == births_before + 1
+    assert births[-1].session == births[0].session
+    assert births[-1].seq > births[0].seq  # a rebirth continues the session's numbering
+
+
+def test_telemetry_loss_holds_messages_and_commands_until_the_radio_returns() -> None:
+    log = Log()
+    sim = _sim([_spec()], log, telemetry_interval_s=600)
+    sim.run(DAY)
+    sim.command("p1", _command(InjectFaultAction(fault=TelemetryLossFault(duration_s=6 * 3600)), "loss"))
+    silenced_at = len(log.entries)
+    sim.command("p1", _command(InjectFaultAction(fault=MotorStallFault()), "stall"))
+    sim.run(DAY + 5 * 3600)
+    assert len(log.entries) == silenced_at, "nothing is published while the radio is down"
+    sim.run(DAY + 7 * 3600)
+    after = [o.message for _, o, _ in log.entries[silenced_at:]]
+    assert any(isinstance(m, CommandResult) and m.command_id == "stall" for m in after)
+    assert any(isinstance(m, AlarmEvent) and m.code is AlarmCode.MOTOR_STALL for m in after)
+    gap = [m for m in after if isinstance(m, Telemetry)]
+    assert gap
+    assert (gap[0].device_time - EPOCH).total_seconds() >= DAY + 6 * 3600 - 600
+    sim.command("p1", _command(ClearFaultAction(fault="all"), "clear"))
+    assert AlarmCode.MOTOR_STALL not in sim.devices["p1"].pump.alarms
+
+
+@pytest.mark.parametrize("silent", [False, True])
+def test_prometra_pumps_have_no_audible_alarms(silent: bool) -> None:
+    log = Log()
+    sim = _sim([_spec(audible_alarms=not silent, reservoir_ml=2.5)], log, clinic_refills=False)
+    sim.run(5 * DAY)
+    alarms = log.of(AlarmEvent)
+    assert bool(alarms) is not silent
+    assert log.of(Birth)[0].audible_alarms is not silent

@@ -1,0 +1,888 @@
+"""The pure model of one implanted programmable pump (SynchroMed II class).
+
+Two tanks run side by side:
+
+* the pump's **belief**: its *calculated* reservoir volume, falling at the programmed rate
+  while the motor turns (this is all a real pump knows and reports);
+* the **truth**: the volume really in the reservoir, and where the drug really went. The true
+  outflow is the motor's flow × (1 + flow bias) × (1 − catheter occlusion); of it, the share
+  ``catheter leak`` goes to tissue instead of the intrathecal space. A pocket fill puts part of a
+  refill into the subcutaneous pocket instead of the reservoir.
+
+Drug is conserved exactly: ``filled_ml = reservoir_true_ml + to_patient_ml + leaked_ml +
+pocket_ml + withdrawn_ml`` (volumes only move between these buckets).
+
+Between events every flow is piecewise constant, so the model computes *when* the next threshold
+is crossed (low reservoir, empty, the truth running dry, the battery's ERI) instead of stepping
+the clock. :meth:`Pump.next_event` says what happens next and when; :meth:`Pump.process_due`
+applies everything due; commands (refill, reprogram, boluses, faults) apply at a given time.
+Every method that changes the pump returns the :class:`AlarmChange` / :class:`ClinicalEvent`
+effects it caused, in order.
+
+Pure: no I/O, no clock (time is an argument, seconds of simulation time), no global RNG
+(a seeded :class:`random.Random` is passed in).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import deque
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Final, assert_never
+
+from twin.contract.alarms import ALARM_CATALOGUE, AlarmCode
+from twin.contract.messages import (
+    MIN_RATE_ML_PER_DAY,
+    BatteryDepletionFault,
+    BatteryStatus,
+    CatheterLeakFault,
+    CatheterOcclusionFault,
+    CatheterState,
+    ClearFaultAction,
+    ClinicianBolusAction,
+    Drug,
+    FaultModel,
+    FlexStep,
+    FlowErrorFault,
+    InfusionMode,
+    LowBatteryResetFault,
+    MemoryErrorFault,
+    MotorStallFault,
+    MotorState,
+    PatientBolusAction,
+    PocketFillFault,
+    Program,
+    RefillAction,
+    ReprogramAction,
+    StopReason,
+    TelemetryLossFault,
+    WrongConcentrationFault,
+)
+from twin.sim.flow import SECONDS_PER_DAY, DailySchedule, Flow, Overlay
+
+# ------------------------------------------------------------------------------------- constants
+
+UNUSABLE_RESIDUAL_ML: Final = 0.3
+"""Volume left in the reservoir when the pump reports empty ('a few tenths of a mL', DOMAIN.md)."""
+
+DEFAULT_LOW_RESERVOIR_THRESHOLD_ML: Final = 2.0
+"""Programmable low-reservoir alarm threshold; 2 mL is the usual setting (DOMAIN.md)."""
+
+MEAN_FLOW_BIAS: Final = 0.01
+"""Pumps in clinic deliver about 1 % more than programmed (Wesemann 2014, DOMAIN-RESEARCH §7)."""
+
+FLOW_BIAS_SD_PER_REFILL: Final = 0.025
+"""Per-refill spread of the flow error, about ±2.5 % (an assumption fitted to the same study)."""
+
+ERI_PERCENT: Final = 10.0
+"""Battery percentage at which the elective replacement indicator is raised."""
+
+ERI_TO_EOS_DAYS: Final = 90.0
+"""The pump stops 90 days after ERI (Medtronic, DOMAIN-RESEARCH §1.3)."""
+
+BATTERY_BASE_PERCENT_PER_DAY: Final = 0.0352
+"""Battery drain with the motor idle. With :data:`BATTERY_PERCENT_PER_ML` this gives about 6 years
+to ERI at 0.3 mL/day, 4.5 years at 1 mL/day and 6.8 years at the minimum rate (DOMAIN.md:
+about 6 years, 4.5–7, higher flow drains faster)."""
+
+BATTERY_PERCENT_PER_ML: Final = 0.01956
+"""Battery drain per mL the motor pushes (boluses included)."""
+
+PATIENT_BOLUS_WINDOW_S: Final = SECONDS_PER_DAY
+"""Patient-bolus daily maximum counts activations in a rolling 24 h."""
+
+_EPS_ML: Final = 1e-9
+
+
+class EventKind(StrEnum):
+    """What :meth:`Pump.next_event` can schedule."""
+
+    RESERVOIR_LOW = "reservoir_low"
+    RESERVOIR_EMPTY = "reservoir_empty"
+    TRUTH_DRY = "truth_dry"
+    BATTERY_ERI = "battery_eri"
+    BATTERY_EOS = "battery_eos"
+    BOLUS_END = "bolus_end"
+    STALL_RECOVERY = "stall_recovery"
+    REFILL_REMINDER = "refill_reminder"
+    RADIO_BACK = "radio_back"
+    NONE = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmChange:
+    """A device alarm was raised or cleared at ``at`` (seconds)."""
+
+    code: AlarmCode
+    raised: bool
+    alarm_id: str
+    raised_at: float
+    at: float
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClinicalEvent:
+    """Something that matters to the patient or the event log but is not an alarm."""
+
+    kind: str  # e.g. delivery_stopped, delivery_resumed, bolus_refused, pocket_fill, refill, reprogram
+    at: float
+    detail: str = ""
+
+
+Effect = AlarmChange | ClinicalEvent
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """Result of a command: applied or rejected (with a reason), details and effects."""
+
+    applied: bool
+    reason: str | None = None
+    details: dict[str, float | int | str | bool | None] = field(default_factory=dict)
+    effects: list[Effect] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class BatteryModel:
+    """Battery drain: ``base_percent_per_day`` plus ``percent_per_ml`` of what the motor pushes."""
+
+    base_percent_per_day: float = BATTERY_BASE_PERCENT_PER_DAY
+    percent_per_ml: float = BATTERY_PERCENT_PER_ML
+    eri_percent: float = ERI_PERCENT
+    eri_to_eos_days: float = ERI_TO_EOS_DAYS
+
+    def days_to_eri(self, percent: float, rate_ml_per_day: float) -> float:
+        """Days from ``percent`` to ERI at a constant flow."""
+        drain = self.base_percent_per_day + self.percent_per_ml * rate_ml_per_day
+        return max(0.0, percent - self.eri_percent) / drain
+
+
+@dataclass(frozen=True, slots=True)
+class PumpConfig:
+    """Fixed properties of one implanted pump."""
+
+    reservoir_capacity_ml: float = 20.0
+    catheter_volume_ml: float = 0.25
+    unusable_residual_ml: float = UNUSABLE_RESIDUAL_ML
+    battery: BatteryModel = BatteryModel()
+    inherent_flow_bias: float = MEAN_FLOW_BIAS
+    flow_bias_sd: float = FLOW_BIAS_SD_PER_REFILL
+    audible_alarms: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class PumpStart:
+    """Where a pump stands when the simulation starts."""
+
+    drug: Drug
+    concentration_mg_per_ml: float
+    program: Program
+    reservoir_ml: float
+    low_reservoir_threshold_ml: float = DEFAULT_LOW_RESERVOIR_THRESHOLD_ML
+    battery_percent: float = 100.0
+    delivered_ml_total: float = 0.0
+    refill_reminder_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """What the pump (and the truth behind it) looks like at one instant."""
+
+    at: float
+    reservoir_ml: float
+    delivered_ml_total: float
+    current_rate_ml_per_day: float
+    dose_mg_per_day: float
+    battery_percent: float
+    motor: MotorState
+    infusing: bool
+    true_reservoir_ml: float
+    to_patient_ml: float
+    lost_ml: float
+    actual_concentration_mg_per_ml: float
+    actual_dose_mg_per_day: float
+    catheter: CatheterState
+
+
+@dataclass(frozen=True, slots=True)
+class RefillLog:
+    """The last refill as the pump logged it: expected (calculated) vs measured residual."""
+
+    at: float
+    expected_residual_ml: float
+    measured_residual_ml: float
+    volume_added_ml: float
+    drug: Drug
+    concentration_mg_per_ml: float
+
+
+@dataclass(slots=True)
+class _ActiveAlarm:
+    alarm_id: str
+    raised_at: float
+
+
+@dataclass(slots=True)
+class _Bolus:
+    source: str  # clinician | patient
+    volume_ml: float
+    start: float
+    end: float
+
+    @property
+    def rate_ml_per_s(self) -> float:
+        return self.volume_ml / (self.end - self.start)
+
+
+def schedule_of(program: Program, day_origin_s: float) -> DailySchedule:
+    """The program's flow as a daily schedule in mL per second."""
+    per_s = 1.0 / SECONDS_PER_DAY
+    if program.mode is InfusionMode.CONTINUOUS:
+        assert program.rate_ml_per_day is not None
+        return DailySchedule.constant(program.rate_ml_per_day * per_s, day_origin_s)
+    if program.mode is InfusionMode.FLEXIBLE:
+        return DailySchedule(
+            tuple(s.start_minute * 60.0 for s in program.steps),
+            tuple(s.rate_ml_per_day * per_s for s in program.steps),
+            day_origin_s,
+        )
+    if program.mode is InfusionMode.MINIMUM_RATE:
+        return DailySchedule.constant(MIN_RATE_ML_PER_DAY * per_s, day_origin_s)
+    return DailySchedule.constant(0.0, day_origin_s)
+
+
+MINIMUM_RATE_PROGRAM: Final = Program(mode=InfusionMode.MINIMUM_RATE)
+
+
+class Pump:
+    """One pump: its belief, the truth, its alarms. See the module docstring."""
+
+    def __init__(
+        self,
+        config: PumpConfig,
+        start: PumpStart,
+        *,
+        rng: random.Random,
+        t0: float = 0.0,
+        day_origin_s: float = 0.0,
+    ) -> None:
+        if start.reservoir_ml > config.reservoir_capacity_ml:
+            raise ValueError("initial reservoir volume exceeds the capacity")
+        self.config = config
+        self._rng = rng
+        self._day_origin = day_origin_s
+        self.t = t0
+        # programming
+        self.drug = start.drug
+        self.concentration_mg_per_ml = start.concentration_mg_per_ml
+        self.program = start.program
+        self.low_threshold_ml = start.low_reservoir_threshold_ml
+        self.program_changed_at: float | None = None
+        self._schedule = schedule_of(start.program, day_origin_s)
+        # belief
+        self.reservoir_ml = start.reservoir_ml
+        self.delivered_ml_total = start.delivered_ml_total
+        self._belief_empty = False
+        # truth
+        self.true_reservoir_ml = start.reservoir_ml
+        self.actual_concentration_mg_per_ml = start.concentration_mg_per_ml
+        self.filled_ml = start.reservoir_ml  # everything ever put in (initial contents included)
+        self.to_patient_ml = 0.0
+        self.leaked_ml = 0.0
+        self.pocket_ml = 0.0
+        self.withdrawn_ml = 0.0
+        self._truth_dry = False
+        self.flow_bias = self._draw_bias()
+        # hardware
+        self.battery_percent = start.battery_percent
+        self.battery_status = BatteryStatus.OK
+        self.eri_at: float | None = None
+        self.eos_at: float | None = None
+        self.motor_stalled = False
+        self.stall_recover_at: float | None = None
+        self.memory_error = False
+        # faults (simulation only)
+        self.occlusion = 0.0
+        self.leak = 0.0
+        self.fault_bias = 0.0
+        self.armed_pocket_fill = 0.0
+        self.armed_concentration: float | None = None
+        self.radio_silent_until: float | None = None
+        self._saved_program_before_reset: Program | None = None
+        self._saved_battery_before_depletion: tuple[float, BatteryStatus, float | None, float | None] | None = None
+        # boluses
+        self.bolus: _Bolus | None = None
+        self._patient_bolus_times: deque[float] = deque()
+        self.patient_bolus_refused = 0
+        # refills and reminders
+        self.refill_reminder_at = start.refill_reminder_at
+        self.last_refill: RefillLog | None = None
+        # alarms
+        self.alarms: dict[AlarmCode, _ActiveAlarm] = {}
+        self._alarm_counter = 0
+        if self.battery_percent <= config.battery.eri_percent:
+            raise ValueError("a pump cannot start at or below ERI; inject battery_depletion instead")
+        self._initial_effects = self._sync_reservoir_alarms(t0)
+
+    # ------------------------------------------------------------------------------ derived state
+
+    @property
+    def motor(self) -> MotorState:
+        if self.motor_stalled:
+            return MotorState.STALLED
+        return MotorState.RUNNING if self._motor_commanded else MotorState.STOPPED
+
+    @property
+    def _motor_commanded(self) -> bool:
+        return not (
+            self.program.mode is InfusionMode.STOPPED or self.memory_error or self.battery_status is BatteryStatus.EOS
+        )
+
+    @property
+    def motor_running(self) -> bool:
+        return self._motor_commanded and not self.motor_stalled
+
+    @property
+    def infusing(self) -> bool:
+        """True when the pump believes it is delivering drug."""
+        return self.motor_running and not self._belief_empty
+
+    @property
+    def stop_reason(self) -> StopReason | None:
+        if self.battery_status is BatteryStatus.EOS:
+            return StopReason.END_OF_SERVICE
+        if self.memory_error:
+            return StopReason.MEMORY_ERROR
+        if self.motor_stalled:
+            return StopReason.MOTOR_STALL
+        if self.program.mode is InfusionMode.STOPPED:
+            return StopReason.PROGRAMMED
+        return None
+
+    @property
+    def truth_multiplier(self) -> float:
+        """True reservoir outflow per mL the motor pushes."""
+        return max(0.0, 1.0 + self.flow_bias + self.fault_bias) * (1.0 - self.occlusion)
+
+    @property
+    def catheter(self) -> CatheterState:
+        if self.leak >= 1.0:
+            return CatheterState.DISCONNECTED
+        if self.leak > 0.0:
+            return CatheterState.LEAKING
+        if self.occlusion >= 1.0:
+            return CatheterState.OCCLUDED
+        if self.occlusion > 0.0:
+            return CatheterState.PARTIALLY_OCCLUDED
+        return CatheterState.PATENT
+
+    def motor_flow(self) -> Flow | None:
+        """What the motor pushes (mL/s) from now on, or None when it is not turning."""
+        if not self.motor_running:
+            return None
+        overlay = None
+        if self.bolus is not None:
+            overlay = Overlay(self.bolus.start, self.bolus.end, self.bolus.rate_ml_per_s)
+        return Flow(self._schedule, overlay)
+
+    def _battery_flow(self, motor: Flow | None) -> Flow:
+        model = self.config.battery
+        base = model.base_percent_per_day / SECONDS_PER_DAY
+        if motor is None:
+            return Flow(DailySchedule.constant(base, self._day_origin))
+        k = model.percent_per_ml
+        overlay = motor.overlay
+        return Flow(
+            motor.base.scaled(k, base),
+            Overlay(overlay.start, overlay.end, overlay.rate * k) if overlay else None,
+        )
+
+    def current_rate_ml_per_day(self, t: float) -> float:
+        motor = self.motor_flow()
+        if motor is None or self._belief_empty:
+            return 0.0
+        return motor.rate_at(t) * SECONDS_PER_DAY
+
+    def battery_percent_at(self, t: float) -> float:
+        if self.battery_status is BatteryStatus.EOS:
+            return 0.0
+        if self.battery_status is BatteryStatus.ERI:
+            assert self.eri_at is not None
+            assert self.eos_at is not None
+            span = self.eos_at - self.eri_at
+            left = (self.eos_at - t) / span if span > 0 else 0.0
+            return max(0.0, min(self.config.battery.eri_percent, self.config.battery.eri_percent * left))
+        return self.battery_percent
+
+    # --------------------------------------------------------------------------------- the clock
+
+    def _project(self, t: float) -> tuple[float, float, float, float, float, float, float]:
+        """(reservoir, delivered, true reservoir, to patient, leaked, battery, motor amount) at ``t``."""
+        dt = t - self.t
+        motor = self.motor_flow()
+        moved = motor.amount_between(self.t, t) if motor is not None and dt > 0 else 0.0
+        reservoir, delivered = self.reservoir_ml, self.delivered_ml_total
+        if moved > 0 and not self._belief_empty:
+            used = min(moved, max(0.0, reservoir - self.config.unusable_residual_ml))
+            reservoir -= used
+            delivered += used
+        true_res, patient, leaked = self.true_reservoir_ml, self.to_patient_ml, self.leaked_ml
+        if moved > 0 and not self._truth_dry:
+            out = min(moved * self.truth_multiplier, max(0.0, true_res - self.config.unusable_residual_ml))
+            true_res -= out
+            patient += out * (1.0 - self.leak)
+            leaked += out * self.leak
+        battery = self.battery_percent
+        if self.battery_status is BatteryStatus.OK and dt > 0:
+            battery -= self._battery_flow(motor).amount_between(self.t, t)
+            battery = max(battery, self.config.battery.eri_percent)
+        return reservoir, delivered, true_res, patient, leaked, battery, moved
+
+    def advance_to(self, t: float) -> None:
+        """Move the clock to ``t`` (no event may fall strictly between: use :meth:`process_due`)."""
+        if t <= self.t:
+            return
+        (
+            self.reservoir_ml,
+            self.delivered_ml_total,
+            self.true_reservoir_ml,
+            self.to_patient_ml,
+            self.leaked_ml,
+            self.battery_percent,
+            _,
+        ) = self._project(t)
+        self.t = t
+        self._prune_patient_boluses(t)
+
+    def sample(self, t: float) -> Sample:
+        """The pump at ``t`` (>= its clock), without changing it."""
+        t = max(t, self.t)
+        reservoir, delivered, true_res, patient, leaked, battery, _ = self._project(t)
+        rate = self.current_rate_ml_per_day(t)
+        motor = self.motor_flow()
+        true_rate = (
+            motor.rate_at(t) * SECONDS_PER_DAY * self.truth_multiplier * (1.0 - self.leak)
+            if motor is not None and not self._truth_dry
+            else 0.0
+        )
+        if self.battery_status is not BatteryStatus.OK:
+            battery = self.battery_percent_at(t)
+        return Sample(
+            at=t,
+            reservoir_ml=reservoir,
+            delivered_ml_total=delivered,
+            current_rate_ml_per_day=rate,
+            dose_mg_per_day=rate * self.concentration_mg_per_ml,
+            battery_percent=battery,
+            motor=self.motor,
+            infusing=self.infusing,
+            true_reservoir_ml=true_res,
+            to_patient_ml=patient,
+            lost_ml=leaked + self.pocket_ml,
+            actual_concentration_mg_per_ml=self.actual_concentration_mg_per_ml,
+            actual_dose_mg_per_day=true_rate * self.actual_concentration_mg_per_ml,
+            catheter=self.catheter,
+        )
+
+    def next_event(self) -> tuple[float, EventKind]:
+        """The earliest scheduled event after the clock, and its kind (``inf, NONE`` if none)."""
+        t = self.t
+        best: tuple[float, EventKind] = (math.inf, EventKind.NONE)
+
+        def consider(when: float, kind: EventKind) -> None:
+            nonlocal best
+            if when < best[0]:
+                best = (max(when, t), kind)
+
+        motor = self.motor_flow()
+        residual = self.config.unusable_residual_ml
+        if motor is not None:
+            if not self._belief_empty:
+                if AlarmCode.RESERVOIR_LOW not in self.alarms and self.reservoir_ml > self.low_threshold_ml:
+                    consider(
+                        motor.time_to_accumulate(t, self.reservoir_ml - self.low_threshold_ml), EventKind.RESERVOIR_LOW
+                    )
+                consider(motor.time_to_accumulate(t, self.reservoir_ml - residual), EventKind.RESERVOIR_EMPTY)
+            mult = self.truth_multiplier
+            if not self._truth_dry and mult > 0:
+                consider(motor.time_to_accumulate(t, (self.true_reservoir_ml - residual) / mult), EventKind.TRUTH_DRY)
+        if self.battery_status is BatteryStatus.OK:
+            left = self.battery_percent - self.config.battery.eri_percent
+            consider(self._battery_flow(motor).time_to_accumulate(t, left), EventKind.BATTERY_ERI)
+        elif self.battery_status is BatteryStatus.ERI and self.eos_at is not None:
+            consider(self.eos_at, EventKind.BATTERY_EOS)
+        if self.bolus is not None:
+            consider(self.bolus.end, EventKind.BOLUS_END)
+        if self.motor_stalled and self.stall_recover_at is not None:
+            consider(self.stall_recover_at, EventKind.STALL_RECOVERY)
+        if self.refill_reminder_at is not None and AlarmCode.REFILL_REMINDER not in self.alarms:
+            consider(self.refill_reminder_at, EventKind.REFILL_REMINDER)
+        if self.radio_silent_until is not None:
+            consider(self.radio_silent_until, EventKind.RADIO_BACK)
+        return best
+
+    def process_due(self, t: float) -> list[Effect]:
+        """Apply every event due at or before ``t`` in time order, then move the clock to ``t``."""
+        effects: list[Effect] = list(self._initial_effects)
+        self._initial_effects = []
+        while True:
+            when, kind = self.next_event()
+            if when > t or kind is EventKind.NONE:
+                break
+            self.advance_to(when)
+            effects.extend(self._on_event(kind, when))
+        self.advance_to(t)
+        return effects
+
+    def _on_event(self, kind: EventKind, t: float) -> list[Effect]:
+        cfg = self.config
+        if kind is EventKind.RESERVOIR_LOW:
+            # snap away float drift: the crossing time was computed for exactly this volume
+            drift = self.reservoir_ml - self.low_threshold_ml
+            if 0 < drift < 1e-6:
+                self.reservoir_ml -= drift
+                self.delivered_ml_total += drift
+            return self._raise(AlarmCode.RESERVOIR_LOW, t, f"Low reservoir: {self.reservoir_ml:.2f} mL left")
+        if kind is EventKind.RESERVOIR_EMPTY:
+            moved = self.reservoir_ml - cfg.unusable_residual_ml
+            self.delivered_ml_total += max(0.0, moved)
+            self.reservoir_ml = cfg.unusable_residual_ml
+            self._belief_empty = True
+            effects = self._sync_reservoir_alarms(t)
+            effects.append(ClinicalEvent("pump_reports_empty", t))
+            return effects
+        if kind is EventKind.TRUTH_DRY:
+            out = max(0.0, self.true_reservoir_ml - cfg.unusable_residual_ml)
+            self.true_reservoir_ml -= out
+            self.to_patient_ml += out * (1.0 - self.leak)
+            self.leaked_ml += out * self.leak
+            self._truth_dry = True
+            return [ClinicalEvent("delivery_stopped", t, "reservoir ran dry")]
+        if kind is EventKind.BATTERY_ERI:
+            self.battery_percent = cfg.battery.eri_percent
+            self.battery_status = BatteryStatus.ERI
+            self.eri_at = t
+            self.eos_at = t + cfg.battery.eri_to_eos_days * SECONDS_PER_DAY
+            return self._raise(AlarmCode.BATTERY_ERI, t, "Elective replacement indicator: end of service in 90 days")
+        if kind is EventKind.BATTERY_EOS:
+            was_running = self.motor_running
+            self.battery_status = BatteryStatus.EOS
+            self.battery_percent = 0.0
+            self.bolus = None
+            effects = self._raise(AlarmCode.BATTERY_EOS, t, "End of service: the pump has stopped")
+            if was_running:
+                effects.append(ClinicalEvent("delivery_stopped", t, "end of service"))
+            return effects
+        if kind is EventKind.BOLUS_END:
+            self.bolus = None
+            return [ClinicalEvent("bolus_completed", t)]
+        if kind is EventKind.STALL_RECOVERY:
+            self.motor_stalled = False
+            self.stall_recover_at = None
+            effects = self._clear(AlarmCode.MOTOR_STALL, t)
+            effects.append(ClinicalEvent("motor_stall_recovery", t))
+            return effects
+        if kind is EventKind.REFILL_REMINDER:
+            return self._raise(AlarmCode.REFILL_REMINDER, t, "Refill reminder: the programmed refill date is here")
+        if kind is EventKind.RADIO_BACK:
+            self.radio_silent_until = None
+            return [ClinicalEvent("telemetry_restored", t)]
+        raise AssertionError(f"unhandled event {kind}")  # pragma: no cover
+
+    # ------------------------------------------------------------------------------------ alarms
+
+    def _raise(self, code: AlarmCode, t: float, message: str) -> list[Effect]:
+        if code in self.alarms:
+            return []
+        self._alarm_counter += 1
+        alarm_id = f"a{self._alarm_counter}-{code.value}"
+        self.alarms[code] = _ActiveAlarm(alarm_id, t)
+        return [AlarmChange(code, True, alarm_id, t, t, message)]
+
+    def _clear(self, code: AlarmCode, t: float) -> list[Effect]:
+        active = self.alarms.pop(code, None)
+        if active is None:
+            return []
+        title = ALARM_CATALOGUE[code].title
+        return [AlarmChange(code, False, active.alarm_id, active.raised_at, t, f"{title} cleared")]
+
+    def _sync_reservoir_alarms(self, t: float) -> list[Effect]:
+        """Make the reservoir alarms agree with the calculated volume (after a refill or reprogram)."""
+        effects: list[Effect] = []
+        residual = self.config.unusable_residual_ml
+        empty = self.reservoir_ml <= residual + _EPS_ML
+        low = self.reservoir_ml <= self.low_threshold_ml + _EPS_ML
+        if low:
+            effects += self._raise(AlarmCode.RESERVOIR_LOW, t, f"Low reservoir: {self.reservoir_ml:.2f} mL left")
+        else:
+            effects += self._clear(AlarmCode.RESERVOIR_LOW, t)
+        if empty:
+            self._belief_empty = True
+            effects += self._raise(AlarmCode.RESERVOIR_EMPTY, t, "Reservoir empty: the pump cannot deliver")
+        else:
+            self._belief_empty = False
+            effects += self._clear(AlarmCode.RESERVOIR_EMPTY, t)
+        return effects
+
+    # ---------------------------------------------------------------------------------- commands
+
+    def _draw_bias(self) -> float:
+        return self.config.inherent_flow_bias + self._rng.gauss(0.0, self.config.flow_bias_sd)
+
+    def refill(self, t: float, action: RefillAction, *, reminder_at: float | None = None) -> Outcome:
+        """Withdraw and measure the residual, then fill ``volume_ml`` (a pocket fill diverts part of it).
+
+        ``reminder_at`` (simulation seconds) sets the refill alarm clock; None switches it off.
+        """
+        self._require_clock(t)
+        cfg = self.config
+        if action.volume_ml > cfg.reservoir_capacity_ml + _EPS_ML:
+            return Outcome(
+                False, f"volume {action.volume_ml} mL exceeds the {cfg.reservoir_capacity_ml:g} mL reservoir"
+            )
+        expected = self.reservoir_ml
+        measured = self.true_reservoir_ml
+        self.withdrawn_ml += measured
+        self.true_reservoir_ml = 0.0
+        pocket = action.volume_ml * self.armed_pocket_fill
+        self.filled_ml += action.volume_ml
+        self.pocket_ml += pocket
+        self.true_reservoir_ml = action.volume_ml - pocket
+        actual_conc = self.armed_concentration or action.concentration_mg_per_ml
+        self.armed_pocket_fill, self.armed_concentration = 0.0, None
+        self.drug = action.drug
+        self.concentration_mg_per_ml = action.concentration_mg_per_ml
+        self.actual_concentration_mg_per_ml = actual_conc
+        self.reservoir_ml = action.volume_ml
+        self._truth_dry = self.true_reservoir_ml <= cfg.unusable_residual_ml + _EPS_ML
+        self.flow_bias = self._draw_bias()
+        if action.low_reservoir_threshold_ml is not None:
+            self.low_threshold_ml = action.low_reservoir_threshold_ml
+        effects: list[Effect] = []
+        was_dry = measured <= cfg.unusable_residual_ml + _EPS_ML
+        effects += self._sync_reservoir_alarms(t)
+        effects += self._clear(AlarmCode.REFILL_REMINDER, t)
+        self.refill_reminder_at = reminder_at
+        self.last_refill = RefillLog(
+            t, expected, measured, action.volume_ml, action.drug, action.concentration_mg_per_ml
+        )
+        effects.append(ClinicalEvent("refill", t, f"{action.volume_ml:g} mL {action.drug.value}"))
+        if pocket > 0:
+            effects.append(ClinicalEvent("pocket_fill", t, f"{pocket:.2f} mL injected into the pocket"))
+        if was_dry and self.motor_running and not self._truth_dry:
+            effects.append(ClinicalEvent("delivery_resumed", t, "refilled"))
+        return Outcome(
+            True,
+            details={
+                "expected_residual_ml": round(expected, 4),
+                "measured_residual_ml": round(measured, 4),
+                "discrepancy_ml": round(measured - expected, 4),
+                "reservoir_ml": round(self.reservoir_ml, 4),
+            },
+            effects=effects,
+        )
+
+    def reprogram(self, t: float, action: ReprogramAction) -> Outcome:
+        self._require_clock(t)
+        was_running = self.motor_running and not self._truth_dry
+        self.program = action.program
+        self._schedule = schedule_of(action.program, self._day_origin)
+        if action.low_reservoir_threshold_ml is not None:
+            self.low_threshold_ml = action.low_reservoir_threshold_ml
+        if action.concentration_mg_per_ml is not None:
+            self.concentration_mg_per_ml = action.concentration_mg_per_ml
+        self.program_changed_at = t
+        self._saved_program_before_reset = None
+        effects: list[Effect] = []
+        if not self._belief_empty:
+            effects += self._sync_reservoir_alarms(t)
+        effects.append(ClinicalEvent("reprogram", t, action.program.mode.value))
+        now_running = self.motor_running and not self._truth_dry
+        if was_running != now_running:
+            effects.append(ClinicalEvent("delivery_resumed" if now_running else "delivery_stopped", t, "reprogrammed"))
+        return Outcome(True, details={"mode": action.program.mode.value}, effects=effects)
+
+    def clinician_bolus(self, t: float, action: ClinicianBolusAction) -> Outcome:
+        self._require_clock(t)
+        refusal = self._bolus_refusal(action.volume_ml)
+        if refusal:
+            return Outcome(False, refusal)
+        self.bolus = _Bolus("clinician", action.volume_ml, t, t + action.duration_minutes * 60.0)
+        return Outcome(
+            True,
+            details={"ends_in_s": action.duration_minutes * 60.0},
+            effects=[ClinicalEvent("bolus_started", t, f"clinician {action.volume_ml:g} mL")],
+        )
+
+    def patient_bolus(self, t: float, action: PatientBolusAction) -> Outcome:
+        """A patient activation: refused without settings, in lockout, over the daily maximum."""
+        del action
+        self._require_clock(t)
+        settings = self.program.patient_bolus
+        reason: str | None = None
+        if settings is None:
+            reason = "no patient bolus is programmed"
+        else:
+            self._prune_patient_boluses(t)
+            last = self._patient_bolus_times[-1] if self._patient_bolus_times else None
+            if last is not None and t - last < settings.lockout_minutes * 60.0:
+                reason = f"lockout: {settings.lockout_minutes - (t - last) / 60.0:.0f} min left"
+            elif len(self._patient_bolus_times) >= settings.max_per_day:
+                reason = f"daily maximum of {settings.max_per_day} activations reached"
+            else:
+                reason = self._bolus_refusal(settings.volume_ml)
+        if reason is not None or settings is None:
+            self.patient_bolus_refused += 1
+            return Outcome(False, reason, effects=[ClinicalEvent("bolus_refused", t, reason or "")])
+        self._patient_bolus_times.append(t)
+        self.bolus = _Bolus("patient", settings.volume_ml, t, t + settings.duration_minutes * 60.0)
+        return Outcome(
+            True,
+            details={"accepted_last_24h": len(self._patient_bolus_times)},
+            effects=[ClinicalEvent("bolus_started", t, f"patient {settings.volume_ml:g} mL")],
+        )
+
+    def _bolus_refusal(self, volume_ml: float) -> str | None:
+        if not self.infusing:
+            return f"the pump is not infusing ({(self.stop_reason or 'empty')})"
+        if self.bolus is not None:
+            return "a bolus is already in progress"
+        if self.reservoir_ml - self.config.unusable_residual_ml < volume_ml:
+            return "not enough drug in the reservoir for this bolus"
+        return None
+
+    def _prune_patient_boluses(self, t: float) -> None:
+        while self._patient_bolus_times and t - self._patient_bolus_times[0] >= PATIENT_BOLUS_WINDOW_S:
+            self._patient_bolus_times.popleft()
+
+    @property
+    def patient_boluses_last_24h(self) -> int:
+        return len(self._patient_bolus_times)
+
+    @property
+    def last_patient_bolus_at(self) -> float | None:
+        return self._patient_bolus_times[-1] if self._patient_bolus_times else None
+
+    # -------------------------------------------------------------------------------------- faults
+
+    def inject_fault(self, t: float, fault: FaultModel) -> Outcome:
+        """Apply a simulation fault (one of the contract's fault models)."""
+        self._require_clock(t)
+        effects: list[Effect] = []
+        was_delivering = self.motor_running and not self._truth_dry
+        match fault:
+            case CatheterOcclusionFault(fraction=f):
+                self.occlusion = f
+            case CatheterLeakFault(fraction=f):
+                self.leak = f
+            case FlowErrorFault(bias=b):
+                self.fault_bias = b
+            case MotorStallFault(recover_after_s=after, cause=cause):
+                if not self.motor_stalled:
+                    self.motor_stalled = True
+                    self.bolus = None
+                    effects += self._raise(AlarmCode.MOTOR_STALL, t, f"Motor stall ({cause})")
+                self.stall_recover_at = None if after is None else t + after
+            case MemoryErrorFault():
+                self.memory_error = True
+                self.bolus = None
+                effects += self._raise(AlarmCode.MEMORY_ERROR, t, "Pump memory error: infusion stopped")
+            case LowBatteryResetFault():
+                if self._saved_program_before_reset is None:
+                    self._saved_program_before_reset = self.program
+                self.program = MINIMUM_RATE_PROGRAM
+                self._schedule = schedule_of(self.program, self._day_origin)
+                self.bolus = None
+                effects += self._raise(AlarmCode.LOW_BATTERY_RESET, t, "Low battery reset: settings lost, minimum rate")
+            case BatteryDepletionFault(eos_after_days=days):
+                if self.battery_status is BatteryStatus.OK:
+                    self._saved_battery_before_depletion = (
+                        self.battery_percent,
+                        self.battery_status,
+                        self.eri_at,
+                        self.eos_at,
+                    )
+                    self.battery_percent = self.config.battery.eri_percent
+                    self.battery_status = BatteryStatus.ERI
+                    self.eri_at = t
+                    self.eos_at = t + days * SECONDS_PER_DAY
+                    effects += self._raise(AlarmCode.BATTERY_ERI, t, "Elective replacement indicator (premature)")
+            case PocketFillFault(fraction=f):
+                self.armed_pocket_fill = f
+            case WrongConcentrationFault(actual_concentration_mg_per_ml=c):
+                self.armed_concentration = c
+            case TelemetryLossFault(duration_s=d):
+                self.radio_silent_until = t + d
+            case _:  # pragma: no cover - exhaustive over the contract's faults
+                assert_never(fault)
+        now_delivering = self.motor_running and not self._truth_dry
+        if was_delivering and not now_delivering:
+            effects.append(ClinicalEvent("delivery_stopped", t, type(fault).__name__))
+        return Outcome(True, effects=effects)
+
+    def clear_fault(self, t: float, action: ClearFaultAction) -> Outcome:
+        """Remove one fault, or all of them: back to a safe baseline (scenario abort)."""
+        self._require_clock(t)
+        which = action.fault
+        everything = which == "all"
+        was_delivering = self.motor_running and not self._truth_dry
+        effects: list[Effect] = []
+        if everything or which == "catheter_occlusion":
+            self.occlusion = 0.0
+        if everything or which == "catheter_leak":
+            self.leak = 0.0
+        if everything or which == "flow_error":
+            self.fault_bias = 0.0
+        if (everything or which == "motor_stall") and self.motor_stalled:
+            self.motor_stalled = False
+            self.stall_recover_at = None
+            effects += self._clear(AlarmCode.MOTOR_STALL, t)
+        if (everything or which == "memory_error") and self.memory_error:
+            self.memory_error = False
+            effects += self._clear(AlarmCode.MEMORY_ERROR, t)
+        if everything or which == "low_battery_reset":
+            if self._saved_program_before_reset is not None:
+                self.program = self._saved_program_before_reset
+                self._schedule = schedule_of(self.program, self._day_origin)
+                self._saved_program_before_reset = None
+            effects += self._clear(AlarmCode.LOW_BATTERY_RESET, t)
+        if (everything or which == "battery_depletion") and self._saved_battery_before_depletion is not None:
+            (self.battery_percent, self.battery_status, self.eri_at, self.eos_at) = self._saved_battery_before_depletion
+            self._saved_battery_before_depletion = None
+            effects += self._clear(AlarmCode.BATTERY_EOS, t)
+            effects += self._clear(AlarmCode.BATTERY_ERI, t)
+        if everything or which == "pocket_fill":
+            self.armed_pocket_fill = 0.0
+        if everything or which == "wrong_concentration":
+            self.armed_concentration = None
+        if (everything or which == "telemetry_loss") and self.radio_silent_until is not None:
+            self.radio_silent_until = None
+            effects.append(ClinicalEvent("telemetry_restored", t))
+        now_delivering = self.motor_running and not self._truth_dry
+        if now_delivering and not was_delivering:
+            effects.append(ClinicalEvent("delivery_resumed", t, f"fault cleared: {which}"))
+        return Outcome(True, effects=effects)
+
+    # --------------------------------------------------------------------------------- bookkeeping
+
+    def _require_clock(self, t: float) -> None:
+        if t < self.t - 1e-6:
+            raise ValueError(f"command at {t} is before the pump's clock {self.t}")
+        if t > self.t:
+            raise ValueError("process_due(t) must run before a command at t")
+
+    def conservation_error_ml(self) -> float:
+        """Filled minus every place drug can be: zero up to rounding (the conservation invariant)."""
+        accounted = self.true_reservoir_ml + self.to_patient_ml + self.leaked_ml + self.pocket_ml + self.withdrawn_ml
+        return self.filled_ml - accounted
+
+    @staticmethod
+    def flex_program(steps: list[tuple[int, float]]) -> Program:
+        """Shorthand for a flexible program from (start minute, mL/day) pairs."""
+        return Program(
+            mode=InfusionMode.FLEXIBLE,
+            steps=[FlexStep(start_minute=m, rate_ml_per_day=r) for m, r in steps],
+        )

@@ -1,0 +1,153 @@
+"""``pumptwin sim``: put a fleet, its simulation and its MQTT driver together and run them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Final
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from twin.embedded_broker import embedded_broker
+from twin.mqtt_endpoint import MqttEndpoint
+from twin.sim.driver import SimDriver
+from twin.sim.fleet import PumpSpec, generate_fleet, load_fleet_file
+from twin.sim.simulation import FleetSimulation
+
+WALL_TELEMETRY_INTERVAL_S: Final = 10.0
+"""Default telemetry interval in wall-clock seconds: each pump samples every 10 s of real time,
+whatever the speed (so 60x samples every 10 simulated minutes)."""
+
+FLAT_OUT_TELEMETRY_INTERVAL_S: Final = 600.0
+"""Default simulated interval when running as fast as possible (backfill): 10 minutes."""
+
+
+@dataclass(frozen=True)
+class SimPlan:
+    """Everything a simulator run needs, decided before anything starts."""
+
+    specs: list[PumpSpec]
+    seed: int
+    epoch: datetime
+    speed: float | None
+    duration_s: float | None
+    telemetry_every_s: float
+    random_faults: bool
+    clinic: bool
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        pumps: int,
+        fleet_file: Path | None,
+        seed: int,
+        speed: float | None,
+        duration_s: float | None,
+        start: datetime | None,
+        telemetry_every_s: float | None,
+        random_faults: bool,
+        clinic: bool,
+        now: datetime | None = None,
+    ) -> SimPlan:
+        now = (now or datetime.now(UTC)).replace(microsecond=0)
+        fleet = load_fleet_file(fleet_file) if fleet_file else None
+        if start is None and fleet is not None and fleet.start is not None:
+            start = fleet.start
+        if start is None:
+            start = now - timedelta(seconds=duration_s) if (speed is None and duration_s) else now
+        if start.tzinfo is None:
+            start = start.replace(tzinfo=UTC)
+        specs = fleet.pumps if fleet is not None else generate_fleet(pumps, seed=seed, start=start)
+        if telemetry_every_s is None:
+            telemetry_every_s = FLAT_OUT_TELEMETRY_INTERVAL_S if speed is None else WALL_TELEMETRY_INTERVAL_S * speed
+        return cls(specs, seed, start, speed, duration_s, telemetry_every_s, random_faults, clinic)
+
+    def simulation(self) -> FleetSimulation:
+        return FleetSimulation(
+            self.specs,
+            epoch=self.epoch,
+            seed=self.seed,
+            sink=lambda device, outgoing, t: None,  # replaced by the driver
+            telemetry_interval_s=self.telemetry_every_s,
+            clinic_refills=self.clinic,
+            random_faults=self.random_faults,
+        )
+
+
+@contextlib.asynccontextmanager
+async def broker_url(mqtt: str | None, console: Console) -> AsyncIterator[str]:
+    """The given broker, or an embedded one for as long as the block runs."""
+    if mqtt:
+        yield mqtt
+        return
+    async with embedded_broker() as url:
+        console.print(f"[bold]embedded MQTT broker[/] at {url} (pass --mqtt to use your own)")
+        yield url
+
+
+async def run_simulator(plan: SimPlan, mqtt: str | None, console: Console | None = None) -> SimDriver:
+    console = console or Console(stderr=True)
+    async with broker_url(mqtt, console) as url:
+        endpoint = MqttEndpoint.parse(url)
+        sim = plan.simulation()
+        driver = SimDriver(sim, endpoint, speed=plan.speed, end_s=plan.duration_s)
+        speed_text = "as fast as possible" if plan.speed is None else f"{plan.speed:g}x"
+        console.print(
+            f"simulating {len(plan.specs)} pumps at {len({s.site for s in plan.specs})} sites, {speed_text}, "
+            f"from {plan.epoch.isoformat()}, telemetry every {plan.telemetry_every_s:g} s (simulated), "
+            f"publishing to {endpoint.url}"
+        )
+        if plan.duration_s:
+            await _run_with_progress(driver, plan.duration_s, console)
+        else:
+            await _run_with_status(driver, console)
+        stats = driver.stats
+        console.print(
+            f"published {sum(stats.published.values())} messages {dict(stats.published)}; "
+            f"telemetry shed {stats.telemetry_shed}; refills by the clinic {sim.refills_done}"
+        )
+        return driver
+
+
+async def _run_with_progress(driver: SimDriver, duration_s: float, console: Console) -> None:
+    days = duration_s / 86400.0
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("simulated days"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        task = progress.add_task("simulating", total=round(days, 2))
+
+        def update(sim_now: float) -> None:
+            progress.update(task, completed=round(min(sim_now, duration_s) / 86400.0, 2))
+
+        await driver.run(on_progress=update)
+        progress.update(task, description="published", completed=round(days, 2))
+
+
+async def _run_with_status(driver: SimDriver, console: Console) -> None:
+    async def report() -> None:
+        while True:
+            await asyncio.sleep(10)
+            stats = driver.stats
+            console.print(
+                f"sim time {driver.sim.at(driver.sim.now).isoformat()}  "
+                f"published {sum(stats.published.values())}  backlog {driver.backlog}  "
+                f"lag p99 {stats.lag_percentile(0.99):.2f} s"
+            )
+
+    reporter = asyncio.create_task(report())
+    try:
+        await driver.run()
+    finally:
+        reporter.cancel()
