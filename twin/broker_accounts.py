@@ -40,7 +40,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, NoReturn
 
 from twin.contract.codec import CHANNELS
 from twin.contract.topics import TOPIC_ROOT, Channel, TopicError, validate_id
@@ -245,7 +245,7 @@ def parse_acl(text: str) -> AccessPolicy:
     return policy
 
 
-def _raise_first_difference(expected: str, actual: str) -> None:
+def _raise_first_difference(expected: str, actual: str) -> NoReturn:
     want, got = expected.splitlines(), actual.splitlines()
     for number, (a, b) in enumerate(zip(want, got, strict=False), start=1):
         if a != b:
