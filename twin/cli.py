@@ -98,7 +98,7 @@ def _broker_accounts(password_file: Path, acl_file: Path, owner: str | None) -> 
 
 
 def _report(issued: broker_accounts.Issued, what: str) -> None:
-    """Messages to stderr; a new password alone on stdout-ready lines, shown once and never stored in clear."""
+    """Messages go to stderr; a new password goes to stdout as username=/password= lines, shown this once only."""
     if issued.password is not None:
         typer.echo(f"{what}: new password (store it in the client now; it is not shown again)", err=True)
         typer.echo(f"username={issued.username}")
