@@ -22,10 +22,14 @@ bootstrap-run:
 bootstrap-test:
 	scripts/bootstrap.sh test
 
-# Re-resolve requirements.lock from pyproject.toml (needs network; commit the result).
+# Re-resolve the locks from pyproject.toml (needs network; commit the result).
+# requirements.lock: runtime + dev (the venv, CI). requirements-runtime.lock: runtime only, for the
+# container image (Dockerfile), so test tools and browsers stay out of it. Both with hashes.
 lock:
 	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 \
 		--no-header --output-file requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --generate-hashes --python-version 3.11 \
+		--no-header --output-file requirements-runtime.lock
 
 asyncapi:
 	$(BIN)/pumptwin contract asyncapi

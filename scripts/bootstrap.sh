@@ -3,7 +3,7 @@
 #
 #   scripts/bootstrap.sh run    Python virtualenv only (enough for `pumptwin demo`: embedded broker).
 #   scripts/bootstrap.sh test   also the Debian packages the tests run for real (mosquitto, influxdb,
-#                               chromium, node) and the AsyncAPI validator (npm).
+#                               chromium, node, openssl) and the AsyncAPI validator (npm).
 #
 # Idempotent and quick when nothing changed: the venv is rebuilt only when requirements.lock or
 # pyproject.toml change. Works non-interactively (CI=true, no stdin). As root it installs missing
@@ -30,7 +30,8 @@ if command -v "$PYTHON" >/dev/null 2>&1 && ! "$PYTHON" -c 'import venv, ensurepi
   missing_debs+=(python3.11-venv)
 fi
 if [ "$purpose" = "test" ]; then
-  need_deb mosquitto mosquitto
+  need_deb mosquitto mosquitto   # also provides mosquitto_passwd (pumptwin broker)
+  need_deb openssl openssl       # certificates for the broker's TLS listener test
   need_deb influxd influxdb
   need_deb chromium chromium
   need_deb node nodejs

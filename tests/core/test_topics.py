@@ -33,6 +33,8 @@ def test_build_and_parse_round_trip(site: str, device: str, channel: Channel) ->
         ("$SYS", "invalid_id"),
         ("pump 1", "invalid_id"),
         ("pump\x00", "invalid_id"),
+        ("pump\n", "invalid_id"),  # `$` alone would let a trailing newline through
+        ("pump\r", "invalid_id"),
         ("pümp", "invalid_id"),
         ("-leading-dash", "invalid_id"),
         ("../etc", "invalid_id"),

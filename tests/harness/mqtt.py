@@ -59,11 +59,20 @@ def hostname_port(url: str) -> tuple[str, int]:
 
 
 @contextlib.asynccontextmanager
-async def collecting(url: str, *filters: str, qos: int = 1, identifier: str | None = None) -> AsyncIterator[Collector]:
+async def collecting(
+    url: str,
+    *filters: str,
+    qos: int = 1,
+    identifier: str | None = None,
+    username: str | None = None,
+    password: str | None = None,
+) -> AsyncIterator[Collector]:
     """Subscribe to ``filters`` on the broker at ``url`` and collect in the background."""
     host, port = hostname_port(url)
     collector = Collector()
-    async with aiomqtt.Client(host, port, identifier=identifier, max_queued_incoming_messages=0) as client:
+    async with aiomqtt.Client(
+        host, port, identifier=identifier, username=username, password=password, max_queued_incoming_messages=0
+    ) as client:
         for f in filters:
             await client.subscribe(f, qos=qos)
 

@@ -15,8 +15,12 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+MQTT_PORT = 1883
+"""The plain MQTT port a production config listens on; a test broker moves it to its free port."""
 
 
 def free_port() -> int:
@@ -88,18 +92,62 @@ class _Server:
         self.start()
 
 
+def adapt_mosquitto_config(text: str, *, ports: Mapping[int, int], path_map: Mapping[str, Path]) -> str:
+    """A production mosquitto config made runnable in a test, every other line kept as it is.
+
+    ``listener P`` becomes ``listener ports[P] 127.0.0.1`` (a listener not in ``ports`` is an error: a test
+    never binds a real port or a public address); path prefixes in option values are replaced by
+    ``path_map`` (longest prefix first, e.g. ``/mosquitto/auth/`` -> a temp dir); ``user`` and
+    ``log_dest`` lines are dropped, since the harness runs as the current user and logs to stdout.
+    """
+    prefixes = sorted(path_map, key=len, reverse=True)
+    out = []
+    for line in text.splitlines():
+        words = line.split()
+        if not words or words[0].startswith("#"):
+            out.append(line)
+        elif words[0] == "listener":
+            port = int(words[1])
+            if port not in ports:
+                raise ValueError(f"listener {port} in the config has no test port (pass it in ports)")
+            out.append(f"listener {ports[port]} 127.0.0.1")
+        elif words[0] in ("user", "log_dest"):
+            continue
+        else:
+            values = []
+            for value in words[1:]:
+                prefix = next((p for p in prefixes if value.startswith(p)), None)
+                if prefix is not None:
+                    rest = value[len(prefix) :]
+                    value = str(path_map[prefix]) + ("/" if prefix.endswith("/") else "") + rest
+                values.append(value)
+            out.append(" ".join([words[0], *values]))
+    return "\n".join(out) + "\n"
+
+
 @dataclass
 class Mosquitto(_Server):
     """A real ``mosquitto`` broker with persistence on, so retained messages and queued QoS 1
-    messages of persistent sessions survive a restart, as on a production broker."""
+    messages of persistent sessions survive a restart, as on a production broker.
+
+    By default it runs a permissive test config (anonymous access). With ``config_file`` it runs that
+    file instead (e.g. the production ``broker/mosquitto.conf``), adapted by
+    :func:`adapt_mosquitto_config`: its plain listener (1883) moves to ``port``, other listeners to
+    ``listener_ports``, and paths move by ``path_map``.
+    """
 
     extra_config: str = ""
+    config_file: Path | None = None
+    path_map: dict[str, Path] = field(default_factory=dict)
+    listener_ports: dict[int, int] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
 
     def _write_config(self) -> Path:
+        if self.config_file is not None:
+            return self._write_adapted_config(self.config_file)
         conf = self.workdir / "mosquitto.conf"
         conf.write_text(
             "\n".join(
@@ -122,6 +170,20 @@ class Mosquitto(_Server):
                 ]
             )
         )
+        return conf
+
+    def _write_adapted_config(self, source: Path) -> Path:
+        for target in self.path_map.values():
+            if not target.suffix:  # a directory prefix: mosquitto does not create its persistence dir
+                target.mkdir(parents=True, exist_ok=True)
+        adapted = adapt_mosquitto_config(
+            source.read_text(),
+            ports={MQTT_PORT: self.port, **self.listener_ports},
+            path_map=self.path_map,
+        )
+        conf = self.workdir / "mosquitto.conf"
+        # started as root, mosquitto drops to the 'mosquitto' user: stay the user who runs the tests
+        conf.write_text(f"{adapted}user {getpass.getuser()}\nlog_dest stdout\n{self.extra_config}\n")
         return conf
 
     def start(self) -> None:

@@ -20,8 +20,10 @@ TOPIC_ROOT: Final = "pumptwin/v1"
 ID_MAX_LENGTH: Final = 64
 """Longest site or device id. Keeps a whole topic well under MQTT's 65,535-byte limit and log lines short."""
 
-ID_PATTERN: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
-"""Allowed ids: ASCII letters, digits, ``_ . -``; first character a letter or digit."""
+ID_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
+"""Allowed ids: ASCII letters, digits, ``_ . -``; first character a letter or digit. Used with ``fullmatch``:
+an anchored ``^...$`` with ``match`` would accept a trailing newline, which would break a topic (or an ACL
+line written from an id) in two."""
 
 
 class Channel(StrEnum):
@@ -66,7 +68,7 @@ def validate_id(value: str, *, what: str = "device id") -> str:
         raise TopicError("empty_id", f"{what} is empty")
     if len(value) > ID_MAX_LENGTH:
         raise TopicError("id_too_long", f"{what} is {len(value)} characters long; at most {ID_MAX_LENGTH} allowed")
-    if not ID_PATTERN.match(value):
+    if not ID_PATTERN.fullmatch(value):
         bad = sorted({c for c in value if not re.match(r"[A-Za-z0-9_.\-]", c)})
         shown = ", ".join(repr(c) for c in bad) if bad else repr(value[0])
         raise TopicError(
