@@ -95,6 +95,13 @@ def sim(
         str | None,
         typer.Option(envvar="PUMPTWIN_MQTT__URL", help="Broker URL mqtt://host:port; default: an embedded broker."),
     ] = None,
+    sites: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated site ids for a generated fleet (they must be simulation sites on a "
+            "secured broker, see broker/README.md)."
+        ),
+    ] = None,
     random_faults: Annotated[bool, typer.Option(help="Inject faults at their published hazard rates.")] = False,
     clinic: Annotated[
         bool, typer.Option(help="Refill pumps after their low-reservoir alarm, as a clinic does.")
@@ -102,13 +109,23 @@ def sim(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run a fleet of virtual pumps that publish over MQTT."""
+    from twin.contract.topics import TopicError, validate_id
+    from twin.mqtt_endpoint import MqttEndpoint
+    from twin.settings import Settings
     from twin.sim.runner import SimPlan, run_simulator
 
     _setup_logging(verbose)
     speed_factor = parse_speed(speed)
     duration_s = parse_duration(duration) if duration else None
+    site_list = [x.strip() for x in sites.split(",") if x.strip()] if sites else None
+    for site in site_list or []:
+        try:
+            validate_id(site, what="site")
+        except TopicError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--sites") from None
     plan = SimPlan.build(
         pumps=pumps,
+        sites=site_list,
         fleet_file=fleet,
         seed=seed,
         speed=speed_factor,
@@ -118,8 +135,17 @@ def sim(
         random_faults=random_faults,
         clinic=clinic,
     )
+    settings = Settings()
+    endpoint = None
+    if mqtt:
+        endpoint = MqttEndpoint.parse(
+            mqtt,
+            username=settings.mqtt.username,
+            password=settings.mqtt.password.get_secret_value() if settings.mqtt.password else None,
+            ca_file=settings.mqtt.ca_file,
+        )
     try:
-        asyncio.run(run_simulator(plan, mqtt))
+        asyncio.run(run_simulator(plan, endpoint))
     except KeyboardInterrupt:
         typer.echo("stopped")
 

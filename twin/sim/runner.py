@@ -46,6 +46,7 @@ class SimPlan:
         *,
         pumps: int,
         fleet_file: Path | None,
+        sites: list[str] | None = None,
         seed: int,
         speed: float | None,
         duration_s: float | None,
@@ -63,7 +64,7 @@ class SimPlan:
             start = now - timedelta(seconds=duration_s) if (speed is None and duration_s) else now
         if start.tzinfo is None:
             start = start.replace(tzinfo=UTC)
-        specs = fleet.pumps if fleet is not None else generate_fleet(pumps, seed=seed, start=start)
+        specs = fleet.pumps if fleet is not None else generate_fleet(pumps, seed=seed, start=start, sites=sites)
         if telemetry_every_s is None:
             telemetry_every_s = FLAT_OUT_TELEMETRY_INTERVAL_S if speed is None else WALL_TELEMETRY_INTERVAL_S * speed
         return cls(specs, seed, start, speed, duration_s, telemetry_every_s, random_faults, clinic)
@@ -81,20 +82,19 @@ class SimPlan:
 
 
 @contextlib.asynccontextmanager
-async def broker_url(mqtt: str | None, console: Console) -> AsyncIterator[str]:
+async def broker_endpoint(endpoint: MqttEndpoint | None, console: Console) -> AsyncIterator[MqttEndpoint]:
     """The given broker, or an embedded one for as long as the block runs."""
-    if mqtt:
-        yield mqtt
+    if endpoint is not None:
+        yield endpoint
         return
     async with embedded_broker() as url:
         console.print(f"[bold]embedded MQTT broker[/] at {url} (pass --mqtt to use your own)")
-        yield url
+        yield MqttEndpoint.parse(url)
 
 
-async def run_simulator(plan: SimPlan, mqtt: str | None, console: Console | None = None) -> SimDriver:
+async def run_simulator(plan: SimPlan, endpoint: MqttEndpoint | None, console: Console | None = None) -> SimDriver:
     console = console or Console(stderr=True)
-    async with broker_url(mqtt, console) as url:
-        endpoint = MqttEndpoint.parse(url)
+    async with broker_endpoint(endpoint, console) as endpoint:
         sim = plan.simulation()
         driver = SimDriver(sim, endpoint, speed=plan.speed, end_s=plan.duration_s)
         speed_text = "as fast as possible" if plan.speed is None else f"{plan.speed:g}x"
