@@ -69,11 +69,14 @@ class DriverStats:
     commands_received: int = 0
     commands_undecodable: int = 0
     lag_s: list[float] = field(default_factory=list)  # publish wall time - due wall time, telemetry only
+    lag_due_s: list[float] = field(default_factory=list)  # when each of those was due, seconds after the start
 
-    def lag_percentile(self, q: float) -> float:
-        if not self.lag_s:
+    def lag_percentile(self, q: float, *, after_s: float = 0.0) -> float:
+        """The ``q`` quantile of telemetry lag, over samples due ``after_s`` or later after the clock started."""
+        lags = [lag for lag, due in zip(self.lag_s, self.lag_due_s, strict=True) if due >= after_s]
+        if not lags:
             return 0.0
-        ordered = sorted(self.lag_s)
+        ordered = sorted(lags)
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
@@ -209,6 +212,7 @@ class DeviceLink:
                 self._telemetry_waiting -= 1
                 if self.driver.speed is not None:
                     self.driver.stats.lag_s.append(max(0.0, time.monotonic() - queued.due_wall))
+                    self.driver.stats.lag_due_s.append(queued.due_wall - self.driver.started_wall)
             if self.driver.backlog < LOW_WATER:
                 self.driver.backlog_ok.set()
 
@@ -260,6 +264,7 @@ class SimDriver:
         self._anchor_wall = time.monotonic()
         self._anchor_sim = sim.now
         self.finished = asyncio.Event()
+        self.started_wall = time.monotonic()
         sim.sink = self._sink
 
     # ---------------------------------------------------------------------------- plumbing
@@ -339,6 +344,7 @@ class SimDriver:
             if not await self.wait_connected():
                 log.warning("not every device reached the broker within 30 s; running anyway")
             self._anchor_wall, self._anchor_sim = time.monotonic(), self.sim.now
+            self.started_wall = self._anchor_wall
             try:
                 if self.speed is None:
                     await self._run_flat_out(on_progress)

@@ -173,9 +173,13 @@ class FleetSimulation:
         self._emit(device, device.open_session(session, self.now))
 
     def run(self, until: float) -> None:
-        """Run the fleet up to simulation second ``until``."""
+        """Run the fleet up to simulation second ``until`` (events due at ``until`` included)."""
         if until > self.now:
             self.env.run(until=until)
+        # SimPy 4.1 re-queues its (now empty) stop event at the current time; stepping through
+        # everything due now keeps peek() honest and runs events that fall exactly on `until`
+        while self.env.peek() <= self.now:
+            self.env.step()
 
     def peek(self) -> float:
         """Time of the next scheduled SimPy event (``inf`` if none)."""
@@ -219,10 +223,11 @@ class FleetSimulation:
         yield self.env.timeout(offset)
         while True:
             messages = device.advance(self.now)
+            if messages:
+                self._wake_up(device.device_id)  # the pump changed on the way: let its life re-plan
             if not device.silent:
                 messages.append(device.telemetry(self.now))
             self._emit(device, messages)
-            self._wake_up(device.device_id)  # the pump may have changed: let its life re-plan
             yield self.env.timeout(interval)
 
     def _clinic_sees(self, device: SimulatedDevice, outgoing: Outgoing) -> None:
