@@ -26,7 +26,8 @@ InfluxDB 1.6.7 and are normalised first (:func:`stored_tag_value`): control char
 or newline is written as a ``\\t``/``\\n`` escape that 1.x stores literally) become a space, and
 trailing backslashes are dropped (a trailing ``\\`` would escape the separator). Measurement
 names, tag keys and field keys are the schema's own constants, so they are checked instead
-(:func:`check_name`). String field values round-trip exactly, newlines and all.
+(:func:`check_name`; no backslash in measurement names and field keys, where 1.x unescapes
+``\\"`` and ``\\=``). String field values round-trip exactly, newlines and all.
 """
 
 from __future__ import annotations
@@ -71,6 +72,10 @@ The alarm journal keeps the whole text; time series are for dashboards."""
 _LineProtocolPoint: Any = _client_point.Point
 """InfluxData's encoder. The client ships no annotations; it is used in one place, ``InfluxPoint.line_protocol``."""
 
+MIN_TIME_NS: Final = -(2**63) + 2
+MAX_TIME_NS: Final = 2**63 - 2
+"""InfluxDB's timestamp range (1677-09-21 to 2262-04-11); outside it a write is refused."""
+
 _INT64_MIN: Final = -(2**63)
 _INT64_MAX: Final = 2**63 - 1
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -82,13 +87,15 @@ _DEVICE_DISCRIMINATORS: Final = 500
 
 
 @lru_cache(maxsize=4096)
-def check_name(name: str) -> str:
-    """Return ``name`` if it is usable as a measurement name, tag key or field key, else raise ``ValueError``.
+def check_name(name: str, *, backslash: bool = False) -> str:
+    """Return ``name`` if it is usable as a measurement name or field key (``backslash=False``) or a
+    tag key (``backslash=True``), else raise ``ValueError``.
 
-    Refused: empty, a control character, a leading ``_`` (reserved by InfluxDB 2.x/3.x) or
-    ``#`` (a comment line), a trailing backslash (it would escape the separator after it), and
-    ``time`` (refused by InfluxDB as a key). Spaces, commas, equals signs, quotes, inner
-    backslashes and non-ASCII are fine: they are escaped.
+    Refused: empty, a control character, a leading ``_`` (reserved by InfluxDB 2.x/3.x) or ``#``
+    (a comment line), a trailing backslash (it would escape the separator after it), and ``time``
+    (refused by InfluxDB as a key). A backslash in a measurement name or field key is refused:
+    InfluxDB 1.x reads ``\\"`` and ``\\=`` there as escapes, so such a name cannot come back as
+    written. Spaces, commas, equals signs, quotes and non-ASCII are fine anywhere: they are escaped.
     """
     if not name:
         raise ValueError("an InfluxDB name cannot be empty")
@@ -98,6 +105,8 @@ def check_name(name: str) -> str:
         raise ValueError(f"InfluxDB name {name!r} cannot start with {name[0]!r}")
     if name.endswith("\\"):
         raise ValueError(f"InfluxDB name {name!r} cannot end with a backslash")
+    if not backslash and "\\" in name:
+        raise ValueError(f"InfluxDB measurement name or field key {name!r} cannot hold a backslash")
     if any(unicodedata.category(c) == "Cc" for c in name):
         raise ValueError(f"InfluxDB name {name!r} contains a control character")
     return name
@@ -113,7 +122,7 @@ def stored_tag_value(value: str) -> str:
 
 
 def _check_field(key: str, value: FieldValue) -> None:
-    check_name(key)
+    check_name(key, backslash=False)
     if isinstance(value, bool):
         return
     if isinstance(value, int):
@@ -134,7 +143,7 @@ class InfluxPoint:
     """One point: measurement, tags (identity), fields (values) and a nanosecond UTC timestamp.
 
     Invariants, checked at construction (``ValueError`` / ``TypeError``): names pass
-    :func:`check_name`; at least one field; float fields finite; integers fit 64 bits; strings
+    :func:`check_name`; time within :data:`MIN_TIME_NS`..:data:`MAX_TIME_NS`; at least one field; float fields finite; integers fit 64 bits; strings
     under 64 KiB; no key is both a tag and a field. Tag values may hold anything: see
     :func:`stored_tag_value` for what InfluxDB keeps.
     """
@@ -146,10 +155,12 @@ class InfluxPoint:
 
     def __post_init__(self) -> None:
         check_name(self.measurement)
+        if not MIN_TIME_NS <= self.time_ns <= MAX_TIME_NS:
+            raise ValueError(f"time {self.time_ns} ns is outside InfluxDB's range")
         if not self.fields:
             raise ValueError(f"a {self.measurement} point needs at least one field")
         for key in self.tags:
-            check_name(key)
+            check_name(key, backslash=True)
         for key, value in self.fields.items():
             _check_field(key, value)
         if not self.tags.keys().isdisjoint(self.fields.keys()):
