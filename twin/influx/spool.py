@@ -50,7 +50,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Final
+from typing import BinaryIO, Final, Self
 
 MAGIC: Final = b"\xffPT\xfe"
 _HEADER: Final = struct.Struct(">4sII")
@@ -369,3 +369,9 @@ class Spool:
         """Seal the active segment. The spool object is not used afterwards; its files stay."""
         with self._lock:
             self._seal()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
