@@ -405,7 +405,7 @@ def test_points_module_is_pure() -> None:
     assert imported <= {
         "__future__",
         "math",
-        "unicodedata",
+        "re",
         "zlib",
         "collections",
         "dataclasses",

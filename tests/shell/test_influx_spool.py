@@ -44,7 +44,7 @@ def _lines(prefix: str, count: int) -> list[bytes]:
 def _drain(spool: Spool, max_lines: int = 1000) -> list[bytes]:
     out: list[bytes] = []
     while (batch := spool.read(max_lines, MiB)) is not None:
-        out.extend(batch.lines)
+        out.extend(batch.lines())
         spool.ack(batch)
     return out
 
@@ -59,10 +59,10 @@ def test_reading_does_not_consume_until_acknowledged(tmp_path: Path, open_spool:
     spool.append(_lines("a", 3))
     first = spool.read(10, MiB)
     assert first is not None
-    assert first.lines == _lines("a", 3)
+    assert first.lines() == _lines("a", 3)
     again = spool.read(10, MiB)
     assert again is not None
-    assert again.lines == first.lines  # not acknowledged: read again (InfluxDB did not confirm yet)
+    assert again.lines() == first.lines()  # not acknowledged: read again (InfluxDB did not confirm yet)
     spool.ack(first)
     assert spool.read(10, MiB) is None
     assert spool.stats().backlog_bytes == 0
@@ -74,11 +74,11 @@ def test_records_are_read_together_up_to_the_limits_and_at_least_one(tmp_path: P
         spool.append(_lines(name, 4))
     batch = spool.read(9, MiB)
     assert batch is not None
-    assert batch.lines == _lines("a", 4) + _lines("b", 4)  # a third record would pass 9 lines
+    assert batch.lines() == _lines("a", 4) + _lines("b", 4)  # a third record would pass 9 lines
     spool.ack(batch)
     batch = spool.read(2, MiB)
     assert batch is not None
-    assert batch.lines == _lines("c", 4)  # one record, however big
+    assert batch.lines() == _lines("c", 4)  # one record, however big
     spool.ack(batch)
 
 
@@ -215,7 +215,7 @@ class SpoolModel(RuleBasedStateMachine):
     def deliver(self, max_lines: int) -> None:
         batch = self.spool.read(max_lines, MiB)
         if batch is not None:
-            self.delivered.extend(batch.lines)
+            self.delivered.extend(batch.lines())
             self.spool.ack(batch)
 
     @rule()

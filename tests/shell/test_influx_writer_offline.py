@@ -32,7 +32,7 @@ def _telemetry(count: int, start: int = 0) -> list[InfluxPoint]:
 def _spooled_lines(directory: Path) -> list[bytes]:
     with Spool(directory, 512 * MiB) as spool:
         batch = spool.read(10**9, 10**12)
-        return [] if batch is None else batch.lines
+        return [] if batch is None else batch.lines()
 
 
 async def test_without_a_url_points_are_spooled_and_the_writer_says_so(

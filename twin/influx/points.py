@@ -33,7 +33,7 @@ names, tag keys and field keys are the schema's own constants, so they are check
 from __future__ import annotations
 
 import math
-import unicodedata
+import re
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -107,18 +107,21 @@ def check_name(name: str, *, backslash: bool = False) -> str:
         raise ValueError(f"InfluxDB name {name!r} cannot end with a backslash")
     if not backslash and "\\" in name:
         raise ValueError(f"InfluxDB measurement name or field key {name!r} cannot hold a backslash")
-    if any(unicodedata.category(c) == "Cc" for c in name):
+    if _CONTROL_CHARACTERS.search(name):
         raise ValueError(f"InfluxDB name {name!r} contains a control character")
     return name
 
 
+_CONTROL_CHARACTERS: Final = re.compile("[\x00-\x1f\x7f-\x9f]")
+"""Unicode category Cc, exactly."""
+
+
+@lru_cache(maxsize=65536)
 def stored_tag_value(value: str) -> str:
     """The tag value InfluxDB will store for ``value``: identical unless ``value`` has a control
     character (each becomes a space) or ends with backslashes (dropped). Idempotent. An empty
     result means the tag is left out of the point (InfluxDB has no empty tag values)."""
-    if any(unicodedata.category(c) == "Cc" for c in value):
-        value = "".join(" " if unicodedata.category(c) == "Cc" else c for c in value)
-    return value.rstrip("\\")
+    return _CONTROL_CHARACTERS.sub(" ", value).rstrip("\\")
 
 
 def _check_field(key: str, value: FieldValue) -> None:
@@ -175,15 +178,38 @@ class InfluxPoint:
         """This point as one line of InfluxDB line protocol, nanosecond precision, no trailing newline.
 
         A string field may contain newlines (InfluxDB reads quoted newlines as part of the value),
-        so split a body into points by parsing, never by ``\\n``.
+        so split a body into points by parsing, never by ``\\n``. The escaped series key
+        (measurement and tags) is the same for every point of a series, so it is encoded once
+        and remembered (:func:`_series_key`); the fields and the time are encoded every time.
         """
-        point = _LineProtocolPoint(self.measurement)
-        for tag_key, tag_value in self.tags.items():
-            point.tag(tag_key, stored_tag_value(tag_value))
+        key = _series_key(self.measurement, tuple(self.tags.items()))
+        point = _LineProtocolPoint(_FIELDS_ONLY)
         for field_key, field_value in self.fields.items():
             point.field(field_key, field_value)
         point.time(self.time_ns, WritePrecision.NS)
-        return str(point.to_line_protocol())
+        line: str = point.to_line_protocol()
+        return key + line[len(_FIELDS_ONLY) + 1 :]
+
+
+_FIELDS_ONLY: Final = "m"
+_PROBE_FIELD: Final = "x=true"
+
+
+@lru_cache(maxsize=65536)
+def _series_key(measurement: str, tags: tuple[tuple[str, str], ...]) -> str:
+    """``measurement,tag=value,... `` (with the trailing space), escaped by ``Point``.
+
+    ``Point`` writes ``<measurement><,tags> <fields><time>``: with one known field and no time,
+    the key is the line without that field.
+    """
+    point = _LineProtocolPoint(measurement)
+    for tag_key, tag_value in tags:
+        point.tag(tag_key, stored_tag_value(tag_value))
+    point.field("x", True)
+    line: str = point.to_line_protocol()
+    if not line.endswith(" " + _PROBE_FIELD):
+        raise AssertionError(f"unexpected line protocol from influxdb_client: {line!r}")
+    return line[: -len(_PROBE_FIELD)]
 
 
 # ------------------------------------------------------------------------------------------- time

@@ -12,10 +12,11 @@ Layout (``directory``):
   and only read. A new segment is started when the active one reaches ``segment_bytes``.
 * ``cursor.json`` — how far InfluxDB has confirmed: ``{"segment": i, "offset": n}``.
 
-Record format (big-endian): ``magic (4 bytes, b"\\xffPT\\xfe") | payload length (u32) | CRC-32 of
-length and payload (u32) | payload``; the payload is the batch's lines, each ``u32 length | UTF-8
-bytes`` (a line may contain a newline inside a quoted string field, so lines are framed, never
-split on ``\\n``). A record cut short by a crash (torn write) or damaged on disk fails its length or
+Record format (integers big-endian): ``magic (4 bytes, b"\\xffPT\\xfe") | payload length (u32) |
+CRC-32 of length and payload (u32) | payload``; the payload is ``line count (u32) | each line's
+length (u32 each) | the lines joined by \\n``. The body is sent as it is, without touching each
+line; the lengths say where lines end when a refused batch must be split (a line may contain a
+newline inside a quoted string field, so a body is never split on ``\\n``). A record cut short by a crash (torn write) or damaged on disk fails its length or
 checksum: it is skipped, never replayed, and the reader resynchronises on the next magic whose
 record checks out. The magic cannot occur inside line protocol (``\\xff`` and ``\\xfe`` are never
 valid UTF-8). Skipped bytes are counted (:attr:`SpoolStats.skipped_bytes`).
@@ -45,8 +46,10 @@ import contextlib
 import json
 import os
 import struct
+import sys
 import threading
 import zlib
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +57,10 @@ from typing import BinaryIO, Final, Self
 
 MAGIC: Final = b"\xffPT\xfe"
 _HEADER: Final = struct.Struct(">4sII")
-_LINE_LENGTH: Final = struct.Struct(">I")
+_COUNT: Final = struct.Struct(">I")
+_LITTLE_ENDIAN: Final = sys.byteorder == "little"
+if array("I").itemsize != 4:  # pragma: no cover -- true on every platform CPython supports today
+    raise ImportError("the spool format needs 4-byte unsigned ints in array('I')")
 MAX_RECORD_BYTES: Final = 256 * 1024 * 1024
 """A header announcing more than this is damage, not a record."""
 
@@ -72,11 +78,26 @@ class SpoolPosition:
 
 @dataclass(frozen=True, slots=True)
 class SpoolBatch:
-    """Consecutive records read from the acknowledged position: their lines, and where they end."""
+    """Consecutive records read from the acknowledged position: their lines as one body (joined by
+    ``\\n``, ready to send), each line's length, and where the records end."""
 
-    lines: list[bytes]
+    body: bytes
+    line_lengths: array[int]
     end: SpoolPosition
     skipped_bytes: int = 0
+
+    @property
+    def line_count(self) -> int:
+        return len(self.line_lengths)
+
+    def lines(self) -> list[bytes]:
+        """The body split into its lines (by length: a line may hold a newline in a string field)."""
+        lines: list[bytes] = []
+        at = 0
+        for length in self.line_lengths:
+            lines.append(self.body[at : at + length])
+            at += length + 1
+        return lines
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,31 +121,32 @@ class SpoolStats:
 
 
 def _encode_record(lines: Sequence[bytes]) -> bytes:
-    parts: list[bytes] = []
-    for line in lines:
-        parts.append(_LINE_LENGTH.pack(len(line)))
-        parts.append(line)
-    payload = b"".join(parts)
+    lengths = array("I", map(len, lines))
+    if _LITTLE_ENDIAN:
+        lengths.byteswap()
+    payload = _COUNT.pack(len(lines)) + lengths.tobytes() + b"\n".join(lines)
     length = len(payload)
     if length > MAX_RECORD_BYTES:
         raise ValueError(f"a spool record of {length} bytes is larger than {MAX_RECORD_BYTES}")
-    crc = zlib.crc32(payload, zlib.crc32(_LINE_LENGTH.pack(length)))
+    crc = zlib.crc32(payload, zlib.crc32(_COUNT.pack(length)))
     return _HEADER.pack(MAGIC, length, crc) + payload
 
 
-def _decode_payload(payload: bytes) -> list[bytes] | None:
-    lines: list[bytes] = []
-    at, end = 0, len(payload)
-    while at < end:
-        if at + _LINE_LENGTH.size > end:
-            return None
-        (length,) = _LINE_LENGTH.unpack_from(payload, at)
-        at += _LINE_LENGTH.size
-        if at + length > end:
-            return None
-        lines.append(payload[at : at + length])
-        at += length
-    return lines
+def _decode_payload(payload: bytes) -> tuple[bytes, array[int]] | None:
+    """The body and line lengths of a payload whose checksum matched; ``None`` if inconsistent."""
+    if len(payload) < _COUNT.size:
+        return None
+    (count,) = _COUNT.unpack_from(payload)
+    body_at = _COUNT.size + 4 * count
+    if body_at > len(payload):
+        return None
+    lengths = array("I", payload[_COUNT.size : body_at])
+    if _LITTLE_ENDIAN:
+        lengths.byteswap()
+    body = payload[body_at:]
+    if count == 0 or sum(lengths) + count - 1 != len(body):
+        return None
+    return body, lengths
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -217,6 +239,8 @@ class Spool:
             self._append(lines)
 
     def _append(self, lines: Sequence[bytes]) -> None:
+        if not lines:
+            return
         record = _encode_record(lines)
         if self._active is None or self._active_index is None or self._sizes[self._active_index] >= self.segment_bytes:
             self._active, self._active_index = self._rotate()
@@ -250,7 +274,8 @@ class Spool:
         :meth:`ack`. A batch may hold no lines when only damaged bytes were found (ack it all the same).
         """
         with self._lock:
-            lines: list[bytes] = []
+            bodies: list[bytes] = []
+            lengths: array[int] = array("I")
             size = 0
             skipped = 0
             position = self._cursor
@@ -268,21 +293,21 @@ class Spool:
                             skipped += resume - offset
                             offset = resume
                             continue
-                        record_lines, record_size = record
-                        payload_size = record_size - _HEADER.size
-                        if lines and (len(lines) + len(record_lines) > max_lines or size + payload_size > max_bytes):
-                            return SpoolBatch(lines, SpoolPosition(index, offset), skipped)
-                        lines.extend(record_lines)
-                        size += payload_size
+                        body, record_lengths, record_size = record
+                        if bodies and (len(lengths) + len(record_lengths) > max_lines or size + len(body) > max_bytes):
+                            return SpoolBatch(b"\n".join(bodies), lengths, SpoolPosition(index, offset), skipped)
+                        bodies.append(body)
+                        lengths.extend(record_lengths)
+                        size += len(body)
                         offset += record_size
                 position = SpoolPosition(index, offset)
-            if not lines and not skipped:
+            if not bodies and not skipped:
                 return None
-            return SpoolBatch(lines, position, skipped)
+            return SpoolBatch(b"\n".join(bodies), lengths, position, skipped)
 
     @staticmethod
-    def _read_record(segment: BinaryIO, offset: int, limit: int) -> tuple[list[bytes], int] | None:
-        """The lines and total size of the record at ``offset``, or ``None`` if it is torn or damaged."""
+    def _read_record(segment: BinaryIO, offset: int, limit: int) -> tuple[bytes, array[int], int] | None:
+        """Body, line lengths and total size of the record at ``offset``; ``None`` if torn or damaged."""
         if offset + _HEADER.size > limit:
             return None
         segment.seek(offset)
@@ -290,12 +315,12 @@ class Spool:
         if magic != MAGIC or length > MAX_RECORD_BYTES or offset + _HEADER.size + length > limit:
             return None
         payload = segment.read(length)
-        if len(payload) != length or zlib.crc32(payload, zlib.crc32(_LINE_LENGTH.pack(length))) != crc:
+        if len(payload) != length or zlib.crc32(payload, zlib.crc32(_COUNT.pack(length))) != crc:
             return None
-        lines = _decode_payload(payload)
-        if lines is None:
+        decoded = _decode_payload(payload)
+        if decoded is None:
             return None
-        return lines, _HEADER.size + length
+        return decoded[0], decoded[1], _HEADER.size + length
 
     def _resync(self, segment: BinaryIO, start: int, limit: int) -> int:
         """Offset of the next record that checks out after damage at ``start - 1``; ``limit`` if none."""

@@ -49,9 +49,9 @@ later writer with a URL on the same spool directory sends everything.
 Shutdown (``__aexit__``): the buffer is spooled, the sender gets ``drain_on_close_s`` to finish,
 and whatever is left waits in the spool for the next start.
 
-Memory bound: while the buffer holds :data:`BUFFER_LIMIT_BATCHES` × ``batch_size`` points (the
-spool cannot keep up: a failing disk), sheddable points (telemetry, twin health) are shed and
-counted; alarm, state and command points are always kept.
+Memory bound: while the buffer holds :data:`BUFFER_LIMIT_BYTES` (the spool cannot keep up: a
+stalled or failing disk), sheddable points (telemetry, twin health) are shed and counted; alarm,
+state and command points are always kept.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ import logging
 import math
 import os
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -89,8 +89,10 @@ MAX_REQUEST_BYTES: Final = 8 * 1024 * 1024
 RETRY_AFTER_CAP_S: Final = 300.0
 """A ``Retry-After`` longer than this is not believed: five minutes is long enough for any overload."""
 
-BUFFER_LIMIT_BATCHES: Final = 10
-"""In-memory buffer bound, in batches, before sheddable points are shed (only if the spool stalls)."""
+BUFFER_LIMIT_BYTES: Final = 256 * 1024 * 1024
+"""In-memory buffer bound (encoded bytes) before sheddable points are shed. The batcher empties the
+buffer into the spool every ``flush_interval_s``, so it only fills when the disk stalls: a burst of
+100,000 telemetry points is about 40 MB, far below; a stalled disk reaches it and stops growing."""
 
 GZIP_LEVEL: Final = 1
 """Fastest gzip: line protocol compresses about 10x even at level 1; higher levels cost CPU for little."""
@@ -195,6 +197,10 @@ class WriterStats:
     last_error: str | None
 
 
+def _constant(lines: list[bytes]) -> Callable[[], list[bytes]]:
+    return lambda: lines
+
+
 _NO_SPOOL: Final = SpoolStats(size_bytes=0, backlog_bytes=0, segments=0, shed=0, skipped_bytes=0)
 
 
@@ -224,7 +230,7 @@ class InfluxWriter:
         self._task_group: asyncio.TaskGroup | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._buffer: list[tuple[bytes, bool]] = []
-        self._buffer_limit = BUFFER_LIMIT_BATCHES * settings.batch_size
+        self._buffer_bytes = 0
         self._batch_ready = asyncio.Event()
         self._data_waiting = asyncio.Event()
         self._progress = asyncio.Event()
@@ -261,10 +267,12 @@ class InfluxWriter:
         for point in points:
             self._accepted += 1
             sheddable = point.sheddable
-            if sheddable and len(buffer) >= self._buffer_limit:
+            if sheddable and self._buffer_bytes >= BUFFER_LIMIT_BYTES:
                 self._shed_in_memory += 1
                 continue
-            buffer.append((point.line_protocol().encode(), sheddable))
+            line = point.line_protocol().encode()
+            self._buffer_bytes += len(line)
+            buffer.append((line, sheddable))
         if len(buffer) >= self.settings.batch_size:
             self._batch_ready.set()
 
@@ -373,7 +381,7 @@ class InfluxWriter:
             except OSError as error:
                 self._lost += len(self._buffer)
                 log.error("%d points could not be spooled at close and are lost: %s", len(self._buffer), error)
-                self._buffer = []
+                self._buffer, self._buffer_bytes = [], 0
             if self._client is not None and self._acknowledged < self._end:
                 drained = await self._wait_acknowledged(self._end, self.settings.drain_on_close_s)
                 if not drained:
@@ -417,6 +425,7 @@ class InfluxWriter:
                     admission, stats, end = await asyncio.to_thread(self._admit, self._spool, chunk)
                 except OSError as error:
                     self._buffer = pending[start:] + self._buffer
+                    self._buffer_bytes = sum(len(line) for line, _ in self._buffer)
                     self._spool_errors += 1
                     self._last_error = f"spool: {error}"
                     log.error("cannot write the spool in %s: %s", self.spool_dir, error)
@@ -424,6 +433,7 @@ class InfluxWriter:
                         raise
                     return
                 self._spooled += admission.spooled
+                self._buffer_bytes -= sum(len(line) for line, _ in chunk)
                 self._spool_stats = stats
                 self._end = end
                 if admission.spooled:
@@ -449,47 +459,66 @@ class InfluxWriter:
     async def _send_loop(self) -> None:
         assert self._spool is not None
         spool = self._spool
+        settled: SpoolBatch | None = None
         while True:
             self._data_waiting.clear()
-            batch = await asyncio.to_thread(spool.read, self.settings.batch_size, MAX_REQUEST_BYTES)
+            # one trip to a worker thread per batch: acknowledge the last, read and compress the next
+            stats, acknowledged, batch, payload = await asyncio.to_thread(self._settle_and_read, spool, settled)
+            if settled is not None:
+                self._spool_stats, self._acknowledged = stats, acknowledged
+                self._progress.set()
+                settled = None
             if batch is None:
                 await self._data_waiting.wait()
                 continue
-            if batch.lines:
-                await self._deliver(batch.lines)
-            self._spool_stats, self._acknowledged = await asyncio.to_thread(self._ack, spool, batch)
-            self._progress.set()
+            if batch.line_count:
+                await self._deliver(batch.body, batch.line_count, batch.lines, payload)
+            settled = batch
 
-    @staticmethod
-    def _ack(spool: Spool, batch: SpoolBatch) -> tuple[SpoolStats, SpoolPosition]:
-        spool.ack(batch)
-        return spool.stats(), spool.acknowledged
+    def _settle_and_read(
+        self, spool: Spool, settled: SpoolBatch | None
+    ) -> tuple[SpoolStats, SpoolPosition, SpoolBatch | None, bytes | None]:
+        """Worker thread: acknowledge ``settled``, read the next batch and compress its body."""
+        if settled is not None:
+            spool.ack(settled)
+        batch = spool.read(self.settings.batch_size, MAX_REQUEST_BYTES)
+        payload = self._compress(batch.body) if batch is not None and batch.line_count else None
+        return spool.stats(), spool.acknowledged, batch, payload
 
-    async def _deliver(self, lines: list[bytes]) -> None:
-        """Settle ``lines``: written, or (split down to single lines) dead-lettered. Retries until then."""
+    def _compress(self, body: bytes) -> bytes:
+        return gzip.compress(body, GZIP_LEVEL) if self.settings.gzip else body
+
+    async def _deliver(
+        self, body: bytes, count: int, lines: Callable[[], list[bytes]], payload: bytes | None = None
+    ) -> None:
+        """Settle ``count`` lines (``body``: joined by ``\\n``; ``lines()``: split; ``payload``: the
+        body as sent, compressed if so configured): written, or split down to single lines and
+        dead-lettered. Retries until then."""
+        if payload is None:
+            payload = self._compress(body) if len(body) < 65536 else await asyncio.to_thread(self._compress, body)
         attempt = 0
         while True:
             wait_hint: float | None = None
             try:
                 await self._ensure_database()
-                response = await self._post(lines)
+                response = await self._post(payload)
             except httpx.TransportError as error:  # timeouts, refused connections, resets
                 self._note_failure(f"{type(error).__name__}: {error}", reachable=False)
             else:
                 outcome = disposition(response.status_code)
                 if outcome is Disposition.WRITTEN:
-                    self._written += len(lines)
+                    self._written += count
                     self._note_success()
                     return
                 reason = influx_reason(response)
                 if outcome is Disposition.REFUSED:
                     self._reachable = True
-                    if len(lines) > 1:
-                        middle = len(lines) // 2
-                        await self._deliver(lines[:middle])
-                        await self._deliver(lines[middle:])
-                    else:
-                        await self._dead_letter(lines, response.status_code, reason)
+                    if count == 1:
+                        await self._dead_letter(lines(), response.status_code, reason)
+                        return
+                    split = lines()
+                    for half in (split[: count // 2], split[count // 2 :]):
+                        await self._deliver(b"\n".join(half), len(half), _constant(half))
                     return
                 if response.status_code in (401, 403):
                     self._auth_failures += 1
@@ -497,32 +526,27 @@ class InfluxWriter:
                     self._database_ready = False
                 wait_hint = retry_after_s(response.headers.get("retry-after"), datetime.now(UTC))
                 self._note_failure(f"HTTP {response.status_code}: {reason}", reachable=True)
-            self._retried += len(lines)
+            self._retried += count
             s = self.settings
             delay = backoff_s(
                 attempt, initial_s=s.retry_initial_s, max_s=s.retry_max_s, rng=self._rng, retry_after=wait_hint
             )
-            log.debug("retrying %d points in %.2f s (attempt %d)", len(lines), delay, attempt + 1)
+            log.debug("retrying %d points in %.2f s (attempt %d)", count, delay, attempt + 1)
             attempt += 1
             await asyncio.sleep(delay)
 
-    async def _post(self, lines: list[bytes]) -> httpx.Response:
+    async def _post(self, payload: bytes) -> httpx.Response:
+        """One write request; ``payload`` is already compressed when ``settings.gzip``."""
         assert self._client is not None
         s = self.settings
         params = {"db": s.database, "precision": PRECISION}
         if s.retention_policy:
             params["rp"] = s.retention_policy
-        body = b"\n".join(lines)
         headers = {"Content-Type": "text/plain; charset=utf-8", **self._token_header()}
         if s.gzip:
-            body = (
-                gzip.compress(body, GZIP_LEVEL)
-                if len(body) < 65536
-                else await asyncio.to_thread(gzip.compress, body, GZIP_LEVEL)
-            )
             headers["Content-Encoding"] = "gzip"
         self._requests += 1
-        return await self._client.post("/write", params=params, content=body, headers=headers)
+        return await self._client.post("/write", params=params, content=payload, headers=headers)
 
     async def _ensure_database(self) -> None:
         """``CREATE DATABASE`` once per start and after a 404. Raises ``httpx.TransportError`` if unreachable."""

@@ -1,0 +1,1 @@
+"""Performance measurements against real servers; each module prints a final JSON line (figure, baseline, ratio)."""
