@@ -93,3 +93,13 @@ async def test_points_submitted_before_close_are_spooled_at_close(tmp_path: Path
     async with InfluxWriter(settings) as writer:
         writer.submit(_telemetry(5))
     assert len(_spooled_lines(tmp_path)) == 5
+
+
+async def test_a_burst_far_beyond_the_batch_size_is_spooled_not_shed(tmp_path: Path) -> None:
+    """The in-memory bound is for a stalled disk, not for a burst the spool is still writing."""
+    settings = InfluxSettings(url=None, spool_dir=tmp_path, batch_size=100, flush_interval_s=0.01)
+    async with InfluxWriter(settings) as writer:
+        writer.submit(_telemetry(20_000))
+        await writer.flush()
+        assert writer.stats.shed == 0
+        assert writer.stats.spooled == 20_000
