@@ -103,3 +103,31 @@ async def test_a_burst_far_beyond_the_batch_size_is_spooled_not_shed(tmp_path: P
         await writer.flush()
         assert writer.stats.shed == 0
         assert writer.stats.spooled == 20_000
+
+
+async def test_a_disk_error_keeps_the_points_buffered_until_the_spool_takes_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk seam fails (ENOSPC) for a while: flush says so, nothing is lost or reordered."""
+    real_admit = Spool.admit
+    disk_full = True
+
+    def admit(spool: Spool, entries: list[tuple[bytes, bool]]) -> object:
+        if disk_full:
+            raise OSError(28, "No space left on device")
+        return real_admit(spool, entries)
+
+    monkeypatch.setattr(Spool, "admit", admit)
+    points = _telemetry(30)
+    async with InfluxWriter(InfluxSettings(url=None, spool_dir=tmp_path, flush_interval_s=0.01)) as writer:
+        writer.submit(points[:10])
+        with pytest.raises(OSError, match="No space"):
+            await writer.flush()
+        writer.submit(points[10:])
+        assert writer.stats.buffered == 30
+        assert writer.stats.spool_errors >= 1
+        assert "No space" in (writer.stats.last_error or "")
+        disk_full = False
+        await writer.flush()
+        assert writer.stats.spooled == 30
+    assert _spooled_lines(tmp_path) == [p.line_protocol().encode() for p in points]

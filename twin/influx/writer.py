@@ -94,6 +94,9 @@ BUFFER_LIMIT_BYTES: Final = 256 * 1024 * 1024
 buffer into the spool every ``flush_interval_s``, so it only fills when the disk stalls: a burst of
 100,000 telemetry points is about 40 MB, far below; a stalled disk reaches it and stops growing."""
 
+SPOOL_RETRY_S: Final = 1.0
+"""After a disk error, the batcher tries the spool again at most this often (a full disk stays full a while)."""
+
 GZIP_LEVEL: Final = 1
 """Fastest gzip: line protocol compresses about 10x even at level 1; higher levels cost CPU for little."""
 
@@ -173,7 +176,8 @@ def influx_reason(response: httpx.Response) -> str:
 class WriterStats:
     """Counters (points unless named otherwise), cumulative since the writer started.
 
-    ``accepted`` = ``shed`` + ``spooled`` + ``buffered`` (+ ``lost`` on a disk failure at close).
+    ``accepted`` = ``shed`` + ``spooled`` + ``buffered`` (+ ``lost`` on a disk failure at close),
+    whenever no append to the spool is under way.
     ``written`` and ``dead_lettered`` count what the sender settled, including points replayed from
     a spool an earlier process left, so they may exceed ``spooled`` after a restart.
     """
@@ -252,6 +256,7 @@ class InfluxWriter:
         self._spool_errors = 0
         self._reachable: bool | None = None
         self._failing = False
+        self._spool_failing = False
         self._last_error: str | None = None
 
     # ---------------------------------------------------------------------------------- public
@@ -282,7 +287,7 @@ class InfluxWriter:
         Does not wait for InfluxDB. Raises ``OSError`` if the spool cannot be written (the points
         stay buffered and are tried again).
         """
-        await self._spool_buffer(raise_errors=True)
+        await self._spool_buffer()
 
     async def drain(self, timeout_s: float) -> bool:
         """Flush, then wait until InfluxDB confirmed (or dead-lettered) everything spooled so far.
@@ -377,7 +382,7 @@ class InfluxWriter:
         self._closed = True
         try:
             try:
-                await self._spool_buffer(raise_errors=True)
+                await self._spool_buffer()
             except OSError as error:
                 self._lost += len(self._buffer)
                 log.error("%d points could not be spooled at close and are lost: %s", len(self._buffer), error)
@@ -409,11 +414,13 @@ class InfluxWriter:
                 pass
             self._batch_ready.clear()
             try:
-                await self._spool_buffer(raise_errors=False)
-            except OSError:  # counted and logged in _spool_buffer; the points stay buffered
-                await asyncio.sleep(self.settings.flush_interval_s)
+                await self._spool_buffer()
+            except OSError:  # counted and logged; the points stay buffered: try again in a while
+                await asyncio.sleep(max(self.settings.flush_interval_s, SPOOL_RETRY_S))
 
-    async def _spool_buffer(self, *, raise_errors: bool) -> None:
+    async def _spool_buffer(self) -> None:
+        """Append the buffer to the spool, in ``batch_size`` records. On ``OSError`` what is not
+        spooled goes back to the front of the buffer and the error is raised."""
         async with self._spool_lock:
             if not self._buffer or self._spool is None:
                 return
@@ -428,10 +435,13 @@ class InfluxWriter:
                     self._buffer_bytes = sum(len(line) for line, _ in self._buffer)
                     self._spool_errors += 1
                     self._last_error = f"spool: {error}"
-                    log.error("cannot write the spool in %s: %s", self.spool_dir, error)
-                    if raise_errors:
-                        raise
-                    return
+                    level = logging.DEBUG if self._spool_failing else logging.ERROR
+                    self._spool_failing = True
+                    log.log(level, "cannot write the spool in %s: %s", self.spool_dir, error)
+                    raise
+                if self._spool_failing:
+                    log.info("the spool in %s takes writes again", self.spool_dir)
+                    self._spool_failing = False
                 self._spooled += admission.spooled
                 self._buffer_bytes -= sum(len(line) for line, _ in chunk)
                 self._spool_stats = stats
@@ -502,7 +512,7 @@ class InfluxWriter:
             try:
                 await self._ensure_database()
                 response = await self._post(payload)
-            except httpx.TransportError as error:  # timeouts, refused connections, resets
+            except httpx.HTTPError as error:  # timeouts, refused connections, resets, garbled answers
                 self._note_failure(f"{type(error).__name__}: {error}", reachable=False)
             else:
                 outcome = disposition(response.status_code)
@@ -549,7 +559,7 @@ class InfluxWriter:
         return await self._client.post("/write", params=params, content=payload, headers=headers)
 
     async def _ensure_database(self) -> None:
-        """``CREATE DATABASE`` once per start and after a 404. Raises ``httpx.TransportError`` if unreachable."""
+        """``CREATE DATABASE`` once per start and after a 404. Raises ``httpx.HTTPError`` if unreachable."""
         if self._database_ready:
             return
         assert self._client is not None
