@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from collections import deque
@@ -247,3 +248,28 @@ def test_segment_size_follows_the_bound(tmp_path: Path, open_spool: SpoolOpener,
     segment_bytes = open_spool(tmp_path / str(max_bytes), max_bytes).segment_bytes
     assert 1 * MiB <= segment_bytes <= 64 * MiB
     assert segment_bytes <= max(1 * MiB, max_bytes // 16)
+
+
+def test_a_failed_append_never_leaves_garbage_in_front_of_later_records(
+    tmp_path: Path, open_spool: SpoolOpener, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk fails mid-append (fsync: EIO) after the bytes went out: the caller sees the error and
+    appends again; what follows is read whole, and a later process replays at most a duplicate."""
+    real_fsync = os.fsync
+    armed = True
+
+    def flaky_fsync(fd: int) -> None:
+        nonlocal armed
+        if armed and os.readlink(f"/proc/self/fd/{fd}").endswith(SEGMENT_SUFFIX):
+            armed = False
+            raise OSError(5, "Input/output error")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", flaky_fsync)
+    spool = open_spool(tmp_path, 64 * MiB)
+    with pytest.raises(OSError, match="Input/output"):
+        spool.append(_lines("a", 2))
+    spool.append(_lines("a", 2))  # the caller's retry
+    spool.append(_lines("b", 2))
+    assert spool.read(100, MiB) is not None
+    assert _drain(spool) == _lines("a", 2) + _lines("b", 2)

@@ -244,23 +244,34 @@ class Spool:
         record = _encode_record(lines)
         if self._active is None or self._active_index is None or self._sizes[self._active_index] >= self.segment_bytes:
             self._active, self._active_index = self._rotate()
-        self._active.write(record)
-        self._active.flush()
-        os.fsync(self._active.fileno())
+        try:
+            self._active.write(record)
+            self._active.flush()
+            os.fsync(self._active.fileno())
+        except OSError:
+            # part of the record may be on disk: never write after it. The segment is sealed at
+            # its last whole record (what this spool reads); a later process sees the rest as torn.
+            self._seal()
+            raise
         self._sizes[self._active_index] += len(record)
 
     def _rotate(self) -> tuple[BinaryIO, int]:
         self._seal()
         index = self._next_index
         active = self._segment_path(index).open("xb")
-        self._sizes[index] = 0
         self._next_index = index + 1
-        _fsync_directory(self.directory)
+        self._sizes[index] = 0
+        try:
+            _fsync_directory(self.directory)
+        except OSError:
+            active.close()
+            raise
         return active, index
 
     def _seal(self) -> None:
         if self._active is not None:
-            self._active.close()
+            with contextlib.suppress(OSError):  # a failed write may fail its flush again
+                self._active.close()
             self._active = None
             self._active_index = None
 
