@@ -35,7 +35,8 @@ the spool in order and POSTs ``/write?db=…&rp=…&precision=ns`` (gzip-compres
   ``line``) and are counted in ``dead_lettered``; never retried. Resending the halves is safe:
   the lines InfluxDB already stored are rewritten with the same key, which overwrites.
 
-Database creation: when it starts, and after any 404, the writer sends ``CREATE DATABASE`` through
+Database creation: when it starts (again before the first write if InfluxDB was unreachable), and
+after any 404, the writer sends ``CREATE DATABASE`` through
 ``/query`` (a no-op if it exists). A 401/403 answer is ignored: a 1.x user without admin rights, or
 an InfluxDB 2.x/3.x where the database (bucket) and its DBRP mapping are made by an operator.
 
@@ -469,6 +470,10 @@ class InfluxWriter:
     async def _send_loop(self) -> None:
         assert self._spool is not None
         spool = self._spool
+        try:  # at start, so dashboards find the database before the first point; retried before each write
+            await self._ensure_database()
+        except httpx.HTTPError as error:
+            log.debug("CREATE DATABASE at start failed (%s): will try again before the first write", error)
         settled: SpoolBatch | None = None
         while True:
             self._data_waiting.clear()
