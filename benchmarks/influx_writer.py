@@ -82,6 +82,22 @@ def _stored(influxd: Influxd, db: str) -> int:
     return int(result["results"][0]["series"][0]["values"][0][1])  # type: ignore[index]
 
 
+def _start_influxd(work: Path) -> Influxd:
+    """A fresh influxd; a few tries, since a free port can be taken between choosing and binding it."""
+    for attempt in range(3):
+        (work / f"influxd{attempt}").mkdir()
+        influxd = Influxd(workdir=work / f"influxd{attempt}")
+        try:
+            influxd.start()
+        except RuntimeError:
+            influxd.stop()
+            if attempt == 2:
+                raise
+            continue
+        return influxd
+    raise AssertionError("unreachable")
+
+
 async def _timed(run: Callable[[], Awaitable[None]]) -> float:
     started = time.perf_counter()
     await run()
@@ -93,9 +109,7 @@ async def _main(devices: int, samples: int, runs: int, gzip_on: bool) -> dict[st
     total = len(points)
     with tempfile.TemporaryDirectory(prefix="bench-influx-") as tmp:
         work = Path(tmp)
-        (work / "influxd").mkdir()
-        influxd = Influxd(workdir=work / "influxd")
-        influxd.start()
+        influxd = _start_influxd(work)
         try:
             base = InfluxSettings(url=influxd.url, gzip=gzip_on)
             started = time.perf_counter()
