@@ -77,7 +77,7 @@ def test_telemetry_point_carries_every_sample_value_seq_session_and_sim_truth() 
 
 def test_a_real_pump_has_no_true_fields_and_floats_stay_floats() -> None:
     telemetry = examples.telemetry().model_copy(update={"sim_truth": None, "reservoir_ml": 6})
-    point = telemetry_point(DeviceTags(SITE, "pump-0001", "Prometra II", simulated=False), telemetry)
+    point = telemetry_point(DeviceTags(SITE, "pump-0001", "Prometra II", None, simulated=False), telemetry)
     assert not [key for key in point.fields if key.startswith("true_")]
     assert point.tags["simulated"] == "false"
     assert "drug" not in point.tags  # no state seen yet: no drug tag
@@ -86,7 +86,7 @@ def test_a_real_pump_has_no_true_fields_and_floats_stay_floats() -> None:
 
 def test_state_point_takes_the_drug_tag_from_the_state_itself() -> None:
     state = examples.state()
-    point = state_point(DeviceTags(SITE, "pump-0001", "SynchroMed II 8637-20", simulated=True), state)
+    point = state_point(DeviceTags(SITE, "pump-0001", "SynchroMed II 8637-20", None, simulated=True), state)
     assert point.measurement == "state"
     assert point.tags["drug"] == "baclofen"
     assert point.fields["program_mode"] == "flexible"
@@ -187,7 +187,7 @@ def test_twin_derived_alarm_codes_and_long_comments() -> None:
 
 
 def test_events_of_another_device_are_refused() -> None:
-    other = DeviceTags(SITE, "pump-0002", "SynchroMed II", simulated=True)
+    other = DeviceTags(SITE, "pump-0002", "SynchroMed II", None, simulated=True)
     with pytest.raises(ValueError, match="pump-0001"):
         telemetry_point(other, examples.telemetry())
     outcome = CommandOutcomePoint(

@@ -16,7 +16,8 @@ short version:
   ``datetime`` holds microseconds, so the three sub-microsecond digits are free: they carry a
   deterministic discriminator (``seq % 500`` for device messages, ``500 +`` a stable hash for
   twin events). Two messages of one device stamped with the same microsecond therefore stay two
-  points instead of the second silently overwriting the first, and a replayed message gets the
+  points (unless their ``seq`` differ by a multiple of 500) instead of the second silently
+  overwriting the first, and a replayed message gets the
   very same timestamp, so InfluxDB's overwrite-on-same-key rule turns at-least-once delivery into
   exactly-once storage. Timestamps are exact to the microsecond.
 
@@ -253,12 +254,12 @@ class DeviceTags:
     site: str
     device: str
     model: str
+    drug: Drug | None
     simulated: bool
-    drug: Drug | None = None
 
     @classmethod
     def from_birth(cls, site: str, birth: Birth, drug: Drug | None = None) -> DeviceTags:
-        return cls(site=site, device=birth.device_id, model=birth.model, simulated=birth.simulated, drug=drug)
+        return cls(site=site, device=birth.device_id, model=birth.model, drug=drug, simulated=birth.simulated)
 
     def as_tags(self) -> dict[str, str]:
         tags = {"site": self.site, "device": self.device, "model": self.model}
