@@ -34,3 +34,13 @@ def influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Influxd]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def influxd_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Influxd]:
+    """A real InfluxDB with authentication on; ``query`` runs as its admin user."""
+    _require("influxd", "influxdb")
+    server = Influxd(workdir=tmp_path_factory.mktemp("influxd-auth"), auth_enabled=True)
+    server.start()
+    yield server
+    server.stop()

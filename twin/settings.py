@@ -39,8 +39,13 @@ class InfluxSettings(BaseModel):
     token: SecretStr | None = Field(default=None, description="InfluxDB 2.x/3.x API token (sent as 'Token ...')")
     batch_size: int = Field(default=5000, ge=1, le=100_000, description="points per write request, at most")
     flush_interval_s: float = Field(default=1.0, gt=0, description="longest a point waits before it is written")
-    timeout_s: float = Field(default=10.0, gt=0)
+    timeout_s: float = Field(default=10.0, gt=0, description="longest wait for one HTTP answer")
     gzip: bool = True
+    retry_initial_s: float = Field(default=0.5, gt=0, description="first retry delay; doubles per attempt")
+    retry_max_s: float = Field(default=30.0, gt=0, description="longest delay between two retries")
+    drain_on_close_s: float = Field(
+        default=5.0, ge=0, description="at shutdown, how long the spool may still be sent; the rest waits on disk"
+    )
     spool_dir: Path = Path("var/spool")
     spool_max_bytes: int = Field(default=512 * 1024 * 1024, ge=1024 * 1024, description="disk the spool may use")
 

@@ -7,13 +7,16 @@ back. Nothing here uses the machine's system services or standard ports.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import getpass
+import json
 import shutil
 import socket
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -200,9 +203,15 @@ class Influxd(_Server):
 
     The v1 HTTP API it serves (``/write``, ``/query``, ``/ping``) is the one InfluxDB 2.x and 3.x
     also serve, which is the only API PumpTwin uses.
+
+    With ``auth_enabled`` every request but ``/ping`` needs credentials; the first start creates
+    the admin ``admin_user``/``admin_password``, which :meth:`query` then uses.
     """
 
     rpc_port: int = field(default_factory=free_port)
+    auth_enabled: bool = False
+    admin_user: str = "admin"
+    admin_password: str = "admin password"
 
     @property
     def url(self) -> str:
@@ -233,6 +242,7 @@ bind-address = "127.0.0.1:{self.rpc_port}"
   bind-address = "127.0.0.1:{self.port}"
   log-enabled = false
   max-body-size = 0
+  auth-enabled = {"true" if self.auth_enabled else "false"}
 
 [continuous_queries]
   enabled = false
@@ -256,19 +266,39 @@ bind-address = "127.0.0.1:{self.rpc_port}"
         binary = shutil.which("influxd") or "/usr/bin/influxd"
         self._spawn([binary, "-config", str(self._write_config())])
         _wait(self._ping, 30, "influxd", self.log_path)
+        if self.auth_enabled:
+            self._create_admin()
 
-    def query(self, q: str, db: str | None = None) -> dict[str, object]:
-        """Run InfluxQL through ``/query`` and return the decoded JSON (a test convenience)."""
-        import json
-        import urllib.parse
+    def _create_admin(self) -> None:
+        """Only possible while no user exists; after a restart the admin is already there (401)."""
+        password = self.admin_password.replace("\\", "\\\\").replace("'", "\\'")
+        statement = f"CREATE USER \"{self.admin_user}\" WITH PASSWORD '{password}' WITH ALL PRIVILEGES"
+        try:
+            self._post_query({"q": statement}, auth=False)
+        except urllib.error.HTTPError as error:
+            error.close()
+            if error.code != 401:
+                raise
 
-        params = {"q": q}
-        if db:
-            params["db"] = db
-        data = urllib.parse.urlencode(params).encode()
-        with urllib.request.urlopen(f"{self.url}/query", data=data, timeout=10) as resp:
+    def _post_query(self, params: dict[str, str], *, auth: bool) -> dict[str, object]:
+        request = urllib.request.Request(f"{self.url}/query", data=urllib.parse.urlencode(params).encode())
+        if auth:
+            token = base64.b64encode(f"{self.admin_user}:{self.admin_password}".encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
+        with urllib.request.urlopen(request, timeout=10) as resp:
             result: dict[str, object] = json.loads(resp.read())
             return result
+
+    def query(self, q: str, db: str | None = None, **params: str) -> dict[str, object]:
+        """Run InfluxQL through ``/query`` and return the decoded JSON (a test convenience).
+
+        Extra ``params`` go to the request (``epoch="ns"`` for integer timestamps). With auth
+        enabled the admin's credentials are sent.
+        """
+        params = {"q": q, **params}
+        if db:
+            params["db"] = db
+        return self._post_query(params, auth=self.auth_enabled)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,170 @@
+"""Points per second through the InfluxDB writer vs a plain line-protocol POST loop, same influxd, same run.
+
+    .venv/bin/python -m benchmarks.influx_writer [--devices 100] [--samples 1000] [--runs 3]
+
+Starts its own influxd (``tests/harness/servers.py``) in a temp dir. Every contender writes the
+same telemetry points (``devices × samples``) into a fresh database, in batches of the settings'
+``batch_size`` (default 5000), gzip as the settings say (default on):
+
+* ``writer``: :class:`twin.influx.InfluxWriter` end to end: ``submit`` (encodes), the write-ahead
+  spool (fsync per batch), one sender, until ``drain`` returns; the points are handed over 1,000
+  at a time, yielding to the loop in between, as a twin receiving messages would.
+* ``baseline``: a loop that encodes each batch with the same encoder and POSTs it with one
+  ``httpx.AsyncClient``, waiting for each answer: the least a twin without the writer would do.
+* ``baseline_preencoded``: the same loop over lines encoded beforehand (encoding not timed):
+  influxd's own ingest ceiling for this client.
+
+Each contender runs ``--runs`` times, alternating; the median counts. Every database is checked to
+hold exactly ``devices × samples`` points. The last line printed is JSON:
+``{"figure": writer, "baseline": baseline, "ratio": writer / baseline, ...}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gzip
+import json
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import httpx
+
+from tests.harness.influx_fleet import sample
+from tests.harness.servers import Influxd
+from twin.influx import InfluxWriter
+from twin.influx.points import InfluxPoint
+from twin.influx.writer import GZIP_LEVEL
+from twin.settings import InfluxSettings
+
+HANDOVER_CHUNK = 1000
+"""Points per ``submit`` call in the writer run."""
+
+
+async def _post_loop(
+    url: str, db: str, batches: list[list[bytes]] | None, points: list[InfluxPoint], settings: InfluxSettings
+) -> None:
+    headers = {"Content-Type": "text/plain; charset=utf-8"}
+    if settings.gzip:
+        headers["Content-Encoding"] = "gzip"
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        await client.post("/query", params={"q": f'CREATE DATABASE "{db}"'})
+        size = settings.batch_size
+        count = len(batches) if batches is not None else -(-len(points) // size)
+        for index in range(count):
+            if batches is not None:
+                lines = batches[index]
+            else:
+                lines = [p.line_protocol().encode() for p in points[index * size : (index + 1) * size]]
+            body = b"\n".join(lines)
+            if settings.gzip:
+                body = gzip.compress(body, GZIP_LEVEL)
+            response = await client.post("/write", params={"db": db, "precision": "ns"}, content=body, headers=headers)
+            response.raise_for_status()
+
+
+async def _writer_run(settings: InfluxSettings, points: list[InfluxPoint]) -> None:
+    async with InfluxWriter(settings) as writer:
+        for start in range(0, len(points), HANDOVER_CHUNK):
+            writer.submit(points[start : start + HANDOVER_CHUNK])
+            await asyncio.sleep(0)
+        if not await writer.drain(600):
+            raise RuntimeError(f"the writer did not drain: {writer.stats}")
+        if writer.stats.written != len(points):
+            raise RuntimeError(f"the writer wrote {writer.stats.written} of {len(points)}")
+
+
+def _stored(influxd: Influxd, db: str) -> int:
+    result = influxd.query("SELECT count(seq) FROM telemetry", db=db)
+    return int(result["results"][0]["series"][0]["values"][0][1])  # type: ignore[index]
+
+
+def _start_influxd(work: Path) -> Influxd:
+    """A fresh influxd; a few tries, since a free port can be taken between choosing and binding it."""
+    for attempt in range(3):
+        (work / f"influxd{attempt}").mkdir()
+        influxd = Influxd(workdir=work / f"influxd{attempt}")
+        try:
+            influxd.start()
+        except RuntimeError:
+            influxd.stop()
+            if attempt == 2:
+                raise
+            continue
+        return influxd
+    raise AssertionError("unreachable")
+
+
+async def _timed(run: Callable[[], Awaitable[None]]) -> float:
+    started = time.perf_counter()
+    await run()
+    return time.perf_counter() - started
+
+
+async def _main(devices: int, samples: int, runs: int, gzip_on: bool) -> dict[str, object]:
+    points = [sample(device, seq) for seq in range(samples) for device in range(devices)]
+    total = len(points)
+    with tempfile.TemporaryDirectory(prefix="bench-influx-") as tmp:
+        work = Path(tmp)
+        influxd = _start_influxd(work)
+        try:
+            base = InfluxSettings(url=influxd.url, gzip=gzip_on)
+            started = time.perf_counter()
+            lines = [p.line_protocol().encode() for p in points]
+            encode_s = time.perf_counter() - started
+            batches = [lines[i : i + base.batch_size] for i in range(0, total, base.batch_size)]
+            seconds: dict[str, list[float]] = {"writer": [], "baseline": [], "baseline_preencoded": []}
+            for run in range(runs):
+                contenders: dict[str, Callable[[], Awaitable[None]]] = {
+                    "writer": lambda run=run: _writer_run(  # type: ignore[misc]
+                        base.model_copy(update={"database": f"writer{run}", "spool_dir": work / f"spool{run}"}),
+                        points,
+                    ),
+                    "baseline": lambda run=run: _post_loop(influxd.url, f"baseline{run}", None, points, base),  # type: ignore[misc]
+                    "baseline_preencoded": lambda run=run: _post_loop(  # type: ignore[misc]
+                        influxd.url, f"preencoded{run}", batches, points, base
+                    ),
+                }
+                order = list(contenders) if run % 2 == 0 else list(reversed(contenders))
+                for name in order:
+                    seconds[name].append(await _timed(contenders[name]))
+            for run in range(runs):
+                for db in (f"writer{run}", f"baseline{run}", f"preencoded{run}"):
+                    stored = _stored(influxd, db)
+                    if stored != total:
+                        raise RuntimeError(f"{db} holds {stored} points, not {total}")
+        finally:
+            influxd.stop()
+    rate = {name: total / statistics.median(values) for name, values in seconds.items()}
+    return {
+        "figure": round(rate["writer"]),
+        "baseline": round(rate["baseline"]),
+        "ratio": round(rate["writer"] / rate["baseline"], 3),
+        "unit": "points/s",
+        "benchmark": "influx_writer",
+        "baseline_preencoded": round(rate["baseline_preencoded"]),
+        "ratio_vs_preencoded": round(rate["writer"] / rate["baseline_preencoded"], 3),
+        "encode_only": round(total / encode_s),
+        "points": total,
+        "batch_size": base.batch_size,
+        "gzip": gzip_on,
+        "runs": runs,
+        "seconds": {name: [round(v, 3) for v in values] for name, values in seconds.items()},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", type=int, default=100)
+    parser.add_argument("--samples", type=int, default=1000, help="telemetry samples per device")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--no-gzip", action="store_true")
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(_main(args.devices, args.samples, args.runs, not args.no_gzip))))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,658 @@
+"""The InfluxDB writer: points in, nothing lost, through the v1-compatible HTTP API only.
+
+Public API (everything else here is internal)::
+
+    from twin.influx import InfluxWriter
+
+    async with InfluxWriter(settings.influx) as writer:   # spool directory: settings.influx.spool_dir
+        writer.submit(points)         # never blocks; never raises because InfluxDB is down
+        await writer.flush()          # all submitted points are on disk (fsync-ed): they survive a crash
+        await writer.drain(30.0)      # ... and confirmed by InfluxDB; False on timeout (or without a URL)
+        writer.stats                  # WriterStats: counters for /metrics
+        writer.describe()             # one line saying where points go
+
+Call ``submit``/``flush``/``drain`` from the event loop the writer was entered in.
+
+How a point travels: ``submit`` encodes it to line protocol (``twin.influx.points``) into an
+in-memory buffer. Every ``flush_interval_s``, or as soon as ``batch_size`` points wait, the buffer
+is appended to the durable spool (``twin.influx.spool``: write-ahead, fsync-ed). One sender reads
+the spool in order and POSTs ``/write?db=…&rp=…&precision=ns`` (gzip-compressed when
+``settings.gzip``), then acknowledges what InfluxDB answered:
+
+* **2xx**: written; the spool reclaims it.
+* **timeouts, connection errors, 5xx, 429**: retried, with exponential backoff and jitter
+  (``retry_initial_s`` doubling up to ``retry_max_s``; half fixed, half random, from an injectable
+  ``random.Random``), waiting at least ``Retry-After`` when InfluxDB sends one (capped at
+  :data:`RETRY_AFTER_CAP_S`). Retries never stop: the points are safe in the spool meanwhile, and
+  everything behind them waits, in order.
+* **401, 403, 404**: configuration, not data (wrong credentials, no database, missing DBRP
+  mapping on 2.x/3.x): retried as above and counted in ``auth_failures`` (401/403); a 404 makes
+  the writer try ``CREATE DATABASE`` again. Dead-lettering here would throw away good points.
+* **any other 4xx** (400 parse error, partial write, field type conflict; 413 too large): the
+  batch is split in halves, recursively, and resent; the single lines InfluxDB still refuses go
+  to the dead-letter file ``<spool_dir>/dead-letter.jsonl`` (one JSON object per refused line:
+  ``at``, ``status``, ``reason`` as InfluxDB gave it, ``database``, ``retention_policy``,
+  ``line``) and are counted in ``dead_lettered``; never retried. Resending the halves is safe:
+  the lines InfluxDB already stored are rewritten with the same key, which overwrites.
+
+Database creation: when it starts (again before the first write if InfluxDB was unreachable), and
+after any 404, the writer sends ``CREATE DATABASE`` through
+``/query`` (a no-op if it exists). A 401/403 answer is ignored: a 1.x user without admin rights, or
+an InfluxDB 2.x/3.x where the database (bucket) and its DBRP mapping are made by an operator.
+
+Authentication: a token is sent as ``Authorization: Token …`` (2.x/3.x; also 1.8+ with
+``user:password`` as the token); otherwise a username and password go as HTTP Basic auth, which
+1.x and the 2.x/3.x v1 API accept. Credentials are never logged.
+
+Without a URL the writer only spools (it logs so, and :meth:`InfluxWriter.describe` says so); a
+later writer with a URL on the same spool directory sends everything.
+
+Shutdown (``__aexit__``): the buffer is spooled, the sender gets ``drain_on_close_s`` to finish,
+and whatever is left waits in the spool for the next start.
+
+Memory bound: while the buffer holds :data:`BUFFER_LIMIT_BYTES` (the spool cannot keep up: a
+stalled or failing disk), sheddable points (telemetry, twin health) are shed and counted; alarm,
+state and command points are always kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import gzip
+import json
+import logging
+import math
+import os
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
+from pathlib import Path
+from types import TracebackType
+from typing import Final, Self
+
+import httpx
+
+from twin.influx.points import InfluxPoint
+from twin.influx.spool import Admission, Spool, SpoolBatch, SpoolPosition, SpoolStats
+from twin.settings import InfluxSettings
+
+log = logging.getLogger(__name__)
+
+PRECISION: Final = "ns"
+"""Timestamps are nanoseconds (see ``twin.influx.points``)."""
+
+MAX_REQUEST_BYTES: Final = 8 * 1024 * 1024
+"""Most uncompressed bytes in one write request; InfluxDB 1.x refuses bodies over 25 MB by default."""
+
+RETRY_AFTER_CAP_S: Final = 300.0
+"""A ``Retry-After`` longer than this is not believed: five minutes is long enough for any overload."""
+
+BUFFER_LIMIT_BYTES: Final = 256 * 1024 * 1024
+"""In-memory buffer bound (encoded bytes) before sheddable points are shed. The batcher empties the
+buffer into the spool every ``flush_interval_s``, so it only fills when the disk stalls: a burst of
+100,000 telemetry points is about 40 MB, far below; a stalled disk reaches it and stops growing."""
+
+SPOOL_RETRY_S: Final = 1.0
+"""After a disk error, the batcher tries the spool again at most this often (a full disk stays full a while)."""
+
+GZIP_LEVEL: Final = 1
+"""Fastest gzip: line protocol compresses about 10x even at level 1; higher levels cost CPU for little."""
+
+DEAD_LETTER_FILE: Final = "dead-letter.jsonl"
+
+_MAX_REASON_CHARS: Final = 2000
+
+
+class Disposition(Enum):
+    """What to do with a batch after InfluxDB answered with a status."""
+
+    WRITTEN = "written"
+    RETRY = "retry"
+    REFUSED = "refused"
+
+
+def disposition(status: int) -> Disposition:
+    """2xx written; 429, 5xx, 401/403/404 (configuration) and anything unexpected retried; other 4xx refused."""
+    if 200 <= status < 300:
+        return Disposition.WRITTEN
+    if 400 <= status < 500 and status not in (401, 403, 404, 429):
+        return Disposition.REFUSED
+    return Disposition.RETRY
+
+
+def retry_after_s(header: str | None, now: datetime) -> float | None:
+    """Seconds a ``Retry-After`` header asks to wait (delta-seconds or HTTP date); ``None`` if absent or unreadable."""
+    if not header:
+        return None
+    header = header.strip()
+    try:
+        seconds = float(header)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(header)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return max(0.0, (when - now).total_seconds())
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def backoff_s(
+    attempt: int, *, initial_s: float, max_s: float, rng: random.Random, retry_after: float | None = None
+) -> float:
+    """Delay before retry number ``attempt + 1`` (``attempt`` counts from 0).
+
+    Exponential with "equal jitter": the step is ``min(max_s, initial_s * 2**attempt)``; the delay
+    is half of it plus a uniform random part of the other half, so replicas retrying together
+    spread out but none hammers. At least ``retry_after`` (capped at :data:`RETRY_AFTER_CAP_S`).
+    """
+    step = min(max_s, initial_s * 2.0 ** min(attempt, 60))
+    delay = step / 2 + rng.uniform(0.0, step / 2)
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, RETRY_AFTER_CAP_S))
+    return delay
+
+
+def influx_reason(response: httpx.Response) -> str:
+    """InfluxDB's own words for a refusal: the ``X-Influxdb-Error`` header (1.x), the JSON ``error``
+    (1.x, 3.x) or ``message`` (2.x), else the body text."""
+    reason = response.headers.get("x-influxdb-error")
+    if not reason:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            reason = body.get("error") or body.get("message")
+        if not reason:
+            reason = response.text or response.reason_phrase
+    return str(reason)[:_MAX_REASON_CHARS]
+
+
+@dataclass(frozen=True, slots=True)
+class WriterStats:
+    """Counters (points unless named otherwise), cumulative since the writer started.
+
+    ``accepted`` = ``shed`` + ``spooled`` + ``buffered`` (+ ``lost`` on a disk failure at close),
+    whenever no append to the spool is under way.
+    ``written`` and ``dead_lettered`` count what the sender settled, including points replayed from
+    a spool an earlier process left, so they may exceed ``spooled`` after a restart.
+    """
+
+    accepted: int
+    buffered: int
+    spooled: int
+    written: int
+    retried: int
+    dead_lettered: int
+    shed: int
+    lost: int
+    requests: int
+    failed_requests: int
+    auth_failures: int
+    spool_errors: int
+    spool_bytes: int
+    spool_backlog_bytes: int
+    spool_skipped_bytes: int
+    influx_reachable: bool | None
+    last_error: str | None
+
+
+def _constant(lines: list[bytes]) -> Callable[[], list[bytes]]:
+    return lambda: lines
+
+
+_NO_SPOOL: Final = SpoolStats(size_bytes=0, backlog_bytes=0, segments=0, shed=0, skipped_bytes=0)
+
+
+class InfluxWriter:
+    """Batches points into InfluxDB through a durable spool. See the module docstring for the contract.
+
+    ``spool_dir`` defaults to ``settings.spool_dir``. ``rng`` drives the retry jitter (pass a seeded
+    ``random.Random`` in tests). ``transport`` replaces httpx's network transport (tests wrap the
+    real one to watch or disturb requests).
+    """
+
+    def __init__(
+        self,
+        settings: InfluxSettings,
+        spool_dir: Path | None = None,
+        *,
+        rng: random.Random | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.settings = settings
+        self.spool_dir = Path(spool_dir if spool_dir is not None else settings.spool_dir)
+        self._rng = rng if rng is not None else random.Random()
+        self._transport = transport
+        self._spool: Spool | None = None
+        self._spool_stats = _NO_SPOOL
+        self._client: httpx.AsyncClient | None = None
+        self._task_group: asyncio.TaskGroup | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._buffer: list[tuple[bytes, bool]] = []
+        self._buffer_bytes = 0
+        self._batch_ready = asyncio.Event()
+        self._data_waiting = asyncio.Event()
+        self._progress = asyncio.Event()
+        self._spool_lock = asyncio.Lock()
+        self._end = SpoolPosition(0, 0)
+        self._acknowledged = SpoolPosition(0, 0)
+        self._database_ready = False
+        self._closed = False
+        self._accepted = 0
+        self._spooled = 0
+        self._written = 0
+        self._retried = 0
+        self._dead_lettered = 0
+        self._shed_in_memory = 0
+        self._lost = 0
+        self._requests = 0
+        self._failed_requests = 0
+        self._auth_failures = 0
+        self._spool_errors = 0
+        self._reachable: bool | None = None
+        self._failing = False
+        self._spool_failing = False
+        self._last_error: str | None = None
+
+    # ---------------------------------------------------------------------------------- public
+
+    def submit(self, points: Iterable[InfluxPoint]) -> None:
+        """Take points for writing. Never blocks and never raises because InfluxDB is down or slow.
+
+        Raises ``RuntimeError`` after the writer has closed (a programming error, not an outage).
+        """
+        if self._closed:
+            raise RuntimeError("InfluxWriter.submit after the writer closed")
+        buffer = self._buffer
+        for point in points:
+            self._accepted += 1
+            sheddable = point.sheddable
+            if sheddable and self._buffer_bytes >= BUFFER_LIMIT_BYTES:
+                self._shed_in_memory += 1
+                continue
+            line = point.line_protocol().encode()
+            self._buffer_bytes += len(line)
+            buffer.append((line, sheddable))
+        if len(buffer) >= self.settings.batch_size:
+            self._batch_ready.set()
+
+    async def flush(self) -> None:
+        """Spool every point submitted so far (fsync-ed): from here on they survive a crash.
+
+        Does not wait for InfluxDB. Raises ``OSError`` if the spool cannot be written (the points
+        stay buffered and are tried again).
+        """
+        await self._spool_buffer()
+
+    async def drain(self, timeout_s: float) -> bool:
+        """Flush, then wait until InfluxDB confirmed (or dead-lettered) everything spooled so far.
+
+        ``True`` when done; ``False`` after ``timeout_s`` (InfluxDB unreachable: the points stay
+        spooled), and at once without a URL.
+        """
+        await self.flush()
+        if self.settings.url is None:
+            return False
+        return await self._wait_acknowledged(self._end, timeout_s)
+
+    @property
+    def stats(self) -> WriterStats:
+        """A snapshot of the counters; cheap (no I/O), for ``/metrics``."""
+        spool = self._spool_stats
+        return WriterStats(
+            accepted=self._accepted,
+            buffered=len(self._buffer),
+            spooled=self._spooled,
+            written=self._written,
+            retried=self._retried,
+            dead_lettered=self._dead_lettered,
+            shed=self._shed_in_memory + spool.shed,
+            lost=self._lost,
+            requests=self._requests,
+            failed_requests=self._failed_requests,
+            auth_failures=self._auth_failures,
+            spool_errors=self._spool_errors,
+            spool_bytes=spool.size_bytes,
+            spool_backlog_bytes=spool.backlog_bytes,
+            spool_skipped_bytes=spool.skipped_bytes,
+            influx_reachable=self._reachable,
+            last_error=self._last_error,
+        )
+
+    def describe(self) -> str:
+        """Where points go, in one line (no secrets)."""
+        s = self.settings
+        if s.url is None:
+            return (
+                f"InfluxDB URL not set: points are only spooled to {self.spool_dir} "
+                f"(limit {s.spool_max_bytes} bytes), for a writer with a URL to send later"
+            )
+        url = httpx.URL(s.url).copy_with(username=None, password=None)
+        target = f"database {s.database!r}" + (
+            f", retention policy {s.retention_policy!r}" if s.retention_policy else ""
+        )
+        if s.token is not None:
+            auth = "token"
+        elif s.username is not None:
+            auth = f"user {s.username!r}"
+        else:
+            auth = "no auth"
+        return (
+            f"points go to InfluxDB {url} ({target}, {auth}, gzip {'on' if s.gzip else 'off'}, "
+            f"batches of {s.batch_size} or every {s.flush_interval_s} s) through the spool {self.spool_dir}"
+        )
+
+    # ------------------------------------------------------------------------------- lifecycle
+
+    async def __aenter__(self) -> Self:
+        s = self.settings
+        self._spool = await asyncio.to_thread(Spool, self.spool_dir, s.spool_max_bytes)
+        self._spool_stats = self._spool.stats()
+        self._end = self._spool.end
+        self._acknowledged = self._spool.acknowledged
+        if s.url is None:
+            log.warning("%s", self.describe())
+        else:
+            log.info("%s", self.describe())
+            self._client = httpx.AsyncClient(
+                base_url=s.url,
+                timeout=s.timeout_s,
+                auth=self._basic_auth(),
+                transport=self._transport,
+            )
+        if self._spool_stats.backlog_bytes:
+            log.info(
+                "the spool holds %d bytes left by an earlier run: replaying them first", self._spool_stats.backlog_bytes
+            )
+        self._task_group = asyncio.TaskGroup()
+        await self._task_group.__aenter__()
+        self._tasks.append(self._task_group.create_task(self._batch_loop(), name="influx-batcher"))
+        if self._client is not None:
+            self._tasks.append(self._task_group.create_task(self._send_loop(), name="influx-sender"))
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._closed = True
+        try:
+            try:
+                await self._spool_buffer()
+            except OSError as error:
+                self._lost += len(self._buffer)
+                log.error("%d points could not be spooled at close and are lost: %s", len(self._buffer), error)
+                self._buffer, self._buffer_bytes = [], 0
+            if self._client is not None and self._acknowledged < self._end:
+                drained = await self._wait_acknowledged(self._end, self.settings.drain_on_close_s)
+                if not drained:
+                    log.warning(
+                        "closing with %d bytes still spooled in %s", self._spool_stats.backlog_bytes, self.spool_dir
+                    )
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            if self._task_group is not None:
+                await self._task_group.__aexit__(exc_type, exc, tb)
+            if self._client is not None:
+                await self._client.aclose()
+            if self._spool is not None:
+                self._spool.close()
+
+    # ---------------------------------------------------------------------------------- spooling
+
+    async def _batch_loop(self) -> None:
+        while True:
+            try:
+                async with asyncio.timeout(self.settings.flush_interval_s):
+                    await self._batch_ready.wait()
+            except TimeoutError:
+                pass
+            self._batch_ready.clear()
+            try:
+                await self._spool_buffer()
+            except OSError:  # counted and logged; the points stay buffered: try again in a while
+                await asyncio.sleep(max(self.settings.flush_interval_s, SPOOL_RETRY_S))
+
+    async def _spool_buffer(self) -> None:
+        """Append the buffer to the spool, in ``batch_size`` records. On ``OSError`` what is not
+        spooled goes back to the front of the buffer and the error is raised."""
+        async with self._spool_lock:
+            if not self._buffer or self._spool is None:
+                return
+            pending, self._buffer = self._buffer, []
+            size = self.settings.batch_size
+            for start in range(0, len(pending), size):
+                chunk = pending[start : start + size]
+                try:
+                    admission, stats, end = await asyncio.to_thread(self._admit, self._spool, chunk)
+                except OSError as error:
+                    self._buffer = pending[start:] + self._buffer
+                    self._buffer_bytes = sum(len(line) for line, _ in self._buffer)
+                    self._spool_errors += 1
+                    self._last_error = f"spool: {error}"
+                    level = logging.DEBUG if self._spool_failing else logging.ERROR
+                    self._spool_failing = True
+                    log.log(level, "cannot write the spool in %s: %s", self.spool_dir, error)
+                    raise
+                if self._spool_failing:
+                    log.info("the spool in %s takes writes again", self.spool_dir)
+                    self._spool_failing = False
+                self._spooled += admission.spooled
+                self._buffer_bytes -= sum(len(line) for line, _ in chunk)
+                self._spool_stats = stats
+                self._end = end
+                if admission.spooled:
+                    self._data_waiting.set()
+
+    @staticmethod
+    def _admit(spool: Spool, chunk: list[tuple[bytes, bool]]) -> tuple[Admission, SpoolStats, SpoolPosition]:
+        admission = spool.admit(chunk)
+        return admission, spool.stats(), spool.end
+
+    async def _wait_acknowledged(self, target: SpoolPosition, timeout_s: float) -> bool:
+        try:
+            async with asyncio.timeout(timeout_s):
+                while self._acknowledged < target:
+                    self._progress.clear()
+                    await self._progress.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    # ----------------------------------------------------------------------------------- sending
+
+    async def _send_loop(self) -> None:
+        assert self._spool is not None
+        spool = self._spool
+        try:  # at start, so dashboards find the database before the first point; retried before each write
+            await self._ensure_database()
+        except httpx.HTTPError as error:
+            log.debug("CREATE DATABASE at start failed (%s): will try again before the first write", error)
+        settled: SpoolBatch | None = None
+        while True:
+            self._data_waiting.clear()
+            # one trip to a worker thread per batch: acknowledge the last, read and compress the next
+            stats, acknowledged, batch, payload = await asyncio.to_thread(self._settle_and_read, spool, settled)
+            if settled is not None:
+                self._spool_stats, self._acknowledged = stats, acknowledged
+                self._progress.set()
+                settled = None
+            if batch is None:
+                await self._data_waiting.wait()
+                continue
+            if batch.line_count:
+                await self._deliver(batch.body, batch.line_count, batch.lines, payload)
+            settled = batch
+
+    def _settle_and_read(
+        self, spool: Spool, settled: SpoolBatch | None
+    ) -> tuple[SpoolStats, SpoolPosition, SpoolBatch | None, bytes | None]:
+        """Worker thread: acknowledge ``settled``, read the next batch and compress its body."""
+        if settled is not None:
+            spool.ack(settled)
+        batch = spool.read(self.settings.batch_size, MAX_REQUEST_BYTES)
+        payload = self._compress(batch.body) if batch is not None and batch.line_count else None
+        return spool.stats(), spool.acknowledged, batch, payload
+
+    def _compress(self, body: bytes) -> bytes:
+        return gzip.compress(body, GZIP_LEVEL) if self.settings.gzip else body
+
+    async def _deliver(
+        self, body: bytes, count: int, lines: Callable[[], list[bytes]], payload: bytes | None = None
+    ) -> None:
+        """Settle ``count`` lines (``body``: joined by ``\\n``; ``lines()``: split; ``payload``: the
+        body as sent, compressed if so configured): written, or split down to single lines and
+        dead-lettered. Retries until then."""
+        if payload is None:
+            payload = self._compress(body) if len(body) < 65536 else await asyncio.to_thread(self._compress, body)
+        attempt = 0
+        while True:
+            wait_hint: float | None = None
+            try:
+                await self._ensure_database()
+                response = await self._post(payload)
+            except httpx.HTTPError as error:  # timeouts, refused connections, resets, garbled answers
+                self._note_failure(f"{type(error).__name__}: {error}", reachable=False)
+            else:
+                outcome = disposition(response.status_code)
+                if outcome is Disposition.WRITTEN:
+                    self._written += count
+                    self._note_success()
+                    return
+                reason = influx_reason(response)
+                if outcome is Disposition.REFUSED:
+                    self._reachable = True
+                    if count == 1:
+                        await self._dead_letter(lines(), response.status_code, reason)
+                        return
+                    split = lines()
+                    for half in (split[: count // 2], split[count // 2 :]):
+                        await self._deliver(b"\n".join(half), len(half), _constant(half))
+                    return
+                if response.status_code in (401, 403):
+                    self._auth_failures += 1
+                if response.status_code == 404:
+                    self._database_ready = False
+                wait_hint = retry_after_s(response.headers.get("retry-after"), datetime.now(UTC))
+                self._note_failure(f"HTTP {response.status_code}: {reason}", reachable=True)
+            self._retried += count
+            s = self.settings
+            delay = backoff_s(
+                attempt, initial_s=s.retry_initial_s, max_s=s.retry_max_s, rng=self._rng, retry_after=wait_hint
+            )
+            log.debug("retrying %d points in %.2f s (attempt %d)", count, delay, attempt + 1)
+            attempt += 1
+            await asyncio.sleep(delay)
+
+    async def _post(self, payload: bytes) -> httpx.Response:
+        """One write request; ``payload`` is already compressed when ``settings.gzip``."""
+        assert self._client is not None
+        s = self.settings
+        params = {"db": s.database, "precision": PRECISION}
+        if s.retention_policy:
+            params["rp"] = s.retention_policy
+        headers = {"Content-Type": "text/plain; charset=utf-8", **self._token_header()}
+        if s.gzip:
+            headers["Content-Encoding"] = "gzip"
+        self._requests += 1
+        return await self._client.post("/write", params=params, content=payload, headers=headers)
+
+    async def _ensure_database(self) -> None:
+        """``CREATE DATABASE`` once per start and after a 404. Raises ``httpx.HTTPError`` if unreachable."""
+        if self._database_ready:
+            return
+        assert self._client is not None
+        s = self.settings
+        name = s.database.replace("\\", "\\\\").replace('"', '\\"')
+        response = await self._client.post(
+            "/query", params={"q": f'CREATE DATABASE "{name}"'}, headers=self._token_header()
+        )
+        self._requests += 1
+        if response.status_code in (401, 403):
+            log.info(
+                "not allowed to create database %r (HTTP %d: %s); assuming it exists "
+                "(InfluxDB 2.x/3.x: a bucket with a DBRP mapping; 1.x: made by an admin)",
+                s.database,
+                response.status_code,
+                influx_reason(response),
+            )
+        elif response.is_error:
+            log.warning(
+                "CREATE DATABASE %r answered HTTP %d: %s", s.database, response.status_code, influx_reason(response)
+            )
+        self._database_ready = True
+
+    async def _dead_letter(self, lines: list[bytes], status: int, reason: str) -> None:
+        s = self.settings
+        now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        records = "".join(
+            json.dumps(
+                {
+                    "at": now,
+                    "status": status,
+                    "reason": reason,
+                    "database": s.database,
+                    "retention_policy": s.retention_policy,
+                    "line": line.decode(errors="replace"),
+                },
+                ensure_ascii=False,
+            )
+            + "\n"
+            for line in lines
+        )
+        await asyncio.to_thread(self._append_dead_letter, self.spool_dir / DEAD_LETTER_FILE, records)
+        self._dead_lettered += len(lines)
+        log.error("InfluxDB refused %d points (HTTP %d: %s); kept in %s", len(lines), status, reason, DEAD_LETTER_FILE)
+
+    @staticmethod
+    def _append_dead_letter(path: Path, records: str) -> None:
+        with path.open("a", encoding="utf-8") as file:
+            file.write(records)
+            file.flush()
+            os.fsync(file.fileno())
+
+    # ------------------------------------------------------------------------------------ helpers
+
+    def _token_header(self) -> dict[str, str]:
+        token = self.settings.token
+        return {"Authorization": f"Token {token.get_secret_value()}"} if token is not None else {}
+
+    def _basic_auth(self) -> httpx.BasicAuth | None:
+        s = self.settings
+        if s.token is not None or s.username is None:
+            return None
+        password = s.password.get_secret_value() if s.password is not None else ""
+        return httpx.BasicAuth(s.username, password)
+
+    def _note_failure(self, message: str, *, reachable: bool) -> None:
+        """Count a failed request; log the first of a run of failures as a warning, the rest at debug."""
+        self._failed_requests += 1
+        self._last_error = message
+        self._reachable = reachable
+        level = logging.DEBUG if self._failing else logging.WARNING
+        self._failing = True
+        if reachable:
+            log.log(level, "InfluxDB at %s did not take a write (%s): retrying", self.settings.url, message)
+        else:
+            log.log(
+                level,
+                "InfluxDB at %s unreachable (%s): points wait in the spool %s",
+                self.settings.url,
+                message,
+                self.spool_dir,
+            )
+
+    def _note_success(self) -> None:
+        if self._failing:
+            log.info("InfluxDB at %s takes writes again: sending the spool", self.settings.url)
+        self._failing = False
+        self._reachable = True
+
+
+__all__ = ["Disposition", "InfluxWriter", "WriterStats", "backoff_s", "disposition", "influx_reason", "retry_after_s"]
