@@ -185,6 +185,12 @@ class PumpStart:
     battery_percent: float = 100.0
     delivered_ml_total: float = 0.0
     refill_reminder_at: float | None = None
+    # a pump resumed from a report (the twin's prediction) may already be past ERI, stalled or failed
+    battery_status: BatteryStatus = BatteryStatus.OK
+    eri_at: float | None = None
+    eos_at: float | None = None
+    motor_stalled: bool = False
+    memory_error: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,12 +304,14 @@ class Pump:
         self.flow_bias = self._draw_bias()
         # hardware
         self.battery_percent = start.battery_percent
-        self.battery_status = BatteryStatus.OK
-        self.eri_at: float | None = None
-        self.eos_at: float | None = None
-        self.motor_stalled = False
+        self.battery_status = start.battery_status
+        self.eri_at: float | None = start.eri_at
+        self.eos_at: float | None = start.eos_at
+        if self.battery_status is BatteryStatus.ERI and self.eos_at is None:
+            raise ValueError("a pump past ERI needs its end-of-service time")
+        self.motor_stalled = start.motor_stalled
         self.stall_recover_at: float | None = None
-        self.memory_error = False
+        self.memory_error = start.memory_error
         # faults (simulation only)
         self.occlusion = 0.0
         self.leak = 0.0
@@ -323,9 +331,17 @@ class Pump:
         # alarms
         self.alarms: dict[AlarmCode, _ActiveAlarm] = {}
         self._alarm_counter = 0
-        if self.battery_percent <= config.battery.eri_percent:
-            raise ValueError("a pump cannot start at or below ERI; inject battery_depletion instead")
+        if self.battery_status is BatteryStatus.OK and self.battery_percent <= config.battery.eri_percent:
+            raise ValueError("a pump cannot start at or below ERI with battery status ok; give its ERI state")
         self._initial_effects = self._sync_reservoir_alarms(t0)
+        if self.battery_status is not BatteryStatus.OK:
+            self.alarms[AlarmCode.BATTERY_ERI] = _ActiveAlarm("resumed-battery_eri", t0)
+        if self.battery_status is BatteryStatus.EOS:
+            self.alarms[AlarmCode.BATTERY_EOS] = _ActiveAlarm("resumed-battery_eos", t0)
+        if self.motor_stalled:
+            self.alarms[AlarmCode.MOTOR_STALL] = _ActiveAlarm("resumed-motor_stall", t0)
+        if self.memory_error:
+            self.alarms[AlarmCode.MEMORY_ERROR] = _ActiveAlarm("resumed-memory_error", t0)
 
     # ------------------------------------------------------------------------------ derived state
 

@@ -1,0 +1,338 @@
+"""The pure mirror: ordering rules, presence, predicted state, twin alerts, command tracking."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from twin.contract import examples
+from twin.contract.messages import (
+    AlarmEvent,
+    Birth,
+    CommandStatus,
+    Drug,
+    InfusionMode,
+    Program,
+    RefillAction,
+    RefillRecord,
+    State,
+    Telemetry,
+)
+from twin.contract.topics import Channel, TopicAddress
+from twin.mirror import commands as desk
+from twin.mirror.alerts import TwinAlertCode, evaluate
+from twin.mirror.device_twin import (
+    AlarmSeen,
+    Applied,
+    DeviceTwin,
+    GapSeen,
+    Presence,
+    RequestRebirth,
+    ResultSeen,
+    Skipped,
+    apply,
+)
+from twin.mirror.prediction import predict
+from twin.sim.device import Outgoing, SimulatedDevice
+from twin.sim.fleet import PumpSpec
+from twin.sim.simulation import FleetSimulation
+
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+SITE = examples.EXAMPLE_SITE
+DEV = examples.EXAMPLE_DEVICE
+
+
+def addr(channel: Channel) -> TopicAddress:
+    return TopicAddress(SITE, DEV, channel)
+
+
+def run(messages: list, start: DeviceTwin | None = None, dt: float = 1.0) -> tuple[DeviceTwin, list]:
+    twin, effects = start, []
+    for i, (channel, message) in enumerate(messages):
+        twin, more = apply(twin, addr(channel), message, T0 + timedelta(seconds=i * dt))
+        effects += more
+    assert twin is not None
+    return twin, effects
+
+
+def birth(session: int = 3, seq: int = 0, simulated: bool = True) -> Birth:
+    return examples.birth().model_copy(update={"session": session, "seq": seq, "simulated": simulated})
+
+
+def state(session: int = 3, seq: int = 1, **changes: object) -> State:
+    return examples.state().model_copy(update={"session": session, "seq": seq, **changes})
+
+
+def tele(session: int = 3, seq: int = 2, **changes: object) -> Telemetry:
+    return examples.telemetry().model_copy(update={"session": session, "seq": seq, **changes})
+
+
+def test_in_order_messages_apply_and_bump_the_version() -> None:
+    twin, effects = run([(Channel.BIRTH, birth()), (Channel.STATE, state()), (Channel.TELEMETRY, tele())])
+    assert twin.version == 3
+    assert twin.birth == birth()
+    assert twin.reported == state()
+    assert twin.presence is Presence.ONLINE
+    assert next(e for e in effects if isinstance(e, Applied)).new_session
+    assert not [e for e in effects if isinstance(e, (GapSeen, Skipped, RequestRebirth))]
+
+
+def test_duplicates_are_dropped_and_counted() -> None:
+    twin, _ = run([(Channel.BIRTH, birth()), (Channel.STATE, state())])
+    twin2, effects = run([(Channel.STATE, state()), (Channel.BIRTH, birth())], twin)
+    assert twin2.version == twin.version
+    assert twin2.counters.duplicates == 2
+    assert all(isinstance(e, Skipped) for e in effects)
+
+
+def test_a_gap_is_counted_applied_and_answered_with_one_rebirth_request() -> None:
+    twin, _ = run([(Channel.BIRTH, birth()), (Channel.STATE, state())])
+    twin, effects = run([(Channel.TELEMETRY, tele(seq=5)), (Channel.TELEMETRY, tele(seq=9))], twin)
+    assert twin.counters.gaps == 2
+    assert twin.last_seq == 9
+    assert [type(e) for e in effects].count(RequestRebirth) == 1  # backed off for the second gap
+    assert GapSeen(2, 5) in effects
+
+
+def test_real_devices_are_never_asked_for_a_rebirth() -> None:
+    twin, _ = run([(Channel.BIRTH, birth(simulated=False)), (Channel.STATE, state())])
+    twin, effects = run([(Channel.TELEMETRY, tele(seq=7))], twin)
+    assert twin.counters.gaps == 1
+    assert not [e for e in effects if isinstance(e, RequestRebirth)]
+
+
+def test_stale_session_state_is_dropped_but_alarms_and_results_pass() -> None:
+    twin, _ = run([(Channel.BIRTH, birth(session=4)), (Channel.STATE, state(session=4))])
+    old_alarm = examples.alarm().model_copy(update={"session": 3, "seq": 40})
+    old_result = examples.command_result().model_copy(update={"session": 3, "seq": 41})
+    twin2, effects = run(
+        [(Channel.STATE, state(session=3, seq=9)), (Channel.ALARM, old_alarm), (Channel.CMD_RESULT, old_result)], twin
+    )
+    assert twin2.reported == twin.reported
+    assert twin2.counters.stale == 3
+    assert AlarmSeen(old_alarm) in effects
+    assert ResultSeen(old_result) in effects
+
+
+def test_a_new_session_without_birth_asks_for_one() -> None:
+    twin, _ = run([(Channel.BIRTH, birth(session=3)), (Channel.STATE, state(session=3))])
+    twin, effects = run([(Channel.TELEMETRY, tele(session=5, seq=12))], twin)
+    assert twin.session == 5
+    assert any(isinstance(e, RequestRebirth) for e in effects)
+
+
+def test_late_will_of_an_old_session_does_not_mark_a_new_session_offline() -> None:
+    twin, _ = run([(Channel.BIRTH, birth(session=5)), (Channel.STATE, state(session=5))])
+    will = examples.status_will().model_copy(update={"session": 4})
+    twin, _ = run([(Channel.STATUS, will)], twin)
+    assert twin.presence is Presence.ONLINE
+    current_will = examples.status_will().model_copy(update={"session": 5})
+    twin, _ = run([(Channel.STATUS, current_will)], twin)
+    assert twin.presence is Presence.OFFLINE
+    assert twin.presence_reason == "will"
+
+
+def test_clock_rate_is_estimated_from_reports() -> None:
+    twin, _ = run([(Channel.BIRTH, birth()), (Channel.STATE, state())])
+    # device clock runs 3600 times faster than the wall: 10 wall seconds = 10 device hours
+    samples = [
+        (Channel.TELEMETRY, tele(seq=2 + i, device_time=examples.EXAMPLE_TIME + timedelta(hours=10 * (i + 1))))
+        for i in range(12)
+    ]
+    twin, _ = run(samples, twin, dt=10.0)
+    assert twin.clock_rate == pytest.approx(3600, rel=0.05)
+    assert twin.last_seen_at is not None
+    later = twin.device_now(twin.last_seen_at + timedelta(seconds=1))
+    assert later is not None
+    assert twin.last_device_time is not None
+    assert (later - twin.last_device_time).total_seconds() == pytest.approx(3600, rel=0.05)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(min_value=0, max_value=3), st.integers(min_value=0, max_value=30)), max_size=40))
+def test_any_arrival_order_never_moves_backwards(order: list[tuple[int, int]]) -> None:
+    twin: DeviceTwin | None = None
+    for i, (session, seq) in enumerate(order):
+        message = tele(session=session, seq=seq) if seq else birth(session=session, seq=0)
+        before = twin
+        channel = Channel.TELEMETRY if seq else Channel.BIRTH
+        twin, _ = apply(twin, addr(channel), message, T0 + timedelta(seconds=i))
+        if before is not None and before.session is not None and twin.session is not None:
+            assert (twin.session, twin.last_seq) >= (before.session, before.last_seq)
+            assert twin.version >= before.version
+
+
+# ------------------------------------------------------------------------------------ prediction
+
+
+def _spec(**changes: object) -> PumpSpec:
+    base = {
+        "device_id": DEV,
+        "site": SITE,
+        "drug": Drug.MORPHINE,
+        "concentration_mg_per_ml": 10.0,
+        "program": Program(mode=InfusionMode.CONTINUOUS, rate_ml_per_day=0.5),
+        "reservoir_ml": 12.0,
+        "battery_percent": 60.0,
+    }
+    return PumpSpec.model_validate(base | changes)
+
+
+class _Log:
+    def __init__(self) -> None:
+        self.items: list[Outgoing] = []
+
+    def __call__(self, device: SimulatedDevice, outgoing: Outgoing, t: float) -> None:
+        self.items.append(outgoing)
+
+
+@pytest.mark.parametrize(
+    "program",
+    [
+        Program(mode=InfusionMode.CONTINUOUS, rate_ml_per_day=0.5),
+        Program.model_validate(
+            {
+                "mode": "flexible",
+                "steps": [{"start_minute": 0, "rate_ml_per_day": 0.2}, {"start_minute": 480, "rate_ml_per_day": 0.9}],
+            }
+        ),
+    ],
+)
+def test_prediction_from_one_report_matches_what_the_pump_then_does(program: Program) -> None:
+    """The twin predicts from a single state report; the simulator (no flow error) then reaches
+    low reservoir and empty at those very times."""
+    log = _Log()
+    sim = FleetSimulation([_spec(program=program)], epoch=T0, seed=1, sink=log, clinic_refills=False)
+    sim.open_sessions(1)
+    report = next(o.message for o in log.items if isinstance(o.message, State))
+    first_birth = next(o.message for o in log.items if isinstance(o.message, Birth))
+    prediction = predict(first_birth, report, None, T0 + timedelta(days=3))
+    sim.run(40 * 86400)
+    raised = {
+        e.code.value: e.raised_at
+        for e in (o.message for o in log.items)
+        if isinstance(e, AlarmEvent) and e.event.value == "raised"
+    }
+    assert prediction.low_reservoir_at is not None
+    assert prediction.empty_at is not None
+    # the simulated pump has a per-refill flow error on its truth only; its belief follows the program
+    assert abs((prediction.low_reservoir_at - raised["reservoir_low"]).total_seconds()) < 1.0
+    assert abs((prediction.empty_at - raised["reservoir_empty"]).total_seconds()) < 1.0
+    assert prediction.report_age_s == pytest.approx(3 * 86400)
+
+
+def test_prediction_of_a_stopped_pump_keeps_its_volume() -> None:
+    report = state(program=Program(mode=InfusionMode.STOPPED), infusing=False, current_rate_ml_per_day=0.0)
+    prediction = predict(examples.birth(), report, None, examples.EXAMPLE_TIME + timedelta(days=30))
+    assert prediction.reservoir_ml == report.reservoir_ml
+    assert prediction.empty_at is None
+
+
+# ---------------------------------------------------------------------------------------- alerts
+
+
+def _twin_with(reported: State, *, capacity: float = 20.0, **changes: object) -> DeviceTwin:
+    b = birth().model_copy(update={"reservoir_capacity_ml": capacity})
+    fields: dict[str, object] = {"presence": Presence.ONLINE, "last_seen_at": T0} | changes
+    return DeviceTwin(site=SITE, device_id=DEV, birth=b, reported=reported, **fields)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("capacity", "expected", "measured", "alert"),
+    [
+        (20.0, 10.0, 10.8, False),  # within 1 mL and 8 %
+        (20.0, 3.0, 3.9, True),  # within 1 mL but 30 % of the expected residual
+        (20.0, 1.0, 1.5, False),  # too little expected for a share to mean anything; within 1 mL
+        (20.0, 3.0, 4.2, True),  # occlusion-like: more left
+        (20.0, 3.0, 1.9, True),  # leak / pocket fill: less left
+        (40.0, 10.0, 11.9, False),  # within 2 mL and 19 %
+        (40.0, 10.0, 12.5, True),
+        (40.0, 4.0, 2.5, True),  # within 2 mL but 37.5 %
+    ],
+)
+def test_refill_discrepancy_tolerance(capacity: float, expected: float, measured: float, alert: bool) -> None:
+    refill = RefillRecord(
+        at=T0,
+        expected_residual_ml=expected,
+        measured_residual_ml=measured,
+        volume_added_ml=20,
+        drug=Drug.BACLOFEN,
+        concentration_mg_per_ml=2.0,
+    )
+    conditions = evaluate(_twin_with(state(last_refill=refill), capacity=capacity), None, T0)
+    found = [c for c in conditions if c.code is TwinAlertCode.REFILL_DISCREPANCY]
+    assert bool(found) == alert
+    if found:
+        assert ("under-infusion" in found[0].message) == (measured > expected)
+
+
+def test_silent_and_offline_devices() -> None:
+    twin = _twin_with(state())
+    assert evaluate(twin, None, T0 + timedelta(seconds=30)) == []
+    silent = evaluate(twin, None, T0 + timedelta(minutes=5))
+    assert [c.code for c in silent] == [TwinAlertCode.DEVICE_SILENT]
+    real = DeviceTwin(site=SITE, device_id=DEV, birth=birth(simulated=False), reported=state(), last_seen_at=T0)
+    assert not evaluate(real, None, T0 + timedelta(days=20))  # real pumps are read monthly
+    assert evaluate(real, None, T0 + timedelta(days=40))[0].code is TwinAlertCode.DEVICE_SILENT
+    gone = _twin_with(state(), presence=Presence.OFFLINE, presence_reason="will")
+    assert [c.code for c in evaluate(gone, None, T0)] == [TwinAlertCode.DEVICE_OFFLINE]
+
+
+def test_dose_deviation_from_simulation_truth() -> None:
+    sample = tele()
+    assert sample.sim_truth is not None
+    off = sample.model_copy(update={"sim_truth": sample.sim_truth.model_copy(update={"actual_dose_mg_per_day": 0.0})})
+    assert not [
+        c for c in evaluate(_twin_with(state(), telemetry=sample), None, T0) if c.code is TwinAlertCode.DOSE_DEVIATION
+    ]
+    assert [c for c in evaluate(_twin_with(state(), telemetry=off), None, T0) if c.code is TwinAlertCode.DOSE_DEVIATION]
+
+
+def test_empty_before_planned_refill() -> None:
+    report = state(reservoir_ml=2.5, refill_reminder_at=examples.EXAMPLE_TIME + timedelta(days=30))
+    prediction = predict(examples.birth(), report, None, examples.EXAMPLE_TIME)
+    codes = [c.code for c in evaluate(_twin_with(report), prediction, T0)]
+    assert TwinAlertCode.EMPTY_BEFORE_REFILL in codes
+    fine = state(reservoir_ml=19.0, refill_reminder_at=examples.EXAMPLE_TIME + timedelta(days=30))
+    assert TwinAlertCode.EMPTY_BEFORE_REFILL not in [
+        c.code for c in evaluate(_twin_with(fine), predict(examples.birth(), fine, None, examples.EXAMPLE_TIME), T0)
+    ]
+
+
+# -------------------------------------------------------------------------------------- commands
+
+
+def _command() -> object:
+    return examples.command().model_copy(update={"expires_at": None})
+
+
+def test_commands_to_real_or_unknown_devices_are_refused() -> None:
+    action = RefillAction(volume_ml=20, drug=Drug.BACLOFEN, concentration_mg_per_ml=2.0)
+    with pytest.raises(desk.CommandRefused) as unknown:
+        desk.check_allowed(None, action)
+    assert unknown.value.reason == "unknown_device"
+    real = DeviceTwin(site=SITE, device_id=DEV, birth=birth(simulated=False))
+    with pytest.raises(desk.CommandRefused, match="read-only") as refused:
+        desk.check_allowed(real, action)
+    assert refused.value.reason == "real_device_read_only"
+
+
+def test_command_lifecycle_with_an_offline_device() -> None:
+    twin = DeviceTwin(site=SITE, device_id=DEV, birth=birth(), presence=Presence.OFFLINE)
+    tracked = desk.track(twin, examples.command(), T0)
+    assert tracked.state is desk.CommandState.PENDING
+    assert desk.expire(tracked, T0 + timedelta(hours=5)).state is desk.CommandState.PENDING  # waits for the device
+    tracked = desk.device_online(tracked, T0 + timedelta(hours=6))
+    assert desk.expire(tracked, T0 + timedelta(hours=6, seconds=30)).state is desk.CommandState.PENDING
+    assert desk.expire(tracked, T0 + timedelta(hours=6, minutes=3)).state is desk.CommandState.TIMED_OUT
+    result = examples.command_result()
+    done = desk.answered(tracked, result, T0 + timedelta(hours=6, seconds=1))
+    assert done.state is desk.CommandState.APPLIED
+    assert done.latency_s == pytest.approx(6 * 3600 + 1)
+    replayed = desk.answered(done, result.model_copy(update={"replay": True}), T0 + timedelta(hours=7))
+    assert replayed is done
+    rejected = desk.answered(tracked, result.model_copy(update={"status": CommandStatus.REJECTED, "reason": "no"}), T0)
+    assert rejected.state is desk.CommandState.REJECTED

@@ -1,0 +1,132 @@
+"""Predicted state between reports, with the same pure pump model the simulator runs.
+
+Real pumps are read a few times a year; between read-outs the twin advances the last report with
+:class:`twin.sim.pump.Pump` (the pump's *belief* side: programmed flow, no faults, no flow
+error, since that is what the pump itself will report) and says when the low-reservoir
+threshold, empty, ERI and end of service will come. Reported, predicted and the age of the report
+sit side by side in the API.
+
+Pure: the time to predict to is an argument.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Final
+
+from twin.contract.alarms import AlarmCode
+from twin.contract.messages import BatteryStatus, Birth, MotorState, State, Telemetry
+from twin.sim.pump import AlarmChange, Pump, PumpConfig, PumpStart
+
+HORIZON: Final = timedelta(days=3 * 365)
+"""How far ahead dates are predicted (a pump's battery rarely has more than a few years left)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """The device as the twin predicts it at ``at`` (device time)."""
+
+    at: datetime
+    basis_at: datetime  # device time of the report the prediction starts from
+    basis: str  # "state" or "telemetry"
+    report_age_s: float  # device seconds between the basis and `at`
+    reservoir_ml: float
+    delivered_ml_total: float
+    battery_percent: float
+    infusing: bool
+    reservoir_low_now: bool
+    low_reservoir_at: datetime | None  # when the threshold is (or was, since the report) crossed; None: never
+    empty_at: datetime | None
+    eri_at: datetime | None
+    eos_at: datetime | None
+
+
+def _seconds(later: datetime, earlier: datetime) -> float:
+    return (later - earlier).total_seconds()
+
+
+def predict(birth: Birth | None, state: State, telemetry: Telemetry | None, at: datetime) -> Prediction:
+    """Advance the latest report (state, or a newer telemetry sample) to ``at``."""
+    basis_time = state.device_time
+    reservoir, battery, delivered, basis = (
+        state.reservoir_ml,
+        state.battery_percent,
+        state.delivered_ml_total,
+        "state",
+    )
+    if telemetry is not None and telemetry.device_time > state.device_time and telemetry.session == state.session:
+        basis_time = telemetry.device_time
+        reservoir, battery, delivered, basis = (
+            telemetry.reservoir_ml,
+            telemetry.battery_percent,
+            telemetry.delivered_ml_total,
+            "telemetry",
+        )
+    config = PumpConfig(
+        reservoir_capacity_ml=birth.reservoir_capacity_ml if birth else max(40.0, reservoir),
+        unusable_residual_ml=state.unusable_residual_ml,
+        inherent_flow_bias=0.0,
+        flow_bias_sd=0.0,
+    )
+    midnight = basis_time.replace(hour=0, minute=0, second=0, microsecond=0)
+    eri_at = _seconds(state.eri_at, basis_time) if state.eri_at else None
+    eos_at = _seconds(state.eos_at, basis_time) if state.eos_at else None
+    status = state.battery
+    if status is BatteryStatus.ERI and eos_at is None:
+        status = BatteryStatus.EOS  # a report past ERI without its end-of-service date: assume the worst
+    start = PumpStart(
+        drug=state.drug,
+        concentration_mg_per_ml=state.concentration_mg_per_ml,
+        program=state.program,
+        reservoir_ml=min(reservoir, config.reservoir_capacity_ml),
+        low_reservoir_threshold_ml=state.low_reservoir_threshold_ml,
+        battery_percent=battery if status is BatteryStatus.OK else 0.0,
+        delivered_ml_total=delivered,
+        battery_status=status,
+        eri_at=eri_at,
+        eos_at=eos_at,
+        motor_stalled=state.motor is MotorState.STALLED,
+        memory_error=state.stop_reason is not None and state.stop_reason.value == "memory_error",
+    )
+    if start.battery_status is BatteryStatus.OK and start.battery_percent <= config.battery.eri_percent:
+        # rounding put an OK battery at the ERI line: it crosses it at once
+        start = dataclasses.replace(start, battery_percent=config.battery.eri_percent + 1e-6)
+    pump = Pump(config, start, rng=random.Random(0), day_origin_s=-_seconds(basis_time, midnight))
+    horizon = max(_seconds(at, basis_time), 0.0)
+    crossed: dict[AlarmCode, float] = {}
+
+    def collect(until: float) -> None:
+        for effect in pump.process_due(until):
+            if isinstance(effect, AlarmChange) and effect.raised:
+                crossed.setdefault(effect.code, effect.at)
+
+    collect(horizon)
+    sample = pump.sample(horizon)
+    collect(horizon + HORIZON.total_seconds())
+
+    def when(code: AlarmCode) -> datetime | None:
+        t = crossed.get(code)
+        return basis_time + timedelta(seconds=t) if t is not None else None
+
+    eri = state.eri_at or when(AlarmCode.BATTERY_ERI)
+    eos = state.eos_at or when(AlarmCode.BATTERY_EOS)
+    if eri is not None and eos is None:
+        eos = eri + timedelta(days=config.battery.eri_to_eos_days)
+    return Prediction(
+        at=basis_time + timedelta(seconds=horizon),
+        basis_at=basis_time,
+        basis=basis,
+        report_age_s=horizon,
+        reservoir_ml=sample.reservoir_ml,
+        delivered_ml_total=sample.delivered_ml_total,
+        battery_percent=sample.battery_percent,
+        infusing=sample.infusing,
+        reservoir_low_now=sample.reservoir_ml <= state.low_reservoir_threshold_ml + 1e-9,
+        low_reservoir_at=when(AlarmCode.RESERVOIR_LOW),
+        empty_at=when(AlarmCode.RESERVOIR_EMPTY),
+        eri_at=eri,
+        eos_at=eos,
+    )
