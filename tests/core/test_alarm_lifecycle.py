@@ -420,10 +420,11 @@ def test_the_longest_shelve_and_silence_are_allowed() -> None:
 
 @pytest.mark.parametrize("comment", ["", "   ", "\n"])
 def test_shelve_and_removal_need_a_reason(comment: str) -> None:
-    for call in (
+    calls: tuple[Callable[[], object], ...] = (
         lambda: lc.shelve(au(), "dr:bo", AT, HOUR, comment),
         lambda: lc.remove_from_service(au(), "dr:bo", AT, comment),
-    ):
+    )
+    for call in calls:
         with pytest.raises(AlarmError) as refused:
             call()
         assert refused.value.reason == "comment_required"
@@ -431,12 +432,13 @@ def test_shelve_and_removal_need_a_reason(comment: str) -> None:
 
 def test_naive_times_are_refused() -> None:
     naive = datetime(2025, 3, 1, 9, 0)
-    for call in (
+    calls: tuple[Callable[[], object], ...] = (
         lambda: raised(at=naive),
         lambda: lc.condition_cleared(au(), naive),
         lambda: lc.acknowledge(au(), "nurse:ana", naive),
         lambda: lc.expire(au(), naive),
-    ):
+    )
+    for call in calls:
         with pytest.raises(AlarmError) as refused:
             call()
         assert refused.value.reason == "naive_time"
