@@ -241,7 +241,7 @@ def _play(
     return alarms, now, batches
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(sequences, st.data())
 def test_recovery_after_a_restart_neither_loses_nor_duplicates_an_alarm(
     tmp_path_factory: pytest.TempPathFactory, ops: list[Operation], data: st.DataObject

@@ -26,10 +26,12 @@ States (ISA-18.2 letters in brackets; "suppressed by design" [F] is not modelled
 ``cleared_unacknowledged`` [D, "return to normal, unacknowledged"], ``shelved`` [E],
 ``out_of_service`` [G].
 
-ISA-18.2 puts every alarm that returns to normal unacknowledged into [D]. Here only *latching*
-alarms do (IEC 60601-1-8: a latching alarm signal keeps sounding after its condition ends, until
-staff act); a non-latching alarm that clears unacknowledged goes straight to ``normal``, as
-ISA-18.2 allows for alarms configured not to need acknowledgement on return to normal.
+ISA-18.2's diagram puts every alarm that returns to normal unacknowledged into [D]. Here only
+*latching* alarms do (IEC 60601-1-8: a latching alarm signal keeps sounding after its condition
+ends, until staff act); a non-latching alarm that clears unacknowledged goes straight to
+``normal``, because an IEC 60601-1-8 non-latching alarm signal stops by itself. A deliberate
+departure from the ISA-18.2 diagram, so that "latching" means one thing in the twin; the journal
+still records that nobody acknowledged the occurrence.
 
 Transition table
 ----------------

@@ -278,6 +278,8 @@ class Journal:
         Raises :class:`JournalConflict` or :class:`JournalError` (a version gap): then nothing of
         the call is recorded, and the caller must not treat the transitions as durable.
         """
+        if not transitions and device_event is None:
+            return 0
         recorded_at = _text(datetime.now(UTC))
         inserted = 0
         with self._transaction():
@@ -342,7 +344,8 @@ class Journal:
         return replay(_transition(row) for row in rows)
 
     def has_device_event(self, device_id: str, alarm_id: str, event: str) -> bool:
-        """Was this device alarm event recorded (``record(..., device_event=...)``) before?"""
+        """Was this device alarm event recorded (``record(..., device_event=...)``) before?
+        ``event``: ``raised`` or ``cleared`` (an ``AlarmEventType`` will do)."""
         found = self._db.execute(
             "SELECT 1 FROM device_alarm_event WHERE device_id = ? AND alarm_id = ? AND event = ?",
             (device_id, alarm_id, event),
