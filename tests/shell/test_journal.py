@@ -21,6 +21,7 @@ from twin.alarms import lifecycle as lc
 from twin.alarms.lifecycle import Alarm, AlarmError, Transition
 from twin.contract.alarms import AlarmCode, DeviceAlarmClass, Priority
 from twin.contract.messages import AlarmEvent, AlarmEventType
+from twin.store import journal as journal_module
 from twin.store.journal import (
     SCHEMA_VERSION,
     DeviceEventKey,
@@ -194,6 +195,36 @@ def test_a_file_from_a_newer_pumptwin_is_refused(tmp_path: Path) -> None:
         raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     with pytest.raises(JournalError, match="schema version"):
         Journal(path)
+
+
+def test_an_older_file_is_migrated_forward_keeping_its_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "twin.sqlite3"
+    live, made = story()
+    with Journal(path) as old:
+        old.record(made)
+    later = (*journal_module.MIGRATIONS, ("CREATE INDEX alarm_journal_actor ON alarm_journal (actor)",))
+    monkeypatch.setattr(journal_module, "MIGRATIONS", later)
+    monkeypatch.setattr(journal_module, "SCHEMA_VERSION", len(later))
+    with Journal(path) as new:
+        assert new.schema_version == SCHEMA_VERSION + 1
+        assert new.alarms() == live
+    with raw_sqlite(path) as raw:
+        assert raw.execute("SELECT name FROM sqlite_master WHERE name = 'alarm_journal_actor'").fetchone()
+
+
+def test_a_migration_that_fails_leaves_the_file_at_its_old_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "twin.sqlite3"
+    Journal(path).close()
+    broken = (*journal_module.MIGRATIONS, ("CREATE TABLE extra (x INTEGER)", "THIS IS NOT SQL"))
+    monkeypatch.setattr(journal_module, "MIGRATIONS", broken)
+    monkeypatch.setattr(journal_module, "SCHEMA_VERSION", len(broken))
+    with pytest.raises(sqlite3.OperationalError):
+        Journal(path)
+    with raw_sqlite(path) as raw:
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert raw.execute("SELECT name FROM sqlite_master WHERE name = 'extra'").fetchone() is None
 
 
 def test_reopening_keeps_everything_and_does_not_migrate_again(tmp_path: Path) -> None:

@@ -2,6 +2,13 @@
 and how a restarted twin recovers its alarms), the append-only command log, device alarm events
 already applied, and a per-device snapshot for restart recovery.
 
+Additions to the agreed interface, and why: ``record(..., device_event=)`` marks a device event
+applied in the same transaction as its transitions (a mark without them, or them without the
+mark, would make a redelivery wrong); ``dedupe_key(message)`` builds that mark from an
+``AlarmEvent``; ``save_snapshot(..., at=None)`` and ``log_command`` return whether they wrote;
+``load_snapshots()`` maps device id to the payload exactly as saved (site and version are columns
+for the write guard, put them in the payload if the twin needs them back); ``schema_version``.
+
 Tables (schema version in ``PRAGMA user_version``; :data:`MIGRATIONS` brings any older file up):
 
 * ``alarm_journal`` — every :class:`~twin.alarms.lifecycle.Transition`, all fields, plus
