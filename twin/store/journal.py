@@ -1,0 +1,536 @@
+"""The twin's durable record in one SQLite file: the append-only alarm journal (the audit trail,
+and how a restarted twin recovers its alarms), the append-only command log, device alarm events
+already applied, and a per-device snapshot for restart recovery.
+
+Additions to the agreed interface, and why: ``record(..., device_event=)`` marks a device event
+applied in the same transaction as its transitions (a mark without them, or them without the
+mark, would make a redelivery wrong); ``dedupe_key(message)`` builds that mark from an
+``AlarmEvent``; ``save_snapshot(..., at=None)`` and ``log_command`` return whether they wrote;
+``load_snapshots()`` maps device id to the payload exactly as saved (site and version are columns
+for the write guard, put them in the payload if the twin needs them back); ``schema_version``.
+
+Tables (schema version in ``PRAGMA user_version``; :data:`MIGRATIONS` brings any older file up):
+
+* ``alarm_journal`` — every :class:`~twin.alarms.lifecycle.Transition`, all fields, plus
+  ``recorded_at`` (wall clock of the write). **Identity: (key, version)**: a key's versions are
+  1, 2, 3... (the lifecycle numbers every transition of an alarm), so recording the same
+  transition again is a no-op and replays never duplicate. Why not ``(key, event, at,
+  to_state)``: at simulation speed one alarm can clear, re-raise and clear again within one
+  instant, and two such clears would collide; the version cannot. A *different* transition under
+  an existing (key, version) is a :class:`JournalConflict` (two writers, or a bug), and a version
+  that skips one is a :class:`JournalError`: either would make the journal unfoldable.
+* ``device_alarm_event`` — ``(device_id, alarm_id, event)`` of each device alarm event applied
+  (:func:`dedupe_key`), written in the same transaction as its transitions, so a device event
+  delivered twice (MQTT QoS 1, or again after a restart) is recognised by :meth:`Journal.has_device_event`.
+* ``command_log`` — command status changes: ``(command_id, status)`` is unique (a command reaches
+  each status once; logging it again is a no-op).
+* ``twin_snapshot`` — one row per device (upsert), the twin's serialised state; an older
+  ``version`` never overwrites a newer one.
+
+Append-only is enforced twice: the class has no update or delete method, and triggers make
+SQLite refuse any ``UPDATE`` or ``DELETE`` on the three journal tables (``sqlite3.IntegrityError``).
+
+Recovery: :meth:`Journal.alarms` folds the whole journal through the lifecycle
+(:func:`twin.alarms.lifecycle.replay`), which re-runs every operation and checks it makes the
+recorded transition again. A shelve or audio pause that ran out while the twin was down is still
+in the folded alarm: the caller applies :func:`~twin.alarms.lifecycle.expire` at start-up and
+records what it makes.
+
+Durability and speed: WAL journal, ``synchronous=NORMAL``. A commit appends to the WAL without
+``fsync``; the WAL is synced at checkpoints. So a *process* crash loses nothing committed; a power
+cut or kernel crash can lose the last commits before the latest checkpoint, and never corrupts the
+file. That trade is what makes a call cheap: measured with ``benchmarks/alarm_journal.py`` (ext4
+on the 2-core build machine, 8,000 transitions recorded; median / 99th percentile): ``record`` of
+one new transition 48 µs / 250 µs, of a transition already recorded 21 µs / 24 µs,
+``has_device_event`` 3 µs / 5 µs, ``transitions(key=…)`` of one alarm 32 µs / 51 µs. About one
+write in 200 takes 1 to 4 ms: it runs a WAL checkpoint (SQLite's default, every 1,000 pages).
+So a call takes well under a millisecond, and the twin calls the journal directly inside the event loop: a thread
+hop (``asyncio.to_thread``) would cost more than the call, and keeping every write on the loop's
+thread keeps the journal's order the order in which the twin decided. Recovery (:meth:`Journal.alarms`)
+folds about 15 µs per transition: 1.5 s for 100,000 transitions, at start-up only.
+
+Threads: the connection belongs to the thread that opened the journal (Python's sqlite3 refuses
+calls from another thread). Several :class:`Journal` objects, in one or several processes, may
+open the same file: writes are serialised by SQLite (``BEGIN IMMEDIATE``, waiting up to
+:data:`BUSY_TIMEOUT_S`) and readers never block writers.
+
+Failure modes: :class:`JournalError` (a newer schema, a version gap, WAL unavailable),
+:class:`JournalConflict`, ``sqlite3.Error`` from the disk (e.g. ``OperationalError`` when the disk
+is full or the lock wait times out), :class:`~twin.alarms.lifecycle.AlarmError` with reason
+``replay_mismatch`` from :meth:`Journal.alarms` when the journal does not fold, ``ValueError``
+for naive datetimes and for payloads JSON cannot hold (NaN, non-string keys, objects).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, Self
+
+from twin.alarms.lifecycle import Alarm, AlarmState, Source, Transition, TransitionEvent, replay
+from twin.contract.alarms import Priority
+from twin.contract.messages import AlarmEvent
+
+BUSY_TIMEOUT_S: Final = 5.0
+"""How long a write waits for another connection's write to finish before failing."""
+
+_APPEND_ONLY = (
+    """
+CREATE TRIGGER {table}_no_update BEFORE UPDATE ON {table}
+BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END
+""",
+    """
+CREATE TRIGGER {table}_no_delete BEFORE DELETE ON {table}
+BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END
+""",
+)
+
+
+def _append_only(table: str) -> tuple[str, ...]:
+    return tuple(statement.format(table=table) for statement in _APPEND_ONLY)
+
+
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
+    # 1: the first schema
+    (
+        """
+        CREATE TABLE alarm_journal (
+            id INTEGER PRIMARY KEY,
+            key TEXT NOT NULL,
+            version INTEGER NOT NULL CHECK (version >= 1),
+            device_id TEXT NOT NULL,
+            site TEXT NOT NULL,
+            code TEXT NOT NULL,
+            priority TEXT NOT NULL,
+            source TEXT NOT NULL,
+            latching INTEGER NOT NULL,
+            message TEXT NOT NULL,
+            event TEXT NOT NULL,
+            from_state TEXT,
+            to_state TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            at TEXT NOT NULL,
+            comment TEXT,
+            raised_at TEXT NOT NULL,
+            time_to_ack_s REAL,
+            expires_at TEXT,
+            recorded_at TEXT NOT NULL,
+            UNIQUE (key, version)
+        ) STRICT
+        """,
+        "CREATE INDEX alarm_journal_device ON alarm_journal (device_id, at)",
+        "CREATE INDEX alarm_journal_site ON alarm_journal (site, at)",
+        "CREATE INDEX alarm_journal_at ON alarm_journal (at)",
+        *_append_only("alarm_journal"),
+        """
+        CREATE TABLE device_alarm_event (
+            device_id TEXT NOT NULL,
+            alarm_id TEXT NOT NULL,
+            event TEXT NOT NULL,
+            recorded_at TEXT NOT NULL,
+            PRIMARY KEY (device_id, alarm_id, event)
+        ) STRICT, WITHOUT ROWID
+        """,
+        *_append_only("device_alarm_event"),
+        """
+        CREATE TABLE command_log (
+            id INTEGER PRIMARY KEY,
+            command_id TEXT NOT NULL,
+            device_id TEXT NOT NULL,
+            site TEXT NOT NULL,
+            status TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            at TEXT NOT NULL,
+            detail TEXT NOT NULL CHECK (json_valid(detail)),
+            UNIQUE (command_id, status)
+        ) STRICT
+        """,
+        "CREATE INDEX command_log_device ON command_log (device_id, id)",
+        *_append_only("command_log"),
+        """
+        CREATE TABLE twin_snapshot (
+            device_id TEXT PRIMARY KEY,
+            site TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            payload TEXT NOT NULL CHECK (json_valid(payload)),
+            updated_at TEXT NOT NULL
+        ) STRICT
+        """,
+    ),
+)
+"""Schema migrations, oldest first: migration *n* (1-based) takes ``user_version`` from n-1 to n.
+Append new migrations; never edit a released one."""
+
+SCHEMA_VERSION: Final = len(MIGRATIONS)
+
+_JOURNAL_COLUMNS: Final = (
+    "key, version, device_id, site, code, priority, source, latching, message, event, from_state, to_state, "
+    "actor, at, comment, raised_at, time_to_ack_s, expires_at"
+)
+
+
+class JournalError(Exception):
+    """The journal file cannot be used as asked (see the module docstring)."""
+
+
+class JournalConflict(JournalError):
+    """A different transition is already recorded under the same (key, version). Nothing was recorded."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceEventKey:
+    """Identity of a device alarm event: the same device, alarm id (one per raise) and event
+    (``raised``/``cleared``) is the same event, however often it is delivered."""
+
+    device_id: str
+    alarm_id: str
+    event: str
+
+
+def dedupe_key(message: AlarmEvent) -> DeviceEventKey:
+    """The identity of a device's alarm message (see :class:`DeviceEventKey`)."""
+    return DeviceEventKey(message.device_id, message.alarm_id, message.event.value)
+
+
+@dataclass(frozen=True, slots=True)
+class CommandRecord:
+    """One logged command status. ``detail``: the JSON object logged with it."""
+
+    command_id: str
+    device_id: str
+    site: str
+    status: str
+    actor: str
+    at: datetime
+    detail: dict[str, Any]
+
+
+class Journal:
+    """The twin's SQLite store at ``path`` (created with its directory if missing, migrated if old).
+
+    Use as a context manager or call :meth:`close`. Raises :class:`JournalError` if the file was
+    written by a newer PumpTwin (a schema version this code does not know) or WAL is unavailable.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        try:
+            mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode != "wal":
+                raise JournalError(f"{path}: SQLite cannot use WAL here (journal_mode is {mode})")
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            self._migrate()
+        except BaseException:
+            self._db.close()
+            raise
+
+    # ------------------------------------------------------------------------------- lifecycle
+
+    def close(self) -> None:
+        """Close the connection (idempotent). Committed writes are already in the file."""
+        self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self) -> None:
+        if self.schema_version == SCHEMA_VERSION:
+            return
+        for number, statements in enumerate(MIGRATIONS, start=1):
+            with self._transaction():
+                found = self.schema_version  # read under the write lock: another process may have migrated
+                if found > SCHEMA_VERSION:
+                    raise JournalError(
+                        f"{self.path} has schema version {found}; this PumpTwin knows up to {SCHEMA_VERSION}"
+                    )
+                if found >= number:
+                    continue
+                for statement in statements:
+                    self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version = {number}")
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One write transaction, taking the write lock at once so that checks and writes inside
+        it see the latest committed state. Rolls back on any exception."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # ------------------------------------------------------------------------------ the journal
+
+    def record(self, transitions: Sequence[Transition], *, device_event: DeviceEventKey | None = None) -> int:
+        """Append ``transitions`` (in order) and mark ``device_event`` as applied, in one
+        transaction; return how many transitions were new (already recorded ones are skipped).
+
+        Raises :class:`JournalConflict` or :class:`JournalError` (a version gap): then nothing of
+        the call is recorded, and the caller must not treat the transitions as durable.
+        """
+        if not transitions and device_event is None:
+            return 0
+        recorded_at = _text(datetime.now(UTC))
+        inserted = 0
+        with self._transaction():
+            for t in transitions:
+                row = _row(t)
+                cursor = self._db.execute(
+                    f"INSERT INTO alarm_journal ({_JOURNAL_COLUMNS}, recorded_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (key, version) DO NOTHING",
+                    (*row, recorded_at),
+                )
+                if cursor.rowcount == 0:
+                    stored = self._one(t.key, t.version)
+                    if stored != t:
+                        raise JournalConflict(f"{t.key} v{t.version}: recorded {stored}, now given {t}")
+                    continue
+                if t.version > 1 and self._one(t.key, t.version - 1) is None:
+                    raise JournalError(f"{t.key} v{t.version}: version {t.version - 1} was never recorded")
+                inserted += 1
+            if device_event is not None:
+                self._db.execute(
+                    "INSERT INTO device_alarm_event (device_id, alarm_id, event, recorded_at) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT DO NOTHING",
+                    (device_event.device_id, device_event.alarm_id, device_event.event, recorded_at),
+                )
+        return inserted
+
+    def transitions(
+        self,
+        *,
+        key: str | None = None,
+        device_id: str | None = None,
+        site: str | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[Transition]:
+        """Recorded transitions in the order they were recorded (per key: version order),
+        filtered by every argument given; ``since``: ``at >= since``; ``limit``: the first
+        ``limit`` of them (page on with ``since``)."""
+        where: list[str] = []
+        params: list[object] = []
+        for column, value in (("key", key), ("device_id", device_id), ("site", site)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if since is not None:
+            where.append("at >= ?")
+            params.append(_text(since))
+        sql = f"SELECT {_JOURNAL_COLUMNS} FROM alarm_journal"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [_transition(row) for row in self._db.execute(sql, params)]
+
+    def alarms(self) -> dict[str, Alarm]:
+        """Every alarm as the journal makes it (key -> alarm), by folding it through the
+        lifecycle. Raises ``AlarmError("replay_mismatch")`` if the journal does not fold."""
+        rows = self._db.execute(f"SELECT {_JOURNAL_COLUMNS} FROM alarm_journal ORDER BY key, version")
+        return replay(_transition(row) for row in rows)
+
+    def has_device_event(self, device_id: str, alarm_id: str, event: str) -> bool:
+        """Was this device alarm event recorded (``record(..., device_event=...)``) before?
+        ``event``: ``raised`` or ``cleared`` (an ``AlarmEventType`` will do)."""
+        found = self._db.execute(
+            "SELECT 1 FROM device_alarm_event WHERE device_id = ? AND alarm_id = ? AND event = ?",
+            (device_id, alarm_id, event),
+        ).fetchone()
+        return found is not None
+
+    def _one(self, key: str, version: int) -> Transition | None:
+        row = self._db.execute(
+            f"SELECT {_JOURNAL_COLUMNS} FROM alarm_journal WHERE key = ? AND version = ?", (key, version)
+        ).fetchone()
+        return None if row is None else _transition(row)
+
+    # ---------------------------------------------------------------------------------- commands
+
+    def log_command(
+        self,
+        command_id: str,
+        device_id: str,
+        site: str,
+        status: str,
+        actor: str,
+        at: datetime,
+        detail: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Append one command status; ``False`` if this command already had this status (nothing
+        written). ``detail`` must be JSON-serialisable (``ValueError``/``TypeError`` otherwise)."""
+        with self._transaction():
+            cursor = self._db.execute(
+                "INSERT INTO command_log (command_id, device_id, site, status, actor, at, detail) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (command_id, status) DO NOTHING",
+                (command_id, device_id, site, str(status), actor, _text(at), _json(detail or {})),
+            )
+        return cursor.rowcount == 1
+
+    def commands(self, device_id: str | None = None, command_id: str | None = None) -> list[CommandRecord]:
+        """Logged command statuses in the order they were logged, filtered by what is given."""
+        where: list[str] = []
+        params: list[object] = []
+        for column, value in (("device_id", device_id), ("command_id", command_id)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        sql = "SELECT command_id, device_id, site, status, actor, at, detail FROM command_log"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return [
+            CommandRecord(c, d, s, status, actor, datetime.fromisoformat(at), json.loads(detail))
+            for c, d, s, status, actor, at, detail in self._db.execute(sql + " ORDER BY id", params)
+        ]
+
+    # --------------------------------------------------------------------------------- snapshots
+
+    def save_snapshot(
+        self, device_id: str, site: str, version: int, payload: Mapping[str, Any], *, at: datetime | None = None
+    ) -> bool:
+        """Store the device's twin state (replacing the previous one); ``False`` and nothing
+        written if a snapshot with a higher ``version`` is already stored. ``at``: ``updated_at``
+        (default: now). ``payload`` must be JSON-serialisable."""
+        with self._transaction():
+            cursor = self._db.execute(
+                "INSERT INTO twin_snapshot (device_id, site, version, payload, updated_at) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (device_id) DO UPDATE SET site = excluded.site, version = excluded.version, "
+                "payload = excluded.payload, updated_at = excluded.updated_at "
+                "WHERE excluded.version >= twin_snapshot.version",
+                (device_id, site, version, _json(payload), _text(at or datetime.now(UTC))),
+            )
+        return cursor.rowcount == 1
+
+    def load_snapshots(self) -> dict[str, dict[str, Any]]:
+        """Every stored snapshot: device id -> the payload as saved."""
+        rows = self._db.execute("SELECT device_id, payload FROM twin_snapshot ORDER BY device_id")
+        return {device_id: json.loads(payload) for device_id, payload in rows}
+
+
+# --------------------------------------------------------------------------------------- encoding
+
+
+def _text(at: datetime) -> str:
+    """UTC ISO-8601 with microseconds: exact, and sorts as text in time order (years 1000-9999)."""
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError(f"{at!r} has no timezone")
+    return at.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _optional_text(at: datetime | None) -> str | None:
+    return None if at is None else _text(at)
+
+
+def _time(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _json(payload: Mapping[str, Any]) -> str:
+    return json.dumps(payload, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+
+
+def _row(t: Transition) -> tuple[object, ...]:
+    return (
+        t.key,
+        t.version,
+        t.device_id,
+        t.site,
+        str(t.code),
+        Priority(t.priority).value,
+        t.source,
+        int(t.latching),
+        t.message,
+        TransitionEvent(t.event).value,
+        None if t.from_state is None else AlarmState(t.from_state).value,
+        AlarmState(t.to_state).value,
+        t.actor,
+        _text(t.at),
+        t.comment,
+        _text(t.raised_at),
+        t.time_to_ack_s,
+        _optional_text(t.expires_at),
+    )
+
+
+def _source(text: str) -> Source:
+    if text == "device":
+        return "device"
+    if text == "twin":
+        return "twin"
+    raise JournalError(f"unknown alarm source {text!r} in the journal")
+
+
+def _transition(row: tuple[Any, ...]) -> Transition:
+    (
+        key,
+        version,
+        device_id,
+        site,
+        code,
+        priority,
+        source,
+        latching,
+        message,
+        event,
+        from_state,
+        to_state,
+        actor,
+        at,
+        comment,
+        raised_at,
+        time_to_ack_s,
+        expires_at,
+    ) = row
+    return Transition(
+        key=key,
+        device_id=device_id,
+        site=site,
+        code=code,
+        priority=Priority(priority),
+        from_state=None if from_state is None else AlarmState(from_state),
+        to_state=AlarmState(to_state),
+        event=TransitionEvent(event),
+        actor=actor,
+        at=_time(at),
+        comment=comment,
+        raised_at=_time(raised_at),
+        time_to_ack_s=time_to_ack_s,
+        version=version,
+        source=_source(source),
+        latching=bool(latching),
+        message=message,
+        expires_at=None if expires_at is None else _time(expires_at),
+    )
+
+
+__all__ = [
+    "BUSY_TIMEOUT_S",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "CommandRecord",
+    "DeviceEventKey",
+    "Journal",
+    "JournalConflict",
+    "JournalError",
+    "dedupe_key",
+]
