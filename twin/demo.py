@@ -1,55 +1,81 @@
 """``pumptwin demo``: the whole product on an embedded default, with nothing to install.
 
-An embedded MQTT broker, a simulated fleet running faster than real time, and a live view of
-what the pumps publish. It grows with the product: every part that lands joins it here.
+An embedded MQTT broker, the twin service with its HTTP API and live stream, a simulated fleet
+running faster than real time, and a live view of what the pumps publish. It grows with the
+product: every part that lands joins it here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import tempfile
 from collections import Counter
+from pathlib import Path
 
 from rich.console import Console
 
 from twin.embedded_broker import embedded_broker
 from twin.mqtt_endpoint import MqttEndpoint
+from twin.service.runtime import running_twin
+from twin.settings import Settings
 from twin.sim.driver import SimDriver
 from twin.sim.runner import SimPlan
 from twin.sim.watch import watch
 
 
-async def run_demo(*, pumps: int, speed: float | None, seed: int, duration_s: float | None) -> None:
+async def run_demo(
+    *,
+    pumps: int,
+    speed: float | None,
+    seed: int,
+    duration_s: float | None,
+    http_port: int = 8080,
+    data_dir: Path | None = None,
+) -> None:
     console = Console()
-    async with embedded_broker() as url:
-        endpoint = MqttEndpoint.parse(url)
-        plan = SimPlan.build(
-            pumps=pumps,
-            fleet_file=None,
-            seed=seed,
-            speed=speed,
-            duration_s=duration_s,
-            start=None,
-            telemetry_every_s=None,
-            random_faults=True,
-            clinic=True,
-        )
-        sim = plan.simulation()
-        driver = SimDriver(sim, endpoint, speed=plan.speed, end_s=plan.duration_s)
-        console.rule("[bold]PumpTwin demo")
-        console.print(f"embedded MQTT broker: {url}")
-        console.print(
-            f"{len(plan.specs)} simulated pumps, {'as fast as possible' if speed is None else f'{speed:g}x real time'}; "
-            "Ctrl-C to stop\n"
-        )
-        counts: Counter[str] = Counter()
-        watcher = asyncio.create_task(watch(endpoint, console.print, counts=counts))
-        await asyncio.sleep(0.5)  # let the watcher subscribe before the first births
-        try:
-            await driver.run()
-        finally:
-            await asyncio.sleep(0.5)
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
-            console.print(f"\nmessages seen: {dict(counts)}")
+    settings = Settings()
+    settings.http.port = http_port
+    with tempfile.TemporaryDirectory(prefix="pumptwin-demo-") as scratch:
+        settings.data_dir = data_dir or Path(scratch)
+        async with embedded_broker() as url, contextlib.AsyncExitStack() as stack:
+            endpoint = MqttEndpoint.parse(url)
+            twin = await stack.enter_async_context(running_twin(settings, endpoint, client_id="pumptwin-demo-twin"))
+            plan = SimPlan.build(
+                pumps=pumps,
+                fleet_file=None,
+                seed=seed,
+                speed=speed,
+                duration_s=duration_s,
+                start=None,
+                telemetry_every_s=None,
+                random_faults=True,
+                clinic=True,
+            )
+            sim = plan.simulation()
+            driver = SimDriver(sim, endpoint, speed=plan.speed, end_s=plan.duration_s)
+            console.rule("[bold]PumpTwin demo")
+            console.print(f"embedded MQTT broker   {url}")
+            console.print(f"twin service           [bold cyan]{twin.url}[/]  (API docs {twin.url}/docs)")
+            console.print(f"live stream            {twin.url}/api/stream   metrics {twin.url}/metrics")
+            influx = twin.writer.describe() if twin.writer is not None else "disabled"
+            console.print(f"time series            {influx}")
+            console.print(
+                f"{len(plan.specs)} simulated pumps, "
+                f"{'as fast as possible' if speed is None else f'{speed:g}x real time'}; Ctrl-C to stop\n"
+            )
+            counts: Counter[str] = Counter()
+            watcher = asyncio.create_task(watch(endpoint, console.print, counts=counts))
+            await asyncio.sleep(0.5)  # let the watcher subscribe before the first births
+            try:
+                await driver.run()
+            finally:
+                await asyncio.sleep(0.5)
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+                service = twin.service
+                console.print(
+                    f"\nmessages seen: {dict(counts)}; the twin mirrors {len(service.twins)} devices, "
+                    f"{len(service.board.alarms)} alarms open"
+                )

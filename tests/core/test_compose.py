@@ -36,13 +36,6 @@ class MissingCommand(AssertionError):
     """A command line in the deployment files names a pumptwin subcommand that does not exist."""
 
 
-NOT_BUILT_YET = pytest.mark.xfail(
-    strict=True,
-    raises=MissingCommand,
-    reason="`pumptwin serve` and `pumptwin sim` are being built in parallel; remove this mark when they land",
-)
-
-
 def _compose_schema() -> dict[str, Any]:
     vendor = importlib.resources.files("check_jsonschema.builtin_schemas.vendor")
     schema: dict[str, Any] = json.loads((vendor / "compose-spec.json").read_text(encoding="utf-8"))
@@ -211,10 +204,7 @@ def test_broker_gets_the_repository_configuration_read_only() -> None:
 
 @pytest.mark.parametrize(
     "name",
-    [
-        pytest.param(name, marks=NOT_BUILT_YET) if SERVICES[name]["command"][1] == "serve" else name
-        for name in PUMPTWIN_SERVICES
-    ],
+    list(PUMPTWIN_SERVICES),
 )
 def test_service_commands_exist_in_the_cli(name: str) -> None:
     _options_exist(SERVICES[name]["command"])
@@ -262,7 +252,6 @@ def test_dockerfile_health_check_and_command() -> None:
     assert re.search(r"^USER pumptwin$", text, re.MULTILINE)
 
 
-@NOT_BUILT_YET
 def test_dockerfile_default_command_exists() -> None:
     cmd = next(line for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("CMD "))
     _options_exist(json.loads(cmd[4:]))

@@ -411,6 +411,8 @@ class AlarmTransitionPoint:
     comment: str | None
     at: datetime
     time_to_ack_s: float | None = None
+    transition: str | None = None  # the lifecycle's event name: raise, clear, acknowledge, shelve ...
+    version: int | None = None  # the alarm's version after this step: (alarm_id, version) is unique
 
 
 def alarm_transition_point(tags: DeviceTags, transition: AlarmTransitionPoint) -> InfluxPoint:
@@ -430,8 +432,14 @@ def alarm_transition_point(tags: DeviceTags, transition: AlarmTransitionPoint) -
         fields["comment"] = _text(transition.comment)
     if transition.time_to_ack_s is not None:
         fields["time_to_ack_s"] = float(transition.time_to_ack_s)
+    if transition.transition is not None:
+        fields["transition"] = transition.transition
+    if transition.version is not None:
+        fields["version"] = int(transition.version)
     code = transition.code.value if isinstance(transition.code, AlarmCode) else transition.code
-    discriminator = _twin_discriminator(transition.alarm_id, transition.from_state, transition.to_state)
+    discriminator = _twin_discriminator(
+        transition.alarm_id, transition.from_state, transition.to_state, str(transition.version or "")
+    )
     return InfluxPoint(
         ALARM,
         {**tags.as_tags(), "code": code, "priority": transition.priority.value},

@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI): devices, alarms, commands, live stream, metrics."""
