@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -20,8 +21,27 @@ from twin.mqtt_endpoint import MqttEndpoint
 from twin.service.runtime import running_twin
 from twin.settings import Settings
 from twin.sim.driver import SimDriver
+from twin.sim.fleet import PumpSpec
+from twin.sim.pump import ERI_PERCENT
 from twin.sim.runner import SimPlan
 from twin.sim.watch import watch
+
+
+def demo_fleet(specs: list[PumpSpec]) -> list[PumpSpec]:
+    """Make a generated fleet eventful within minutes of a demo: every fourth pump reaches its
+    low-reservoir threshold within its first simulated days (the clinic then refills it), and one
+    pump is days from its battery's elective replacement point."""
+    out = []
+    for i, spec in enumerate(specs):
+        if i % 4 == 0:
+            hours = 2 + 6 * (i // 4)
+            spec = spec.model_copy(
+                update={"reservoir_ml": spec.low_reservoir_threshold_ml + spec.mean_rate_ml_per_day * hours / 24}
+            )
+        elif i == 1:
+            spec = spec.model_copy(update={"battery_percent": ERI_PERCENT + 0.15})
+        out.append(spec)
+    return out
 
 
 async def run_demo(
@@ -52,6 +72,7 @@ async def run_demo(
                 random_faults=True,
                 clinic=True,
             )
+            plan = dataclasses.replace(plan, specs=demo_fleet(plan.specs))
             sim = plan.simulation()
             driver = SimDriver(sim, endpoint, speed=plan.speed, end_s=plan.duration_s)
             console.rule("[bold]PumpTwin demo")
