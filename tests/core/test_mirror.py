@@ -35,7 +35,7 @@ from twin.mirror.device_twin import (
     Skipped,
     apply,
 )
-from twin.mirror.prediction import predict
+from twin.mirror.prediction import forecast, predict
 from twin.sim.device import Outgoing, SimulatedDevice
 from twin.sim.fleet import PumpSpec
 from twin.sim.simulation import FleetSimulation
@@ -293,12 +293,11 @@ def test_dose_deviation_from_simulation_truth() -> None:
 
 def test_empty_before_planned_refill() -> None:
     report = state(reservoir_ml=2.5, refill_reminder_at=examples.EXAMPLE_TIME + timedelta(days=30))
-    prediction = predict(examples.birth(), report, None, examples.EXAMPLE_TIME)
-    codes = [c.code for c in evaluate(_twin_with(report), prediction, T0)]
+    codes = [c.code for c in evaluate(_twin_with(report), forecast(examples.birth(), report), T0)]
     assert TwinAlertCode.EMPTY_BEFORE_REFILL in codes
     fine = state(reservoir_ml=19.0, refill_reminder_at=examples.EXAMPLE_TIME + timedelta(days=30))
     assert TwinAlertCode.EMPTY_BEFORE_REFILL not in [
-        c.code for c in evaluate(_twin_with(fine), predict(examples.birth(), fine, None, examples.EXAMPLE_TIME), T0)
+        c.code for c in evaluate(_twin_with(fine), forecast(examples.birth(), fine), T0)
     ]
 
 

@@ -39,8 +39,15 @@ class AlarmBoard:
 
     def __init__(self, alarms: Mapping[str, Alarm] | Iterable[Alarm] = ()) -> None:
         values = alarms.values() if isinstance(alarms, Mapping) else alarms
-        self.alarms: dict[str, Alarm] = {a.key: a for a in values}
+        self.alarms: dict[str, Alarm] = {}
+        self._by_device: dict[str, dict[str, Alarm]] = {}
         self._instances: dict[str, str] = {}
+        for alarm in values:
+            self._put(alarm)
+
+    def _put(self, alarm: Alarm) -> None:
+        self.alarms[alarm.key] = alarm
+        self._by_device.setdefault(alarm.device_id, {})[alarm.key] = alarm
 
     # ------------------------------------------------------------------------------ views
 
@@ -49,16 +56,12 @@ class AlarmBoard:
         return [a for a in self.alarms.values() if a.state is not AlarmState.NORMAL]
 
     def of_device(self, device_id: str, *, include_normal: bool = False) -> list[Alarm]:
-        prefix = f"{device_id}/"
-        return [
-            a
-            for k, a in self.alarms.items()
-            if k.startswith(prefix) and (include_normal or a.state is not AlarmState.NORMAL)
-        ]
+        points = self._by_device.get(device_id, {})
+        return [a for a in points.values() if include_normal or a.state is not AlarmState.NORMAL]
 
     def _step(self, step: tuple[Alarm, list[Transition]]) -> list[Transition]:
         alarm, transitions = step
-        self.alarms[alarm.key] = alarm
+        self._put(alarm)
         return transitions
 
     # ------------------------------------------------------------------------- device alarms

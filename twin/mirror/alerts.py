@@ -29,7 +29,7 @@ from enum import StrEnum
 from twin.contract.alarms import Priority
 from twin.contract.messages import InfusionMode
 from twin.mirror.device_twin import DeviceTwin, Presence
-from twin.mirror.prediction import Prediction
+from twin.mirror.prediction import Forecast
 
 
 class TwinAlertCode(StrEnum):
@@ -90,9 +90,10 @@ class AlertCondition:
 
 
 def evaluate(
-    twin: DeviceTwin, prediction: Prediction | None, now: datetime, policy: AlertPolicy = AlertPolicy()
+    twin: DeviceTwin, outlook: Forecast | None, now: datetime, policy: AlertPolicy = AlertPolicy()
 ) -> list[AlertCondition]:
-    """The twin alerts that hold for ``twin`` at wall time ``now``."""
+    """The twin alerts that hold for ``twin`` at wall time ``now``, given the forecast of its
+    latest state (``outlook``)."""
     out: list[AlertCondition] = []
     simulated = twin.simulated is not False
     if twin.presence is Presence.OFFLINE and twin.presence_reason == "will":
@@ -126,22 +127,23 @@ def evaluate(
                     f"measured {refill.measured_residual_ml:.2f}): {direction}",
                 )
             )
-    if prediction is not None and prediction.empty_at is not None and state.program.mode is not InfusionMode.STOPPED:
+    device_now = twin.device_now(now)
+    if outlook is not None and outlook.empty_at is not None and state.program.mode is not InfusionMode.STOPPED:
         planned = state.refill_reminder_at
-        if planned is not None and prediction.empty_at < planned:
+        if planned is not None and outlook.empty_at < planned:
             out.append(
                 AlertCondition(
                     TwinAlertCode.EMPTY_BEFORE_REFILL,
                     "planned",
-                    f"Predicted empty {prediction.empty_at:%Y-%m-%d %H:%M}, before the planned refill {planned:%Y-%m-%d}",
+                    f"Predicted empty {outlook.empty_at:%Y-%m-%d %H:%M}, before the planned refill {planned:%Y-%m-%d}",
                 )
             )
-        elif planned is None and prediction.empty_at - prediction.at < policy.empty_warning:
+        elif planned is None and device_now is not None and outlook.empty_at - device_now < policy.empty_warning:
             out.append(
                 AlertCondition(
                     TwinAlertCode.EMPTY_BEFORE_REFILL,
                     "unplanned",
-                    f"Predicted empty {prediction.empty_at:%Y-%m-%d %H:%M} and no refill planned",
+                    f"Predicted empty {outlook.empty_at:%Y-%m-%d %H:%M} and no refill planned",
                 )
             )
     telemetry = twin.telemetry
@@ -157,18 +159,20 @@ def evaluate(
                     f"({(actual - programmed) / programmed:+.0%}, simulator ground truth)",
                 )
             )
+    low_at = outlook.low_reservoir_at if outlook is not None else None
     if (
         twin.birth is not None
         and not twin.birth.audible_alarms
-        and prediction is not None
-        and prediction.reservoir_low_now
+        and low_at is not None
+        and device_now is not None
+        and low_at <= device_now
     ):
         out.append(
             AlertCondition(
                 TwinAlertCode.RESERVOIR_LOW_PREDICTED,
                 "calculated",
-                f"Reservoir at {prediction.reservoir_ml:.2f} mL (threshold {state.low_reservoir_threshold_ml:g} mL); "
-                "this pump has no audible alarm",
+                f"Reservoir at or below {state.low_reservoir_threshold_ml:g} mL since {low_at:%Y-%m-%d %H:%M} "
+                "(calculated); this pump has no audible alarm",
             )
         )
     return out

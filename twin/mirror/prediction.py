@@ -44,6 +44,25 @@ class Prediction:
     eos_at: datetime | None
 
 
+@dataclass(frozen=True, slots=True)
+class Forecast:
+    """The dates a state report implies (device time). They depend only on the report: the pump's
+    calculated volume follows its program exactly, so a later telemetry sample cannot move them;
+    only a new state (refill, reprogram, stall, battery status) does. Cheap to keep per device."""
+
+    basis_at: datetime
+    low_reservoir_at: datetime | None
+    empty_at: datetime | None
+    eri_at: datetime | None
+    eos_at: datetime | None
+
+
+def forecast(birth: Birth | None, state: State) -> Forecast:
+    """The forecast of a state report (see :class:`Forecast`)."""
+    p = predict(birth, state, None, state.device_time)
+    return Forecast(p.basis_at, p.low_reservoir_at, p.empty_at, p.eri_at, p.eos_at)
+
+
 def _seconds(later: datetime, earlier: datetime) -> float:
     return (later - earlier).total_seconds()
 

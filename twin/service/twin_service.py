@@ -66,7 +66,7 @@ from twin.mirror.device_twin import (
     apply,
     mark_silent,
 )
-from twin.mirror.prediction import Prediction, predict
+from twin.mirror.prediction import Forecast, Prediction, forecast, predict
 from twin.service.bus import EventBus
 from twin.service.metrics import ServiceMetrics
 from twin.store.journal import CommandRecord, DeviceEventKey, Journal, dedupe_key
@@ -157,6 +157,7 @@ class TwinService:
         self.on_outbound: Callable[[], None] = lambda: None
         self._dirty: set[str] = set()
         self._predictions: dict[str, tuple[int, datetime, Prediction | None]] = {}
+        self._forecasts: dict[str, tuple[tuple[int, int], Forecast | None]] = {}
         self.reject_counts: dict[str, int] = {}
         self.transition_listeners: list[Callable[[Transition], None]] = []
         self.started_at = clock()
@@ -254,7 +255,8 @@ class TwinService:
         transitions += self._evaluate_alerts(twin, received_at)
         self._record(transitions)
         self._write_points(twin, message)
-        self.bus.publish("device", self.summary(twin, received_at), coalesce_key=device_id)
+        if self.bus.subscribers:
+            self.bus.publish("device", self.summary(twin, received_at), coalesce_key=device_id)
 
     def _write_points(self, twin: DeviceTwin, message: Any) -> None:
         if self.writer is None or twin.birth is None:
@@ -296,10 +298,27 @@ class TwinService:
         self._predictions[twin.device_id] = (twin.version, at, result)
         return result
 
+    def forecast(self, twin: DeviceTwin) -> Forecast | None:
+        """The dates the device's latest state implies (cached until the next state)."""
+        state = twin.reported
+        if state is None:
+            return None
+        key = (state.session, state.seq)
+        cached = self._forecasts.get(twin.device_id)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        try:
+            result: Forecast | None = forecast(twin.birth, state)
+        except ValueError as exc:
+            log.warning("cannot forecast %s: %s", twin.device_id, exc)
+            result = None
+        self._forecasts[twin.device_id] = (key, result)
+        return result
+
     def _evaluate_alerts(self, twin: DeviceTwin, now: datetime) -> list[Transition]:
         if twin.birth is None:
             return []
-        conditions = evaluate(twin, self.prediction(twin, now), now, self.policy)
+        conditions = evaluate(twin, self.forecast(twin), now, self.policy)
         return self.board.on_conditions(twin.site, twin.device_id, conditions, now)
 
     # ------------------------------------------------------------------------------ alarms
@@ -459,7 +478,8 @@ class TwinService:
                 self.twins[device_id] = twin
                 self._presence_changed(twin, Presence.OFFLINE, now)
                 self._dirty.add(device_id)
-                self.bus.publish("device", self.summary(twin, now), coalesce_key=device_id)
+                if self.bus.subscribers:
+                    self.bus.publish("device", self.summary(twin, now), coalesce_key=device_id)
             transitions += self._evaluate_alerts(twin, now)
         self._record(transitions)
         for tracked in list(self.commands.values()):

@@ -288,6 +288,7 @@ class Pump:
         self.low_threshold_ml = start.low_reservoir_threshold_ml
         self.program_changed_at: float | None = None
         self._schedule = schedule_of(start.program, day_origin_s)
+        self._battery_schedule: tuple[DailySchedule, DailySchedule] | None = None
         # belief
         self.reservoir_ml = start.reservoir_ml
         self.delivered_ml_total = start.delivered_ml_total
@@ -411,10 +412,11 @@ class Pump:
             return Flow(DailySchedule.constant(base, self._day_origin))
         k = model.percent_per_ml
         overlay = motor.overlay
-        return Flow(
-            motor.base.scaled(k, base),
-            Overlay(overlay.start, overlay.end, overlay.rate * k) if overlay else None,
-        )
+        cached = self._battery_schedule
+        if cached is None or cached[0] is not motor.base:
+            cached = (motor.base, motor.base.scaled(k, base))  # one per program, not per call
+            self._battery_schedule = cached
+        return Flow(cached[1], Overlay(overlay.start, overlay.end, overlay.rate * k) if overlay else None)
 
     def current_rate_ml_per_day(self, t: float) -> float:
         motor = self.motor_flow()
