@@ -3,6 +3,8 @@ the provisioning and compose.yaml. (Whether their queries run is tests/integrati
 
 from __future__ import annotations
 
+import ast
+import inspect
 import json
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -108,6 +110,8 @@ def test_every_panel_has_raw_influxql_targets_with_unique_ref_ids() -> None:
     for name, dashboard in LOADED.items():
         ids = [panel["id"] for panel in dashboard["panels"]]
         assert len(set(ids)) == len(ids), name
+        titles = [panel["title"] for panel in dashboard["panels"]]
+        assert len(set(titles)) == len(titles), f"{name}: two panels with one title"
         for panel in dashboard["panels"]:
             where = f"{name}: {panel['title']!r}"
             assert panel["title"].strip(), where
@@ -217,3 +221,33 @@ def test_layout_wraps_rows_at_24_columns() -> None:
         {"h": 4, "w": 10, "x": 10, "y": 0},
         {"h": 5, "w": 10, "x": 0, "y": 4},
     ]
+
+
+def test_building_dashboards_does_no_io_beyond_writing_the_files() -> None:
+    """model and dashboards import only the standard library and each other; only write_all and
+    stale_files (in dashboards) touch the file system."""
+    for module in (model, dashboards):
+        tree = ast.parse(inspect.getsource(module))
+        imported = {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        assert imported <= {
+            "__future__",
+            "json",
+            "collections.abc",
+            "dataclasses",
+            "pathlib",
+            "typing",
+            "twin.grafana.model",
+        }
+    readers = {
+        node.name
+        for node in ast.walk(ast.parse(inspect.getsource(dashboards)))
+        if isinstance(node, ast.FunctionDef)
+        and {"write_text", "read_text", "glob", "exists"}
+        & {
+            call.func.attr
+            for call in ast.walk(node)
+            if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
+        }
+    }
+    assert readers == {"write_all", "stale_files"}

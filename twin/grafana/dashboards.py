@@ -274,7 +274,7 @@ def fleet_overview() -> Dashboard:
             overrides=[colored_cells("days_to_empty"), by_name("days_to_empty", unit="d"), device_link()],
             options=TABLE_OPTIONS,
             transformations=[
-                {"id": "joinByField", "options": {"byField": "device", "mode": "outer"}},
+                {"id": "joinByField", "options": {"byField": "device", "mode": "inner"}},
                 binary("reservoir_ml", "-", "unusable_residual_ml", "usable_ml"),
                 binary("usable_ml", "/", "rate_ml_per_day", "days_to_empty"),
                 organize(hide=("Time", "Time 1", "Time 2", "usable_ml")),
@@ -366,7 +366,7 @@ def fleet_overview() -> Dashboard:
             transformations=[organize(hide=("Time",))],
         ),
         Panel(
-            "Devices reporting active alarms",
+            "Active alarms per device",
             "table",
             [
                 Query(
@@ -436,10 +436,10 @@ def device() -> Dashboard:
                 options=STAT_OPTIONS | {"graphMode": "area"},
             )
             for title, field, name, unit, description in (
-                ("Reservoir", "reservoir_ml", "reservoir", "mL", "Latest calculated reservoir volume."),
-                ("Rate", "current_rate_ml_per_day", "rate", "mL/day", "Latest flow rate, bolus included."),
-                ("Dose", "dose_mg_per_day", "dose", "mg/day", "Latest programmed dose: concentration × rate."),
-                ("Battery", "battery_percent", "battery", "percent", "Latest battery percentage."),
+                ("Reservoir (latest)", "reservoir_ml", "reservoir", "mL", "Latest calculated reservoir volume."),
+                ("Rate (latest)", "current_rate_ml_per_day", "rate", "mL/day", "Latest flow rate, bolus included."),
+                ("Dose (latest)", "dose_mg_per_day", "dose", "mg/day", "Latest programmed dose: concentration × rate."),
+                ("Battery (latest)", "battery_percent", "battery", "percent", "Latest battery percentage."),
             )
         ),
         Panel(
@@ -468,8 +468,9 @@ def device() -> Dashboard:
                     f'SELECT last("program_rate_ml_per_day") AS "programmed (continuous mode)" {state_step}', ref_id="B"
                 ),
             ],
-            "The rate the pump runs at, and the programmed rate of a continuous program (a flexible program has "
-            "no single programmed rate).",
+            "The rate the pump runs at, and the programmed rate of a continuous program from its reported states "
+            "(a flexible program has no single programmed rate: after a switch to flexible the last continuous "
+            "rate is carried forward, so read the current rate then).",
             defaults={"unit": "mL/day"},
             options=TIMESERIES_OPTIONS,
         ),
