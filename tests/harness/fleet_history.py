@@ -75,6 +75,15 @@ ACK_MEDIAN_S = {Priority.HIGH: 45.0, Priority.MEDIUM: 240.0, Priority.LOW: 900.0
 NEVER_ACKNOWLEDGED = 0.12  # share of alarms nobody acknowledges (left unacknowledged)
 SHELVED = 0.15  # share of acknowledged medium/low alarms then shelved
 
+ACK_COMMENT = {
+    AlarmCode.MOTOR_STALL: "rotor study requested",
+    AlarmCode.MEMORY_ERROR: "physician paged",
+    AlarmCode.RESERVOIR_LOW: "refill booked",
+    AlarmCode.RESERVOIR_EMPTY: "urgent refill, withdrawal watch",
+    AlarmCode.BATTERY_ERI: "replacement to schedule",
+    AlarmCode.REFILL_REMINDER: "patient called",
+}
+
 EXPECTED_RESPONSE = {
     AlarmCode.MOTOR_STALL: "rotor_study",
     AlarmCode.MEMORY_ERROR: "escalate_physician",
@@ -259,6 +268,7 @@ def simulate_fleet_history(*, pumps: int = 30, days: int = 30, seed: int = 20260
     script: list[tuple[float, Callable[[], None]]] = [
         (2.5, command(first, ReprogramAction(program=continuous), actor="dr.ng")),
         (3.0, command(reminded[0], refill(reminded[0], 9.0), actor="nurse.okafor")),
+        (3.5, command(second, ClinicianBolusAction(volume_ml=0.1, duration_minutes=30), actor="dr.ng", expired=True)),
         (3.1, command(reminded[1], refill(reminded[1], 10.0), actor="nurse.okafor")),
         (20.0, command(reminded[2], refill(reminded[2], 29.5), actor="nurse.jones")),  # still active at the end
         (4.0, command(first, ClinicianBolusAction(volume_ml=0.2, duration_minutes=60), actor="dr.ng")),
@@ -288,7 +298,7 @@ def simulate_fleet_history(*, pumps: int = 30, days: int = 30, seed: int = 20260
         history.points.append(command_point(history.tags[outcome.device_id], outcome))
 
     rng = random.Random(f"twin:{seed}")
-    history.points += _lifecycle(history, rng)
+    history.points += _lifecycle(history, rng, showcase={first, second})
     history.points += _twin_health(history, specs_by_site={s: len(d) for s, d in by_site.items()}, silent_at=at(27.0))
     history.points += _training(history, rng, "ts-2026-01-12-am", at(11.39), at(11.5))
     history.points += _training(history, rng, "ts-2026-01-26-flood", at(25.39), at(25.5))
@@ -334,13 +344,15 @@ def _step(
     return alarm_transition_point(history.tags[alarm.device], transition)
 
 
-def _lifecycle(history: FleetHistory, rng: random.Random) -> list[InfluxPoint]:
+def _lifecycle(history: FleetHistory, rng: random.Random, showcase: set[str]) -> list[InfluxPoint]:
     """The twin's ISA-18.2 steps for every device alarm: raised, acknowledged (mostly), shelved
     (sometimes), back to normal at the clear (or cleared but unacknowledged).
 
     Chance decides, except that every site and every priority gets at least one alarm nobody
     acknowledges and (for medium and low, where alarms stay active) one still shelved at the end,
-    so that every panel filtered to one site or one priority has something to show.
+    so that every panel filtered to one site or one priority has something to show; and the
+    ``showcase`` pumps (the ones the device dashboard opens on) have every alarm acknowledged.
+    Acknowledgements carry a comment, as staff write one.
     """
     out: list[InfluxPoint] = []
     unacknowledged: set[str] = set()
@@ -355,7 +367,9 @@ def _lifecycle(history: FleetHistory, rng: random.Random) -> list[InfluxPoint]:
         still_shelved = shelvable and cleared_at is None and shelved_at < history.end  # shelved at the end
         must_shelve = still_shelved and not {alarm.site, alarm.priority.value} <= shelved
         must_ignore = not {alarm.site, alarm.priority.value} <= unacknowledged
-        ignored = must_ignore or (not must_shelve and rng.random() < NEVER_ACKNOWLEDGED)
+        ignored = alarm.device not in showcase and (
+            must_ignore or (not must_shelve and rng.random() < NEVER_ACKNOWLEDGED)
+        )
         if ignored or acknowledged_at > history.end:
             unacknowledged |= {alarm.site, alarm.priority.value}
             if cleared_at is not None:
@@ -364,10 +378,20 @@ def _lifecycle(history: FleetHistory, rng: random.Random) -> list[InfluxPoint]:
                 )
             continue
         user = rng.choice(STAFF)
+        note = ACK_COMMENT.get(alarm.code, "seen")
         if cleared_at is not None and cleared_at < acknowledged_at:
             out.append(_step(history, alarm, "active_unacknowledged", "cleared_unacknowledged", "device", cleared_at))
             out.append(
-                _step(history, alarm, "cleared_unacknowledged", "normal", user, acknowledged_at, time_to_ack_s=ack_s)
+                _step(
+                    history,
+                    alarm,
+                    "cleared_unacknowledged",
+                    "normal",
+                    user,
+                    acknowledged_at,
+                    comment=note,
+                    time_to_ack_s=ack_s,
+                )
             )
             continue
         out.append(
@@ -378,6 +402,7 @@ def _lifecycle(history: FleetHistory, rng: random.Random) -> list[InfluxPoint]:
                 "active_acknowledged",
                 user,
                 acknowledged_at,
+                comment=note,
                 time_to_ack_s=ack_s,
             )
         )

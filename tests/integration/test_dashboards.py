@@ -92,14 +92,18 @@ def _rows(statement: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def _problem(statement: Mapping[str, Any]) -> str | None:
-    """Why a statement's answer is not "data", or None."""
+    """Why a statement's answer is not "data", or None: an error, no rows, or a column that is
+    null in every row (a misspelt field in a SELECT of several is not an error in InfluxQL)."""
     if "error" in statement:
         return f"error: {statement['error']}"
     rows = _rows(statement)
     if not rows:
         return "no rows"
-    if all(value is None for row in rows for key, value in row.items() if key != "time"):
-        return "only nulls"
+    empty = sorted(
+        {key for row in rows for key in row} - {key for row in rows for key, v in row.items() if v is not None}
+    )
+    if empty:
+        return f"only nulls in {empty}"
     return None
 
 

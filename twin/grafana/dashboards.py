@@ -107,8 +107,9 @@ def device_link(column: str = "device") -> JSON:
     )
 
 
-def colored_cells(name: str) -> JSON:
-    return by_name(name, custom_cellOptions={"type": "color-background"})
+def colored_cells(name: str, **properties: object) -> JSON:
+    """Colour the table cells of ``name`` by the panel's thresholds (or value mappings)."""
+    return by_name(name, custom_cellOptions={"type": "color-background"}, **properties)
 
 
 def sort_by(column: str, *, descending: bool = False) -> JSON:
@@ -140,6 +141,7 @@ def binary(left: str, operator: str, right: str, alias: str) -> JSON:
             },
             "mode": "binary",
             "reduce": {"reducer": "sum"},
+            "timeSeries": False,  # row by row in the one joined table, no join by time first
         },
     }
 
@@ -271,7 +273,7 @@ def fleet_overview() -> Dashboard:
                 "decimals": 1,
                 "thresholds": thresholds("red", (REFILL_URGENT_DAYS, "orange"), (REFILL_SOON_DAYS, "green")),
             },
-            overrides=[colored_cells("days_to_empty"), by_name("days_to_empty", unit="d"), device_link()],
+            overrides=[colored_cells("days_to_empty", unit="d"), device_link()],
             options=TABLE_OPTIONS,
             transformations=[
                 {"id": "joinByField", "options": {"byField": "device", "mode": "inner"}},
@@ -303,8 +305,7 @@ def fleet_overview() -> Dashboard:
                 "thresholds": thresholds("red", (ERI_URGENT_DAYS, "orange"), (ERI_SOON_DAYS, "green")),
             },
             overrides=[
-                colored_cells("days_to_eri"),
-                by_name("days_to_eri", unit="d"),
+                colored_cells("days_to_eri", unit="d"),
                 by_name("battery_percent", unit="percent"),
                 device_link(),
             ],
@@ -710,9 +711,7 @@ def alarms() -> Dashboard:
             defaults={"unit": "s", "decimals": 0},
             overrides=[
                 by_name("acknowledged", unit="none"),
-                by_name(
-                    "priority", custom_cellOptions={"type": "color-background"}, mappings=value_colors(PRIORITY_COLORS)
-                ),
+                colored_cells("priority", mappings=value_colors(PRIORITY_COLORS)),
             ],
             options=TABLE_OPTIONS,
             transformations=[organize(hide=("Time",))],
@@ -858,8 +857,7 @@ def training_session() -> Dashboard:
             "Each trainee's mean score, number of responses, and mean times to acknowledge and to respond.",
             defaults={"decimals": 1, "thresholds": thresholds("red", (0.5, "orange"), (0.8, "green"))},
             overrides=[
-                colored_cells("mean_score"),
-                by_name("mean_score", unit="percentunit"),
+                colored_cells("mean_score", unit="percentunit"),
                 by_name("mean_time_to_ack_s", unit="s"),
                 by_name("mean_time_to_respond_s", unit="s"),
             ],
