@@ -1,9 +1,10 @@
 """A month of a simulated fleet as InfluxDB points: what the dashboards are checked against.
 
 The SimPy fleet runs with the clinic refilling and random faults on; on top of that a script of
-events gives every panel something to show: commands to one pump (applied, rejected, replayed,
-one never answered), a motor stall, a catheter occlusion, a premature ERI, an alarm flood at the
-training site, two training sessions, and two pumps that fall silent near the end. Every device
+events gives every panel something to show: commands (applied, rejected, replayed, one never
+answered), refills that set refill reminders, motor stalls, a catheter occlusion, premature ERIs,
+an alarm flood at the training site, two training sessions, and two pumps that fall silent near
+the end. Every device
 message becomes points through ``device_points``; the twin's side (alarm lifecycle steps,
 command outcomes, its health) and the training responses are built with the ``points``
 functions, as the twin will. Everything is seeded: the same call gives the same points.
