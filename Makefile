@@ -1,7 +1,7 @@
 # The two commands of the README:
 #   make demo   set up (Python only) and run the main job on an embedded broker
 #   make test   set up (Python + Debian test packages) and run ruff, mypy and pytest
-.PHONY: demo test lint typecheck pytest bootstrap-run bootstrap-test lock asyncapi bench clean
+.PHONY: demo test lint typecheck pytest bootstrap-run bootstrap-test lock asyncapi dashboards bench clean
 
 VENV := .venv
 BIN := $(VENV)/bin
@@ -33,6 +33,10 @@ lock:
 
 asyncapi:
 	$(BIN)/pumptwin contract asyncapi
+
+# Write dashboards/json/*.json from twin/grafana/dashboards.py (the JSON files are generated: edit the Python).
+dashboards:
+	$(BIN)/python -m twin.grafana
 
 bench:
 	$(BIN)/python -m benchmarks

@@ -22,6 +22,8 @@ from twin.influx.points import (
     CommandOutcomePoint,
     DeviceTags,
     InfluxPoint,
+    TrainingResponsePoint,
+    TrainingVerdict,
     TwinHealthPoint,
     alarm_event_point,
     alarm_transition_point,
@@ -32,6 +34,7 @@ from twin.influx.points import (
     stored_tag_value,
     telemetry_point,
     timestamp_ns,
+    training_response_point,
     twin_health_point,
 )
 
@@ -266,6 +269,84 @@ def test_device_points_dispatches_by_message_kind() -> None:
 
 def _fields(instance: object) -> dict[str, object]:
     return {name: getattr(instance, name) for name in instance.__dataclass_fields__}  # type: ignore[attr-defined]
+
+
+TRAINING_RESPONSE = TrainingResponsePoint(
+    session="ts-2026-03-14-am",
+    trainee="nurse.jones",
+    site="sim-lab",
+    scenario="motor stall after MRI",
+    alarm_id="a3-motor_stall",
+    code=AlarmCode.MOTOR_STALL,
+    priority=Priority.HIGH,
+    response="rotor_study",
+    expected_response="rotor_study",
+    verdict=TrainingVerdict.CORRECT,
+    score=1.0,
+    at=examples.EXAMPLE_TIME,
+    time_to_ack_s=18.5,
+    time_to_respond_s=95.0,
+    device="pump-0001",
+)
+
+
+def test_training_response_point_tags_the_session_trainee_and_site_and_keeps_the_rest_as_fields() -> None:
+    point = training_response_point(TRAINING_RESPONSE)
+    assert point.measurement == "training"
+    assert point.tags == {"session": "ts-2026-03-14-am", "trainee": "nurse.jones", "site": "sim-lab"}
+    assert point.fields == {
+        "scenario": "motor stall after MRI",
+        "alarm_id": "a3-motor_stall",
+        "code": "motor_stall",
+        "priority": "high",
+        "response": "rotor_study",
+        "expected_response": "rotor_study",
+        "verdict": "correct",
+        "score": 1.0,
+        "time_to_ack_s": 18.5,
+        "time_to_respond_s": 95.0,
+        "device": "pump-0001",
+    }
+    assert 500 <= point.time_ns - EXAMPLE_NS < 1000  # a twin event: upper half of the discriminators
+    assert point.time_ns == training_response_point(TRAINING_RESPONSE).time_ns  # deterministic: replay overwrites
+    assert not point.sheddable  # scores are a record, not a sample
+
+
+def test_a_missed_alarm_has_no_response_times_and_ints_are_stored_as_floats() -> None:
+    missed = TrainingResponsePoint(
+        **{
+            **_fields(TRAINING_RESPONSE),
+            "code": "refill_overdue",  # twin-derived codes are plain strings
+            "response": "none",
+            "verdict": TrainingVerdict.MISSED,
+            "score": 0,
+            "time_to_ack_s": None,
+            "time_to_respond_s": None,
+            "device": None,
+        }
+    )
+    point = training_response_point(missed)
+    assert point.fields["verdict"] == "missed"
+    assert point.fields["code"] == "refill_overdue"
+    assert type(point.fields["score"]) is float
+    assert not {"time_to_ack_s", "time_to_respond_s", "device"} & point.fields.keys()
+    other_trainee = training_response_point(TrainingResponsePoint(**{**_fields(missed), "trainee": "dr.ng"}))
+    assert other_trainee.time_ns != point.time_ns or other_trainee.tags != point.tags
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"score": 1.5}, "within 0..1"),
+        ({"score": -0.1}, "within 0..1"),
+        ({"score": float("nan")}, "within 0..1"),
+        ({"time_to_ack_s": -1.0}, "time_to_ack_s"),
+        ({"time_to_respond_s": -0.5}, "time_to_respond_s"),
+    ],
+)
+def test_impossible_training_responses_are_refused(change: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        training_response_point(TrainingResponsePoint(**{**_fields(TRAINING_RESPONSE), **change}))
 
 
 # --------------------------------------------------------------------------------------------- time

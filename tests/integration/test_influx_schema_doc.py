@@ -23,12 +23,15 @@ from twin.influx.points import (
     CommandOutcomePoint,
     DeviceTags,
     InfluxPoint,
+    TrainingResponsePoint,
+    TrainingVerdict,
     TwinHealthPoint,
     alarm_event_point,
     alarm_transition_point,
     command_point,
     state_point,
     telemetry_point,
+    training_response_point,
     twin_health_point,
 )
 from twin.settings import InfluxSettings
@@ -90,6 +93,24 @@ def _recent_history(now: datetime) -> list[InfluxPoint]:
     for minute in range(10):
         health = TwinHealthPoint(twin="twin-a", at=now - timedelta(minutes=10 - minute), messages_in=100 * minute)
         points.append(twin_health_point(health))
+    for trainee, verdict in (("nurse.jones", TrainingVerdict.CORRECT), ("dr.ng", TrainingVerdict.MISSED)):
+        response = TrainingResponsePoint(
+            session="ts-2026-03-14-am",
+            trainee=trainee,
+            site="sim-lab",
+            scenario="low reservoir",
+            alarm_id="a1-reservoir_low",
+            code=AlarmCode.RESERVOIR_LOW,
+            priority=Priority.MEDIUM,
+            response="refill" if verdict is TrainingVerdict.CORRECT else "none",
+            expected_response="refill",
+            verdict=verdict,
+            score=1.0 if verdict is TrainingVerdict.CORRECT else 0.0,
+            at=now - timedelta(minutes=5),
+            time_to_ack_s=30.0 if verdict is TrainingVerdict.CORRECT else None,
+            time_to_respond_s=75.0 if verdict is TrainingVerdict.CORRECT else None,
+        )
+        points.append(training_response_point(response))
     return points
 
 

@@ -6,10 +6,11 @@ writer (``twin.influx.writer``) is the only place points travel anywhere.
 The schema (measurements, tags, fields, units) is documented in ``docs/influx-schema.md``; the
 short version:
 
-* measurements ``telemetry``, ``state``, ``alarm``, ``command``, ``twin_health``;
+* measurements ``telemetry``, ``state``, ``alarm``, ``command``, ``twin_health``, ``training``;
 * tags are low-cardinality identity only: ``site``, ``device``, ``model``, ``drug``,
   ``simulated`` (plus ``code`` and ``priority`` on ``alarm``, ``action`` on ``command``, ``twin``
-  on ``twin_health``); everything that varies is a field;
+  on ``twin_health``; ``training`` has ``session``, ``trainee`` and ``site``); everything that
+  varies is a field;
 * every point from a device message carries that message's ``seq`` and ``session`` as integer
   fields, so "every point present exactly once" can be counted per device and sequence number;
 * the timestamp is the device time (simulation time for simulated pumps) in **nanoseconds**. A
@@ -58,6 +59,7 @@ STATE: Final = "state"
 ALARM: Final = "alarm"
 COMMAND: Final = "command"
 TWIN_HEALTH: Final = "twin_health"
+TRAINING: Final = "training"
 
 SHEDDABLE_MEASUREMENTS: Final = frozenset({TELEMETRY, TWIN_HEALTH})
 """Periodic samples, each superseded by the next: the only points the writer may shed when its
@@ -543,12 +545,90 @@ def twin_health_point(health: TwinHealthPoint) -> InfluxPoint:
     return InfluxPoint(TWIN_HEALTH, {"twin": health.twin}, fields, timestamp_ns(health.at, _DEVICE_DISCRIMINATORS))
 
 
+# --------------------------------------------------------------------------------------- training
+
+
+class TrainingVerdict(StrEnum):
+    """How a trainee's response to one alarm of a training session was judged."""
+
+    CORRECT = "correct"
+    INCORRECT = "incorrect"
+    MISSED = "missed"  # no response before the scenario moved on
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingResponsePoint:
+    """One trainee's response (or missed response) to one alarm of a training session.
+
+    ``session`` is the training session id, ``trainee`` the user name, ``site`` the (simulation)
+    site the session ran on. ``response`` is the action taken (``acknowledge``, ``refill``,
+    ``rotor_study``, ``escalate_physician``, ... or ``none``) and ``expected_response`` the one
+    the scenario asked for. ``time_to_ack_s``/``time_to_respond_s`` are seconds from the raise to
+    the acknowledgement/response (``None`` when it never came, e.g. a miss). ``score`` is 0..1.
+    ``at`` is when the response, or the miss, was recorded. ``device`` is the pump the alarm was on,
+    when known: alarm ids are unique per device only (``a1-reservoir_low`` exists on many pumps).
+    """
+
+    session: str
+    trainee: str
+    site: str
+    scenario: str
+    alarm_id: str
+    code: AlarmCode | str
+    priority: Priority
+    response: str
+    expected_response: str
+    verdict: TrainingVerdict
+    score: float
+    at: datetime
+    time_to_ack_s: float | None = None
+    time_to_respond_s: float | None = None
+    device: str | None = None
+
+
+def training_response_point(response: TrainingResponsePoint) -> InfluxPoint:
+    """``training``: tagged by ``session``, ``trainee`` and ``site``; everything else is a field.
+
+    Raises ``ValueError`` if ``score`` is not within 0..1 or a time is negative.
+    """
+    if not 0.0 <= response.score <= 1.0:
+        raise ValueError(f"a training score is within 0..1, not {response.score}")
+    for name, seconds in (("time_to_ack_s", response.time_to_ack_s), ("time_to_respond_s", response.time_to_respond_s)):
+        if seconds is not None and seconds < 0:
+            raise ValueError(f"{name} cannot be negative ({seconds})")
+    code = response.code.value if isinstance(response.code, AlarmCode) else response.code
+    fields: dict[str, FieldValue] = {
+        "scenario": _text(response.scenario),
+        "alarm_id": response.alarm_id,
+        "code": code,
+        "priority": response.priority.value,
+        "response": _text(response.response),
+        "expected_response": _text(response.expected_response),
+        "verdict": response.verdict.value,
+        "score": float(response.score),
+    }
+    if response.time_to_ack_s is not None:
+        fields["time_to_ack_s"] = float(response.time_to_ack_s)
+    if response.time_to_respond_s is not None:
+        fields["time_to_respond_s"] = float(response.time_to_respond_s)
+    if response.device is not None:
+        fields["device"] = response.device
+    discriminator = _twin_discriminator(response.session, response.trainee, response.device or "", response.alarm_id)
+    return InfluxPoint(
+        TRAINING,
+        {"session": response.session, "trainee": response.trainee, "site": response.site},
+        fields,
+        timestamp_ns(response.at, discriminator),
+    )
+
+
 __all__ = [
     "ALARM",
     "COMMAND",
     "SHEDDABLE_MEASUREMENTS",
     "STATE",
     "TELEMETRY",
+    "TRAINING",
     "TWIN_HEALTH",
     "AlarmTransitionPoint",
     "CommandOutcome",
@@ -556,6 +636,8 @@ __all__ = [
     "DeviceTags",
     "FieldValue",
     "InfluxPoint",
+    "TrainingResponsePoint",
+    "TrainingVerdict",
     "TwinHealthPoint",
     "alarm_event_point",
     "alarm_transition_point",
@@ -566,5 +648,6 @@ __all__ = [
     "stored_tag_value",
     "telemetry_point",
     "timestamp_ns",
+    "training_response_point",
     "twin_health_point",
 ]

@@ -29,7 +29,7 @@ is harmless (a point rewritten with the same measurement, tags and timestamp ove
 
 Bound (``max_bytes``) and policy: when the segment files hold ``max_bytes`` or more, batches are
 still admitted but their *sheddable* lines (telemetry and twin health samples) are refused and
-counted as shed; alarm, state and command lines are always admitted, so the bound is soft by
+counted as shed; alarm, state, command and training lines are always admitted, so the bound is soft by
 their (small) volume. Why refuse the newest samples rather than drop the oldest: one in-order
 stream stays one stream (no reordering, no rewriting of segments), the points that matter for
 safety and audit are never lost, and telemetry is the channel the contract already treats as

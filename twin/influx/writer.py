@@ -52,7 +52,7 @@ and whatever is left waits in the spool for the next start.
 
 Memory bound: while the buffer holds :data:`BUFFER_LIMIT_BYTES` (the spool cannot keep up: a
 stalled or failing disk), sheddable points (telemetry, twin health) are shed and counted; alarm,
-state and command points are always kept.
+state, command and training points are always kept.
 """
 
 from __future__ import annotations
