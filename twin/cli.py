@@ -56,9 +56,10 @@ def parse_duration(text: str) -> float:
 
 def parse_speed(text: str) -> float | None:
     """'1', '60', '3600', '60x' or 'max' (as fast as possible: None)."""
-    text = text.strip().lower().removesuffix("x")
+    text = text.strip().lower()
     if text in ("max", "fast", "asap"):
         return None
+    text = text.removesuffix("x")
     try:
         speed = float(text)
     except ValueError:
@@ -73,6 +74,8 @@ def _setup_logging(verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # httpx logs every request at INFO: thousands a minute from the InfluxDB writer
+    logging.getLogger("httpx").setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 @app.command()
@@ -106,6 +109,13 @@ def sim(
     clinic: Annotated[
         bool, typer.Option(help="Refill pumps after their low-reservoir alarm, as a clinic does.")
     ] = True,
+    influx_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Backfill: with --speed max and --duration, run the twin in this process and write its "
+            "history straight to this InfluxDB (v1 API) instead of publishing over MQTT."
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run a fleet of virtual pumps that publish over MQTT."""
@@ -136,6 +146,28 @@ def sim(
         clinic=clinic,
     )
     settings = Settings()
+    if influx_url:
+        if speed_factor is not None or duration_s is None:
+            raise typer.BadParameter(
+                "a backfill runs as fast as possible for a duration: add --speed max --duration 90d"
+            )
+        from rich.console import Console
+
+        from twin.sim.backfill import backfill
+
+        settings.influx.url = influx_url
+        console = Console(stderr=True)
+        console.print(f"backfilling {len(plan.specs)} pumps, {duration_s / 86400:g} days from {plan.epoch.isoformat()}")
+        result = asyncio.run(backfill(plan, settings.influx, console=console, spool_dir=settings.data_dir / "spool"))
+        console.print(
+            f"{result.messages} messages -> {result.points_written} points written to InfluxDB "
+            f"({result.points_accepted} accepted, {result.dead_lettered} dead-lettered) in {result.wall_s:.1f} s; "
+            f"{result.alarms_open} alarms open at the end"
+        )
+        if not result.drained:
+            console.print("[yellow]InfluxDB did not take everything yet: the rest waits in the spool[/]")
+            raise typer.Exit(1)
+        return
     endpoint = None
     if mqtt:
         endpoint = MqttEndpoint.parse(

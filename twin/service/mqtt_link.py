@@ -2,7 +2,11 @@
 
 One persistent session (``clean_session=False``, a stable client id, QoS 1 subscriptions): while
 the twin is down or reconnecting, the broker keeps every QoS 1 message for it (alarms, state,
-births, command results), so nothing that matters is lost across a restart. The client's
+births, command results), so nothing that matters is lost across a restart. QoS 1 messages are
+acknowledged to the broker only after they are applied (paho's manual acknowledgement), so a twin
+that crashes with messages received but not yet processed gets them again; repeats are dropped
+by sequence number. The broker limits unacknowledged messages in flight (Mosquitto's
+``max_inflight_messages``), which is the ingest's natural back-pressure. The client's
 incoming queue is unbounded (aiomqtt's bounded queue would drop silently); instead, when the
 backlog passes :data:`SHED_BACKLOG`, telemetry samples are shed and counted, never anything else.
 """
@@ -21,6 +25,9 @@ from twin.mqtt_endpoint import MqttEndpoint
 from twin.service.twin_service import TwinService
 
 log = logging.getLogger(__name__)
+
+DRAIN_ON_STOP_S: Final = 2.0
+"""On a clean stop, how long the twin keeps processing what it already received."""
 
 SHED_BACKLOG: Final = 50_000
 """Incoming messages waiting at which telemetry starts being shed (a minute of a 1,000 msg/s fleet)."""
@@ -43,7 +50,7 @@ async def run_link(
     service.on_outbound = wake.set
     while not stop.is_set():
         try:
-            async with aiomqtt.Client(
+            client = aiomqtt.Client(
                 endpoint.host,
                 endpoint.port,
                 username=endpoint.username,
@@ -54,11 +61,15 @@ async def run_link(
                 tls_context=endpoint.tls_context(),
                 max_queued_incoming_messages=0,
                 timeout=10,
-            ) as client:
+            )
+            # QoS 1 messages are acknowledged after they are applied, not on receipt (see _process)
+            client._client.manual_ack_set(True)  # private: aiomqtt 2.x does not expose paho's manual ack
+            async with client:
                 # everything under the root (per owned site), so that garbage published there is
                 # seen and counted too; the service ignores the cmd channel (our own commands)
-                for site in sites or ["+"]:
-                    await client.subscribe(subscription(site=None if site == "+" else site), qos=1)
+                filters = [subscription(site=None if site == "+" else site) for site in sites or ["+"]]
+                for f in filters:
+                    await client.subscribe(f, qos=1)
                 attempt = 0
                 log.info("twin connected to %s", endpoint.url)
                 if connected is not None:
@@ -66,7 +77,7 @@ async def run_link(
                 async with asyncio.TaskGroup() as tasks:
                     tasks.create_task(_consume(service, client), name="twin-consume")
                     tasks.create_task(_publish(service, client, wake), name="twin-publish")
-                    tasks.create_task(_until(stop), name="twin-stop")
+                    tasks.create_task(_until(stop, service, client), name="twin-stop")
         except* aiomqtt.MqttError as group:
             if connected is not None:
                 connected.clear()
@@ -83,23 +94,38 @@ class _Stop(Exception):
     pass
 
 
-async def _until(stop: asyncio.Event) -> None:
+async def _until(stop: asyncio.Event, service: TwinService, client: aiomqtt.Client) -> None:
+    """On a clean stop: process (and acknowledge) what was already received, for at most
+    :data:`DRAIN_ON_STOP_S`, then leave. The subscriptions stay in the persistent session, so the
+    broker keeps what arrives from now on for the next start."""
     await stop.wait()
+    messages = client.messages
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(DRAIN_ON_STOP_S):
+            while len(messages) > 0:
+                _process(service, client, await anext(messages))
     raise _Stop
+
+
+def _process(service: TwinService, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+    raw = message.payload
+    service.handle(message.topic.value, bytes(raw) if isinstance(raw, bytes | bytearray) else str(raw).encode())
+    if message.qos > 0:
+        # acknowledged only now that it is applied (and its alarm transitions journaled): a twin
+        # that dies before this line gets the message again from the broker
+        client._client.ack(message.mid, message.qos)  # private, as above
 
 
 async def _consume(service: TwinService, client: aiomqtt.Client) -> None:
     messages = client.messages
     telemetry_suffix = "/" + Channel.TELEMETRY.value
     async for message in messages:
-        topic = message.topic.value
         backlog = len(messages)
         service.metrics.backlog.set(backlog)
-        if backlog > SHED_BACKLOG and topic.endswith(telemetry_suffix):
+        if backlog > SHED_BACKLOG and message.qos == 0 and message.topic.value.endswith(telemetry_suffix):
             service.metrics.telemetry_shed.inc()
             continue
-        raw = message.payload
-        service.handle(topic, bytes(raw) if isinstance(raw, bytes | bytearray) else str(raw).encode())
+        _process(service, client, message)
 
 
 async def _publish(service: TwinService, client: aiomqtt.Client, wake: asyncio.Event) -> None:

@@ -105,5 +105,5 @@ async def running_twin(
             stop.set()
             server.should_exit = True
             await asyncio.gather(*tasks, return_exceptions=True)
-            service.flush_snapshots()
+            service.flush_snapshots(everything=True)
             journal.close()

@@ -489,7 +489,11 @@ class TwinService:
         self.flush_snapshots()
         self._update_gauges()
 
-    def flush_snapshots(self) -> None:
+    def flush_snapshots(self, *, everything: bool = False) -> None:
+        """Save the twins changed since the last flush (``everything``: all of them, at shutdown,
+        so that a restarted twin resumes at the exact sequence numbers and sees no false gaps)."""
+        if everything:
+            self._dirty.update(self.twins)
         for device_id in list(self._dirty):
             twin = self.twins.get(device_id)
             if twin is not None:
