@@ -182,3 +182,18 @@ def test_cli_adds_and_lists_accounts(tmp_path: Path, monkeypatch: pytest.MonkeyP
         assert verify_password(store.password_hash("jo"), "from-stdin-22")
         assert verify_password(store.password_hash("kim"), "typed-twice-3")
         assert verify_password(store.password_hash("head.nurse"), "from-the-env-1")
+
+
+async def test_the_demo_accounts_are_one_per_role_and_can_sign_in() -> None:
+    from twin.demo import DEMO_ACCOUNTS, add_demo_accounts
+
+    with UserStore(None) as store:
+        made = await add_demo_accounts(store)
+        again = await add_demo_accounts(store)  # a demo restarted on the same data directory
+        assert made == again == list(DEMO_ACCOUNTS)
+        assert {u.role for u in store.all()} == set(Role)
+        for name, role, password in DEMO_ACCOUNTS:
+            user = store.get(name)
+            assert user is not None
+            assert user.role is role
+            assert verify_password(store.password_hash(name), password)
