@@ -395,7 +395,9 @@ class TwinService:
         """Record a staff response to an alarm (``twin.alarms.responses``) and, if it changes the
         pump, send its ``command`` first: a refused command (real or unknown device) raises
         :class:`CommandRefused` and nothing is recorded, because nothing was done. Raises
-        :class:`AlarmError` ``unknown_alarm``. The response is journaled, then streamed (``response``)."""
+        :class:`AlarmError` ``unknown_alarm``. The response is journaled, then streamed (``response``).
+        Should the journal write fail after the command went out, the command log still holds the
+        command with its actor: the act is never lost, only its tie to the alarm."""
         alarm = self.board.alarms.get(key)
         if alarm is None:
             raise AlarmError("unknown_alarm", f"no alarm {key!r}")
