@@ -12,12 +12,15 @@ import contextlib
 import dataclasses
 import tempfile
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Final
 
 from rich.console import Console
 
 from twin.embedded_broker import embedded_broker
 from twin.mqtt_endpoint import MqttEndpoint
+from twin.roles import Role
 from twin.service.runtime import running_twin
 from twin.settings import Settings
 from twin.sim.driver import SimDriver
@@ -25,6 +28,28 @@ from twin.sim.fleet import PumpSpec
 from twin.sim.pump import ERI_PERCENT
 from twin.sim.runner import SimPlan
 from twin.sim.watch import watch
+from twin.store.users import UserError, UserStore, hash_password
+
+DEMO_ACCOUNTS: Final = (
+    ("admin", Role.ADMIN, "demo-admin"),
+    ("instructor", Role.INSTRUCTOR, "demo-instructor"),
+    ("trainee", Role.TRAINEE, "demo-trainee"),
+    ("viewer", Role.VIEWER, "demo-viewer"),
+)
+"""One console login per role, with published passwords: for the demo only (an embedded twin on
+127.0.0.1 with a throw-away data directory). A real twin gets its accounts from ``pumptwin users add``."""
+
+
+async def add_demo_accounts(users: UserStore) -> list[tuple[str, Role, str]]:
+    """Create :data:`DEMO_ACCOUNTS` (those that do not exist yet); hashing runs off the event loop."""
+    for name, role, password in DEMO_ACCOUNTS:
+        password_hash = await asyncio.to_thread(hash_password, password)
+        try:
+            users.add(name, role, password_hash, actor="demo", at=datetime.now(UTC))
+        except UserError as exc:
+            if exc.reason != "user_exists":
+                raise
+    return list(DEMO_ACCOUNTS)
 
 
 def demo_fleet(specs: list[PumpSpec]) -> list[PumpSpec]:
@@ -61,6 +86,7 @@ async def run_demo(
         async with embedded_broker() as url, contextlib.AsyncExitStack() as stack:
             endpoint = MqttEndpoint.parse(url)
             twin = await stack.enter_async_context(running_twin(settings, endpoint, client_id="pumptwin-demo-twin"))
+            accounts = await add_demo_accounts(twin.users) if twin.users is not None else []
             plan = SimPlan.build(
                 pumps=pumps,
                 fleet_file=None,
@@ -78,9 +104,14 @@ async def run_demo(
             console.rule("[bold]PumpTwin demo")
             console.print(f"embedded MQTT broker   {url}")
             console.print(f"twin service           [bold cyan]{twin.url}[/]  (API docs {twin.url}/docs)")
+            console.print(f"training console       [bold cyan]{twin.url}/console/[/]")
             console.print(f"live stream            {twin.url}/api/stream   metrics {twin.url}/metrics")
             influx = twin.writer.describe() if twin.writer is not None else "disabled"
             console.print(f"time series            {influx}")
+            if accounts:
+                console.print("[bold yellow]demo logins (DEMO ONLY: published passwords, gone when the demo stops)[/]")
+                for name, role, password in accounts:
+                    console.print(f"  {role.value:<11} user [bold]{name}[/]  password [bold]{password}[/]")
             console.print(
                 f"{len(plan.specs)} simulated pumps, "
                 f"{'as fast as possible' if speed is None else f'{speed:g}x real time'}; Ctrl-C to stop\n"

@@ -57,6 +57,24 @@ class HttpSettings(BaseModel):
     port: int = Field(default=8080, ge=0, le=65535)
 
 
+class AuthSettings(BaseModel):
+    """Console logins (``twin.api.auth``). Accounts live in ``<data_dir>/users.sqlite``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    session_hours: float = Field(
+        default=12.0, gt=0, le=24 * 30, description="a login lasts this long (default: one clinical shift)"
+    )
+    cookie_secure: bool = Field(
+        default=False,
+        description="mark the session cookie Secure (HTTPS only); set it whenever the console is served over TLS",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="if set, GET /metrics needs 'Authorization: Bearer <token>'; unset, /metrics is open",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="PUMPTWIN_", env_nested_delimiter="__", env_file=".env", extra="ignore"
@@ -65,4 +83,5 @@ class Settings(BaseSettings):
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     influx: InfluxSettings = Field(default_factory=InfluxSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
     data_dir: Path = Field(default=Path("var"), description="journal database, spool and other state")

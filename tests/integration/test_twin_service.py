@@ -15,6 +15,7 @@ import aiomqtt
 import httpx
 import pytest
 
+from tests.harness.accounts import add_accounts, client_as
 from tests.harness.mqtt import hostname_port
 from tests.harness.servers import Mosquitto
 from tests.harness.waiting import until
@@ -23,6 +24,7 @@ from twin.contract.codec import encode
 from twin.contract.messages import MAX_PAYLOAD_BYTES, AlarmEvent, AlarmEventType
 from twin.contract.topics import Channel, build_topic
 from twin.mqtt_endpoint import MqttEndpoint
+from twin.roles import Role
 from twin.service.runtime import RunningTwin, running_twin
 from twin.settings import Settings
 from twin.sim.device import Outgoing, SimulatedDevice
@@ -49,6 +51,9 @@ async def _twin(mosquitto: Mosquitto, data_dir: Path) -> AsyncIterator[RunningTw
     async with running_twin(_settings(data_dir), MqttEndpoint.parse(mosquitto.url), client_id="test-twin") as twin:
         async with asyncio.timeout(10):
             await twin.mqtt_connected.wait()
+        assert twin.users is not None
+        if not twin.users.all():  # a restarted twin keeps its accounts
+            add_accounts(twin.users)
         yield twin
 
 
@@ -89,7 +94,7 @@ async def test_simulator_to_twin_end_to_end_with_api_and_stream(mosquitto: Mosqu
 
         async def listen() -> None:
             async with (
-                httpx.AsyncClient(base_url=twin.url, timeout=None) as client,
+                client_as(twin.url, Role.VIEWER, timeout=None) as client,
                 client.stream("GET", "/api/stream") as response,
             ):
                 event = None
@@ -105,7 +110,7 @@ async def test_simulator_to_twin_end_to_end_with_api_and_stream(mosquitto: Mosqu
         try:
             await _until(lambda: len(twin.service.twins) == 30 and all(t.reported for t in twin.service.twins.values()))
             await _until(lambda: any(e == "alarm" for e, _ in stream_events))
-            async with httpx.AsyncClient(base_url=twin.url) as api:
+            async with client_as(twin.url, Role.INSTRUCTOR) as api:
                 devices = (await api.get("/api/devices")).json()
                 assert len(devices) == 30
                 assert {d["presence"] for d in devices} == {"online"}
@@ -114,7 +119,6 @@ async def test_simulator_to_twin_end_to_end_with_api_and_stream(mosquitto: Mosqu
                 assert detail["predicted"]["empty_at"] is not None
                 assert detail["identity"]["simulated"] is True
                 body = {
-                    "actor": "nurse.test",
                     "action": {
                         "type": "refill",
                         "volume_ml": 18.0,
@@ -133,14 +137,15 @@ async def test_simulator_to_twin_end_to_end_with_api_and_stream(mosquitto: Mosqu
                 alarms = (await api.get("/api/alarms")).json()
                 assert alarms
                 key = alarms[0]["key"]
-                acked = await api.post(f"/api/alarms/{key}/acknowledge", json={"actor": "nurse.test"})
+                acked = await api.post(f"/api/alarms/{key}/acknowledge", json={})
                 assert acked.status_code == 200, acked.text
-                assert acked.json()["acknowledged_by"] == "nurse.test"
-                again = await api.post(f"/api/alarms/{key}/acknowledge", json={"actor": "nurse.test"})
+                assert acked.json()["acknowledged_by"] == "instructor"  # the signed-in user, not a body field
+                again = await api.post(f"/api/alarms/{key}/acknowledge", json={})
                 assert again.status_code == 409
-                assert (await api.post("/api/alarms/nope/x/acknowledge", json={"actor": "a"})).status_code == 404
+                assert (await api.post("/api/alarms/nope/x/acknowledge", json={})).status_code == 404
                 journal = (await api.get(f"/api/alarms/{key}/journal")).json()
-                assert [j["actor"] for j in journal][-1] == "nurse.test"
+                assert [j["actor"] for j in journal][-1] == "instructor"
+                assert (await api.get(f"/api/commands/{command_id}")).json()["actor"] == "instructor"
                 metrics = (await api.get("/metrics")).text
                 assert "pumptwin_messages_in_total" in metrics
                 assert (await api.get("/healthz")).json()["mqtt"] == "connected"

@@ -162,6 +162,8 @@ def test_the_journal_has_no_update_or_delete_api() -> None:
         "load_snapshots",
         "log_command",
         "record",
+        "record_response",
+        "responses",
         "save_snapshot",
         "schema_version",
         "transitions",

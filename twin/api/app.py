@@ -11,19 +11,25 @@ Routes:
 * ``POST /api/devices/{id}/commands`` (refill, reprogram, boluses; faults to simulated devices
   only), ``GET /api/commands``;
 * ``GET /api/stream``: server-sent events of device changes, alarm transitions and commands;
-* ``GET /metrics`` (Prometheus) and ``GET /healthz``.
+* ``GET /metrics`` (Prometheus) and ``GET /healthz``;
+* ``POST /api/login``, ``POST /api/logout``, ``GET /api/me``, ``/api/users`` (:mod:`twin.api.auth`),
+  response actions on alarms (:mod:`twin.api.responses`), and the console at ``/console/``
+  (:mod:`twin.api.console`).
 
-Errors are JSON with a stable ``reason`` code and a human ``detail``.
+Every ``/api`` route but login and logout needs a signed-in user whose role grants the route's
+permission (:mod:`twin.roles`); the user is the actor of what they do. Errors are JSON with a
+stable ``reason`` code and a human ``detail``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import Body, FastAPI, HTTPException, Path, Query, Request
+from fastapi import Body, Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
@@ -32,6 +38,19 @@ from sse_starlette.sse import EventSourceResponse
 from twin import __version__
 from twin.alarms.lifecycle import AlarmError
 from twin.alarms.load import alarm_load
+from twin.api.auth import (
+    STREAM_SESSION_RECHECK_S,
+    AuthState,
+    Commander,
+    Reader,
+    add_auth_routes,
+    allowed_by_path,
+    browser_guard,
+    current_session,
+    metrics_access,
+)
+from twin.api.console import mount_console
+from twin.api.responses import add_response_routes
 from twin.contract.messages import (
     ClearFaultAction,
     ClinicianBolusAction,
@@ -41,7 +60,10 @@ from twin.contract.messages import (
     ReprogramAction,
 )
 from twin.mirror.commands import CommandRefused
+from twin.roles import Permission
 from twin.service.twin_service import TwinService, alarm_json, command_json, transition_json
+from twin.settings import AuthSettings
+from twin.store.users import User, UserStore
 
 ApiAction = Annotated[
     RefillAction | ReprogramAction | ClinicianBolusAction | PatientBolusAction | InjectFaultAction | ClearFaultAction,
@@ -57,19 +79,33 @@ ALARM_ACTIONS = {
     "return-to-service": "return_to_service",
 }
 
+ALARM_ACTION_PERMISSIONS = {
+    "acknowledge": Permission.ACKNOWLEDGE,
+    "silence": Permission.SILENCE,
+    "shelve": Permission.SHELVE,
+    "unshelve": Permission.SHELVE,
+    "remove-from-service": Permission.REMOVE_FROM_SERVICE,
+    "return-to-service": Permission.REMOVE_FROM_SERVICE,
+}
+
+ALARM_ERRORS_OF_THE_REQUEST = frozenset({"invalid_duration", "comment_required"})
+"""Alarm refusals that are about what was sent (422), not about the alarm's state (409)."""
+
 
 class ApiModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
 class AlarmActionBody(ApiModel):
-    actor: str = Field(min_length=1, max_length=100, description="who acts (replaced by the logged-in user)")
+    """The actor is the signed-in user, never a body field."""
+
     comment: str | None = Field(default=None, max_length=2000)
     minutes: float | None = Field(default=None, gt=0, le=24 * 60, description="silence or shelve duration")
 
 
 class CommandBody(ApiModel):
-    actor: str = Field(min_length=1, max_length=100)
+    """The actor is the signed-in user, never a body field."""
+
     action: ApiAction
 
 
@@ -86,26 +122,41 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def create_app(service: TwinService, *, health: Callable[[], dict[str, Any]] | None = None) -> FastAPI:
+def create_app(
+    service: TwinService,
+    *,
+    health: Callable[[], dict[str, Any]] | None = None,
+    users: UserStore | None = None,
+    auth: AuthSettings | None = None,
+) -> FastAPI:
     """Every handler is ``async``: they run on the event loop's thread, like the MQTT ingest, so the
     service's state and its SQLite journal are only ever touched from one thread (no locks, and
-    the journal's order is the order the twin decided things)."""
+    the journal's order is the order the twin decided things).
+
+    ``users``: the account store; without one the app has no accounts and every ``/api`` route
+    but login answers 401 (closed by default, never open)."""
     app = FastAPI(
         title="PumpTwin twin service",
         version=__version__,
         description="Mirror, predicted state, alarms and commands of every intrathecal pump, real or simulated.",
+        dependencies=[Depends(browser_guard)],
     )
+    app.state.auth = AuthState(users if users is not None else UserStore(None), auth or AuthSettings(), service.clock)
+    add_auth_routes(app)
+    # before the alarm routes: /api/alarms/{key}/responses must not reach /api/alarms/{key}/{action}
+    add_response_routes(app, service)
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
         detail: Any = exc.detail
         body = detail if isinstance(detail, dict) else {"reason": "error", "detail": str(detail)}
-        return JSONResponse(status_code=exc.status_code, content=body)
+        return JSONResponse(status_code=exc.status_code, content=body, headers=exc.headers)
 
     # ----------------------------------------------------------------------------- devices
 
     @app.get("/api/devices", tags=["devices"])
     async def list_devices(
+        _: Reader,
         site: str | None = None,
         presence: Literal["online", "offline", "unknown"] | None = None,
         alarm: Literal["high", "medium", "low", "any", "none"] | None = Query(
@@ -137,7 +188,7 @@ def create_app(service: TwinService, *, health: Callable[[], dict[str, Any]] | N
         return twin
 
     @app.get("/api/devices/{device_id}", tags=["devices"])
-    async def get_device(device_id: str) -> dict[str, Any]:
+    async def get_device(device_id: str, _: Reader) -> dict[str, Any]:
         twin = _twin(device_id)
         now = service.clock()
         prediction = service.prediction(twin, now)
@@ -184,7 +235,9 @@ def create_app(service: TwinService, *, health: Callable[[], dict[str, Any]] | N
         }
 
     @app.get("/api/devices/{device_id}/history", tags=["devices"])
-    async def device_history(device_id: str, limit: int = Query(default=360, ge=1, le=720)) -> list[dict[str, Any]]:
+    async def device_history(
+        device_id: str, _: Reader, limit: int = Query(default=360, ge=1, le=720)
+    ) -> list[dict[str, Any]]:
         _twin(device_id)
         samples = list(service.history.get(device_id).samples) if device_id in service.history else []  # type: ignore[union-attr]
         return [
@@ -202,16 +255,16 @@ def create_app(service: TwinService, *, health: Callable[[], dict[str, Any]] | N
         ]
 
     @app.post("/api/devices/{device_id}/commands", status_code=202, tags=["commands"])
-    async def send_command(device_id: str, body: CommandBody) -> dict[str, Any]:
+    async def send_command(device_id: str, body: CommandBody, user: Commander) -> dict[str, Any]:
         try:
-            tracked = service.send_command(device_id, body.action, body.actor)
+            tracked = service.send_command(device_id, body.action, user.username)
         except CommandRefused as exc:
             status = 404 if exc.reason == "unknown_device" else 403
             raise _problem(status, exc.reason, str(exc)) from None
         return command_json(tracked)
 
     @app.get("/api/commands", tags=["commands"])
-    async def list_commands(device_id: str | None = None, state: str | None = None) -> list[dict[str, Any]]:
+    async def list_commands(_: Reader, device_id: str | None = None, state: str | None = None) -> list[dict[str, Any]]:
         items = sorted(service.commands.values(), key=lambda c: c.created_at, reverse=True)
         return [
             command_json(c)
@@ -220,7 +273,7 @@ def create_app(service: TwinService, *, health: Callable[[], dict[str, Any]] | N
         ][:500]
 
     @app.get("/api/commands/{command_id}", tags=["commands"])
-    async def get_command(command_id: str) -> dict[str, Any]:
+    async def get_command(command_id: str, _: Reader) -> dict[str, Any]:
         tracked = service.commands.get(command_id)
         if tracked is None:
             raise _problem(404, "unknown_command", f"no command {command_id!r}")
@@ -230,6 +283,7 @@ def create_app(service: TwinService, *, health: Callable[[], dict[str, Any]] | N
 
     @app.get("/api/alarms", tags=["alarms"])
     async def list_alarms(
+        _: Reader,
         state: str | None = None,
         priority: Literal["high", "medium", "low"] | None = None,
         site: str | None = None,
@@ -252,26 +306,31 @@ def create_app(service: TwinService, *, health: Callable[[], dict[str, Any]] | N
         key: Annotated[str, Path(description="alarm key, e.g. pump-0001/a3-reservoir_low")],
         action: Literal["acknowledge", "silence", "shelve", "unshelve", "remove-from-service", "return-to-service"],
         body: Annotated[AlarmActionBody, Body()],
+        user: Annotated[User, Depends(allowed_by_path("action", ALARM_ACTION_PERMISSIONS))],
     ) -> dict[str, Any]:
+        """Acknowledge and silence: trainee; shelve and unshelve: instructor; remove from and
+        return to service: admin (:data:`ALARM_ACTION_PERMISSIONS`). Shelving needs a reason
+        (``comment``)."""
         try:
             alarm = service.alarm_action(
                 key,
                 ALARM_ACTIONS[action],
-                body.actor,
+                user.username,
                 duration=timedelta(minutes=body.minutes) if body.minutes else None,
                 comment=body.comment,
             )
         except AlarmError as exc:
-            status = 404 if exc.reason == "unknown_alarm" else 409
+            status = 404 if exc.reason == "unknown_alarm" else 422 if exc.reason in ALARM_ERRORS_OF_THE_REQUEST else 409
             raise _problem(status, exc.reason, str(exc)) from None
         return alarm_json(alarm)
 
     @app.get("/api/alarms/{key:path}/journal", tags=["alarms"])
-    async def alarm_journal(key: str) -> list[dict[str, Any]]:
+    async def alarm_journal(key: str, _: Reader) -> list[dict[str, Any]]:
         return [transition_json(t, None) for t in service.journal.transitions(key=key)]
 
     @app.get("/api/journal", tags=["alarms"])
     async def journal(
+        _: Reader,
         since: datetime | None = None,
         site: str | None = None,
         device_id: str | None = None,
@@ -281,7 +340,7 @@ def create_app(service: TwinService, *, health: Callable[[], dict[str, Any]] | N
         return [transition_json(t, None) for t in rows]
 
     @app.get("/api/alarm-load", tags=["alarms"])
-    async def get_alarm_load(hours: float = Query(default=24.0, gt=0, le=24 * 30)) -> dict[str, Any]:
+    async def get_alarm_load(_: Reader, hours: float = Query(default=24.0, gt=0, le=24 * 30)) -> dict[str, Any]:
         now = service.clock()
         since = now - timedelta(hours=hours)
         loads = alarm_load(
@@ -295,16 +354,28 @@ def create_app(service: TwinService, *, health: Callable[[], dict[str, Any]] | N
     # ------------------------------------------------------------------------------- stream
 
     @app.get("/api/stream", tags=["stream"])
-    async def stream(request: Request) -> EventSourceResponse:
+    async def stream(request: Request, _: Reader) -> EventSourceResponse:
         """Server-sent events: ``device`` (summaries, coalesced per device), ``alarm`` (every
-        transition), ``command`` (every state change), ``resync`` (too slow: reload)."""
+        transition), ``command`` (every state change), ``response`` (every response action),
+        ``resync`` (too slow: reload). The stream ends when its session does (checked every
+        ``STREAM_SESSION_RECHECK_S``)."""
         sub = service.bus.subscribe()
+        loop = asyncio.get_running_loop()
 
         async def events() -> AsyncIterator[dict[str, str]]:
             try:
                 yield {"event": "hello", "data": json.dumps({"version": __version__})}
+                recheck_at = loop.time() + STREAM_SESSION_RECHECK_S
                 while True:
-                    event = await sub.next()
+                    if loop.time() >= recheck_at:
+                        if current_session(request) is None:
+                            return
+                        recheck_at = loop.time() + STREAM_SESSION_RECHECK_S
+                    try:
+                        async with asyncio.timeout(recheck_at - loop.time()):
+                            event = await sub.next()
+                    except TimeoutError:
+                        continue
                     yield {"event": event.kind, "id": str(event.id), "data": json.dumps(event.data)}
                     if event.kind == "resync":
                         return
@@ -315,7 +386,7 @@ def create_app(service: TwinService, *, health: Callable[[], dict[str, Any]] | N
 
     # ------------------------------------------------------------------------------ health
 
-    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
+    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse, dependencies=[Depends(metrics_access)])
     async def metrics() -> PlainTextResponse:
         return PlainTextResponse(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
@@ -331,6 +402,7 @@ def create_app(service: TwinService, *, health: Callable[[], dict[str, Any]] | N
         code = 200 if body.get("status") == "ok" else 503
         return JSONResponse(status_code=code, content=body)
 
+    mount_console(app)
     return app
 
 

@@ -22,7 +22,7 @@ QUEUE_LIMIT: Final = 2_000
 @dataclass(frozen=True, slots=True)
 class BusEvent:
     id: int
-    kind: str  # "device", "alarm", "command", "resync"
+    kind: str  # "device", "alarm", "command", "response", "resync"
     data: dict[str, Any]
     coalesce_key: str | None = None
 

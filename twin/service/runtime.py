@@ -20,8 +20,12 @@ from twin.service.mqtt_link import run_clock, run_link
 from twin.service.twin_service import TwinService
 from twin.settings import Settings
 from twin.store.journal import Journal
+from twin.store.users import UserStore
 
 log = logging.getLogger(__name__)
+
+USERS_FILE = "users.sqlite"
+"""Console accounts and sessions, in the data directory beside the journal (``twin.store.users``)."""
 
 
 class _QuietServer(uvicorn.Server):
@@ -42,6 +46,7 @@ class RunningTwin:
     stop: asyncio.Event
     writer: InfluxWriter | None = None
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    users: UserStore | None = None
 
 
 @contextlib.asynccontextmanager
@@ -58,6 +63,11 @@ async def running_twin(
     data_dir = settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     journal = Journal(journal_path or data_dir / "journal.sqlite")
+    try:
+        users = UserStore(data_dir / USERS_FILE)
+    except BaseException:
+        journal.close()
+        raise
     stop = asyncio.Event()
     connected = asyncio.Event()
     async with contextlib.AsyncExitStack() as stack:
@@ -78,7 +88,7 @@ async def running_twin(
                 "influx": writer.describe() if writer is not None else "disabled",
             }
 
-        app = create_app(service, health=health)
+        app = create_app(service, health=health, users=users, auth=settings.auth)
         config = uvicorn.Config(
             app, host=settings.http.host, port=settings.http.port, log_level=log_level, lifespan="off"
         )
@@ -98,7 +108,7 @@ async def running_twin(
                 tasks[2].result()  # raises: the port is taken, say so
             await asyncio.sleep(0.02)
         port = server.servers[0].sockets[0].getsockname()[1] if server.servers else settings.http.port
-        running = RunningTwin(service, f"http://{settings.http.host}:{port}", connected, stop, writer, tasks)
+        running = RunningTwin(service, f"http://{settings.http.host}:{port}", connected, stop, writer, tasks, users)
         try:
             yield running
         finally:
@@ -107,3 +117,4 @@ async def running_twin(
             await asyncio.gather(*tasks, return_exceptions=True)
             service.flush_snapshots(everything=True)
             journal.close()
+            users.close()

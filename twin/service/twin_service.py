@@ -10,7 +10,7 @@ This is the imperative shell around the pure mirror (:mod:`twin.mirror`) and ala
   commands queued for MQTT, changes pushed to live-stream subscribers;
 * :meth:`tick` runs the clock-driven work (shelve/silence expiries, silent devices, twin alerts,
   command timeouts, snapshots);
-* staff actions (:meth:`alarm_action`, :meth:`send_command`) come from the HTTP API.
+* staff actions (:meth:`alarm_action`, :meth:`send_command`, :meth:`respond`) come from the HTTP API.
 
 A restarted service rebuilds itself from its journal: alarms by folding the journal, device
 twins from their last snapshots, pending commands from the command log; together with the
@@ -69,7 +69,7 @@ from twin.mirror.device_twin import (
 from twin.mirror.prediction import Forecast, Prediction, forecast, predict
 from twin.service.bus import EventBus
 from twin.service.metrics import ServiceMetrics
-from twin.store.journal import CommandRecord, DeviceEventKey, Journal, dedupe_key
+from twin.store.journal import AlarmResponse, CommandRecord, DeviceEventKey, Journal, dedupe_key
 
 log = logging.getLogger(__name__)
 
@@ -381,6 +381,48 @@ class TwinService:
         self._publish_command(tracked, now)
         return self.commands[tracked.command_id]
 
+    def respond(
+        self,
+        key: str,
+        action: str,
+        actor: str,
+        role: str,
+        *,
+        note: str | None = None,
+        command: Action | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> tuple[AlarmResponse, TrackedCommand | None]:
+        """Record a staff response to an alarm (``twin.alarms.responses``) and, if it changes the
+        pump, send its ``command`` first: a refused command (real or unknown device) raises
+        :class:`CommandRefused` and nothing is recorded, because nothing was done. Raises
+        :class:`AlarmError` ``unknown_alarm``. The response is journaled, then streamed (``response``).
+        Should the journal write fail after the command went out, the command log still holds the
+        command with its actor: the act is never lost, only its tie to the alarm."""
+        alarm = self.board.alarms.get(key)
+        if alarm is None:
+            raise AlarmError("unknown_alarm", f"no alarm {key!r}")
+        tracked = self.send_command(alarm.device_id, command, actor) if command is not None else None
+        response = AlarmResponse(
+            response_id=f"r-{uuid.uuid4().hex[:20]}",
+            key=alarm.key,
+            device_id=alarm.device_id,
+            site=alarm.site,
+            code=alarm.code,
+            priority=alarm.priority.value,
+            alarm_version=alarm.version,
+            alarm_state=alarm.state.value,
+            action=action,
+            note=note,
+            actor=actor,
+            role=role,
+            at=self.clock(),
+            command_id=tracked.command_id if tracked is not None else None,
+            detail=detail or {},
+        )
+        self.journal.record_response(response)
+        self.bus.publish("response", response_json(response))
+        return response, tracked
+
     def _publish_command(self, tracked: TrackedCommand, now: datetime) -> None:
         topic = build_topic(tracked.site, tracked.device_id, Channel.CMD)
         self.outbound.append(Outbound(topic, encode(tracked.command), CHANNELS[Channel.CMD].qos))
@@ -602,6 +644,26 @@ def alarm_json(a: Alarm) -> dict[str, Any]:
         "shelved_by": a.shelved_by,
         "version": a.version,
         "unacknowledged_since": a.unacknowledged_since.isoformat() if a.unacknowledged_since else None,
+    }
+
+
+def response_json(r: AlarmResponse) -> dict[str, Any]:
+    return {
+        "response_id": r.response_id,
+        "key": r.key,
+        "device_id": r.device_id,
+        "site": r.site,
+        "code": r.code,
+        "priority": r.priority,
+        "alarm_version": r.alarm_version,
+        "alarm_state": r.alarm_state,
+        "action": r.action,
+        "note": r.note,
+        "actor": r.actor,
+        "role": r.role,
+        "at": r.at.isoformat(),
+        "command_id": r.command_id,
+        "detail": r.detail,
     }
 
 

@@ -26,9 +26,15 @@ Tables (schema version in ``PRAGMA user_version``; :data:`MIGRATIONS` brings any
   each status once; logging it again is a no-op).
 * ``twin_snapshot`` — one row per device (upsert), the twin's serialised state; an older
   ``version`` never overwrites a newer one.
+* ``alarm_response`` (schema 2) — every response action staff recorded on an alarm
+  (:class:`AlarmResponse`): who (user and role), when, what (action, note, parameters), the
+  command it sent if any, and the alarm as the responder saw it (its ``version`` and state). The
+  alarm version places the response exactly among the alarm's transitions, so a training score
+  can tell which occurrence it answered and what had happened to the alarm before, without
+  comparing timestamps.
 
 Append-only is enforced twice: the class has no update or delete method, and triggers make
-SQLite refuse any ``UPDATE`` or ``DELETE`` on the three journal tables (``sqlite3.IntegrityError``).
+SQLite refuse any ``UPDATE`` or ``DELETE`` on the four journal tables (``sqlite3.IntegrityError``).
 
 Recovery: :meth:`Journal.alarms` folds the whole journal through the lifecycle
 (:func:`twin.alarms.lifecycle.replay`), which re-runs every operation and checks it makes the
@@ -163,6 +169,34 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         ) STRICT
         """,
     ),
+    # 2: staff responses to alarms (the console's response actions; read by training scores)
+    (
+        """
+        CREATE TABLE alarm_response (
+            id INTEGER PRIMARY KEY,
+            response_id TEXT NOT NULL UNIQUE,
+            key TEXT NOT NULL,
+            device_id TEXT NOT NULL,
+            site TEXT NOT NULL,
+            code TEXT NOT NULL,
+            priority TEXT NOT NULL,
+            alarm_version INTEGER NOT NULL CHECK (alarm_version >= 1),
+            alarm_state TEXT NOT NULL,
+            action TEXT NOT NULL,
+            note TEXT,
+            actor TEXT NOT NULL,
+            role TEXT NOT NULL,
+            at TEXT NOT NULL,
+            command_id TEXT,
+            detail TEXT NOT NULL CHECK (json_valid(detail)),
+            recorded_at TEXT NOT NULL
+        ) STRICT
+        """,
+        "CREATE INDEX alarm_response_key ON alarm_response (key, id)",
+        "CREATE INDEX alarm_response_at ON alarm_response (at)",
+        "CREATE INDEX alarm_response_actor ON alarm_response (actor, at)",
+        *_append_only("alarm_response"),
+    ),
 )
 """Schema migrations, oldest first: migration *n* (1-based) takes ``user_version`` from n-1 to n.
 Append new migrations; never edit a released one."""
@@ -209,6 +243,38 @@ class CommandRecord:
     actor: str
     at: datetime
     detail: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmResponse:
+    """One response action on one alarm (table ``alarm_response``).
+
+    ``alarm_version``/``alarm_state``: the alarm when the response was made (the response comes
+    after transition ``alarm_version`` of ``key``). ``at``: the twin's wall clock. ``role``: the
+    responder's role at the time. ``command_id``: the command the response sent (refill,
+    reprogram), else ``None``. ``detail``: the action's parameters as given (JSON object)."""
+
+    response_id: str
+    key: str
+    device_id: str
+    site: str
+    code: str
+    priority: str
+    alarm_version: int
+    alarm_state: str
+    action: str
+    note: str | None
+    actor: str
+    role: str
+    at: datetime
+    command_id: str | None
+    detail: dict[str, Any]
+
+
+_RESPONSE_COLUMNS: Final = (
+    "response_id, key, device_id, site, code, priority, alarm_version, alarm_state, action, note, actor, role, "
+    "at, command_id, detail"
+)
 
 
 class Journal:
@@ -403,6 +469,66 @@ class Journal:
             for c, d, s, status, actor, at, detail in self._db.execute(sql + " ORDER BY id", params)
         ]
 
+    # --------------------------------------------------------------------------------- responses
+
+    def record_response(self, response: AlarmResponse) -> bool:
+        """Append one response; ``False`` if its ``response_id`` was already recorded (nothing
+        written). ``detail`` must be JSON-serialisable."""
+        r = response
+        with self._transaction():
+            cursor = self._db.execute(
+                f"INSERT INTO alarm_response ({_RESPONSE_COLUMNS}, recorded_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (response_id) DO NOTHING",
+                (
+                    r.response_id,
+                    r.key,
+                    r.device_id,
+                    r.site,
+                    r.code,
+                    r.priority,
+                    r.alarm_version,
+                    r.alarm_state,
+                    r.action,
+                    r.note,
+                    r.actor,
+                    r.role,
+                    _text(r.at),
+                    r.command_id,
+                    _json(r.detail),
+                    _text(datetime.now(UTC)),
+                ),
+            )
+        return cursor.rowcount == 1
+
+    def responses(
+        self,
+        *,
+        key: str | None = None,
+        device_id: str | None = None,
+        actor: str | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[AlarmResponse]:
+        """Recorded responses in the order they were recorded, filtered by every argument given
+        (``since``: ``at >= since``)."""
+        where: list[str] = []
+        params: list[object] = []
+        for column, value in (("key", key), ("device_id", device_id), ("actor", actor)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if since is not None:
+            where.append("at >= ?")
+            params.append(_text(since))
+        sql = f"SELECT {_RESPONSE_COLUMNS} FROM alarm_response"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [_response(row) for row in self._db.execute(sql, params)]
+
     # --------------------------------------------------------------------------------- snapshots
 
     def save_snapshot(
@@ -472,6 +598,27 @@ def _row(t: Transition) -> tuple[object, ...]:
     )
 
 
+def _response(row: tuple[Any, ...]) -> AlarmResponse:
+    (rid, key, device_id, site, code, priority, version, state, action, note, actor, role, at, command_id, detail) = row
+    return AlarmResponse(
+        response_id=rid,
+        key=key,
+        device_id=device_id,
+        site=site,
+        code=code,
+        priority=priority,
+        alarm_version=version,
+        alarm_state=state,
+        action=action,
+        note=note,
+        actor=actor,
+        role=role,
+        at=_time(at),
+        command_id=command_id,
+        detail=json.loads(detail),
+    )
+
+
 def _source(text: str) -> Source:
     if text == "device":
         return "device"
@@ -527,6 +674,7 @@ __all__ = [
     "BUSY_TIMEOUT_S",
     "MIGRATIONS",
     "SCHEMA_VERSION",
+    "AlarmResponse",
     "CommandRecord",
     "DeviceEventKey",
     "Journal",

@@ -1,0 +1,206 @@
+// The console's shell: sign-in, hash routes (#/fleet, #/alarms, #/device/<id>), the live stream,
+// the alarm sound and the header. Views (views/*.js) render from the shared ConsoleState.
+
+import { api, onSignedOut } from "./api.js";
+import { AlarmAudio } from "./alarm-audio.js";
+import { nextSilenceEnd, soundingPriority } from "./alarm-sound.js";
+import { serverNow, syncTo } from "./clock.js";
+import { fill, h } from "./dom.js";
+import { ConsoleState } from "./state.js";
+import { LiveStream } from "./stream.js";
+import { alarmsView } from "./views/alarms.js";
+import { deviceView } from "./views/device.js";
+import { fleetView } from "./views/fleet.js";
+import { loginView } from "./views/login.js";
+
+const PRIORITY_WORD = { high: "High", medium: "Medium", low: "Low" };
+
+const ctx = {
+  state: new ConsoleState(),
+  me: null,
+  audio: new AlarmAudio(),
+  can: (permission) => Boolean(ctx.me && ctx.me.permissions.includes(permission)),
+  changed: () => scheduleRender({ alarms: true, devices: true, commands: true, responses: true }),
+};
+
+const main = document.getElementById("main");
+const header = document.getElementById("top");
+const soundToggle = document.getElementById("sound-toggle");
+const soundState = document.getElementById("sound-state");
+const streamStatus = document.getElementById("stream-status");
+const latest = document.getElementById("latest-alarm");
+let view = null;
+let stream = null;
+let pending = null;
+let silenceTimer = null;
+
+// ------------------------------------------------------------------------------------- render
+
+function scheduleRender(changed) {
+  if (pending) {
+    for (const k of ["devices", "alarms", "commands", "responses"]) pending[k] = pending[k] || changed[k];
+    for (const key of changed.keys || []) pending.keys.add(key);
+    for (const id of changed.deviceIds || []) pending.deviceIds.add(id);
+    return;
+  }
+  pending = { ...changed, keys: new Set(changed.keys || []), deviceIds: new Set(changed.deviceIds || []) };
+  // a timer, not requestAnimationFrame: an alarm console in a background tab must still update
+  setTimeout(() => {
+    const what = pending;
+    pending = null;
+    render(what);
+  }, 0);
+}
+
+function render(what) {
+  if (what.alarms) updateAlarmSignals();
+  if (view && view.update) view.update(what);
+}
+
+/** Sound, counter and title follow the alarms; a pause ending re-evaluates at that moment. */
+function updateAlarmSignals() {
+  const alarms = [...ctx.state.alarms.values()];
+  const now = serverNow();
+  ctx.audio.setPriority(soundingPriority(alarms, now));
+  const unanswered = alarms.filter((a) => a.state === "active_unacknowledged" || a.state === "cleared_unacknowledged");
+  document.getElementById("alarm-count").textContent = unanswered.length ? String(unanswered.length) : "";
+  document.title = unanswered.length ? `(${unanswered.length}) PumpTwin console` : "PumpTwin console";
+  clearTimeout(silenceTimer);
+  const end = nextSilenceEnd(alarms, now);
+  if (end !== null) silenceTimer = setTimeout(updateAlarmSignals, end - now + 50);
+}
+
+function showSoundState() {
+  const audio = ctx.audio;
+  soundToggle.dataset.sounding = audio.audible || "";
+  if (!audio.enabled) {
+    soundToggle.textContent = "Enable sound";
+    soundToggle.removeAttribute("aria-pressed");
+  } else {
+    soundToggle.textContent = "Mute alarms";
+    soundToggle.setAttribute("aria-pressed", String(audio.muted));
+  }
+  const off = !audio.enabled || audio.muted;
+  soundState.textContent = off ? "Sound off" : audio.audible ? `Sounding: ${audio.audible}` : "Sound on";
+  soundState.classList.toggle("off", off);
+}
+
+ctx.audio.onchange = showSoundState;
+soundToggle.addEventListener("click", async () => {
+  if (!ctx.audio.enabled) await ctx.audio.enable();
+  else ctx.audio.setMuted(!ctx.audio.muted);
+  showSoundState();
+});
+
+function announce(alarm) {
+  fill(
+    latest,
+    h(
+      "span",
+      { dataset: { key: alarm.key } },
+      `${PRIORITY_WORD[alarm.priority]} priority alarm on ${alarm.device_id}: ${alarm.message}`,
+    ),
+  );
+}
+
+// ------------------------------------------------------------------------------------- stream
+
+async function loadSnapshot() {
+  const [devices, alarms, me] = await Promise.all([api("/api/devices"), api("/api/alarms"), api("/api/me")]);
+  syncTo(me.now);
+  ctx.state.loadDevices(devices);
+  ctx.state.loadAlarms(alarms);
+  ctx.changed();
+}
+
+function startStream() {
+  stream = new LiveStream({
+    onOpen: () => loadSnapshot().catch(() => {}),
+    onEvent: (kind, data) => {
+      const changed = ctx.state.apply(kind, data);
+      if (changed.announce) announce(changed.announce);
+      scheduleRender(changed);
+    },
+    onStatus: (up) => {
+      streamStatus.textContent = up ? "Live" : "Reconnecting…";
+      streamStatus.classList.toggle("down", !up);
+    },
+    checkSession: async () => {
+      await api("/api/me"); // throws (and signs out) on 401
+    },
+  });
+  stream.start();
+}
+
+// ------------------------------------------------------------------------------------- routes
+
+function route() {
+  if (!ctx.me) return;
+  const hash = location.hash || "#/fleet";
+  const [, name, arg] = hash.match(/^#\/([a-z]+)(?:\/(.+))?$/) || [];
+  if (view && view.unmount) view.unmount();
+  for (const link of document.querySelectorAll(".top nav a")) {
+    if (link.getAttribute("href") === `#/${name}`) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  if (name === "alarms") view = alarmsView(ctx);
+  else if (name === "device" && arg) view = deviceView(ctx, decodeURIComponent(arg));
+  else view = fleetView(ctx);
+  fill(main);
+  view.mount(main);
+  main.focus({ preventScroll: true });
+}
+
+window.addEventListener("hashchange", route);
+
+// ------------------------------------------------------------------------------------ session
+
+function signedIn(me) {
+  ctx.me = me;
+  syncTo(me.now);
+  document.getElementById("who").textContent = `${me.username} (${me.role})`;
+  header.hidden = false;
+  showSoundState();
+  startStream();
+  route();
+}
+
+function signedOut() {
+  if (stream) stream.stop();
+  stream = null;
+  ctx.me = null;
+  ctx.state = new ConsoleState();
+  ctx.audio.setPriority(null);
+  header.hidden = true;
+  fill(latest);
+  if (view && view.unmount) view.unmount();
+  view = loginView(ctx, signedIn);
+  fill(main);
+  view.mount(main);
+}
+
+onSignedOut(() => {
+  if (ctx.me) signedOut();
+});
+
+document.getElementById("sign-out").addEventListener("click", async () => {
+  await api("/api/logout", { method: "POST" }).catch(() => {});
+  signedOut();
+});
+
+setInterval(() => {
+  if (view && view.tick) view.tick();
+}, 1000);
+
+async function boot() {
+  try {
+    signedIn(await api("/api/me"));
+  } catch (error) {
+    if (error.status === 401) signedOut();
+    else fill(main, h("p", { class: "error", role: "alert" }, `The twin did not answer: ${error.message}`));
+  }
+}
+
+// for the browser test and for anyone debugging in the devtools console
+window.pumptwinConsole = ctx;
+boot();

@@ -1,0 +1,126 @@
+// What the console knows: devices, alarms, commands and responses, kept from the API's snapshots
+// and the live stream's events. Pure (no DOM, no fetch), so the merge rules are testable in node.
+//
+// Merge rule: a snapshot and the stream overlap (the stream opens first, then the snapshot is
+// fetched, so nothing falls between them); whatever arrives, the copy with the higher `version`
+// wins, so applying an older copy after a newer one changes nothing.
+
+const OPEN_STATES = new Set([
+  "active_unacknowledged",
+  "active_acknowledged",
+  "cleared_unacknowledged",
+  "shelved",
+  "out_of_service",
+]);
+/** States in which an alarm colours its device's tile: the condition still asks for attention. */
+const SIGNALLING_STATES = new Set(["active_unacknowledged", "active_acknowledged", "cleared_unacknowledged"]);
+const RANK = { high: 3, medium: 2, low: 1 };
+/** Transition events after which an alarm asks anew for an answer (announced to screen readers). */
+const ANNOUNCING_EVENTS = new Set(["raise", "reraise", "unshelve", "shelve_expired", "return_to_service"]);
+
+export class ConsoleState {
+  constructor() {
+    this.devices = new Map(); // device_id -> summary
+    this.alarms = new Map(); // key -> alarm
+    this.commands = new Map(); // command_id -> command
+    this.responses = new Map(); // alarm key -> [response]
+  }
+
+  loadDevices(list) {
+    for (const d of list) this.putDevice(d);
+  }
+
+  loadAlarms(list) {
+    for (const a of list) this.putAlarm(a);
+  }
+
+  putDevice(summary) {
+    const old = this.devices.get(summary.device_id);
+    if (old && old.version > summary.version) return false;
+    this.devices.set(summary.device_id, summary);
+    return true;
+  }
+
+  putAlarm(alarm) {
+    const old = this.alarms.get(alarm.key);
+    if (old && old.version >= alarm.version) return false;
+    this.alarms.set(alarm.key, alarm);
+    return true;
+  }
+
+  putResponse(response) {
+    const list = this.responses.get(response.key) || [];
+    if (list.some((r) => r.response_id === response.response_id)) return false;
+    list.push(response);
+    this.responses.set(response.key, list);
+    return true;
+  }
+
+  /**
+   * Apply one stream event (`kind`, parsed `data`); return what changed:
+   * { devices, alarms, commands, responses: booleans, announce: alarm or null, keys: alarm keys
+   * touched, deviceIds: devices touched }.
+   */
+  apply(kind, data) {
+    const changed = {
+      devices: false,
+      alarms: false,
+      commands: false,
+      responses: false,
+      announce: null,
+      keys: new Set(),
+      deviceIds: new Set(),
+    };
+    if (kind === "device") {
+      changed.devices = this.putDevice(data);
+      changed.deviceIds.add(data.device_id);
+    } else if (kind === "alarm" && data.alarm) {
+      changed.alarms = this.putAlarm(data.alarm);
+      changed.keys.add(data.key);
+      if (changed.alarms && ANNOUNCING_EVENTS.has(data.event) && data.to_state === "active_unacknowledged") {
+        changed.announce = data.alarm;
+      }
+    } else if (kind === "command") {
+      this.commands.set(data.command_id, data);
+      changed.commands = true;
+      changed.deviceIds.add(data.device_id);
+    } else if (kind === "response") {
+      changed.responses = this.putResponse(data);
+      changed.keys.add(data.key);
+    }
+    return changed;
+  }
+
+  /** Alarms staff see (not normal, unless `withNormal`), most urgent first: priority, then
+   * unanswered, then newest. */
+  openAlarms({ withNormal = false } = {}) {
+    const unanswered = (a) => (a.state === "active_unacknowledged" || a.state === "cleared_unacknowledged" ? 0 : 1);
+    return [...this.alarms.values()]
+      .filter((a) => withNormal || OPEN_STATES.has(a.state))
+      .sort(
+        (a, b) =>
+          RANK[b.priority] - RANK[a.priority] ||
+          unanswered(a) - unanswered(b) ||
+          Date.parse(b.raised_at) - Date.parse(a.raised_at) ||
+          a.key.localeCompare(b.key),
+      );
+  }
+
+  alarmsOf(deviceId) {
+    return this.openAlarms().filter((a) => a.device_id === deviceId);
+  }
+
+  /** The highest priority among the device's signalling alarms (colours its tile), or null. */
+  highestPriority(deviceId) {
+    let best = null;
+    for (const a of this.alarms.values()) {
+      if (a.device_id !== deviceId || !SIGNALLING_STATES.has(a.state)) continue;
+      if (best === null || RANK[a.priority] > RANK[best]) best = a.priority;
+    }
+    return best;
+  }
+
+  sites() {
+    return [...new Set([...this.devices.values()].map((d) => d.site))].sort();
+  }
+}

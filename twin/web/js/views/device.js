@@ -1,0 +1,256 @@
+// One pump: identity; reported and predicted state side by side with the report's age; recent
+// history as charts; its alarms and commands; and, for instructors, a form to send a command.
+// The device detail is refetched when the stream says the device changed (at most every
+// DETAIL_EVERY_MS) and the history every HISTORY_EVERY_MS, so a fast simulation does not flood
+// the twin with requests.
+
+import { actionsSignature, alarmButtons, refreshHistory, stateWords } from "../alarm-actions.js";
+import { api } from "../api.js";
+import { age, duration, when } from "../clock.js";
+import { lineChart } from "../chart.js";
+import { fill, h } from "../dom.js";
+
+const DETAIL_EVERY_MS = 2000;
+const HISTORY_EVERY_MS = 10000;
+const PRIORITY_WORD = { high: "High", medium: "Medium", low: "Low" };
+
+function num(v, digits = 2, unit = "") {
+  return v === null || v === undefined ? "—" : `${Number(v).toFixed(digits)}${unit ? ` ${unit}` : ""}`;
+}
+
+function yesNo(v) {
+  return v === null || v === undefined ? "—" : v ? "yes" : "no";
+}
+
+function facts(pairs) {
+  return h("dl", { class: "facts" }, pairs.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+}
+
+export function deviceView(ctx, deviceId) {
+  let detail = null;
+  let history = [];
+  let sections = {};
+  let lastDetail = 0;
+  let detailTimer = null;
+  let historyTimer = null;
+  let commandStatus;
+  let prefillCommand = () => {};
+
+  async function loadDetail() {
+    lastDetail = Date.now();
+    try {
+      detail = await api(`/api/devices/${encodeURIComponent(deviceId)}`);
+      for (const c of detail.commands) ctx.state.commands.set(c.command_id, c);
+      drawDetail();
+    } catch (error) {
+      fill(sections.identity, h("p", { class: "error", role: "alert" }, error.status === 404 ? `No pump ${deviceId}.` : error.message));
+    }
+  }
+
+  async function loadHistory() {
+    try {
+      history = await api(`/api/devices/${encodeURIComponent(deviceId)}/history?limit=360`);
+      drawCharts();
+    } catch {
+      // the detail section already reports an unknown device
+    }
+    historyTimer = setTimeout(loadHistory, HISTORY_EVERY_MS);
+  }
+
+  function detailSoon() {
+    if (detailTimer) return;
+    const wait = Math.max(0, lastDetail + DETAIL_EVERY_MS - Date.now());
+    detailTimer = setTimeout(() => {
+      detailTimer = null;
+      loadDetail();
+    }, wait);
+  }
+
+  function drawDetail() {
+    const id = detail.identity || {};
+    const s = detail.summary;
+    fill(
+      sections.identity,
+      h("h3", {}, "Identity"),
+      facts([
+        ["Site", s.site],
+        ["Model", id.model || "—"],
+        ["Serial", id.serial || "—"],
+        ["Firmware", id.firmware || "—"],
+        ["Implanted", when(id.implant_date)],
+        ["Reservoir capacity", num(id.reservoir_capacity_ml, 1, "mL")],
+        ["Catheter volume", num(id.catheter_volume_ml, 2, "mL")],
+        ["Kind", s.simulated === false ? "real pump (read-only mirror)" : "simulated pump"],
+        ["Presence", `${s.presence}${s.presence_reason ? ` (${s.presence_reason})` : ""}`],
+        ["Last message", `${age(s.last_seen_at)} ago`],
+      ]),
+    );
+    const r = detail.reported || {};
+    const p = detail.predicted || {};
+    const reportAge = p.report_age_s ?? null;
+    const rows = [
+      ["Reservoir", num(r.reservoir_ml, 2, "mL"), num(p.reservoir_ml, 2, "mL")],
+      ["Battery", num(r.battery_percent, 1, "%"), num(p.battery_percent, 1, "%")],
+      ["Infusing", yesNo(r.infusing), yesNo(p.infusing)],
+      ["Delivered since implant", num(r.delivered_ml_total, 1, "mL"), num(p.delivered_ml_total, 1, "mL")],
+      ["Flow now", num(r.current_rate_ml_per_day, 3, "mL/day"), "—"],
+      ["Drug", r.drug ? `${r.drug} ${num(r.concentration_mg_per_ml, 3, "mg/mL")}` : "—", "—"],
+      ["Motor", r.motor || "—", "—"],
+      ["Low reservoir", r.reservoir_ml !== undefined && r.reservoir_ml <= r.low_reservoir_threshold_ml ? "yes" : "no", p.reservoir_low_now === undefined ? "—" : yesNo(p.reservoir_low_now)],
+      ["Predicted low reservoir", "", when(p.low_reservoir_at)],
+      ["Predicted empty", "", when(p.empty_at)],
+      ["Elective replacement (ERI)", when(r.eri_at), when(p.eri_at)],
+      ["End of service (EOS)", when(r.eos_at), when(p.eos_at)],
+    ];
+    fill(
+      sections.state,
+      h("h3", {}, "Reported and predicted"),
+      h(
+        "table",
+        { class: "compare" },
+        h("caption", {}, detail.reported ? `Reported at device time ${when(r.device_time)}, ${reportAge === null ? age(detail.reported_received_at) : duration(reportAge)} ago; predicted for now.` : "No state reported yet."),
+        h("thead", {}, h("tr", {}, h("th", { scope: "col" }, ""), h("th", { scope: "col" }, "Reported"), h("th", { scope: "col" }, "Predicted now"))),
+        h("tbody", {}, rows.map(([label, rep, pred]) => h("tr", {}, h("th", { scope: "row" }, label), h("td", {}, rep), h("td", {}, pred)))),
+      ),
+    );
+    drawCommands();
+    prefillCommand();
+  }
+
+  function drawCharts() {
+    const t = (s) => Date.parse(s.device_time);
+    const series = (key) => history.map((s) => ({ t: t(s), v: s[key] })).filter((p) => p.v !== null && p.v !== undefined);
+    const truth = series("true_reservoir_ml");
+    fill(
+      sections.charts,
+      h("h3", {}, "Recent history (device time)"),
+      lineChart({
+        title: "Reservoir",
+        unit: "mL",
+        series: [{ label: "calculated by the pump", points: series("reservoir_ml") }, ...(truth.length ? [{ label: "true (simulation)", cls: "truth", points: truth }] : [])],
+      }),
+      lineChart({ title: "Dose", unit: "mg/day", series: [{ label: "programmed", points: series("dose_mg_per_day") }] }),
+      lineChart({ title: "Battery", unit: "%", series: [{ label: "battery", points: series("battery_percent") }] }),
+    );
+  }
+
+  function drawAlarms() {
+    const alarms = ctx.state.alarmsOf(deviceId);
+    if (!alarms.length) {
+      fill(sections.alarms, h("h3", {}, "Alarms"), h("p", { class: "muted" }, "No open alarms."));
+      return;
+    }
+    fill(
+      sections.alarms,
+      h("h3", {}, "Alarms"),
+      h(
+        "ul",
+        { class: "history" },
+        alarms.map((a) =>
+          h(
+            "li",
+            { dataset: { key: a.key, state: a.state } },
+            h("span", { class: `badge prio-${a.priority}` }, PRIORITY_WORD[a.priority]),
+            ` ${a.message} · ${stateWords(a.state)} · ${age(a.raised_at)} `,
+            h("div", { class: "actions", dataset: { signature: actionsSignature(ctx, a) } }, alarmButtons(ctx, a, (text) => (commandStatus.textContent = text))),
+          ),
+        ),
+      ),
+    );
+  }
+
+  function drawCommands() {
+    const commands = [...ctx.state.commands.values()].filter((c) => c.device_id === deviceId).sort((a, b) => Date.parse(b.created_at) - Date.parse(a.created_at)).slice(0, 20);
+    fill(
+      sections.commands,
+      h("h3", {}, "Commands"),
+      commands.length
+        ? h(
+            "table",
+            {},
+            h("thead", {}, h("tr", {}, ["Sent", "Action", "By", "State", "Reason"].map((t) => h("th", { scope: "col" }, t)))),
+            h("tbody", {}, commands.map((c) => h("tr", { dataset: { command: c.command_id } }, h("td", {}, when(c.created_at)), h("td", {}, c.action.type.replaceAll("_", " ")), h("td", {}, c.actor), h("td", {}, c.state), h("td", {}, c.reason || "")))),
+          )
+        : h("p", { class: "muted" }, "No commands yet."),
+    );
+  }
+
+  function commandForm() {
+    const type = h("select", { id: "cmd-type" }, [["refill", "Refill"], ["reprogram", "Reprogram (continuous rate)"], ["clinician_bolus", "Clinician bolus"]].map(([v, t]) => h("option", { value: v }, t)));
+    const inputs = {
+      volume: h("input", { id: "cmd-volume", type: "number", step: "0.1", min: "0.1", max: "40", value: "20" }),
+      drug: h("input", { id: "cmd-drug" }),
+      conc: h("input", { id: "cmd-conc", type: "number", step: "any", min: "0.001", max: "100" }),
+      rate: h("input", { id: "cmd-rate", type: "number", step: "any", min: "0.048", max: "24" }),
+      bolusVolume: h("input", { id: "cmd-bolus-volume", type: "number", step: "0.01", min: "0.01", max: "5", value: "0.1" }),
+      bolusMinutes: h("input", { id: "cmd-bolus-minutes", type: "number", step: "1", min: "1", max: "1440", value: "30" }),
+    };
+    const groups = {
+      refill: h("div", {}, h("label", { for: "cmd-volume" }, "Volume (mL)"), inputs.volume, h("label", { for: "cmd-drug" }, "Drug"), inputs.drug, h("label", { for: "cmd-conc" }, "Concentration (mg/mL)"), inputs.conc),
+      reprogram: h("div", { hidden: true }, h("label", { for: "cmd-rate" }, "Rate (mL/day)"), inputs.rate),
+      clinician_bolus: h("div", { hidden: true }, h("label", { for: "cmd-bolus-volume" }, "Volume (mL)"), inputs.bolusVolume, h("label", { for: "cmd-bolus-minutes" }, "Over (minutes)"), inputs.bolusMinutes),
+    };
+    type.addEventListener("change", () => {
+      for (const [k, g] of Object.entries(groups)) g.hidden = k !== type.value;
+    });
+    const prefill = () => {
+      const r = detail?.reported;
+      if (!r) return;
+      if (!inputs.drug.value) inputs.drug.value = r.drug;
+      if (!inputs.conc.value) inputs.conc.value = r.concentration_mg_per_ml;
+      if (!inputs.rate.value) inputs.rate.value = r.current_rate_ml_per_day;
+    };
+    const form = h("form", { class: "command", "aria-labelledby": "cmd-title" }, h("h3", { id: "cmd-title" }, "Send a command"), h("label", { for: "cmd-type" }, "Command"), type, ...Object.values(groups), h("button", { type: "submit", class: "primary" }, "Send"), commandStatus);
+    form.addEventListener("focusin", prefill);
+    prefillCommand = prefill;
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      let action;
+      if (type.value === "refill") action = { type: "refill", volume_ml: Number(inputs.volume.value), drug: inputs.drug.value.trim(), concentration_mg_per_ml: Number(inputs.conc.value) };
+      else if (type.value === "reprogram") action = { type: "reprogram", program: { mode: "continuous", rate_ml_per_day: Number(inputs.rate.value) } };
+      else action = { type: "clinician_bolus", volume_ml: Number(inputs.bolusVolume.value), duration_minutes: Number(inputs.bolusMinutes.value) };
+      try {
+        const sent = await api(`/api/devices/${encodeURIComponent(deviceId)}/commands`, { method: "POST", body: { action } });
+        commandStatus.textContent = `Sent (${sent.command_id}): ${sent.state}`;
+      } catch (error) {
+        commandStatus.textContent = `Refused: ${error.message}`;
+      }
+    });
+    return form;
+  }
+
+  return {
+    mount(main) {
+      commandStatus = h("p", { role: "status" });
+      sections = {
+        identity: h("section", { class: "panel", "aria-label": "Identity" }),
+        state: h("section", { class: "panel", "aria-label": "Reported and predicted state" }),
+        charts: h("section", { class: "panel", "aria-label": "History" }),
+        alarms: h("section", { class: "panel", "aria-label": "Alarms" }),
+        commands: h("section", { class: "panel", "aria-label": "Commands" }),
+      };
+      main.append(
+        h("p", {}, h("a", { href: "#/fleet" }, "← Fleet")),
+        h("h2", {}, `Pump ${deviceId}`),
+        h("div", { class: "columns" }, sections.identity, sections.state),
+        h("div", { class: "columns" }, sections.charts, h("div", {}, sections.alarms, sections.commands, ctx.can("command") ? h("section", { class: "panel" }, commandForm()) : null)),
+      );
+      drawAlarms();
+      loadDetail();
+      loadHistory();
+    },
+    update(changed) {
+      if (changed.alarms) {
+        drawAlarms();
+        refreshHistory(changed.keys);
+      }
+      if (changed.deviceIds.has(deviceId)) detailSoon();
+      if (changed.commands && changed.deviceIds.has(deviceId) && detail) drawCommands();
+      if (changed.responses) refreshHistory(changed.keys);
+    },
+    unmount() {
+      clearTimeout(detailTimer);
+      clearTimeout(historyTimer);
+    },
+  };
+}
