@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import Body, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -42,6 +42,9 @@ from twin.contract.messages import (
 )
 from twin.mirror.commands import CommandRefused
 from twin.service.twin_service import TwinService, alarm_json, command_json, transition_json
+
+if TYPE_CHECKING:
+    from twin.scenarios.runner import ScenarioRunner
 
 ApiAction = Annotated[
     RefillAction | ReprogramAction | ClinicianBolusAction | PatientBolusAction | InjectFaultAction | ClearFaultAction,
@@ -86,10 +89,16 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def create_app(service: TwinService, *, health: Callable[[], dict[str, Any]] | None = None) -> FastAPI:
+def create_app(
+    service: TwinService,
+    *,
+    health: Callable[[], dict[str, Any]] | None = None,
+    scenarios: ScenarioRunner | None = None,
+) -> FastAPI:
     """Every handler is ``async``: they run on the event loop's thread, like the MQTT ingest, so the
     service's state and its SQLite journal are only ever touched from one thread (no locks, and
-    the journal's order is the order the twin decided things)."""
+    the journal's order is the order the twin decided things). With ``scenarios`` (a process that
+    runs a simulation too), the scenario routes of :mod:`twin.api.scenarios` are included."""
     app = FastAPI(
         title="PumpTwin twin service",
         version=__version__,
@@ -330,6 +339,11 @@ def create_app(service: TwinService, *, health: Callable[[], dict[str, Any]] | N
             body.update(health())
         code = 200 if body.get("status") == "ok" else 503
         return JSONResponse(status_code=code, content=body)
+
+    if scenarios is not None:
+        from twin.api.scenarios import scenario_router
+
+        app.include_router(scenario_router(scenarios))
 
     return app
 

@@ -32,6 +32,7 @@ One live run at a time: a second would share, and fight over, the one simulation
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import tempfile
@@ -402,6 +403,14 @@ def run_json(run: ScenarioRun) -> dict[str, Any]:
     }
 
 
+def run_summary(run: ScenarioRun) -> str:
+    """One line: the run's status and how many expectations it met so far."""
+    report = run.report()
+    met = sum(1 for r in report.expectations if r.status == "met")
+    line = f"scenario {run.scenario.name} ({run.run_id}): {run.status.value}; {met} of {len(report.expectations)} expectations met"
+    return line + (f"; aborted: {run.aborted_reason}" if run.aborted_reason else "")
+
+
 class ScenarioRefused(ValueError):
     """A scenario action that cannot be done; ``reason`` is a stable code for the API."""
 
@@ -413,6 +422,75 @@ class ScenarioRefused(ValueError):
 # ------------------------------------------------------------------------------------- headless
 
 
+class HeadlessRun:
+    """A headless run's parts (fleet, simulation, in-process twin, run) for as long as the ``with``
+    block lasts; the twin's journal lives in a temporary directory removed on exit. Raises
+    :class:`~twin.scenarios.model.ScenarioInvalid` for a scenario whose meaning is wrong."""
+
+    def __init__(self, scenario: Scenario, *, seed: int | None = None, abort_conditions: bool = True) -> None:
+        self.scenario = scenario
+        self.fleet = resolve_fleet(scenario, seed=seed)
+        self.timeline = expand(scenario, self.fleet.members, self.fleet.epoch)
+        self._abort_conditions = abort_conditions
+        self._scratch = tempfile.TemporaryDirectory(prefix="pumptwin-scenario-")
+        self.journal = Journal(Path(self._scratch.name) / "journal.sqlite")
+        telemetry_s = scenario.telemetry_every.total_seconds()
+        self.sim = FleetSimulation(
+            list(self.fleet.specs),
+            epoch=self.fleet.epoch,
+            seed=self.fleet.seed,
+            sink=lambda *_: None,  # replaced by the in-process twin
+            telemetry_interval_s=telemetry_s,
+            clinic_refills=scenario.clinic_refills,
+            random_faults=False,
+        )
+        # the twin re-evaluates its alerts on every report; its tick adds silence and expiries
+        self.twin = InProcessTwin(self.sim, self.journal, tick_every_s=telemetry_s)
+        epoch = self.fleet.epoch
+        self.run = ScenarioRun(
+            "headless",
+            scenario,
+            self.timeline,
+            sim=self.sim,
+            service=self.twin.service,
+            mode="headless",
+            seed=self.fleet.seed,
+            started_by="headless",
+            transition_time=lambda t: (t.at - epoch).total_seconds(),
+            deliver=self.twin.route_commands,
+            abort_conditions=abort_conditions,
+        )
+        self.twin.on_message = self.run.on_device_message
+
+    def __enter__(self) -> HeadlessRun:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.journal.close()
+        self._scratch.cleanup()
+
+    def play(
+        self, *, speed: float | None = None, on_progress: Callable[[float, float], None] | None = None
+    ) -> ScenarioReport:
+        """Run to the end (or the abort); ``speed`` paces it at that many times real time (default:
+        as fast as possible); ``on_progress(elapsed_s, duration_s)`` is called a few hundred times."""
+        run, sim = self.run, self.sim
+        run.begin()
+        self.twin.open_sessions(1)
+        end = self.timeline.duration_s
+        slice_s = max(end / PROGRESS_SLICES, self.scenario.telemetry_every.total_seconds())
+        wall_start = time.monotonic()
+        while not run.status.final and sim.now < end:
+            self.twin.run(min(end, sim.now + slice_s))
+            if on_progress is not None:
+                on_progress(min(sim.now, end), end)
+            if speed is not None:
+                lag = wall_start + sim.now / speed - time.monotonic()
+                if lag > 0:
+                    time.sleep(lag)
+        return run.report()
+
+
 def run_headless(
     scenario: Scenario,
     *,
@@ -421,60 +499,10 @@ def run_headless(
     abort_conditions: bool = True,
     on_progress: Callable[[float, float], None] | None = None,
 ) -> ScenarioReport:
-    """Play ``scenario`` against its own fleet, sim and twin in this process; return the final report.
-
-    ``seed`` replaces the scenario's seed; ``speed`` paces the run at that many times real time
-    (default: as fast as possible); ``on_progress(elapsed_s, duration_s)`` is called a few hundred
-    times. The twin's journal lives in a temporary directory, gone when the run returns.
-    Raises :class:`~twin.scenarios.model.ScenarioInvalid` for a scenario whose meaning is wrong.
-    """
-    fleet = resolve_fleet(scenario, seed=seed)
-    timeline = expand(scenario, fleet.members, fleet.epoch)
-    telemetry_s = scenario.telemetry_every.total_seconds()
-    with tempfile.TemporaryDirectory(prefix="pumptwin-scenario-") as scratch:
-        journal = Journal(Path(scratch) / "journal.sqlite")
-        try:
-            sim = FleetSimulation(
-                list(fleet.specs),
-                epoch=fleet.epoch,
-                seed=fleet.seed,
-                sink=lambda *_: None,  # replaced by the in-process twin
-                telemetry_interval_s=telemetry_s,
-                clinic_refills=scenario.clinic_refills,
-                random_faults=False,
-            )
-            # the twin re-evaluates its alerts on every report; its tick adds silence and expiries
-            twin = InProcessTwin(sim, journal, tick_every_s=telemetry_s)
-            run = ScenarioRun(
-                "headless",
-                scenario,
-                timeline,
-                sim=sim,
-                service=twin.service,
-                mode="headless",
-                seed=fleet.seed,
-                started_by="headless",
-                transition_time=lambda t: (t.at - fleet.epoch).total_seconds(),
-                deliver=twin.route_commands,
-                abort_conditions=abort_conditions,
-            )
-            twin.on_message = run.on_device_message
-            run.begin()
-            twin.open_sessions(1)
-            end = timeline.duration_s
-            slice_s = max(end / PROGRESS_SLICES, telemetry_s)
-            wall_start = time.monotonic()
-            while not run.status.final and sim.now < end:
-                twin.run(min(end, sim.now + slice_s))
-                if on_progress is not None:
-                    on_progress(min(sim.now, end), end)
-                if speed is not None:
-                    lag = wall_start + sim.now / speed - time.monotonic()
-                    if lag > 0:
-                        time.sleep(lag)
-            return run.report()
-        finally:
-            journal.close()
+    """Play ``scenario`` against its own fleet, simulation and twin in this process and return the
+    final report (see :class:`HeadlessRun`). ``seed`` replaces the scenario's seed."""
+    with HeadlessRun(scenario, seed=seed, abort_conditions=abort_conditions) as headless:
+        return headless.play(speed=speed, on_progress=on_progress)
 
 
 # ----------------------------------------------------------------------------------------- live
@@ -645,3 +673,36 @@ def scenario_json(scenario: Scenario) -> dict[str, Any]:
         "expectations": len(scenario.expect),
         "abort_conditions": [c.kind for c in scenario.abort_when],
     }
+
+
+async def start_when_mirrored(
+    runner: ScenarioRunner, name: str, *, started_by: str, speed: float | None = None, timeout_s: float = 60.0
+) -> ScenarioRun | None:
+    """Start ``name`` (at ``speed``, default the scenario's) once the twin mirrors (birth and state)
+    every simulated pump of the attached driver; None (logged) if that does not happen within
+    ``timeout_s`` or the start is refused."""
+    assert runner.driver is not None
+    assert runner.service is not None
+    devices = list(runner.driver.sim.devices)
+    service = runner.service
+
+    def mirrored() -> bool:
+        return all((t := service.twins.get(d)) is not None and t.reported is not None for d in devices)
+
+    subscription = service.bus.subscribe()  # every device change is published on the bus
+    try:
+        async with asyncio.timeout(timeout_s):
+            while not mirrored():
+                event = await subscription.next()
+                if event.kind == "resync":  # fell behind: the bus closed this subscription
+                    subscription = service.bus.subscribe()
+    except TimeoutError:
+        log.warning("scenario %s not started: the twin did not mirror every pump within %g s", name, timeout_s)
+        return None
+    finally:
+        service.bus.unsubscribe(subscription)
+    try:
+        return runner.start(name, speed=speed, started_by=started_by)
+    except ScenarioRefused as exc:
+        log.warning("scenario %s not started: %s", name, exc)
+        return None

@@ -112,6 +112,14 @@ def load_scenario(path: Path) -> Scenario:
     return parse_scenario(text, str(path))
 
 
+def find_scenario(name_or_path: str | Path, directory: Path = CATALOGUE_DIR) -> Path:
+    """A scenario file given as a path, or as the name of a scenario of ``directory``."""
+    path = Path(name_or_path)
+    if path.exists() or path.suffix in SUFFIXES:
+        return path
+    return directory / f"{name_or_path}.yaml"
+
+
 def scenario_files(directory: Path) -> list[Path]:
     """The scenario files of a directory, by name."""
     return sorted(p for p in directory.iterdir() if p.suffix in SUFFIXES and p.is_file())

@@ -1,0 +1,102 @@
+"""Scenario routes of the HTTP API, present when the process runs a simulation (``pumptwin demo``).
+
+* ``GET /api/scenarios`` — the scenarios on offer; ``GET /api/scenarios/{name}`` — one of them;
+* ``POST /api/scenarios/{name}/start`` (optional ``speed``) — start a live run;
+* ``GET /api/scenario-runs``, ``GET /api/scenario-runs/{run_id}`` — status, timeline progress and
+  the report so far;
+* ``POST /api/scenario-runs/{run_id}/pause`` | ``resume`` | ``abort`` — pause stops the timeline
+  and the simulation clock; abort is the kill switch (every pump the run touched back to its
+  safe baseline).
+
+Run status changes are pushed on the live stream (``/api/stream``) as ``scenario`` events.
+Errors are JSON with a stable ``reason``: ``unknown_scenario``/``unknown_run`` (404),
+``not_attached`` (503), ``run_active``, ``run_finished``, ``flat_out``, ``invalid_for_fleet`` (409).
+Handlers are ``async`` for the same reason as the rest of the API: the service is only ever touched
+from the event loop's thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from fastapi import APIRouter, HTTPException
+from pydantic import BaseModel, ConfigDict, Field
+
+from twin.scenarios.runner import ScenarioRefused, ScenarioRunner, run_json, scenario_json
+
+_STATUS = {"unknown_scenario": 404, "unknown_run": 404, "not_attached": 503}
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StartBody(_Body):
+    speed: float | None = Field(default=None, gt=0, le=1_000_000, description="x real time; default: the scenario's")
+    started_by: str = Field(default="trainer", min_length=1, max_length=100, description="who starts it")
+
+
+class AbortBody(_Body):
+    reason: str = Field(default="aborted by the trainer", min_length=1, max_length=500)
+    actor: str = Field(default="trainer", min_length=1, max_length=100)
+
+
+@contextmanager
+def _refusals() -> Iterator[None]:
+    try:
+        yield
+    except ScenarioRefused as exc:
+        status = _STATUS.get(exc.reason, 409)
+        raise HTTPException(status_code=status, detail={"reason": exc.reason, "detail": str(exc)}) from None
+
+
+def scenario_router(runner: ScenarioRunner) -> APIRouter:
+    """The scenario routes, bound to ``runner``."""
+    router = APIRouter(prefix="/api", tags=["scenarios"])
+
+    @router.get("/scenarios")
+    async def list_scenarios() -> list[dict[str, Any]]:
+        return [scenario_json(s) for _, s in sorted(runner.library.items())]
+
+    @router.get("/scenarios/{name}")
+    async def get_scenario(name: str) -> dict[str, Any]:
+        scenario = runner.library.get(name)
+        if scenario is None:
+            raise HTTPException(404, detail={"reason": "unknown_scenario", "detail": f"no scenario {name!r}"})
+        return {**scenario_json(scenario), "scenario": scenario.model_dump(mode="json")}
+
+    @router.post("/scenarios/{name}/start", status_code=201)
+    async def start(name: str, body: StartBody | None = None) -> dict[str, Any]:
+        body = body or StartBody()
+        with _refusals():
+            run = runner.start(name, speed=body.speed, started_by=body.started_by)
+        return run_json(run)
+
+    @router.get("/scenario-runs")
+    async def list_runs() -> list[dict[str, Any]]:
+        return [run_json(r) for r in runner.runs.values()]
+
+    @router.get("/scenario-runs/{run_id}")
+    async def get_run(run_id: str) -> dict[str, Any]:
+        with _refusals():
+            return run_json(runner.get(run_id))
+
+    @router.post("/scenario-runs/{run_id}/pause")
+    async def pause(run_id: str) -> dict[str, Any]:
+        with _refusals():
+            return run_json(runner.pause(run_id))
+
+    @router.post("/scenario-runs/{run_id}/resume")
+    async def resume(run_id: str) -> dict[str, Any]:
+        with _refusals():
+            return run_json(runner.resume(run_id))
+
+    @router.post("/scenario-runs/{run_id}/abort")
+    async def abort(run_id: str, body: AbortBody | None = None) -> dict[str, Any]:
+        body = body or AbortBody()
+        with _refusals():
+            return run_json(runner.abort(run_id, body.reason, by=body.actor))
+
+    return router
