@@ -71,7 +71,7 @@ def _expected(
         "window_start_s": 1 * HOUR,
         "window_end_s": 2 * HOUR,
     }
-    return ExpectedOutcome(**(fields | kw))  # type: ignore[arg-type]
+    return ExpectedOutcome(**(fields | kw))  # type: ignore[arg-type]  # test data built as a dict of mixed types
 
 
 def _timeline(*expected: ExpectedOutcome, aborts: tuple[AbortRule, ...] = ()) -> Timeline:

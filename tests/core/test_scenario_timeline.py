@@ -6,6 +6,7 @@ import ast
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import ModuleType
 
 import jsonschema
 import pytest
@@ -36,7 +37,7 @@ from twin.scenarios.model import (
     format_duration,
     render_schema,
 )
-from twin.scenarios.scenario_file import CATALOGUE_DIR, scenario_files
+from twin.scenarios.scenario_file import CATALOGUE_DIR, load_scenario, scenario_files
 from twin.scenarios.timeline import expand
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -82,6 +83,19 @@ def test_durations(text: object, seconds: float) -> None:
 def test_bad_durations_are_refused(text: object) -> None:
     with pytest.raises(ValueError, match="duration"):
         duration_seconds(text)
+
+
+@pytest.mark.parametrize("seconds", [0, 0.5, 59, 90, 3600, 5400, 129600, 259201.25])
+def test_duration_text_reads_back_exactly(seconds: float) -> None:
+    text = model.duration_text(timedelta(seconds=seconds))
+    assert " " not in text
+    assert duration_seconds(text) == seconds
+
+
+@pytest.mark.parametrize("path", scenario_files(CATALOGUE_DIR), ids=lambda p: p.stem)
+def test_a_scenario_survives_json_and_back(path: Path) -> None:
+    scenario = load_scenario(path)
+    assert Scenario.model_validate(json.loads(scenario.model_dump_json())) == scenario
 
 
 def test_format_duration() -> None:
@@ -391,8 +405,9 @@ FORBIDDEN = {"asyncio", "aiomqtt", "fastapi", "sqlite3", "time", "socket", "http
 
 
 @pytest.mark.parametrize("module", PURE_MODULES, ids=lambda m: m.__name__)
-def test_the_core_does_no_io(module: object) -> None:
-    source = Path(module.__file__).read_text(encoding="utf-8")  # type: ignore[attr-defined]
+def test_the_core_does_no_io(module: ModuleType) -> None:
+    assert module.__file__ is not None
+    source = Path(module.__file__).read_text(encoding="utf-8")
     imported: set[str] = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):

@@ -259,6 +259,8 @@ async def test_start_pause_resume_abort_and_a_real_pump_refused(mosquitto: Mosqu
 
         listed_runs = (await api.get("/api/scenario-runs")).json()
         assert [(r["run_id"], r["status"]) for r in listed_runs] == [(run_id, "aborted")]
+        assert listed_runs[0]["expectations"] == {"met": 2, "missed": 0, "pending": 0}
+        assert "report" not in listed_runs[0]  # the list stays small; the run's own page has the report
 
 
 async def test_run_status_changes_go_out_on_the_bus(mosquitto: Mosquitto, tmp_path: Path) -> None:

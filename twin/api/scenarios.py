@@ -2,13 +2,14 @@
 
 * ``GET /api/scenarios`` — the scenarios on offer; ``GET /api/scenarios/{name}`` — one of them;
 * ``POST /api/scenarios/{name}/start`` (optional ``speed``) — start a live run;
-* ``GET /api/scenario-runs``, ``GET /api/scenario-runs/{run_id}`` — status, timeline progress and
-  the report so far;
+* ``GET /api/scenario-runs`` — every run: status, timeline progress, expectation counts;
+  ``GET /api/scenario-runs/{run_id}`` — the same with the report so far;
 * ``POST /api/scenario-runs/{run_id}/pause`` | ``resume`` | ``abort`` — pause stops the timeline
   and the simulation clock; abort is the kill switch (every pump the run touched back to its
   safe baseline).
 
-Run status changes are pushed on the live stream (``/api/stream``) as ``scenario`` events.
+Run status changes (and the symptoms patients report) are pushed on the live stream
+(``/api/stream``) as ``scenario`` events, in the list's compact form.
 Errors are JSON with a stable ``reason``: ``unknown_scenario``/``unknown_run`` (404),
 ``not_attached`` (503), ``run_active``, ``run_finished``, ``flat_out``, ``invalid_for_fleet`` (409).
 Handlers are ``async`` for the same reason as the rest of the API: the service is only ever touched
@@ -76,7 +77,7 @@ def scenario_router(runner: ScenarioRunner) -> APIRouter:
 
     @router.get("/scenario-runs")
     async def list_runs() -> list[dict[str, Any]]:
-        return [run_json(r) for r in runner.runs.values()]
+        return [run_json(r, detail=False) for r in runner.runs.values()]
 
     @router.get("/scenario-runs/{run_id}")
     async def get_run(run_id: str) -> dict[str, Any]:

@@ -56,6 +56,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     StringConstraints,
     WithJsonSchema,
     model_validator,
@@ -111,9 +112,26 @@ def _to_timedelta(value: object) -> timedelta:
     return timedelta(seconds=duration_seconds(value))
 
 
+def duration_text(value: timedelta) -> str:
+    """A duration as a scenario file writes it, exactly: ``1d12h``, ``90s``, ``0.5s``, ``0s``."""
+    left = value.total_seconds()
+    if left < 0:
+        raise ValueError("a duration is never negative")
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        count = int(left // size)
+        if count:
+            parts.append(f"{count}{unit}")
+            left -= count * size
+    if left or not parts:
+        parts.append(format(left, ".6f").rstrip("0").rstrip(".") + "s")
+    return "".join(parts)
+
+
 Duration = Annotated[
     timedelta,
     BeforeValidator(_to_timedelta),
+    PlainSerializer(duration_text, return_type=str, when_used="json"),
     WithJsonSchema(
         {
             "anyOf": [
@@ -501,7 +519,9 @@ class Scenario(ScenarioModel):
     speed: float = Field(default=60.0, gt=0, le=1_000_000, description="default speed of a live run, x real time")
     duration: Duration
     telemetry_every: Duration = Field(
-        default=timedelta(minutes=10), description="simulated time between telemetry samples (headless runs)"
+        default=timedelta(minutes=10),
+        description="simulated time between telemetry samples (headless runs)",
+        json_schema_extra={"default": "10m"},  # pydantic writes a timedelta default as ISO 8601, which files do not use
     )
     clinic_refills: bool = Field(default=False, description="let the simulated clinic refill after alarms")
     fleet: Fleet

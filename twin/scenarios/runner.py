@@ -37,6 +37,7 @@ import itertools
 import logging
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -386,9 +387,13 @@ class ScenarioRun:
         }
 
 
-def run_json(run: ScenarioRun) -> dict[str, Any]:
-    """A run as the API and the service bus show it: status, timeline progress, report so far."""
-    return {
+def run_json(run: ScenarioRun, *, detail: bool = True) -> dict[str, Any]:
+    """A run as the API shows it: status, timeline progress, and the report so far (``detail``) or
+    just its counts (met, missed, pending: for lists and the live stream, which stay small however
+    long a run lasts)."""
+    report = run.report()
+    counts = Counter(r.status for r in report.expectations)
+    body: dict[str, Any] = {
         "run_id": run.run_id,
         "scenario": run.scenario.name,
         "title": run.scenario.title,
@@ -399,8 +404,11 @@ def run_json(run: ScenarioRun) -> dict[str, Any]:
         "aborted_reason": run.aborted_reason,
         "aborted_by": run.aborted_by,
         "progress": run.progress(),
-        "report": report_json(run.report()),
+        "expectations": {"met": counts["met"], "missed": counts["missed"], "pending": counts["pending"]},
     }
+    if detail:
+        body["report"] = report_json(report)
+    return body
 
 
 def run_summary(run: ScenarioRun) -> str:
@@ -655,8 +663,16 @@ class ScenarioRunner:
             self._release_clock()  # a run that aborts itself while paused gives the clock back
         if self.service is None:
             return
-        body = run_json(run)
+        body = run_json(run, detail=False)
         body["event"] = event
+        if event == "patient_symptom":
+            symptom = next(e for e in reversed(run.events) if e.kind == "patient_symptom")
+            body["symptom"] = {
+                "device_id": symptom.device_id,
+                "at_s": symptom.at_s,
+                "symptom": symptom.detail,
+                "severity": symptom.severity.value if symptom.severity else None,
+            }
         self.service.bus.publish("scenario", body)
 
 
