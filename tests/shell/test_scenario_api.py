@@ -54,6 +54,8 @@ async def test_the_catalogue_is_listed_and_described(api: httpx.AsyncClient) -> 
     one = (await api.get("/api/scenarios/kill-switch")).json()
     assert one["scenario"]["timeline"][0]["fault"] == {"fault": "motor_stall", "cause": "wear", "recover_after_s": None}
     assert (await api.get("/api/scenarios/nope")).json()["reason"] == "unknown_scenario"
+    paths = (await api.get("/openapi.json")).json()["paths"]
+    assert {"/api/scenarios/{name}/start", "/api/scenario-runs/{run_id}/abort"} <= set(paths)
 
 
 async def test_starting_without_a_simulation_is_refused(api: httpx.AsyncClient) -> None:

@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from twin.scenarios.evaluation import ScenarioReport, report_json
-from twin.scenarios.model import SCHEMA_PATH, ScenarioInvalid, format_duration, render_schema
-from twin.scenarios.scenario_file import ScenarioFileError, find_scenario, load_scenario
+if TYPE_CHECKING:  # the modules behind the commands load when a command runs: `pumptwin` starts fast
+    from rich.console import Console
+
+    from twin.scenarios.evaluation import ScenarioReport
 
 scenario_app = typer.Typer(
     help="Fault scenarios: run one headless, validate files, print the schema.", no_args_is_help=True
@@ -41,8 +39,14 @@ def run(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON instead of tables.")] = False,
 ) -> None:
     """Play a scenario headless (its own fleet, sim and twin in this process) and report."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     from twin.cli import parse_speed
+    from twin.scenarios.evaluation import report_json
+    from twin.scenarios.model import ScenarioInvalid, format_duration
     from twin.scenarios.runner import run_headless
+    from twin.scenarios.scenario_file import ScenarioFileError, find_scenario, load_scenario
 
     console = Console()
     try:
@@ -86,6 +90,10 @@ def run(
 
 def print_report(report: ScenarioReport, console: Console) -> None:
     """Expected against observed, then what happened (steps, symptoms, clinical events)."""
+    from rich.table import Table
+
+    from twin.scenarios.model import format_duration
+
     header = (
         f"[bold]{report.title}[/] ({report.scenario}, seed {report.seed}): {report.status.value} after "
         f"{format_duration(report.elapsed_s)} of {format_duration(report.duration_s)} simulated"
@@ -126,6 +134,9 @@ def print_report(report: ScenarioReport, console: Console) -> None:
 @scenario_app.command("validate")
 def validate(files: Annotated[list[Path], typer.Argument(help="Scenario files (or catalogue names).")]) -> None:
     """Check scenario files; print every mistake with its line and field. Exit 1 if any is bad."""
+    from twin.scenarios.model import format_duration
+    from twin.scenarios.scenario_file import ScenarioFileError, find_scenario, load_scenario
+
     bad = 0
     for file in files:
         path = find_scenario(file)
@@ -148,10 +159,12 @@ def validate(files: Annotated[list[Path], typer.Argument(help="Scenario files (o
 def schema(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the schema here.")] = None,
     check: Annotated[
-        bool, typer.Option("--check", help=f"Exit 1 if {SCHEMA_PATH.name} differs from the models.")
+        bool, typer.Option("--check", help="Exit 1 if docs/scenario.schema.json (or --output) differs from the models.")
     ] = False,
 ) -> None:
     """Print the JSON Schema of scenario files (``--output`` writes it, ``--check`` compares)."""
+    from twin.scenarios.model import SCHEMA_PATH, render_schema
+
     text = render_schema()
     if check:
         target = output or SCHEMA_PATH
