@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -163,3 +164,13 @@ def test_files_and_libraries(tmp_path: Path) -> None:
     ]
     with pytest.raises(ScenarioFileError, match="cannot read"):
         load_scenario(tmp_path / "missing.yaml")
+
+
+def test_the_example_in_the_format_docstring_is_a_valid_scenario() -> None:
+    from twin.scenarios import model
+
+    assert model.__doc__ is not None
+    example = model.__doc__.split("Example::", 1)[1].split("\nConventions:", 1)[0]
+    scenario = parse_scenario(textwrap.dedent(example), "model.__doc__")
+    assert scenario.name == "catheter-occlusion"
+    assert scenario.expect[0].kind == "alarm"
