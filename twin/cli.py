@@ -15,6 +15,7 @@ import typer
 
 from twin import __version__
 from twin.roles import Role
+from twin.scenarios.cli import scenario_app
 
 if TYPE_CHECKING:
     from twin import broker_accounts
@@ -38,6 +39,7 @@ users_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(users_app, name="users")
+app.add_typer(scenario_app, name="scenario")
 
 
 @app.command()
@@ -63,7 +65,7 @@ def parse_duration(text: str) -> float:
 def parse_speed(text: str) -> float | None:
     """'1', '60', '3600', '60x' or 'max' (as fast as possible: None)."""
     text = text.strip().lower()
-    if text in ("max", "fast", "asap"):
+    if text in ("max", "fast", "asap"):  # before the "x" suffix goes: "max" ends in x
         return None
     text = text.removesuffix("x")
     try:
@@ -247,21 +249,33 @@ def serve(
 @app.command()
 def demo(
     pumps: Annotated[int, typer.Option("--pumps", "-n", min=1)] = 12,
-    speed: Annotated[str, typer.Option(help="Speed factor (3600: an hour a second).")] = "3600",
+    speed: Annotated[
+        str | None, typer.Option(help="Speed factor (default 3600: an hour a second; with --scenario, its own).")
+    ] = None,
     seed: Annotated[int, typer.Option()] = 1,
     duration: Annotated[str | None, typer.Option(help="Stop after this simulated time (default: Ctrl-C).")] = None,
+    scenario: Annotated[
+        str | None, typer.Option(help="Run this catalogue scenario live on its own fleet (see `pumptwin scenario`).")
+    ] = None,
 ) -> None:
     """The whole product on an embedded default: no broker or database to install."""
     from twin.demo import run_demo
+    from twin.scenarios.scenario_file import ScenarioFileError, find_scenario, load_scenario
 
     _setup_logging(False)
+    try:
+        chosen = load_scenario(find_scenario(scenario)) if scenario else None
+    except ScenarioFileError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--scenario") from None
+    factor = parse_speed(speed) if speed is not None else (chosen.speed if chosen else 3600.0)
     try:
         asyncio.run(
             run_demo(
                 pumps=pumps,
-                speed=parse_speed(speed),
+                speed=factor,
                 seed=seed,
                 duration_s=parse_duration(duration) if duration else None,
+                scenario=chosen,
             )
         )
     except KeyboardInterrupt:

@@ -21,6 +21,10 @@ from rich.console import Console
 from twin.embedded_broker import embedded_broker
 from twin.mqtt_endpoint import MqttEndpoint
 from twin.roles import Role
+from twin.scenarios.fleet import resolve_fleet
+from twin.scenarios.model import Scenario
+from twin.scenarios.runner import ScenarioRunner, run_summary, start_when_mirrored
+from twin.scenarios.scenario_file import load_library
 from twin.service.runtime import running_twin
 from twin.settings import Settings
 from twin.sim.driver import SimDriver
@@ -77,7 +81,10 @@ async def run_demo(
     duration_s: float | None,
     http_port: int = 8080,
     data_dir: Path | None = None,
+    scenario: Scenario | None = None,
 ) -> None:
+    """With ``scenario``, the fleet is the scenario's and the scenario runs live once every pump is
+    mirrored; either way the catalogue is offered on the API (``/api/scenarios``)."""
     console = Console()
     settings = Settings()
     settings.http.port = http_port
@@ -85,7 +92,13 @@ async def run_demo(
         settings.data_dir = data_dir or Path(scratch)
         async with embedded_broker() as url, contextlib.AsyncExitStack() as stack:
             endpoint = MqttEndpoint.parse(url)
-            twin = await stack.enter_async_context(running_twin(settings, endpoint, client_id="pumptwin-demo-twin"))
+            library = load_library()
+            if scenario is not None:
+                library[scenario.name] = scenario
+            runner = ScenarioRunner(library)
+            twin = await stack.enter_async_context(
+                running_twin(settings, endpoint, client_id="pumptwin-demo-twin", scenarios=runner)
+            )
             accounts = await add_demo_accounts(twin.users) if twin.users is not None else []
             plan = SimPlan.build(
                 pumps=pumps,
@@ -98,9 +111,16 @@ async def run_demo(
                 random_faults=True,
                 clinic=True,
             )
-            plan = dataclasses.replace(plan, specs=demo_fleet(plan.specs))
+            if scenario is None:
+                plan = dataclasses.replace(plan, specs=demo_fleet(plan.specs))
+            else:
+                fleet = resolve_fleet(scenario)
+                plan = dataclasses.replace(
+                    plan, specs=list(fleet.specs), seed=fleet.seed, random_faults=False, clinic=scenario.clinic_refills
+                )
             sim = plan.simulation()
             driver = SimDriver(sim, endpoint, speed=plan.speed, end_s=plan.duration_s)
+            runner.attach(twin.service, driver)
             console.rule("[bold]PumpTwin demo")
             console.print(f"embedded MQTT broker   {url}")
             console.print(f"twin service           [bold cyan]{twin.url}[/]  (API docs {twin.url}/docs)")
@@ -119,9 +139,21 @@ async def run_demo(
             counts: Counter[str] = Counter()
             watcher = asyncio.create_task(watch(endpoint, console.print, counts=counts))
             await asyncio.sleep(0.5)  # let the watcher subscribe before the first births
+            starter = None
+            if scenario is not None:
+                console.print(f"scenario               [bold]{scenario.title}[/] ({twin.url}/api/scenario-runs)")
+                starter = asyncio.create_task(
+                    start_when_mirrored(runner, scenario.name, started_by="demo", speed=speed)
+                )
             try:
                 await driver.run()
             finally:
+                if starter is not None:
+                    starter.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await starter
+                for run in runner.runs.values():
+                    console.print(run_summary(run))
                 await asyncio.sleep(0.5)
                 watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -54,6 +54,7 @@ class Permission(StrEnum):
     COMMAND = "command"  # any command to a simulated device, faults included
     REMOVE_FROM_SERVICE = "remove_from_service"  # and return to service
     MANAGE_USERS = "manage_users"  # list, create, change and disable accounts
+    RUN_SCENARIO = "run_scenario"  # start, pause, resume and abort fault scenarios (and training sessions)
 
 
 GRANTS: Final[dict[Permission, Role]] = {
@@ -65,6 +66,7 @@ GRANTS: Final[dict[Permission, Role]] = {
     Permission.COMMAND: Role.INSTRUCTOR,
     Permission.REMOVE_FROM_SERVICE: Role.ADMIN,
     Permission.MANAGE_USERS: Role.ADMIN,
+    Permission.RUN_SCENARIO: Role.INSTRUCTOR,
 }
 """Permission -> the lowest role granted it. Every permission has exactly one entry."""
 

@@ -27,7 +27,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import Body, Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -64,6 +64,9 @@ from twin.roles import Permission
 from twin.service.twin_service import TwinService, alarm_json, command_json, transition_json
 from twin.settings import AuthSettings
 from twin.store.users import User, UserStore
+
+if TYPE_CHECKING:
+    from twin.scenarios.runner import ScenarioRunner
 
 ApiAction = Annotated[
     RefillAction | ReprogramAction | ClinicianBolusAction | PatientBolusAction | InjectFaultAction | ClearFaultAction,
@@ -128,13 +131,15 @@ def create_app(
     health: Callable[[], dict[str, Any]] | None = None,
     users: UserStore | None = None,
     auth: AuthSettings | None = None,
+    scenarios: ScenarioRunner | None = None,
 ) -> FastAPI:
     """Every handler is ``async``: they run on the event loop's thread, like the MQTT ingest, so the
     service's state and its SQLite journal are only ever touched from one thread (no locks, and
     the journal's order is the order the twin decided things).
 
     ``users``: the account store; without one the app has no accounts and every ``/api`` route
-    but login answers 401 (closed by default, never open)."""
+    but login answers 401 (closed by default, never open). With ``scenarios`` (a process that
+    runs a simulation too), the scenario routes of :mod:`twin.api.scenarios` are included."""
     app = FastAPI(
         title="PumpTwin twin service",
         version=__version__,
@@ -401,6 +406,11 @@ def create_app(
             body.update(health())
         code = 200 if body.get("status") == "ok" else 503
         return JSONResponse(status_code=code, content=body)
+
+    if scenarios is not None:
+        from twin.api.scenarios import scenario_router
+
+        app.include_router(scenario_router(scenarios))
 
     mount_console(app)
     return app

@@ -9,7 +9,7 @@ import logging
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
@@ -21,6 +21,9 @@ from twin.service.twin_service import TwinService
 from twin.settings import Settings
 from twin.store.journal import Journal
 from twin.store.users import UserStore
+
+if TYPE_CHECKING:
+    from twin.scenarios.runner import ScenarioRunner
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +61,10 @@ async def running_twin(
     with_influx: bool = True,
     client_id: str = "pumptwin-twin",
     log_level: str = "warning",
+    scenarios: ScenarioRunner | None = None,
 ) -> AsyncIterator[RunningTwin]:
-    """Start the twin (journal, InfluxDB writer, MQTT link, clock, HTTP server); stop it on exit."""
+    """Start the twin (journal, InfluxDB writer, MQTT link, clock, HTTP server); stop it on exit.
+    ``scenarios``: serve the scenario routes too (a process that also runs the simulation)."""
     data_dir = settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     journal = Journal(journal_path or data_dir / "journal.sqlite")
@@ -88,7 +93,7 @@ async def running_twin(
                 "influx": writer.describe() if writer is not None else "disabled",
             }
 
-        app = create_app(service, health=health, users=users, auth=settings.auth)
+        app = create_app(service, health=health, users=users, auth=settings.auth, scenarios=scenarios)
         config = uvicorn.Config(
             app, host=settings.http.host, port=settings.http.port, log_level=log_level, lifespan="off"
         )

@@ -320,6 +320,19 @@ class SimDriver:
     def paused(self) -> bool:
         return self._paused
 
+    def set_speed(self, speed: float) -> None:
+        """Run at ``speed`` x real time from now on; the clock re-anchors, so simulation time does
+        not jump. Raises ``ValueError`` for a speed that is not positive or for a driver running as
+        fast as possible (its loop has no wall clock to follow)."""
+        if speed <= 0:
+            raise ValueError("speed must be positive")
+        if self.speed is None:
+            raise ValueError("a driver running as fast as possible cannot change to a speed")
+        self._anchor_sim = self.sim_target()
+        self._anchor_wall = time.monotonic()
+        self.speed = speed
+        self._wakeup.set()
+
     def stop(self) -> None:
         self._stop.set()
         self._wakeup.set()

@@ -1,0 +1,168 @@
+"""A scenario's pumps: the fleet it asks for, and which pumps a selection picks.
+
+Two kinds of fleet meet selections:
+
+* a **headless** run builds the scenario's own fleet (:func:`resolve_fleet`: generated from a seed
+  with its overrides applied, or written out inline) and selects among its pumps;
+* a **live** run joins a simulation that is already running and selects among the devices the
+  twin mirrors (their birth and latest state), real pumps included: a fault step may well pick a
+  real pump, and then the twin refuses it (a safety rule the runner records, never works around).
+
+Both are reduced to :class:`FleetMember` rows. ``index`` is the position in the fleet sorted by
+device id, so it means the same thing for generated, inline and live fleets.
+
+Pure: no I/O, no clock; the same scenario and seed always give the same fleet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from pydantic import ValidationError
+
+from twin.contract.messages import Drug
+from twin.scenarios.model import (
+    DeviceSelection,
+    GeneratedFleet,
+    InlineFleet,
+    Location,
+    Scenario,
+    ScenarioInvalid,
+    ScenarioProblem,
+)
+from twin.sim.fleet import PumpSpec, default_epoch, generate_fleet
+
+
+@dataclass(frozen=True, slots=True)
+class FleetMember:
+    """A pump as selections see it. ``drug``, ``concentration_mg_per_ml`` and
+    ``reservoir_capacity_ml`` are ``None`` when a live device has not reported them yet."""
+
+    index: int
+    device_id: str
+    site: str
+    drug: Drug | None
+    concentration_mg_per_ml: float | None
+    reservoir_capacity_ml: float | None
+    simulated: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ScenarioFleet:
+    """The pumps of a headless run, from simulation second 0 at ``epoch``."""
+
+    epoch: datetime
+    seed: int
+    specs: tuple[PumpSpec, ...]
+
+    @property
+    def members(self) -> tuple[FleetMember, ...]:
+        return members_of(self.specs)
+
+
+def members_of(specs: Iterable[PumpSpec]) -> tuple[FleetMember, ...]:
+    """Selection rows of a fleet's pumps (sorted by device id)."""
+    ordered = sorted(specs, key=lambda s: s.device_id)
+    return tuple(
+        FleetMember(i, s.device_id, s.site, s.drug, s.concentration_mg_per_ml, s.reservoir_capacity_ml)
+        for i, s in enumerate(ordered)
+    )
+
+
+def ordered_members(rows: Iterable[FleetMember]) -> tuple[FleetMember, ...]:
+    """``rows`` sorted by device id, with ``index`` set to the position (for live fleets)."""
+    ordered = sorted(rows, key=lambda m: m.device_id)
+    return tuple(
+        FleetMember(i, m.device_id, m.site, m.drug, m.concentration_mg_per_ml, m.reservoir_capacity_ml, m.simulated)
+        for i, m in enumerate(ordered)
+    )
+
+
+def select(
+    selection: DeviceSelection, members: Sequence[FleetMember], loc: Location
+) -> tuple[list[FleetMember], list[ScenarioProblem]]:
+    """The members ``selection`` picks (in fleet order), and the problems with it: a named pump, site,
+    drug or index the fleet does not have, or nothing picked at all. ``loc`` is where the selection
+    sits in the scenario, for the problems' locations."""
+    problems: list[ScenarioProblem] = []
+    if selection.all:
+        return list(members), problems
+    ids = {m.device_id for m in members}
+    sites = {m.site for m in members}
+    drugs = {m.drug for m in members}
+    for k, device_id in enumerate(selection.ids or []):
+        if device_id not in ids:
+            problems.append(ScenarioProblem((*loc, "ids", k), f"no pump {device_id!r} in the fleet"))
+    for k, site in enumerate(selection.sites or []):
+        if site not in sites:
+            problems.append(ScenarioProblem((*loc, "sites", k), f"no site {site!r} in the fleet"))
+    for k, drug in enumerate(selection.drugs or []):
+        if drug not in drugs:
+            problems.append(ScenarioProblem((*loc, "drugs", k), f"no pump on {drug.value} in the fleet"))
+    for k, index in enumerate(selection.index or []):
+        if index >= len(members):
+            problems.append(
+                ScenarioProblem((*loc, "index", k), f"index {index} is past the fleet's {len(members)} pumps")
+            )
+    picked = [
+        m
+        for m in members
+        if (selection.ids is None or m.device_id in selection.ids)
+        and (selection.sites is None or m.site in selection.sites)
+        and (selection.drugs is None or m.drug in selection.drugs)
+        and (selection.index is None or m.index in selection.index)
+    ]
+    if not picked and not problems:
+        problems.append(ScenarioProblem(loc, "the selection matches no pump of the fleet"))
+    return picked, problems
+
+
+def resolve_fleet(scenario: Scenario, *, seed: int | None = None) -> ScenarioFleet:
+    """The scenario's pumps for a headless run. ``seed`` replaces the scenario's seed (and the
+    generated fleet's, unless the fleet names its own). Raises :class:`ScenarioInvalid` for an
+    override that picks nothing or makes an impossible pump, and for repeated device ids."""
+    run_seed = scenario.seed if seed is None else seed
+    epoch = scenario.start or default_epoch()
+    fleet = scenario.fleet
+    problems: list[ScenarioProblem] = []
+    if isinstance(fleet, InlineFleet):
+        specs = list(fleet.pumps)
+        seen: set[str] = set()
+        for j, spec in enumerate(specs):
+            if spec.device_id in seen:
+                problems.append(
+                    ScenarioProblem(("fleet", "pumps", j, "device_id"), f"device_id {spec.device_id!r} appears twice")
+                )
+            seen.add(spec.device_id)
+    else:
+        specs = _generated(fleet, run_seed if fleet.seed is None else fleet.seed, epoch, problems)
+    if problems:
+        raise ScenarioInvalid(problems)
+    return ScenarioFleet(epoch, run_seed, tuple(specs))
+
+
+def _generated(fleet: GeneratedFleet, seed: int, epoch: datetime, problems: list[ScenarioProblem]) -> list[PumpSpec]:
+    specs = generate_fleet(fleet.pumps, seed=seed, start=epoch, sites=fleet.sites)
+    for i, override in enumerate(fleet.overrides):
+        loc: Location = ("fleet", "overrides", i)
+        picked, found = select(override.devices, members_of(specs), (*loc, "devices"))
+        problems += found
+        changes = override.changes.model_dump(exclude_none=True)
+        chosen = {m.device_id for m in picked}
+        for n, spec in enumerate(specs):
+            if spec.device_id not in chosen:
+                continue
+            try:
+                specs[n] = PumpSpec.model_validate(spec.model_dump() | changes)
+            except ValidationError as exc:
+                for err in exc.errors(include_url=False):
+                    problems.append(
+                        ScenarioProblem(
+                            (*loc, "changes", *err["loc"]),
+                            f"{spec.device_id}: {err['msg'].removeprefix('Value error, ')}",
+                        )
+                    )
+                break  # one pump's problems say it; the others would repeat them
+    return specs
