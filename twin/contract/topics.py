@@ -9,6 +9,7 @@ Pure: no I/O, no broker needed to test it.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -86,8 +87,11 @@ def build_topic(site: str, device_id: str, channel: Channel) -> str:
     return f"{TOPIC_ROOT}/{site}/{device_id}/{Channel(channel).value}"
 
 
+@functools.lru_cache(maxsize=65_536)
 def parse_topic(topic: str) -> TopicAddress:
-    """Split a concrete topic into site, device and channel; raises :class:`TopicError` if it is not ours."""
+    """Split a concrete topic into site, device and channel; raises :class:`TopicError` if it is not ours.
+
+    Cached: a fleet publishes on a few topics per device, over and over (errors are not cached)."""
     prefix = TOPIC_ROOT + "/"
     if not topic.startswith(prefix):
         raise TopicError("foreign_topic", f"topic {topic!r} is not under {TOPIC_ROOT}/")

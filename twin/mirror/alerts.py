@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from twin.contract.alarms import Priority
-from twin.contract.messages import InfusionMode
+from twin.contract.messages import InfusionMode, Telemetry
 from twin.mirror.device_twin import DeviceTwin, Presence
 from twin.mirror.prediction import Forecast
 
@@ -89,6 +89,15 @@ class AlertCondition:
         return ALERT_PRIORITY[self.code]
 
 
+def dose_deviates(telemetry: Telemetry | None, policy: AlertPolicy = AlertPolicy()) -> bool:
+    """Does this sample show the dose reaching the patient off the programmed dose (simulation truth)?"""
+    if telemetry is None or telemetry.sim_truth is None:
+        return False
+    programmed = telemetry.dose_mg_per_day
+    actual = telemetry.sim_truth.actual_dose_mg_per_day
+    return programmed > 0 and abs(actual - programmed) / programmed > policy.dose_deviation_fraction
+
+
 def evaluate(
     twin: DeviceTwin, outlook: Forecast | None, now: datetime, policy: AlertPolicy = AlertPolicy()
 ) -> list[AlertCondition]:
@@ -147,18 +156,18 @@ def evaluate(
                 )
             )
     telemetry = twin.telemetry
-    if telemetry is not None and telemetry.sim_truth is not None and telemetry.session == state.session:
+    if telemetry is not None and telemetry.session == state.session and dose_deviates(telemetry, policy):
+        assert telemetry.sim_truth is not None
         programmed = telemetry.dose_mg_per_day
         actual = telemetry.sim_truth.actual_dose_mg_per_day
-        if programmed > 0 and abs(actual - programmed) / programmed > policy.dose_deviation_fraction:
-            out.append(
-                AlertCondition(
-                    TwinAlertCode.DOSE_DEVIATION,
-                    "truth",
-                    f"Dose reaching the patient {actual:.3g} mg/day vs programmed {programmed:.3g} mg/day "
-                    f"({(actual - programmed) / programmed:+.0%}, simulator ground truth)",
-                )
+        out.append(
+            AlertCondition(
+                TwinAlertCode.DOSE_DEVIATION,
+                "truth",
+                f"Dose reaching the patient {actual:.3g} mg/day vs programmed {programmed:.3g} mg/day "
+                f"({(actual - programmed) / programmed:+.0%}, simulator ground truth)",
             )
+        )
     low_at = outlook.low_reservoir_at if outlook is not None else None
     if (
         twin.birth is not None

@@ -206,6 +206,7 @@ def apply(
             effects += asked
 
     rate = _estimate_rate(twin, message, received_at) if not new_session else twin.clock_rate
+    c = twin.counters
     changes: dict[str, object] = {
         "session": session,
         "last_seq": seq,
@@ -213,7 +214,7 @@ def apply(
         "last_device_time": message.device_time,
         "clock_rate": rate,
         "version": twin.version + 1,
-        "counters": replace(twin.counters, applied=twin.counters.applied + 1),
+        "counters": Counters(c.applied + 1, c.duplicates, c.gaps, c.stale),
     }
     if isinstance(message, Birth):
         changes["birth"] = message

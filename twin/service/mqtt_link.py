@@ -26,6 +26,9 @@ from twin.service.twin_service import TwinService
 
 log = logging.getLogger(__name__)
 
+BATCH: Final = 500
+"""Messages processed between yields to the event loop when a backlog is being worked off."""
+
 DRAIN_ON_STOP_S: Final = 2.0
 """On a clean stop, how long the twin keeps processing what it already received."""
 
@@ -50,6 +53,7 @@ async def run_link(
     service.on_outbound = wake.set
     while not stop.is_set():
         try:
+            inboxes: list[asyncio.Queue[aiomqtt.Message]] = []
             client = aiomqtt.Client(
                 endpoint.host,
                 endpoint.port,
@@ -60,6 +64,7 @@ async def run_link(
                 keepalive=30,
                 tls_context=endpoint.tls_context(),
                 max_queued_incoming_messages=0,
+                queue_type=_inbox_type(inboxes),
                 timeout=10,
             )
             # QoS 1 messages are acknowledged after they are applied, not on receipt (see _process)
@@ -75,7 +80,7 @@ async def run_link(
                 if connected is not None:
                     connected.set()
                 async with asyncio.TaskGroup() as tasks:
-                    tasks.create_task(_consume(service, client), name="twin-consume")
+                    tasks.create_task(_consume(service, client, inboxes[0] if inboxes else None), name="twin-consume")
                     tasks.create_task(_publish(service, client, wake), name="twin-publish")
                     tasks.create_task(_until(stop, service, client), name="twin-stop")
         except* aiomqtt.MqttError as group:
@@ -116,16 +121,37 @@ def _process(service: TwinService, client: aiomqtt.Client, message: aiomqtt.Mess
         client._client.ack(message.mid, message.qos)  # private, as above
 
 
-async def _consume(service: TwinService, client: aiomqtt.Client) -> None:
+def _inbox_type(holder: list[asyncio.Queue[aiomqtt.Message]]) -> type[asyncio.Queue[aiomqtt.Message]]:
+    """aiomqtt's incoming queue (its public ``queue_type`` option), remembered by the link."""
+
+    class Inbox(asyncio.Queue[aiomqtt.Message]):
+        def __init__(self, maxsize: int = 0) -> None:
+            super().__init__(maxsize)
+            holder.append(self)
+
+    return Inbox
+
+
+async def _consume(service: TwinService, client: aiomqtt.Client, inbox: asyncio.Queue[aiomqtt.Message] | None) -> None:
+    """Take messages as they come; whatever queued up behind one is taken in the same turn, without
+    a task per message (aiomqtt's iterator spawns one each time), yielding to the loop every
+    :data:`BATCH` messages so the API and the publisher stay responsive."""
     messages = client.messages
     telemetry_suffix = "/" + Channel.TELEMETRY.value
-    async for message in messages:
-        backlog = len(messages)
-        service.metrics.backlog.set(backlog)
-        if backlog > SHED_BACKLOG and message.qos == 0 and message.topic.value.endswith(telemetry_suffix):
-            service.metrics.telemetry_shed.inc()
-            continue
-        _process(service, client, message)
+    async for first in messages:
+        message: aiomqtt.Message | None = first
+        taken = 0
+        while message is not None:
+            backlog = len(messages)
+            if backlog > SHED_BACKLOG and message.qos == 0 and message.topic.value.endswith(telemetry_suffix):
+                service.metrics.telemetry_shed.inc()
+            else:
+                _process(service, client, message)
+            taken += 1
+            message = inbox.get_nowait() if inbox is not None and not inbox.empty() else None
+            if message is not None and taken % BATCH == 0:
+                await asyncio.sleep(0)
+        service.metrics.backlog.set(len(messages))
 
 
 async def _publish(service: TwinService, client: aiomqtt.Client, wake: asyncio.Event) -> None:
