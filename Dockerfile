@@ -22,6 +22,7 @@ COPY requirements.lock ./
 RUN python -m pip install --require-hashes --no-deps -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY twin ./twin
+COPY scenarios ./scenarios
 RUN python -m pip wheel --no-deps --no-build-isolation --wheel-dir /wheels .
 
 FROM ${PYTHON_IMAGE}

@@ -31,7 +31,11 @@ from twin.scenarios.fleet import resolve_fleet
 from twin.scenarios.model import Location, Scenario, ScenarioInvalid, ScenarioProblem, format_location
 from twin.scenarios.timeline import expand
 
-CATALOGUE_DIR: Final = Path(__file__).resolve().parents[2] / "scenarios"
+_PACKAGED_CATALOGUE: Final = Path(__file__).resolve().parents[1] / "scenario_catalogue"
+_SOURCE_CATALOGUE: Final = Path(__file__).resolve().parents[2] / "scenarios"
+CATALOGUE_DIR: Final = _PACKAGED_CATALOGUE if _PACKAGED_CATALOGUE.is_dir() else _SOURCE_CATALOGUE
+"""The scenario catalogue: inside an installed package (the wheel carries it), else the source tree's
+``scenarios/``."""
 """The scenario catalogue shipped with PumpTwin (one ``<name>.yaml`` per scenario)."""
 
 SUFFIXES: Final = (".yaml", ".yml")
