@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import socket
 import tempfile
 from collections import Counter
 from datetime import UTC, datetime
@@ -56,6 +57,15 @@ async def add_demo_accounts(users: UserStore) -> list[tuple[str, Role, str]]:
     return list(DEMO_ACCOUNTS)
 
 
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def demo_fleet(specs: list[PumpSpec]) -> list[PumpSpec]:
     """Make a generated fleet eventful within minutes of a demo: every fourth pump reaches its
     low-reservoir threshold within its first simulated days (the clinic then refills it), and one
@@ -87,7 +97,7 @@ async def run_demo(
     mirrored; either way the catalogue is offered on the API (``/api/scenarios``)."""
     console = Console()
     settings = Settings()
-    settings.http.port = http_port
+    settings.http.port = http_port if _port_free(http_port) else 0  # 8080 taken: any free port (printed)
     with tempfile.TemporaryDirectory(prefix="pumptwin-demo-") as scratch:
         settings.data_dir = data_dir or Path(scratch)
         async with embedded_broker() as url, contextlib.AsyncExitStack() as stack:
