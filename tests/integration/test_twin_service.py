@@ -148,6 +148,9 @@ async def test_simulator_to_twin_end_to_end_with_api_and_stream(mosquitto: Mosqu
                 assert (await api.get(f"/api/commands/{command_id}")).json()["actor"] == "instructor"
                 metrics = (await api.get("/metrics")).text
                 assert "pumptwin_messages_in_total" in metrics
+                for name in ("pumptwin_processing_lag_seconds", "pumptwin_ingest_backlog", "pumptwin_active_alarms"):
+                    assert name in metrics
+                assert 'pumptwin_devices{presence="online"} 30.0' in metrics
                 assert (await api.get("/healthz")).json()["mqtt"] == "connected"
                 openapi = (await api.get("/openapi.json")).json()
                 assert "/api/devices/{device_id}/commands" in openapi["paths"]

@@ -36,7 +36,9 @@ class ServiceMetrics:
         )
         self.backlog = Gauge("pumptwin_ingest_backlog", "Messages received and not yet processed", registry=r)
         self.lag = Gauge(
-            "pumptwin_processing_lag_seconds", "How long the oldest waiting message has waited", registry=r
+            "pumptwin_processing_lag_seconds",
+            "How long the latest processed message waited between arrival from the broker and processing",
+            registry=r,
         )
         self.active_alarms = Gauge(
             "pumptwin_active_alarms", "Alarms not in the normal state, by priority", ["priority"], registry=r

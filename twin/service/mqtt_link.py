@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections import deque
 from typing import Final
 
 import aiomqtt
@@ -125,9 +127,23 @@ def _inbox_type(holder: list[asyncio.Queue[aiomqtt.Message]]) -> type[asyncio.Qu
     """aiomqtt's incoming queue (its public ``queue_type`` option), remembered by the link."""
 
     class Inbox(asyncio.Queue[aiomqtt.Message]):
+        """Also stamps each message's arrival, so the twin can say how long messages wait."""
+
         def __init__(self, maxsize: int = 0) -> None:
             super().__init__(maxsize)
+            self.arrivals: deque[float] = deque()
+            self.last_wait_s = 0.0
             holder.append(self)
+
+        def _put(self, item: aiomqtt.Message) -> None:
+            self.arrivals.append(time.monotonic())
+            super()._put(item)
+
+        def _get(self) -> aiomqtt.Message:
+            if self.arrivals:
+                self.last_wait_s = time.monotonic() - self.arrivals.popleft()
+            item: aiomqtt.Message = super()._get()
+            return item
 
     return Inbox
 
@@ -152,6 +168,8 @@ async def _consume(service: TwinService, client: aiomqtt.Client, inbox: asyncio.
             if message is not None and taken % BATCH == 0:
                 await asyncio.sleep(0)
         service.metrics.backlog.set(len(messages))
+        if inbox is not None:
+            service.metrics.lag.set(getattr(inbox, "last_wait_s", 0.0))
 
 
 async def _publish(service: TwinService, client: aiomqtt.Client, wake: asyncio.Event) -> None:
