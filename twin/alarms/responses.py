@@ -32,6 +32,11 @@ class ResponseAction(StrEnum):
     ESCALATE_PHYSICIAN = "escalate_physician"
     SCHEDULE_REPLACEMENT = "schedule_replacement"
     CONFIRM_APPOINTMENT = "confirm_appointment"
+    CHECK_CONNECTIVITY = "check_connectivity"
+    VERIFY_PRESCRIPTION = "verify_prescription"
+    REVERSE_OPIOID = "reverse_opioid"
+    ASPIRATE_POCKET = "aspirate_pocket"
+    OBSERVE_PATIENT = "observe_patient"
     OTHER = "other"
 
 
@@ -111,6 +116,36 @@ RESPONSE_CATALOGUE: Final[dict[ResponseAction, ResponseSpec]] = {
             ResponseAction.CONFIRM_APPOINTMENT,
             "Confirm the refill appointment",
             "Confirm the appointment the refill reminder points to.",
+            None,
+        ),
+        ResponseSpec(
+            ResponseAction.CHECK_CONNECTIVITY,
+            "Check the connection",
+            "Check the gateway or network that carries the pump's reports (a silent pump may be fine).",
+            None,
+        ),
+        ResponseSpec(
+            ResponseAction.VERIFY_PRESCRIPTION,
+            "Verify the prescription",
+            "Check the prescription against the syringe label and the programmed drug and concentration.",
+            None,
+        ),
+        ResponseSpec(
+            ResponseAction.REVERSE_OPIOID,
+            "Reverse an opioid overdose",
+            "Naloxone and airway support for respiratory depression.",
+            None,
+        ),
+        ResponseSpec(
+            ResponseAction.ASPIRATE_POCKET,
+            "Aspirate the pump pocket",
+            "Suspected pocket fill: confirm needle placement, aspirate drug from the pocket.",
+            None,
+        ),
+        ResponseSpec(
+            ResponseAction.OBSERVE_PATIENT,
+            "Observe the patient",
+            "Watch for signs of over- or under-dose (sedation, breathing, withdrawal) for a set time.",
             None,
         ),
         ResponseSpec(ResponseAction.OTHER, "Other (describe in the note)", "Anything else; the note says what.", None),

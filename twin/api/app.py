@@ -139,7 +139,8 @@ def create_app(
 
     ``users``: the account store; without one the app has no accounts and every ``/api`` route
     but login answers 401 (closed by default, never open). With ``scenarios`` (a process that
-    runs a simulation too), the scenario routes of :mod:`twin.api.scenarios` are included."""
+    runs a simulation too), the scenario routes of :mod:`twin.api.scenarios` and the training
+    routes of :mod:`twin.api.training` are included."""
     app = FastAPI(
         title="PumpTwin twin service",
         version=__version__,
@@ -411,6 +412,12 @@ def create_app(
         from twin.api.scenarios import scenario_router
 
         app.include_router(scenario_router(scenarios))
+        from twin.api.training import training_router
+        from twin.training.desk import TrainingDesk
+
+        desk = TrainingDesk(scenarios, service, users)
+        app.state.training = desk
+        app.include_router(training_router(desk))
 
     mount_console(app)
     return app

@@ -530,6 +530,9 @@ class ScenarioRunner:
         self.driver: SimDriver | None = None
         self._ids = itertools.count(1)
         self._paused_clock = False
+        self.listeners: list[Callable[[ScenarioRun, str], None]] = []
+        """Called with each live run and the event (``started``, ``paused``, ``resumed``,
+        ``completed``, ``aborted``, ``patient_symptom``), after the run changed."""
 
     def attach(self, service: TwinService, driver: SimDriver) -> None:
         """Join the twin and the driver; observe what the simulated pumps publish from now on."""
@@ -661,6 +664,8 @@ class ScenarioRunner:
     def _announce(self, run: ScenarioRun, event: str) -> None:
         if run.status.final and self._paused_clock:
             self._release_clock()  # a run that aborts itself while paused gives the clock back
+        for listener in list(self.listeners):
+            listener(run, event)
         if self.service is None:
             return
         body = run_json(run, detail=False)

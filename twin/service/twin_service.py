@@ -167,6 +167,7 @@ class TwinService:
         self._dose_flags: dict[str, bool] = {}
         self.reject_counts: dict[str, int] = {}
         self.transition_listeners: list[Callable[[Transition], None]] = []
+        self.response_listeners: list[Callable[[AlarmResponse], None]] = []
         self.started_at = clock()
         self._restore()
 
@@ -444,6 +445,8 @@ class TwinService:
         )
         self.journal.record_response(response)
         self.bus.publish("response", response_json(response))
+        for listener in list(self.response_listeners):
+            listener(response)
         return response, tracked
 
     def _publish_command(self, tracked: TrackedCommand, now: datetime) -> None:

@@ -197,6 +197,22 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE INDEX alarm_response_actor ON alarm_response (actor, at)",
         *_append_only("alarm_response"),
     ),
+    # 3: training sessions, as the events of their lives (started, paused, resumed, ended)
+    (
+        """
+        CREATE TABLE training_event (
+            id INTEGER PRIMARY KEY,
+            session_id TEXT NOT NULL,
+            event TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            at TEXT NOT NULL,
+            detail TEXT NOT NULL CHECK (json_valid(detail)),
+            UNIQUE (session_id, event)
+        ) STRICT
+        """,
+        "CREATE INDEX training_event_session ON training_event (session_id, id)",
+        *_append_only("training_event"),
+    ),
 )
 """Schema migrations, oldest first: migration *n* (1-based) takes ``user_version`` from n-1 to n.
 Append new migrations; never edit a released one."""
@@ -268,6 +284,19 @@ class AlarmResponse:
     role: str
     at: datetime
     command_id: str | None
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingEvent:
+    """One event in the life of a training session (table ``training_event``): ``started`` (detail:
+    the session's scenario, run, instructor, trainees, pumps, speed), ``paused-N``/``resumed-N``,
+    and ``completed`` or ``aborted`` (detail: the final report). ``at``: the twin's clock."""
+
+    session_id: str
+    event: str
+    actor: str
+    at: datetime
     detail: dict[str, Any]
 
 
@@ -500,6 +529,30 @@ class Journal:
             )
         return cursor.rowcount == 1
 
+    def record_training_event(self, event: TrainingEvent) -> bool:
+        """Append one training-session event; ``False`` if the session already has an event of
+        that name (nothing written: a session starts once and ends once; ``paused``/``resumed``
+        carry a counter in their name, e.g. ``paused-2``)."""
+        with self._transaction():
+            cursor = self._db.execute(
+                "INSERT INTO training_event (session_id, event, actor, at, detail) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (session_id, event) DO NOTHING",
+                (event.session_id, event.event, event.actor, _text(event.at), _json(event.detail)),
+            )
+        return cursor.rowcount == 1
+
+    def training_events(self, session_id: str | None = None) -> list[TrainingEvent]:
+        """Training-session events in the order recorded (of one session, or of all)."""
+        sql = "SELECT session_id, event, actor, at, detail FROM training_event"
+        params: tuple[object, ...] = ()
+        if session_id is not None:
+            sql += " WHERE session_id = ?"
+            params = (session_id,)
+        rows = self._db.execute(sql + " ORDER BY id", params)
+        return [
+            TrainingEvent(sid, event, actor, _time(at), json.loads(detail)) for sid, event, actor, at, detail in rows
+        ]
+
     def responses(
         self,
         *,
@@ -680,5 +733,6 @@ __all__ = [
     "Journal",
     "JournalConflict",
     "JournalError",
+    "TrainingEvent",
     "dedupe_key",
 ]

@@ -1,0 +1,236 @@
+"""Training scores, on transitions made by the real alarm lifecycle: time to acknowledge, verdicts
+against the scenario's expected responses, missed alarms, team credit, and the report's JSON, CSV
+and InfluxDB forms."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from twin.alarms.lifecycle import Transition, acknowledge, condition_cleared, condition_returned, raise_alarm, silence
+from twin.alarms.responses import RESPONSE_CATALOGUE, ResponseAction
+from twin.contract.alarms import Priority
+from twin.influx.points import TrainingVerdict, training_response_point
+from twin.scenarios.model import AlarmExpectation
+from twin.scenarios.scenario_file import load_library
+from twin.store.journal import AlarmResponse
+from twin.training.scoring import (
+    ACK_TARGET_S,
+    SATISFIES,
+    Verdict,
+    ack_credit,
+    acts,
+    expected_responses,
+    occurrences,
+    score,
+)
+from twin.training.session import (
+    TrainingSession,
+    ended_event,
+    fold,
+    report_csv,
+    score_from_json,
+    score_json,
+    started_event,
+    training_points,
+)
+
+T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+DEVICES = frozenset({"p1", "p2"})
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def response(actor: str, key: str, action: str, seconds: float) -> AlarmResponse:
+    device_id, code = key.split("/")
+    return AlarmResponse(
+        response_id=f"r-{actor}-{action}-{seconds}",
+        key=key,
+        device_id=device_id,
+        site="s1",
+        code=code,
+        priority="high",
+        alarm_version=1,
+        alarm_state="active_unacknowledged",
+        action=action,
+        note=None,
+        actor=actor,
+        role="trainee",
+        at=at(seconds),
+        command_id=None,
+        detail={},
+    )
+
+
+def stall_with_acks(*acks: tuple[str, float]) -> list[Transition]:
+    """A high-priority motor stall on p1 raised at 10 s, acknowledged by the first of ``acks``."""
+    alarm, transitions = raise_alarm(
+        "p1/motor_stall", "p1", "s1", "motor_stall", "device", Priority.HIGH, "stall", at(10)
+    )
+    for actor, seconds in acks[:1]:
+        alarm, more = acknowledge(alarm, actor, at(seconds))
+        transitions += more
+    return transitions
+
+
+EXPECTED = {"motor_stall": ("rotor_study", "interrogate")}
+
+
+def scored(transitions: list[Transition], responses: list[AlarmResponse], trainees: tuple[str, ...], *, ended: bool):
+    occ = occurrences(transitions, DEVICES, T0, None)
+    done = acts(transitions, responses, frozenset(trainees), DEVICES, T0, None)
+    return score(occ, done, trainees, EXPECTED, ended=ended)
+
+
+def test_an_acknowledgement_and_a_matching_response_are_correct_with_the_time_measured() -> None:
+    transitions = stall_with_acks(("ann", 40))
+    result = scored(transitions, [response("ann", "p1/motor_stall", "rotor_study", 55)], ("ann",), ended=True)
+    (row,) = result.alarms
+    assert row.time_to_ack_s == 30.0
+    assert row.time_to_respond_s == 45.0
+    assert row.acknowledged_by == "ann"
+    assert (row.responses, row.matched) == (("rotor_study",), ("rotor_study",))
+    assert row.verdict is Verdict.CORRECT
+    assert row.score == 1.0  # acknowledged within the high-priority target and matched
+    (summary,) = result.trainees
+    assert (summary.alarms, summary.acknowledged, summary.correct, summary.missed) == (1, 1, 1, 0)
+    assert summary.median_time_to_ack_s == 30.0
+    assert summary.score == 100.0
+
+
+def test_a_wrong_response_is_incorrect_and_a_late_acknowledgement_earns_less() -> None:
+    late = ACK_TARGET_S[Priority.HIGH] * 2.5  # halfway between target and no credit
+    transitions = stall_with_acks(("ann", 10 + late))
+    result = scored(transitions, [response("ann", "p1/motor_stall", "refill", 10 + late + 5)], ("ann",), ended=True)
+    (row,) = result.alarms
+    assert row.verdict is Verdict.INCORRECT
+    assert row.matched == ()
+    assert row.score == pytest.approx(0.25)  # half of the acknowledgement's half
+    assert ack_credit(Priority.HIGH, late) == pytest.approx(0.5)
+
+
+def test_nothing_done_is_pending_while_the_session_runs_and_missed_when_it_ends() -> None:
+    transitions = stall_with_acks()
+    assert scored(transitions, [], ("ann",), ended=False).alarms[0].verdict is Verdict.PENDING
+    ended = scored(transitions, [], ("ann",), ended=True)
+    assert ended.alarms[0].verdict is Verdict.MISSED
+    assert ended.alarms[0].score == 0.0
+    assert ended.trainees[0].missed == 1
+
+
+def test_the_first_acknowledgement_is_the_teams_and_each_trainee_is_scored_on_their_own_acts() -> None:
+    transitions = stall_with_acks(("ann", 20))
+    responses = [response("bob", "p1/motor_stall", "interrogate", 30)]
+    result = scored(transitions, responses, ("ann", "bob", "cat"), ended=True)
+    rows = {r.trainee: r for r in result.alarms}
+    assert rows["ann"].time_to_ack_s == 10.0
+    assert rows["ann"].verdict is Verdict.INCORRECT  # acknowledged, but no expected response
+    assert rows["bob"].acknowledged_by == "ann"
+    assert rows["bob"].time_to_ack_s is None
+    assert rows["bob"].verdict is Verdict.CORRECT
+    assert rows["bob"].score == 0.5  # the response's half only
+    assert rows["cat"].verdict is Verdict.MISSED
+
+
+def test_acts_count_for_the_latest_raise_before_them_and_others_acts_do_not_count() -> None:
+    alarm, transitions = raise_alarm(
+        "p2/reservoir_low", "p2", "s1", "reservoir_low", "device", Priority.MEDIUM, "low", at(5)
+    )
+    alarm, more = condition_cleared(alarm, at(50))
+    transitions += more
+    alarm, more = condition_returned(alarm, at(100))
+    transitions += more
+    alarm, more = silence(alarm, "ann", at(110), timedelta(minutes=2))
+    transitions += more
+    alarm, more = acknowledge(alarm, "instructor", at(120))  # not a trainee: not scored, not credited
+    transitions += more
+    result = score(
+        occurrences(transitions, DEVICES, T0, None),
+        acts(transitions, [], frozenset({"ann"}), DEVICES, T0, None),
+        ("ann",),
+        {},
+        ended=True,
+    )
+    first, second = result.alarms
+    assert first.verdict is Verdict.MISSED  # the first occurrence: nothing done before the second raise
+    assert second.verdict is Verdict.INCORRECT  # silenced, never acknowledged: no expectation, so the ack decides
+    assert [a.kind for a in result.actions] == ["silence"]
+
+
+def test_the_window_and_the_pumps_bound_what_is_scored() -> None:
+    transitions = stall_with_acks(("ann", 40))
+    assert occurrences(transitions, frozenset({"p2"}), T0, None) == []
+    assert occurrences(transitions, DEVICES, at(11), None) == []
+    assert acts(transitions, [], frozenset({"ann"}), DEVICES, T0, at(39)) == []
+
+
+def test_every_response_action_is_mapped_and_every_catalogue_expectation_can_be_met() -> None:
+    assert set(SATISFIES) == set(ResponseAction) == set(RESPONSE_CATALOGUE)
+    reachable = {s for satisfied in SATISFIES.values() for s in satisfied}
+    catalogue = load_library()
+    assert len(catalogue) >= 13
+    for scenario in catalogue.values():
+        for expectation in scenario.expect:
+            if isinstance(expectation, AlarmExpectation) and expectation.responses:
+                assert reachable & set(expectation.responses), (scenario.name, expectation.code)
+        for code, names in expected_responses(scenario).items():
+            assert len(names) == len(set(names)), (scenario.name, code)
+
+
+def test_the_report_round_trips_through_json_and_reads_as_csv_and_influx_points() -> None:
+    transitions = stall_with_acks(("ann", 40))
+    result = scored(transitions, [response("ann", "p1/motor_stall", "rotor_study", 55)], ("ann", "bob"), ended=True)
+    assert score_from_json(score_json(result)) == result
+    session = TrainingSession("t-1", "stall", "Stall", "run-1", "ian", ("ann", "bob"), ("p1", "p2"), 60.0, T0)
+    rows = list(csv.DictReader(io.StringIO(report_csv(session, result))))
+    assert [(r["trainee"], r["verdict"], r["time_to_ack_s"]) for r in rows] == [
+        ("ann", "correct", "30.000"),
+        ("bob", "missed", ""),
+    ]
+    points = training_points(session, result)
+    assert [(p.trainee, p.verdict) for p in points] == [
+        ("ann", TrainingVerdict.CORRECT),
+        ("bob", TrainingVerdict.MISSED),
+    ]
+    line = training_response_point(points[0]).line_protocol()
+    assert line.startswith("training,session=t-1,site=s1,trainee=ann ")
+    assert 'verdict="correct"' in line
+    assert "time_to_ack_s=30" in line
+
+
+def test_sessions_fold_from_their_events() -> None:
+    session = TrainingSession("t-1", "stall", "Stall", "run-1", "ian", ("ann",), ("p1",), 60.0, T0)
+    result = scored(stall_with_acks(("ann", 40)), [], ("ann",), ended=True)
+    ended = replace(session, status="aborted", ended_at=at(100), aborted_reason="enough", final=result)
+    folded = fold([started_event(session), ended_event(ended, "ian")])
+    assert folded == {"t-1": ended}
+    assert fold([started_event(session)])["t-1"].active
+
+
+@given(
+    ack_after=st.lists(st.floats(min_value=0, max_value=10_000), min_size=1, max_size=5),
+    actions=st.lists(st.sampled_from(list(ResponseAction)), max_size=4),
+    ended=st.booleans(),
+)
+def test_scores_stay_within_bounds_and_summaries_add_up(
+    ack_after: list[float], actions: list[ResponseAction], ended: bool
+) -> None:
+    trainees = ("ann", "bob")
+    transitions = stall_with_acks(*((trainees[i % 2], 10 + s) for i, s in enumerate(ack_after)))
+    responses = [response(trainees[i % 2], "p1/motor_stall", a.value, 20 + i) for i, a in enumerate(actions)]
+    result = scored(transitions, responses, trainees, ended=ended)
+    for row in result.alarms:
+        assert 0.0 <= row.score <= 1.0
+        assert (row.verdict is Verdict.PENDING) <= (not ended)
+        assert (row.verdict is Verdict.MISSED) <= ended
+    for summary in result.trainees:
+        assert summary.correct + summary.incorrect + summary.missed + summary.pending == summary.alarms
+        assert 0.0 <= summary.score <= 100.0

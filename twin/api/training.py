@@ -1,0 +1,140 @@
+"""Training-session routes of the HTTP API, present with the scenario routes (a process that runs
+a simulation: ``pumptwin demo``). See :mod:`twin.training.desk`.
+
+* ``GET /api/training/trainees`` — the active trainee accounts (instructor);
+* ``POST /api/training/sessions`` ``{scenario, trainees, speed?}`` — start a session (instructor);
+* ``GET /api/training/sessions`` — every session, with each trainee's summary;
+  ``GET /api/training/sessions/{id}`` — one, with the full report (live while it runs);
+* ``POST /api/training/sessions/{id}/pause`` | ``resume`` | ``abort`` (instructor);
+* ``GET /api/training/sessions/{id}/report.json`` | ``report.csv`` — the report as a download;
+* ``GET /api/training/current`` — the running session the signed-in user is a trainee of.
+
+Errors are JSON with a stable ``reason``: ``unknown_session`` (404), ``no_trainees``,
+``unknown_trainee``, ``not_a_trainee`` (422), ``session_finished`` and the scenario runner's
+refusals (``run_active``, ``flat_out``, ``invalid_for_fleet``: 409; ``unknown_scenario``: 404;
+``not_attached``: 503). Reading needs a session (any role); starting and steering a session need
+the instructor role (``Permission.RUN_SCENARIO``): a trainee cannot start one (403).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from twin.api.auth import Reader, allowed
+from twin.roles import Permission
+from twin.scenarios.runner import ScenarioRefused
+from twin.store.users import User
+from twin.training.desk import TrainingDesk, TrainingRefused
+from twin.training.session import report_csv
+
+Trainer = Annotated[User, Depends(allowed(Permission.RUN_SCENARIO))]
+
+_STATUS = {
+    "unknown_session": 404,
+    "unknown_scenario": 404,
+    "not_attached": 503,
+    "no_trainees": 422,
+    "unknown_trainee": 422,
+    "not_a_trainee": 422,
+}
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StartSession(_Body):
+    scenario: str = Field(min_length=1, max_length=200)
+    trainees: list[str] = Field(min_length=1, max_length=50, description="user names of trainee accounts")
+    speed: float | None = Field(default=None, gt=0, le=1_000_000, description="x real time; default: the scenario's")
+
+
+class AbortSession(_Body):
+    reason: str = Field(default="aborted by the instructor", min_length=1, max_length=500)
+
+
+@contextmanager
+def _refusals() -> Iterator[None]:
+    try:
+        yield
+    except (TrainingRefused, ScenarioRefused) as exc:
+        status = _STATUS.get(exc.reason, 409)
+        raise HTTPException(status_code=status, detail={"reason": exc.reason, "detail": str(exc)}) from None
+
+
+def _download(body: str, media_type: str, filename: str) -> Response:
+    return Response(
+        content=body.encode(),
+        media_type=media_type,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def training_router(desk: TrainingDesk) -> APIRouter:
+    router = APIRouter(prefix="/api/training", tags=["training"])
+
+    @router.get("/trainees")
+    async def trainees(user: Trainer) -> list[dict[str, str]]:
+        return [{"username": name, "role": "trainee"} for name in desk.trainees()]
+
+    @router.post("/sessions", status_code=201)
+    async def start(body: StartSession, user: Trainer) -> dict[str, Any]:
+        with _refusals():
+            session = desk.start(body.scenario, body.trainees, instructor=user.username, speed=body.speed)
+        return desk.json(session)
+
+    @router.get("/sessions")
+    async def list_sessions(user: Reader) -> list[dict[str, Any]]:
+        newest_first = reversed(list(desk.sessions.values()))
+        return [desk.json(s, detail=False) for s in newest_first]
+
+    @router.get("/current")
+    async def current(user: Reader) -> dict[str, Any]:
+        session = desk.current_for(user.username)
+        return {"session": desk.json(session, detail=False) if session is not None else None}
+
+    @router.get("/sessions/{session_id}")
+    async def get_session(session_id: str, user: Reader) -> dict[str, Any]:
+        with _refusals():
+            return desk.json(desk.get(session_id))
+
+    @router.post("/sessions/{session_id}/pause")
+    async def pause(session_id: str, user: Trainer) -> dict[str, Any]:
+        with _refusals():
+            return desk.json(desk.pause(session_id, by=user.username))
+
+    @router.post("/sessions/{session_id}/resume")
+    async def resume(session_id: str, user: Trainer) -> dict[str, Any]:
+        with _refusals():
+            return desk.json(desk.resume(session_id, by=user.username))
+
+    @router.post("/sessions/{session_id}/abort")
+    async def abort(session_id: str, user: Trainer, body: AbortSession | None = None) -> dict[str, Any]:
+        body = body or AbortSession()
+        with _refusals():
+            return desk.json(desk.abort(session_id, body.reason, by=user.username))
+
+    @router.get("/sessions/{session_id}/report.json")
+    async def report_json(session_id: str, user: Reader) -> Response:
+        with _refusals():
+            body = desk.json(desk.get(session_id))
+        return _download(json.dumps(body, indent=2), "application/json", f"training-{session_id}.json")
+
+    @router.get("/sessions/{session_id}/report.csv")
+    async def report_as_csv(session_id: str, user: Reader) -> Response:
+        with _refusals():
+            session = desk.get(session_id)
+            text = report_csv(session, desk.score(session))
+        return _download(text, "text/csv; charset=utf-8", f"training-{session_id}.csv")
+
+    return router
+
+
+__all__ = ["training_router"]

@@ -1,0 +1,1 @@
+"""Training sessions: scenarios played live for trainees, and how they are scored."""

@@ -1,0 +1,264 @@
+"""The training desk: starts, watches and ends training sessions in a process that runs the
+simulation (``pumptwin demo``); the imperative shell around :mod:`twin.training.scoring`.
+
+An instructor starts a session with a scenario and trainees: the desk checks that every trainee
+is an active ``trainee`` account, starts the scenario live through the
+:class:`~twin.scenarios.runner.ScenarioRunner` (so the runner's refusals apply: one live run at a
+time, real pumps never get faults) and journals ``started``. Pause, resume and abort go to the
+run; when the run ends (its timeline done, aborted by the instructor or by one of its own abort
+conditions) the desk freezes the score, journals ``completed``/``aborted`` with it, writes the
+``training`` points to InfluxDB and says so on the live stream.
+
+While a session runs, its score is computed on demand from the journal (the trainees'
+acknowledgements, silences and responses), and a ``training`` event (the session with its
+per-trainee summary) goes out on the live stream whenever an alarm on a session pump is raised or
+a trainee acts, so the instructor's page follows the trainees as they work.
+
+A twin restarted during a session finds it ``running`` in the journal with no run behind it: the
+desk ends it as ``aborted`` ("the twin restarted during the session"), scored on what the journal
+holds up to then.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from twin.alarms.lifecycle import Transition, TransitionEvent
+from twin.influx.points import training_response_point
+from twin.roles import Role
+from twin.scenarios.runner import ScenarioRun, ScenarioRunner
+from twin.service.twin_service import TwinService
+from twin.store.journal import AlarmResponse, TrainingEvent
+from twin.store.users import UserStore
+from twin.training.scoring import TrainingScore, acts, expected_responses, occurrences, score
+from twin.training.session import (
+    SessionStatus,
+    TrainingSession,
+    ended_event,
+    fold,
+    session_json,
+    started_event,
+    training_points,
+)
+
+log = logging.getLogger(__name__)
+
+RESTARTED = "the twin restarted during the session"
+
+
+class TrainingRefused(ValueError):
+    """A request the desk will not carry out; ``reason`` is stable (the API's error reason)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+_WATCHED: frozenset[TransitionEvent] = frozenset(
+    {TransitionEvent.RAISE, TransitionEvent.RERAISE, TransitionEvent.ACKNOWLEDGE, TransitionEvent.SILENCE}
+)
+
+
+class TrainingDesk:
+    """Training sessions on ``runner``'s live runs, observed through ``service`` (see the module docstring)."""
+
+    def __init__(self, runner: ScenarioRunner, service: TwinService, users: UserStore | None) -> None:
+        self.runner = runner
+        self.service = service
+        self.users = users
+        self._actor = ""  # who pulled the run's lever, while the runner calls back
+        self.sessions: dict[str, TrainingSession] = fold(service.journal.training_events())
+        for session in list(self.sessions.values()):
+            if session.active:  # no run survives a restart
+                self._end(session, "aborted", actor="twin", reason=RESTARTED)
+        runner.listeners.append(self._on_run)
+        service.transition_listeners.append(self._on_transition)
+        service.response_listeners.append(self._on_response)
+
+    # ---------------------------------------------------------------------------------- queries
+
+    def get(self, session_id: str) -> TrainingSession:
+        session = self.sessions.get(session_id)
+        if session is None:
+            raise TrainingRefused("unknown_session", f"no training session {session_id!r}")
+        return session
+
+    @property
+    def active(self) -> TrainingSession | None:
+        return next((s for s in self.sessions.values() if s.active), None)
+
+    def current_for(self, username: str) -> TrainingSession | None:
+        """The running or paused session ``username`` is a trainee of."""
+        active = self.active
+        return active if active is not None and username in active.trainees else None
+
+    def trainees(self) -> list[str]:
+        """The active trainee accounts, by name."""
+        if self.users is None:
+            return []
+        return sorted(u.username for u in self.users.all() if u.role is Role.TRAINEE and not u.disabled)
+
+    def score(self, session: TrainingSession) -> TrainingScore:
+        """The final score of an ended session, or the score so far of a running one."""
+        if session.final is not None:
+            return session.final
+        return self._compute(session, end=None, ended=False)
+
+    def json(self, session: TrainingSession, *, detail: bool = True) -> dict[str, Any]:
+        return session_json(session, self.score(session), detail=detail)
+
+    def _compute(self, session: TrainingSession, *, end: datetime | None, ended: bool) -> TrainingScore:
+        journal = self.service.journal
+        devices = frozenset(session.devices)
+        trainees = frozenset(session.trainees)
+        transitions = journal.transitions(since=session.started_at)
+        responses = journal.responses(since=session.started_at)
+        scenario = self.runner.library.get(session.scenario)
+        expected = expected_responses(scenario) if scenario is not None else {}
+        return score(
+            occurrences(transitions, devices, session.started_at, end),
+            acts(transitions, responses, trainees, devices, session.started_at, end),
+            session.trainees,
+            expected,
+            ended=ended,
+        )
+
+    # --------------------------------------------------------------------------------- commands
+
+    def start(
+        self, scenario: str, trainees: Sequence[str], *, instructor: str, speed: float | None = None
+    ) -> TrainingSession:
+        """Start ``scenario`` live as a session for ``trainees``. Raises :class:`TrainingRefused`
+        (``no_trainees``, ``unknown_trainee``, ``not_a_trainee``) or the runner's
+        :class:`~twin.scenarios.runner.ScenarioRefused`."""
+        names = tuple(dict.fromkeys(trainees))
+        if not names:
+            raise TrainingRefused("no_trainees", "a training session needs at least one trainee")
+        for name in names:
+            user = self.users.get(name) if self.users is not None else None
+            if user is None or user.disabled:
+                raise TrainingRefused("unknown_trainee", f"no active account {name!r}")
+            if user.role is not Role.TRAINEE:
+                raise TrainingRefused("not_a_trainee", f"{name!r} is a {user.role.value}, not a trainee")
+        run = self.runner.start(scenario, speed=speed, started_by=instructor)
+        assert self.runner.driver is not None
+        session = TrainingSession(
+            session_id=f"t-{uuid.uuid4().hex[:8]}",
+            scenario=run.scenario.name,
+            title=run.scenario.title,
+            run_id=run.run_id,
+            instructor=instructor,
+            trainees=names,
+            devices=tuple(run.timeline.device_ids),
+            speed=float(self.runner.driver.speed or run.scenario.speed),
+            started_at=self.service.clock(),
+        )
+        self.service.journal.record_training_event(started_event(session))
+        self.sessions[session.session_id] = session
+        log.info("training session %s: %s for %s, by %s", session.session_id, session.scenario, names, instructor)
+        self._announce(session, "started")
+        return session
+
+    def pause(self, session_id: str, *, by: str) -> TrainingSession:
+        return self._run_action(session_id, by, "pause")
+
+    def resume(self, session_id: str, *, by: str) -> TrainingSession:
+        return self._run_action(session_id, by, "resume")
+
+    def abort(self, session_id: str, reason: str, *, by: str) -> TrainingSession:
+        return self._run_action(session_id, by, "abort", reason)
+
+    def _run_action(self, session_id: str, by: str, verb: str, reason: str = "") -> TrainingSession:
+        session = self.get(session_id)
+        if not session.active:
+            raise TrainingRefused("session_finished", f"session {session_id} is already {session.status}")
+        self._actor = by
+        try:
+            if verb == "pause":
+                self.runner.pause(session.run_id)
+            elif verb == "resume":
+                self.runner.resume(session.run_id)
+            else:
+                self.runner.abort(session.run_id, reason, by=by)
+        finally:
+            self._actor = ""
+        return self.sessions[session_id]
+
+    # -------------------------------------------------------------------------------- listeners
+
+    def _session_of(self, run: ScenarioRun) -> TrainingSession | None:
+        return next((s for s in self.sessions.values() if s.run_id == run.run_id and s.active), None)
+
+    def _on_run(self, run: ScenarioRun, event: str) -> None:
+        session = self._session_of(run)
+        if session is None:
+            return
+        actor = self._actor or run.aborted_by or "scenario"
+        if event in ("paused", "resumed"):
+            status: SessionStatus = "paused" if event == "paused" else "running"
+            if session.status == status:
+                return
+            count = 1 + sum(
+                1 for e in self.service.journal.training_events(session.session_id) if e.event.startswith(event)
+            )
+            at = self.service.clock()
+            self.service.journal.record_training_event(
+                TrainingEvent(session.session_id, f"{event}-{count}", actor, at, {})
+            )
+            session = replace(session, status=status)
+            self.sessions[session.session_id] = session
+            self._announce(session, event)
+        elif event in ("completed", "aborted"):
+            self._end(session, event, actor=actor, reason=run.aborted_reason)
+
+    def _end(self, session: TrainingSession, status: str, *, actor: str, reason: str | None) -> None:
+        at = self.service.clock()
+        final = self._compute(session, end=at, ended=True)
+        ended = replace(
+            session,
+            status="completed" if status == "completed" else "aborted",
+            ended_at=at,
+            aborted_reason=reason,
+            final=final,
+        )
+        self.service.journal.record_training_event(ended_event(ended, actor))
+        self.sessions[session.session_id] = ended
+        writer = self.service.writer
+        if writer is not None:
+            writer.submit([training_response_point(p) for p in training_points(ended, final)])
+        log.info("training session %s %s", session.session_id, ended.status)
+        self._announce(ended, ended.status)
+
+    def _on_transition(self, transition: Transition) -> None:
+        session = self.active
+        if session is None or transition.event not in _WATCHED or transition.device_id not in session.devices:
+            return
+        staff = transition.event in (TransitionEvent.ACKNOWLEDGE, TransitionEvent.SILENCE)
+        if staff and transition.actor not in session.trainees:
+            return
+        self._announce(session, "scored")
+
+    def _on_response(self, response: AlarmResponse) -> None:
+        session = self.active
+        if session is not None and response.actor in session.trainees and response.device_id in session.devices:
+            self._announce(session, "scored")
+
+    def _announce(self, session: TrainingSession, event: str) -> None:
+        """The session, with its per-trainee summary, on the live stream (``training``). Never
+        raises: the stream is a courtesy, the journal is the record."""
+        if event == "scored" and self.service.bus.subscribers == 0:
+            return
+        try:
+            body = self.json(session, detail=False)
+            body["event"] = event
+            self.service.bus.publish("training", body, coalesce_key=f"training:{session.session_id}")
+        except Exception:
+            log.exception("training session %s: the live update failed", session.session_id)
+
+
+__all__ = ["RESTARTED", "TrainingDesk", "TrainingRefused"]
