@@ -163,9 +163,11 @@ def test_the_journal_has_no_update_or_delete_api() -> None:
         "log_command",
         "record",
         "record_response",
+        "record_training_event",
         "responses",
         "save_snapshot",
         "schema_version",
+        "training_events",
         "transitions",
     }
 
