@@ -257,6 +257,14 @@ def demo(
     scenario: Annotated[
         str | None, typer.Option(help="Run this catalogue scenario live on its own fleet (see `pumptwin scenario`).")
     ] = None,
+    training: Annotated[
+        bool,
+        typer.Option(
+            "--training",
+            help="A fleet for training sessions: every pump of the catalogue's scenarios, at 1x until an "
+            "instructor starts a session in the console.",
+        ),
+    ] = False,
 ) -> None:
     """The whole product on an embedded default: no broker or database to install."""
     from twin.demo import run_demo
@@ -267,7 +275,10 @@ def demo(
         chosen = load_scenario(find_scenario(scenario)) if scenario else None
     except ScenarioFileError as exc:
         raise typer.BadParameter(str(exc), param_hint="--scenario") from None
-    factor = parse_speed(speed) if speed is not None else (chosen.speed if chosen else 3600.0)
+    if training and chosen is not None:
+        raise typer.BadParameter("--training offers every scenario; leave out --scenario", param_hint="--training")
+    default_speed = chosen.speed if chosen else (1.0 if training else 3600.0)
+    factor = parse_speed(speed) if speed is not None else default_speed
     try:
         asyncio.run(
             run_demo(
@@ -276,6 +287,7 @@ def demo(
                 seed=seed,
                 duration_s=parse_duration(duration) if duration else None,
                 scenario=chosen,
+                training=training,
             )
         )
     except KeyboardInterrupt:

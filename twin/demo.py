@@ -22,7 +22,7 @@ from rich.console import Console
 from twin.embedded_broker import embedded_broker
 from twin.mqtt_endpoint import MqttEndpoint
 from twin.roles import Role
-from twin.scenarios.fleet import resolve_fleet
+from twin.scenarios.fleet import resolve_fleet, training_fleet
 from twin.scenarios.model import Scenario
 from twin.scenarios.runner import ScenarioRunner, run_summary, start_when_mirrored
 from twin.scenarios.scenario_file import load_library
@@ -92,9 +92,17 @@ async def run_demo(
     http_port: int = 8080,
     data_dir: Path | None = None,
     scenario: Scenario | None = None,
+    training: bool = False,
 ) -> None:
     """With ``scenario``, the fleet is the scenario's and the scenario runs live once every pump is
-    mirrored; either way the catalogue is offered on the API (``/api/scenarios``)."""
+    mirrored; either way the catalogue is offered on the API (``/api/scenarios``).
+
+    With ``training`` (and no ``scenario``), the fleet is every pump of the catalogue's inline
+    scenarios (:func:`~twin.scenarios.fleet.training_fleet`), without random faults or clinic
+    refills, and nothing starts by itself: an instructor starts training sessions from the
+    console, and each session sets the clock to its scenario's speed. ``speed`` (default 1x)
+    is the pace between sessions: slow, so that the pumps are still as the scenarios wrote them
+    when a session starts."""
     console = Console()
     settings = Settings()
     settings.http.port = http_port if _port_free(http_port) else 0  # 8080 taken: any free port (printed)
@@ -121,7 +129,11 @@ async def run_demo(
                 random_faults=True,
                 clinic=True,
             )
-            if scenario is None:
+            generated: list[str] = []
+            if scenario is None and training:
+                specs, generated = training_fleet(library)
+                plan = dataclasses.replace(plan, specs=specs, random_faults=False, clinic=False)
+            elif scenario is None:
                 plan = dataclasses.replace(plan, specs=demo_fleet(plan.specs))
             else:
                 fleet = resolve_fleet(scenario)
@@ -146,6 +158,14 @@ async def run_demo(
                 f"{len(plan.specs)} simulated pumps, "
                 f"{'as fast as possible' if speed is None else f'{speed:g}x real time'}; Ctrl-C to stop\n"
             )
+            if training:
+                console.print(
+                    "[bold]training[/]: sign in as an instructor, open "
+                    f"[bold cyan]{twin.url}/console/#/training[/], pick a scenario and trainees, start; "
+                    "trainees sign in from another browser."
+                )
+                if generated:
+                    console.print(f"  (on their own fleet only, with --scenario: {', '.join(generated)})")
             counts: Counter[str] = Counter()
             watcher = asyncio.create_task(watch(endpoint, console.print, counts=counts))
             await asyncio.sleep(0.5)  # let the watcher subscribe before the first births

@@ -17,8 +17,10 @@ from twin.alarms.lifecycle import Transition, acknowledge, condition_cleared, co
 from twin.alarms.responses import RESPONSE_CATALOGUE, ResponseAction
 from twin.contract.alarms import Priority
 from twin.influx.points import TrainingVerdict, training_response_point
+from twin.scenarios.fleet import members_of, resolve_fleet
 from twin.scenarios.model import AlarmExpectation
 from twin.scenarios.scenario_file import load_library
+from twin.scenarios.timeline import expand
 from twin.store.journal import AlarmResponse
 from twin.training.scoring import (
     ACK_TARGET_S,
@@ -29,6 +31,7 @@ from twin.training.scoring import (
     expected_responses,
     occurrences,
     score,
+    scored_devices,
 )
 from twin.training.session import (
     TrainingSession,
@@ -81,7 +84,7 @@ def stall_with_acks(*acks: tuple[str, float]) -> list[Transition]:
     return transitions
 
 
-EXPECTED = {"motor_stall": ("rotor_study", "interrogate")}
+EXPECTED = {"p1/motor_stall": ("rotor_study", "interrogate")}
 
 
 def scored(transitions: list[Transition], responses: list[AlarmResponse], trainees: tuple[str, ...], *, ended: bool):
@@ -174,15 +177,21 @@ def test_the_window_and_the_pumps_bound_what_is_scored() -> None:
 
 def test_every_response_action_is_mapped_and_every_catalogue_expectation_can_be_met() -> None:
     assert set(SATISFIES) == set(ResponseAction) == set(RESPONSE_CATALOGUE)
-    reachable = {s for satisfied in SATISFIES.values() for s in satisfied}
+    reachable = {s.value for satisfied in SATISFIES.values() for s in satisfied}
     catalogue = load_library()
     assert len(catalogue) >= 13
     for scenario in catalogue.values():
-        for expectation in scenario.expect:
-            if isinstance(expectation, AlarmExpectation) and expectation.responses:
-                assert reachable & set(expectation.responses), (scenario.name, expectation.code)
-        for code, names in expected_responses(scenario).items():
-            assert len(names) == len(set(names)), (scenario.name, code)
+        fleet = resolve_fleet(scenario)
+        timeline = expand(scenario, members_of(fleet.specs), fleet.epoch)
+        expected = expected_responses(timeline)
+        wanted = [e for e in scenario.expect if isinstance(e, AlarmExpectation) and e.responses and e.event == "raise"]
+        assert bool(expected) == bool(wanted), scenario.name
+        for key, names in expected.items():
+            assert reachable & set(names), (scenario.name, key)
+            assert len(names) == len(set(names)), (scenario.name, key)
+        devices = scored_devices(timeline)
+        assert set(devices) <= set(timeline.device_ids)
+        assert {key.split("/")[0] for key in expected} <= set(devices), scenario.name
 
 
 def test_the_report_round_trips_through_json_and_reads_as_csv_and_influx_points() -> None:

@@ -109,12 +109,13 @@ async def test_a_session_scored_from_what_trainees_did_and_written_to_influxdb(
                 assert PASSWORDS[Role.TRAINEE] != "trainee2-password"
 
                 # ---- a trainee cannot start a session; the instructor can
-                body = {"scenario": "stall-drill", "trainees": ["trainee", "trainee2"], "speed": 600}
+                body = {"scenario": "stall-drill", "trainees": ["trainee", "trainee2"], "speed": 1200}
                 assert (await trainee.post("/api/training/sessions", json=body)).status_code == 403
                 started = await instructor.post("/api/training/sessions", json=body)
                 assert started.status_code == 201, started.text
                 session = started.json()
                 sid = session["session_id"]
+                assert (driver.speed, session["speed"]) == (1200, 1200)
                 assert (session["status"], session["instructor"], session["devices"]) == (
                     "running",
                     "instructor",
@@ -149,6 +150,7 @@ async def test_a_session_scored_from_what_trainees_did_and_written_to_influxdb(
                 assert aborted.status_code == 200, aborted.text
                 final = aborted.json()
                 assert (final["status"], final["aborted_reason"]) == ("aborted", "debrief")
+                assert driver.speed == 600  # the session gave the clock its pace back
                 assert (await trainee.get("/api/training/current")).json() == {"session": None}
                 again = await instructor.post(f"/api/training/sessions/{sid}/abort", json={})
                 assert (again.status_code, again.json()["reason"]) == (409, "session_finished")
@@ -204,7 +206,10 @@ async def test_a_session_scored_from_what_trainees_did_and_written_to_influxdb(
 
                 await until(lambda: len(stored()) == len(table), what="the training points reach InfluxDB")
                 verdicts = {(trainee_, code): (verdict, ack_s) for trainee_, code, verdict, ack_s in stored()}
-                assert verdicts[("trainee", "motor_stall")] == ("correct", pytest.approx(stall["time_to_ack_s"], abs=1e-3))
+                assert verdicts[("trainee", "motor_stall")] == (
+                    "correct",
+                    pytest.approx(stall["time_to_ack_s"], abs=1e-3),
+                )
                 assert verdicts[("trainee2", "memory_error")] == ("missed", None)
         finally:
             driver.stop()

@@ -24,7 +24,8 @@ report is a function of the scenario and its seed.
 picks the pumps among the devices the twin mirrors; pause stops the timeline *and* the simulation
 clock (``SimDriver.pause``); resume restarts both; abort is the kill switch: pending steps are
 dropped, every pump the run sent a command to gets ``clear_fault: all`` through the twin (the safe
-baseline), and the run is recorded as aborted with its reason. A scenario's own abort conditions
+baseline), and the run is recorded as aborted with its reason. A run sets the clock to its speed
+and gives the clock its earlier speed back when it ends. A scenario's own abort conditions
 pull the same switch. Run status changes go out on the service bus as ``scenario`` events.
 
 One live run at a time: a second would share, and fight over, the one simulation clock.
@@ -530,6 +531,7 @@ class ScenarioRunner:
         self.driver: SimDriver | None = None
         self._ids = itertools.count(1)
         self._paused_clock = False
+        self._speed_before: float | None = None
         self.listeners: list[Callable[[ScenarioRun, str], None]] = []
         """Called with each live run and the event (``started``, ``paused``, ``resumed``,
         ``completed``, ``aborted``, ``patient_symptom``), after the run changed."""
@@ -604,6 +606,7 @@ class ScenarioRunner:
             timeline = expand(scenario, self.members(), sim.at(sim.now))
         except ScenarioInvalid as exc:
             raise ScenarioRefused("invalid_for_fleet", f"{name} cannot run on this fleet: {exc}") from None
+        self._speed_before = driver.speed
         driver.set_speed(speed if speed is not None else scenario.speed)
         run_id = f"run-{next(self._ids)}"
         run = ScenarioRun(
@@ -664,6 +667,9 @@ class ScenarioRunner:
     def _announce(self, run: ScenarioRun, event: str) -> None:
         if run.status.final and self._paused_clock:
             self._release_clock()  # a run that aborts itself while paused gives the clock back
+        if run.status.final and self.driver is not None and self._speed_before is not None:
+            self.driver.set_speed(self._speed_before)  # the run borrowed the clock's pace: give it back
+            self._speed_before = None
         for listener in list(self.listeners):
             listener(run, event)
         if self.service is None:

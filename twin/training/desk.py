@@ -35,7 +35,7 @@ from twin.scenarios.runner import ScenarioRun, ScenarioRunner
 from twin.service.twin_service import TwinService
 from twin.store.journal import AlarmResponse, TrainingEvent
 from twin.store.users import UserStore
-from twin.training.scoring import TrainingScore, acts, expected_responses, occurrences, score
+from twin.training.scoring import TrainingScore, acts, expected_responses, occurrences, score, scored_devices
 from twin.training.session import (
     SessionStatus,
     TrainingSession,
@@ -118,13 +118,11 @@ class TrainingDesk:
         trainees = frozenset(session.trainees)
         transitions = journal.transitions(since=session.started_at)
         responses = journal.responses(since=session.started_at)
-        scenario = self.runner.library.get(session.scenario)
-        expected = expected_responses(scenario) if scenario is not None else {}
         return score(
             occurrences(transitions, devices, session.started_at, end),
             acts(transitions, responses, trainees, devices, session.started_at, end),
             session.trainees,
-            expected,
+            session.expected,
             ended=ended,
         )
 
@@ -154,9 +152,10 @@ class TrainingDesk:
             run_id=run.run_id,
             instructor=instructor,
             trainees=names,
-            devices=tuple(run.timeline.device_ids),
+            devices=scored_devices(run.timeline),
             speed=float(self.runner.driver.speed or run.scenario.speed),
             started_at=self.service.clock(),
+            expected=expected_responses(run.timeline),
         )
         self.service.journal.record_training_event(started_event(session))
         self.sessions[session.session_id] = session

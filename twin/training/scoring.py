@@ -8,7 +8,8 @@ It is pure: no I/O and no clock (``now`` is an argument), so a report is a funct
 journaled, and the same journal always scores the same.
 
 **What is scored.** Every occurrence of an alarm (a ``raise`` or ``reraise`` transition) on the
-session's pumps between its start and its end, device alarms and twin alerts alike: staff should
+session's pumps (:func:`scored_devices`: those the scenario acts on or names) between its start
+and its end, device alarms and twin alerts alike: staff should
 answer every alarm, not only the ones the scenario set out to cause. Each occurrence is scored
 once per trainee. A trainee's acts count for the latest occurrence of that alarm raised before
 the act, inside the session's window.
@@ -19,7 +20,8 @@ the act, inside the session's window.
   session share the fleet as a ward team does: the first acknowledgement is the team's (the alarm
   then needs no other), and only its author is credited with it. ``acknowledged_by`` says who did.
 * ``responses`` (the response actions this trainee recorded) against ``expected`` (the scenario's
-  :class:`~twin.scenarios.model.StaffResponse` list for this alarm code). A response action
+  :class:`~twin.scenarios.model.StaffResponse` list for this alarm on this pump, fixed when the
+  session starts: :func:`expected_responses`). A response action
   satisfies the staff responses :data:`SATISFIES` lists: *request a rotor study* satisfies
   ``rotor_study`` and ``xray``; *schedule pump replacement* satisfies ``replace_pump`` too.
 * ``verdict``: ``correct``: a response matched one that is expected (when the scenario expects
@@ -47,10 +49,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Final, Literal
 
-from twin.alarms.lifecycle import Transition, TransitionEvent
+from twin.alarms.lifecycle import Transition, TransitionEvent, alarm_key
 from twin.alarms.responses import ResponseAction
 from twin.contract.alarms import Priority
-from twin.scenarios.model import AlarmExpectation, Scenario, StaffResponse
+from twin.scenarios.model import StaffResponse
+from twin.scenarios.timeline import Timeline
 from twin.store.journal import AlarmResponse
 
 S = StaffResponse
@@ -165,15 +168,30 @@ class TrainingScore:
 # ------------------------------------------------------------------------------------- inputs
 
 
-def expected_responses(scenario: Scenario) -> dict[str, tuple[str, ...]]:
-    """Alarm code -> the staff responses the scenario expects for it (in the order first named;
-    the union over every ``alarm`` expectation with that code)."""
+def expected_responses(timeline: Timeline) -> dict[str, tuple[str, ...]]:
+    """Alarm key (pump and code) -> the staff responses the scenario expects for it, from the
+    run's resolved ``alarm`` expectations (in the order first named; the union when several
+    expectations name the same alarm). Flood expectations (``triage_by_priority``,
+    ``find_common_cause``) are about how a team works a flood, not one alarm: not scored here."""
     found: dict[str, list[str]] = {}
-    for expectation in scenario.expect:
-        if isinstance(expectation, AlarmExpectation) and expectation.event == "raise":
-            names = found.setdefault(str(expectation.code), [])
+    for expectation in timeline.expectations:
+        if expectation.kind != "alarm" or expectation.event != "raise" or expectation.code is None:
+            continue
+        for device_id in expectation.device_ids:
+            names = found.setdefault(alarm_key(device_id, expectation.code), [])
             names.extend(r.value for r in expectation.responses if r.value not in names)
-    return {code: tuple(names) for code, names in found.items()}
+    return {key: tuple(names) for key, names in found.items() if names}
+
+
+def scored_devices(timeline: Timeline) -> tuple[str, ...]:
+    """The pumps a session scores: those a step acts on or an expectation names (a flood
+    expectation: every pump of its site), in fleet order; every pump of the run if none are."""
+    chosen = {c.device_id for c in timeline.cues}
+    for expectation in timeline.expectations:
+        chosen.update(expectation.device_ids)
+        if expectation.site is not None:
+            chosen.update(d for d, site in timeline.sites.items() if site == expectation.site)
+    return tuple(d for d in timeline.device_ids if d in chosen) or timeline.device_ids
 
 
 def _inside(at: datetime, start: datetime, end: datetime | None) -> bool:
@@ -266,7 +284,7 @@ def score(
     for o in ordered:
         answered = by_occurrence[o]
         first_ack = next((a for a in answered if a.kind == "acknowledge"), None)
-        wanted = expected.get(o.code, ())
+        wanted = expected.get(o.key, ())
         for trainee in trainees:
             rows.append(_row(trainee, o, [a for a in answered if a.trainee == trainee], first_ack, wanted, ended))
     summaries = tuple(_summary(t, [r for r in rows if r.trainee == t]) for t in trainees)
@@ -350,4 +368,5 @@ __all__ = [
     "occurrences",
     "satisfied",
     "score",
+    "scored_devices",
 ]

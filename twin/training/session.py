@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Final, Literal
 
@@ -41,6 +41,8 @@ class TrainingSession:
     aborted_reason: str | None = None
     final: TrainingScore | None = None
     """The score frozen when the session ended (``None`` while it runs)."""
+    expected: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Alarm key -> the staff responses the scenario expects (fixed at the start)."""
 
     @property
     def active(self) -> bool:
@@ -60,6 +62,7 @@ def started_event(session: TrainingSession) -> TrainingEvent:
             "trainees": list(session.trainees),
             "devices": list(session.devices),
             "speed": session.speed,
+            "expected": {key: list(names) for key, names in session.expected.items()},
         },
     )
 
@@ -88,6 +91,7 @@ def fold(events: Iterable[TrainingEvent]) -> dict[str, TrainingSession]:
                 tuple(d["devices"]),
                 float(d["speed"]),
                 e.at,
+                expected={key: tuple(names) for key, names in d.get("expected", {}).items()},
             )
             continue
         session = sessions.get(e.session_id)
@@ -249,6 +253,7 @@ def session_json(session: TrainingSession, score: TrainingScore, *, detail: bool
         "started_at": session.started_at.isoformat(),
         "ended_at": _iso(session.ended_at),
         "aborted_reason": session.aborted_reason,
+        "expected": {key: list(names) for key, names in session.expected.items()},
         "report": score_json(score, detail=detail),
     }
 
