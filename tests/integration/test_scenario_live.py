@@ -149,7 +149,7 @@ async def test_start_pause_resume_abort_and_a_real_pump_refused(mosquitto: Mosqu
         service, sim, api = live.twin.service, live.sim, live.api
 
         listed = (await api.get("/api/scenarios")).json()
-        assert [s["name"] for s in listed] == ["live-drill"]
+        assert [(s["name"], s["runnable"]) for s in listed] == [("live-drill", True)]
         assert (await api.post("/api/scenarios/nope/start", json={})).status_code == 404
 
         # ---- start

@@ -82,6 +82,10 @@ async def test_the_catalogue_is_listed_and_described(api: httpx.AsyncClient) -> 
     assert [(s["name"], s["steps"], s["abort_conditions"]) for s in listed] == [
         ("kill-switch", 5, ["unacknowledged_alarm"])
     ]
+    assert (listed[0]["runnable"], listed[0]["not_runnable_because"]) == (
+        False,
+        "no simulation is running in this process",
+    )
     one = (await api.get("/api/scenarios/kill-switch")).json()
     assert one["scenario"]["timeline"][0]["fault"] == {"fault": "motor_stall", "cause": "wear", "recover_after_s": None}
     assert (await api.get("/api/scenarios/nope")).json()["reason"] == "unknown_scenario"
@@ -110,6 +114,9 @@ async def test_a_scenario_whose_pumps_the_twin_does_not_mirror_is_refused(
     api: httpx.AsyncClient, service: TwinService, runner: ScenarioRunner
 ) -> None:
     runner.attach(service, _driver(speed=60.0))  # the twin mirrors nothing yet: p1..p3 are unknown
+    (listed,) = (await api.get("/api/scenarios")).json()
+    assert listed["runnable"] is False
+    assert "no pump 'p2' in the fleet" in listed["not_runnable_because"]
     response = await api.post("/api/scenarios/kill-switch/start", json={})
     assert (response.status_code, response.json()["reason"]) == (409, "invalid_for_fleet")
     assert "no pump 'p2' in the fleet" in response.json()["detail"]

@@ -1,6 +1,7 @@
 """Scenario routes of the HTTP API, present when the process runs a simulation (``pumptwin demo``).
 
-* ``GET /api/scenarios`` — the scenarios on offer; ``GET /api/scenarios/{name}`` — one of them;
+* ``GET /api/scenarios`` — the scenarios on offer, each with whether it can start on the running
+  fleet now (``runnable``, ``not_runnable_because``); ``GET /api/scenarios/{name}`` — one of them;
 * ``POST /api/scenarios/{name}/start`` (optional ``speed``) — start a live run;
 * ``GET /api/scenario-runs`` — every run: status, timeline progress, expectation counts;
   ``GET /api/scenario-runs/{run_id}`` — the same with the report so far;
@@ -63,7 +64,13 @@ def scenario_router(runner: ScenarioRunner) -> APIRouter:
 
     @router.get("/scenarios")
     async def list_scenarios(user: Reader) -> list[dict[str, Any]]:
-        return [scenario_json(s) for _, s in sorted(runner.library.items())]
+        """The catalogue; ``runnable`` says whether each can start on the running fleet now
+        (``not_runnable_because`` why not: e.g. the demo's default fleet lacks its pumps)."""
+        rows = []
+        for _, scenario in sorted(runner.library.items()):
+            why = runner.fits(scenario)
+            rows.append({**scenario_json(scenario), "runnable": why is None, "not_runnable_because": why})
+        return rows
 
     @router.get("/scenarios/{name}")
     async def get_scenario(name: str, user: Reader) -> dict[str, Any]:

@@ -582,6 +582,18 @@ class ScenarioRunner:
             )
         return ordered_members(rows)
 
+    def fits(self, scenario: Scenario) -> str | None:
+        """Why ``scenario`` cannot start live on the running fleet (``None``: it can): no
+        simulation attached, or a selection the mirrored fleet cannot satisfy."""
+        if self.service is None or self.driver is None:
+            return "no simulation is running in this process"
+        sim = self.driver.sim
+        try:
+            expand(scenario, self.members(), sim.at(sim.now))
+        except ScenarioInvalid as exc:
+            return f"cannot run on this fleet: {exc}"
+        return None
+
     def start(self, name: str, *, speed: float | None = None, started_by: str = "trainer") -> ScenarioRun:
         """Start scenario ``name`` now, at ``speed`` (default: the scenario's) x real time.
 
