@@ -20,7 +20,7 @@ from the event loop's thread.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Annotated, Any
 
@@ -34,7 +34,7 @@ from twin.store.users import User
 
 Trainer = Annotated[User, Depends(allowed(Permission.RUN_SCENARIO))]
 
-_STATUS = {"unknown_scenario": 404, "unknown_run": 404, "not_attached": 503}
+STATUS = {"unknown_scenario": 404, "unknown_run": 404, "not_attached": 503}
 
 
 class _Body(BaseModel):
@@ -50,11 +50,13 @@ class AbortBody(_Body):
 
 
 @contextmanager
-def _refusals() -> Iterator[None]:
+def refusals(statuses: Mapping[str, int] = STATUS) -> Iterator[None]:
+    """A :class:`ScenarioRefused` (or subclass) raised inside becomes an HTTP error with its
+    reason: the status from ``statuses``, 409 for any other reason."""
     try:
         yield
     except ScenarioRefused as exc:
-        status = _STATUS.get(exc.reason, 409)
+        status = statuses.get(exc.reason, 409)
         raise HTTPException(status_code=status, detail={"reason": exc.reason, "detail": str(exc)}) from None
 
 
@@ -82,7 +84,7 @@ def scenario_router(runner: ScenarioRunner) -> APIRouter:
     @router.post("/scenarios/{name}/start", status_code=201)
     async def start(name: str, user: Trainer, body: StartBody | None = None) -> dict[str, Any]:
         body = body or StartBody()
-        with _refusals():
+        with refusals():
             run = runner.start(name, speed=body.speed, started_by=user.username)
         return run_json(run)
 
@@ -92,23 +94,23 @@ def scenario_router(runner: ScenarioRunner) -> APIRouter:
 
     @router.get("/scenario-runs/{run_id}")
     async def get_run(run_id: str, user: Reader) -> dict[str, Any]:
-        with _refusals():
+        with refusals():
             return run_json(runner.get(run_id))
 
     @router.post("/scenario-runs/{run_id}/pause")
     async def pause(run_id: str, user: Trainer) -> dict[str, Any]:
-        with _refusals():
+        with refusals():
             return run_json(runner.pause(run_id))
 
     @router.post("/scenario-runs/{run_id}/resume")
     async def resume(run_id: str, user: Trainer) -> dict[str, Any]:
-        with _refusals():
+        with refusals():
             return run_json(runner.resume(run_id))
 
     @router.post("/scenario-runs/{run_id}/abort")
     async def abort(run_id: str, user: Trainer, body: AbortBody | None = None) -> dict[str, Any]:
         body = body or AbortBody()
-        with _refusals():
+        with refusals():
             return run_json(runner.abort(run_id, body.reason, by=user.username))
 
     return router

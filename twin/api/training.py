@@ -19,27 +19,25 @@ the instructor role (``Permission.RUN_SCENARIO``): a trainee cannot start one (4
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from twin.api.auth import Reader, allowed
+from twin.api.scenarios import STATUS as SCENARIO_STATUS
+from twin.api.scenarios import refusals
 from twin.roles import Permission
-from twin.scenarios.runner import ScenarioRefused
 from twin.store.users import User
-from twin.training.desk import TrainingDesk, TrainingRefused
+from twin.training.desk import TrainingDesk
 from twin.training.session import report_csv
 
 Trainer = Annotated[User, Depends(allowed(Permission.RUN_SCENARIO))]
 
 _STATUS = {
+    **SCENARIO_STATUS,
     "unknown_session": 404,
-    "unknown_scenario": 404,
-    "not_attached": 503,
     "no_trainees": 422,
     "unknown_trainee": 422,
     "not_a_trainee": 422,
@@ -60,15 +58,6 @@ class AbortSession(_Body):
     reason: str = Field(default="aborted by the instructor", min_length=1, max_length=500)
 
 
-@contextmanager
-def _refusals() -> Iterator[None]:
-    try:
-        yield
-    except (TrainingRefused, ScenarioRefused) as exc:
-        status = _STATUS.get(exc.reason, 409)
-        raise HTTPException(status_code=status, detail={"reason": exc.reason, "detail": str(exc)}) from None
-
-
 def _download(body: str, media_type: str, filename: str) -> Response:
     return Response(
         content=body.encode(),
@@ -86,7 +75,7 @@ def training_router(desk: TrainingDesk) -> APIRouter:
 
     @router.post("/sessions", status_code=201)
     async def start(body: StartSession, user: Trainer) -> dict[str, Any]:
-        with _refusals():
+        with refusals(_STATUS):
             session = desk.start(body.scenario, body.trainees, instructor=user.username, speed=body.speed)
         return desk.json(session)
 
@@ -102,34 +91,34 @@ def training_router(desk: TrainingDesk) -> APIRouter:
 
     @router.get("/sessions/{session_id}")
     async def get_session(session_id: str, user: Reader) -> dict[str, Any]:
-        with _refusals():
+        with refusals(_STATUS):
             return desk.json(desk.get(session_id))
 
     @router.post("/sessions/{session_id}/pause")
     async def pause(session_id: str, user: Trainer) -> dict[str, Any]:
-        with _refusals():
+        with refusals(_STATUS):
             return desk.json(desk.pause(session_id, by=user.username))
 
     @router.post("/sessions/{session_id}/resume")
     async def resume(session_id: str, user: Trainer) -> dict[str, Any]:
-        with _refusals():
+        with refusals(_STATUS):
             return desk.json(desk.resume(session_id, by=user.username))
 
     @router.post("/sessions/{session_id}/abort")
     async def abort(session_id: str, user: Trainer, body: AbortSession | None = None) -> dict[str, Any]:
         body = body or AbortSession()
-        with _refusals():
+        with refusals(_STATUS):
             return desk.json(desk.abort(session_id, body.reason, by=user.username))
 
     @router.get("/sessions/{session_id}/report.json")
     async def report_json(session_id: str, user: Reader) -> Response:
-        with _refusals():
+        with refusals(_STATUS):
             body = desk.json(desk.get(session_id))
         return _download(json.dumps(body, indent=2), "application/json", f"training-{session_id}.json")
 
     @router.get("/sessions/{session_id}/report.csv")
     async def report_as_csv(session_id: str, user: Reader) -> Response:
-        with _refusals():
+        with refusals(_STATUS):
             session = desk.get(session_id)
             text = report_csv(session, desk.score(session))
         return _download(text, "text/csv; charset=utf-8", f"training-{session_id}.csv")

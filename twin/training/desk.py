@@ -31,7 +31,7 @@ from typing import Any
 from twin.alarms.lifecycle import Transition, TransitionEvent
 from twin.influx.points import training_response_point
 from twin.roles import Role
-from twin.scenarios.runner import ScenarioRun, ScenarioRunner
+from twin.scenarios.runner import ScenarioRefused, ScenarioRun, ScenarioRunner
 from twin.service.twin_service import TwinService
 from twin.store.journal import AlarmResponse, TrainingEvent
 from twin.store.users import UserStore
@@ -51,12 +51,9 @@ log = logging.getLogger(__name__)
 RESTARTED = "the twin restarted during the session"
 
 
-class TrainingRefused(ValueError):
-    """A request the desk will not carry out; ``reason`` is stable (the API's error reason)."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
+class TrainingRefused(ScenarioRefused):
+    """A request the desk will not carry out; ``reason`` is stable (the API's error reason). A
+    kind of :class:`ScenarioRefused`, so callers handle the desk's and the runner's refusals alike."""
 
 
 _WATCHED: frozenset[TransitionEvent] = frozenset(
