@@ -68,7 +68,7 @@ def test_responses_are_append_only(tmp_path: Path) -> None:
             raw.execute("DELETE FROM alarm_response")
 
 
-def test_a_schema_1_journal_gains_the_response_table_and_keeps_its_alarms(
+def test_a_schema_1_journal_gains_the_response_and_training_tables_and_keeps_its_alarms(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "j.sqlite"
@@ -81,9 +81,10 @@ def test_a_schema_1_journal_gains_the_response_table_and_keeps_its_alarms(
         with Journal(path) as old:
             assert old.schema_version == 1
             old.record(made)
-    assert SCHEMA_VERSION == 2
+    assert SCHEMA_VERSION == 3
     with Journal(path) as journal:
-        assert journal.schema_version == 2
+        assert journal.schema_version == 3  # 2: responses, 3: training events
         assert journal.alarms() == {alarm.key: alarm}
         assert journal.record_response(response(1, key=alarm.key))
         assert [r.key for r in journal.responses()] == [alarm.key]
+        assert journal.training_events() == []
