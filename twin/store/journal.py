@@ -70,9 +70,8 @@ for naive datetimes and for payloads JSON cannot hold (NaN, non-string keys, obj
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -82,24 +81,9 @@ from typing import Any, Final, Self
 from twin.alarms.lifecycle import Alarm, AlarmState, Source, Transition, TransitionEvent, replay
 from twin.contract.alarms import Priority
 from twin.contract.messages import AlarmEvent
+from twin.store.sqlite import BUSY_TIMEOUT_S, append_only, connect, migrate, schema_version, transaction
 
-BUSY_TIMEOUT_S: Final = 5.0
-"""How long a write waits for another connection's write to finish before failing."""
-
-_APPEND_ONLY = (
-    """
-CREATE TRIGGER {table}_no_update BEFORE UPDATE ON {table}
-BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END
-""",
-    """
-CREATE TRIGGER {table}_no_delete BEFORE DELETE ON {table}
-BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END
-""",
-)
-
-
-def _append_only(table: str) -> tuple[str, ...]:
-    return tuple(statement.format(table=table) for statement in _APPEND_ONLY)
+_append_only = append_only
 
 
 MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
@@ -315,14 +299,9 @@ class Journal:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        self._db = connect(path, error=JournalError)
         try:
-            mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if mode != "wal":
-                raise JournalError(f"{path}: SQLite cannot use WAL here (journal_mode is {mode})")
-            self._db.execute("PRAGMA synchronous = NORMAL")
-            self._migrate()
+            migrate(self._db, MIGRATIONS, path, error=JournalError)
         except BaseException:
             self._db.close()
             raise
@@ -341,35 +320,10 @@ class Journal:
 
     @property
     def schema_version(self) -> int:
-        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        return schema_version(self._db)
 
-    def _migrate(self) -> None:
-        if self.schema_version == SCHEMA_VERSION:
-            return
-        for number, statements in enumerate(MIGRATIONS, start=1):
-            with self._transaction():
-                found = self.schema_version  # read under the write lock: another process may have migrated
-                if found > SCHEMA_VERSION:
-                    raise JournalError(
-                        f"{self.path} has schema version {found}; this PumpTwin knows up to {SCHEMA_VERSION}"
-                    )
-                if found >= number:
-                    continue
-                for statement in statements:
-                    self._db.execute(statement)
-                self._db.execute(f"PRAGMA user_version = {number}")
-
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        """One write transaction, taking the write lock at once so that checks and writes inside
-        it see the latest committed state. Rolls back on any exception."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+    def _transaction(self) -> AbstractContextManager[None]:
+        return transaction(self._db)
 
     # ------------------------------------------------------------------------------ the journal
 

@@ -40,9 +40,8 @@ import hashlib
 import json
 import re
 import secrets
-import sqlite3
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -54,7 +53,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from twin.roles import Role
-from twin.store.journal import BUSY_TIMEOUT_S, JournalError
+from twin.store.journal import JournalError
+from twin.store.sqlite import append_only, connect, migrate, schema_version, transaction
 
 USERNAME_PATTERN: Final = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 """Lower-case letters, digits, ``.``, ``_``, ``-``; 1-64 characters. The name is the ``actor`` of
@@ -192,14 +192,7 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             detail TEXT NOT NULL CHECK (json_valid(detail))
         ) STRICT
         """,
-        """
-        CREATE TRIGGER account_event_no_update BEFORE UPDATE ON account_event
-        BEGIN SELECT RAISE(ABORT, 'account_event is append-only'); END
-        """,
-        """
-        CREATE TRIGGER account_event_no_delete BEFORE DELETE ON account_event
-        BEGIN SELECT RAISE(ABORT, 'account_event is append-only'); END
-        """,
+        *append_only("account_event"),
     ),
 )
 """Schema migrations, oldest first (the journal's pattern). Append new ones; never edit a released one."""
@@ -215,19 +208,10 @@ class UserStore:
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(
-            path if path is not None else ":memory:", timeout=BUSY_TIMEOUT_S, isolation_level=None
-        )
+        self._db = connect(path, error=JournalError)
         try:
-            if path is not None:
-                mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-                if mode != "wal":
-                    raise JournalError(f"{path}: SQLite cannot use WAL here (journal_mode is {mode})")
-                self._db.execute("PRAGMA synchronous = NORMAL")
             self._db.execute("PRAGMA foreign_keys = ON")
-            self._migrate()
+            migrate(self._db, MIGRATIONS, path, error=JournalError)
         except BaseException:
             self._db.close()
             raise
@@ -243,33 +227,10 @@ class UserStore:
 
     @property
     def schema_version(self) -> int:
-        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        return schema_version(self._db)
 
-    def _migrate(self) -> None:
-        if self.schema_version == SCHEMA_VERSION:
-            return
-        for number, statements in enumerate(MIGRATIONS, start=1):
-            with self._transaction():
-                found = self.schema_version
-                if found > SCHEMA_VERSION:
-                    raise JournalError(
-                        f"{self.path} has schema version {found}; this PumpTwin knows up to {SCHEMA_VERSION}"
-                    )
-                if found >= number:
-                    continue
-                for statement in statements:
-                    self._db.execute(statement)
-                self._db.execute(f"PRAGMA user_version = {number}")
-
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+    def _transaction(self) -> AbstractContextManager[None]:
+        return transaction(self._db)
 
     # ------------------------------------------------------------------------------ accounts
 

@@ -1,0 +1,97 @@
+"""What the twin's SQLite stores (the journal, the accounts) share: a WAL connection, numbered
+migrations, write transactions that take the lock at once, and append-only tables.
+
+Failure modes: :class:`StoreError` for a file this code cannot use (a newer schema, WAL
+unavailable); ``sqlite3.Error`` from the disk.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Final
+
+BUSY_TIMEOUT_S: Final = 5.0
+"""How long a write waits for another connection's write to finish before failing."""
+
+_APPEND_ONLY: Final = (
+    """
+CREATE TRIGGER {table}_no_update BEFORE UPDATE ON {table}
+BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END
+""",
+    """
+CREATE TRIGGER {table}_no_delete BEFORE DELETE ON {table}
+BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END
+""",
+)
+
+
+class StoreError(Exception):
+    """A store file cannot be used as asked (a newer schema, a version gap, WAL unavailable)."""
+
+
+def append_only(table: str) -> tuple[str, ...]:
+    """Triggers that make SQLite itself refuse to update or delete rows of ``table``."""
+    return tuple(statement.format(table=table) for statement in _APPEND_ONLY)
+
+
+def connect(path: Path | None, *, error: type[Exception] = StoreError) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit: :func:`transaction`); a file
+    (its directory created) in WAL mode with ``synchronous = NORMAL``, or ``None``: in memory.
+    Raises ``error`` when the file cannot use WAL."""
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path if path is not None else ":memory:", timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    try:
+        if path is not None:
+            mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode != "wal":
+                raise error(f"{path}: SQLite cannot use WAL here (journal_mode is {mode})")
+            db.execute("PRAGMA synchronous = NORMAL")
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def schema_version(db: sqlite3.Connection) -> int:
+    return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+@contextmanager
+def transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction, taking the write lock at once so that checks and writes inside it
+    see the latest committed state. Rolls back on any exception."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def migrate(
+    db: sqlite3.Connection, migrations: Sequence[Sequence[str]], where: object, *, error: type[Exception] = StoreError
+) -> None:
+    """Apply ``migrations`` (oldest first; migration *n*, 1-based, takes ``user_version`` from n-1
+    to n), each in its own transaction. Raises ``error`` for a file of a newer schema (``where``
+    names it in the message)."""
+    known = len(migrations)
+    if schema_version(db) == known:
+        return
+    for number, statements in enumerate(migrations, start=1):
+        with transaction(db):
+            found = schema_version(db)  # read under the write lock: another process may have migrated
+            if found > known:
+                raise error(f"{where} has schema version {found}; this PumpTwin knows up to {known}")
+            if found >= number:
+                continue
+            for statement in statements:
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version = {number}")
+
+
+__all__ = ["BUSY_TIMEOUT_S", "StoreError", "append_only", "connect", "migrate", "schema_version", "transaction"]
