@@ -162,8 +162,11 @@ async function respondDialog(ctx, alarm) {
   function shown() {
     const spec = actions.find((a) => a.action === select.value);
     description.textContent = spec ? spec.description : "";
-    refill.hidden = spec?.applies !== "refill";
-    reprogram.hidden = spec?.applies !== "reprogram";
+    // hidden is not enough: a hidden field still takes part in the form's validation (a stalled
+    // pump's flow of 0 mL/day, below the reprogram minimum, would block every response); a
+    // disabled fieldset's fields do not
+    refill.hidden = refill.disabled = spec?.applies !== "refill";
+    reprogram.hidden = reprogram.disabled = spec?.applies !== "reprogram";
   }
   select.addEventListener("change", shown);
   const form = h(
