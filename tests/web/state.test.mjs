@@ -67,3 +67,12 @@ test("a response is kept once per id, under its alarm", () => {
   assert.equal(s.apply("response", r).responses, false);
   assert.equal(s.responses.get("p1/x").length, 1);
 });
+
+test("a training event is passed on as it is, and changes nothing else", () => {
+  const s = new ConsoleState();
+  const session = { session_id: "t-1", status: "running", trainees: ["trainee"] };
+  const changed = s.apply("training", session);
+  assert.equal(changed.training, session);
+  assert.equal(changed.alarms || changed.devices || changed.commands || changed.responses, false);
+  assert.equal(s.apply("alarm", transition(alarm("p1/x", 1), "raise", "active_unacknowledged")).training, null);
+});

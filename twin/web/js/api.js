@@ -27,8 +27,14 @@ export async function api(path, { method = "GET", body } = {}) {
   if (res.status === 401 && path !== "/api/login") signedOut();
   if (!res.ok) {
     let detail = payload?.detail;
+    let reason = payload?.reason;
     if (Array.isArray(detail)) detail = detail.map((d) => d.msg).join("; "); // FastAPI validation errors
-    throw new ApiError(res.status, payload?.reason, detail);
+    else if (detail && typeof detail === "object") {
+      // an error not flattened by the app's handler: {"detail": {"reason": ..., "detail": ...}}
+      reason = reason ?? detail.reason;
+      detail = detail.detail;
+    }
+    throw new ApiError(res.status, reason, detail);
   }
   return payload;
 }

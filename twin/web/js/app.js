@@ -1,5 +1,6 @@
-// The console's shell: sign-in, hash routes (#/fleet, #/alarms, #/device/<id>), the live stream,
-// the alarm sound and the header. Views (views/*.js) render from the shared ConsoleState.
+// The console's shell: sign-in, hash routes (#/fleet, #/alarms, #/device/<id>, #/training,
+// #/training/<session_id>), the live stream, the alarm sound, the header and the trainee banner.
+// Views (views/*.js) render from the shared ConsoleState.
 
 import { api, onSignedOut } from "./api.js";
 import { AlarmAudio } from "./alarm-audio.js";
@@ -8,10 +9,13 @@ import { serverNow, syncTo } from "./clock.js";
 import { fill, h } from "./dom.js";
 import { ConsoleState } from "./state.js";
 import { LiveStream } from "./stream.js";
+import { TrainingBanner } from "./training-banner.js";
 import { alarmsView } from "./views/alarms.js";
 import { deviceView } from "./views/device.js";
 import { fleetView } from "./views/fleet.js";
 import { loginView } from "./views/login.js";
+import { trainingView } from "./views/training.js";
+import { trainingReportView } from "./views/training-report.js";
 
 const PRIORITY_WORD = { high: "High", medium: "Medium", low: "Low" };
 
@@ -29,6 +33,8 @@ const soundToggle = document.getElementById("sound-toggle");
 const soundState = document.getElementById("sound-state");
 const streamStatus = document.getElementById("stream-status");
 const latest = document.getElementById("latest-alarm");
+const navTraining = document.getElementById("nav-training");
+const banner = new TrainingBanner(document.getElementById("training-banner"), () => ctx.me?.username);
 let view = null;
 let stream = null;
 let pending = null;
@@ -39,6 +45,7 @@ let silenceTimer = null;
 function scheduleRender(changed) {
   if (pending) {
     for (const k of ["devices", "alarms", "commands", "responses"]) pending[k] = pending[k] || changed[k];
+    pending.training = changed.training || pending.training;
     for (const key of changed.keys || []) pending.keys.add(key);
     for (const id of changed.deviceIds || []) pending.deviceIds.add(id);
     return;
@@ -54,6 +61,7 @@ function scheduleRender(changed) {
 
 function render(what) {
   if (what.alarms) updateAlarmSignals();
+  if (what.training) banner.onSession(what.training);
   if (view && view.update) view.update(what);
 }
 
@@ -115,7 +123,10 @@ async function loadSnapshot() {
 
 function startStream() {
   stream = new LiveStream({
-    onOpen: () => loadSnapshot().catch(() => {}),
+    onOpen: () => {
+      loadSnapshot().catch(() => {});
+      banner.refresh(); // events missed while disconnected may have started or ended a session
+    },
     onEvent: (kind, data) => {
       const changed = ctx.state.apply(kind, data);
       if (changed.announce) announce(changed.announce);
@@ -144,6 +155,8 @@ function route() {
     else link.removeAttribute("aria-current");
   }
   if (name === "alarms") view = alarmsView(ctx);
+  else if (name === "training" && arg) view = trainingReportView(ctx, decodeURIComponent(arg));
+  else if (name === "training") view = trainingView(ctx);
   else if (name === "device" && arg) view = deviceView(ctx, decodeURIComponent(arg));
   else view = fleetView(ctx);
   fill(main);
@@ -160,6 +173,8 @@ function signedIn(me) {
   syncTo(me.now);
   document.getElementById("who").textContent = `${me.username} (${me.role})`;
   header.hidden = false;
+  navTraining.hidden = !ctx.can("run_scenario");
+  banner.refresh();
   showSoundState();
   startStream();
   route();
@@ -173,6 +188,7 @@ function signedOut() {
   ctx.audio.setPriority(null);
   header.hidden = true;
   fill(latest);
+  banner.clear();
   if (view && view.unmount) view.unmount();
   view = loginView(ctx, signedIn);
   fill(main);

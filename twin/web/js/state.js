@@ -1,5 +1,6 @@
 // What the console knows: devices, alarms, commands and responses, kept from the API's snapshots
-// and the live stream's events. Pure (no DOM, no fetch), so the merge rules are testable in node.
+// and the live stream's events (a `training` event, a training session's status and scores, is
+// passed on as it is: the pages that show sessions refetch them). Pure (no DOM, no fetch), so the merge rules are testable in node.
 //
 // Merge rule: a snapshot and the stream overlap (the stream opens first, then the snapshot is
 // fetched, so nothing falls between them); whatever arrives, the copy with the higher `version`
@@ -59,7 +60,7 @@ export class ConsoleState {
   /**
    * Apply one stream event (`kind`, parsed `data`); return what changed:
    * { devices, alarms, commands, responses: booleans, announce: alarm or null, keys: alarm keys
-   * touched, deviceIds: devices touched }.
+   * touched, deviceIds: devices touched, training: the session of a `training` event or null }.
    */
   apply(kind, data) {
     const changed = {
@@ -68,6 +69,7 @@ export class ConsoleState {
       commands: false,
       responses: false,
       announce: null,
+      training: null,
       keys: new Set(),
       deviceIds: new Set(),
     };
@@ -87,6 +89,8 @@ export class ConsoleState {
     } else if (kind === "response") {
       changed.responses = this.putResponse(data);
       changed.keys.add(data.key);
+    } else if (kind === "training") {
+      changed.training = data;
     }
     return changed;
   }
