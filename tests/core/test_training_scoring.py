@@ -25,6 +25,7 @@ from twin.store.journal import AlarmResponse
 from twin.training.scoring import (
     ACK_TARGET_S,
     SATISFIES,
+    STRAY_RESPONSE_COST,
     Verdict,
     ack_credit,
     acts,
@@ -118,6 +119,19 @@ def test_a_wrong_response_is_incorrect_and_a_late_acknowledgement_earns_less() -
     assert row.matched == ()
     assert row.score == pytest.approx(0.25)  # half of the acknowledgement's half
     assert ack_credit(Priority.HIGH, late) == pytest.approx(0.5)
+
+
+def test_ordering_every_study_costs_what_it_does_not_match() -> None:
+    transitions = stall_with_acks(("ann", 40))
+    shotgun = [
+        response("ann", "p1/motor_stall", action, 50 + i)
+        for i, action in enumerate(["dye_study", "refill", "rotor_study", "bridge_therapy"])
+    ]
+    (row,) = scored(transitions, shotgun, ("ann",), ended=True).alarms
+    assert row.verdict is Verdict.CORRECT
+    assert row.matched == ("rotor_study",)
+    assert row.time_to_respond_s == 42.0  # the matching response, not the first one
+    assert row.score == pytest.approx(0.5 + 0.5 * (1 - 3 * STRAY_RESPONSE_COST))
 
 
 def test_nothing_done_is_pending_while_the_session_runs_and_missed_when_it_ends() -> None:

@@ -139,7 +139,14 @@ async def test_a_session_scored_from_what_trainees_did_and_written_to_influxdb(
                 )
                 assert wrong.status_code == 201, wrong.text
 
+                # ---- while it runs, only the instructor sees the answers
+                seen_by_trainee = (await trainee.get(f"/api/training/sessions/{sid}")).json()
+                assert seen_by_trainee["expected"] == {}
+                assert {tuple(r["expected"]) for r in seen_by_trainee["report"]["alarms"]} == {()}
+                early_csv = (await trainee.get(f"/api/training/sessions/{sid}/report.csv")).text
+                assert {r["expected"] for r in csv.DictReader(io.StringIO(early_csv))} == {""}
                 live = (await instructor.get(f"/api/training/sessions/{sid}")).json()
+                assert live["expected"]["tr-a/motor_stall"] == ["rotor_study", "interrogate"]
                 rows = {(r["trainee"], r["code"]): r for r in live["report"]["alarms"]}
                 assert rows[("trainee", "motor_stall")]["verdict"] == "correct"
                 assert rows[("trainee2", "motor_stall")]["verdict"] == "pending"  # could still get it right
@@ -188,12 +195,14 @@ async def test_a_session_scored_from_what_trainees_did_and_written_to_influxdb(
                 assert as_csv.status_code == 200
                 assert as_csv.headers["content-disposition"] == f'attachment; filename="training-{sid}.csv"'
                 table = list(csv.DictReader(io.StringIO(as_csv.text)))
+                assert {r["expected"] for r in table if r["code"] == "motor_stall"} == {"rotor_study;interrogate"}
                 assert len(table) == len(final["report"]["alarms"])
                 assert {(r["trainee"], r["code"], r["verdict"]) for r in table} == {
                     (r["trainee"], r["code"], r["verdict"]) for r in final["report"]["alarms"]
                 }
                 as_json = await trainee.get(f"/api/training/sessions/{sid}/report.json")
-                assert as_json.json()["report"] == final["report"]
+                assert as_json.json()["report"] == final["report"]  # ended: the answers are shown
+                assert as_json.json()["expected"] == final["expected"] != {}
 
                 # ---- InfluxDB holds one training point per alarm and trainee, with the same verdicts
                 def stored() -> list[list[object]]:

@@ -26,7 +26,10 @@ test("times to acknowledge have one decimal; missing values are a dash", () => {
   assert.equal(t.seconds(undefined), "—");
   assert.equal(t.traineeScore(62.5), "62.5");
   assert.equal(t.traineeScore(null), "—");
-  assert.equal(t.rowScore(0.931), "0.93");
+  assert.equal(t.rowScore(0.931), "93");
+  assert.equal(t.rowScore(1), "100");
+  assert.equal(t.scenarioTime({ elapsed_s: 7500, duration_s: 86400, steps_done: 1, steps_total: 3 }), "2 h 05 min of 1 d 00 h (steps 1/3)");
+  assert.equal(t.scenarioTime(null), "—");
 });
 
 test("verdicts and statuses are written out, unknown ones passed through", () => {

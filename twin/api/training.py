@@ -9,6 +9,9 @@ a simulation: ``pumptwin demo``). See :mod:`twin.training.desk`.
 * ``GET /api/training/sessions/{id}/report.json`` | ``report.csv`` — the report as a download;
 * ``GET /api/training/current`` — the running session the signed-in user is a trainee of.
 
+While a session runs, only instructors (and admins) see the responses the scenario expects
+(``expected``); trainees and viewers get them empty until it ends, and so does the live stream.
+
 Errors are JSON with a stable ``reason``: ``unknown_session`` (404), ``no_trainees``,
 ``unknown_trainee``, ``not_a_trainee`` (422), ``session_finished`` and the scenario runner's
 refusals (``run_active``, ``flat_out``, ``invalid_for_fleet``: 409; ``unknown_scenario``: 404;
@@ -28,10 +31,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from twin.api.auth import Reader, allowed
 from twin.api.scenarios import STATUS as SCENARIO_STATUS
 from twin.api.scenarios import refusals
-from twin.roles import Permission
+from twin.roles import Permission, can
 from twin.store.users import User
 from twin.training.desk import TrainingDesk
-from twin.training.session import report_csv
+from twin.training.session import TrainingSession, report_csv
 
 Trainer = Annotated[User, Depends(allowed(Permission.RUN_SCENARIO))]
 
@@ -66,6 +69,11 @@ def _download(body: str, media_type: str, filename: str) -> Response:
     )
 
 
+def _reveal(session: TrainingSession, user: User) -> bool:
+    """May ``user`` see the expected responses? Instructors always; everyone once it has ended."""
+    return not session.active or can(user.role, Permission.RUN_SCENARIO)
+
+
 def training_router(desk: TrainingDesk) -> APIRouter:
     router = APIRouter(prefix="/api/training", tags=["training"])
 
@@ -82,17 +90,20 @@ def training_router(desk: TrainingDesk) -> APIRouter:
     @router.get("/sessions")
     async def list_sessions(user: Reader) -> list[dict[str, Any]]:
         newest_first = reversed(list(desk.sessions.values()))
-        return [desk.json(s, detail=False) for s in newest_first]
+        return [desk.json(s, detail=False, reveal=_reveal(s, user)) for s in newest_first]
 
     @router.get("/current")
     async def current(user: Reader) -> dict[str, Any]:
         session = desk.current_for(user.username)
-        return {"session": desk.json(session, detail=False) if session is not None else None}
+        if session is None:
+            return {"session": None}
+        return {"session": desk.json(session, detail=False, reveal=_reveal(session, user))}
 
     @router.get("/sessions/{session_id}")
     async def get_session(session_id: str, user: Reader) -> dict[str, Any]:
         with refusals(_STATUS):
-            return desk.json(desk.get(session_id))
+            session = desk.get(session_id)
+        return desk.json(session, reveal=_reveal(session, user))
 
     @router.post("/sessions/{session_id}/pause")
     async def pause(session_id: str, user: Trainer) -> dict[str, Any]:
@@ -113,14 +124,15 @@ def training_router(desk: TrainingDesk) -> APIRouter:
     @router.get("/sessions/{session_id}/report.json")
     async def report_json(session_id: str, user: Reader) -> Response:
         with refusals(_STATUS):
-            body = desk.json(desk.get(session_id))
+            session = desk.get(session_id)
+        body = desk.json(session, reveal=_reveal(session, user))
         return _download(json.dumps(body, indent=2), "application/json", f"training-{session_id}.json")
 
     @router.get("/sessions/{session_id}/report.csv")
     async def report_as_csv(session_id: str, user: Reader) -> Response:
         with refusals(_STATUS):
             session = desk.get(session_id)
-            text = report_csv(session, desk.score(session))
+            text = report_csv(session, desk.score(session), reveal=_reveal(session, user))
         return _download(text, "text/csv; charset=utf-8", f"training-{session_id}.csv")
 
     return router

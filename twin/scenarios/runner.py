@@ -128,6 +128,7 @@ class ScenarioRun:
         deliver: Callable[[], object] = lambda: None,
         abort_conditions: bool = True,
         on_change: Callable[[ScenarioRun, str], None] = lambda run, event: None,
+        start_s: float | None = None,
     ) -> None:
         self.run_id = run_id
         self.scenario = scenario
@@ -143,7 +144,7 @@ class ScenarioRun:
         self._abort_conditions = abort_conditions
         self._on_change = on_change
         self.status = RunStatus.RUNNING
-        self.start_s = sim.now
+        self.start_s = sim.now if start_s is None else max(sim.now, start_s)
         self.started_at = sim.at(self.start_s)
         self.ended_s: float | None = None
         self.aborted_reason: str | None = None
@@ -632,6 +633,9 @@ class ScenarioRunner:
             started_by=started_by,
             transition_time=self._transition_time,
             on_change=self._announce,
+            # the simulation has only run up to its last event; the wall clock says it is later:
+            # time the timeline from when the start was asked for, or its first steps come early
+            start_s=driver.sim_target(),
         )
         self.runs[run_id] = run
         run.begin()

@@ -106,8 +106,13 @@ class TrainingDesk:
             return session.final
         return self._compute(session, end=None, ended=False)
 
-    def json(self, session: TrainingSession, *, detail: bool = True) -> dict[str, Any]:
-        return session_json(session, self.score(session), detail=detail)
+    def json(self, session: TrainingSession, *, detail: bool = True, reveal: bool = True) -> dict[str, Any]:
+        """The session as the API shows it (:func:`~twin.training.session.session_json`), with its
+        run's timeline ``progress`` (simulated seconds, pauses excluded) while the run is known."""
+        body = session_json(session, self.score(session), detail=detail, reveal=reveal)
+        run = self.runner.runs.get(session.run_id)
+        body["progress"] = run.progress() if run is not None else None
+        return body
 
     def _compute(self, session: TrainingSession, *, end: datetime | None, ended: bool) -> TrainingScore:
         journal = self.service.journal
@@ -250,7 +255,7 @@ class TrainingDesk:
         if event == "scored" and self.service.bus.subscribers == 0:
             return
         try:
-            body = self.json(session, detail=False)
+            body = self.json(session, detail=False, reveal=not session.active)  # trainees hear it too
             body["event"] = event
             self.service.bus.publish("training", body, coalesce_key=f"training:{session.session_id}")
         except Exception:

@@ -30,8 +30,10 @@ the act, inside the session's window.
   still runs and nothing matched yet.
 * ``score`` (0..1): half for the acknowledgement (full within :data:`ACK_TARGET_S` of the raise
   for the alarm's priority, falling linearly to nothing at four times that), half for the
-  response (1 if it matched; when the scenario expects none, the acknowledgement's credit). A
-  missed alarm scores 0.
+  response: 1 if one matched, less :data:`STRAY_RESPONSE_COST` for every other action recorded
+  that matches nothing expected (so ordering every study in the list is not a way to be right),
+  never below 0; when the scenario expects none, the acknowledgement's credit. A missed alarm
+  scores 0.
 
 **Per trainee:** counts of each verdict, the median time to acknowledge, and the mean row score
 as 0..100.
@@ -86,6 +88,9 @@ ACK_CREDIT_ENDS: Final = 4.0
 """No credit for an acknowledgement later than this many times the target."""
 
 ActKind = Literal["acknowledge", "silence", "response"]
+
+STRAY_RESPONSE_COST: Final = 0.25
+"""Taken off the response's credit for each recorded action that matches nothing expected."""
 
 _RAISES: Final = frozenset({TransitionEvent.RAISE, TransitionEvent.RERAISE})
 _STAFF_ACTS: Final[dict[TransitionEvent, ActKind]] = {
@@ -304,11 +309,14 @@ def _row(
     responses = [a for a in mine if a.kind == "response"]
     names = tuple(dict.fromkeys(a.action for a in responses))
     covered: set[str] = set()
+    stray: set[str] = set()
     matched_at: datetime | None = None
     for a in responses:
         hit = {s.value for s in satisfied(a.action)} & set(wanted)
         if hit and matched_at is None:
             matched_at = a.at
+        if not hit:
+            stray.add(a.action)
         covered |= hit
     matched = tuple(w for w in wanted if w in covered)
     credit = ack_credit(o.priority, time_to_ack)
@@ -317,7 +325,8 @@ def _row(
         points = 0.0
     elif wanted:
         verdict = Verdict.CORRECT if matched else (Verdict.INCORRECT if ended else Verdict.PENDING)
-        points = 0.5 * credit + (0.5 if matched else 0.0)
+        answer = max(0.0, (1.0 if matched else 0.0) - STRAY_RESPONSE_COST * len(stray))
+        points = 0.5 * credit + 0.5 * answer
     else:
         verdict = Verdict.CORRECT if own_ack is not None else (Verdict.INCORRECT if ended else Verdict.PENDING)
         points = credit
@@ -356,6 +365,7 @@ def _summary(trainee: str, rows: list[AlarmScore]) -> TraineeSummary:
 __all__ = [
     "ACK_TARGET_S",
     "SATISFIES",
+    "STRAY_RESPONSE_COST",
     "Act",
     "AlarmScore",
     "Occurrence",

@@ -237,10 +237,13 @@ def score_from_json(body: dict[str, Any]) -> TrainingScore:
     return TrainingScore(trainees, tuple(rows), actions)
 
 
-def session_json(session: TrainingSession, score: TrainingScore, *, detail: bool = True) -> dict[str, Any]:
+def session_json(
+    session: TrainingSession, score: TrainingScore, *, detail: bool = True, reveal: bool = True
+) -> dict[str, Any]:
     """A session as the API shows it, with its score (the full report with ``detail``; the
-    per-trainee summary only without, for lists and the live stream)."""
-    return {
+    per-trainee summary only without, for lists and the live stream). Without ``reveal``, the
+    expected responses are left out (empty): trainees do not see the answers while they work."""
+    body: dict[str, Any] = {
         "session_id": session.session_id,
         "scenario": session.scenario,
         "title": session.title,
@@ -253,9 +256,13 @@ def session_json(session: TrainingSession, score: TrainingScore, *, detail: bool
         "started_at": session.started_at.isoformat(),
         "ended_at": _iso(session.ended_at),
         "aborted_reason": session.aborted_reason,
-        "expected": {key: list(names) for key, names in session.expected.items()},
+        "expected": {key: list(names) for key, names in session.expected.items()} if reveal else {},
         "report": score_json(score, detail=detail),
     }
+    if not reveal:
+        for row in body["report"].get("alarms", []):
+            row["expected"] = []
+    return body
 
 
 # ----------------------------------------------------------------------------------------- CSV
@@ -280,8 +287,9 @@ CSV_COLUMNS: Final = (
 )
 
 
-def report_csv(session: TrainingSession, score: TrainingScore) -> str:
-    """One row per alarm and trainee (``;`` joins the lists inside a cell)."""
+def report_csv(session: TrainingSession, score: TrainingScore, *, reveal: bool = True) -> str:
+    """One row per alarm and trainee (``;`` joins the lists inside a cell); ``expected`` is left
+    empty without ``reveal`` (see :func:`session_json`)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
@@ -301,7 +309,7 @@ def report_csv(session: TrainingSession, score: TrainingScore) -> str:
                 "" if r.time_to_ack_s is None else f"{r.time_to_ack_s:.3f}",
                 "" if r.time_to_respond_s is None else f"{r.time_to_respond_s:.3f}",
                 ";".join(r.responses),
-                ";".join(r.expected),
+                ";".join(r.expected) if reveal else "",
                 ";".join(r.matched),
                 r.verdict.value,
                 f"{r.score:.4f}",

@@ -55,7 +55,7 @@ export function traineeTable(report, caption = "Score per trainee (0-100)") {
 /**
  * Per alarm and trainee: device, code, priority, raised at, time to acknowledge and to respond,
  * responses, expected responses (hidden, `reveal` false, from a trainee while the session runs),
- * verdict and score (0-1).
+ * verdict and score (out of 100, like the trainees' scores).
  */
 export function alarmTable(report, { reveal = true } = {}) {
   const rows = alarmRows(report);

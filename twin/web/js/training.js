@@ -44,10 +44,10 @@ export function traineeScore(score) {
   return Number(score).toFixed(1);
 }
 
-/** An alarm row's score (0..1) as "0.93"; "—" for none. */
+/** An alarm row's score (0..1 in the API) on the trainees' scale, out of 100: 0.931 -> "93"; "—" for none. */
 export function rowScore(score) {
   if (score === null || score === undefined) return "—";
-  return Number(score).toFixed(2);
+  return String(Math.round(Number(score) * 100));
 }
 
 /** "rotor_study" -> "rotor study"; a list joined with commas; "—" for none. */
@@ -122,6 +122,19 @@ export function liveSession(sessions) {
 }
 
 /** How long a scenario of `durationS` simulated seconds lasts at `speed` x real time: "30 min". */
+/** A run's progress as simulated time: "2 h 05 min of 1 d 00 h (steps 1/3)"; pauses do not count. */
+export function scenarioTime(progress) {
+  if (!progress) return "—";
+  const span = (x) => {
+    const s = Math.max(0, Math.floor(x || 0));
+    const d = Math.floor(s / 86400);
+    const hh = Math.floor((s % 86400) / 3600);
+    const mm = String(Math.floor((s % 3600) / 60)).padStart(2, "0");
+    return d ? `${d} d ${String(hh).padStart(2, "0")} h` : `${hh} h ${mm} min`;
+  };
+  return `${span(progress.elapsed_s)} of ${span(progress.duration_s)} (steps ${progress.steps_done}/${progress.steps_total})`;
+}
+
 export function wallDuration(durationS, speed) {
   if (!durationS || !speed || speed <= 0) return "—";
   const s = durationS / speed;

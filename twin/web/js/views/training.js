@@ -9,7 +9,7 @@ import { serverNow, when } from "../clock.js";
 import { fill, h } from "../dom.js";
 import { Refetcher } from "../refetch.js";
 import { alarmTable, traineeTable } from "../score-tables.js";
-import { clockTime, elapsedSeconds, isLive, liveSession, sortSessions, statusWord, traineeScore, wallDuration } from "../training.js";
+import { clockTime, elapsedSeconds, isLive, liveSession, scenarioTime, sortSessions, statusWord, traineeScore, wallDuration } from "../training.js";
 
 /** A busy fleet changes a session's report many times a second; one refetch a second is plenty. */
 const REFETCH_EVERY_MS = 1000;
@@ -286,6 +286,7 @@ export function trainingView(ctx) {
         ["Speed", s.speed ? `× ${s.speed}` : "—"],
         ["Started", when(s.started_at)],
         [isLive(s) ? "Elapsed (wall clock)" : "Lasted", elapsedCell, "training-elapsed"],
+        s.progress ? ["Scenario time", scenarioTime(s.progress), "training-scenario-time"] : null,
         s.aborted_reason ? ["Abort reason", s.aborted_reason] : null,
       ].filter(Boolean)),
     );
