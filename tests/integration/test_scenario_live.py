@@ -5,18 +5,17 @@ recorded. Every wait is on a condition, never on a duration."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import aiomqtt
 import httpx
 import pytest
 
-from tests.harness.accounts import add_accounts, client_as
+from tests.harness.accounts import client_as
+from tests.harness.live_sim import live_sim
 from tests.harness.mqtt import hostname_port
 from tests.harness.servers import Mosquitto
 from tests.harness.waiting import until
@@ -25,20 +24,16 @@ from twin.contract.codec import encode
 from twin.contract.messages import CatheterState, MotorState
 from twin.contract.topics import Channel, build_topic
 from twin.mirror.commands import CommandState
-from twin.mqtt_endpoint import MqttEndpoint
 from twin.roles import Role
-from twin.scenarios.model import InlineFleet
 from twin.scenarios.runner import ScenarioRunner
 from twin.scenarios.scenario_file import parse_scenario
 from twin.service.bus import Subscription
-from twin.service.runtime import RunningTwin, running_twin
-from twin.settings import Settings
+from twin.service.runtime import RunningTwin
 from twin.sim.driver import SimDriver
 from twin.sim.simulation import FleetSimulation
 
 pytestmark = pytest.mark.integration
 
-EPOCH = datetime(2026, 4, 1, tzinfo=UTC)
 SITE = "scen-live"
 REAL = "real-0001"
 
@@ -94,40 +89,21 @@ async def _publish_real_pump(mosquitto: Mosquitto) -> None:
 
 @contextlib.asynccontextmanager
 async def _live(mosquitto: Mosquitto, data_dir: Path) -> AsyncIterator[Live]:
-    scenario = parse_scenario(LIVE_DRILL)
-    assert isinstance(scenario.fleet, InlineFleet)
-    simulated = [p for p in scenario.fleet.pumps if p.device_id != REAL]
-    sim = FleetSimulation(
-        simulated, epoch=EPOCH, seed=5, sink=lambda *_: None, telemetry_interval_s=600.0, clinic_refills=False
-    )
-    endpoint = MqttEndpoint.parse(mosquitto.url)
-    driver = SimDriver(sim, endpoint, speed=600.0)
-    runner = ScenarioRunner({scenario.name: scenario})
-    settings = Settings()
-    settings.data_dir = data_dir
-    settings.http.port = 0
-    settings.influx.url = None
-    async with running_twin(settings, endpoint, client_id="test-scenario-twin", scenarios=runner) as twin:
-        async with asyncio.timeout(10):
-            await twin.mqtt_connected.wait()
-        runner.attach(twin.service, driver)
-        driving = asyncio.create_task(driver.run())
-        bus = twin.service.bus.subscribe()
+    async with live_sim(
+        mosquitto,
+        data_dir,
+        parse_scenario(LIVE_DRILL),
+        client_id="test-scenario-twin",
+        seed=5,
+        real=[REAL],
+        prepare=lambda: _publish_real_pump(mosquitto),
+    ) as live:
+        bus = live.twin.service.bus.subscribe()
         try:
-            await _publish_real_pump(mosquitto)
-            everyone = [*sim.devices, REAL]
-            await until(
-                lambda: all((t := twin.service.twins.get(d)) is not None and t.reported is not None for d in everyone),
-                what="the twin mirrors every pump, the real one included",
-            )
-            assert twin.users is not None
-            add_accounts(twin.users)
-            async with client_as(twin.url, Role.INSTRUCTOR) as api:
-                yield Live(twin, driver, sim, runner, api, bus)
+            async with client_as(live.twin.url, Role.INSTRUCTOR) as api:
+                yield Live(live.twin, live.driver, live.sim, live.runner, api, bus)
         finally:
-            twin.service.bus.unsubscribe(bus)
-            driver.stop()
-            await driving
+            live.twin.service.bus.unsubscribe(bus)
 
 
 def _scenario_events(bus: Subscription) -> list[str]:

@@ -25,35 +25,25 @@ of timing out). Screenshots go to ``artifacts/screenshots/training-*.png``.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import csv
 import io
 import json
 import re
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, Page
 
-from tests.harness.accounts import PASSWORDS, add_accounts
+from tests.harness.accounts import PASSWORDS
 from tests.harness.browser import chromium, screenshot_path
+from tests.harness.live_sim import LiveSim, live_sim
 from tests.harness.servers import Mosquitto
-from tests.harness.waiting import until
 from twin.alarms.lifecycle import TransitionEvent
-from twin.mqtt_endpoint import MqttEndpoint
 from twin.roles import Role
-from twin.scenarios.model import InlineFleet
-from twin.scenarios.runner import ScenarioRunner
 from twin.scenarios.scenario_file import parse_scenario
-from twin.service.runtime import RunningTwin, running_twin
-from twin.settings import Settings
-from twin.sim.driver import SimDriver
-from twin.sim.simulation import FleetSimulation
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -61,7 +51,6 @@ ALARM_ON_PAGE_WITHIN_MS = 2000.0
 """The console's acceptance criterion, here for an alarm a training scenario causes."""
 
 WAIT_MS = 20_000  # generous waits for things to appear; never a pass/fail timing criterion
-EPOCH = datetime(2026, 4, 1, tzinfo=UTC)
 SITE = "training-ward"
 STALLED = "drill-a"
 ALARM_KEY = f"{STALLED}/motor_stall"
@@ -91,50 +80,8 @@ expect:
 """
 
 
-@dataclass
-class Live:
-    twin: RunningTwin
-    driver: SimDriver
-    runner: ScenarioRunner
-
-
-@contextlib.asynccontextmanager
-async def _live(mosquitto: Mosquitto, data_dir: Path) -> AsyncIterator[Live]:
-    scenario = parse_scenario(DRILL)
-    assert isinstance(scenario.fleet, InlineFleet)
-    sim = FleetSimulation(
-        scenario.fleet.pumps,
-        epoch=EPOCH,
-        seed=3,
-        sink=lambda *_: None,
-        telemetry_interval_s=600.0,
-        clinic_refills=False,
-    )
-    endpoint = MqttEndpoint.parse(mosquitto.url)
-    driver = SimDriver(sim, endpoint, speed=600.0)
-    runner = ScenarioRunner({scenario.name: scenario})
-    settings = Settings()
-    settings.data_dir = data_dir
-    settings.http.port = 0
-    settings.influx.url = None
-    async with running_twin(settings, endpoint, client_id="training-browser-twin", scenarios=runner) as twin:
-        async with asyncio.timeout(10):
-            await twin.mqtt_connected.wait()
-        runner.attach(twin.service, driver)
-        driving = asyncio.create_task(driver.run())
-        try:
-            await until(
-                lambda: all(
-                    (t := twin.service.twins.get(d)) is not None and t.reported is not None for d in sim.devices
-                ),
-                what="the twin mirrors every pump of the drill",
-            )
-            assert twin.users is not None
-            add_accounts(twin.users)
-            yield Live(twin, driver, runner)
-        finally:
-            driver.stop()
-            await driving
+def _live(mosquitto: Mosquitto, data_dir: Path) -> contextlib.AbstractAsyncContextManager[LiveSim]:
+    return live_sim(mosquitto, data_dir, parse_scenario(DRILL), client_id="training-browser-twin")
 
 
 async def _sign_in(browser: Browser, url: str, role: Role, errors: list[str], hash_: str = "") -> Page:

@@ -5,7 +5,6 @@ points in InfluxDB all say the same thing. Every wait is on a condition."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import time
@@ -15,19 +14,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.harness.accounts import PASSWORDS, add_accounts, client_as
+from tests.harness.accounts import PASSWORDS, client_as
+from tests.harness.live_sim import live_sim
 from tests.harness.servers import Influxd, Mosquitto
 from tests.harness.waiting import until
 from twin.alarms.lifecycle import TransitionEvent
-from twin.mqtt_endpoint import MqttEndpoint
 from twin.roles import Role
-from twin.scenarios.model import InlineFleet
-from twin.scenarios.runner import ScenarioRunner
 from twin.scenarios.scenario_file import parse_scenario
-from twin.service.runtime import running_twin
-from twin.settings import Settings
-from twin.sim.driver import SimDriver
-from twin.sim.simulation import FleetSimulation
 from twin.store.users import hash_password
 
 pytestmark = pytest.mark.integration
@@ -64,162 +57,131 @@ expect:
 async def test_a_session_scored_from_what_trainees_did_and_written_to_influxdb(
     mosquitto: Mosquitto, influxd: Influxd, tmp_path: Path
 ) -> None:
-    scenario = parse_scenario(SESSION_DRILL)
-    assert isinstance(scenario.fleet, InlineFleet)
-    sim = FleetSimulation(
-        scenario.fleet.pumps,
-        epoch=EPOCH,
-        seed=3,
-        sink=lambda *_: None,
-        telemetry_interval_s=600.0,
-        clinic_refills=False,
-    )
-    endpoint = MqttEndpoint.parse(mosquitto.url)
-    driver = SimDriver(sim, endpoint, speed=600.0)
-    runner = ScenarioRunner({scenario.name: scenario})
-    settings = Settings()
-    settings.data_dir = tmp_path
-    settings.http.port = 0
-    settings.influx.url = influxd.url
-    settings.influx.database = DATABASE
-    settings.influx.flush_interval_s = 0.2
-    async with running_twin(settings, endpoint, client_id="test-training-twin", scenarios=runner) as twin:
-        async with asyncio.timeout(10):
-            await twin.mqtt_connected.wait()
-        runner.attach(twin.service, driver)
-        driving = asyncio.create_task(driver.run())
-        service = twin.service
-        try:
-            await until(
-                lambda: all((t := service.twins.get(d)) is not None and t.reported is not None for d in sim.devices),
-                what="the twin mirrors both pumps",
+    async with live_sim(
+        mosquitto,
+        tmp_path,
+        parse_scenario(SESSION_DRILL),
+        client_id="test-training-twin",
+        influxd=influxd,
+        database=DATABASE,
+    ) as live:
+        twin, driver, service = live.twin, live.driver, live.twin.service
+        assert twin.users is not None
+        twin.users.add("trainee2", Role.TRAINEE, hash_password("trainee2-password"), actor="test", at=EPOCH)
+        async with (
+            client_as(twin.url, Role.INSTRUCTOR) as instructor,
+            client_as(twin.url, Role.TRAINEE) as trainee,
+            httpx.AsyncClient(base_url=twin.url) as trainee2,
+        ):
+            login = await trainee2.post("/api/login", json={"username": "trainee2", "password": "trainee2-password"})
+            assert login.status_code == 200
+            assert PASSWORDS[Role.TRAINEE] != "trainee2-password"
+
+            # ---- a trainee cannot start a session; the instructor can
+            body = {"scenario": "stall-drill", "trainees": ["trainee", "trainee2"], "speed": 1200}
+            assert (await trainee.post("/api/training/sessions", json=body)).status_code == 403
+            started = await instructor.post("/api/training/sessions", json=body)
+            assert started.status_code == 201, started.text
+            session = started.json()
+            sid = session["session_id"]
+            assert (driver.speed, session["speed"]) == (1200, 1200)
+            assert (session["status"], session["instructor"], session["devices"]) == (
+                "running",
+                "instructor",
+                ["tr-a", "tr-b"],
             )
-            assert twin.users is not None
-            add_accounts(twin.users)
-            twin.users.add("trainee2", Role.TRAINEE, hash_password("trainee2-password"), actor="test", at=EPOCH)
-            async with (
-                client_as(twin.url, Role.INSTRUCTOR) as instructor,
-                client_as(twin.url, Role.TRAINEE) as trainee,
-                httpx.AsyncClient(base_url=twin.url) as trainee2,
-            ):
-                login = await trainee2.post(
-                    "/api/login", json={"username": "trainee2", "password": "trainee2-password"}
+            current = (await trainee.get("/api/training/current")).json()["session"]
+            assert current["session_id"] == sid
+            assert (await instructor.get("/api/training/current")).json() == {"session": None}
+
+            # ---- the stall: trainee acknowledges and asks for a rotor study; trainee2 answers wrongly
+            await until(lambda: "tr-a/motor_stall" in service.board.alarms, what="the stall alarm on tr-a")
+            await until(lambda: "tr-b/memory_error" in service.board.alarms, what="the memory error on tr-b")
+            sent_at = time.monotonic()
+            acked = await trainee.post("/api/alarms/tr-a/motor_stall/acknowledge", json={})
+            ack_wall_s = time.monotonic() - sent_at
+            assert acked.status_code == 200, acked.text
+            study = await trainee.post("/api/alarms/tr-a/motor_stall/responses", json={"action": "rotor_study"})
+            assert study.status_code == 201, study.text
+            wrong = await trainee2.post("/api/alarms/tr-a/motor_stall/responses", json={"action": "escalate_physician"})
+            assert wrong.status_code == 201, wrong.text
+
+            # ---- while it runs, only the instructor sees the answers
+            seen_by_trainee = (await trainee.get(f"/api/training/sessions/{sid}")).json()
+            assert seen_by_trainee["expected"] == {}
+            assert {tuple(r["expected"]) for r in seen_by_trainee["report"]["alarms"]} == {()}
+            early_csv = (await trainee.get(f"/api/training/sessions/{sid}/report.csv")).text
+            assert {r["expected"] for r in csv.DictReader(io.StringIO(early_csv))} == {""}
+            live = (await instructor.get(f"/api/training/sessions/{sid}")).json()
+            assert live["expected"]["tr-a/motor_stall"] == ["rotor_study", "interrogate"]
+            rows = {(r["trainee"], r["code"]): r for r in live["report"]["alarms"]}
+            assert rows[("trainee", "motor_stall")]["verdict"] == "correct"
+            assert rows[("trainee2", "motor_stall")]["verdict"] == "pending"  # could still get it right
+            assert rows[("trainee", "memory_error")]["verdict"] == "pending"
+
+            # ---- the instructor ends it: what is still unmatched becomes incorrect or missed
+            aborted = await instructor.post(f"/api/training/sessions/{sid}/abort", json={"reason": "debrief"})
+            assert aborted.status_code == 200, aborted.text
+            final = aborted.json()
+            assert (final["status"], final["aborted_reason"]) == ("aborted", "debrief")
+            assert driver.speed == 600  # the session gave the clock its pace back
+            assert (await trainee.get("/api/training/current")).json() == {"session": None}
+            again = await instructor.post(f"/api/training/sessions/{sid}/abort", json={})
+            assert (again.status_code, again.json()["reason"]) == (409, "session_finished")
+
+            rows = {(r["trainee"], r["code"]): r for r in final["report"]["alarms"]}
+            stall = rows[("trainee", "motor_stall")]
+            (ack,) = [
+                t for t in service.journal.transitions(key="tr-a/motor_stall") if t.event is TransitionEvent.ACKNOWLEDGE
+            ]
+            raised = datetime.fromisoformat(stall["raised_at"])
+            assert stall["time_to_ack_s"] == pytest.approx((ack.at - raised).total_seconds(), abs=1e-3)
+            assert ack.actor == "trainee"
+            assert 0 < stall["time_to_ack_s"] < 60  # acknowledged as soon as the test saw the alarm
+            assert ack_wall_s < stall["time_to_ack_s"] + 1
+            assert (stall["verdict"], stall["matched"], stall["score"]) == ("correct", ["rotor_study"], 1.0)
+            assert rows[("trainee2", "motor_stall")]["verdict"] == "incorrect"
+            assert rows[("trainee2", "motor_stall")]["acknowledged_by"] == "trainee"
+            for who in ("trainee", "trainee2"):
+                assert rows[(who, "memory_error")]["verdict"] == "missed"
+            summary = {t["trainee"]: t for t in final["report"]["trainees"]}
+            assert summary["trainee"]["correct"] >= 1
+            assert summary["trainee"]["missed"] >= 1
+            assert summary["trainee2"]["correct"] == 0
+            kinds = [(a["trainee"], a["action"]) for a in final["report"]["actions"]]
+            assert kinds == [
+                ("trainee", "acknowledge"),
+                ("trainee", "rotor_study"),
+                ("trainee2", "escalate_physician"),
+            ]
+
+            # ---- downloads: the same rows as CSV and JSON
+            as_csv = await trainee.get(f"/api/training/sessions/{sid}/report.csv")
+            assert as_csv.status_code == 200
+            assert as_csv.headers["content-disposition"] == f'attachment; filename="training-{sid}.csv"'
+            table = list(csv.DictReader(io.StringIO(as_csv.text)))
+            assert {r["expected"] for r in table if r["code"] == "motor_stall"} == {"rotor_study;interrogate"}
+            assert len(table) == len(final["report"]["alarms"])
+            assert {(r["trainee"], r["code"], r["verdict"]) for r in table} == {
+                (r["trainee"], r["code"], r["verdict"]) for r in final["report"]["alarms"]
+            }
+            as_json = await trainee.get(f"/api/training/sessions/{sid}/report.json")
+            assert as_json.json()["report"] == final["report"]  # ended: the answers are shown
+            assert as_json.json()["expected"] == final["expected"] != {}
+
+            # ---- InfluxDB holds one training point per alarm and trainee, with the same verdicts
+            def stored() -> list[list[object]]:
+                result = influxd.query(
+                    f'SELECT "trainee", "code", "verdict", "time_to_ack_s" FROM "training" WHERE "session" = \'{sid}\'',
+                    db=DATABASE,
                 )
-                assert login.status_code == 200
-                assert PASSWORDS[Role.TRAINEE] != "trainee2-password"
+                series = result["results"][0].get("series", [])  # type: ignore[index, union-attr]
+                return [row[1:] for s in series for row in s["values"]]
 
-                # ---- a trainee cannot start a session; the instructor can
-                body = {"scenario": "stall-drill", "trainees": ["trainee", "trainee2"], "speed": 1200}
-                assert (await trainee.post("/api/training/sessions", json=body)).status_code == 403
-                started = await instructor.post("/api/training/sessions", json=body)
-                assert started.status_code == 201, started.text
-                session = started.json()
-                sid = session["session_id"]
-                assert (driver.speed, session["speed"]) == (1200, 1200)
-                assert (session["status"], session["instructor"], session["devices"]) == (
-                    "running",
-                    "instructor",
-                    ["tr-a", "tr-b"],
-                )
-                current = (await trainee.get("/api/training/current")).json()["session"]
-                assert current["session_id"] == sid
-                assert (await instructor.get("/api/training/current")).json() == {"session": None}
-
-                # ---- the stall: trainee acknowledges and asks for a rotor study; trainee2 answers wrongly
-                await until(lambda: "tr-a/motor_stall" in service.board.alarms, what="the stall alarm on tr-a")
-                await until(lambda: "tr-b/memory_error" in service.board.alarms, what="the memory error on tr-b")
-                sent_at = time.monotonic()
-                acked = await trainee.post("/api/alarms/tr-a/motor_stall/acknowledge", json={})
-                ack_wall_s = time.monotonic() - sent_at
-                assert acked.status_code == 200, acked.text
-                study = await trainee.post("/api/alarms/tr-a/motor_stall/responses", json={"action": "rotor_study"})
-                assert study.status_code == 201, study.text
-                wrong = await trainee2.post(
-                    "/api/alarms/tr-a/motor_stall/responses", json={"action": "escalate_physician"}
-                )
-                assert wrong.status_code == 201, wrong.text
-
-                # ---- while it runs, only the instructor sees the answers
-                seen_by_trainee = (await trainee.get(f"/api/training/sessions/{sid}")).json()
-                assert seen_by_trainee["expected"] == {}
-                assert {tuple(r["expected"]) for r in seen_by_trainee["report"]["alarms"]} == {()}
-                early_csv = (await trainee.get(f"/api/training/sessions/{sid}/report.csv")).text
-                assert {r["expected"] for r in csv.DictReader(io.StringIO(early_csv))} == {""}
-                live = (await instructor.get(f"/api/training/sessions/{sid}")).json()
-                assert live["expected"]["tr-a/motor_stall"] == ["rotor_study", "interrogate"]
-                rows = {(r["trainee"], r["code"]): r for r in live["report"]["alarms"]}
-                assert rows[("trainee", "motor_stall")]["verdict"] == "correct"
-                assert rows[("trainee2", "motor_stall")]["verdict"] == "pending"  # could still get it right
-                assert rows[("trainee", "memory_error")]["verdict"] == "pending"
-
-                # ---- the instructor ends it: what is still unmatched becomes incorrect or missed
-                aborted = await instructor.post(f"/api/training/sessions/{sid}/abort", json={"reason": "debrief"})
-                assert aborted.status_code == 200, aborted.text
-                final = aborted.json()
-                assert (final["status"], final["aborted_reason"]) == ("aborted", "debrief")
-                assert driver.speed == 600  # the session gave the clock its pace back
-                assert (await trainee.get("/api/training/current")).json() == {"session": None}
-                again = await instructor.post(f"/api/training/sessions/{sid}/abort", json={})
-                assert (again.status_code, again.json()["reason"]) == (409, "session_finished")
-
-                rows = {(r["trainee"], r["code"]): r for r in final["report"]["alarms"]}
-                stall = rows[("trainee", "motor_stall")]
-                (ack,) = [
-                    t
-                    for t in service.journal.transitions(key="tr-a/motor_stall")
-                    if t.event is TransitionEvent.ACKNOWLEDGE
-                ]
-                raised = datetime.fromisoformat(stall["raised_at"])
-                assert stall["time_to_ack_s"] == pytest.approx((ack.at - raised).total_seconds(), abs=1e-3)
-                assert ack.actor == "trainee"
-                assert 0 < stall["time_to_ack_s"] < 60  # acknowledged as soon as the test saw the alarm
-                assert ack_wall_s < stall["time_to_ack_s"] + 1
-                assert (stall["verdict"], stall["matched"], stall["score"]) == ("correct", ["rotor_study"], 1.0)
-                assert rows[("trainee2", "motor_stall")]["verdict"] == "incorrect"
-                assert rows[("trainee2", "motor_stall")]["acknowledged_by"] == "trainee"
-                for who in ("trainee", "trainee2"):
-                    assert rows[(who, "memory_error")]["verdict"] == "missed"
-                summary = {t["trainee"]: t for t in final["report"]["trainees"]}
-                assert summary["trainee"]["correct"] >= 1
-                assert summary["trainee"]["missed"] >= 1
-                assert summary["trainee2"]["correct"] == 0
-                kinds = [(a["trainee"], a["action"]) for a in final["report"]["actions"]]
-                assert kinds == [
-                    ("trainee", "acknowledge"),
-                    ("trainee", "rotor_study"),
-                    ("trainee2", "escalate_physician"),
-                ]
-
-                # ---- downloads: the same rows as CSV and JSON
-                as_csv = await trainee.get(f"/api/training/sessions/{sid}/report.csv")
-                assert as_csv.status_code == 200
-                assert as_csv.headers["content-disposition"] == f'attachment; filename="training-{sid}.csv"'
-                table = list(csv.DictReader(io.StringIO(as_csv.text)))
-                assert {r["expected"] for r in table if r["code"] == "motor_stall"} == {"rotor_study;interrogate"}
-                assert len(table) == len(final["report"]["alarms"])
-                assert {(r["trainee"], r["code"], r["verdict"]) for r in table} == {
-                    (r["trainee"], r["code"], r["verdict"]) for r in final["report"]["alarms"]
-                }
-                as_json = await trainee.get(f"/api/training/sessions/{sid}/report.json")
-                assert as_json.json()["report"] == final["report"]  # ended: the answers are shown
-                assert as_json.json()["expected"] == final["expected"] != {}
-
-                # ---- InfluxDB holds one training point per alarm and trainee, with the same verdicts
-                def stored() -> list[list[object]]:
-                    result = influxd.query(
-                        f'SELECT "trainee", "code", "verdict", "time_to_ack_s" FROM "training" WHERE "session" = \'{sid}\'',
-                        db=DATABASE,
-                    )
-                    series = result["results"][0].get("series", [])  # type: ignore[index, union-attr]
-                    return [row[1:] for s in series for row in s["values"]]
-
-                await until(lambda: len(stored()) == len(table), what="the training points reach InfluxDB")
-                verdicts = {(trainee_, code): (verdict, ack_s) for trainee_, code, verdict, ack_s in stored()}
-                assert verdicts[("trainee", "motor_stall")] == (
-                    "correct",
-                    pytest.approx(stall["time_to_ack_s"], abs=1e-3),
-                )
-                assert verdicts[("trainee2", "memory_error")] == ("missed", None)
-        finally:
-            driver.stop()
-            await driving
+            await until(lambda: len(stored()) == len(table), what="the training points reach InfluxDB")
+            verdicts = {(trainee_, code): (verdict, ack_s) for trainee_, code, verdict, ack_s in stored()}
+            assert verdicts[("trainee", "motor_stall")] == (
+                "correct",
+                pytest.approx(stall["time_to_ack_s"], abs=1e-3),
+            )
+            assert verdicts[("trainee2", "memory_error")] == ("missed", None)
