@@ -30,6 +30,10 @@ test("times to acknowledge have one decimal; missing values are a dash", () => {
   assert.equal(t.rowScore(1), "100");
   assert.equal(t.scenarioTime({ elapsed_s: 7500, duration_s: 86400, steps_done: 1, steps_total: 3 }), "2 h 05 min of 1 d 00 h (steps 1/3)");
   assert.equal(t.scenarioTime(null), "—");
+  const at = { elapsed_s: 60, duration_s: 3600, steps_done: 0, steps_total: 2 };
+  assert.equal(t.projectProgress(at, 600, 3).elapsed_s, 1860);
+  assert.equal(t.projectProgress(at, 600, 30).elapsed_s, 3600);
+  assert.equal(t.projectProgress(at, 600, 0).elapsed_s, 60);
 });
 
 test("verdicts and statuses are written out, unknown ones passed through", () => {

@@ -38,7 +38,7 @@ export function traineeTable(report, caption = "Score per trainee (0-100)") {
           "tr",
           { dataset: { testid: "trainee-row", trainee: t.trainee } },
           h("th", { scope: "row" }, t.trainee),
-          h("td", { class: "num score", dataset: { testid: "trainee-score" } }, traineeScore(t.score)),
+          h("td", { class: "num score", dataset: { testid: "trainee-score" } }, traineeScore(t.alarms ? t.score : null)),
           h("td", { class: "num" }, String(t.alarms ?? 0)),
           h("td", { class: "num" }, String(t.acknowledged ?? 0)),
           h("td", { class: "num" }, String(t.correct ?? 0)),

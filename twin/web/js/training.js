@@ -135,6 +135,14 @@ export function scenarioTime(progress) {
   return `${span(progress.elapsed_s)} of ${span(progress.duration_s)} (steps ${progress.steps_done}/${progress.steps_total})`;
 }
 
+/** ``progress`` as it stands ``wallS`` seconds after it was read, the run going at ``speed``
+ * (capped at the run's duration): the simulation only reports its time at its own events. */
+export function projectProgress(progress, speed, wallS) {
+  if (!progress) return progress;
+  const ahead = Math.max(0, wallS) * (speed || 0);
+  return { ...progress, elapsed_s: Math.min(progress.duration_s, progress.elapsed_s + ahead) };
+}
+
 export function wallDuration(durationS, speed) {
   if (!durationS || !speed || speed <= 0) return "—";
   const s = durationS / speed;

@@ -9,7 +9,7 @@ import { serverNow, when } from "../clock.js";
 import { fill, h } from "../dom.js";
 import { Refetcher } from "../refetch.js";
 import { alarmTable, traineeTable } from "../score-tables.js";
-import { clockTime, elapsedSeconds, isLive, liveSession, scenarioTime, sortSessions, statusWord, traineeScore, wallDuration } from "../training.js";
+import { clockTime, elapsedSeconds, isLive, liveSession, projectProgress, scenarioTime, sortSessions, statusWord, traineeScore, wallDuration } from "../training.js";
 
 /** A busy fleet changes a session's report many times a second; one refetch a second is plenty. */
 const REFETCH_EVERY_MS = 1000;
@@ -42,6 +42,8 @@ export function trainingView(ctx) {
   let shown = null; // the session in the live panel: the live one, or the last one this page showed
   let sections = {};
   let elapsedCell = null;
+  let scenarioCell = null; // simulated progress, run forward between fetches while running
+  let fetchedAt = 0;
   const refetch = new Refetcher(refresh, REFETCH_EVERY_MS);
 
   // ------------------------------------------------------------------------------- loading
@@ -275,6 +277,8 @@ export function trainingView(ctx) {
     p.chip.dataset.status = s.status;
     p.chip.textContent = statusWord(s.status);
     elapsedCell = h("span", {}, clockTime(elapsedSeconds(s, serverNow())));
+    fetchedAt = Date.now();
+    scenarioCell = s.progress ? h("span", {}, scenarioTime(s.progress)) : null;
     fill(
       p.facts,
       facts([
@@ -286,7 +290,7 @@ export function trainingView(ctx) {
         ["Speed", s.speed ? `× ${s.speed}` : "—"],
         ["Started", when(s.started_at)],
         [isLive(s) ? "Elapsed (wall clock)" : "Lasted", elapsedCell, "training-elapsed"],
-        s.progress ? ["Scenario time", scenarioTime(s.progress), "training-scenario-time"] : null,
+        scenarioCell ? ["Scenario time", scenarioCell, "training-scenario-time"] : null,
         s.aborted_reason ? ["Abort reason", s.aborted_reason] : null,
       ].filter(Boolean)),
     );
@@ -312,7 +316,7 @@ export function trainingView(ctx) {
   function drawPast() {
     const list = sortSessions(sessions);
     const scores = (s) =>
-      ((s.report && s.report.trainees) || []).map((t) => `${t.trainee} ${traineeScore(t.score)}`).join(", ") || (s.trainees || []).join(", ");
+      ((s.report && s.report.trainees) || []).map((t) => `${t.trainee} ${traineeScore(t.alarms ? t.score : null)}`).join(", ") || (s.trainees || []).join(", ");
     fill(
       sections.past,
       h("h3", {}, "Sessions"),
@@ -371,6 +375,9 @@ export function trainingView(ctx) {
     },
     tick() {
       if (elapsedCell && shown && isLive(shown)) elapsedCell.textContent = clockTime(elapsedSeconds(shown, serverNow()));
+      if (scenarioCell && shown && shown.status === "running" && shown.progress) {
+        scenarioCell.textContent = scenarioTime(projectProgress(shown.progress, shown.speed, (Date.now() - fetchedAt) / 1000));
+      }
     },
     unmount() {
       refetch.stop();
