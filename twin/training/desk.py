@@ -108,9 +108,10 @@ class TrainingDesk:
 
     def json(self, session: TrainingSession, *, detail: bool = True, reveal: bool = True) -> dict[str, Any]:
         """The session as the API shows it (:func:`~twin.training.session.session_json`), with its
-        run's timeline ``progress`` (simulated seconds, pauses excluded) while the run is known."""
+        run's timeline ``progress`` (simulated seconds, pauses excluded) while it runs."""
         body = session_json(session, self.score(session), detail=detail, reveal=reveal)
-        run = self.runner.runs.get(session.run_id)
+        # only while it runs: run ids start again at run-1 when the twin restarts
+        run = self.runner.runs.get(session.run_id) if session.active else None
         body["progress"] = run.progress() if run is not None else None
         return body
 
