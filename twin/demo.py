@@ -158,6 +158,11 @@ async def run_demo(
                 f"{len(plan.specs)} simulated pumps, "
                 f"{'as fast as possible' if speed is None else f'{speed:g}x real time'}; Ctrl-C to stop\n"
             )
+            if not training and scenario is None:
+                console.print(
+                    "training sessions: the catalogue's scenarios need their own pumps: "
+                    "[bold].venv/bin/pumptwin demo --training[/]"
+                )
             if training:
                 console.print(
                     "[bold]training[/]: sign in as an instructor, open "
