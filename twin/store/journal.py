@@ -71,17 +71,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final
 
 from twin.alarms.lifecycle import Alarm, AlarmState, Source, Transition, TransitionEvent, replay
 from twin.contract.alarms import Priority
 from twin.contract.messages import AlarmEvent
-from twin.store.sqlite import BUSY_TIMEOUT_S, append_only, connect, migrate, schema_version, transaction
+from twin.store.sqlite import BUSY_TIMEOUT_S, SqliteStore, append_only
 
 _append_only = append_only
 
@@ -290,7 +288,7 @@ _RESPONSE_COLUMNS: Final = (
 )
 
 
-class Journal:
+class Journal(SqliteStore):
     """The twin's SQLite store at ``path`` (created with its directory if missing, migrated if old).
 
     Use as a context manager or call :meth:`close`. Raises :class:`JournalError` if the file was
@@ -298,32 +296,7 @@ class Journal:
     """
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self._db = connect(path, error=JournalError)
-        try:
-            migrate(self._db, MIGRATIONS, path, error=JournalError)
-        except BaseException:
-            self._db.close()
-            raise
-
-    # ------------------------------------------------------------------------------- lifecycle
-
-    def close(self) -> None:
-        """Close the connection (idempotent). Committed writes are already in the file."""
-        self._db.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
-        self.close()
-
-    @property
-    def schema_version(self) -> int:
-        return schema_version(self._db)
-
-    def _transaction(self) -> AbstractContextManager[None]:
-        return transaction(self._db)
+        super().__init__(path, MIGRATIONS, error=JournalError)
 
     # ------------------------------------------------------------------------------ the journal
 
@@ -375,23 +348,13 @@ class Journal:
         """Recorded transitions in the order they were recorded (per key: version order),
         filtered by every argument given; ``since``: ``at >= since``; ``limit``: the first
         ``limit`` of them (page on with ``since``)."""
-        where: list[str] = []
-        params: list[object] = []
-        for column, value in (("key", key), ("device_id", device_id), ("site", site)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
-        if since is not None:
-            where.append("at >= ?")
-            params.append(_text(since))
-        sql = f"SELECT {_JOURNAL_COLUMNS} FROM alarm_journal"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY id"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(limit)
-        return [_transition(row) for row in self._db.execute(sql, params)]
+        rows = self._select(
+            f"SELECT {_JOURNAL_COLUMNS} FROM alarm_journal",
+            {"key": key, "device_id": device_id, "site": site},
+            since,
+            limit,
+        )
+        return [_transition(row) for row in rows]
 
     def alarms(self) -> dict[str, Alarm]:
         """Every alarm as the journal makes it (key -> alarm), by folding it through the
@@ -518,23 +481,29 @@ class Journal:
     ) -> list[AlarmResponse]:
         """Recorded responses in the order they were recorded, filtered by every argument given
         (``since``: ``at >= since``)."""
-        where: list[str] = []
-        params: list[object] = []
-        for column, value in (("key", key), ("device_id", device_id), ("actor", actor)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
+        rows = self._select(
+            f"SELECT {_RESPONSE_COLUMNS} FROM alarm_response",
+            {"key": key, "device_id": device_id, "actor": actor},
+            since,
+            limit,
+        )
+        return [_response(row) for row in rows]
+
+    def _select(
+        self, select: str, equal: Mapping[str, object | None], since: datetime | None, limit: int | None
+    ) -> list[tuple[Any, ...]]:
+        """``select`` filtered by every column of ``equal`` whose value is given and by
+        ``at >= since``, in the order recorded, at most ``limit`` rows."""
+        where = [f"{column} = ?" for column, value in equal.items() if value is not None]
+        params: list[object] = [value for value in equal.values() if value is not None]
         if since is not None:
             where.append("at >= ?")
             params.append(_text(since))
-        sql = f"SELECT {_RESPONSE_COLUMNS} FROM alarm_response"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY id"
+        sql = select + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id"
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        return [_response(row) for row in self._db.execute(sql, params)]
+        return list(self._db.execute(sql, params))
 
     # --------------------------------------------------------------------------------- snapshots
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Final
+from types import TracebackType
+from typing import Final, Self
 
 BUSY_TIMEOUT_S: Final = 5.0
 """How long a write waits for another connection's write to finish before failing."""
@@ -94,4 +95,54 @@ def migrate(
             db.execute(f"PRAGMA user_version = {number}")
 
 
-__all__ = ["BUSY_TIMEOUT_S", "StoreError", "append_only", "connect", "migrate", "schema_version", "transaction"]
+class SqliteStore:
+    """A store on one SQLite file at ``path`` (``None``: in memory), opened by :func:`connect` and
+    brought up to date by :func:`migrate` with ``migrations``; ``setup`` statements (pragmas)
+    run first. Failures raise ``error``. Use as a context manager or call :meth:`close`."""
+
+    def __init__(
+        self,
+        path: Path | None,
+        migrations: Sequence[Sequence[str]],
+        *,
+        error: type[Exception] = StoreError,
+        setup: Sequence[str] = (),
+    ) -> None:
+        self.path = path
+        self._db = connect(path, error=error)
+        try:
+            for statement in setup:
+                self._db.execute(statement)
+            migrate(self._db, migrations, path, error=error)
+        except BaseException:
+            self._db.close()
+            raise
+
+    def close(self) -> None:
+        """Close the connection (idempotent). Committed writes are already in the file."""
+        self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    @property
+    def schema_version(self) -> int:
+        return schema_version(self._db)
+
+    def _transaction(self) -> AbstractContextManager[None]:
+        return transaction(self._db)
+
+
+__all__ = [
+    "BUSY_TIMEOUT_S",
+    "SqliteStore",
+    "StoreError",
+    "append_only",
+    "connect",
+    "migrate",
+    "schema_version",
+    "transaction",
+]

@@ -41,20 +41,18 @@ import json
 import re
 import secrets
 from collections.abc import Mapping
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from twin.roles import Role
 from twin.store.journal import JournalError
-from twin.store.sqlite import append_only, connect, migrate, schema_version, transaction
+from twin.store.sqlite import SqliteStore, append_only
 
 USERNAME_PATTERN: Final = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 """Lower-case letters, digits, ``.``, ``_``, ``-``; 1-64 characters. The name is the ``actor`` of
@@ -202,35 +200,12 @@ SCHEMA_VERSION: Final = len(MIGRATIONS)
 _USER_COLUMNS: Final = "username, role, disabled, created_at, updated_at"
 
 
-class UserStore:
+class UserStore(SqliteStore):
     """Accounts and sessions at ``path`` (created and migrated if needed); ``None``: in memory,
     for tests and for an app built without a store (then nobody can log in)."""
 
     def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self._db = connect(path, error=JournalError)
-        try:
-            self._db.execute("PRAGMA foreign_keys = ON")
-            migrate(self._db, MIGRATIONS, path, error=JournalError)
-        except BaseException:
-            self._db.close()
-            raise
-
-    def close(self) -> None:
-        self._db.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
-        self.close()
-
-    @property
-    def schema_version(self) -> int:
-        return schema_version(self._db)
-
-    def _transaction(self) -> AbstractContextManager[None]:
-        return transaction(self._db)
+        super().__init__(path, MIGRATIONS, error=JournalError, setup=("PRAGMA foreign_keys = ON",))
 
     # ------------------------------------------------------------------------------ accounts
 
