@@ -29,8 +29,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from twin.alarms import lifecycle as lc
+from twin.alarms.device_events import DeviceEventKey
 from twin.contract.alarms import Priority
-from twin.store.journal import DeviceEventKey, Journal
+from twin.store.journal import Journal
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 

@@ -18,9 +18,9 @@ from collections import Counter
 
 import simpy
 
+from twin.pump.model import UNUSABLE_RESIDUAL_ML
 from twin.sim.device import Outgoing, SimulatedDevice
 from twin.sim.fleet import default_epoch, generate_fleet
-from twin.sim.pump import UNUSABLE_RESIDUAL_ML
 from twin.sim.reference import SteppedPump, stepped_process
 from twin.sim.simulation import FleetSimulation
 

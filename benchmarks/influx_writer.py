@@ -35,10 +35,9 @@ import httpx
 
 from tests.harness.influx_fleet import sample
 from tests.harness.servers import Influxd
-from twin.influx import InfluxWriter
-from twin.influx.points import InfluxPoint
-from twin.influx.writer import GZIP_LEVEL
+from twin.influx.writer import GZIP_LEVEL, InfluxWriter
 from twin.settings import InfluxSettings
+from twin.timeseries.points import InfluxPoint
 
 HANDOVER_CHUNK = 1000
 """Points per ``submit`` call in the writer run."""

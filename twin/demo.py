@@ -21,6 +21,7 @@ from rich.console import Console
 
 from twin.embedded_broker import embedded_broker
 from twin.mqtt_endpoint import MqttEndpoint
+from twin.pump.model import ERI_PERCENT
 from twin.roles import Role
 from twin.scenarios.fleet import resolve_fleet, training_fleet
 from twin.scenarios.model import Scenario
@@ -30,7 +31,6 @@ from twin.service.runtime import running_twin
 from twin.settings import Settings
 from twin.sim.driver import SimDriver
 from twin.sim.fleet import PumpSpec
-from twin.sim.pump import ERI_PERCENT
 from twin.sim.runner import SimPlan
 from twin.sim.watch import watch
 from twin.store.users import UserError, UserStore, hash_password

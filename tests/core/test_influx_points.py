@@ -15,8 +15,8 @@ from tests.harness.line_protocol import read_lines
 from twin.contract import examples
 from twin.contract.alarms import AlarmCode, Priority
 from twin.contract.messages import AlarmEventType, Drug, InfusionMode, Program, StopReason
-from twin.influx import points
-from twin.influx.points import (
+from twin.timeseries import points
+from twin.timeseries.points import (
     AlarmTransitionPoint,
     CommandOutcome,
     CommandOutcomePoint,

@@ -34,8 +34,8 @@ from twin.contract.messages import (
     TelemetryLossFault,
     WrongConcentrationFault,
 )
-from twin.sim.flow import SECONDS_PER_DAY
-from twin.sim.pump import AlarmChange, Effect, Pump, PumpConfig, PumpStart
+from twin.pump.flow import SECONDS_PER_DAY
+from twin.pump.model import AlarmChange, Effect, Pump, PumpConfig, PumpStart
 from twin.sim.reference import SteppedPump
 
 TOL = 1e-6
@@ -342,7 +342,7 @@ def test_eri_then_end_of_service_after_90_days() -> None:
 
 
 def test_battery_life_matches_the_domain_figures() -> None:
-    from twin.sim.pump import BatteryModel
+    from twin.pump.model import BatteryModel
 
     model = BatteryModel()
     assert 5.5 <= model.days_to_eri(100, 0.3) / 365 <= 6.5  # about 6 years at a typical rate

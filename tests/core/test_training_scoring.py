@@ -14,14 +14,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from twin.alarms.lifecycle import Transition, acknowledge, condition_cleared, condition_returned, raise_alarm, silence
-from twin.alarms.responses import RESPONSE_CATALOGUE, ResponseAction
+from twin.alarms.responses import RESPONSE_CATALOGUE, AlarmResponse, ResponseAction
 from twin.contract.alarms import Priority
-from twin.influx.points import TrainingVerdict, training_response_point
 from twin.scenarios.fleet import members_of, resolve_fleet
 from twin.scenarios.model import AlarmExpectation
 from twin.scenarios.scenario_file import load_library
 from twin.scenarios.timeline import expand
-from twin.store.journal import AlarmResponse
+from twin.timeseries.points import TrainingVerdict, training_response_point
 from twin.training.scoring import (
     ACK_TARGET_S,
     SATISFIES,

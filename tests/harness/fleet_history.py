@@ -44,7 +44,10 @@ from twin.contract.messages import (
     State,
     TelemetryLossFault,
 )
-from twin.influx.points import (
+from twin.sim.device import Outgoing, SimulatedDevice
+from twin.sim.fleet import generate_fleet
+from twin.sim.simulation import FleetSimulation
+from twin.timeseries.points import (
     AlarmTransitionPoint,
     CommandOutcome,
     CommandOutcomePoint,
@@ -59,9 +62,6 @@ from twin.influx.points import (
     training_response_point,
     twin_health_point,
 )
-from twin.sim.device import Outgoing, SimulatedDevice
-from twin.sim.fleet import generate_fleet
-from twin.sim.simulation import FleetSimulation
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 DAY_S = 86_400.0

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from twin.contract import examples
 from twin.contract.messages import Drug
-from twin.influx import InfluxWriter
-from twin.influx.points import DeviceTags, InfluxPoint, telemetry_point
+from twin.influx.writer import InfluxWriter
 from twin.settings import InfluxSettings
+from twin.timeseries.points import DeviceTags, InfluxPoint, telemetry_point
 
 SITE = "drill-site"
 START = datetime(2026, 1, 1, tzinfo=UTC)

@@ -29,7 +29,7 @@ import pytest
 from tests.harness.fleet_history import TRAINING_SITE, FleetHistory, simulate_fleet_history
 from tests.harness.servers import Influxd
 from twin.grafana.interpolation import ALL_VALUE, QueryKind, Selection, TimeRange, Variable, render_query
-from twin.influx import InfluxWriter
+from twin.influx.writer import InfluxWriter
 from twin.settings import InfluxSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

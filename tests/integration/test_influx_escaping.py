@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 
 from tests.core.test_influx_points import influx_points
 from tests.harness.servers import Influxd
-from twin.influx.points import InfluxPoint, stored_tag_value
+from twin.timeseries.points import InfluxPoint, stored_tag_value
 
 pytestmark = pytest.mark.integration
 

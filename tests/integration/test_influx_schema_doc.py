@@ -16,8 +16,9 @@ from tests.harness.servers import Influxd
 from twin.contract import examples
 from twin.contract.alarms import AlarmCode, Priority
 from twin.contract.messages import Drug
-from twin.influx import InfluxWriter
-from twin.influx.points import (
+from twin.influx.writer import InfluxWriter
+from twin.settings import InfluxSettings
+from twin.timeseries.points import (
     AlarmTransitionPoint,
     CommandOutcome,
     CommandOutcomePoint,
@@ -34,7 +35,6 @@ from twin.influx.points import (
     training_response_point,
     twin_health_point,
 )
-from twin.settings import InfluxSettings
 
 pytestmark = pytest.mark.integration
 

@@ -25,8 +25,9 @@ from tests.harness.waiting import until
 from twin.contract import examples
 from twin.contract.alarms import AlarmCode, Priority
 from twin.contract.messages import Drug
-from twin.influx import InfluxWriter
-from twin.influx.points import (
+from twin.influx.writer import DEAD_LETTER_FILE, InfluxWriter
+from twin.settings import InfluxSettings
+from twin.timeseries.points import (
     AlarmTransitionPoint,
     CommandOutcome,
     CommandOutcomePoint,
@@ -40,8 +41,6 @@ from twin.influx.points import (
     telemetry_point,
     twin_health_point,
 )
-from twin.influx.writer import DEAD_LETTER_FILE
-from twin.settings import InfluxSettings
 
 pytestmark = pytest.mark.integration
 

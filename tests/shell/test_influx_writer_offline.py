@@ -10,10 +10,10 @@ import pytest
 
 from tests.harness.waiting import until
 from twin.contract import examples
-from twin.influx import InfluxWriter
-from twin.influx.points import DeviceTags, InfluxPoint, alarm_event_point, telemetry_point
 from twin.influx.spool import Spool
+from twin.influx.writer import InfluxWriter
 from twin.settings import InfluxSettings
+from twin.timeseries.points import DeviceTags, InfluxPoint, alarm_event_point, telemetry_point
 
 TAGS = DeviceTags.from_birth(examples.EXAMPLE_SITE, examples.birth())
 MiB = 1024 * 1024

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from twin.alarms import lifecycle as lc
+from twin.alarms.responses import AlarmResponse
 from twin.contract.alarms import AlarmCode, Priority
 from twin.store import journal as journal_module
-from twin.store.journal import SCHEMA_VERSION, AlarmResponse, Journal
+from twin.store.journal import SCHEMA_VERSION, Journal
 
 T0 = datetime(2026, 4, 1, 8, 0, tzinfo=UTC)
 

@@ -8,7 +8,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from tests.harness.scenario_drills import DRILL
-from twin.cli import app, parse_speed
+from twin.cli import app
+from twin.cli.options import parse_speed
 from twin.scenarios.model import json_schema
 
 runner = CliRunner()

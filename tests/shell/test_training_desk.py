@@ -21,9 +21,10 @@ from twin.scenarios.runner import ScenarioRunner
 from twin.scenarios.scenario_file import parse_scenario
 from twin.service.twin_service import TwinService
 from twin.settings import AuthSettings
-from twin.store.journal import Journal, TrainingEvent
+from twin.store.journal import Journal
 from twin.store.users import UserStore
 from twin.training.desk import RESTARTED, TrainingDesk
+from twin.training.events import TrainingEvent
 from twin.training.scoring import Verdict
 from twin.training.session import TrainingSession, started_event
 

@@ -16,8 +16,9 @@ Pure: no I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 
 class ResponseAction(StrEnum):
@@ -157,3 +158,29 @@ MAX_NOTE_LENGTH: Final = 2000
 
 
 __all__ = ["MAX_NOTE_LENGTH", "RESPONSE_CATALOGUE", "ResponseAction", "ResponseSpec"]
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmResponse:
+    """One response action on one alarm (table ``alarm_response``).
+
+    ``alarm_version``/``alarm_state``: the alarm when the response was made (the response comes
+    after transition ``alarm_version`` of ``key``). ``at``: the twin's wall clock. ``role``: the
+    responder's role at the time. ``command_id``: the command the response sent (refill,
+    reprogram), else ``None``. ``detail``: the action's parameters as given (JSON object)."""
+
+    response_id: str
+    key: str
+    device_id: str
+    site: str
+    code: str
+    priority: str
+    alarm_version: int
+    alarm_state: str
+    action: str
+    note: str | None
+    actor: str
+    role: str
+    at: datetime
+    command_id: str | None
+    detail: dict[str, Any]

@@ -2,7 +2,7 @@
 
 Public API (everything else here is internal)::
 
-    from twin.influx import InfluxWriter
+    from twin.influx.writer import InfluxWriter
 
     async with InfluxWriter(settings.influx) as writer:   # spool directory: settings.influx.spool_dir
         writer.submit(points)         # never blocks; never raises because InfluxDB is down
@@ -13,7 +13,7 @@ Public API (everything else here is internal)::
 
 Call ``submit``/``flush``/``drain`` from the event loop the writer was entered in.
 
-How a point travels: ``submit`` encodes it to line protocol (``twin.influx.points``) into an
+How a point travels: ``submit`` encodes it to line protocol (``twin.timeseries.points``) into an
 in-memory buffer. Every ``flush_interval_s``, or as soon as ``batch_size`` points wait, the buffer
 is appended to the durable spool (``twin.influx.spool``: write-ahead, fsync-ed). One sender reads
 the spool in order and POSTs ``/write?db=…&rp=…&precision=ns`` (gzip-compressed when
@@ -75,14 +75,14 @@ from typing import Final, Self
 
 import httpx
 
-from twin.influx.points import InfluxPoint
 from twin.influx.spool import Admission, Spool, SpoolBatch, SpoolPosition, SpoolStats
 from twin.settings import InfluxSettings
+from twin.timeseries.points import InfluxPoint
 
 log = logging.getLogger(__name__)
 
 PRECISION: Final = "ns"
-"""Timestamps are nanoseconds (see ``twin.influx.points``)."""
+"""Timestamps are nanoseconds (see ``twin.timeseries.points``)."""
 
 MAX_REQUEST_BYTES: Final = 8 * 1024 * 1024
 """Most uncompressed bytes in one write request; InfluxDB 1.x refuses bodies over 25 MB by default."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final
 
 from twin.contract.messages import (
     Action,
@@ -149,3 +149,16 @@ def expire(tracked: TrackedCommand, now: datetime, timeout: timedelta = DEFAULT_
     if now - tracked.online_since < timeout:
         return tracked
     return replace(tracked, state=CommandState.TIMED_OUT, reason=f"no answer within {timeout.total_seconds():g} s")
+
+
+@dataclass(frozen=True, slots=True)
+class CommandRecord:
+    """One logged command status. ``detail``: the JSON object logged with it."""
+
+    command_id: str
+    device_id: str
+    site: str
+    status: str
+    actor: str
+    at: datetime
+    detail: dict[str, Any]

@@ -1,7 +1,7 @@
 """Predicted state between reports, with the same pure pump model the simulator runs.
 
 Real pumps are read a few times a year; between read-outs the twin advances the last report with
-:class:`twin.sim.pump.Pump` (the pump's *belief* side: programmed flow, no faults, no flow
+:class:`twin.pump.model.Pump` (the pump's *belief* side: programmed flow, no faults, no flow
 error, since that is what the pump itself will report) and says when the low-reservoir
 threshold, empty, ERI and end of service will come. Reported, predicted and the age of the report
 sit side by side in the API.
@@ -19,7 +19,7 @@ from typing import Final
 
 from twin.contract.alarms import AlarmCode
 from twin.contract.messages import BatteryStatus, Birth, MotorState, State, Telemetry
-from twin.sim.pump import AlarmChange, Pump, PumpConfig, PumpStart
+from twin.pump.model import AlarmChange, Pump, PumpConfig, PumpStart
 
 HORIZON: Final = timedelta(days=3 * 365)
 """How far ahead dates are predicted (a pump's battery rarely has more than a few years left)."""

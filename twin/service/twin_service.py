@@ -29,7 +29,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+from twin.alarms.device_events import DeviceEventKey, dedupe_key
 from twin.alarms.lifecycle import Alarm, AlarmError, Transition, alarm_key
+from twin.alarms.responses import AlarmResponse
 from twin.contract.codec import CHANNELS, ContractError, decode_device_message, encode
 from twin.contract.messages import (
     Action,
@@ -40,19 +42,10 @@ from twin.contract.messages import (
     Telemetry,
 )
 from twin.contract.topics import Channel, TopicAddress, TopicError, build_topic, parse_topic
-from twin.influx.points import (
-    AlarmTransitionPoint,
-    CommandOutcome,
-    CommandOutcomePoint,
-    DeviceTags,
-    alarm_transition_point,
-    command_point,
-    device_points,
-)
 from twin.mirror import commands as desk
 from twin.mirror.alarm_board import AlarmBoard
 from twin.mirror.alerts import AlertPolicy, TwinAlertCode, dose_deviates, evaluate
-from twin.mirror.commands import CommandRefused, CommandState, TrackedCommand
+from twin.mirror.commands import CommandRecord, CommandRefused, CommandState, TrackedCommand
 from twin.mirror.device_twin import (
     AlarmSeen,
     Applied,
@@ -69,7 +62,16 @@ from twin.mirror.device_twin import (
 from twin.mirror.prediction import Forecast, Prediction, forecast, predict
 from twin.service.bus import EventBus
 from twin.service.metrics import ServiceMetrics
-from twin.store.journal import AlarmResponse, CommandRecord, DeviceEventKey, Journal, dedupe_key
+from twin.store.journal import Journal
+from twin.timeseries.points import (
+    AlarmTransitionPoint,
+    CommandOutcome,
+    CommandOutcomePoint,
+    DeviceTags,
+    alarm_transition_point,
+    command_point,
+    device_points,
+)
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""A simulated pump as the twin sees it: the pure :class:`~twin.sim.pump.Pump` behind the contract.
+"""A simulated pump as the twin sees it: the pure :class:`~twin.pump.model.Pump` behind the contract.
 
 :class:`SimulatedDevice` is the device's firmware and radio in one pure object: it numbers its
 messages (session, seq), turns the pump's effects into contract messages (alarm events, state on
@@ -47,7 +47,7 @@ from twin.contract.messages import (
     WireModel,
 )
 from twin.contract.topics import Channel
-from twin.sim.pump import AlarmChange, ClinicalEvent, Effect, Outcome, Pump
+from twin.pump.model import AlarmChange, ClinicalEvent, Effect, Outcome, Pump
 
 COMMAND_MEMORY: Final = 512
 """Command ids a device remembers for idempotency. A twin re-sends a pending command at most a

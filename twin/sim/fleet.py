@@ -7,7 +7,7 @@ flexible programs, patient boluses for some opioid pumps, implant ages of 0–5 
 battery drained accordingly, and reservoirs anywhere between just above the low threshold and
 full. The same seed always gives the same fleet.
 
-Pure: no I/O except :func:`load_fleet_file`, which only reads the given file.
+Pure: no I/O (fleet files are read by :mod:`twin.sim.fleet_file`).
 """
 
 from __future__ import annotations
@@ -15,11 +15,9 @@ from __future__ import annotations
 import math
 import random
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Final
 
-import yaml
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from twin.contract.messages import (
     DeviceId,
@@ -29,8 +27,8 @@ from twin.contract.messages import (
     PatientBolusSettings,
     Program,
 )
-from twin.sim.drugs import DRUGS
-from twin.sim.pump import DEFAULT_LOW_RESERVOIR_THRESHOLD_ML, ERI_PERCENT, BatteryModel
+from twin.pump.drugs import DRUGS
+from twin.pump.model import DEFAULT_LOW_RESERVOIR_THRESHOLD_ML, ERI_PERCENT, BatteryModel
 
 SITE_NAMES: Final = (
     "north-general",
@@ -125,25 +123,6 @@ class FleetFile(BaseModel):
                 raise ValueError(f"device_id {p.device_id!r} appears twice")
             seen.add(p.device_id)
         return self
-
-
-class FleetFileError(ValueError):
-    """A fleet file that cannot be used; the message names the file, the pump and the field."""
-
-
-def load_fleet_file(path: Path) -> FleetFile:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise FleetFileError(f"{path}: cannot read fleet file: {exc}") from None
-    try:
-        return FleetFile.model_validate(raw)
-    except ValidationError as exc:
-        lines = [f"{path}: invalid fleet file:"]
-        for err in exc.errors(include_url=False)[:10]:
-            loc = ".".join(str(p) for p in err["loc"])
-            lines.append(f"  {loc}: {err['msg']}")
-        raise FleetFileError("\n".join(lines)) from None
 
 
 def _weighted(rng: random.Random, items: list[tuple[float, object]]) -> object:

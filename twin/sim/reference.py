@@ -2,7 +2,7 @@
 
 It steps the clock (one minute by default) and looks for threshold crossings after each step,
 the way a straightforward SimPy model would. It is deliberately independent of
-:mod:`twin.sim.flow`: it evaluates the program minute by minute from the contract's
+:mod:`twin.pump.flow`: it evaluates the program minute by minute from the contract's
 :class:`~twin.contract.messages.Program`. It serves two purposes:
 
 * an oracle for the event-driven model's tests (crossing times must agree within one step);
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import simpy
 
 from twin.contract.messages import MIN_RATE_ML_PER_DAY, InfusionMode, Program
-from twin.sim.pump import BatteryModel
+from twin.pump.model import BatteryModel
 
 DAY_S = 86_400.0
 

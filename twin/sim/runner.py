@@ -16,7 +16,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from twin.embedded_broker import embedded_broker
 from twin.mqtt_endpoint import MqttEndpoint
 from twin.sim.driver import SimDriver
-from twin.sim.fleet import PumpSpec, generate_fleet, load_fleet_file
+from twin.sim.fleet import PumpSpec, generate_fleet
+from twin.sim.fleet_file import load_fleet_file
 from twin.sim.simulation import FleetSimulation
 
 WALL_TELEMETRY_INTERVAL_S: Final = 10.0

@@ -40,11 +40,11 @@ from twin.contract.messages import (
     RefillAction,
 )
 from twin.contract.topics import Channel
+from twin.pump.drugs import DRUGS
+from twin.pump.flow import SECONDS_PER_DAY
+from twin.pump.model import BatteryModel, Pump, PumpConfig, PumpStart
 from twin.sim.device import Identity, Outgoing, SimulatedDevice
-from twin.sim.drugs import DRUGS
 from twin.sim.fleet import PumpSpec
-from twin.sim.flow import SECONDS_PER_DAY
-from twin.sim.pump import BatteryModel, Pump, PumpConfig, PumpStart
 
 SECONDS_PER_YEAR: Final = 365.25 * SECONDS_PER_DAY
 

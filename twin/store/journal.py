@@ -71,15 +71,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+from twin.alarms.device_events import DeviceEventKey, dedupe_key
 from twin.alarms.lifecycle import Alarm, AlarmState, Source, Transition, TransitionEvent, replay
+from twin.alarms.responses import AlarmResponse
 from twin.contract.alarms import Priority
-from twin.contract.messages import AlarmEvent
+from twin.mirror.commands import CommandRecord
 from twin.store.sqlite import BUSY_TIMEOUT_S, SqliteStore, append_only
+from twin.training.events import TrainingEvent
 
 _append_only = append_only
 
@@ -213,73 +215,6 @@ class JournalError(Exception):
 
 class JournalConflict(JournalError):
     """A different transition is already recorded under the same (key, version). Nothing was recorded."""
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceEventKey:
-    """Identity of a device alarm event: the same device, alarm id (one per raise) and event
-    (``raised``/``cleared``) is the same event, however often it is delivered."""
-
-    device_id: str
-    alarm_id: str
-    event: str
-
-
-def dedupe_key(message: AlarmEvent) -> DeviceEventKey:
-    """The identity of a device's alarm message (see :class:`DeviceEventKey`)."""
-    return DeviceEventKey(message.device_id, message.alarm_id, message.event.value)
-
-
-@dataclass(frozen=True, slots=True)
-class CommandRecord:
-    """One logged command status. ``detail``: the JSON object logged with it."""
-
-    command_id: str
-    device_id: str
-    site: str
-    status: str
-    actor: str
-    at: datetime
-    detail: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class AlarmResponse:
-    """One response action on one alarm (table ``alarm_response``).
-
-    ``alarm_version``/``alarm_state``: the alarm when the response was made (the response comes
-    after transition ``alarm_version`` of ``key``). ``at``: the twin's wall clock. ``role``: the
-    responder's role at the time. ``command_id``: the command the response sent (refill,
-    reprogram), else ``None``. ``detail``: the action's parameters as given (JSON object)."""
-
-    response_id: str
-    key: str
-    device_id: str
-    site: str
-    code: str
-    priority: str
-    alarm_version: int
-    alarm_state: str
-    action: str
-    note: str | None
-    actor: str
-    role: str
-    at: datetime
-    command_id: str | None
-    detail: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class TrainingEvent:
-    """One event in the life of a training session (table ``training_event``): ``started`` (detail:
-    the session's scenario, run, instructor, trainees, pumps, speed), ``paused-N``/``resumed-N``,
-    and ``completed`` or ``aborted`` (detail: the final report). ``at``: the twin's clock."""
-
-    session_id: str
-    event: str
-    actor: str
-    at: datetime
-    detail: dict[str, Any]
 
 
 _RESPONSE_COLUMNS: Final = (

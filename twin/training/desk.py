@@ -29,12 +29,13 @@ from datetime import datetime
 from typing import Any
 
 from twin.alarms.lifecycle import Transition, TransitionEvent
-from twin.influx.points import training_response_point
+from twin.alarms.responses import AlarmResponse
 from twin.roles import Role
 from twin.scenarios.runner import ScenarioRefused, ScenarioRun, ScenarioRunner
 from twin.service.twin_service import TwinService
-from twin.store.journal import AlarmResponse, TrainingEvent
 from twin.store.users import UserStore
+from twin.timeseries.points import training_response_point
+from twin.training.events import TrainingEvent
 from twin.training.scoring import TrainingScore, acts, expected_responses, occurrences, score, scored_devices
 from twin.training.session import (
     SessionStatus,

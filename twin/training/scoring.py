@@ -52,11 +52,10 @@ from enum import StrEnum
 from typing import Final, Literal
 
 from twin.alarms.lifecycle import Transition, TransitionEvent, alarm_key
-from twin.alarms.responses import ResponseAction
+from twin.alarms.responses import AlarmResponse, ResponseAction
 from twin.contract.alarms import Priority
 from twin.scenarios.model import StaffResponse
 from twin.scenarios.timeline import Timeline
-from twin.store.journal import AlarmResponse
 
 S = StaffResponse
 

@@ -17,8 +17,8 @@ from datetime import datetime
 from typing import Any, Final, Literal
 
 from twin.contract.alarms import Priority
-from twin.influx.points import TrainingResponsePoint, TrainingVerdict
-from twin.store.journal import TrainingEvent
+from twin.timeseries.points import TrainingResponsePoint, TrainingVerdict
+from twin.training.events import TrainingEvent
 from twin.training.scoring import Act, AlarmScore, Occurrence, TraineeSummary, TrainingScore, Verdict
 
 SessionStatus = Literal["running", "paused", "completed", "aborted"]

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from twin.cli.app import app
+
 if TYPE_CHECKING:  # the modules behind the commands load when a command runs: `pumptwin` starts fast
     from rich.console import Console
 
@@ -24,6 +26,7 @@ if TYPE_CHECKING:  # the modules behind the commands load when a command runs: `
 scenario_app = typer.Typer(
     help="Fault scenarios: run one headless, validate files, print the schema.", no_args_is_help=True
 )
+app.add_typer(scenario_app, name="scenario")
 
 _STATUS_STYLE = {"met": "green", "missed": "bold red", "pending": "yellow"}
 
@@ -42,7 +45,7 @@ def run(
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from twin.cli import parse_speed
+    from twin.cli.options import parse_speed
     from twin.scenarios.evaluation import report_json
     from twin.scenarios.model import ScenarioInvalid, format_duration
     from twin.scenarios.runner import run_headless

@@ -60,7 +60,7 @@ from twin.contract.messages import (
     TelemetryLossFault,
     WrongConcentrationFault,
 )
-from twin.sim.flow import SECONDS_PER_DAY, DailySchedule, Flow, Overlay
+from twin.pump.flow import SECONDS_PER_DAY, DailySchedule, Flow, Overlay
 
 # ------------------------------------------------------------------------------------- constants
 

@@ -1,0 +1,69 @@
+"""``pumptwin serve``: the twin service (mirror, alarms, HTTP API)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from twin.cli.app import app
+from twin.cli.options import setup_logging
+
+
+@app.command()
+def serve(
+    mqtt: Annotated[
+        str | None, typer.Option(envvar="PUMPTWIN_MQTT__URL", help="Broker URL; default: an embedded broker.")
+    ] = None,
+    host: Annotated[
+        str | None, typer.Option(help="HTTP address (default from PUMPTWIN_HTTP__HOST or 127.0.0.1).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port (default from PUMPTWIN_HTTP__PORT or 8080).")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Journal database and spool (default ./var).")] = None,
+    influx_url: Annotated[
+        str | None, typer.Option(help="InfluxDB URL (v1 API); default from PUMPTWIN_INFLUX__URL; unset: spool only.")
+    ] = None,
+    sites: Annotated[str | None, typer.Option(help="Comma-separated sites this twin owns; default all.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Run the twin service: mirror every device, run its alarms, serve the HTTP API."""
+    from twin.mqtt_endpoint import MqttEndpoint
+    from twin.service.runtime import running_twin
+    from twin.settings import Settings
+
+    setup_logging(verbose)
+    settings = Settings()
+    if host is not None:
+        settings.http.host = host
+    if port is not None:
+        settings.http.port = port
+    if data_dir is not None:
+        settings.data_dir = data_dir
+    if influx_url is not None:
+        settings.influx.url = influx_url
+    if sites:
+        settings.mqtt.sites = [x.strip() for x in sites.split(",") if x.strip()]
+    mqtt = mqtt or settings.mqtt.url
+
+    async def main() -> None:
+        from twin.embedded_broker import embedded_broker
+
+        async with contextlib.AsyncExitStack() as stack:
+            url: str = mqtt if mqtt else await stack.enter_async_context(embedded_broker())
+            endpoint = MqttEndpoint.parse(
+                url,
+                username=settings.mqtt.username,
+                password=settings.mqtt.password.get_secret_value() if settings.mqtt.password else None,
+                ca_file=settings.mqtt.ca_file,
+            )
+            running = await stack.enter_async_context(running_twin(settings, endpoint))
+            typer.echo(f"twin service: {running.url} (API docs {running.url}/docs), MQTT {endpoint.url}")
+            await asyncio.Event().wait()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        typer.echo("stopped")
