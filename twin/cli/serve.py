@@ -61,6 +61,7 @@ def serve(
             )
             running = await stack.enter_async_context(running_twin(settings, endpoint))
             typer.echo(f"twin service: {running.url} (API docs {running.url}/docs), MQTT {endpoint.url}")
+            typer.echo(f"time series: {running.writer.describe() if running.writer is not None else 'disabled'}")
             await asyncio.Event().wait()
 
     try:

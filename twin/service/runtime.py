@@ -82,7 +82,6 @@ async def running_twin(
             if not spool_dir.is_absolute():
                 spool_dir = data_dir / spool_dir.name
             writer = await stack.enter_async_context(InfluxWriter(settings.influx, spool_dir))
-            log.info("time series: %s", writer.describe())
         service = TwinService(journal, writer=writer, name=client_id)
 
         def health() -> dict[str, Any]:

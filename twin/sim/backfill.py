@@ -18,12 +18,11 @@ from pathlib import Path
 from typing import Final
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from twin.influx.writer import InfluxWriter
 from twin.service.inprocess import InProcessTwin
 from twin.settings import InfluxSettings
-from twin.sim.runner import SimPlan
+from twin.sim.runner import SimPlan, simulated_progress, simulated_text
 from twin.store.journal import Journal
 
 SLICE_S: Final = 6 * 3600.0
@@ -62,19 +61,11 @@ async def backfill(plan: SimPlan, influx: InfluxSettings, *, console: Console, s
                 twin = InProcessTwin(plan.simulation(), journal, writer=writer, on_message=count)
                 twin.open_sessions()
                 end = plan.duration_s
-                days = end / 86400.0
-                with Progress(
-                    TextColumn("[progress.description]{task.description}"),
-                    BarColumn(),
-                    MofNCompleteColumn(),
-                    TextColumn("simulated days"),
-                    TimeElapsedColumn(),
-                    console=console,
-                ) as progress:
-                    task = progress.add_task("backfilling", total=round(days, 1))
+                with simulated_progress(console) as progress:
+                    task = progress.add_task("backfilling", total=end, simulated=simulated_text(0.0, end))
                     while twin.sim.now < end:
                         twin.run(min(end, twin.sim.now + SLICE_S))
-                        progress.update(task, completed=round(twin.sim.now / 86400.0, 1))
+                        progress.update(task, completed=twin.sim.now, simulated=simulated_text(twin.sim.now, end))
                         await asyncio.sleep(0)
                         while writer.stats.buffered > MAX_BUFFERED_POINTS:  # noqa: ASYNC110 - the writer offers no event to wait on; polling its counter every 50 ms costs nothing
                             await asyncio.sleep(0.05)
