@@ -622,6 +622,41 @@ class TwinService:
             "last_seen_at": twin.last_seen_at.isoformat() if twin.last_seen_at else None,
             "device_time": twin.last_device_time.isoformat() if twin.last_device_time else None,
             "version": twin.version,
+            **self._console_dates(twin, now),
+        }
+
+    def _console_dates(self, twin: DeviceTwin, now: datetime) -> dict[str, Any]:
+        """What the console's fleet page sorts by, on the *device's* clock (simulation time for
+        simulated pumps): ``device_now`` (the device's clock at ``as_of``, wall), ``clock_rate``
+        (device seconds per wall second, to tick it on), the report's and the implant's age,
+        days to empty, and the dates of empty (forecast), the planned refill (the pump's refill
+        reminder) and ERI (reached, or forecast)."""
+        device_now = twin.device_now(now)
+        state = twin.reported
+        cast = self.forecast(twin)
+        implant = twin.birth.implant_date if twin.birth else None
+        eri = (state.eri_at if state else None) or (cast.eri_at if cast else None)
+        empty = cast.empty_at if cast else None
+
+        def iso(value: datetime | None) -> str | None:
+            return value.isoformat() if value else None
+
+        def age_s(since: datetime | None) -> float | None:
+            return max(0.0, (device_now - since).total_seconds()) if device_now and since else None
+
+        return {
+            "as_of": now.isoformat(),
+            "device_now": iso(device_now),
+            "clock_rate": twin.clock_rate,
+            "implant_date": iso(implant),
+            "implant_age_days": (age_s(implant) or 0.0) / 86400.0 if implant and device_now else None,
+            "reported_device_time": iso(state.device_time if state else None),
+            "report_age_s": age_s(state.device_time if state else None),
+            "message_age_s": age_s(twin.last_device_time),
+            "empty_at": iso(empty),
+            "days_to_empty": (empty - device_now).total_seconds() / 86400.0 if empty and device_now else None,
+            "refill_due_at": iso(state.refill_reminder_at if state else None),
+            "eri_at": iso(eri),
         }
 
 

@@ -1,0 +1,158 @@
+"""Patient reports as the cue cards of a clinical simulation, and the staff's answers to them.
+
+A scenario's ``patient_symptom`` steps are how staff learn of what a pump cannot say (a catheter
+that leaks, a pocket fill, withdrawal): the patient, or whoever is with them, reports it. Each
+one a live run has reached is a *cue card*: who reports (the patient of that pump), what, when
+(the simulation's time: the pump's clock, and the run's elapsed time), how bad, and, for
+instructors or once the run has ended, the answers the scenario expects.
+
+* ``GET /api/cues``: the cards of every run of this process, newest first, each with the answers
+  recorded to it;
+* ``POST /api/cues/{run_id}/{step_id}/{device_id}/responses`` ``{action, note}``: answer a card
+  with a response action of the alarm vocabulary (:class:`twin.alarms.responses.ResponseAction`),
+  recorded like any response (journal table ``alarm_response``, the ``response`` stream event),
+  under the key ``<device>/patient_report-<run>-<step>`` and the code ``patient_report``. The two
+  actions that send a command to the pump (refill, reprogram) are answered from the pump's alarm
+  or page, where the command's parameters are, and refused here (422).
+
+Scoring does not read these answers yet (``twin.training.scoring`` scores alarms); they are in the
+journal for the debrief and for a scorer that learns cues.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Final
+
+from fastapi import APIRouter, HTTPException
+from pydantic import BaseModel, ConfigDict, Field
+
+from twin.alarms.responses import MAX_NOTE_LENGTH, RESPONSE_CATALOGUE, AlarmResponse, ResponseAction
+from twin.api.auth import Reader, Responder
+from twin.roles import Permission, can
+from twin.scenarios.model import Severity
+from twin.scenarios.runner import ScenarioRun, ScenarioRunner
+from twin.service.twin_service import TwinService, response_json
+
+CUE_CODE: Final = "patient_report"
+"""The code a cue's answers are journaled under (no alarm has it)."""
+
+SEVERITY_PRIORITY: Final[dict[Severity, str]] = {
+    Severity.LIFE_THREATENING: "high",
+    Severity.SEVERE: "high",
+    Severity.MODERATE: "medium",
+    Severity.MILD: "low",
+}
+"""How urgent a report is, on the alarms' IEC 60601-1-8 scale (for sorting and colour): a
+life-threatening or severe report asks for an answer now, as a high-priority alarm does."""
+
+
+class CueAnswer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    action: ResponseAction
+    note: str | None = Field(default=None, max_length=MAX_NOTE_LENGTH)
+
+
+def cue_key(run_id: str, step_id: str, device_id: str) -> str:
+    return f"{device_id}/{CUE_CODE}-{run_id}-{step_id}"
+
+
+def _problem(status: int, reason: str, detail: str) -> HTTPException:
+    return HTTPException(status_code=status, detail={"reason": reason, "detail": detail})
+
+
+def cue_cards(runner: ScenarioRunner, service: TwinService, *, reveal: bool) -> list[dict[str, Any]]:
+    """Every card reached so far, newest first. ``reveal``: show the expected answers of live runs
+    too (instructors); a trainee sees them once the run has ended."""
+    cards = []
+    for run in runner.runs.values():
+        for step in run.steps:
+            cue = step.cue
+            if cue.symptom is None or step.status != "recorded":
+                continue
+            cards.append(_card(run, cue.step_id, cue.device_id, service, reveal=reveal or run.status.final))
+    cards.sort(key=lambda c: (c["reported_at"], c["cue_id"]), reverse=True)
+    return cards
+
+
+def _card(run: ScenarioRun, step_id: str, device_id: str, service: TwinService, *, reveal: bool) -> dict[str, Any]:
+    step = next(s for s in run.steps if s.cue.step_id == step_id and s.cue.device_id == device_id)
+    cue = step.cue
+    twin = service.twins.get(device_id)
+    key = cue_key(run.run_id, step_id, device_id)
+    severity = cue.severity or Severity.MODERATE
+    return {
+        "cue_id": f"{run.run_id}/{step_id}/{device_id}",
+        "key": key,
+        "run_id": run.run_id,
+        "scenario": run.scenario.name,
+        "title": run.scenario.title,
+        "run_status": run.status.value,
+        "step_id": step_id,
+        "device_id": device_id,
+        "site": twin.site if twin is not None else None,
+        "reported_by": f"the patient with pump {device_id}",
+        "reported_at": run.sim.at(run.start_s + cue.at_s).isoformat(),
+        "elapsed_s": cue.at_s,
+        "symptom": cue.symptom,
+        "severity": severity.value,
+        "priority": SEVERITY_PRIORITY[severity],
+        "expected": [r.value for r in cue.responses] if reveal else None,
+        "responses": [response_json(r) for r in service.journal.responses(key=key)],
+    }
+
+
+def cue_router(runner: ScenarioRunner, service: TwinService) -> APIRouter:
+    router = APIRouter(prefix="/api", tags=["scenarios"])
+
+    @router.get("/cues")
+    async def list_cues(user: Reader) -> list[dict[str, Any]]:
+        return cue_cards(runner, service, reveal=can(user.role, Permission.RUN_SCENARIO))
+
+    @router.post("/cues/{run_id}/{step_id}/{device_id}/responses", status_code=201)
+    async def answer_cue(run_id: str, step_id: str, device_id: str, body: CueAnswer, user: Responder) -> dict[str, Any]:
+        run = runner.runs.get(run_id)
+        step = None
+        if run is not None:
+            step = next(
+                (s for s in run.steps if s.cue.step_id == step_id and s.cue.device_id == device_id), None
+            )
+        if run is None or step is None or step.cue.symptom is None or step.status != "recorded":
+            raise _problem(404, "unknown_cue", f"no patient report {run_id}/{step_id}/{device_id}")
+        if RESPONSE_CATALOGUE[body.action].applies is not None:
+            raise _problem(
+                422,
+                "command_needs_alarm",
+                f"{body.action.value} sends a command: answer it from the pump's alarm or page",
+            )
+        twin = service.twins.get(device_id)
+        severity = step.cue.severity or Severity.MODERATE
+        response = AlarmResponse(
+            response_id=f"r-{uuid.uuid4().hex[:20]}",
+            key=cue_key(run_id, step_id, device_id),
+            device_id=device_id,
+            site=twin.site if twin is not None else "",
+            code=CUE_CODE,
+            priority=SEVERITY_PRIORITY[severity],
+            alarm_version=0,
+            alarm_state="reported",
+            action=body.action.value,
+            note=body.note,
+            actor=user.username,
+            role=user.role.value,
+            at=service.clock(),
+            command_id=None,
+            detail={"run_id": run_id, "step_id": step_id, "symptom": step.cue.symptom},
+        )
+        # as TwinService.respond records an alarm's response: journal, stream, listeners
+        service.journal.record_response(response)
+        service.bus.publish("response", response_json(response))
+        for listener in list(service.response_listeners):
+            listener(response)
+        return response_json(response)
+
+    return router
+
+
+__all__ = ["CUE_CODE", "cue_cards", "cue_key", "cue_router"]
