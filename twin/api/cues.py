@@ -135,7 +135,7 @@ def cue_router(runner: ScenarioRunner, service: TwinService) -> APIRouter:
             site=twin.site if twin is not None else "",
             code=CUE_CODE,
             priority=SEVERITY_PRIORITY[severity],
-            alarm_version=0,
+            alarm_version=1,  # the journal wants >= 1: a cue has one version, the report itself
             alarm_state="reported",
             action=body.action.value,
             note=body.note,

@@ -59,7 +59,7 @@ from twin.mirror.device_twin import (
     apply,
     mark_silent,
 )
-from twin.mirror.prediction import Forecast, Prediction, forecast, predict
+from twin.mirror.prediction import HORIZON, Forecast, Prediction, forecast, predict
 from twin.service.bus import EventBus
 from twin.service.metrics import ServiceMetrics
 from twin.store.journal import Journal
@@ -657,6 +657,7 @@ class TwinService:
             "days_to_empty": (empty - device_now).total_seconds() / 86400.0 if empty and device_now else None,
             "refill_due_at": iso(state.refill_reminder_at if state else None),
             "eri_at": iso(eri),
+            "forecast_days": HORIZON.days,  # a date further than this is not forecast (null)
         }
 
 

@@ -20,9 +20,11 @@ function fmt(v, digits = 1) {
   return v === null || v === undefined ? "—" : Number(v).toFixed(digits);
 }
 
-function deadline(days, soon, testid) {
+/** A deadline's cell: "in 12.3 d", marked when soon; beyond the forecast, said so (not "—"). */
+function deadline(days, soon, testid, d) {
   const urgent = days !== null && days < soon;
-  return h("dd", { class: urgent ? "soon" : null, dataset: { testid } }, inDays(days), urgent ? h("span", { class: "visually-hidden" }, " (soon)") : null);
+  const beyond = days === null && d.reported_device_time && d.forecast_days ? `beyond ${Math.round(d.forecast_days / 365)} y` : null;
+  return h("dd", { class: urgent ? "soon" : null, dataset: { testid } }, beyond || inDays(days), urgent ? h("span", { class: "visually-hidden" }, " (soon)") : null);
 }
 
 export function fleetView(ctx) {
@@ -69,11 +71,11 @@ export function fleetView(ctx) {
           h("dt", {}, "Reservoir"),
           h("dd", {}, `${fmt(d.reservoir_ml)} / ${fmt(d.capacity_ml, 0)} mL`, d.capacity_ml ? h("meter", { min: 0, max: d.capacity_ml, value: d.reservoir_ml ?? 0, "aria-hidden": "true" }) : null),
           h("dt", {}, "Empty"),
-          deadline(f.daysToEmpty, SOON_DAYS.empty, "days-to-empty"),
+          deadline(f.daysToEmpty, SOON_DAYS.empty, "days-to-empty", d),
           h("dt", {}, "Next refill"),
-          deadline(f.daysToRefill, SOON_DAYS.refill, "next-refill"),
+          f.daysToRefill === null ? h("dd", { dataset: { testid: "next-refill" } }, "not planned") : deadline(f.daysToRefill, SOON_DAYS.refill, "next-refill", d),
           h("dt", {}, "ERI"),
-          deadline(f.daysToEri, SOON_DAYS.eri, "eri"),
+          deadline(f.daysToEri, SOON_DAYS.eri, "eri", d),
           h("dt", {}, "Report"),
           h("dd", { dataset: { testid: "report-age" } }, f.reportAgeS === null ? "none yet" : `${span(f.reportAgeS)} ago`),
           h("dt", {}, "Implanted"),
