@@ -71,7 +71,7 @@ export function fleetView(ctx) {
           h("dt", {}, "Reservoir"),
           h("dd", {}, `${fmt(d.reservoir_ml)} / ${fmt(d.capacity_ml, 0)} mL`, d.capacity_ml ? h("meter", { min: 0, max: d.capacity_ml, value: d.reservoir_ml ?? 0, "aria-hidden": "true" }) : null),
           h("dt", {}, "Empty"),
-          deadline(f.daysToEmpty, SOON_DAYS.empty, "days-to-empty", d),
+          f.daysToEmpty === null && d.infusing === false ? h("dd", { dataset: { testid: "days-to-empty" } }, "not infusing") : deadline(f.daysToEmpty, SOON_DAYS.empty, "days-to-empty", d),
           h("dt", {}, "Next refill"),
           f.daysToRefill === null ? h("dd", { dataset: { testid: "next-refill" } }, "not planned") : deadline(f.daysToRefill, SOON_DAYS.refill, "next-refill", d),
           h("dt", {}, "ERI"),
