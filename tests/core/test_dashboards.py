@@ -224,9 +224,12 @@ def test_layout_wraps_rows_at_24_columns() -> None:
 
 
 def test_building_dashboards_does_no_io_beyond_writing_the_files() -> None:
-    """model and dashboards import only the standard library and each other; only write_all and
-    stale_files (in dashboards) touch the file system."""
-    for module in (model, dashboards):
+    """model, panels and the dashboard modules import only the standard library and each other;
+    only write_all and stale_files (in dashboards) touch the file system."""
+    from twin.grafana import panels
+    from twin.grafana.dashboards import alarms, device, fleet, training
+
+    for module in (model, panels, dashboards, fleet, device, alarms, training):
         tree = ast.parse(inspect.getsource(module))
         imported = {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
         imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
@@ -238,6 +241,11 @@ def test_building_dashboards_does_no_io_beyond_writing_the_files() -> None:
             "pathlib",
             "typing",
             "twin.grafana.model",
+            "twin.grafana.panels",
+            "twin.grafana.dashboards.alarms",
+            "twin.grafana.dashboards.device",
+            "twin.grafana.dashboards.fleet",
+            "twin.grafana.dashboards.training",
         }
     readers = {
         node.name
