@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Final
 
 from twin.grafana.model import JSON, query_variable
+from twin.pump.model import ERI_PERCENT as ERI_PERCENT  # the dashboards' battery thresholds are the pump model's
 
 # The threshold ISA-18.2 (and EEMUA 191) call an alarm flood: more than 10 alarms in 10 minutes for
 # one operator. A site's alarms go to its pump clinic's staff, so the flood line is drawn per site.
@@ -24,8 +25,22 @@ REFILL_SOON_DAYS: Final = 14
 ERI_URGENT_DAYS: Final = 30
 ERI_SOON_DAYS: Final = 90
 
-ERI_PERCENT: Final = "10"
-"""Battery percentage at the elective replacement indicator (the simulator's ``ERI_PERCENT``)."""
+STATE_LOOKBACK_DAYS: Final = 180
+"""How far back a panel of *latest* states looks, whatever the dashboard's range. A pump publishes
+its state on change only (a refill, a reprogram, an alarm, a battery step), so its latest state may
+be far older than a one-day range, and a panel filtered by the range would lose that pump. Every
+pump in service changes state at its refill, 1-3 months apart, and drug stability caps a refill
+interval at about 180 days (DOMAIN.md): 180 days back finds every pump in service, and keeps the
+query bounded (InfluxDB 3 refuses to scan without limit)."""
+
+STATE_WINDOW: Final = f"time > ${{__to}}ms - {STATE_LOOKBACK_DAYS}d AND time <= ${{__to}}ms"
+"""The time filter of a latest-state panel: :data:`STATE_LOOKBACK_DAYS` up to the end of the range."""
+
+MS_PER_DAY: Final = 86_400_000
+"""Date fields (``refill_reminder_at_ms``, ``eri_at_ms``) are epoch milliseconds."""
+
+ALL_OF_THEM: Final = ".*"
+"""What All stands for in a ``=~ /^$var$/`` filter: every value, also one the option query missed."""
 
 SILENCE_WINDOWS_H: Final = ("2", "6", "12", "24")
 """Hours without telemetry that count as silent; at least 2 (``moving_average`` needs a window > 1)."""
@@ -145,18 +160,34 @@ TIMESERIES_OPTIONS: Final[JSON] = {
 
 
 def site_variable(*, measurement: str = "telemetry") -> JSON:
+    """The sites that sent ``measurement`` in the range (InfluxDB 3 looks at one day only for an
+    unbounded ``SHOW TAG VALUES``; 1.x ignores the bound), refreshed with the range; All stands for
+    every site, also one quiet in the range."""
     return query_variable(
-        "site", "Site", f'SHOW TAG VALUES FROM "{measurement}" WITH KEY = "site"', multi=True, include_all=True
+        "site",
+        "Site",
+        f'SHOW TAG VALUES FROM "{measurement}" WITH KEY = "site" WHERE $timeFilter',
+        multi=True,
+        include_all=True,
+        refresh_on_time_change=True,
+        all_value=ALL_OF_THEM,
     )
 
 
-ACTIVE_ALARMS_BY_PRIORITY: Final = (
-    'SELECT count("event") AS "active" FROM (SELECT last("event") AS "event" FROM "alarm" '
-    f'WHERE {RAISED_OR_CLEARED} AND {SITE_FILTER} AND {{priority}}$timeFilter GROUP BY "site", "device", "code", "priority") '
-    'WHERE "event" = \'raised\' GROUP BY "priority"'
-)
+def active_alarms_by_priority(extra_filter: str = "") -> str:
+    """Alarms whose last raise or clear (in the state window) is a raise, counted per priority;
+    ``extra_filter`` (``'"priority" =~ ... AND '``) narrows them."""
+    return (
+        'SELECT count("event") AS "active" FROM (SELECT last("event") AS "event" FROM "alarm" '
+        f"WHERE {RAISED_OR_CLEARED} AND {SITE_FILTER} AND {extra_filter}{STATE_WINDOW} "
+        'GROUP BY "site", "device", "code", "priority") '
+        'WHERE "event" = \'raised\' GROUP BY "priority"'
+    )
+
 
 ACTIVE_ALARMS_DESCRIPTION: Final = (
-    "Alarms whose last raise/clear event in the time range is a raise, counted per priority (IEC 60601-1-8). "
-    "An alarm raised before the range and still active is not seen: keep the range longer than your alarms last."
+    "Alarms a pump raised and has not cleared, per priority (IEC 60601-1-8): high asks for a response now "
+    "(a stall, an empty reservoir, end of service), medium within the shift, low at the next visit. Each alarm's "
+    f"last raise or clear is read up to {STATE_LOOKBACK_DAYS} days before the end of the range, so an alarm "
+    "raised before the range and still active is counted."
 )

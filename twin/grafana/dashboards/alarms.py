@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 from twin.grafana.model import Dashboard, Panel, Query, custom_variable
 from twin.grafana.panels import (
-    ACTIVE_ALARMS_BY_PRIORITY,
     ACTIVE_ALARMS_DESCRIPTION,
     FLOOD_ALARMS_PER_10_MIN,
     PRIORITY_COLORS,
@@ -14,8 +13,11 @@ from twin.grafana.panels import (
     RAISED_OR_CLEARED,
     SITE_FILTER,
     STAT_OPTIONS,
+    STATE_LOOKBACK_DAYS,
+    STATE_WINDOW,
     TABLE_OPTIONS,
     TIMESERIES_OPTIONS,
+    active_alarms_by_priority,
     by_name,
     color_by_name,
     colored_cells,
@@ -31,6 +33,7 @@ from twin.grafana.panels import (
 
 def alarms() -> Dashboard:
     where = f"{SITE_FILTER} AND {PRIORITY_FILTER} AND $timeFilter"
+    latest = f"{SITE_FILTER} AND {PRIORITY_FILTER} AND {STATE_WINDOW}"  # an alarm's latest step, wherever it fell
     acks = f'FROM "alarm" WHERE "event" = \'transition\' AND {where}'
 
     def lifecycle_count(title: str, states: Sequence[str], description: str, color: str) -> Panel:
@@ -41,7 +44,7 @@ def alarms() -> Dashboard:
             [
                 Query(
                     'SELECT count("state") AS "alarms" FROM (SELECT last("to_state") AS "state" FROM "alarm" '
-                    f'WHERE "event" = \'transition\' AND {where} GROUP BY "site", "device", "code", "priority") '
+                    f'WHERE "event" = \'transition\' AND {latest} GROUP BY "site", "device", "code", "priority") '
                     f'WHERE {wanted} GROUP BY "priority"',
                     alias="$tag_priority",
                 )
@@ -94,7 +97,7 @@ def alarms() -> Dashboard:
         Panel(
             "Active alarms by priority",
             "stat",
-            [Query(ACTIVE_ALARMS_BY_PRIORITY.format(priority=f"{PRIORITY_FILTER} AND "), alias="$tag_priority")],
+            [Query(active_alarms_by_priority(f"{PRIORITY_FILTER} AND "), alias="$tag_priority")],
             ACTIVE_ALARMS_DESCRIPTION,
             width=8,
             height=5,
@@ -104,14 +107,17 @@ def alarms() -> Dashboard:
         lifecycle_count(
             "Unacknowledged alarms by priority",
             ("active_unacknowledged", "cleared_unacknowledged"),
-            "Alarms whose latest lifecycle step in the range left them unacknowledged (ISA-18.2: active, or cleared "
-            "but latched until someone acknowledges).",
+            "Alarms whose latest lifecycle step left them unacknowledged (ISA-18.2: active, or cleared but latched "
+            "until someone acknowledges): nobody has taken charge of them yet. Each alarm's latest step is read up "
+            f"to {STATE_LOOKBACK_DAYS} days before the end of the range.",
             "orange",
         ),
         lifecycle_count(
             "Shelved alarms by priority",
             ("shelved",),
-            "Alarms whose latest lifecycle step in the range shelved them (suppressed until the shelf expires).",
+            "Alarms whose latest lifecycle step shelved them: suppressed until the shelf expires, so nobody hears "
+            "them meanwhile; ISA-18.2 wants each shelf justified and short. Read up to "
+            f"{STATE_LOOKBACK_DAYS} days back.",
             "purple",
         ),
         Panel(

@@ -11,6 +11,8 @@ from twin.grafana.panels import (
     RAISED_OR_CLEARED,
     SITE_FILTER,
     STAT_OPTIONS,
+    STATE_LOOKBACK_DAYS,
+    STATE_WINDOW,
     TABLE_OPTIONS,
     TIMESERIES_OPTIONS,
     by_name,
@@ -35,14 +37,20 @@ def device() -> Dashboard:
                 Query(
                     'SELECT last("program_mode") AS "mode", last("concentration_mg_per_ml") AS "concentration_mg_per_ml", '
                     'last("low_reservoir_threshold_ml") AS "low_threshold_ml", last("battery_status") AS "battery", '
-                    'last("motor") AS "motor", last("active_alarms") AS "active_alarms" '
-                    f'FROM "state" WHERE {DEVICE_FILTER} AND $timeFilter GROUP BY "site", "model", "drug"',
+                    'last("motor") AS "motor", last("active_alarms") AS "active_alarms", '
+                    'last("refill_reminder_at_ms") AS "next_refill", last("eri_at_ms") AS "eri_date" '
+                    f'FROM "state" WHERE {DEVICE_FILTER} AND {STATE_WINDOW} GROUP BY "site", "model", "drug"',
                     result_format="table",
                 )
             ],
-            "The pump's latest reported state in the range: where it is, what it is, what it infuses and how.",
+            f"The pump's latest reported state (up to {STATE_LOOKBACK_DAYS} days before the end of the range: a "
+            "pump reports its state only when it changes): what it infuses and how, its motor, the alarms it "
+            "lists, the planned refill (its refill reminder) and its elective replacement date (reached, or "
+            "estimated from the battery and the current flow). A refill date past, or an ERI within 90 days, "
+            "needs a booking.",
             width=24,
             height=4,
+            overrides=[by_name("next_refill", unit="dateTimeAsIso"), by_name("eri_date", unit="dateTimeAsIso")],
             options=TABLE_OPTIONS,
             transformations=[organize(hide=("Time",))],
         ),
@@ -58,10 +66,36 @@ def device() -> Dashboard:
                 options=STAT_OPTIONS | {"graphMode": "area"},
             )
             for title, field, name, unit, description in (
-                ("Reservoir (latest)", "reservoir_ml", "reservoir", "mL", "Latest calculated reservoir volume."),
-                ("Rate (latest)", "current_rate_ml_per_day", "rate", "mL/day", "Latest flow rate, bolus included."),
-                ("Dose (latest)", "dose_mg_per_day", "dose", "mg/day", "Latest programmed dose: concentration × rate."),
-                ("Battery (latest)", "battery_percent", "battery", "percent", "Latest battery percentage."),
+                (
+                    "Reservoir (latest)",
+                    "reservoir_ml",
+                    "reservoir",
+                    "mL",
+                    "The volume the pump calculates it holds, from its latest telemetry in the range: it counts its "
+                    "own strokes and cannot see a leak or an occlusion; compare with the residual measured at refill.",
+                ),
+                (
+                    "Rate (latest)",
+                    "current_rate_ml_per_day",
+                    "rate",
+                    "mL/day",
+                    "The flow now, a running bolus included: 0 means the pump is not infusing (stall, stop, empty).",
+                ),
+                (
+                    "Dose (latest)",
+                    "dose_mg_per_day",
+                    "dose",
+                    "mg/day",
+                    "The programmed dose now, concentration × rate: what the prescription says the patient gets.",
+                ),
+                (
+                    "Battery (latest)",
+                    "battery_percent",
+                    "battery",
+                    "percent",
+                    f"The battery now; at {ERI_PERCENT:g} % the pump signals ERI and end of service follows in about "
+                    "90 days.",
+                ),
             )
         ),
         Panel(
@@ -114,10 +148,12 @@ def device() -> Dashboard:
             "Battery",
             "timeseries",
             [Query(f'SELECT mean("battery_percent") AS "battery" {sample}')],
-            f"Battery percentage; the elective replacement indicator is at {ERI_PERCENT} %.",
+            f"Battery percentage. At {ERI_PERCENT:g} % the pump signals the elective replacement indicator (ERI): "
+            "end of service follows in about 90 days, so plan the replacement surgery now; a steeper line than "
+            "usual means more flow or more boluses, and an earlier ERI.",
             defaults={
                 "unit": "percent",
-                "thresholds": thresholds("red", (float(ERI_PERCENT), "green")),
+                "thresholds": thresholds("red", (ERI_PERCENT, "green")),
                 "custom": {"thresholdsStyle": {"mode": "line"}},
             },
             options=TIMESERIES_OPTIONS,
@@ -196,7 +232,8 @@ def device() -> Dashboard:
             query_variable(
                 "device",
                 "Device",
-                f'SHOW TAG VALUES FROM "telemetry" WITH KEY = "device" WHERE {SITE_FILTER}',
+                f'SHOW TAG VALUES FROM "telemetry" WITH KEY = "device" WHERE {SITE_FILTER} AND $timeFilter',
+                refresh_on_time_change=True,
             ),
         ],
         annotations=[

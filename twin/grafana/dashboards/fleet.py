@@ -4,20 +4,22 @@ from __future__ import annotations
 
 from typing import Final
 
-from twin.grafana.model import Dashboard, Panel, Query, constant_variable, custom_variable
+from twin.grafana.model import Dashboard, Panel, Query, custom_variable
 from twin.grafana.panels import (
-    ACTIVE_ALARMS_BY_PRIORITY,
     ACTIVE_ALARMS_DESCRIPTION,
-    ERI_PERCENT,
     ERI_SOON_DAYS,
     ERI_URGENT_DAYS,
+    MS_PER_DAY,
     PRIORITY_COLORS,
     REFILL_SOON_DAYS,
     REFILL_URGENT_DAYS,
     SILENCE_WINDOWS_H,
     SITE_FILTER,
     STAT_OPTIONS,
+    STATE_LOOKBACK_DAYS,
+    STATE_WINDOW,
     TABLE_OPTIONS,
+    active_alarms_by_priority,
     binary,
     by_name,
     color_by_name,
@@ -61,7 +63,7 @@ def fleet_overview() -> Dashboard:
         Panel(
             "Active alarms by priority",
             "stat",
-            [Query(ACTIVE_ALARMS_BY_PRIORITY.format(priority=""), alias="$tag_priority")],
+            [Query(active_alarms_by_priority(), alias="$tag_priority")],
             ACTIVE_ALARMS_DESCRIPTION,
             width=6,
             height=5,
@@ -74,11 +76,13 @@ def fleet_overview() -> Dashboard:
             [
                 Query(
                     'SELECT count("infusing") AS "not infusing" FROM (SELECT last("infusing") AS "infusing" FROM "state" '
-                    f'WHERE {SITE_FILTER} AND $timeFilter GROUP BY "site", "device") WHERE "infusing" = false'
+                    f'WHERE {SITE_FILTER} AND {STATE_WINDOW} GROUP BY "site", "device") WHERE "infusing" = false'
                 )
             ],
             "Pumps whose latest reported state says they are not infusing: stopped by program, motor stall, memory "
-            "error, end of service, or an empty reservoir. Abrupt withdrawal (baclofen above all) is the risk.",
+            "error, end of service, or an empty reservoir. Each one is a patient without their drug: abrupt "
+            "withdrawal (baclofen above all) can be life-threatening within hours, so every one needs a call. "
+            f"The latest state is read up to {STATE_LOOKBACK_DAYS} days back (a pump reports on change only).",
             width=6,
             height=5,
             defaults={"noValue": "0", "thresholds": thresholds("green", (1, "red"))},
@@ -90,10 +94,12 @@ def fleet_overview() -> Dashboard:
             [
                 Query(
                     'SELECT count("active") AS "devices" FROM (SELECT last("active_alarm_count") AS "active" FROM "state" '
-                    f'WHERE {SITE_FILTER} AND $timeFilter GROUP BY "site", "device") WHERE "active" > 0'
+                    f'WHERE {SITE_FILTER} AND {STATE_WINDOW} GROUP BY "site", "device") WHERE "active" > 0'
                 )
             ],
-            "Devices whose latest reported state in the range lists at least one active alarm (the pump's own view).",
+            "Pumps whose latest reported state lists at least one active alarm, in the pump's own view (its alarm "
+            "log): a pump may keep an alarm active that the twin's list shows acknowledged. Read up to "
+            f"{STATE_LOOKBACK_DAYS} days back.",
             width=6,
             height=5,
             defaults={"noValue": "0", "thresholds": thresholds("green", (1, "orange"))},
@@ -110,12 +116,14 @@ def fleet_overview() -> Dashboard:
                 ),
                 Query(
                     'SELECT last("unusable_residual_ml") AS "unusable_residual_ml" FROM "state" '
-                    f'WHERE {SITE_FILTER} AND $timeFilter GROUP BY "device"',
+                    f'WHERE {SITE_FILTER} AND {STATE_WINDOW} GROUP BY "device"',
                     ref_id="B",
                     result_format="table",
                 ),
             ],
-            "(latest calculated reservoir − unusable residual) ÷ current rate, from the latest telemetry sample. "
+            "Days until the pump runs dry at its current rate: (latest calculated reservoir − unusable residual) ÷ "
+            f"current rate, from the latest telemetry sample. Red under {REFILL_URGENT_DAYS} days: a refill visit "
+            f"is booked about a week ahead, so book now; orange under {REFILL_SOON_DAYS}. "
             "The residual is in the state measurement, the reservoir in telemetry: InfluxQL cannot do arithmetic "
             "across measurements, so Grafana joins the two queries by device, subtracts, divides and sorts. "
             "The current rate includes a running bolus and, on a flexible program, is the current step's rate.",
@@ -140,17 +148,16 @@ def fleet_overview() -> Dashboard:
             "table",
             [
                 Query(
-                    'SELECT last("battery_percent") AS "battery_percent", -mean("change") AS "drain_percent_per_day", '
-                    '(last("battery_percent") - $eri_percent) / -mean("change") AS "days_to_eri" FROM '
-                    '(SELECT last("battery_percent") AS "battery_percent", derivative(last("battery_percent"), 1d) AS "change" '
-                    f'FROM "telemetry" WHERE {SITE_FILTER} AND $timeFilter GROUP BY time(1d), "site", "device") '
-                    'GROUP BY "site", "device"',
+                    'SELECT last("battery_percent") AS "battery_percent", last("eri_at_ms") AS "eri_date", '
+                    f'(last("eri_at_ms") - ${{__to}}) / {MS_PER_DAY} AS "days_to_eri" FROM "state" '
+                    f'WHERE {SITE_FILTER} AND {STATE_WINDOW} GROUP BY "site", "device"',
                     result_format="table",
                 )
             ],
-            "Latest battery percentage, its mean daily drain over the range, and (battery − $eri_percent %) ÷ drain: "
-            "days until the elective replacement indicator. Negative: past ERI. Needs two days of telemetry in range. "
-            "InfluxQL divides by zero as 0: a pump whose battery did not move shows 0. Sorted by Grafana.",
+            "Days from the end of the range to each pump's elective replacement indicator (ERI), from its latest "
+            "state: the date it was reached (negative days: past ERI), or the date its battery reaches ERI at the "
+            f"current flow. End of service follows ERI by about 90 days: red under {ERI_URGENT_DAYS} days (the "
+            f"replacement surgery is late), orange under {ERI_SOON_DAYS} (plan it now). Sorted by Grafana.",
             height=10,
             defaults={
                 "decimals": 1,
@@ -159,10 +166,39 @@ def fleet_overview() -> Dashboard:
             overrides=[
                 colored_cells("days_to_eri", unit="d"),
                 by_name("battery_percent", unit="percent"),
+                by_name("eri_date", unit="dateTimeAsIso"),
                 device_link(),
             ],
             options=TABLE_OPTIONS,
             transformations=[organize(hide=("Time",)), sort_by("days_to_eri")],
+        ),
+        Panel(
+            "Planned refill: days to the next refill, soonest first",
+            "table",
+            [
+                Query(
+                    'SELECT last("refill_reminder_at_ms") AS "next_refill", '
+                    f'(last("refill_reminder_at_ms") - ${{__to}}) / {MS_PER_DAY} AS "days_to_refill" FROM "state" '
+                    f'WHERE {SITE_FILTER} AND {STATE_WINDOW} GROUP BY "site", "device"',
+                    result_format="table",
+                )
+            ],
+            "The refill each pump has planned (its refill reminder, the alarm clock set at the last refill) and "
+            "the days from the end of the range to it; negative: the date has passed without a refill. Compare "
+            "with days to empty: a pump that empties before its planned refill needs the refill brought forward. "
+            "Pumps without a reminder are not listed.",
+            height=10,
+            defaults={
+                "decimals": 1,
+                "thresholds": thresholds("red", (0, "orange"), (REFILL_URGENT_DAYS, "green")),
+            },
+            overrides=[
+                colored_cells("days_to_refill", unit="d"),
+                by_name("next_refill", unit="dateTimeAsIso"),
+                device_link(),
+            ],
+            options=TABLE_OPTIONS,
+            transformations=[organize(hide=("Time",)), sort_by("days_to_refill")],
         ),
         Panel(
             "Telemetry samples in the last $silence_hours h (0 = silent)",
@@ -173,8 +209,9 @@ def fleet_overview() -> Dashboard:
                     result_format="table",
                 )
             ],
-            "Per device: telemetry samples in the last $silence_hours hourly buckets of the range (a red 0 is a "
-            "silent device). InfluxQL cannot compare a point's time with now, so silence is counted in hourly "
+            "Per pump: telemetry samples in the last $silence_hours hourly buckets of the range. A red 0 is a silent "
+            "pump: the twin has only predicted it since (check the gateway or the link; a real pump keeps infusing "
+            "while it is silent). InfluxQL cannot compare a point's time with now, so silence is counted in hourly "
             "buckets with fill(0); Grafana sorts the fewest first.",
             height=10,
             defaults={"thresholds": thresholds("red", (1, "green"))},
@@ -191,8 +228,8 @@ def fleet_overview() -> Dashboard:
                     result_format="table",
                 )
             ],
-            "When each device last sent telemetry in the range (shown relative to now). Grafana sorts the oldest "
-            "first; the devices at the top are the ones silent longest.",
+            "When each pump last sent telemetry in the range (shown relative to now). The oldest first: the pumps at "
+            "the top are the ones the twin has heard nothing from for longest, whose figures are predictions.",
             height=10,
             overrides=[by_name("Time", unit="dateTimeFromNow", displayName="last telemetry"), device_link()],
             options=TABLE_OPTIONS,
@@ -205,13 +242,14 @@ def fleet_overview() -> Dashboard:
                 Query(
                     'SELECT "battery_status", "battery_percent" FROM (SELECT last("battery_status") AS "battery_status", '
                     'last("battery_percent") AS "battery_percent" FROM "state" '
-                    f'WHERE {SITE_FILTER} AND $timeFilter GROUP BY "site", "device") '
+                    f'WHERE {SITE_FILTER} AND {STATE_WINDOW} GROUP BY "site", "device") '
                     'WHERE "battery_status" <> \'ok\' GROUP BY "site", "device"',
                     result_format="table",
                 )
             ],
             "Pumps whose latest reported state says the battery reached the elective replacement indicator (eri: "
-            "plan a replacement within about 90 days) or end of service (eos: the pump has stopped).",
+            "schedule the replacement surgery within about 90 days) or end of service (eos: the pump has stopped "
+            f"infusing; replace it now and manage withdrawal). Read up to {STATE_LOOKBACK_DAYS} days back.",
             height=8,
             overrides=[by_name("battery_percent", unit="percent"), device_link()],
             defaults={"mappings": value_colors({"eri": "orange", "eos": "red"})},
@@ -226,12 +264,14 @@ def fleet_overview() -> Dashboard:
                     'SELECT "active_alarm_count", "active_alarms", "program_mode", "motor" FROM '
                     '(SELECT last("active_alarm_count") AS "active_alarm_count", last("active_alarms") AS "active_alarms", '
                     'last("program_mode") AS "program_mode", last("motor") AS "motor" FROM "state" '
-                    f'WHERE {SITE_FILTER} AND $timeFilter GROUP BY "site", "device") '
+                    f'WHERE {SITE_FILTER} AND {STATE_WINDOW} GROUP BY "site", "device") '
                     'WHERE "active_alarm_count" > 0 GROUP BY "site", "device"',
                     result_format="table",
                 )
             ],
-            "The alarms each pump lists as active in its latest reported state, with its program mode and motor.",
+            "The alarms each pump lists as active in its latest reported state, with its program mode and motor: a "
+            "stalled motor or a minimum-rate program next to an alarm says the patient is not getting the dose. "
+            f"Read up to {STATE_LOOKBACK_DAYS} days back.",
             height=8,
             overrides=[device_link()],
             options=TABLE_OPTIONS,
@@ -246,7 +286,6 @@ def fleet_overview() -> Dashboard:
         variables=[
             site_variable(),
             custom_variable("silence_hours", "Silent after (h)", SILENCE_WINDOWS_H, current="6"),
-            constant_variable("eri_percent", ERI_PERCENT, "Battery percentage at the elective replacement indicator."),
         ],
         time_from="now-30d",
     )

@@ -151,21 +151,27 @@ def training_session() -> Dashboard:
         panels=panels,
         variables=[
             query_variable(
-                "session", "Session", 'SHOW TAG VALUES FROM "training" WITH KEY = "session"', sort_descending=True
+                "session",
+                "Session",
+                'SHOW TAG VALUES FROM "training" WITH KEY = "session" WHERE $timeFilter',
+                sort_descending=True,
+                refresh_on_time_change=True,
             ),
             query_variable(
                 "trainee",
                 "Trainee",
-                f'SHOW TAG VALUES FROM "training" WITH KEY = "trainee" WHERE {SESSION_FILTER}',
+                f'SHOW TAG VALUES FROM "training" WITH KEY = "trainee" WHERE {SESSION_FILTER} AND $timeFilter',
                 multi=True,
                 include_all=True,
+                refresh_on_time_change=True,
             ),
             query_variable(
                 "site",
                 "Site",
-                f'SHOW TAG VALUES FROM "training" WITH KEY = "site" WHERE {SESSION_FILTER}',
+                f'SHOW TAG VALUES FROM "training" WITH KEY = "site" WHERE {SESSION_FILTER} AND $timeFilter',
                 multi=True,
                 include_all=True,
+                refresh_on_time_change=True,
             ),
         ],
         annotations=[
