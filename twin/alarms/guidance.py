@@ -41,8 +41,7 @@ _TWIN_ALERTS: Final[dict[TwinAlertCode, tuple[str, str, str]]] = {
     ),
     TwinAlertCode.DEVICE_SILENT: (
         "Pump silent",
-        "No report from the pump for longer than the silence threshold, although its link was not marked "
-        "offline.",
+        "No report from the pump for longer than the silence threshold, although its link was not marked offline.",
         "Check the connection; a silent pump may be fine. If it stays silent, interrogate it at the clinic.",
     ),
     TwinAlertCode.REFILL_DISCREPANCY: (

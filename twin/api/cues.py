@@ -115,9 +115,7 @@ def cue_router(runner: ScenarioRunner, service: TwinService) -> APIRouter:
         run = runner.runs.get(run_id)
         step = None
         if run is not None:
-            step = next(
-                (s for s in run.steps if s.cue.step_id == step_id and s.cue.device_id == device_id), None
-            )
+            step = next((s for s in run.steps if s.cue.step_id == step_id and s.cue.device_id == device_id), None)
         if run is None or step is None or step.cue.symptom is None or step.status != "recorded":
             raise _problem(404, "unknown_cue", f"no patient report {run_id}/{step_id}/{device_id}")
         if RESPONSE_CATALOGUE[body.action].applies is not None:

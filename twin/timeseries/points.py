@@ -355,7 +355,11 @@ def state_point(tags: DeviceTags, state: State) -> InfluxPoint:
     )
 
 
-def pump_eri_at(state: State, battery: BatteryModel = BatteryModel()) -> datetime:
+DEFAULT_BATTERY: Final = BatteryModel()
+"""The battery model of the simulated pumps (its drain figures are the pump model's)."""
+
+
+def pump_eri_at(state: State, battery: BatteryModel = DEFAULT_BATTERY) -> datetime:
     """The pump's elective replacement date as of ``state``: when it was reached, or, before, the
     date the battery reaches ERI at the current flow (``battery``'s drain: the base drain plus the
     share of every mL pumped). A pump that stopped still drains its base share, so the date moves
