@@ -242,6 +242,25 @@ async def _pages(live: LiveSim, browser: Browser, outside: Outside, errors: list
     response_text = await guidance.locator("[data-testid=guidance-response]").text_content()
     assert response_text == GUIDANCE["motor_stall"].staff_response
     await _shot(trainee, "alarms-guidance")
+    # ---------------------------- a phone, 390 px wide: Acknowledge on screen, nothing wider
+    phone = await _page(browser, outside, errors, url, Role.TRAINEE, "#/alarms", width=390, height=844)
+    phone_row = phone.locator(f'tr[data-key="{OTHER_KEY}"]')
+    await phone_row.wait_for(timeout=WAIT_MS)
+    await _fits(phone, 390)
+    for action in ("acknowledge", "respond"):
+        button = phone_row.locator(f"button[data-action={action}]")
+        await button.scroll_into_view_if_needed()
+        box = await button.bounding_box()
+        assert box is not None, action
+        assert box["x"] >= 0, action
+        assert box["x"] + box["width"] <= 390, action
+    await _shot(phone, "phone-alarms")
+    await phone.goto(f"{url}/console/#/fleet")
+    await phone.wait_for_selector(".tiles a.tile", timeout=WAIT_MS)
+    await _fits(phone, 390)
+    await _shot(phone, "phone-fleet")
+    await phone.context.close()
+
     await trainee.wait_for_function(
         "() => document.getElementById('latest-alarm').textContent.includes('on ward-a')", timeout=WAIT_MS
     )
@@ -332,23 +351,6 @@ async def _pages(live: LiveSim, browser: Browser, outside: Outside, errors: list
     assert await trainee.get_attribute("figure.chart svg", "data-axis-lo") == "0"
     await trainee.wait_for_selector("section[aria-label='Patient reports'] [data-testid=cue-card]", timeout=WAIT_MS)
     await _shot(trainee, "device")
-
-    # --------------------------------------------------------------- a phone, 390 px wide
-    phone = await _page(browser, outside, errors, url, Role.TRAINEE, "#/alarms", width=390, height=844)
-    phone_row = phone.locator(f'tr[data-key="{OTHER_KEY}"]')
-    await phone_row.wait_for(timeout=WAIT_MS)
-    await _fits(phone, 390)
-    respond = phone_row.locator("button[data-action=respond]")
-    box = await respond.bounding_box()
-    assert box is not None
-    assert box["x"] >= 0
-    assert box["x"] + box["width"] <= 390
-    await _shot(phone, "phone-alarms")
-    await phone.goto(f"{url}/console/#/fleet")
-    await phone.wait_for_selector(".tiles a.tile", timeout=WAIT_MS)
-    await _fits(phone, 390)
-    await _shot(phone, "phone-fleet")
-    await phone.context.close()
 
     # -------------------- the session ends: acknowledged without a response is said as such
     aborted = await desk.evaluate(
