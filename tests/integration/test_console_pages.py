@@ -268,7 +268,12 @@ async def _pages(live: LiveSim, browser: Browser, outside: Outside, errors: list
     await other.locator("button[data-action=acknowledge]").click()
     await trainee.wait_for_selector(f'tr[data-key="{STALL_KEY}"][data-state="active_acknowledged"]', timeout=WAIT_MS)
     await trainee.wait_for_selector(f'tr[data-key="{OTHER_KEY}"][data-state="active_acknowledged"]', timeout=WAIT_MS)
-    await trainee.wait_for_function("() => document.getElementById('latest-alarm').textContent === ''", timeout=WAIT_MS)
+    # the strip no longer names an alarm once both are answered (a patient's report may be there)
+    await trainee.wait_for_function("() => !document.querySelector('#latest-alarm [data-key]')", timeout=WAIT_MS)
+    # the instructor's console, open since before the drill, announced the patient's report
+    strip = desk.locator("#latest-alarm [data-cue]")
+    await strip.wait_for(timeout=WAIT_MS)
+    assert (await strip.text_content()) == f"Patient report (severe) on {STALLED}: {SYMPTOM}"
 
     # ------------------------------------------ the instructor hides the guidance for a test
     await desk.reload()
@@ -303,6 +308,7 @@ async def _pages(live: LiveSim, browser: Browser, outside: Outside, errors: list
         "[data-testid=cue-card] [data-testid=cue-answers] li[data-action=interrogate]", timeout=WAIT_MS
     )
     await trainee.wait_for_function("() => document.getElementById('report-count').textContent === ''", timeout=WAIT_MS)
+    await trainee.wait_for_function("() => !document.querySelector('#latest-alarm [data-cue]')", timeout=WAIT_MS)
     answers = [r for r in service.journal.responses(device_id=STALLED) if r.code == "patient_report"]
     assert [(r.action, r.actor, r.alarm_state) for r in answers] == [("interrogate", "trainee", "reported")]
     await _shot(trainee, "patient-reports-answered")

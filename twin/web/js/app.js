@@ -46,9 +46,14 @@ const ctx = {
   changed: () => scheduleRender({ alarms: true, devices: true, commands: true, responses: true }),
   cues: null,
 };
+let cuesSeen = null; // cue ids already shown (null until the first load: old reports are not announced)
 ctx.cues = new CueBoard(() => {
-  const open = ctx.cues.unanswered().length;
-  document.getElementById("report-count").textContent = open ? String(open) : "";
+  const open = ctx.cues.unanswered();
+  document.getElementById("report-count").textContent = open.length ? String(open.length) : "";
+  const fresh = cuesSeen === null ? [] : open.filter((c) => !cuesSeen.has(c.cue_id));
+  cuesSeen = new Set(ctx.cues.cards.map((c) => c.cue_id));
+  if (fresh.length) announceCue(fresh[0]);
+  else clearAnsweredCue();
   scheduleRender({ cues: true });
 });
 
@@ -137,6 +142,16 @@ function clearAnsweredAnnouncement() {
   if (!key) return;
   const alarm = ctx.state.alarms.get(key);
   if (!alarm || alarm.state !== "active_unacknowledged") fill(latest);
+}
+
+/** A new patient report is said in the same strip as a new alarm, until someone answers it. */
+function announceCue(card) {
+  fill(latest, h("span", { dataset: { cue: card.cue_id } }, `Patient report (${card.severity.replaceAll("_", "-")}) on ${card.device_id}: ${card.symptom}`));
+}
+
+function clearAnsweredCue() {
+  const id = latest.firstChild?.dataset?.cue;
+  if (id && !ctx.cues.unanswered().some((c) => c.cue_id === id)) fill(latest);
 }
 
 function announce(alarm) {
@@ -241,6 +256,7 @@ function signedOut() {
   ctx.me = null;
   ctx.state = new ConsoleState();
   ctx.cues.cards = [];
+  cuesSeen = null;
   document.getElementById("report-count").textContent = "";
   ctx.audio.setPriority(null);
   header.hidden = true;
