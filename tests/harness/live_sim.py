@@ -17,7 +17,7 @@ from tests.harness.waiting import until
 from twin.mqtt_endpoint import MqttEndpoint
 from twin.scenarios.model import InlineFleet, Scenario
 from twin.scenarios.runner import ScenarioRunner
-from twin.service.runtime import RunningTwin, running_twin
+from twin.app.serve import RunningTwin, running_twin
 from twin.settings import Settings
 from twin.sim.driver import SimDriver
 from twin.sim.simulation import FleetSimulation

@@ -36,7 +36,7 @@ from twin.contract.messages import AlarmEvent, AlarmEventType, WireModel
 from twin.contract.topics import Channel, build_topic
 from twin.mqtt_endpoint import MqttEndpoint
 from twin.roles import Role
-from twin.service.runtime import RunningTwin, running_twin
+from twin.app.serve import RunningTwin, running_twin
 from twin.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

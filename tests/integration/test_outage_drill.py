@@ -22,7 +22,7 @@ from twin.contract.codec import decode_device_message
 from twin.contract.messages import Telemetry
 from twin.contract.topics import Channel, parse_topic, subscription
 from twin.mqtt_endpoint import MqttEndpoint
-from twin.service.runtime import RunningTwin, running_twin
+from twin.app.serve import RunningTwin, running_twin
 from twin.settings import Settings
 from twin.sim.driver import SimDriver
 from twin.sim.fleet import generate_fleet

@@ -28,7 +28,7 @@ from twin.roles import Role
 from twin.scenarios.runner import ScenarioRunner
 from twin.scenarios.scenario_file import parse_scenario
 from twin.service.bus import Subscription
-from twin.service.runtime import RunningTwin
+from twin.app.serve import RunningTwin
 from twin.sim.driver import SimDriver
 from twin.sim.simulation import FleetSimulation
 

@@ -25,7 +25,7 @@ from twin.contract.messages import MAX_PAYLOAD_BYTES, AlarmEvent, AlarmEventType
 from twin.contract.topics import Channel, build_topic
 from twin.mqtt_endpoint import MqttEndpoint
 from twin.roles import Role
-from twin.service.runtime import RunningTwin, running_twin
+from twin.app.serve import RunningTwin, running_twin
 from twin.settings import Settings
 from twin.sim.device import Outgoing, SimulatedDevice
 from twin.sim.driver import SimDriver
