@@ -398,7 +398,7 @@ async def test_coroutines_sharing_one_journal_record_every_transition_once(journ
 
     async def one_alarm(device: str) -> dict[str, Alarm]:
         alarm, made = lc.raise_alarm(
-            lc.alarm_key(device, "battery_eri"), device, "clinic-a", "battery_eri", "device", Priority.MEDIUM, "ERI", T0
+            lc.alarm_key("clinic-a", device, "battery_eri"), device, "clinic-a", "battery_eri", "device", Priority.MEDIUM, "ERI", T0
         )
         journal.record(made)
         for step in range(1, 6):

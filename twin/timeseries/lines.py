@@ -1,18 +1,18 @@
 """Line protocol for the ingest hot path: the same bytes as :meth:`InfluxPoint.line_protocol`,
 without building a point.
 
-Why this exists: encoding through ``influxdb_client``'s ``Point`` costs about 17 µs a point (a
-telemetry sample's point and its line were 19 µs together, measured in ``benchmarks/twin_ingest``),
-more than everything else the twin does with the sample. Telemetry is most of the traffic, so its
-line is written here directly: the escaped series key of each device is made once by the
-reference encoder and remembered (:func:`twin.timeseries.points._series_key`), and the fields are
-formatted the way ``influxdb_client`` formats them (sorted keys; a float as ``str()`` without a
-trailing ``.0``; an integer with ``i``; a boolean in lower case). ``tests/core/test_influx_lines.py``
-checks the bytes against the reference encoder over random samples, and the integration test
-against a real influxd reads them back.
+Why this exists: encoding through ``influxdb_client``'s ``Point`` cost about 17 µs a point (a
+telemetry sample's point and its line were 19 µs together, measured on main), more than
+everything else the twin does with the sample. Telemetry is most of the traffic, so its line is
+written here directly, without building a point: the escaped series key of each device is made
+once and remembered (:func:`series_key`), and the fields are formatted as every point's are
+(:func:`twin.timeseries.points.field_value`: sorted keys; a float as ``str()`` without a trailing
+``.0``; an integer with ``i``; a boolean in lower case). ``tests/core/test_influx_lines.py``
+checks the bytes against InfluxData's own encoder over random samples, and the integration
+tests write them to a real influxd and read them back.
 
 Every other message (states, alarm events, transitions, commands: a few per hundred samples)
-goes through the reference encoder (:func:`twin.timeseries.points.device_points`).
+goes through :class:`~twin.timeseries.points.InfluxPoint` (:func:`twin.timeseries.points.device_points`).
 
 Pure.
 """
