@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import Body, Depends, FastAPI, HTTPException, Path, Query, Request, Response
@@ -54,6 +54,7 @@ from twin.api.auth import (
 )
 from twin.api.console import mount_console
 from twin.api.limits import BodyLimit, validation_error_without_input
+from twin.api.params import Since
 from twin.api.responses import add_response_routes
 from twin.contract.messages import (
     ClearFaultAction,
@@ -346,7 +347,7 @@ def create_app(
     @app.get("/api/journal", tags=["alarms"])
     async def journal(
         _: Reader,
-        since: Annotated[datetime | None, Depends(_utc("since"))],
+        since: Since,
         site: str | None = None,
         device_id: str | None = None,
         limit: int = Query(default=500, ge=1, le=10_000),
@@ -437,26 +438,6 @@ def create_app(
 
     mount_console(app)
     return app
-
-
-def _utc(name: str) -> Callable[[datetime | None], datetime | None]:
-    """A query parameter ``name`` as an aware datetime, refused (422) when it has no timezone or
-    falls outside the years a journal can hold."""
-
-    def parse(value: Annotated[datetime | None, Query(alias=name)] = None) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise _problem(422, "naive_time", f"{name} needs a timezone (e.g. Z)")
-        try:
-            moved = value.astimezone(UTC)
-        except (OverflowError, ValueError):
-            raise _problem(422, "time_out_of_range", f"{name} is outside the years a journal holds") from None
-        if not 1000 <= moved.year <= 9998:
-            raise _problem(422, "time_out_of_range", f"{name} is outside the years a journal holds")
-        return moved
-
-    return parse
 
 
 def _jsonable(value: Any) -> Any:

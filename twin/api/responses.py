@@ -12,7 +12,6 @@ the first route that matches, and ``{key:path}`` would otherwise swallow ``.../r
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Self
 
 from fastapi import FastAPI, HTTPException, Path, Query
@@ -22,6 +21,7 @@ from twin.alarms.lifecycle import AlarmError
 from twin.alarms.responses import MAX_NOTE_LENGTH, RESPONSE_CATALOGUE, ResponseAction
 from twin.api import models, views
 from twin.api.auth import Reader, Responder
+from twin.api.params import Since
 from twin.contract.messages import RefillAction, ReprogramAction
 from twin.mirror.commands import CommandRefused
 from twin.service.twin_service import TwinService
@@ -102,7 +102,7 @@ def add_response_routes(app: FastAPI, service: TwinService) -> None:
         _: Reader,
         device_id: str | None = None,
         actor: str | None = None,
-        since: datetime | None = None,
+        since: Since = None,
         limit: int = Query(default=500, ge=1, le=10_000),
     ) -> list[models.ResponseView]:
         rows = await service.store.responses(actor=actor, since=since)

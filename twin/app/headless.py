@@ -204,9 +204,10 @@ class HeadlessRun:
                     await asyncio.sleep(lag)
         if not run.status.final:
             await self.stage.run(end)  # what is due exactly at the end (the timeline's completion)
-        report = run.report()
+        return run.report()
+
+    async def close(self) -> None:
         await self.service.store.close()
-        return report
 
 
 async def play_headless(
@@ -220,7 +221,10 @@ async def play_headless(
     """Play ``scenario`` against its own fleet, simulation and twin in this process and return the
     final report (see :class:`HeadlessRun`). ``seed`` replaces the scenario's seed."""
     headless = HeadlessRun(scenario, seed=seed, abort_conditions=abort_conditions)
-    return await headless.play(speed=speed, on_progress=on_progress)
+    try:
+        return await headless.play(speed=speed, on_progress=on_progress)
+    finally:
+        await headless.close()
 
 
 def run_headless(
