@@ -24,12 +24,18 @@ async def new_service(
 
 
 async def feed(
-    service: TwinService, site: str, device: str, messages: Iterable[tuple[Channel, WireModel]], at: datetime | None = None
+    service: TwinService,
+    site: str,
+    device: str,
+    messages: Iterable[tuple[Channel, WireModel]],
+    at: datetime | None = None,
 ) -> None:
     """Deliver ``messages`` of ``device`` at ``site`` as one batch, stamped ``at`` (default: the service's clock)."""
     stamp = at or service.clock()
     batch = [
-        Received(build_topic(site, device, channel), encode(message), stamp, 1 if channel is not Channel.TELEMETRY else 0)
+        Received(
+            build_topic(site, device, channel), encode(message), stamp, 1 if channel is not Channel.TELEMETRY else 0
+        )
         for channel, message in messages
     ]
     await service.ingest(batch)

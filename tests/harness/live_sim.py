@@ -81,7 +81,7 @@ async def live_sim(
                 await prepare()
             everyone = [*sim.devices, *real]
             await until(
-                lambda: all((t := twin.service.twins.get(d)) is not None and t.reported is not None for d in everyone),
+                lambda: all((t := twin.service.twin_of(d)) is not None and t.reported is not None for d in everyone),
                 what="the twin mirrors every pump",
             )
             assert twin.users is not None

@@ -427,7 +427,9 @@ async def test_a_clinical_response_is_only_recorded_and_bad_responses_are_refuse
         assert (await client.post(url, json={"action": "refill"})).status_code == 422
         assert (await client.post(url, json={"action": "other"})).status_code == 422
         assert (await client.post(url, json={"action": "teleport"})).status_code == 422
-        assert (await client.post("/api/alarms/nope/nope/x/responses", json={"action": "interrogate"})).status_code == 404
+        assert (
+            await client.post("/api/alarms/nope/nope/x/responses", json={"action": "interrogate"})
+        ).status_code == 404
         catalogue = (await client.get("/api/response-actions")).json()
     assert not twin.service.fleet.commands
     assert [r.action for r in twin.journal.responses()] == ["escalate_physician"]

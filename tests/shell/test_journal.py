@@ -140,7 +140,9 @@ def test_a_different_transition_under_a_recorded_version_is_a_conflict_and_nothi
     journal.record(made[:2])
     forged = replace(made[1], actor="someone else")
     with pytest.raises(JournalConflict, match="pump-1/motor_stall v2"):
-        journal.record([made[2], forged], device_event=DeviceEventKey("clinic-a", "pump-1", "a1", "cleared", "battery_eri"))
+        journal.record(
+            [made[2], forged], device_event=DeviceEventKey("clinic-a", "pump-1", "a1", "cleared", "battery_eri")
+        )
     assert journal.transitions() == made[:2]  # made[2] was rolled back with the batch
     assert not journal.has_device_event("clinic-a", "pump-1", "a1", "cleared")
 
@@ -404,7 +406,14 @@ async def test_coroutines_sharing_one_journal_record_every_transition_once(journ
 
     async def one_alarm(device: str) -> dict[str, Alarm]:
         alarm, made = lc.raise_alarm(
-            lc.alarm_key("clinic-a", device, "battery_eri"), device, "clinic-a", "battery_eri", "device", Priority.MEDIUM, "ERI", T0
+            lc.alarm_key("clinic-a", device, "battery_eri"),
+            device,
+            "clinic-a",
+            "battery_eri",
+            "device",
+            Priority.MEDIUM,
+            "ERI",
+            T0,
         )
         journal.record(made)
         for step in range(1, 6):

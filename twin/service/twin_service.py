@@ -547,6 +547,13 @@ class TwinService:
 
     # -------------------------------------------------------------------------------- views
 
+    def twin_of(self, device_id: str, site: str | None = None) -> Any:
+        """The twin of ``device_id`` (at ``site``), or None when unknown or ambiguous."""
+        try:
+            return self.device(device_id, site)
+        except LookupError:
+            return None
+
     def device(self, device_id: str, site: str | None = None) -> Any:
         """The twin of ``device_id`` (at ``site``); raises ``LookupError`` (reason in ``args``):
         ``unknown_device``, or ``ambiguous_device`` when the id is known at several sites."""
