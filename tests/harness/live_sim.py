@@ -14,10 +14,10 @@ from pathlib import Path
 from tests.harness.accounts import add_accounts
 from tests.harness.servers import Influxd, Mosquitto
 from tests.harness.waiting import until
+from twin.app.serve import RunningTwin, running_twin
 from twin.mqtt_endpoint import MqttEndpoint
 from twin.scenarios.model import InlineFleet, Scenario
 from twin.scenarios.runner import ScenarioRunner
-from twin.app.serve import RunningTwin, running_twin
 from twin.settings import Settings
 from twin.sim.driver import SimDriver
 from twin.sim.simulation import FleetSimulation

@@ -29,6 +29,7 @@ from tests.harness.accounts import PASSWORDS, add_accounts, client_as
 from tests.harness.browser import chromium, screenshot_path
 from tests.harness.mqtt import hostname_port
 from tests.harness.servers import Mosquitto
+from twin.app.serve import RunningTwin, running_twin
 from twin.contract import examples
 from twin.contract.alarms import ALARM_CATALOGUE, AlarmCode
 from twin.contract.codec import encode
@@ -36,7 +37,6 @@ from twin.contract.messages import AlarmEvent, AlarmEventType, WireModel
 from twin.contract.topics import Channel, build_topic
 from twin.mqtt_endpoint import MqttEndpoint
 from twin.roles import Role
-from twin.app.serve import RunningTwin, running_twin
 from twin.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

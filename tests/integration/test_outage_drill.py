@@ -18,11 +18,11 @@ import pytest
 from tests.harness.mqtt import persistent_collecting
 from tests.harness.servers import Influxd, Mosquitto
 from tests.harness.waiting import until
+from twin.app.serve import RunningTwin, running_twin
 from twin.contract.codec import decode_device_message
 from twin.contract.messages import Telemetry
 from twin.contract.topics import Channel, parse_topic, subscription
 from twin.mqtt_endpoint import MqttEndpoint
-from twin.app.serve import RunningTwin, running_twin
 from twin.settings import Settings
 from twin.sim.driver import SimDriver
 from twin.sim.fleet import generate_fleet

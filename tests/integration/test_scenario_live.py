@@ -19,6 +19,7 @@ from tests.harness.live_sim import live_sim
 from tests.harness.mqtt import hostname_port
 from tests.harness.servers import Mosquitto
 from tests.harness.waiting import until
+from twin.app.serve import RunningTwin
 from twin.contract import examples
 from twin.contract.codec import encode
 from twin.contract.messages import CatheterState, MotorState
@@ -27,7 +28,6 @@ from twin.mirror.commands import CommandState
 from twin.roles import Role
 from twin.scenarios.runner import ScenarioRunner
 from twin.scenarios.scenario_file import parse_scenario
-from twin.app.serve import RunningTwin
 from twin.service.events import Notice, TwinEvent
 from twin.sim.driver import SimDriver
 from twin.sim.simulation import FleetSimulation

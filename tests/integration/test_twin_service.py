@@ -19,13 +19,13 @@ from tests.harness.accounts import add_accounts, client_as
 from tests.harness.mqtt import hostname_port
 from tests.harness.servers import Mosquitto
 from tests.harness.waiting import until
+from twin.app.serve import RunningTwin, running_twin
 from twin.contract import examples
 from twin.contract.codec import encode
 from twin.contract.messages import MAX_PAYLOAD_BYTES, AlarmEvent, AlarmEventType
 from twin.contract.topics import Channel, build_topic
 from twin.mqtt_endpoint import MqttEndpoint
 from twin.roles import Role
-from twin.app.serve import RunningTwin, running_twin
 from twin.settings import Settings
 from twin.sim.device import Outgoing, SimulatedDevice
 from twin.sim.driver import SimDriver

@@ -4,7 +4,6 @@ exactly and in order, filtered, append-only, and added to a journal file of sche
 from __future__ import annotations
 
 import dataclasses
-
 import sqlite3
 from contextlib import closing
 from dataclasses import replace

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from tests.harness.scenario_drills import DRILL
+from twin.app.headless import HeadlessRun, run_headless
 from twin.contract.messages import CatheterState, MotorState, RefillAction
 from twin.scenarios.evaluation import RunStatus, report_json
 from twin.scenarios.model import InjectFaultStep, RefillStep, Scenario
-from twin.app.headless import HeadlessRun, run_headless
 from twin.scenarios.scenario_file import CATALOGUE_DIR, load_library, parse_scenario, scenario_files
 
 CATALOGUE = scenario_files(CATALOGUE_DIR)
