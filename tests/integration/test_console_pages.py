@@ -19,6 +19,8 @@ Checked on the way (each with a screenshot in ``artifacts/screenshots/pages-*.pn
 * the alarm list across acknowledge and clear (the follow-up row), guidance shown, hidden by the
   instructor and shown again; "acknowledged, no response" in the report;
 * the patient-report cue card and its answer, journaled like a response;
+* every console dropped from the live stream (a whole ring behind): each gets ``resync``, opens a
+  fresh stream and goes on receiving events;
 * the admin's accounts page (add, change role, disable);
 * a 390 px wide phone: the Acknowledge button is on screen.
 """
@@ -40,6 +42,7 @@ from tests.harness.waiting import until
 from twin.alarms.guidance import GUIDANCE
 from twin.roles import Role
 from twin.scenarios.scenario_file import parse_scenario
+from twin.service.events import RING_CAPACITY, Notice
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -47,8 +50,8 @@ WAIT_MS = 30_000  # generous waits for things to appear; never a pass/fail timin
 SPEED = 60  # x real time: the stalls come 5 simulated minutes (5 s) after the start
 WARD = "console-ward"
 STALLED, SILENT_ONE, LOW = "ward-a1", "ward-a2", "ward-b1"
-STALL_KEY = f"{STALLED}/motor_stall"
-OTHER_KEY = f"{SILENT_ONE}/motor_stall"
+STALL_KEY = f"{WARD}/{STALLED}/motor_stall"
+OTHER_KEY = f"{WARD}/{SILENT_ONE}/motor_stall"
 SYMPTOM = "The patient heard a long two-tone alarm from the pump this morning."
 
 DRILL = f"""\
@@ -275,6 +278,20 @@ async def _pages(live: LiveSim, browser: Browser, outside: Outside, errors: list
     await strip.wait_for(timeout=WAIT_MS)
     assert (await strip.text_content()) == f"Patient report (severe) on {STALLED}: {SYMPTOM}"
 
+    # ----------- every console falls a whole ring behind: `resync`, a fresh stream, still live
+    streams = service.hub.subscribers
+    dropped = service.hub.dropped_subscribers
+    async with trainee.expect_request(lambda r: urlsplit(r.url).path == "/api/stream", timeout=WAIT_MS):
+        for n in range(RING_CAPACITY + 1):  # in one go: no stream client reads in between
+            service.hub.publish(Notice("flood", {"n": n}))
+    await until(lambda: service.hub.dropped_subscribers >= dropped + streams, what="every stream told to resync")
+    await trainee.wait_for_function(
+        "() => document.getElementById('stream-status').textContent === 'Live'", timeout=WAIT_MS
+    )
+    # the guidance events below reach the trainee on the stream it opened after the resync (its
+    # `resync` listener reopens at once; were it missing, EventSource's own reconnect after the
+    # server ends the stream would too, a few seconds later: this checks the recovery, not which)
+
     # ------------------------------------------ the instructor hides the guidance for a test
     await desk.reload()
     await desk.wait_for_selector("[data-testid=guidance-switch]", timeout=WAIT_MS)
@@ -309,8 +326,10 @@ async def _pages(live: LiveSim, browser: Browser, outside: Outside, errors: list
     )
     await trainee.wait_for_function("() => document.getElementById('report-count').textContent === ''", timeout=WAIT_MS)
     await trainee.wait_for_function("() => !document.querySelector('#latest-alarm [data-cue]')", timeout=WAIT_MS)
-    answers = [r for r in service.journal.responses(device_id=STALLED) if r.code == "patient_report"]
-    assert [(r.action, r.actor, r.alarm_state) for r in answers] == [("interrogate", "trainee", "reported")]
+    answers = [r for r in await service.store.responses() if r.code == "patient_report"]
+    assert [(r.key, r.action, r.actor, r.alarm_state) for r in answers] == [
+        (f"{WARD}/{STALLED}/patient_report-{started[1]['run_id']}-heard", "interrogate", "trainee", "reported")
+    ]
     await _shot(trainee, "patient-reports-answered")
 
     # ------------------------- the stall recovers: the row stays for its follow-up response
@@ -334,7 +353,7 @@ async def _pages(live: LiveSim, browser: Browser, outside: Outside, errors: list
     await trainee.fill("#response-note", "re-interrogated after the stall recovered: motor turning")
     await trainee.click("dialog button[type=submit]")
     await trainee.wait_for_selector("dialog", state="detached", timeout=WAIT_MS)
-    [recorded] = service.journal.responses(key=STALL_KEY)
+    [recorded] = await service.store.responses(key=STALL_KEY)
     assert (recorded.action, recorded.alarm_state) == ("interrogate", "normal")
     await row.locator("button[data-action=follow-up-done]").click()
     await row.wait_for(state="detached", timeout=WAIT_MS)

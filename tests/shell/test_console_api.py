@@ -4,7 +4,8 @@ twin's own files."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import json
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,18 +14,22 @@ import pytest
 from fastapi import FastAPI
 
 from tests.harness.accounts import add_accounts, sign_in
+from tests.harness.inproc import feed, new_service
 from twin.alarms.guidance import GUIDANCE
+from twin.api import views
 from twin.api.app import create_app
 from twin.api.console import DOCS_ASSETS_PATH
+from twin.api.cues import CUE_CODE, cue_key
 from twin.contract import examples
 from twin.contract.alarms import ALARM_CATALOGUE, AlarmCode
 from twin.contract.codec import encode
-from twin.contract.topics import Channel, build_topic
+from twin.contract.messages import SimClock
+from twin.contract.topics import Channel, site_topic
 from twin.mirror.alerts import TwinAlertCode
 from twin.roles import Role
-from twin.service.twin_service import TwinService
+from twin.service.events import ResponseMade, TwinEvent
+from twin.service.twin_service import Received, TwinService
 from twin.settings import AuthSettings
-from twin.store.journal import Journal
 from twin.store.users import UserStore
 
 SITE, DEVICE = examples.EXAMPLE_SITE, examples.EXAMPLE_DEVICE
@@ -41,17 +46,15 @@ class Clock:
 
 
 @pytest.fixture
-def app(tmp_path: Path) -> Iterator[tuple[FastAPI, TwinService, Clock]]:
+async def app(tmp_path: Path) -> AsyncIterator[tuple[FastAPI, TwinService, Clock]]:
     clock = Clock()
-    journal = Journal(tmp_path / "journal.sqlite")
     users = UserStore(tmp_path / "users.sqlite")
-    service = TwinService(journal, clock=clock)
-    for channel, message in ((Channel.BIRTH, examples.birth()), (Channel.STATE, examples.state())):
-        service.handle(build_topic(SITE, DEVICE, channel), encode(message), clock())
+    service = await new_service(tmp_path / "journal.sqlite", clock=clock)
+    await feed(service, SITE, DEVICE, [(Channel.BIRTH, examples.birth()), (Channel.STATE, examples.state())])
     add_accounts(users, at=clock.now)
     yield create_app(service, users=users, auth=AuthSettings()), service, clock
     users.close()
-    journal.close()
+    await service.store.close()
 
 
 async def _client(app: FastAPI, role: Role | None) -> httpx.AsyncClient:
@@ -85,18 +88,46 @@ async def test_the_fleet_summary_dates_are_on_the_pumps_clock(
     clock.now = START + timedelta(seconds=30)  # 30 wall seconds after the report, at the clock rate 1
     [summary] = (await clients[Role.TRAINEE].get("/api/devices")).json()
     state = examples.state()
-    assert summary["device_now"] == (state.device_time + timedelta(seconds=30)).isoformat()
+    assert datetime.fromisoformat(summary["as_of"]) == clock.now
+    assert datetime.fromisoformat(summary["device_now"]) == state.device_time + timedelta(seconds=30)
+    assert summary["clock_rate"] == 1.0
     assert summary["report_age_s"] == pytest.approx(30.0)  # not months: the wall clock is not the pump's
-    assert summary["reported_device_time"] == state.device_time.isoformat()
-    assert summary["refill_due_at"] == state.refill_reminder_at.isoformat()  # type: ignore[union-attr]
+    assert summary["message_age_s"] == pytest.approx(30.0)  # the state is the latest message too
+    assert datetime.fromisoformat(summary["reported_device_time"]) == state.device_time
+    assert datetime.fromisoformat(summary["refill_due_at"]) == state.refill_reminder_at
     implant = examples.birth().implant_date
     assert summary["implant_age_days"] == pytest.approx((state.device_time - implant).total_seconds() / 86400, abs=0.01)
     assert summary["days_to_empty"] is not None
     assert summary["days_to_empty"] > 0
-    assert summary["empty_at"] is not None
+    empty_at = datetime.fromisoformat(summary["empty_at"])
+    device_now = datetime.fromisoformat(summary["device_now"])
+    assert summary["days_to_empty"] == pytest.approx((empty_at - device_now).total_seconds() / 86400)
     assert summary["forecast_days"] == 3 * 365
     detail = (await clients[Role.TRAINEE].get(f"/api/devices/{DEVICE}")).json()
     assert detail["summary"]["device_now"] == summary["device_now"]
+
+
+async def test_a_simulated_pump_runs_on_its_sites_simulation_clock_paused_or_not(tmp_path: Path) -> None:
+    clock = Clock()
+    service = await new_service(tmp_path / "journal.sqlite", clock=clock)
+    try:
+        birth = examples.birth().model_copy(update={"simulated": True})
+        await feed(service, SITE, DEVICE, [(Channel.BIRTH, birth), (Channel.STATE, examples.state())])
+        sim_time = examples.state().device_time + timedelta(days=2)
+        for seq, speed in ((1, 600.0), (2, 0.0)):
+            tick = SimClock(site=SITE, sim_time=sim_time, speed=speed, seq=seq, run="run-a")
+            await service.ingest([Received(site_topic(SITE), encode(tick), clock.now)])
+            clock.now += timedelta(seconds=10)  # ten wall seconds after the clock message
+            twin = service.fleet.devices[(SITE, DEVICE)]
+            summary = views.summary(service.fleet, twin, clock.now)
+            assert summary.clock_rate == speed
+            assert summary.device_now == sim_time + timedelta(seconds=10 * speed)  # held still when paused
+            assert summary.report_age_s == pytest.approx(
+                (summary.device_now - examples.state().device_time).total_seconds()
+            )
+            sim_time = summary.device_now
+    finally:
+        await service.store.close()
 
 
 async def test_an_instructor_hides_the_guidance_from_trainees_and_the_server_withholds_it(
@@ -109,10 +140,10 @@ async def test_an_instructor_hides_the_guidance_from_trainees_and_the_server_wit
     assert shown["hidden"] is False
     assert shown["codes"]["motor_stall"]["staff_response"] == ALARM_CATALOGUE[AlarmCode.MOTOR_STALL].staff_response
     assert (await trainee.put("/api/alarm-guidance", json={"hidden": True})).status_code == 403
-    sub = service.bus.subscribe()
+    sub = service.hub.subscribe()
     assert (await instructor.put("/api/alarm-guidance", json={"hidden": True})).status_code == 200
-    event = await sub.next()
-    assert (event.kind, event.data) == ("guidance", {"hidden": True, "by": "instructor"})
+    [(_, kind, data)] = await sub.next()
+    assert (kind, json.loads(data)) == ("guidance", {"hidden": True, "by": "instructor"})
     hidden = (await trainee.get("/api/alarm-guidance")).json()
     assert hidden == {"hidden": True, "codes": {}}
     assert (await instructor.get("/api/alarm-guidance")).json()["codes"]  # the instructor still reads it
@@ -142,10 +173,11 @@ async def test_patient_reports_are_read_by_everyone_and_answered_by_trainees(tmp
     from twin.scenarios.runner import ScenarioRunner
     from twin.scenarios.scenario_file import parse_scenario
 
-    with Journal(tmp_path / "journal.sqlite") as journal, UserStore(tmp_path / "users.sqlite") as users:
+    service = await new_service(tmp_path / "journal.sqlite", clock=Clock())
+    with UserStore(tmp_path / "users.sqlite") as users:
         add_accounts(users)
         runner = ScenarioRunner({"kill-switch": parse_scenario(DRILL)})
-        app = create_app(TwinService(journal), users=users, auth=AuthSettings(), scenarios=runner)
+        app = create_app(service, users=users, auth=AuthSettings(), scenarios=runner)
         viewer, trainee = await _client(app, Role.VIEWER), await _client(app, Role.TRAINEE)
         try:
             assert (await viewer.get("/api/cues")).json() == []  # no run yet
@@ -158,3 +190,56 @@ async def test_patient_reports_are_read_by_everyone_and_answered_by_trainees(tmp
         finally:
             await viewer.aclose()
             await trainee.aclose()
+            await service.store.close()
+
+
+async def test_a_cue_answer_is_recorded_like_an_alarm_response_in_the_journal_and_on_the_stream(
+    app: tuple[FastAPI, TwinService, Clock],
+) -> None:
+    _, service, clock = app
+    heard: list[TwinEvent] = []
+    service.hub.listen(heard.append)
+    sub = service.hub.subscribe()
+    key = cue_key(SITE, "run-1", "pain", DEVICE)
+    assert key == f"{SITE}/{DEVICE}/patient_report-run-1-pain"  # an alarm key's shape, <site>/<device>/<code>
+    response = await service.record_cue_response(
+        key,
+        site=SITE,
+        device_id=DEVICE,
+        code=CUE_CODE,
+        priority="high",
+        action="assess_withdrawal",
+        actor="trainee",
+        role="trainee",
+        note="pain 8/10",
+        detail={"run_id": "run-1", "step_id": "pain"},
+    )
+    assert (response.alarm_version, response.alarm_state, response.at) == (1, "reported", clock.now)
+    [stored] = await service.store.responses(key=key)
+    assert stored == response
+    assert heard == [ResponseMade(response)]  # the training desk hears it as it hears an alarm's
+    [(_, kind, data)] = await sub.next()
+    assert kind == "response"
+    assert json.loads(data)["key"] == key
+    assert json.loads(data)["code"] == CUE_CODE
+
+
+async def test_a_cue_answer_refuses_an_alarm_points_key_and_a_key_of_another_shape(
+    app: tuple[FastAPI, TwinService, Clock],
+) -> None:
+    _, service, _ = app
+    alarm = examples.alarm()
+    await feed(service, SITE, DEVICE, [(Channel.ALARM, alarm)])
+    alarm_point = f"{SITE}/{DEVICE}/{alarm.code.value}"
+    assert alarm_point in service.fleet.board.alarms
+    answer = {"site": SITE, "device_id": DEVICE, "action": "observe_patient", "actor": "trainee", "role": "trainee"}
+    with pytest.raises(ValueError, match="alarm point"):
+        await service.record_cue_response(alarm_point, code=alarm.code.value, priority="low", **answer)
+    for wrong in (
+        f"{DEVICE}/{CUE_CODE}-run-1-pain",
+        f"other-site/{DEVICE}/{CUE_CODE}-x",
+        f"{SITE}/{DEVICE}/{CUE_CODE}/x",
+    ):
+        with pytest.raises(ValueError, match="<site>/<device>/<code>"):
+            await service.record_cue_response(wrong, code=CUE_CODE, priority="low", **answer)
+    assert await service.store.responses() == []

@@ -49,7 +49,7 @@ async def test_without_a_url_points_are_spooled_and_the_writer_says_so(
             await writer.flush()
             assert writer.stats.spooled == 10
             assert await writer.drain(0.1) is False  # nothing will ever confirm them here
-    # the writer's owner says where points go, once (serve logs it, the demo and a backfill print it)
+    # the writer's owner says where points go, once (serve, the demo and a backfill print it)
     assert not any("not set" in record.getMessage() for record in caplog.records)
     assert _spooled_lines(tmp_path) == [p.line_protocol().encode() for p in points]
 

@@ -70,6 +70,15 @@ _TWIN_ALERTS: Final[dict[TwinAlertCode, tuple[str, str, str]]] = {
         "low-reservoir threshold.",
         "Schedule a refill before the predicted empty date.",
     ),
+    TwinAlertCode.IDENTITY_CONFLICT: (
+        "Pump identity contradicted",
+        "A birth message for this pump named another model, or claimed it simulated when it was first known as "
+        "real (or the reverse). The twin refused that session and kept the identity it first pinned: the refused "
+        "messages changed nothing. A misconfigured gateway, a second device publishing under the same id, or a "
+        "forged message.",
+        "Do not act on the refused reports. Tell the clinical engineer or IT security: check which gateway or "
+        "simulator publishes under this id. Acknowledge once it is explained.",
+    ),
 }
 
 GUIDANCE: Final[dict[str, AlarmGuidance]] = {

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict
 from twin.alarms.guidance import GUIDANCE
 from twin.api.auth import Reader, allowed
 from twin.roles import Permission, can
+from twin.service.events import Notice
 from twin.service.twin_service import TwinService
 from twin.store.users import User
 
@@ -65,7 +66,7 @@ def add_catalogue_routes(app: FastAPI, service: TwinService) -> None:
     @app.put("/api/alarm-guidance", tags=["alarms"])
     async def set_guidance(body: GuidanceSwitch, request: Request, user: Instructor) -> dict[str, Any]:
         request.app.state.guidance_hidden = body.hidden
-        service.bus.publish("guidance", {"hidden": body.hidden, "by": user.username})
+        service.hub.publish(Notice("guidance", {"hidden": body.hidden, "by": user.username}))
         return guidance_json(body.hidden, for_instructor=True)
 
 

@@ -10,8 +10,9 @@ instructors or once the run has ended, the answers the scenario expects.
   recorded to it;
 * ``POST /api/cues/{run_id}/{step_id}/{device_id}/responses`` ``{action, note}``: answer a card
   with a response action of the alarm vocabulary (:class:`twin.alarms.responses.ResponseAction`),
-  recorded like any response (journal table ``alarm_response``, the ``response`` stream event),
-  under the key ``<device>/patient_report-<run>-<step>`` and the code ``patient_report``. The two
+  recorded like any response (journal table ``alarm_response``, the ``response`` stream event,
+  the training desk: :meth:`TwinService.record_cue_response`), under a key of an alarm key's
+  shape, ``<site>/<device>/patient_report-<run>-<step>``, and the code ``patient_report``. The two
   actions that send a command to the pump (refill, reprogram) are answered from the pump's alarm
   or page, where the command's parameters are, and refused here (422).
 
@@ -21,18 +22,20 @@ journal for the debrief and for a scorer that learns cues.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any, Final
 
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
-from twin.alarms.responses import MAX_NOTE_LENGTH, RESPONSE_CATALOGUE, AlarmResponse, ResponseAction
+from twin.alarms.lifecycle import alarm_key
+from twin.alarms.responses import MAX_NOTE_LENGTH, RESPONSE_CATALOGUE, ResponseAction
+from twin.api import views
 from twin.api.auth import Reader, Responder
 from twin.roles import Permission, can
 from twin.scenarios.model import Severity
 from twin.scenarios.runner import ScenarioRun, ScenarioRunner
-from twin.service.twin_service import TwinService, response_json
+from twin.scenarios.timeline import Cue
+from twin.service.twin_service import TwinService
 
 CUE_CODE: Final = "patient_report"
 """The code a cue's answers are journaled under (no alarm has it)."""
@@ -54,15 +57,25 @@ class CueAnswer(BaseModel):
     note: str | None = Field(default=None, max_length=MAX_NOTE_LENGTH)
 
 
-def cue_key(run_id: str, step_id: str, device_id: str) -> str:
-    return f"{device_id}/{CUE_CODE}-{run_id}-{step_id}"
+def cue_key(site: str, run_id: str, step_id: str, device_id: str) -> str:
+    """``<site>/<device>/patient_report-<run>-<step>``: an alarm key's shape, and no alarm's."""
+    return alarm_key(site, device_id, f"{CUE_CODE}-{run_id}-{step_id}")
+
+
+def cue_site(run: ScenarioRun, device_id: str, service: TwinService) -> str | None:
+    """The site of the pump a cue is about: the simulation's, else the one twin of that id."""
+    site = run.sim.sites.get(device_id)
+    if site is not None:
+        return site
+    found = service.fleet.by_id(device_id)
+    return found[0].site if len(found) == 1 else None
 
 
 def _problem(status: int, reason: str, detail: str) -> HTTPException:
     return HTTPException(status_code=status, detail={"reason": reason, "detail": detail})
 
 
-def cue_cards(runner: ScenarioRunner, service: TwinService, *, reveal: bool) -> list[dict[str, Any]]:
+async def cue_cards(runner: ScenarioRunner, service: TwinService, *, reveal: bool) -> list[dict[str, Any]]:
     """Every card reached so far, newest first. ``reveal``: show the expected answers of live runs
     too (instructors); a trainee sees them once the run has ended."""
     cards = []
@@ -71,35 +84,34 @@ def cue_cards(runner: ScenarioRunner, service: TwinService, *, reveal: bool) -> 
             cue = step.cue
             if cue.symptom is None or step.status != "recorded":
                 continue
-            cards.append(_card(run, cue.step_id, cue.device_id, service, reveal=reveal or run.status.final))
+            cards.append(await _card(run, cue, service, reveal=reveal or run.status.final))
     cards.sort(key=lambda c: (c["reported_at"], c["cue_id"]), reverse=True)
     return cards
 
 
-def _card(run: ScenarioRun, step_id: str, device_id: str, service: TwinService, *, reveal: bool) -> dict[str, Any]:
-    step = next(s for s in run.steps if s.cue.step_id == step_id and s.cue.device_id == device_id)
-    cue = step.cue
-    twin = service.twins.get(device_id)
-    key = cue_key(run.run_id, step_id, device_id)
+async def _card(run: ScenarioRun, cue: Cue, service: TwinService, *, reveal: bool) -> dict[str, Any]:
+    site = cue_site(run, cue.device_id, service)
+    key = cue_key(site, run.run_id, cue.step_id, cue.device_id) if site is not None else None
     severity = cue.severity or Severity.MODERATE
+    responses = await service.store.responses(key=key) if key is not None else []
     return {
-        "cue_id": f"{run.run_id}/{step_id}/{device_id}",
+        "cue_id": f"{run.run_id}/{cue.step_id}/{cue.device_id}",
         "key": key,
         "run_id": run.run_id,
         "scenario": run.scenario.name,
         "title": run.scenario.title,
         "run_status": run.status.value,
-        "step_id": step_id,
-        "device_id": device_id,
-        "site": twin.site if twin is not None else None,
-        "reported_by": f"the patient with pump {device_id}",
+        "step_id": cue.step_id,
+        "device_id": cue.device_id,
+        "site": site,
+        "reported_by": f"the patient with pump {cue.device_id}",
         "reported_at": run.sim.at(run.start_s + cue.at_s).isoformat(),
         "elapsed_s": cue.at_s,
         "symptom": cue.symptom,
         "severity": severity.value,
         "priority": SEVERITY_PRIORITY[severity],
         "expected": [r.value for r in cue.responses] if reveal else None,
-        "responses": [response_json(r) for r in service.journal.responses(key=key)],
+        "responses": [views.response_view(r).model_dump(mode="json") for r in responses],
     }
 
 
@@ -108,7 +120,7 @@ def cue_router(runner: ScenarioRunner, service: TwinService) -> APIRouter:
 
     @router.get("/cues")
     async def list_cues(user: Reader) -> list[dict[str, Any]]:
-        return cue_cards(runner, service, reveal=can(user.role, Permission.RUN_SCENARIO))
+        return await cue_cards(runner, service, reveal=can(user.role, Permission.RUN_SCENARIO))
 
     @router.post("/cues/{run_id}/{step_id}/{device_id}/responses", status_code=201)
     async def answer_cue(run_id: str, step_id: str, device_id: str, body: CueAnswer, user: Responder) -> dict[str, Any]:
@@ -124,31 +136,23 @@ def cue_router(runner: ScenarioRunner, service: TwinService) -> APIRouter:
                 "command_needs_alarm",
                 f"{body.action.value} sends a command: answer it from the pump's alarm or page",
             )
-        twin = service.twins.get(device_id)
+        site = cue_site(run, device_id, service)
+        if site is None:
+            raise _problem(409, "unknown_device", f"the twin mirrors no single device {device_id!r}")
         severity = step.cue.severity or Severity.MODERATE
-        response = AlarmResponse(
-            response_id=f"r-{uuid.uuid4().hex[:20]}",
-            key=cue_key(run_id, step_id, device_id),
+        response = await service.record_cue_response(
+            cue_key(site, run_id, step_id, device_id),
+            site=site,
             device_id=device_id,
-            site=twin.site if twin is not None else "",
             code=CUE_CODE,
             priority=SEVERITY_PRIORITY[severity],
-            alarm_version=1,  # the journal wants >= 1: a cue has one version, the report itself
-            alarm_state="reported",
             action=body.action.value,
             note=body.note,
             actor=user.username,
             role=user.role.value,
-            at=service.clock(),
-            command_id=None,
             detail={"run_id": run_id, "step_id": step_id, "symptom": step.cue.symptom},
         )
-        # as TwinService.respond records an alarm's response: journal, stream, listeners
-        service.journal.record_response(response)
-        service.bus.publish("response", response_json(response))
-        for listener in list(service.response_listeners):
-            listener(response)
-        return response_json(response)
+        return views.response_view(response).model_dump(mode="json")
 
     return router
 
