@@ -48,12 +48,14 @@ class CatheterContents:
         """(volume, concentration) from the tip back to the pump."""
         return tuple((v, c) for v, c in self._segments)
 
-    def volume_to_next_change_ml(self) -> float | None:
-        """Volume to push before the tip concentration changes; ``None`` while the catheter holds one
-        concentration (nothing will change until something new enters)."""
-        if len(self._segments) < 2:
-            return None
-        return self._segments[0][0]
+    def volume_to_next_change_ml(self, entering_mg_per_ml: float) -> float | None:
+        """Volume to push (with ``entering_mg_per_ml`` coming in) before the tip concentration
+        changes; ``None`` when it never will (the catheter and what enters are one concentration)."""
+        if len(self._segments) >= 2:
+            return self._segments[0][0]
+        if self._segments and abs(self._segments[0][1] - entering_mg_per_ml) > MERGE_TOLERANCE_MG_PER_ML:
+            return self._segments[0][0]
+        return None
 
     def push(self, volume_ml: float, concentration_mg_per_ml: float) -> float:
         """Push ``volume_ml`` at ``concentration_mg_per_ml`` in at the pump end; return the mass (mg)

@@ -642,7 +642,7 @@ class Pump:
             mult = self.truth_multiplier
             if not self._truth_dry and mult > 0:
                 consider(motor.time_to_accumulate(t, (self.true_reservoir_ml - residual) / mult), EventKind.TRUTH_DRY)
-                to_change = self.catheter_contents.volume_to_next_change_ml()
+                to_change = self.catheter_contents.volume_to_next_change_ml(self.actual_concentration_mg_per_ml)
                 if to_change is not None:
                     consider(motor.time_to_accumulate(t, to_change / mult), EventKind.TIP_CONCENTRATION)
         if self.battery_status is BatteryStatus.OK:
