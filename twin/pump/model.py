@@ -1151,6 +1151,14 @@ class Pump:
             effects.append(ClinicalEvent("delivery_resumed", t, f"fault cleared: {which}"))
         return Outcome(True, effects=effects)
 
+    def explant(self, t: float) -> list[Effect]:
+        """The pump is taken out (replacement surgery): every active alarm ends."""
+        self._require_clock(t)
+        effects: list[Effect] = []
+        for code in list(self.alarms):
+            effects += self._clear(code, t)
+        return effects
+
     # --------------------------------------------------------------------------------- bookkeeping
 
     def _require_clock(self, t: float) -> None:

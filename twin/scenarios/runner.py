@@ -47,7 +47,9 @@ from typing import Any, Final, Literal
 import simpy
 
 from twin.alarms.lifecycle import Transition
+from twin.contract.alarms import Priority
 from twin.contract.messages import Action, ClearFaultAction, Telemetry
+from twin.mirror.alerts import PatientReport
 from twin.mirror.commands import CommandRefused, CommandState
 from twin.scenarios.evaluation import (
     AlarmObservation,
@@ -65,7 +67,7 @@ from twin.scenarios.evaluation import (
     watch_dose,
 )
 from twin.scenarios.fleet import FleetMember, ordered_members, resolve_fleet
-from twin.scenarios.model import Scenario, ScenarioInvalid
+from twin.scenarios.model import SYMPTOM_PRIORITY, Scenario, ScenarioInvalid
 from twin.scenarios.timeline import Cue, Timeline, expand
 from twin.service.inprocess import InProcessTwin
 from twin.service.twin_service import TwinService
@@ -285,6 +287,9 @@ class ScenarioRun:
         if cue.symptom is not None:
             step.status = "recorded"
             self.events.append(ClinicalRecord(cue.at_s, cue.device_id, "patient_symptom", cue.symptom, cue.severity))
+            # the clinic records what the patient reports: the twin shows it as a patient_report alert
+            priority = SYMPTOM_PRIORITY[cue.severity] if cue.severity is not None else Priority.MEDIUM
+            self.service.patient_report(cue.device_id, PatientReport(self.service.clock(), cue.symptom, priority))
             self._on_change(self, "patient_symptom")
             return
         for action in cue.actions:

@@ -44,7 +44,7 @@ from twin.contract.messages import (
 from twin.contract.topics import Channel, TopicAddress, TopicError, build_topic, parse_topic
 from twin.mirror import commands as desk
 from twin.mirror.alarm_board import AlarmBoard
-from twin.mirror.alerts import AlertPolicy, TwinAlertCode, dose_deviates, evaluate
+from twin.mirror.alerts import AlertPolicy, PatientReport, TwinAlertCode, evaluate
 from twin.mirror.commands import CommandRecord, CommandRefused, CommandState, TrackedCommand
 from twin.mirror.device_twin import (
     AlarmSeen,
@@ -166,7 +166,8 @@ class TwinService:
         self._dirty: set[str] = set()
         self._predictions: dict[str, tuple[int, datetime, Prediction | None]] = {}
         self._forecasts: dict[str, tuple[tuple[int, int], Forecast | None]] = {}
-        self._dose_flags: dict[str, bool] = {}
+        self.patient_reports: dict[str, list[PatientReport]] = {}
+        """Patient reports the clinic recorded, per device (they become ``patient_report`` alerts)."""
         self.reject_counts: dict[str, int] = {}
         self.transition_listeners: list[Callable[[Transition], None]] = []
         self.response_listeners: list[Callable[[AlarmResponse], None]] = []
@@ -330,21 +331,29 @@ class TwinService:
         return result
 
     def _telemetry_moves_alerts(self, twin: DeviceTwin, sample: Telemetry) -> bool:
-        """Can this telemetry sample change the twin's alerts? Only through the delivered dose (the
-        forecast comes from state reports; time-driven alerts are evaluated by :meth:`tick`), or by
-        ending a silence. Skipping the rest keeps ingest cheap: telemetry is most of the traffic."""
-        deviates = dose_deviates(sample, self.policy)
-        before = self._dose_flags.get(twin.device_id)
-        self._dose_flags[twin.device_id] = deviates
-        if before is None or before != deviates:
-            return True
+        """Can this telemetry sample change the twin's alerts? Only by ending a silence: every other
+        alert comes from state reports (and the forecast of them) or from time (:meth:`tick`), never
+        from a sample (the simulator's truth in it is not for alerts). Skipping the rest keeps ingest
+        cheap: telemetry is most of the traffic."""
+        del sample
         silent = self.board.alarms.get(alarm_key(twin.device_id, TwinAlertCode.DEVICE_SILENT.value))
         return silent is not None and silent.condition_active
+
+    def patient_report(self, device_id: str, report: PatientReport) -> None:
+        """Record a patient's report about a pump (a call the clinic logged, a scenario's symptom):
+        it is a ``patient_report`` alert on the pump for :attr:`AlertPolicy.patient_report_for`.
+        An unknown device is ignored (nothing to attach the report to)."""
+        twin = self.twins.get(device_id)
+        if twin is None:
+            return
+        self.patient_reports.setdefault(device_id, []).append(report)
+        self._record(self._evaluate_alerts(twin, report.at))
 
     def _evaluate_alerts(self, twin: DeviceTwin, now: datetime) -> list[Transition]:
         if twin.birth is None:
             return []
-        conditions = evaluate(twin, self.forecast(twin), now, self.policy)
+        reports = self.patient_reports.get(twin.device_id, ())
+        conditions = evaluate(twin, self.forecast(twin), now, self.policy, reports=reports)
         return self.board.on_conditions(twin.site, twin.device_id, conditions, now)
 
     # ------------------------------------------------------------------------------ alarms

@@ -13,6 +13,7 @@ Simulation time is seconds since :attr:`SimulatedDevice.epoch` (a timezone-aware
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final, TypedDict
@@ -109,6 +110,19 @@ class SimulatedDevice:
         self._results: OrderedDict[str, CommandResult] = OrderedDict()
         self.clinical_log: list[ClinicalEvent] = []
         self._wire_log: dict[int, DeviceLogEntry] = {}  # pump log serial -> its wire form, built once
+        self.on_alarm: Callable[[SimulatedDevice, AlarmChange], None] | None = None
+        """Hears every alarm the pump raises or clears, audible or not (the simulated clinic and its
+        tally); what the twin hears goes through the messages only."""
+
+    def replace_pump(self, pump: Pump, identity: Identity, t: float) -> list[Outgoing]:
+        """A new pump implanted in place of the old one (same patient, same device id, same
+        connection and session): the old pump's alarms end, then a birth (new serial and implant
+        date) and the new pump's full state, as after a rebirth."""
+        out = self._from_effects(self.pump.explant(t), t)
+        self.pump = pump
+        self.identity = identity
+        self._wire_log = {}
+        return [*out, *self._birth(t), self.state(t)]
 
     # --------------------------------------------------------------------------------- time
 
@@ -316,6 +330,8 @@ class SimulatedDevice:
         out: list[Outgoing] = []
         for effect in effects:
             if isinstance(effect, AlarmChange):
+                if self.on_alarm is not None:
+                    self.on_alarm(self, effect)
                 if not self.pump.config.audible_alarms:
                     continue
                 spec = ALARM_CATALOGUE[effect.code]

@@ -20,6 +20,7 @@ from typing import Final
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from twin.contract.messages import (
+    MINIMUM_RATE_MODE_ML_PER_DAY,
     DeviceId,
     Drug,
     FlexStep,
@@ -53,13 +54,18 @@ class PumpModel(BaseModel):
     reservoir_capacity_ml: float
     audible_alarms: bool
     fleet_share: float
+    valve_gated: bool = False
 
 
 PUMP_MODELS: Final = (
     PumpModel(name="SynchroMed II 8637-20", reservoir_capacity_ml=20.0, audible_alarms=True, fleet_share=0.55),
     PumpModel(name="SynchroMed II 8637-40", reservoir_capacity_ml=40.0, audible_alarms=True, fleet_share=0.35),
-    PumpModel(name="Prometra II 13827", reservoir_capacity_ml=20.0, audible_alarms=False, fleet_share=0.10),
+    PumpModel(
+        name="Prometra II 13827", reservoir_capacity_ml=20.0, audible_alarms=False, fleet_share=0.10, valve_gated=True
+    ),
 )
+"""The generated fleet's models ([V-S13, S19]); Prometra: no audible alarms ([U] DOMAIN-RESEARCH §3.2),
+valve-gated (no rotor)."""
 
 MIN_FLEET_RATE_ML_PER_DAY: Final = 0.05
 MAX_FLEET_RATE_ML_PER_DAY: Final = 1.5
@@ -77,6 +83,7 @@ class PumpSpec(BaseModel):
     reservoir_capacity_ml: float = Field(default=20.0, gt=0, le=100)
     catheter_volume_ml: float = Field(default=0.25, ge=0, le=2)
     audible_alarms: bool = True
+    valve_gated: bool = Field(default=False, description="Prometra-class: valves, no rotor (never stalls)")
     drug: Drug
     concentration_mg_per_ml: float = Field(gt=0, le=100)
     program: Program
@@ -103,7 +110,7 @@ class PumpSpec(BaseModel):
             starts = [s.start_minute for s in p.steps] + [p.steps[0].start_minute + 1440]
             return sum(s.rate_ml_per_day * (starts[i + 1] - starts[i]) for i, s in enumerate(p.steps)) / 1440
         if p.mode is InfusionMode.MINIMUM_RATE:
-            return 0.048
+            return MINIMUM_RATE_MODE_ML_PER_DAY
         return 0.0
 
 
@@ -202,6 +209,7 @@ def generate_fleet(count: int, *, seed: int, start: datetime, sites: list[str] |
                 reservoir_capacity_ml=model.reservoir_capacity_ml,
                 catheter_volume_ml=round(rng.uniform(0.16, 0.29), 3),
                 audible_alarms=model.audible_alarms,
+                valve_gated=model.valve_gated,
                 drug=drug,
                 concentration_mg_per_ml=conc,
                 program=program,
