@@ -93,7 +93,8 @@ def test_a_valve_gated_pump_never_stalls_and_a_stalled_pump_is_replaced() -> Non
     sim.run(60 * 86400)
     assert sim.events is not None
     stalled = {e.device_id for e in sim.events if e.kind == "motor_stall"}
-    assert stalled and all(d.startswith("sm") for d in stalled)
+    assert stalled
+    assert all(d.startswith("sm") for d in stalled)
     replaced = {e.device_id for e in sim.events if e.kind == "replacement" and e.detail == "motor_stall"}
     assert replaced == stalled or replaced < stalled  # the latest stalls may still wait for their surgery
     assert len(replaced) >= len(stalled) - 2

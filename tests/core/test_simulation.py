@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -147,7 +148,7 @@ def test_the_clinic_refills_before_the_low_reservoir_alarm_and_sets_the_alarm_cl
     assert raised == [], "no low reservoir, no empty, no reminder: every refill came first"
     fills = [r for r in {s.last_refill for s in log.of(State)} if r is not None]
     fills.sort(key=lambda r: r.at)
-    assert [round((b.at - a.at).total_seconds() / DAY, 3) for a, b in zip(fills, fills[1:], strict=False)] == [11.0] * (
+    assert [round((b.at - a.at).total_seconds() / DAY, 3) for a, b in itertools.pairwise(fills)] == [11.0] * (
         len(fills) - 1
     )  # 18 days to the threshold less the 7-day margin
     assert (fills[0].at - EPOCH).total_seconds() / DAY == 0.5  # nearly empty at the start: the soonest slot
