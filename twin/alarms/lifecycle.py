@@ -352,17 +352,27 @@ def raise_alarm(
     return alarm, [_transition(None, alarm, TransitionEvent.RAISE, actor, at, None)]
 
 
-def condition_returned(alarm: Alarm, at: datetime, actor: str = DEVICE_ACTOR, *, message: str | None = None) -> Step:
+def condition_returned(
+    alarm: Alarm,
+    at: datetime,
+    actor: str = DEVICE_ACTOR,
+    *,
+    message: str | None = None,
+    priority: Priority | None = None,
+) -> Step:
     """The alarm's condition became active again (rows ``condition_returned`` of the table).
 
-    ``message`` replaces the alarm's text when given. An already active condition is a duplicate:
-    no transition, and the message is not changed.
+    ``message`` replaces the alarm's text when given; ``priority`` the alarm's priority (a new
+    occurrence may be more or less urgent: a patient's second report, worse than the first). An
+    already active condition is a duplicate: no transition, and neither is changed.
     """
     _check_time(at)
     _check_actor(actor)
     current, done = _due(alarm, at)
     if current.condition_active:
         return current, done
+    if priority is not None:
+        current = replace(current, priority=Priority(priority))
     text = current.message if message is None else message
     if current.state is AlarmState.NORMAL:
         after = replace(
@@ -605,8 +615,8 @@ def _duration(t: Transition) -> timedelta:
 
 
 _REPLAY: Final[dict[TransitionEvent, Callable[[Alarm, Transition], Step]]] = {
-    TransitionEvent.RAISE: lambda a, t: condition_returned(a, t.at, t.actor, message=t.message),
-    TransitionEvent.RERAISE: lambda a, t: condition_returned(a, t.at, t.actor, message=t.message),
+    TransitionEvent.RAISE: lambda a, t: condition_returned(a, t.at, t.actor, message=t.message, priority=t.priority),
+    TransitionEvent.RERAISE: lambda a, t: condition_returned(a, t.at, t.actor, message=t.message, priority=t.priority),
     TransitionEvent.CLEAR: lambda a, t: condition_cleared(a, t.at, t.actor),
     TransitionEvent.ACKNOWLEDGE: lambda a, t: acknowledge(a, t.actor, t.at, t.comment),
     TransitionEvent.SILENCE: lambda a, t: silence(a, t.actor, t.at, _duration(t), t.comment),

@@ -142,13 +142,21 @@ class AlarmBoard:
                 )
             elif not current.condition_active:
                 out += self._step(
-                    lifecycle.condition_returned(current, at, lifecycle.TWIN_ACTOR, message=condition.message)
+                    lifecycle.condition_returned(
+                        current, at, lifecycle.TWIN_ACTOR, message=condition.message, priority=condition.priority
+                    )
                 )
             elif self._instances.get(key, condition.instance) != condition.instance:
                 # the same kind of alert for a new reason: end the old occurrence, start a new one
                 out += self._step(lifecycle.condition_cleared(current, at, lifecycle.TWIN_ACTOR))
                 out += self._step(
-                    lifecycle.condition_returned(self.alarms[key], at, lifecycle.TWIN_ACTOR, message=condition.message)
+                    lifecycle.condition_returned(
+                        self.alarms[key],
+                        at,
+                        lifecycle.TWIN_ACTOR,
+                        message=condition.message,
+                        priority=condition.priority,
+                    )
                 )
             self._instances[key] = condition.instance
         for alarm in self.of_device(device_id, include_normal=True):

@@ -56,7 +56,7 @@ from enum import StrEnum
 from typing import Final
 
 from twin.contract.alarms import Priority
-from twin.contract.messages import BatteryStatus, DeviceLogEntry, DeviceLogKind, InfusionMode, State, StopReason
+from twin.contract.messages import BatteryStatus, DeviceLogKind, InfusionMode, State, StopReason
 from twin.mirror.device_twin import DeviceTwin, Presence
 from twin.mirror.prediction import Forecast
 from twin.pump.drugs import DRUGS
@@ -330,33 +330,40 @@ def _empty_before_refill(
     return []
 
 
-def _latest_programming(state: State) -> DeviceLogEntry | None:
-    return next((e for e in reversed(state.event_log) if e.kind in _PROGRAMMING), None)
-
-
 def _concentration_changed(state: State, device_now: datetime, policy: AlertPolicy) -> list[AlertCondition]:
-    entry = _latest_programming(state)
-    if entry is None or device_now - entry.at >= policy.concentration_check_for:
+    """The latest programming session in the check window that changed the concentration (a later
+    session that only sets the rate, as a programmer does after a new strength, keeps the check up)."""
+    recent = [
+        e for e in state.event_log if e.kind in _PROGRAMMING and device_now - e.at < policy.concentration_check_for
+    ]
+    changed = [
+        e
+        for e in recent
+        if e.concentration_before_mg_per_ml is not None
+        and e.concentration_after_mg_per_ml is not None
+        and abs(e.concentration_after_mg_per_ml - e.concentration_before_mg_per_ml)
+        > policy.concentration_change_fraction * e.concentration_before_mg_per_ml
+    ]
+    if not changed:
         return []
+    entry, latest = changed[-1], recent[-1]
     before, after = entry.concentration_before_mg_per_ml, entry.concentration_after_mg_per_ml
-    if before is None or after is None or abs(after - before) <= policy.concentration_change_fraction * before:
-        return []
+    assert before is not None
+    assert after is not None
     session = "refill" if entry.kind is DeviceLogKind.REFILL else "reprogramming"
+    dose_before, dose_now = entry.dose_before_mg_per_day, latest.dose_after_mg_per_day
     dose = ""
-    if entry.dose_before_mg_per_day is not None and entry.dose_after_mg_per_day is not None:
-        dose = f"; programmed dose {entry.dose_before_mg_per_day:.3g} -> {entry.dose_after_mg_per_day:.3g} mg/day"
-    ratio = before / after
-    rose = (
-        entry.dose_before_mg_per_day is not None
-        and entry.dose_after_mg_per_day is not None
-        and entry.dose_after_mg_per_day > 1.5 * entry.dose_before_mg_per_day
-    )
+    rose = False
+    if dose_before is not None and dose_now is not None:
+        dose = f"; programmed dose {dose_before:.3g} -> {dose_now:.3g} mg/day"
+        rose = dose_now > 1.5 * dose_before
     return [
         AlertCondition(
             TwinAlertCode.CONCENTRATION_CHANGED,
             entry.at.strftime("%Y%m%dT%H%M%S"),
             f"Concentration changed {before:g} -> {after:g} mg/mL at the {session} of {entry.at:%Y-%m-%d %H:%M}{dose}. "
-            f"Check the syringe label: if it holds {before:g} mg/mL the patient receives {ratio:.2g} x the programmed dose",
+            f"Check the syringe label: if it holds {before:g} mg/mL the patient receives {before / after:.2g} x "
+            "the programmed dose",
             Priority.HIGH if rose else None,
         )
     ]
