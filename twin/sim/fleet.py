@@ -146,6 +146,23 @@ def _log_uniform(rng: random.Random, lo: float, hi: float) -> float:
     return math.exp(rng.uniform(math.log(lo), math.log(hi)))
 
 
+REFILL_INTERVAL_DAYS: Final = (28.0, 90.0)
+"""The refill interval clinics aim for (DOMAIN-RESEARCH §7: 28-90 days; one practice concentrates
+drugs so that a 20 mL pump lasts about a month, [V-S37]): a generated pump gets the strength that
+puts its interval there when one of its drug's strengths does."""
+
+
+def _concentration_for(dose: float, shuffled: list[float], capacity_ml: float) -> float:
+    """The first strength (in the shuffled order) whose flow is in the fleet's range and whose refill
+    interval is in :data:`REFILL_INTERVAL_DAYS`; else the first with the flow in range; else the first."""
+    in_range = [c for c in shuffled if MIN_FLEET_RATE_ML_PER_DAY <= dose / c <= MAX_FLEET_RATE_ML_PER_DAY]
+    low, high = REFILL_INTERVAL_DAYS
+    for c in in_range:
+        if low <= capacity_ml / (dose / c) <= high:
+            return c
+    return in_range[0] if in_range else shuffled[0]
+
+
 def _program(rng: random.Random, rate: float, drug: Drug) -> Program:
     patient_bolus = None
     if drug in (Drug.MORPHINE, Drug.HYDROMORPHONE, Drug.FENTANYL) and rng.random() < 0.3:
@@ -188,11 +205,7 @@ def generate_fleet(count: int, *, seed: int, start: datetime, sites: list[str] |
         dose = _log_uniform(rng, *profile.dose_mg_per_day)
         concentrations = list(profile.concentrations_mg_per_ml)
         rng.shuffle(concentrations)
-        conc = concentrations[0]
-        for c in concentrations:
-            if MIN_FLEET_RATE_ML_PER_DAY <= dose / c <= MAX_FLEET_RATE_ML_PER_DAY:
-                conc = c
-                break
+        conc = _concentration_for(dose, concentrations, model.reservoir_capacity_ml)
         rate = min(MAX_FLEET_RATE_ML_PER_DAY, max(MIN_FLEET_RATE_ML_PER_DAY, dose / conc))
         program = _program(rng, rate, drug)
         age_days = rng.uniform(0, 5 * 365)
