@@ -160,7 +160,10 @@ class ClinicPolicy:
     eos_replacement_days: Days = (0.5, 2.0)
     """After end of service (audible), emergency replacement. [A]"""
     stall_replacement_days: Days = (1.0, 7.0)
-    """A permanent motor stall (audible): urgent replacement ([V-S13]). [A]"""
+    """A permanent motor stall or a memory error (audible): urgent replacement ([V-S13]). [A]"""
+    post_mri_interrogation_days: Days = (0.04, 1.0)
+    """A pump stalled by an MRI and waiting in telemetry mode is interrogated within hours to a day
+    (every pump is interrogated after an MRI, [V-S11, S14]), which lets it resume. [A]"""
     catheter_workup_days: Days = (3.0, 30.0)
     """From a catheter complication to its revision: symptoms, work-up, surgery. [A]"""
     granuloma_workup_days: Days = (30.0, 180.0)

@@ -40,6 +40,7 @@ from twin.contract.messages import (
     FlexStep,
     InfusionMode,
     InjectFaultAction,
+    InterrogateAction,
     MotorStallFault,
     PocketFillFault,
     Program,
@@ -457,14 +458,30 @@ class FleetSimulation:
                 self._bring_refill_forward(device, policy.low_alarm_refill_days)
             case AlarmCode.RESERVOIR_EMPTY:
                 self._bring_refill_forward(device, policy.empty_refill_days if audible else SILENT_EMPTY_FOUND_DAYS)
+            case AlarmCode.MOTOR_STALL if audible and device.pump.awaiting_interrogation:
+                at = self.now + uniform_days(self._rng(device), policy.post_mri_interrogation_days)
+                self.env.process(self._interrogate_later(device, patient.pump_generation, at))
             case AlarmCode.MOTOR_STALL if audible and device.pump.stall_recover_at is None:
                 self._book_replacement(device, "motor_stall", policy.stall_replacement_days)
+            case AlarmCode.MEMORY_ERROR if audible:
+                self._book_replacement(device, "memory_error", policy.stall_replacement_days)
             case AlarmCode.BATTERY_ERI:
                 self._book_replacement(device, "battery_eri", policy.eri_replacement_days)
             case AlarmCode.BATTERY_EOS:
                 self._book_replacement(device, "battery_eos", policy.eos_replacement_days, urgent=True)
             case _:
                 pass
+
+    def _interrogate_later(self, device: SimulatedDevice, generation: int, at: float) -> Generator[simpy.Event]:
+        """The post-MRI interrogation (a pump held in telemetry mode resumes; a stall that stays after
+        it is permanent: replacement)."""
+        yield self.env.timeout(max(0.0, at - self.now))
+        if self.patients[device.device_id].pump_generation != generation:
+            return
+        self.bedside(device.device_id, InterrogateAction())
+        pump = device.pump
+        if pump.motor_stalled and pump.stall_recover_at is None:
+            self._book_replacement(device, "motor_stall", self.clinic.stall_replacement_days)
 
     def _book_replacement(
         self, device: SimulatedDevice, cause: str, span: tuple[float, float], *, urgent: bool = False
