@@ -60,9 +60,11 @@ timeline:
      fault: {{fault: catheter_occlusion, fraction: 1.0}}}}
   - {{at: 0s, id: real-fault, step: inject_fault, devices: {{ids: [{REAL}]}}, fault: {{fault: motor_stall}}}}
   - {{at: 30m, id: stall, step: inject_fault, devices: {{ids: [sim-b]}}, fault: {{fault: motor_stall}}}}
+  - {{at: 10m, id: itch, step: patient_symptom, devices: {{ids: [sim-a]}}, symptom: itching without a rash,
+     severity: moderate}}
   - {{at: 20d, id: late, step: inject_fault, devices: {{ids: [sim-c]}}, fault: {{fault: memory_error}}}}
 expect:
-  - {{kind: alarm, code: dose_deviation, devices: {{ids: [sim-a]}}, after: occlusion, within: 1h}}
+  - {{kind: alarm, code: patient_report, devices: {{ids: [sim-a]}}, after: itch, within: 1h}}
   - {{kind: alarm, code: motor_stall, devices: {{ids: [sim-b]}}, after: stall, within: 10m}}
 """
 
@@ -192,7 +194,7 @@ async def test_start_pause_resume_abort_and_a_real_pump_refused(mosquitto: Mosqu
             lambda: all(r.status == "met" for r in run.report().expectations), what="both expected alarms observed"
         )
         so_far = (await api.get(f"/api/scenario-runs/{run_id}")).json()["report"]["expectations"]
-        assert [(e["code"], e["status"]) for e in so_far] == [("dose_deviation", "met"), ("motor_stall", "met")]
+        assert [(e["code"], e["status"]) for e in so_far] == [("patient_report", "met"), ("motor_stall", "met")]
         stall_seen = so_far[1]["observed_at_s"]
         assert 1800 <= stall_seen <= 1800 + 600  # raised at the 30m step (the twin's estimate of the pump's clock)
 

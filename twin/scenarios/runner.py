@@ -161,6 +161,7 @@ class ScenarioRun:
         self._resumed: simpy.Event | None = None
         self._wake: simpy.Event | None = None
         self._began = False
+        self._now_s: float | None = None  # set while the run itself makes the twin raise something
 
     # ------------------------------------------------------------------------------ lifecycle
 
@@ -289,7 +290,11 @@ class ScenarioRun:
             self.events.append(ClinicalRecord(cue.at_s, cue.device_id, "patient_symptom", cue.symptom, cue.severity))
             # the clinic records what the patient reports: the twin shows it as a patient_report alert
             priority = SYMPTOM_PRIORITY[cue.severity] if cue.severity is not None else Priority.MEDIUM
-            self.service.patient_report(cue.device_id, PatientReport(self.service.clock(), cue.symptom, priority))
+            self._now_s = cue.at_s  # the alert is raised now, at the cue's simulation time (not an estimate)
+            try:
+                self.service.patient_report(cue.device_id, PatientReport(self.service.clock(), cue.symptom, priority))
+            finally:
+                self._now_s = None
             self._on_change(self, "patient_symptom")
             return
         for action in cue.actions:
@@ -318,7 +323,8 @@ class ScenarioRun:
         """A transition the twin journaled (registered on ``TwinService.transition_listeners``)."""
         if self.status.final:
             return
-        observation = AlarmObservation(self._transition_time(transition) - self.start_s, transition)
+        at_s = self._now_s if self._now_s is not None else self._transition_time(transition) - self.start_s
+        observation = AlarmObservation(at_s, transition)
         self.alarms.append(observation)
         vigil = watch_alarm(self.vigil, observation)
         if vigil is not self.vigil:
