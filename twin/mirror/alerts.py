@@ -8,8 +8,8 @@ simulator's ground truth (``sim_truth``) never reaches this module: a real twin 
 Connection and reporting:
 
 * ``device_offline`` — the connection was lost (last will).
-* ``device_silent`` — a *simulated* pump (which reports every few seconds) has been quiet for
-  longer than expected.
+* ``device_silent`` — a *simulated* pump has been quiet for longer than expected, on the
+  simulation's clock (:mod:`twin.mirror.clock`), so a live run at 600x and a headless run agree.
 * ``interrogation_overdue`` — a *real* pump is read only at clinic visits: no read-out since the
   planned refill date plus a grace period means the visit was missed (replaces a fixed silence
   limit, which cannot fit refill intervals of 1 to 6 months).
@@ -37,7 +37,9 @@ alarms they cannot sound: ``reservoir_low_predicted``, ``reservoir_empty_predict
 ``battery_eri_predicted``, ``battery_eos_predicted`` (and ``infusion_stopped``).
 
 And ``patient_report``: a patient's report the clinic recorded (a call, a visit): what staff
-learn first about catheter faults, overdoses and withdrawal.
+learn first about catheter faults, overdoses and withdrawal. ``identity_conflict`` is raised by an
+event (a birth that contradicts the device's pinned identity), not by :func:`evaluate`
+(:data:`EVENT_ALERTS`).
 
 **Priorities** (:data:`ALERT_PRIORITY`) are raised to high where the drug makes the consequence
 dangerous: when delivery may stop or fall for a baclofen or clonidine patient (withdrawal,
@@ -76,6 +78,12 @@ class TwinAlertCode(StrEnum):
     BATTERY_ERI_PREDICTED = "battery_eri_predicted"
     BATTERY_EOS_PREDICTED = "battery_eos_predicted"
     PATIENT_REPORT = "patient_report"
+    IDENTITY_CONFLICT = "identity_conflict"
+
+
+EVENT_ALERTS: frozenset[TwinAlertCode] = frozenset({TwinAlertCode.IDENTITY_CONFLICT})
+"""Twin alerts raised by an event (not a condition :func:`evaluate` re-checks): they latch until
+staff acknowledge them, and re-evaluation never clears them."""
 
 
 ALERT_PRIORITY: Final[dict[TwinAlertCode, Priority]] = {
@@ -92,6 +100,7 @@ ALERT_PRIORITY: Final[dict[TwinAlertCode, Priority]] = {
     TwinAlertCode.BATTERY_ERI_PREDICTED: Priority.MEDIUM,
     TwinAlertCode.BATTERY_EOS_PREDICTED: Priority.HIGH,
     TwinAlertCode.PATIENT_REPORT: Priority.MEDIUM,
+    TwinAlertCode.IDENTITY_CONFLICT: Priority.MEDIUM,
 }
 """IEC 60601-1-8 priority of each twin alert (a patient report's comes with it). What a pump would
 sound itself maps as the pump's alarm does: empty and end of service are critical (high), low
@@ -114,8 +123,10 @@ emergency (baclofen, clonidine: :attr:`twin.pump.drugs.DrugProfile.dangerous_wit
 class AlertPolicy:
     """Thresholds of the twin's alerts; every one a setting."""
 
-    silent_after_simulated: timedelta = timedelta(minutes=2)
-    """Wall time without a message before a simulated pump counts as silent (it reports every 10 s)."""
+    silent_after_simulated: timedelta = timedelta(hours=6)
+    """*Simulated* time without a message before a simulated pump counts as silent (on the
+    simulation's clock, :mod:`twin.mirror.clock`, so that a live run at 600x and a headless run of
+    the same scenario agree), and at least :data:`SILENT_AFTER_INTERVALS` of its reporting interval."""
     silent_after_real: timedelta = timedelta(days=35)
     """When the *presence* of a real pump is marked silent (the service's connection view); the
     alert for a real pump is ``interrogation_overdue``, from its planned refill date."""
@@ -148,6 +159,10 @@ class AlertPolicy:
     """A patient report stays an active alert this long (twin clock). [A] a day: the next shift."""
 
 
+SILENT_AFTER_INTERVALS = 3
+"""A pump that reports every ``T`` (device time) is silent only after missing this many reports."""
+
+
 @dataclass(frozen=True, slots=True)
 class PatientReport:
     """A patient's report about their pump that the clinic recorded: when (the twin's clock), what,
@@ -176,46 +191,69 @@ class AlertCondition:
 _PROGRAMMING: Final = frozenset({DeviceLogKind.REFILL, DeviceLogKind.REPROGRAM})
 
 
+def silence_limit(twin: DeviceTwin, policy: AlertPolicy) -> timedelta:
+    """How long ``twin`` may go unheard (device time for a simulated pump, wall time for a real one)."""
+    if twin.simulated is False:
+        return policy.silent_after_real
+    interval = twin.report_interval_s
+    if interval is None:
+        return policy.silent_after_simulated
+    return max(policy.silent_after_simulated, timedelta(seconds=SILENT_AFTER_INTERVALS * interval))
+
+
+def silent_for(twin: DeviceTwin, now: datetime, device_now: datetime | None) -> timedelta | None:
+    """How long ``twin`` has been unheard: in device time for a simulated pump (its last device
+    time against the simulation's clock), in wall time for a real one."""
+    if twin.simulated is not False:
+        if device_now is None or twin.last_device_time is None:
+            return None
+        return device_now - twin.last_device_time
+    return now - twin.last_seen_at if twin.last_seen_at is not None else None
+
+
 def evaluate(
     twin: DeviceTwin,
     outlook: Forecast | None,
     now: datetime,
     policy: AlertPolicy = AlertPolicy(),
     *,
+    device_now: datetime | None = None,
     reports: Sequence[PatientReport] = (),
 ) -> list[AlertCondition]:
     """The twin alerts that hold for ``twin`` at wall time ``now``, given the forecast of its
-    latest state (``outlook``) and the patient reports recorded for it (any order)."""
+    latest state (``outlook``), what the device's clock reads now (``device_now``, from
+    :func:`twin.mirror.clock.device_time`; the twin's own estimate when not given) and the patient
+    reports recorded for it (any order)."""
     out: list[AlertCondition] = []
+    if device_now is None:
+        device_now = twin.device_now(now)
     simulated = twin.simulated is not False
     if twin.presence is Presence.OFFLINE and twin.presence_reason == "will":
         out.append(AlertCondition(TwinAlertCode.DEVICE_OFFLINE, "connection", "Connection lost (last will)"))
-    quiet = twin.last_seen_at is not None and twin.presence_reason not in ("will", "shutdown")
-    if (
-        simulated
-        and quiet
-        and twin.last_seen_at is not None
-        and now - twin.last_seen_at > policy.silent_after_simulated
-    ):
-        minutes = (now - twin.last_seen_at).total_seconds() / 60
-        out.append(AlertCondition(TwinAlertCode.DEVICE_SILENT, "silence", f"No report for {minutes:.0f} min"))
+    if simulated and twin.last_seen_at is not None and twin.presence_reason not in ("will", "shutdown"):
+        unheard = silent_for(twin, now, device_now)
+        if unheard is not None and unheard > silence_limit(twin, policy):
+            minutes = unheard.total_seconds() / 60
+            out.append(
+                AlertCondition(TwinAlertCode.DEVICE_SILENT, "silence", f"No report for {minutes:.0f} simulated min")
+            )
     out += _patient_report(reports, now, policy)
     state = twin.reported
     if state is None:
         return out
-    device_now = twin.device_now(now) or now
+    clock_now = device_now or now
     dangerous = DRUGS[state.drug].dangerous_withdrawal
     found: list[AlertCondition] = []
     if not simulated:
-        found += _interrogation_overdue(state, outlook, device_now, policy)
-    found += _refill_discrepancy(twin, state, device_now, policy)
-    found += _empty_before_refill(state, outlook, device_now, policy)
-    found += _concentration_changed(state, device_now, policy)
-    found += _dose_escalation(state, device_now, policy)
+        found += _interrogation_overdue(state, outlook, clock_now, policy)
+    found += _refill_discrepancy(twin, state, clock_now, policy)
+    found += _empty_before_refill(state, outlook, clock_now, policy)
+    found += _concentration_changed(state, clock_now, policy)
+    found += _dose_escalation(state, clock_now, policy)
     silent_pump = twin.birth is not None and not twin.birth.audible_alarms
-    found += _infusion_stopped(state, device_now, policy, silent_pump=silent_pump)
+    found += _infusion_stopped(state, clock_now, policy, silent_pump=silent_pump)
     if silent_pump:
-        found += _silent_pump_cover(state, outlook, device_now)
+        found += _silent_pump_cover(state, outlook, clock_now)
     for condition in found:
         if dangerous and condition.code in WITHDRAWAL_ESCALATED and condition.raised_priority is None:
             drug = state.drug.value

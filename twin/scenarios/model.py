@@ -186,6 +186,7 @@ class AlarmPointCode(StrEnum):
     BATTERY_ERI_PREDICTED = "battery_eri_predicted"
     BATTERY_EOS_PREDICTED = "battery_eos_predicted"
     PATIENT_REPORT = "patient_report"
+    IDENTITY_CONFLICT = "identity_conflict"
 
 
 DEVICE_CODES: Final = frozenset(code.value for code in AlarmCode)

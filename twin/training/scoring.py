@@ -223,11 +223,11 @@ def expected_responses(timeline: Timeline) -> dict[str, tuple[str, ...]]:
         if expectation.kind != "alarm" or expectation.event != "raise" or expectation.code is None:
             continue
         for device_id in expectation.device_ids:
-            names = found.setdefault(alarm_key(device_id, expectation.code), [])
+            names = found.setdefault(alarm_key(timeline.sites[device_id], device_id, expectation.code), [])
             names.extend(r.value for r in expectation.responses if r.value not in names)
     for cue in timeline.cues:  # a symptom the clinic records is a patient_report alert: its responses count
         if cue.symptom is not None and cue.responses:
-            names = found.setdefault(alarm_key(cue.device_id, PATIENT_REPORT), [])
+            names = found.setdefault(alarm_key(timeline.sites[cue.device_id], cue.device_id, PATIENT_REPORT), [])
             names.extend(r.value for r in cue.responses if r.value not in names)
     return {key: tuple(names) for key, names in found.items() if names}
 
