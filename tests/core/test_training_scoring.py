@@ -262,7 +262,8 @@ def test_every_response_action_is_mapped_and_every_catalogue_expectation_can_be_
             assert len(names) == len(set(names)), (scenario.name, key)
         for cue in timeline.cues:  # a recorded symptom is a patient_report alert, scored on its responses
             if cue.symptom is not None and cue.responses:
-                assert {r.value for r in cue.responses} <= set(expected[f"{cue.device_id}/patient_report"])
+                site = timeline.sites[cue.device_id]
+                assert {r.value for r in cue.responses} <= set(expected[f"{site}/{cue.device_id}/patient_report"])
         devices = scored_devices(timeline)
         assert set(devices) <= set(timeline.device_ids)
         assert {key.split("/")[1] for key in expected} <= set(devices), scenario.name
