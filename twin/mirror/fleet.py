@@ -7,7 +7,8 @@ shares the rest with the old one. Every change is a function ``(fleet, ...) -> (
 * :func:`apply` — one MQTT message as received (topic, payload bytes, the arrival stamp);
 * :func:`tick` — the clock: shelve and audio-pause expiries, silent devices, time-driven twin
   alerts, command timeouts;
-* :func:`act_on_alarm`, :func:`send_command`, :func:`record_response` — what staff do.
+* :func:`act_on_alarm`, :func:`send_command`, :func:`record_response` — what staff do;
+  :func:`record_patient_report` — what a patient tells the clinic.
 
 None of them does I/O, reads a clock or draws a random number. The effects say what must happen
 outside (:mod:`twin.mirror.effects`): what to journal, which points to write, what to publish to
@@ -54,7 +55,15 @@ from twin.contract.topics import Channel, TopicError, build_topic, parse_topic
 from twin.mirror import alarm_board as boards
 from twin.mirror import commands as desk
 from twin.mirror.alarm_board import Board, DeviceKey
-from twin.mirror.alerts import ALERT_PRIORITY, AlertPolicy, TwinAlertCode, evaluate, silence_limit, silent_for
+from twin.mirror.alerts import (
+    ALERT_PRIORITY,
+    AlertPolicy,
+    PatientReport,
+    TwinAlertCode,
+    evaluate,
+    silence_limit,
+    silent_for,
+)
 from twin.mirror.clock import SiteClock, device_time, newer, site_clock
 from twin.mirror.commands import CommandState, TrackedCommand
 from twin.mirror.device_twin import RECORDED, DeviceTwin, Presence, Verdict, mark_silent, order
@@ -79,6 +88,7 @@ __all__ = [
     "Limits",
     "act_on_alarm",
     "apply",
+    "record_patient_report",
     "record_response",
     "send_command",
     "tick",
@@ -121,6 +131,8 @@ class Fleet:
     forecasts: Map[DeviceKey, tuple[tuple[int, int], Forecast | None]] = field(default_factory=Map)
     sites: Map[str, int] = field(default_factory=Map)
     config: FleetConfig = field(default_factory=FleetConfig)
+    reports: Map[DeviceKey, tuple[PatientReport, ...]] = field(default_factory=Map)
+    """Patient reports the clinic recorded, per device, while they are recent enough to be an alert."""
 
     # -------------------------------------------------------------------------------- views
 
@@ -295,7 +307,14 @@ def _on_telemetry(fleet: Fleet, before: DeviceTwin, twin: DeviceTwin, at: dateti
 def _evaluate(fleet: Fleet, twin: DeviceTwin, now: datetime) -> tuple[Fleet, list[Effect]]:
     if twin.birth is None:
         return fleet, []
-    conditions = evaluate(twin, fleet.forecast(twin), now, fleet.config.policy, device_now=fleet.device_now(twin, now))
+    conditions = evaluate(
+        twin,
+        fleet.forecast(twin),
+        now,
+        fleet.config.policy,
+        device_now=fleet.device_now(twin, now),
+        reports=fleet.reports.get(twin.key, ()),
+    )
     board, transitions = boards.on_conditions(fleet.board, twin.site, twin.device_id, conditions, now)
     if not transitions:
         return fleet, []
@@ -431,6 +450,19 @@ def act_on_alarm(
     board, alarm, transitions = boards.act(fleet.board, key, verb, actor, now, duration=duration, comment=comment)
     effects: list[Effect] = [AlarmTransitions(tuple(transitions))] if transitions else []
     return replace(fleet, board=board), alarm, effects
+
+
+def record_patient_report(fleet: Fleet, key: DeviceKey, report: PatientReport) -> tuple[Fleet, list[Effect]]:
+    """A patient's report the clinic recorded about ``key``'s pump: a ``patient_report`` alert
+    (:mod:`twin.mirror.alerts`). Reports older than the alert's window are forgotten. An unknown
+    device changes nothing."""
+    twin = fleet.devices.get(key)
+    if twin is None:
+        return fleet, []
+    keep = fleet.config.policy.patient_report_for
+    kept = tuple(r for r in fleet.reports.get(key, ()) if report.at - r.at < keep)
+    fleet = replace(fleet, reports=fleet.reports.set(key, (*kept, report)))
+    return _evaluate(fleet, twin, report.at)
 
 
 def record_response(fleet: Fleet, response: AlarmResponse) -> tuple[Fleet, list[Effect]]:

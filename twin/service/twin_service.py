@@ -51,6 +51,7 @@ from twin.alarms.responses import AlarmResponse
 from twin.contract.messages import Action, DeviceMessage, Telemetry
 from twin.mirror import fleet as steps
 from twin.mirror.alarm_board import DeviceKey, restored
+from twin.mirror.alerts import PatientReport
 from twin.mirror.commands import CommandRecord, CommandRefused, TrackedCommand
 from twin.mirror.effects import (
     AlarmTransitions,
@@ -495,6 +496,14 @@ class TwinService:
             fleet, recorded = steps.record_response(fleet, response)
             await self._commit(fleet, effects + recorded)
             return response, tracked
+
+    async def patient_report(self, key: DeviceKey, report: PatientReport) -> None:
+        """Record a patient's report about a pump (a call the clinic logged, a scenario's symptom):
+        a ``patient_report`` alert on the pump for :attr:`AlertPolicy.patient_report_for`. An unknown
+        device is ignored (nothing to attach the report to)."""
+        async with self._lock:
+            fleet, effects = steps.record_patient_report(self.fleet, key, report)
+            await self._commit(fleet, effects)
 
     # --------------------------------------------------------------------------------- clock
 

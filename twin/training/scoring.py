@@ -21,19 +21,24 @@ the act, inside the session's window.
   then needs no other), and only its author is credited with it. ``acknowledged_by`` says who did.
 * ``responses`` (the response actions this trainee recorded) against ``expected`` (the scenario's
   :class:`~twin.scenarios.model.StaffResponse` list for this alarm on this pump, fixed when the
-  session starts: :func:`expected_responses`). A response action
-  satisfies the staff responses :data:`SATISFIES` lists: *request a rotor study* satisfies
-  ``rotor_study`` and ``xray``; *schedule pump replacement* satisfies ``replace_pump`` too.
+  session starts: :func:`expected_responses`; a patient report's are its symptom's). A response
+  action satisfies the staff responses :data:`SATISFIES` lists, each its own: a plain X-ray, a
+  rotor study and a dye study are three different examinations and count separately (a rotor
+  study is not an X-ray of the catheter); *schedule pump replacement* satisfies ``replace_pump``.
+* ``in_order``: the share of pairs of matched troubleshooting steps done in the order of
+  DOMAIN-RESEARCH §4.4 (:data:`TROUBLESHOOTING_ORDER`: interrogate, bridge, rotor study, side-port
+  aspiration, dye study, replace the drug, bridge bolus, re-titrate); ``None`` with fewer than two.
 * ``verdict``: ``correct``: a response matched one that is expected (when the scenario expects
   none: the trainee acknowledged); ``incorrect``: the trainee acted but nothing matched;
   ``missed``: the session ended and the trainee did nothing about it; ``pending``: the session
   still runs and nothing matched yet.
 * ``score`` (0..1): half for the acknowledgement (full within :data:`ACK_TARGET_S` of the raise
   for the alarm's priority, falling linearly to nothing at four times that), half for the
-  response: 1 if one matched, less :data:`STRAY_RESPONSE_COST` for every other action recorded
-  that matches nothing expected (so ordering every study in the list is not a way to be right),
-  never below 0; when the scenario expects none, the acknowledgement's credit. A missed alarm
-  scores 0.
+  response: :data:`ANY_MATCH_CREDIT` when one matched, plus :data:`COVERAGE_CREDIT` times the
+  share of the expected responses matched, plus :data:`ORDER_CREDIT` times ``in_order`` (full when
+  there is nothing to order), less :data:`STRAY_RESPONSE_COST` for every other action recorded that
+  matches nothing expected (so ordering every study in the list is not a way to be right), never
+  below 0; when the scenario expects none, the acknowledgement's credit. A missed alarm scores 0.
 
 **Per trainee:** counts of each verdict, the median time to acknowledge, and the mean row score
 as 0..100.
@@ -60,25 +65,57 @@ from twin.scenarios.timeline import Timeline
 S = StaffResponse
 
 SATISFIES: Final[dict[ResponseAction, frozenset[StaffResponse]]] = {
-    ResponseAction.REFILL: frozenset({S.REFILL}),
-    ResponseAction.REPROGRAM: frozenset({S.REPROGRAM, S.REDUCE_RATE, S.STOP_INFUSION}),
-    ResponseAction.SCHEDULE_REFILL: frozenset({S.SCHEDULE_REFILL}),
     ResponseAction.INTERROGATE: frozenset({S.INTERROGATE, S.REINTERROGATE}),
-    ResponseAction.ROTOR_STUDY: frozenset({S.ROTOR_STUDY, S.XRAY}),
-    ResponseAction.DYE_STUDY: frozenset({S.DYE_STUDY, S.SIDE_PORT_ASPIRATION, S.IMAGING, S.XRAY}),
-    ResponseAction.ASSESS_WITHDRAWAL: frozenset({S.WITHDRAWAL_MANAGEMENT, S.OBSERVE_PATIENT}),
     ResponseAction.BRIDGE_THERAPY: frozenset({S.BRIDGE_THERAPY}),
+    ResponseAction.ROTOR_STUDY: frozenset({S.ROTOR_STUDY}),
+    ResponseAction.XRAY: frozenset({S.XRAY}),
+    ResponseAction.SIDE_PORT_ASPIRATION: frozenset({S.SIDE_PORT_ASPIRATION}),
+    ResponseAction.DYE_STUDY: frozenset({S.DYE_STUDY}),
+    ResponseAction.IMAGING: frozenset({S.IMAGING}),
+    ResponseAction.REPLACE_DRUG: frozenset({S.REPLACE_DRUG}),
+    ResponseAction.BRIDGE_BOLUS: frozenset({S.BRIDGE_BOLUS}),
+    ResponseAction.REFILL: frozenset({S.REFILL}),
+    ResponseAction.REPROGRAM: frozenset({S.REPROGRAM, S.REDUCE_RATE}),
+    ResponseAction.STOP_PUMP: frozenset({S.STOP_INFUSION}),
+    ResponseAction.EMPTY_PUMP: frozenset({S.EMPTY_PUMP}),
+    ResponseAction.SCHEDULE_REFILL: frozenset({S.SCHEDULE_REFILL}),
+    ResponseAction.CHECK_NEEDLE: frozenset({S.CHECK_NEEDLE_PLACEMENT}),
+    ResponseAction.ASSESS_WITHDRAWAL: frozenset({S.WITHDRAWAL_MANAGEMENT, S.OBSERVE_PATIENT}),
     ResponseAction.ESCALATE_PHYSICIAN: frozenset({S.ESCALATE_PHYSICIAN}),
+    ResponseAction.CATHETER_REVISION: frozenset({S.CATHETER_REVISION}),
+    ResponseAction.CONTACT_MANUFACTURER: frozenset({S.CONTACT_MANUFACTURER}),
     ResponseAction.SCHEDULE_REPLACEMENT: frozenset({S.SCHEDULE_REPLACEMENT, S.REPLACE_PUMP}),
     ResponseAction.CONFIRM_APPOINTMENT: frozenset({S.SCHEDULE_REFILL}),
     ResponseAction.CHECK_CONNECTIVITY: frozenset({S.CHECK_CONNECTIVITY}),
     ResponseAction.VERIFY_PRESCRIPTION: frozenset({S.VERIFY_PRESCRIPTION}),
     ResponseAction.REVERSE_OPIOID: frozenset({S.NALOXONE, S.AIRWAY_SUPPORT}),
-    ResponseAction.ASPIRATE_POCKET: frozenset({S.ASPIRATE_POCKET, S.CHECK_NEEDLE_PLACEMENT}),
+    ResponseAction.ASPIRATE_POCKET: frozenset({S.ASPIRATE_POCKET}),
     ResponseAction.OBSERVE_PATIENT: frozenset({S.OBSERVE_PATIENT}),
     ResponseAction.OTHER: frozenset(),
 }
-"""Which expected staff responses each console response action counts as."""
+"""Which expected staff responses each console response action counts as (each examination its own)."""
+
+TROUBLESHOOTING_ORDER: Final[tuple[StaffResponse, ...]] = (
+    S.INTERROGATE,
+    S.BRIDGE_THERAPY,
+    S.ROTOR_STUDY,
+    S.SIDE_PORT_ASPIRATION,
+    S.DYE_STUDY,
+    S.REPLACE_DRUG,
+    S.BRIDGE_BOLUS,
+    S.REPROGRAM,
+)
+"""The troubleshooting workflow used in practice, in its order (DOMAIN-RESEARCH §4.4 after [V-S28,
+S29, S48]; re-titration is a reprogramming)."""
+
+ANY_MATCH_CREDIT: Final = 0.5
+"""Share of the response's credit for doing one thing that was expected."""
+
+COVERAGE_CREDIT: Final = 0.3
+"""...for the share of the expected responses done (each examination credited on its own)."""
+
+ORDER_CREDIT: Final = 0.2
+"""...for doing the troubleshooting steps in the §4.4 order."""
 
 ACK_TARGET_S: Final[dict[Priority, float]] = {Priority.HIGH: 60.0, Priority.MEDIUM: 300.0, Priority.LOW: 900.0}
 """Full credit for an acknowledgement within this many seconds of the raise (wall time)."""
@@ -87,6 +124,9 @@ ACK_CREDIT_ENDS: Final = 4.0
 """No credit for an acknowledgement later than this many times the target."""
 
 ActKind = Literal["acknowledge", "silence", "response"]
+
+PATIENT_REPORT: Final = "patient_report"
+"""The twin alert a recorded symptom becomes (``twin.mirror.alerts.TwinAlertCode.PATIENT_REPORT``)."""
 
 STRAY_RESPONSE_COST: Final = 0.25
 """Taken off the response's credit for each recorded action that matches nothing expected."""
@@ -146,6 +186,7 @@ class AlarmScore:
     matched: tuple[str, ...]
     verdict: Verdict
     score: float
+    in_order: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +225,10 @@ def expected_responses(timeline: Timeline) -> dict[str, tuple[str, ...]]:
         for device_id in expectation.device_ids:
             names = found.setdefault(alarm_key(timeline.sites[device_id], device_id, expectation.code), [])
             names.extend(r.value for r in expectation.responses if r.value not in names)
+    for cue in timeline.cues:  # a symptom the clinic records is a patient_report alert: its responses count
+        if cue.symptom is not None and cue.responses:
+            names = found.setdefault(alarm_key(timeline.sites[cue.device_id], cue.device_id, PATIENT_REPORT), [])
+            names.extend(r.value for r in cue.responses if r.value not in names)
     return {key: tuple(names) for key, names in found.items() if names}
 
 
@@ -310,21 +355,28 @@ def _row(
     covered: set[str] = set()
     stray: set[str] = set()
     matched_at: datetime | None = None
+    first_done: list[str] = []  # matched expected responses, in the order first done
     for a in responses:
         hit = {s.value for s in satisfied(a.action)} & set(wanted)
         if hit and matched_at is None:
             matched_at = a.at
         if not hit:
             stray.add(a.action)
+        first_done.extend(sorted(h for h in hit if h not in covered))
         covered |= hit
     matched = tuple(w for w in wanted if w in covered)
+    order = in_order(first_done)
     credit = ack_credit(o.priority, time_to_ack)
     if not mine:
         verdict = Verdict.MISSED if ended else Verdict.PENDING
         points = 0.0
     elif wanted:
         verdict = Verdict.CORRECT if matched else (Verdict.INCORRECT if ended else Verdict.PENDING)
-        answer = max(0.0, (1.0 if matched else 0.0) - STRAY_RESPONSE_COST * len(stray))
+        answer = 0.0
+        if matched:
+            answer = ANY_MATCH_CREDIT + COVERAGE_CREDIT * len(matched) / len(wanted)
+            answer += ORDER_CREDIT * (1.0 if order is None else order)
+        answer = max(0.0, answer - STRAY_RESPONSE_COST * len(stray))
         points = 0.5 * credit + 0.5 * answer
     else:
         verdict = Verdict.CORRECT if own_ack is not None else (Verdict.INCORRECT if ended else Verdict.PENDING)
@@ -342,7 +394,19 @@ def _row(
         matched=matched,
         verdict=verdict,
         score=round(points, 4),
+        in_order=None if order is None else round(order, 4),
     )
+
+
+def in_order(done: Sequence[str]) -> float | None:
+    """Share of pairs of troubleshooting steps in ``done`` (staff responses, in the order done) that
+    follow :data:`TROUBLESHOOTING_ORDER`; ``None`` with fewer than two such steps."""
+    rank = {step.value: i for i, step in enumerate(TROUBLESHOOTING_ORDER)}
+    steps = [rank[d] for d in done if d in rank]
+    pairs = [(a, b) for i, a in enumerate(steps) for b in steps[i + 1 :]]
+    if not pairs:
+        return None
+    return sum(1 for a, b in pairs if a < b) / len(pairs)
 
 
 def _summary(trainee: str, rows: list[AlarmScore]) -> TraineeSummary:
@@ -363,8 +427,12 @@ def _summary(trainee: str, rows: list[AlarmScore]) -> TraineeSummary:
 
 __all__ = [
     "ACK_TARGET_S",
+    "ANY_MATCH_CREDIT",
+    "COVERAGE_CREDIT",
+    "ORDER_CREDIT",
     "SATISFIES",
     "STRAY_RESPONSE_COST",
+    "TROUBLESHOOTING_ORDER",
     "Act",
     "AlarmScore",
     "Occurrence",
@@ -374,6 +442,7 @@ __all__ = [
     "ack_credit",
     "acts",
     "expected_responses",
+    "in_order",
     "occurrences",
     "satisfied",
     "score",

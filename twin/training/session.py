@@ -142,6 +142,7 @@ def row_json(r: AlarmScore) -> dict[str, Any]:
         "matched": list(r.matched),
         "verdict": r.verdict.value,
         "score": r.score,
+        "in_order": r.in_order,
     }
 
 
@@ -205,6 +206,7 @@ def score_from_json(body: dict[str, Any]) -> TrainingScore:
                 tuple(r["matched"]),
                 Verdict(r["verdict"]),
                 float(r["score"]),
+                r.get("in_order"),
             )
         )
     trainees = tuple(
