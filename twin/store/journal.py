@@ -248,14 +248,7 @@ class Journal(SqliteStore):
         inserted = 0
         with self._transaction():
             for t in transitions:
-                row = _row(t)
-                cursor = self._db.execute(
-                    f"INSERT INTO alarm_journal ({_JOURNAL_COLUMNS}, recorded_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT (key, version) DO NOTHING",
-                    (*row, recorded_at),
-                )
-                if cursor.rowcount == 0:
+                if not self._insert_transition(t, recorded_at):
                     stored = self._one(t.key, t.version)
                     if stored != t:
                         raise JournalConflict(f"{t.key} v{t.version}: recorded {stored}, now given {t}")
@@ -264,12 +257,27 @@ class Journal(SqliteStore):
                     raise JournalError(f"{t.key} v{t.version}: version {t.version - 1} was never recorded")
                 inserted += 1
             if device_event is not None:
-                self._db.execute(
-                    "INSERT INTO device_alarm_event (device_id, alarm_id, event, recorded_at) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT DO NOTHING",
-                    (device_event.device_id, device_event.alarm_id, device_event.event, recorded_at),
-                )
+                self._insert_device_event(device_event, recorded_at)
         return inserted
+
+    def _insert_transition(self, t: Transition, recorded_at: str) -> bool:
+        """Inside a transaction: append ``t`` unless its (key, version) is taken (``False``)."""
+        cursor = self._db.execute(
+            f"INSERT INTO alarm_journal ({_JOURNAL_COLUMNS}, recorded_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (key, version) DO NOTHING",
+            (*_row(t), recorded_at),
+        )
+        return cursor.rowcount == 1
+
+    def _insert_device_event(self, key: DeviceEventKey, recorded_at: str) -> bool:
+        """Inside a transaction: mark a device event applied unless it is (``False``)."""
+        cursor = self._db.execute(
+            "INSERT INTO device_alarm_event (device_id, alarm_id, event, recorded_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
+            (key.device_id, key.alarm_id, key.event, recorded_at),
+        )
+        return cursor.rowcount == 1
 
     def transitions(
         self,
@@ -327,11 +335,17 @@ class Journal(SqliteStore):
         """Append one command status; ``False`` if this command already had this status (nothing
         written). ``detail`` must be JSON-serialisable (``ValueError``/``TypeError`` otherwise)."""
         with self._transaction():
-            cursor = self._db.execute(
-                "INSERT INTO command_log (command_id, device_id, site, status, actor, at, detail) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (command_id, status) DO NOTHING",
-                (command_id, device_id, site, str(status), actor, _text(at), _json(detail or {})),
+            return self._insert_command(
+                CommandRecord(command_id, device_id, site, status, actor, at, dict(detail or {}))
             )
+
+    def _insert_command(self, c: CommandRecord) -> bool:
+        """Inside a transaction: append one command status unless it is logged (``False``)."""
+        cursor = self._db.execute(
+            "INSERT INTO command_log (command_id, device_id, site, status, actor, at, detail) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (command_id, status) DO NOTHING",
+            (c.command_id, c.device_id, c.site, str(c.status), c.actor, _text(c.at), _json(c.detail)),
+        )
         return cursor.rowcount == 1
 
     def commands(self, device_id: str | None = None, command_id: str | None = None) -> list[CommandRecord]:
@@ -355,30 +369,33 @@ class Journal(SqliteStore):
     def record_response(self, response: AlarmResponse) -> bool:
         """Append one response; ``False`` if its ``response_id`` was already recorded (nothing
         written). ``detail`` must be JSON-serialisable."""
-        r = response
         with self._transaction():
-            cursor = self._db.execute(
-                f"INSERT INTO alarm_response ({_RESPONSE_COLUMNS}, recorded_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (response_id) DO NOTHING",
-                (
-                    r.response_id,
-                    r.key,
-                    r.device_id,
-                    r.site,
-                    r.code,
-                    r.priority,
-                    r.alarm_version,
-                    r.alarm_state,
-                    r.action,
-                    r.note,
-                    r.actor,
-                    r.role,
-                    _text(r.at),
-                    r.command_id,
-                    _json(r.detail),
-                    _text(datetime.now(UTC)),
-                ),
-            )
+            return self._insert_response(response, _text(datetime.now(UTC)))
+
+    def _insert_response(self, r: AlarmResponse, recorded_at: str) -> bool:
+        """Inside a transaction: append one response unless its id is recorded (``False``)."""
+        cursor = self._db.execute(
+            f"INSERT INTO alarm_response ({_RESPONSE_COLUMNS}, recorded_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (response_id) DO NOTHING",
+            (
+                r.response_id,
+                r.key,
+                r.device_id,
+                r.site,
+                r.code,
+                r.priority,
+                r.alarm_version,
+                r.alarm_state,
+                r.action,
+                r.note,
+                r.actor,
+                r.role,
+                _text(r.at),
+                r.command_id,
+                _json(r.detail),
+                recorded_at,
+            ),
+        )
         return cursor.rowcount == 1
 
     def record_training_event(self, event: TrainingEvent) -> bool:
@@ -386,11 +403,15 @@ class Journal(SqliteStore):
         that name (nothing written: a session starts once and ends once; ``paused``/``resumed``
         carry a counter in their name, e.g. ``paused-2``)."""
         with self._transaction():
-            cursor = self._db.execute(
-                "INSERT INTO training_event (session_id, event, actor, at, detail) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (session_id, event) DO NOTHING",
-                (event.session_id, event.event, event.actor, _text(event.at), _json(event.detail)),
-            )
+            return self._insert_training_event(event)
+
+    def _insert_training_event(self, event: TrainingEvent) -> bool:
+        """Inside a transaction: append one training event unless the session has it (``False``)."""
+        cursor = self._db.execute(
+            "INSERT INTO training_event (session_id, event, actor, at, detail) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (session_id, event) DO NOTHING",
+            (event.session_id, event.event, event.actor, _text(event.at), _json(event.detail)),
+        )
         return cursor.rowcount == 1
 
     def training_events(self, session_id: str | None = None) -> list[TrainingEvent]:
@@ -449,13 +470,19 @@ class Journal(SqliteStore):
         written if a snapshot with a higher ``version`` is already stored. ``at``: ``updated_at``
         (default: now). ``payload`` must be JSON-serialisable."""
         with self._transaction():
-            cursor = self._db.execute(
-                "INSERT INTO twin_snapshot (device_id, site, version, payload, updated_at) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (device_id) DO UPDATE SET site = excluded.site, version = excluded.version, "
-                "payload = excluded.payload, updated_at = excluded.updated_at "
-                "WHERE excluded.version >= twin_snapshot.version",
-                (device_id, site, version, _json(payload), _text(at or datetime.now(UTC))),
-            )
+            return self._upsert_snapshot(device_id, site, version, payload, _text(at or datetime.now(UTC)))
+
+    def _upsert_snapshot(
+        self, device_id: str, site: str, version: int, payload: Mapping[str, Any], updated_at: str
+    ) -> bool:
+        """Inside a transaction: store the snapshot unless a newer one is stored (``False``)."""
+        cursor = self._db.execute(
+            "INSERT INTO twin_snapshot (device_id, site, version, payload, updated_at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (device_id) DO UPDATE SET site = excluded.site, version = excluded.version, "
+            "payload = excluded.payload, updated_at = excluded.updated_at "
+            "WHERE excluded.version >= twin_snapshot.version",
+            (device_id, site, version, _json(payload), updated_at),
+        )
         return cursor.rowcount == 1
 
     def load_snapshots(self) -> dict[str, dict[str, Any]]:
