@@ -157,7 +157,8 @@ def _unnest_insert(
 ) -> sql.Composed:
     """``INSERT INTO table (columns, constants) SELECT ... FROM unnest(%s::type[], ...) WITH
     ORDINALITY ... ORDER BY ordinality`` followed by ``tail`` (conflict clause, RETURNING). The
-    parameters: one list per column, then one value per constant."""
+    parameters (:func:`_unnest_params`): one value per constant (they come first in the text),
+    then one list per column."""
     arrays = sql.SQL(", ").join(sql.SQL("%s::{}[]").format(sql.SQL(pg_type)) for _, pg_type in columns)
     aliases = sql.SQL(", ").join(sql.Identifier(f"u_{name}") for name, _ in columns)
     values = sql.SQL(", ").join(
@@ -175,9 +176,10 @@ def _unnest_insert(
     )
 
 
-def _columns_of(rows: Sequence[Sequence[object]], width: int) -> list[list[object]]:
-    """Rows as one list per column (the arrays ``unnest`` takes)."""
-    return [[row[i] for row in rows] for i in range(width)]
+def _unnest_params(rows: Sequence[Sequence[object]], width: int, constants: Sequence[object] = ()) -> list[object]:
+    """The parameters of an :func:`_unnest_insert`: the constants, then the rows as one list per
+    column (the arrays ``unnest`` takes)."""
+    return [*constants, *([row[i] for row in rows] for i in range(width))]
 
 
 def _dumps(value: object) -> str:
@@ -482,14 +484,14 @@ class PostgresJournalStore:
                 rows = [transition_row(t) for t in plan.new]
                 cursor = await conn.execute(
                     _INSERT_TRANSITIONS,
-                    (*_columns_of(rows, len(TRANSITION_COLUMNS)), recorded_at, self.db.replica),
+                    _unnest_params(rows, len(TRANSITION_COLUMNS), (recorded_at, self.db.replica)),
                 )
                 inserted = await cursor.fetchall()
                 if len(inserted) != len(plan.new):
                     raise LostRace("another transaction appended a planned transition first")
                 notice["transitions"] = [(k, v) for k, v in inserted]
                 alarm_rows = [alarm_row(a) for _, a in sorted(plan.alarms.items())]
-                await conn.execute(_UPSERT_ALARMS, _columns_of(alarm_rows, len(ALARM_COLUMNS)))
+                await conn.execute(_UPSERT_ALARMS, _unnest_params(alarm_rows, len(ALARM_COLUMNS)))
         parts: tuple[tuple[str, sql.Composed, list[tuple[object, ...]], tuple[object, ...]], ...] = (
             (
                 "device_events",
@@ -509,7 +511,7 @@ class PostgresJournalStore:
         )
         for name, statement, rows, constants in parts:
             if rows:
-                cursor = await conn.execute(statement, (*_columns_of(rows, len(rows[0])), *constants))
+                cursor = await conn.execute(statement, _unnest_params(rows, len(rows[0]), constants))
                 notice[name] = [tuple(r) for r in await cursor.fetchall()]
         payloads = encode_notices(
             CommitNotice(
