@@ -288,7 +288,7 @@ async def test_commands_responses_and_training_events_keep_their_identity(backen
 
 
 async def test_what_json_cannot_hold_is_refused_and_nothing_is_written(backend: Backend) -> None:
-    with pytest.raises(ValueError, match="(?i)nan|out of range"):
+    with pytest.raises(ValueError, match=r"(?i)nan|out of range"):
         await backend.journal.commit(Batch(snapshots=(Snapshot("clinic-a", "pump-1", 1, {"x": float("nan")}),)))
     assert await backend.journal.snapshots() == []
 
@@ -305,10 +305,10 @@ async def test_what_json_cannot_hold_is_refused_and_nothing_is_written(backend: 
     ],
 )
 async def test_the_database_itself_refuses_to_rewrite_the_journal(backend: Backend, statement: str, table: str) -> None:
-    live, made = story()
+    _, made = story()
     await backend.journal.commit(full_batch(made))
     before = await everything(backend.journal)
-    with pytest.raises((sqlite3.IntegrityError, psycopg.errors.RestrictViolation), match=f"{table} is append-only"):
+    with pytest.raises((sqlite3.IntegrityError, psycopg.errors.RestrictViolation), match=rf"{table} is append-only"):
         backend.refuse_update(statement)
     assert await everything(backend.journal) == before
 
@@ -359,7 +359,7 @@ async def test_random_histories_in_random_batches_come_back_as_the_lifecycle_mad
 async def test_accounts_follow_the_user_store_rules(backend: Backend) -> None:
     accounts = backend.accounts
     ana = await accounts.add("ana", Role.TRAINEE, "hash-1", actor="admin", at=T0)
-    assert ana.username == "ana" and ana.role is Role.TRAINEE and not ana.disabled
+    assert (ana.username, ana.role, ana.disabled) == ("ana", Role.TRAINEE, False)
     with pytest.raises(UserError) as taken:
         await accounts.add("ana", Role.ADMIN, "hash-2", actor="admin", at=T0)
     assert taken.value.reason == "user_exists"
@@ -375,7 +375,8 @@ async def test_accounts_follow_the_user_store_rules(backend: Backend) -> None:
 
     token = await accounts.open_session("ana", T0, timedelta(hours=12))
     session = await accounts.session(token, T0 + timedelta(hours=1))
-    assert session is not None and session.user.username == "ana"
+    assert session is not None
+    assert session.user.username == "ana"
     assert session.expires_at == T0 + timedelta(hours=12)
     assert await accounts.session(token, T0 + timedelta(hours=12)) is None  # expired
     assert await accounts.session("not-a-token", T0) is None
@@ -383,7 +384,7 @@ async def test_accounts_follow_the_user_store_rules(backend: Backend) -> None:
     await accounts.update("ana", actor="bo", at=T0 + MIN, password_hash="hash-1b", rehash=True)
     assert await accounts.session(token, T0 + timedelta(hours=1)) is not None  # a rehash keeps sessions
     promoted = await accounts.update("ana", actor="bo", at=T0 + 2 * MIN, role=Role.INSTRUCTOR)
-    assert promoted.role is Role.INSTRUCTOR and promoted.updated_at == T0 + 2 * MIN
+    assert (promoted.role, promoted.updated_at) == (Role.INSTRUCTOR, T0 + 2 * MIN)
     assert await accounts.session(token, T0 + timedelta(hours=1)) is None  # a new role ends sessions
 
     again = await accounts.open_session("ana", T0 + 3 * MIN, timedelta(hours=1))
