@@ -7,11 +7,10 @@ directory, in that order of precedence. Secrets are ``SecretStr``: never printed
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import os
 import secrets
 import socket
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict

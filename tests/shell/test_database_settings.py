@@ -25,7 +25,8 @@ def test_the_environment_sets_the_database(monkeypatch: pytest.MonkeyPatch) -> N
     settings = Settings()
     assert settings.database.url is not None
     assert settings.database.url.get_secret_value() == URL
-    assert "s3cret" not in repr(settings) and "s3cret" not in str(settings.database)
+    assert "s3cret" not in repr(settings)
+    assert "s3cret" not in str(settings.database)
     assert settings.cluster.partitions == 12
 
 

@@ -37,10 +37,10 @@ def serve(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run the twin service: mirror every device, run its alarms, serve the HTTP API."""
-    from twin.mqtt_endpoint import MqttEndpoint
-    from twin.service.runtime import running_twin
     from pydantic import SecretStr, ValidationError
 
+    from twin.mqtt_endpoint import MqttEndpoint
+    from twin.service.runtime import running_twin
     from twin.settings import DatabaseSettings, Settings
 
     setup_logging(verbose)
