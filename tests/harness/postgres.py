@@ -14,7 +14,8 @@ postmaster).
 The server can be stopped cleanly (``pg_ctl``'s fast shutdown: SIGINT), killed with SIGKILL (the
 postmaster and every backend at once: a crash of the database machine, from which PostgreSQL
 recovers by replaying its WAL at the next start) and started again on the same port with the
-same data. ``fsync`` is off by default: a SIGKILL loses nothing written (the kernel keeps the
+same data. The harness finds the backends through ``/proc`` (each is a child of the postmaster
+in a process group of its own). ``fsync`` is off by default: a SIGKILL loses nothing written (the kernel keeps the
 written pages), only a machine crash would, which no test makes; the benchmark turns it on.
 """
 
@@ -160,7 +161,6 @@ class Postgres:
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=self.dir,
-            process_group=0,  # the postmaster leads a group holding every backend: kill() takes them all
             **self._as_server_user(),  # type: ignore[arg-type]
         )
         log.close()
@@ -184,24 +184,21 @@ class Postgres:
         disk), or SIGKILL to the postmaster and all its backends (a crash)."""
         if self.process is None:
             return
+        tree = _process_tree(self.process.pid)
         if self.process.poll() is None:
             if kill:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
+                _signal(tree, signal.SIGKILL)
             else:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGCONT)  # if paused
+                _signal(tree, signal.SIGCONT)  # if paused
                 self.process.send_signal(signal.SIGINT)
             try:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
+                _signal(_process_tree(self.process.pid), signal.SIGKILL)
                 self.process.wait(timeout=10)
-        if kill:  # the backends may outlive the postmaster by a moment; they hold shared memory
-            deadline = time.monotonic() + 10
-            while _group_alive(self.process.pid) and time.monotonic() < deadline:
-                time.sleep(0.02)
+        deadline = time.monotonic() + 10  # killed backends may outlive the postmaster a moment (shared memory)
+        while any(_alive(pid) for pid in tree) and time.monotonic() < deadline:
+            time.sleep(0.02)
         self.process = None
         deadline = time.monotonic() + 5
         while _port_open(self.port) and time.monotonic() < deadline:
@@ -210,11 +207,11 @@ class Postgres:
     def pause(self) -> None:
         """SIGSTOP the postmaster and every backend: the server hangs without closing a connection."""
         assert self.process is not None
-        os.killpg(self.process.pid, signal.SIGSTOP)
+        _signal(_process_tree(self.process.pid), signal.SIGSTOP)
 
     def resume(self) -> None:
         assert self.process is not None
-        os.killpg(self.process.pid, signal.SIGCONT)
+        _signal(_process_tree(self.process.pid), signal.SIGCONT)
 
     def restart(self, *, kill: bool = False) -> None:
         self.stop(kill=kill)
@@ -261,14 +258,35 @@ class Postgres:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def _group_alive(pgid: int) -> bool:
+def _process_tree(pid: int) -> list[int]:
+    """``pid`` and its children (the postmaster's backends and auxiliary processes), from /proc.
+    Not a process group: every PostgreSQL child makes itself a group leader (``setsid``)."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])  # the field after the state, past the command name
+        if ppid == pid:
+            children.append(int(entry.name))
+    return [pid, *children]
+
+
+def _signal(pids: list[int], signum: signal.Signals) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+
+def _alive(pid: int) -> bool:
     try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
         return False
-    except PermissionError:
-        return True
-    return True
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie is gone but for its parent's wait
 
 
 @contextlib.contextmanager

@@ -67,27 +67,20 @@ class PostgresAccountStore:
         return await self.db.run(insert)
 
     async def get(self, username: str) -> User | None:
-        async with self.db.connection() as conn:
-            cursor = await conn.execute(f"SELECT {_USER_COLUMNS} FROM account WHERE username = %s", (username,))
-            row = await cursor.fetchone()
+        row = await self.db.fetchone(f"SELECT {_USER_COLUMNS} FROM account WHERE username = %s", (username,))
         return None if row is None else _user(row)
 
     async def all(self) -> list[User]:
-        async with self.db.connection() as conn:
-            cursor = await conn.execute(f"SELECT {_USER_COLUMNS} FROM account ORDER BY username")
-            return [_user(row) for row in await cursor.fetchall()]
+        rows = await self.db.fetchall(f"SELECT {_USER_COLUMNS} FROM account ORDER BY username")
+        return [_user(row) for row in rows]
 
     async def any_admin(self) -> bool:
-        async with self.db.connection() as conn:
-            cursor = await conn.execute("SELECT 1 FROM account WHERE role = 'admin' AND NOT disabled LIMIT 1")
-            return await cursor.fetchone() is not None
+        return await self.db.fetchone("SELECT 1 FROM account WHERE role = 'admin' AND NOT disabled LIMIT 1") is not None
 
     async def password_hash(self, username: str) -> str | None:
-        async with self.db.connection() as conn:
-            cursor = await conn.execute(
-                "SELECT password_hash FROM account WHERE username = %s AND NOT disabled", (username,)
-            )
-            row = await cursor.fetchone()
+        row = await self.db.fetchone(
+            "SELECT password_hash FROM account WHERE username = %s AND NOT disabled", (username,)
+        )
         return None if row is None else str(row[0])
 
     async def update(
@@ -147,12 +140,10 @@ class PostgresAccountStore:
         if username is not None:
             query += " WHERE username = %s"
             params = (username,)
-        async with self.db.connection() as conn:
-            cursor = await conn.execute(query + " ORDER BY id", params)
-            return [
-                AccountEvent(at.astimezone(UTC), actor, name, change, detail)
-                for at, actor, name, change, detail in await cursor.fetchall()
-            ]
+        rows = await self.db.fetchall(query + " ORDER BY id", params)
+        return [
+            AccountEvent(at.astimezone(UTC), actor, name, change, detail) for at, actor, name, change, detail in rows
+        ]
 
     async def open_session(self, username: str, at: datetime, ttl: timedelta) -> str:
         token = secrets.token_urlsafe(SESSION_TOKEN_BYTES)
@@ -173,14 +164,12 @@ class PostgresAccountStore:
         return await self.db.run(open_one)
 
     async def session(self, token: str, at: datetime) -> LoginSession | None:
-        async with self.db.connection() as conn:
-            cursor = await conn.execute(
-                "SELECT a.username, a.role, a.disabled, a.created_at, a.updated_at, s.created_at, s.expires_at "
-                "FROM login_session s JOIN account a ON a.username = s.username "
-                "WHERE s.token_digest = %s AND s.expires_at > %s AND NOT a.disabled",
-                (token_digest(token), _aware(at)),
-            )
-            row = await cursor.fetchone()
+        row = await self.db.fetchone(
+            "SELECT a.username, a.role, a.disabled, a.created_at, a.updated_at, s.created_at, s.expires_at "
+            "FROM login_session s JOIN account a ON a.username = s.username "
+            "WHERE s.token_digest = %s AND s.expires_at > %s AND NOT a.disabled",
+            (token_digest(token), _aware(at)),
+        )
         if row is None:
             return None
         return LoginSession(_user(row[:5]), row[5].astimezone(UTC), row[6].astimezone(UTC))

@@ -25,11 +25,12 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 import psycopg
 import psycopg.errors
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
+from psycopg.abc import Params
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
@@ -96,7 +97,7 @@ def redacted(url: str) -> str:
 
 
 class Database:
-    """The pool of one replica. ``replica``: its id (``application_name``, and the origin of its
+    """The pool of one replica. Every call goes through :meth:`run` (a transaction) or :meth:`read`. ``replica``: its id (``application_name``, and the origin of its
     commit notices). Open with :meth:`open` (or ``async with``); :meth:`close` ends it."""
 
     def __init__(self, url: str, *, replica: str, limits: Limits | None = None) -> None:
@@ -115,6 +116,7 @@ class Database:
             reconnect_timeout=24 * 3600.0,  # keep trying: the database coming back is the normal case
             name=f"pumptwin-{replica}",
         )
+        self._abandoned: set[asyncio.Future[Any]] = set()
 
     def connect_kwargs(self) -> dict[str, object]:
         lim = self.limits
@@ -134,6 +136,9 @@ class Database:
         await self.pool.open(wait=False)
 
     async def close(self) -> None:
+        """Close the pool, after the calls abandoned on a timeout have cleaned up (bounded)."""
+        if self._abandoned:
+            await asyncio.wait(list(self._abandoned), timeout=self.limits.call_timeout_s + 10.0)
         await self.pool.close()
 
     async def __aenter__(self) -> Database:
@@ -145,24 +150,72 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[AsyncConnection]:
-        """A pooled connection for one call; errors that say unavailable become StoreUnavailable."""
+        """A pooled connection; errors that say unavailable become StoreUnavailable. Not bounded
+        by the call timeout: use :meth:`run` or :meth:`read` for calls."""
         try:
-            async with asyncio.timeout(self.limits.call_timeout_s), self.pool.connection() as conn:
+            async with self.pool.connection() as conn:
                 yield conn
         except StoreUnavailable:
             raise
-        except BaseException as error:
-            if isinstance(error, Exception) and unavailable(error):
+        except Exception as error:
+            if unavailable(error):
                 raise StoreUnavailable(f"PostgreSQL {redacted(self.url)}: {type(error).__name__}: {error}") from error
             raise
 
-    async def run(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-        """``work`` in one transaction on a pooled connection, run again (up to :data:`RETRIES`
-        times) when PostgreSQL rolled it back for a conflict with another transaction."""
+    async def run(self, work: Callable[[AsyncConnection], Awaitable[T]], *, transaction: bool = True) -> T:
+        """``work`` in one transaction (``transaction=False``: in autocommit, for plain reads) on a
+        pooled connection, run again (up to :data:`RETRIES` times) when PostgreSQL rolled it back
+        for a conflict with another transaction, and bounded by :attr:`Limits.call_timeout_s`.
+
+        The call runs in a task of its own, so that a timeout returns at once: psycopg's clean-up
+        of an interrupted query (a cancel request, then closing the connection) may wait seconds
+        for a server that does not answer, and finishes in the background."""
+        attempt = asyncio.ensure_future(self._attempts(work, transaction))
+        try:
+            return await asyncio.wait_for(asyncio.shield(attempt), self.limits.call_timeout_s)
+        except TimeoutError as error:
+            self._abandon(attempt)
+            raise StoreUnavailable(
+                f"PostgreSQL {redacted(self.url)}: no answer within {self.limits.call_timeout_s} s"
+            ) from error
+        except asyncio.CancelledError:
+            self._abandon(attempt)
+            raise
+
+    async def read(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """:meth:`run` without a transaction block (one statement, or reads that need no snapshot)."""
+        return await self.run(work, transaction=False)
+
+    async def fetchall(
+        self, query: str | sql.SQL | sql.Composed, params: Params | None = None
+    ) -> list[tuple[Any, ...]]:
+        """Every row of one query (:meth:`read`)."""
+
+        async def rows(conn: AsyncConnection) -> list[tuple[Any, ...]]:
+            cursor = await conn.execute(query, params)
+            return await cursor.fetchall()
+
+        return await self.read(rows)
+
+    async def fetchone(
+        self, query: str | sql.SQL | sql.Composed, params: Params | None = None
+    ) -> tuple[Any, ...] | None:
+        """The first row of one query, or None (:meth:`read`)."""
+
+        async def row(conn: AsyncConnection) -> tuple[Any, ...] | None:
+            cursor = await conn.execute(query, params)
+            return await cursor.fetchone()
+
+        return await self.read(row)
+
+    async def _attempts(self, work: Callable[[AsyncConnection], Awaitable[T]], transaction: bool) -> T:
         for attempt in range(1, RETRIES + 1):
             try:
-                async with self.connection() as conn, conn.transaction():
-                    return await work(conn)
+                async with self.connection() as conn:
+                    if not transaction:
+                        return await work(conn)
+                    async with conn.transaction():
+                        return await work(conn)
             except Exception as error:
                 if not _retryable(error):
                     raise
@@ -170,6 +223,16 @@ class Database:
                     raise StoreUnavailable(f"gave up after {RETRIES} conflicting attempts: {error}") from error
                 log.info("transaction conflict (%s); running it again", type(error).__name__)
         raise AssertionError("unreachable")
+
+    def _abandon(self, attempt: asyncio.Future[Any]) -> None:
+        attempt.cancel()
+        self._abandoned.add(attempt)
+        attempt.add_done_callback(self._forget)
+
+    def _forget(self, attempt: asyncio.Future[Any]) -> None:
+        self._abandoned.discard(attempt)
+        if not attempt.cancelled() and attempt.exception() is not None:
+            log.debug("an abandoned call ended with %r", attempt.exception())
 
 
 __all__ = ["RETRIES", "Database", "Limits", "LostRace", "redacted", "unavailable"]

@@ -582,38 +582,34 @@ class PostgresJournalStore:
         if limit is not None:
             query += sql.SQL(" LIMIT %s")
             params.append(limit)
-        async with self.db.connection() as conn:
-            cursor = await conn.execute(query, params)
-            return [transition_from(row) for row in await cursor.fetchall()]
+        rows = await self.db.fetchall(query, params)
+        return [transition_from(row) for row in rows]
 
     async def current_alarms(self, *, sites: Collection[str] | None = None) -> dict[str, Alarm]:
-        async with self.db.connection() as conn:
-            return await self._alarms(conn, None if sites is None else sorted(set(sites)))
+        wanted = None if sites is None else sorted(set(sites))
+        return await self.db.read(lambda conn: self._alarms(conn, wanted))
 
     async def snapshots(self, *, sites: Collection[str] | None = None) -> list[Snapshot]:
-        async with self.db.connection() as conn:
-            return await self._snapshots(conn, None if sites is None else sorted(set(sites)))
+        wanted = None if sites is None else sorted(set(sites))
+        return await self.db.read(lambda conn: self._snapshots(conn, wanted))
 
     async def commands(self, *, device_id: str | None = None, command_id: str | None = None) -> list[CommandRecord]:
         where, params = _where((("device_id", device_id), ("command_id", command_id)))
-        async with self.db.connection() as conn:
-            cursor = await conn.execute(_SELECT_COMMANDS + where + sql.SQL(" ORDER BY id"), params)
-            return [command_from(row) for row in await cursor.fetchall()]
+        rows = await self.db.fetchall(_SELECT_COMMANDS + where + sql.SQL(" ORDER BY id"), params)
+        return [command_from(row) for row in rows]
 
     async def responses(
         self, *, key: str | None = None, actor: str | None = None, since: datetime | None = None
     ) -> list[AlarmResponse]:
         extra = () if since is None else (("at >= %s", cast(object, _aware(since))),)
         where, params = _where((("key", key), ("actor", actor)), extra)
-        async with self.db.connection() as conn:
-            cursor = await conn.execute(_SELECT_RESPONSES + where + sql.SQL(" ORDER BY id"), params)
-            return [response_from(row) for row in await cursor.fetchall()]
+        rows = await self.db.fetchall(_SELECT_RESPONSES + where + sql.SQL(" ORDER BY id"), params)
+        return [response_from(row) for row in rows]
 
     async def training_events(self, session_id: str | None = None) -> list[TrainingEvent]:
         where, params = _where((("session_id", session_id),))
-        async with self.db.connection() as conn:
-            cursor = await conn.execute(_SELECT_TRAINING + where + sql.SQL(" ORDER BY id"), params)
-            return [training_from(row) for row in await cursor.fetchall()]
+        rows = await self.db.fetchall(_SELECT_TRAINING + where + sql.SQL(" ORDER BY id"), params)
+        return [training_from(row) for row in rows]
 
     async def close(self) -> None:
         """The store does not own the database: close the :class:`Database` instead."""

@@ -97,12 +97,10 @@ class PostgresLeaseStore:
         await self.db.run(give_up)
 
     async def leases(self) -> list[Lease]:
-        async with self.db.connection() as conn:
-            cursor = await conn.execute(
-                "SELECT partition, owner, epoch, expires_at FROM partition_lease WHERE owner IS NOT NULL "
-                "ORDER BY partition"
-            )
-            return [_lease(row) for row in await cursor.fetchall()]
+        rows = await self.db.fetchall(
+            "SELECT partition, owner, epoch, expires_at FROM partition_lease WHERE owner IS NOT NULL ORDER BY partition"
+        )
+        return [_lease(row) for row in rows]
 
 
 __all__ = ["FORGET_REPLICAS_AFTER", "PostgresLeaseStore"]

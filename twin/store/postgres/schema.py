@@ -15,6 +15,7 @@ be reached.
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 from typing import Final
 
@@ -31,6 +32,10 @@ from twin.store.postgres.database import redacted, unavailable
 from twin.store.protocol import StoreUnavailable
 
 MIGRATIONS_DIR: Final = Path(__file__).parent / "migrations"
+
+_ONE_AT_A_TIME: Final = threading.Lock()
+"""Alembic keeps its migration context in module globals: one upgrade per process at a time
+(between processes, the advisory lock in ``migrations/env.py`` orders them)."""
 
 
 class SchemaError(Exception):
@@ -61,6 +66,11 @@ def sqlalchemy_url(url: str) -> sqlalchemy.URL:
 
 def migrate_sync(url: str) -> str:
     """Bring the database at ``url`` to :func:`head`; return the revision it is at."""
+    with _ONE_AT_A_TIME:
+        return _migrate(url)
+
+
+def _migrate(url: str) -> str:
     engine = sqlalchemy.create_engine(sqlalchemy_url(url), poolclass=NullPool)
     try:
         with engine.connect() as connection:
