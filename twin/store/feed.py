@@ -76,38 +76,42 @@ def _item(name: str, value: object) -> object:
     return value
 
 
-def _encode(origin: str, items: Mapping[str, list[object]], overflow: bool) -> str:
-    body: dict[str, object] = {"o": origin, **{name: values for name, values in items.items() if values}}
+def _payload(origin: str, items: Mapping[str, list[str]], overflow: bool) -> str:
+    """The notice's JSON, from items already encoded (``items``: field -> encoded values)."""
+    parts = [f'"o":{json.dumps(origin, ensure_ascii=False)}']
+    parts += [f'"{name}":[{",".join(values)}]' for name, values in items.items() if values]
     if overflow:
-        body["x"] = True
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+        parts.append('"x":true')
+    return "{" + ",".join(parts) + "}"
 
 
 def encode_notices(notice: CommitNotice, *, limit_bytes: int = NOTICE_LIMIT_BYTES) -> list[str]:
     """``notice`` as NOTIFY payloads of at most ``limit_bytes`` UTF-8 bytes each (several if it is
     big; none if it is empty). An item that fits in no payload alone is left out and the last
-    payload says ``overflow``."""
+    payload says ``overflow``. Each item is encoded once (linear in the notice's size)."""
     if notice.empty:
         return []
+    overhead = len(_payload(notice.origin, {}, True).encode())  # the envelope, overflow flag included
     payloads: list[str] = []
-    chunk: dict[str, list[object]] = {name: [] for name in _FIELDS}
+    chunk: dict[str, list[str]] = {name: [] for name in _FIELDS}
+    size = overhead
     overflow = notice.overflow
     for name in _FIELDS:
         for value in getattr(notice, name):
-            item = _item(name, value)
-            chunk[name].append(item)
-            if len(_encode(notice.origin, chunk, overflow).encode()) <= limit_bytes:
+            item = json.dumps(_item(name, value), ensure_ascii=False, separators=(",", ":"))
+            cost = len(item.encode()) + 1 + (len(name) + 5 if not chunk[name] else 0)  # comma; "name":[] once
+            if overhead + cost - 1 > limit_bytes:
+                overflow = True  # fits in no payload
                 continue
-            chunk[name].pop()
-            if any(chunk.values()):
-                payloads.append(_encode(notice.origin, chunk, False))
+            if size + cost > limit_bytes:
+                payloads.append(_payload(notice.origin, chunk, False))
                 chunk = {n: [] for n in _FIELDS}
+                size = overhead
+                cost = len(item.encode()) + 1 + len(name) + 5
             chunk[name].append(item)
-            if len(_encode(notice.origin, chunk, overflow).encode()) > limit_bytes:
-                chunk[name].pop()
-                overflow = True
+            size += cost
     if any(chunk.values()) or overflow:
-        payloads.append(_encode(notice.origin, chunk, overflow))
+        payloads.append(_payload(notice.origin, chunk, overflow))
     return payloads
 
 

@@ -10,8 +10,8 @@ A commit is one transaction, in this order:
 2. the touched keys' ``current_alarm`` rows are locked ``FOR UPDATE`` (in key order) and the
    batch is planned against them (:func:`~twin.store.batch_plan.plan_transitions`); repeats are
    compared with the stored transitions (:class:`~twin.store.journal.JournalConflict`);
-3. the new transitions are appended (one ``INSERT ... SELECT FROM unnest(...)``: one round trip
-   whatever the batch's size), ``current_alarm`` is upserted with the folded alarms, then device
+3. the new transitions are appended (one ``INSERT ... SELECT FROM json_array_elements(...)``:
+   one round trip whatever the batch's size), ``current_alarm`` is upserted with the folded alarms, then device
    events, commands, responses and training events are appended and the snapshots upserted
    (``ON CONFLICT DO NOTHING``: a repeat writes nothing);
 4. a notice of what was new goes out with ``pg_notify`` (:mod:`twin.store.feed`): delivered to
@@ -29,13 +29,12 @@ payloads JSON cannot hold (NaN, non-string keys).
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Final, cast
 
 from psycopg import AsyncConnection, sql
-from psycopg.types.json import Jsonb
 
 from twin.alarms.device_events import DeviceEventKey
 from twin.alarms.lifecycle import Alarm, AlarmState, Source, Transition, TransitionEvent
@@ -50,7 +49,7 @@ from twin.store.protocol import Batch, Restored, Snapshot, StaleEpoch
 from twin.training.events import TrainingEvent
 
 Column = tuple[str, str]
-"""A column's name and its PostgreSQL type (for ``unnest`` of typed arrays)."""
+"""A column's name and its PostgreSQL type (the cast of its value in a bulk insert)."""
 
 TRANSITION_COLUMNS: Final[tuple[Column, ...]] = (
     ("key", "text"),
@@ -149,46 +148,53 @@ def _select(columns: Sequence[Column], table: str) -> sql.Composed:
     return sql.SQL("SELECT {} FROM {}").format(_names(columns), sql.Identifier(table))
 
 
-def _unnest_insert(
+def _bulk_insert(
     table: str,
     columns: Sequence[Column],
     constants: Sequence[Column] = (),
     tail: str = "",
 ) -> sql.Composed:
-    """``INSERT INTO table (columns, constants) SELECT ... FROM unnest(%s::type[], ...) WITH
-    ORDINALITY ... ORDER BY ordinality`` followed by ``tail`` (conflict clause, RETURNING). The
-    parameters (:func:`_unnest_params`): one value per constant (they come first in the text),
-    then one list per column."""
-    arrays = sql.SQL(", ").join(sql.SQL("%s::{}[]").format(sql.SQL(pg_type)) for _, pg_type in columns)
-    aliases = sql.SQL(", ").join(sql.Identifier(f"u_{name}") for name, _ in columns)
-    values = sql.SQL(", ").join(
-        [*(sql.Identifier(f"u_{name}") for name, _ in columns), *(sql.SQL("%s::" + t) for _, t in constants)]
-    )
+    """``INSERT INTO table (columns, constants) SELECT ... FROM json_array_elements(%s::json) WITH
+    ORDINALITY ... ORDER BY ordinality`` followed by ``tail`` (conflict clause, RETURNING): every
+    row of a batch in one statement. The rows travel as one JSON array of arrays (encoded by the
+    standard library's C encoder; the server casts each element to its column's type), which
+    costs the client a fraction of what adapting one typed array per column does. Parameters:
+    :func:`_bulk_params`."""
+    values: list[sql.Composable] = [
+        sql.SQL("(u.r->{i})::jsonb" if pg_type == "jsonb" else "(u.r->>{i})::{t}").format(
+            i=sql.Literal(i), t=sql.SQL(pg_type)
+        )
+        for i, (_, pg_type) in enumerate(columns)
+    ]
+    values += [sql.SQL("%s::" + pg_type) for _, pg_type in constants]
     return sql.SQL(
-        "INSERT INTO {table} ({names}) SELECT {values} FROM unnest({arrays}) WITH ORDINALITY AS u({aliases}, u_n) "
-        "ORDER BY u_n " + tail
+        "INSERT INTO {table} ({names}) SELECT {values} FROM json_array_elements(%s::json) WITH ORDINALITY AS u(r, n) "
+        "ORDER BY u.n " + tail
     ).format(
         table=sql.Identifier(table),
         names=sql.SQL(", ").join([_names(columns), *([_names(constants)] if constants else [])]),
-        values=values,
-        arrays=arrays,
-        aliases=aliases,
+        values=sql.SQL(", ").join(values),
     )
 
 
-def _unnest_params(rows: Sequence[Sequence[object]], width: int, constants: Sequence[object] = ()) -> list[object]:
-    """The parameters of an :func:`_unnest_insert`: the constants, then the rows as one list per
-    column (the arrays ``unnest`` takes)."""
-    return [*constants, *([row[i] for row in rows] for i in range(width))]
+def _json_value(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _bulk_params(rows: Sequence[Sequence[object]], constants: Sequence[object] = ()) -> list[object]:
+    """The parameters of a :func:`_bulk_insert`: the constants (first in the statement's text),
+    then the rows as one JSON array. ``ValueError`` for what JSON cannot hold (NaN, infinity),
+    ``TypeError`` for objects."""
+    return [
+        *constants,
+        json.dumps(rows, default=_json_value, allow_nan=False, ensure_ascii=False, separators=(",", ":")),
+    ]
 
 
 def _dumps(value: object) -> str:
     return json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
-
-
-def _jsonb(payload: Mapping[str, Any]) -> Jsonb:
-    _dumps(payload)  # refuse NaN and what JSON cannot hold now, before the round trip (ValueError/TypeError)
-    return Jsonb(dict(payload), dumps=partial(json.dumps, allow_nan=False, ensure_ascii=False))
 
 
 def _aware(at: datetime) -> datetime:
@@ -329,7 +335,7 @@ def response_row(r: AlarmResponse) -> tuple[object, ...]:
         r.role,
         _aware(r.at),
         r.command_id,
-        _jsonb(r.detail),
+        dict(r.detail),
     )
 
 
@@ -355,7 +361,7 @@ def response_from(row: Sequence[Any]) -> AlarmResponse:
 
 
 def command_row(c: CommandRecord) -> tuple[object, ...]:
-    return (c.command_id, c.device_id, c.site, str(c.status), c.actor, _aware(c.at), _jsonb(c.detail))
+    return (c.command_id, c.device_id, c.site, str(c.status), c.actor, _aware(c.at), dict(c.detail))
 
 
 def command_from(row: Sequence[Any]) -> CommandRecord:
@@ -364,7 +370,7 @@ def command_from(row: Sequence[Any]) -> CommandRecord:
 
 
 def training_row(e: TrainingEvent) -> tuple[object, ...]:
-    return (e.session_id, e.event, e.actor, _aware(e.at), _jsonb(e.detail))
+    return (e.session_id, e.event, e.actor, _aware(e.at), dict(e.detail))
 
 
 def training_from(row: Sequence[Any]) -> TrainingEvent:
@@ -372,38 +378,38 @@ def training_from(row: Sequence[Any]) -> TrainingEvent:
     return TrainingEvent(session_id, event, actor, at.astimezone(UTC), detail)
 
 
-_INSERT_TRANSITIONS: Final = _unnest_insert(
+_INSERT_TRANSITIONS: Final = _bulk_insert(
     "alarm_journal",
     TRANSITION_COLUMNS,
     (("recorded_at", "timestamptz"), ("recorded_by", "text")),
     "ON CONFLICT (key, version) DO NOTHING RETURNING key, version",
 )
-_UPSERT_ALARMS: Final = _unnest_insert(
+_UPSERT_ALARMS: Final = _bulk_insert(
     "current_alarm",
     ALARM_COLUMNS,
     (),
     "ON CONFLICT (key) DO UPDATE SET "
     + ", ".join(f"{name} = excluded.{name}" for name, _ in ALARM_COLUMNS if name != "key"),
 )
-_INSERT_DEVICE_EVENTS: Final = _unnest_insert(
+_INSERT_DEVICE_EVENTS: Final = _bulk_insert(
     "device_alarm_event",
     DEVICE_EVENT_COLUMNS,
     (("recorded_at", "timestamptz"),),
     "ON CONFLICT DO NOTHING RETURNING device_id, alarm_id, event",
 )
-_INSERT_COMMANDS: Final = _unnest_insert(
+_INSERT_COMMANDS: Final = _bulk_insert(
     "command_log", COMMAND_COLUMNS, (), "ON CONFLICT (command_id, status) DO NOTHING RETURNING command_id, status"
 )
-_INSERT_RESPONSES: Final = _unnest_insert(
+_INSERT_RESPONSES: Final = _bulk_insert(
     "alarm_response",
     RESPONSE_COLUMNS,
     (("recorded_at", "timestamptz"),),
     "ON CONFLICT (response_id) DO NOTHING RETURNING response_id",
 )
-_INSERT_TRAINING: Final = _unnest_insert(
+_INSERT_TRAINING: Final = _bulk_insert(
     "training_event", TRAINING_COLUMNS, (), "ON CONFLICT (session_id, event) DO NOTHING RETURNING session_id, event"
 )
-_UPSERT_SNAPSHOTS: Final = _unnest_insert(
+_UPSERT_SNAPSHOTS: Final = _bulk_insert(
     "twin_snapshot",
     SNAPSHOT_COLUMNS,
     (("updated_at", "timestamptz"),),
@@ -484,14 +490,14 @@ class PostgresJournalStore:
                 rows = [transition_row(t) for t in plan.new]
                 cursor = await conn.execute(
                     _INSERT_TRANSITIONS,
-                    _unnest_params(rows, len(TRANSITION_COLUMNS), (recorded_at, self.db.replica)),
+                    _bulk_params(rows, (recorded_at, self.db.replica)),
                 )
                 inserted = await cursor.fetchall()
                 if len(inserted) != len(plan.new):
                     raise LostRace("another transaction appended a planned transition first")
                 notice["transitions"] = [(k, v) for k, v in inserted]
                 alarm_rows = [alarm_row(a) for _, a in sorted(plan.alarms.items())]
-                await conn.execute(_UPSERT_ALARMS, _unnest_params(alarm_rows, len(ALARM_COLUMNS)))
+                await conn.execute(_UPSERT_ALARMS, _bulk_params(alarm_rows))
         parts: tuple[tuple[str, sql.Composed, list[tuple[object, ...]], tuple[object, ...]], ...] = (
             (
                 "device_events",
@@ -505,13 +511,13 @@ class PostgresJournalStore:
             (
                 "snapshots",
                 _UPSERT_SNAPSHOTS,
-                [(s.site, s.device_id, s.version, _jsonb(s.payload)) for s in batch.snapshots],
+                [(s.site, s.device_id, s.version, dict(s.payload)) for s in batch.snapshots],
                 (recorded_at,),
             ),
         )
         for name, statement, rows, constants in parts:
             if rows:
-                cursor = await conn.execute(statement, _unnest_params(rows, len(rows[0]), constants))
+                cursor = await conn.execute(statement, _bulk_params(rows, constants))
                 notice[name] = [tuple(r) for r in await cursor.fetchall()]
         payloads = encode_notices(
             CommitNotice(
