@@ -10,7 +10,7 @@ A commit is one transaction, in this order:
 2. the touched keys' ``current_alarm`` rows are locked ``FOR UPDATE`` (in key order) and the
    batch is planned against them (:func:`~twin.store.batch_plan.plan_transitions`); repeats are
    compared with the stored transitions (:class:`~twin.store.journal.JournalConflict`);
-3. the new transitions are appended (one ``INSERT ... SELECT FROM json_array_elements(...)``:
+3. the new transitions are appended (one ``INSERT ... SELECT FROM jsonb_to_recordset(...)``:
    one round trip whatever the batch's size), ``current_alarm`` is upserted with the folded alarms, then device
    events, commands, responses and training events are appended and the snapshots upserted
    (``ON CONFLICT DO NOTHING``: a repeat writes nothing);
@@ -154,26 +154,28 @@ def _bulk_insert(
     constants: Sequence[Column] = (),
     tail: str = "",
 ) -> sql.Composed:
-    """``INSERT INTO table (columns, constants) SELECT ... FROM json_array_elements(%s::json) WITH
-    ORDINALITY ... ORDER BY ordinality`` followed by ``tail`` (conflict clause, RETURNING): every
-    row of a batch in one statement. The rows travel as one JSON array of arrays (encoded by the
-    standard library's C encoder; the server casts each element to its column's type), which
-    costs the client a fraction of what adapting one typed array per column does. Parameters:
+    """``INSERT INTO table (columns, constants) SELECT ... FROM ROWS FROM (jsonb_to_recordset(%s)
+    AS (column type, ...)) WITH ORDINALITY ... ORDER BY ordinality`` followed by ``tail`` (conflict
+    clause, RETURNING): every row of a batch in one statement, in batch order. The rows travel as
+    one JSON array of objects (the standard library's C encoder; the server converts each value
+    to its column's type), cheaper for the client than adapting one typed array per column
+    (measured: psycopg's array dumpers took about 5 ms of a 100-row commit). Parameters:
     :func:`_bulk_params`."""
-    values: list[sql.Composable] = [
-        sql.SQL("(u.r->{i})::jsonb" if pg_type == "jsonb" else "(u.r->>{i})::{t}").format(
-            i=sql.Literal(i), t=sql.SQL(pg_type)
-        )
-        for i, (_, pg_type) in enumerate(columns)
-    ]
+    names = [name for name, _ in columns]
+    definition = sql.SQL(", ").join(
+        sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(pg_type)) for name, pg_type in columns
+    )
+    values: list[sql.Composable] = [sql.SQL("u.{}").format(sql.Identifier(name)) for name in names]
     values += [sql.SQL("%s::" + pg_type) for _, pg_type in constants]
     return sql.SQL(
-        "INSERT INTO {table} ({names}) SELECT {values} FROM json_array_elements(%s::json) WITH ORDINALITY AS u(r, n) "
-        "ORDER BY u.n " + tail
+        "INSERT INTO {table} ({names}) SELECT {values} FROM ROWS FROM (jsonb_to_recordset(%s::jsonb) AS ({definition})) "
+        "WITH ORDINALITY AS u({aliases}, n) ORDER BY u.n " + tail
     ).format(
         table=sql.Identifier(table),
         names=sql.SQL(", ").join([_names(columns), *([_names(constants)] if constants else [])]),
         values=sql.SQL(", ").join(values),
+        definition=definition,
+        aliases=_names(columns),
     )
 
 
@@ -183,13 +185,17 @@ def _json_value(value: object) -> object:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def _bulk_params(rows: Sequence[Sequence[object]], constants: Sequence[object] = ()) -> list[object]:
+def _bulk_params(
+    columns: Sequence[Column], rows: Sequence[Sequence[object]], constants: Sequence[object] = ()
+) -> list[object]:
     """The parameters of a :func:`_bulk_insert`: the constants (first in the statement's text),
-    then the rows as one JSON array. ``ValueError`` for what JSON cannot hold (NaN, infinity),
-    ``TypeError`` for objects."""
+    then the rows as one JSON array of objects (column -> value). ``ValueError`` for what JSON
+    cannot hold (NaN, infinity), ``TypeError`` for objects."""
+    names = [name for name, _ in columns]
+    objects = [dict(zip(names, row, strict=True)) for row in rows]
     return [
         *constants,
-        json.dumps(rows, default=_json_value, allow_nan=False, ensure_ascii=False, separators=(",", ":")),
+        json.dumps(objects, default=_json_value, allow_nan=False, ensure_ascii=False, separators=(",", ":")),
     ]
 
 
@@ -490,34 +496,48 @@ class PostgresJournalStore:
                 rows = [transition_row(t) for t in plan.new]
                 cursor = await conn.execute(
                     _INSERT_TRANSITIONS,
-                    _bulk_params(rows, (recorded_at, self.db.replica)),
+                    _bulk_params(TRANSITION_COLUMNS, rows, (recorded_at, self.db.replica)),
                 )
                 inserted = await cursor.fetchall()
                 if len(inserted) != len(plan.new):
                     raise LostRace("another transaction appended a planned transition first")
                 notice["transitions"] = [(k, v) for k, v in inserted]
                 alarm_rows = [alarm_row(a) for _, a in sorted(plan.alarms.items())]
-                await conn.execute(_UPSERT_ALARMS, _bulk_params(alarm_rows))
-        parts: tuple[tuple[str, sql.Composed, list[tuple[object, ...]], tuple[object, ...]], ...] = (
+                await conn.execute(_UPSERT_ALARMS, _bulk_params(ALARM_COLUMNS, alarm_rows))
+        parts: tuple[tuple[str, sql.Composed, Sequence[Column], list[tuple[object, ...]], tuple[object, ...]], ...] = (
             (
                 "device_events",
                 _INSERT_DEVICE_EVENTS,
+                DEVICE_EVENT_COLUMNS,
                 [(k.device_id, k.alarm_id, k.event) for k in batch.device_events],
                 (recorded_at,),
             ),
-            ("commands", _INSERT_COMMANDS, [command_row(c) for c in batch.commands], ()),
-            ("responses", _INSERT_RESPONSES, [response_row(r) for r in batch.responses], (recorded_at,)),
-            ("training_events", _INSERT_TRAINING, [training_row(e) for e in batch.training_events], ()),
+            ("commands", _INSERT_COMMANDS, COMMAND_COLUMNS, [command_row(c) for c in batch.commands], ()),
+            (
+                "responses",
+                _INSERT_RESPONSES,
+                RESPONSE_COLUMNS,
+                [response_row(r) for r in batch.responses],
+                (recorded_at,),
+            ),
+            (
+                "training_events",
+                _INSERT_TRAINING,
+                TRAINING_COLUMNS,
+                [training_row(e) for e in batch.training_events],
+                (),
+            ),
             (
                 "snapshots",
                 _UPSERT_SNAPSHOTS,
+                SNAPSHOT_COLUMNS,
                 [(s.site, s.device_id, s.version, dict(s.payload)) for s in batch.snapshots],
                 (recorded_at,),
             ),
         )
-        for name, statement, rows, constants in parts:
+        for name, statement, columns, rows, constants in parts:
             if rows:
-                cursor = await conn.execute(statement, _bulk_params(rows, constants))
+                cursor = await conn.execute(statement, _bulk_params(columns, rows, constants))
                 notice[name] = [tuple(r) for r in await cursor.fetchall()]
         payloads = encode_notices(
             CommitNotice(
