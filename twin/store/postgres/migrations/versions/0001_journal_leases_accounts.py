@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-14
+Create Date: 2026-12-01
 
 Plain SQL (``op.execute``): the schema is written out, not generated from models. Never edit a
 migration that was released; add the next one.
