@@ -36,10 +36,10 @@ from tests.harness.postgres import Postgres, running
 from twin.alarms import lifecycle as lc
 from twin.alarms.lifecycle import Alarm, Transition
 from twin.contract.alarms import AlarmCode, Priority
+from twin.store.local import LocalJournalStore
 from twin.store.postgres import Database, PostgresJournalStore, PostgresLeaseStore
 from twin.store.postgres.schema import migrate
 from twin.store.protocol import Batch, Fence, JournalStore
-from twin.store.sqlite_store import SqliteJournalStore
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 SIZES = (1, 10, 100)
@@ -112,7 +112,7 @@ async def _run_postgres(
 async def _run(keys: int, seconds: float) -> dict[str, dict[int, dict[str, float]]]:
     results: dict[str, dict[int, dict[str, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        store = SqliteJournalStore(Path(tmp) / "journal.sqlite")
+        store = LocalJournalStore(Path(tmp) / "journal.sqlite")
         stream = transitions(keys)
         results["sqlite"] = {size: await _measure(store, stream, size, seconds, None) for size in SIZES}
         await store.close()

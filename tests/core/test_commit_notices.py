@@ -17,7 +17,7 @@ notices = st.builds(
     origin=names,
     transitions=st.lists(st.tuples(names, st.integers(1, 2**31 - 1)), max_size=300).map(tuple),
     device_events=st.lists(
-        st.builds(DeviceEventKey, names, names, st.sampled_from(["raised", "cleared"])), max_size=50
+        st.builds(DeviceEventKey, names, names, names, st.sampled_from(["raised", "cleared"]), names), max_size=50
     ).map(tuple),
     commands=st.lists(st.tuples(names, names), max_size=50).map(tuple),
     responses=st.lists(names, max_size=50).map(tuple),

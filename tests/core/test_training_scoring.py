@@ -204,7 +204,7 @@ def test_every_response_action_is_mapped_and_every_catalogue_expectation_can_be_
             assert len(names) == len(set(names)), (scenario.name, key)
         devices = scored_devices(timeline)
         assert set(devices) <= set(timeline.device_ids)
-        assert {key.split("/")[0] for key in expected} <= set(devices), scenario.name
+        assert {key.split("/")[1] for key in expected} <= set(devices), scenario.name
 
 
 def test_the_report_round_trips_through_json_and_reads_as_csv_and_influx_points() -> None:

@@ -35,9 +35,9 @@ from twin.mirror.commands import CommandRecord
 from twin.roles import Role
 from twin.store.accounts import AccountStore
 from twin.store.journal import JournalConflict, JournalError
+from twin.store.local import LocalAccountStore, LocalJournalStore
 from twin.store.postgres import Database, PostgresAccountStore, PostgresJournalStore
 from twin.store.protocol import Batch, JournalStore, Snapshot
-from twin.store.sqlite_store import SqliteAccountStore, SqliteJournalStore
 from twin.store.users import UserError
 from twin.training.events import TrainingEvent
 
@@ -76,8 +76,8 @@ def _postgres_raw(url: str) -> Callable[[str], None]:
 @pytest.fixture(params=["sqlite", "postgres"])
 async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
     if request.param == "sqlite":
-        journal = SqliteJournalStore(tmp_path / "journal.sqlite")
-        accounts = SqliteAccountStore(tmp_path / "users.sqlite")
+        journal = LocalJournalStore(tmp_path / "journal.sqlite")
+        accounts = LocalAccountStore(tmp_path / "users.sqlite")
         yield Backend("sqlite", journal, accounts, _sqlite_raw(tmp_path / "journal.sqlite"))
         await journal.close()
         await accounts.close()
@@ -142,7 +142,7 @@ def training(event: str) -> TrainingEvent:
 def full_batch(transitions: Sequence[Transition]) -> Batch:
     return Batch(
         transitions=transitions,
-        device_events=(DeviceEventKey("pump-1", "a1", "raised"),),
+        device_events=(DeviceEventKey("clinic-a", "pump-1", "a1", "raised", "motor_stall"),),
         commands=(command("pending"), command("applied", T0 + MIN)),
         responses=(response(),),
         training_events=(training("started"),),
@@ -179,7 +179,7 @@ async def test_a_batch_comes_back_exactly_and_in_journal_order(backend: Backend)
     ]
     restored = await backend.journal.restore()
     assert restored.alarms == live
-    assert restored.device_events == {DeviceEventKey("pump-1", "a1", "raised")}
+    assert restored.device_events == {DeviceEventKey("clinic-a", "pump-1", "a1", "raised", "motor_stall")}
     assert list(restored.commands) == [command("pending"), command("applied", T0 + MIN)]
 
 

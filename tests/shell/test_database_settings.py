@@ -5,15 +5,14 @@ with a clear message; the URL is a secret (never printed)."""
 from __future__ import annotations
 
 import re
-from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
+from twin.app import serve as app_serve
 from twin.cli import app
-from twin.service import runtime
 from twin.settings import Settings
 
 URL = "postgresql://twin:s3cret@db.example:5432/pumptwin"
@@ -54,13 +53,11 @@ def _capture(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """Replace the running twin (not under test here) by a stand-in that records its settings."""
     seen: dict[str, Any] = {}
 
-    @asynccontextmanager
-    async def running_twin(settings: Settings, endpoint: object) -> Any:
+    async def serve_forever(settings: Settings, mqtt_url: str | None) -> None:
         seen["settings"] = settings
         raise _Started
-        yield  # pragma: no cover
 
-    monkeypatch.setattr(runtime, "running_twin", running_twin)
+    monkeypatch.setattr(app_serve, "serve_forever", serve_forever)
     return seen
 
 

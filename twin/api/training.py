@@ -84,55 +84,55 @@ def training_router(desk: TrainingDesk) -> APIRouter:
     @router.post("/sessions", status_code=201)
     async def start(body: StartSession, user: Trainer) -> dict[str, Any]:
         with refusals(_STATUS):
-            session = desk.start(body.scenario, body.trainees, instructor=user.username, speed=body.speed)
-        return desk.json(session)
+            session = await desk.start(body.scenario, body.trainees, instructor=user.username, speed=body.speed)
+        return await desk.json(session)
 
     @router.get("/sessions")
     async def list_sessions(user: Reader) -> list[dict[str, Any]]:
         newest_first = reversed(list(desk.sessions.values()))
-        return [desk.json(s, detail=False, reveal=_reveal(s, user)) for s in newest_first]
+        return [await desk.json(s, detail=False, reveal=_reveal(s, user)) for s in newest_first]
 
     @router.get("/current")
     async def current(user: Reader) -> dict[str, Any]:
         session = desk.current_for(user.username)
         if session is None:
             return {"session": None}
-        return {"session": desk.json(session, detail=False, reveal=_reveal(session, user))}
+        return {"session": await desk.json(session, detail=False, reveal=_reveal(session, user))}
 
     @router.get("/sessions/{session_id}")
     async def get_session(session_id: str, user: Reader) -> dict[str, Any]:
         with refusals(_STATUS):
             session = desk.get(session_id)
-        return desk.json(session, reveal=_reveal(session, user))
+        return await desk.json(session, reveal=_reveal(session, user))
 
     @router.post("/sessions/{session_id}/pause")
     async def pause(session_id: str, user: Trainer) -> dict[str, Any]:
         with refusals(_STATUS):
-            return desk.json(desk.pause(session_id, by=user.username))
+            return await desk.json(await desk.pause(session_id, by=user.username))
 
     @router.post("/sessions/{session_id}/resume")
     async def resume(session_id: str, user: Trainer) -> dict[str, Any]:
         with refusals(_STATUS):
-            return desk.json(desk.resume(session_id, by=user.username))
+            return await desk.json(await desk.resume(session_id, by=user.username))
 
     @router.post("/sessions/{session_id}/abort")
     async def abort(session_id: str, user: Trainer, body: AbortSession | None = None) -> dict[str, Any]:
         body = body or AbortSession()
         with refusals(_STATUS):
-            return desk.json(desk.abort(session_id, body.reason, by=user.username))
+            return await desk.json(await desk.abort(session_id, body.reason, by=user.username))
 
     @router.get("/sessions/{session_id}/report.json")
     async def report_json(session_id: str, user: Reader) -> Response:
         with refusals(_STATUS):
             session = desk.get(session_id)
-        body = desk.json(session, reveal=_reveal(session, user))
+        body = await desk.json(session, reveal=_reveal(session, user))
         return _download(json.dumps(body, indent=2), "application/json", f"training-{session_id}.json")
 
     @router.get("/sessions/{session_id}/report.csv")
     async def report_as_csv(session_id: str, user: Reader) -> Response:
         with refusals(_STATUS):
             session = desk.get(session_id)
-            text = report_csv(session, desk.score(session), reveal=_reveal(session, user))
+            text = report_csv(session, await desk.score(session), reveal=_reveal(session, user))
         return _download(text, "text/csv; charset=utf-8", f"training-{session_id}.csv")
 
     return router

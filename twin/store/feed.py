@@ -70,7 +70,7 @@ _FIELDS: Final = ("transitions", "device_events", "commands", "responses", "trai
 
 def _item(name: str, value: object) -> object:
     if isinstance(value, DeviceEventKey):
-        return [value.device_id, value.alarm_id, value.event]
+        return [value.site, value.device_id, value.alarm_id, value.event, value.code]
     if isinstance(value, tuple):
         return list(value)
     return value
@@ -125,7 +125,7 @@ def decode_notice(payload: str) -> CommitNotice:
         return CommitNotice(
             origin=origin,
             transitions=tuple((str(k), int(v)) for k, v in body.get("transitions", ())),
-            device_events=tuple(DeviceEventKey(str(d), str(a), str(e)) for d, a, e in body.get("device_events", ())),
+            device_events=tuple(DeviceEventKey(*(str(part) for part in key)) for key in body.get("device_events", ())),
             commands=tuple((str(c), str(s)) for c, s in body.get("commands", ())),
             responses=tuple(str(r) for r in body.get("responses", ())),
             training_events=tuple((str(s), str(e)) for s, e in body.get("training_events", ())),

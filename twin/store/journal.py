@@ -70,7 +70,7 @@ for naive datetimes and for payloads JSON cannot hold (NaN, non-string keys, obj
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -80,6 +80,7 @@ from twin.alarms.lifecycle import Alarm, AlarmState, Source, Transition, Transit
 from twin.alarms.responses import AlarmResponse
 from twin.contract.alarms import Priority
 from twin.mirror.commands import CommandRecord
+from twin.store.protocol import Batch, Snapshot
 from twin.store.sqlite import BUSY_TIMEOUT_S, SqliteStore, append_only
 from twin.training.events import TrainingEvent
 
@@ -197,6 +198,53 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE INDEX training_event_session ON training_event (session_id, id)",
         *_append_only("training_event"),
     ),
+    # 4: devices are known by site and id. Alarm keys become <site>/<device>/<code>; device alarm
+    # events and snapshots are keyed by site too (the same id at two sites is two devices). The
+    # append-only triggers are lifted for the rewrite only, inside this migration's transaction.
+    (
+        "DROP TRIGGER alarm_journal_no_update",
+        "UPDATE alarm_journal SET key = site || '/' || key WHERE key NOT LIKE site || '/%/%'",
+        *_append_only("alarm_journal")[:1],
+        "DROP TRIGGER alarm_response_no_update",
+        "UPDATE alarm_response SET key = site || '/' || key WHERE key NOT LIKE site || '/%/%'",
+        *_append_only("alarm_response")[:1],
+        "DROP TRIGGER device_alarm_event_no_update",
+        "DROP TRIGGER device_alarm_event_no_delete",
+        "ALTER TABLE device_alarm_event RENAME TO device_alarm_event_3",
+        """
+        CREATE TABLE device_alarm_event (
+            site TEXT NOT NULL,
+            device_id TEXT NOT NULL,
+            alarm_id TEXT NOT NULL,
+            event TEXT NOT NULL,
+            code TEXT NOT NULL,
+            recorded_at TEXT NOT NULL,
+            PRIMARY KEY (site, device_id, alarm_id, event)
+        ) STRICT, WITHOUT ROWID
+        """,
+        "CREATE INDEX device_alarm_event_recorded ON device_alarm_event (recorded_at)",
+        """
+        INSERT INTO device_alarm_event (site, device_id, alarm_id, event, code, recorded_at)
+        SELECT coalesce((SELECT site FROM alarm_journal j WHERE j.device_id = e.device_id LIMIT 1), ''),
+               e.device_id, e.alarm_id, e.event, '', e.recorded_at
+        FROM device_alarm_event_3 e
+        """,
+        "DROP TABLE device_alarm_event_3",
+        *_append_only("device_alarm_event"),
+        "ALTER TABLE twin_snapshot RENAME TO twin_snapshot_3",
+        """
+        CREATE TABLE twin_snapshot (
+            site TEXT NOT NULL,
+            device_id TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            payload TEXT NOT NULL CHECK (json_valid(payload)),
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (site, device_id)
+        ) STRICT
+        """,
+        "INSERT INTO twin_snapshot SELECT site, device_id, version, payload, updated_at FROM twin_snapshot_3",
+        "DROP TABLE twin_snapshot_3",
+    ),
 )
 """Schema migrations, oldest first: migration *n* (1-based) takes ``user_version`` from n-1 to n.
 Append new migrations; never edit a released one."""
@@ -230,7 +278,7 @@ class Journal(SqliteStore):
     written by a newer PumpTwin (a schema version this code does not know) or WAL is unavailable.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path | None) -> None:
         super().__init__(path, MIGRATIONS, error=JournalError)
 
     # ------------------------------------------------------------------------------ the journal
@@ -245,39 +293,68 @@ class Journal(SqliteStore):
         if not transitions and device_event is None:
             return 0
         recorded_at = _text(datetime.now(UTC))
-        inserted = 0
         with self._transaction():
-            for t in transitions:
-                if not self._insert_transition(t, recorded_at):
-                    stored = self._one(t.key, t.version)
-                    if stored != t:
-                        raise JournalConflict(f"{t.key} v{t.version}: recorded {stored}, now given {t}")
-                    continue
-                if t.version > 1 and self._one(t.key, t.version - 1) is None:
-                    raise JournalError(f"{t.key} v{t.version}: version {t.version - 1} was never recorded")
-                inserted += 1
+            inserted = self._insert_transitions(transitions, recorded_at)
             if device_event is not None:
                 self._insert_device_event(device_event, recorded_at)
         return inserted
 
-    def _insert_transition(self, t: Transition, recorded_at: str) -> bool:
-        """Inside a transaction: append ``t`` unless its (key, version) is taken (``False``)."""
-        cursor = self._db.execute(
-            f"INSERT INTO alarm_journal ({_JOURNAL_COLUMNS}, recorded_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (key, version) DO NOTHING",
-            (*_row(t), recorded_at),
-        )
-        return cursor.rowcount == 1
+    def commit(self, batch: Batch) -> None:
+        """Write everything in ``batch`` in one transaction (see :mod:`twin.store.protocol`):
+        all or nothing, and a batch committed again changes nothing."""
+        if batch.empty:
+            return
+        recorded_at = _text(datetime.now(UTC))
+        with self._transaction():
+            self._insert_transitions(batch.transitions, recorded_at)
+            for mark in batch.device_events:
+                self._insert_device_event(mark, recorded_at)
+            for record in batch.commands:
+                self._insert_command(record)
+            for response in batch.responses:
+                self._insert_response(response, recorded_at)
+            for event in batch.training_events:
+                self._insert_training_event(event)
+            for snapshot in batch.snapshots:
+                self._upsert_snapshot(
+                    snapshot.site, snapshot.device_id, snapshot.version, snapshot.payload, recorded_at
+                )
 
-    def _insert_device_event(self, key: DeviceEventKey, recorded_at: str) -> bool:
-        """Inside a transaction: mark a device event applied unless it is (``False``)."""
-        cursor = self._db.execute(
-            "INSERT INTO device_alarm_event (device_id, alarm_id, event, recorded_at) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT DO NOTHING",
-            (key.device_id, key.alarm_id, key.event, recorded_at),
+    def _insert_transitions(self, transitions: Sequence[Transition], recorded_at: str) -> int:
+        inserted = 0
+        for t in transitions:
+            row = _row(t)
+            cursor = self._db.execute(
+                f"INSERT INTO alarm_journal ({_JOURNAL_COLUMNS}, recorded_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (key, version) DO NOTHING",
+                (*row, recorded_at),
+            )
+            if cursor.rowcount == 0:
+                stored = self._one(t.key, t.version)
+                if stored != t:
+                    raise JournalConflict(f"{t.key} v{t.version}: recorded {stored}, now given {t}")
+                continue
+            if t.version > 1 and self._one(t.key, t.version - 1) is None:
+                raise JournalError(f"{t.key} v{t.version}: version {t.version - 1} was never recorded")
+            inserted += 1
+        return inserted
+
+    def _insert_device_event(self, mark: DeviceEventKey, recorded_at: str) -> None:
+        self._db.execute(
+            "INSERT INTO device_alarm_event (site, device_id, alarm_id, event, code, recorded_at) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (mark.site, mark.device_id, mark.alarm_id, mark.event, mark.code, recorded_at),
         )
-        return cursor.rowcount == 1
+
+    def device_events(self, *, since: datetime | None = None) -> list[DeviceEventKey]:
+        """Device alarm events applied (recorded ``since``, if given), oldest first."""
+        sql = "SELECT site, device_id, alarm_id, event, code FROM device_alarm_event"
+        params: tuple[object, ...] = ()
+        if since is not None:
+            sql += " WHERE recorded_at >= ?"
+            params = (_text(since),)
+        return [DeviceEventKey(*row) for row in self._db.execute(sql + " ORDER BY recorded_at", params)]
 
     def transitions(
         self,
@@ -305,12 +382,12 @@ class Journal(SqliteStore):
         rows = self._db.execute(f"SELECT {_JOURNAL_COLUMNS} FROM alarm_journal ORDER BY key, version")
         return replay(_transition(row) for row in rows)
 
-    def has_device_event(self, device_id: str, alarm_id: str, event: str) -> bool:
+    def has_device_event(self, site: str, device_id: str, alarm_id: str, event: str) -> bool:
         """Was this device alarm event recorded (``record(..., device_event=...)``) before?
         ``event``: ``raised`` or ``cleared`` (an ``AlarmEventType`` will do)."""
         found = self._db.execute(
-            "SELECT 1 FROM device_alarm_event WHERE device_id = ? AND alarm_id = ? AND event = ?",
-            (device_id, alarm_id, event),
+            "SELECT 1 FROM device_alarm_event WHERE site = ? AND device_id = ? AND alarm_id = ? AND event = ?",
+            (site, device_id, alarm_id, str(event)),
         ).fetchone()
         return found is not None
 
@@ -336,15 +413,14 @@ class Journal(SqliteStore):
         written). ``detail`` must be JSON-serialisable (``ValueError``/``TypeError`` otherwise)."""
         with self._transaction():
             return self._insert_command(
-                CommandRecord(command_id, device_id, site, status, actor, at, dict(detail or {}))
+                CommandRecord(command_id, device_id, site, str(status), actor, at, dict(detail or {}))
             )
 
-    def _insert_command(self, c: CommandRecord) -> bool:
-        """Inside a transaction: append one command status unless it is logged (``False``)."""
+    def _insert_command(self, r: CommandRecord) -> bool:
         cursor = self._db.execute(
             "INSERT INTO command_log (command_id, device_id, site, status, actor, at, detail) "
             "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (command_id, status) DO NOTHING",
-            (c.command_id, c.device_id, c.site, str(c.status), c.actor, _text(c.at), _json(c.detail)),
+            (r.command_id, r.device_id, r.site, str(r.status), r.actor, _text(r.at), _json(r.detail)),
         )
         return cursor.rowcount == 1
 
@@ -373,7 +449,6 @@ class Journal(SqliteStore):
             return self._insert_response(response, _text(datetime.now(UTC)))
 
     def _insert_response(self, r: AlarmResponse, recorded_at: str) -> bool:
-        """Inside a transaction: append one response unless its id is recorded (``False``)."""
         cursor = self._db.execute(
             f"INSERT INTO alarm_response ({_RESPONSE_COLUMNS}, recorded_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (response_id) DO NOTHING",
@@ -406,7 +481,6 @@ class Journal(SqliteStore):
             return self._insert_training_event(event)
 
     def _insert_training_event(self, event: TrainingEvent) -> bool:
-        """Inside a transaction: append one training event unless the session has it (``False``)."""
         cursor = self._db.execute(
             "INSERT INTO training_event (session_id, event, actor, at, detail) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT (session_id, event) DO NOTHING",
@@ -470,25 +544,31 @@ class Journal(SqliteStore):
         written if a snapshot with a higher ``version`` is already stored. ``at``: ``updated_at``
         (default: now). ``payload`` must be JSON-serialisable."""
         with self._transaction():
-            return self._upsert_snapshot(device_id, site, version, payload, _text(at or datetime.now(UTC)))
+            return self._upsert_snapshot(site, device_id, version, payload, _text(at or datetime.now(UTC)))
 
-    def _upsert_snapshot(
-        self, device_id: str, site: str, version: int, payload: Mapping[str, Any], updated_at: str
-    ) -> bool:
-        """Inside a transaction: store the snapshot unless a newer one is stored (``False``)."""
+    def _upsert_snapshot(self, site: str, device_id: str, version: int, payload: Mapping[str, Any], at: str) -> bool:
         cursor = self._db.execute(
-            "INSERT INTO twin_snapshot (device_id, site, version, payload, updated_at) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT (device_id) DO UPDATE SET site = excluded.site, version = excluded.version, "
+            "INSERT INTO twin_snapshot (site, device_id, version, payload, updated_at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (site, device_id) DO UPDATE SET version = excluded.version, "
             "payload = excluded.payload, updated_at = excluded.updated_at "
             "WHERE excluded.version >= twin_snapshot.version",
-            (device_id, site, version, _json(payload), updated_at),
+            (site, device_id, version, _json(payload), at),
         )
         return cursor.rowcount == 1
 
-    def load_snapshots(self) -> dict[str, dict[str, Any]]:
-        """Every stored snapshot: device id -> the payload as saved."""
-        rows = self._db.execute("SELECT device_id, payload FROM twin_snapshot ORDER BY device_id")
-        return {device_id: json.loads(payload) for device_id, payload in rows}
+    def snapshots(self, *, sites: Collection[str] | None = None) -> list[Snapshot]:
+        """Every stored snapshot (of ``sites`` only, if given)."""
+        rows = self._db.execute("SELECT site, device_id, version, payload FROM twin_snapshot ORDER BY site, device_id")
+        wanted = None if sites is None else set(sites)
+        return [
+            Snapshot(site, device_id, version, json.loads(payload))
+            for site, device_id, version, payload in rows
+            if wanted is None or site in wanted
+        ]
+
+    def load_snapshots(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """Every stored snapshot: (site, device id) -> the payload as saved."""
+        return {(s.site, s.device_id): dict(s.payload) for s in self.snapshots()}
 
 
 # --------------------------------------------------------------------------------------- encoding

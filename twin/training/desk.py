@@ -17,12 +17,18 @@ a trainee acts, so the instructor's page follows the trainees as they work.
 A twin restarted during a session finds it ``running`` in the journal with no run behind it: the
 desk ends it as ``aborted`` ("the twin restarted during the session"), scored on what the journal
 holds up to then.
+
+The desk hears the twin and the runner through their event streams (synchronous callbacks that
+must not wait); what it has to journal or compute in answer goes onto a queue that the desk's own
+task (:meth:`TrainingDesk.run`, one named task of the process) works off, in order.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -32,7 +38,9 @@ from twin.alarms.lifecycle import Transition, TransitionEvent
 from twin.alarms.responses import AlarmResponse
 from twin.roles import Role
 from twin.scenarios.runner import ScenarioRefused, ScenarioRun, ScenarioRunner
+from twin.service.events import AlarmTransitioned, Notice, ResponseMade, TwinEvent
 from twin.service.twin_service import TwinService
+from twin.store.protocol import Batch
 from twin.store.users import UserStore
 from twin.timeseries.points import training_response_point
 from twin.training.events import TrainingEvent
@@ -70,13 +78,37 @@ class TrainingDesk:
         self.service = service
         self.users = users
         self._actor = ""  # who pulled the run's lever, while the runner calls back
-        self.sessions: dict[str, TrainingSession] = fold(service.journal.training_events())
+        self.sessions: dict[str, TrainingSession] = {}
+        self._work: deque[tuple[ScenarioRun, str, str]] = deque()
+        self._wake = asyncio.Event()
+        self._scored: set[str] = set()
+        runner.listeners.append(self._on_run)
+        service.hub.listen(self._on_event)
+
+    async def restore(self) -> None:
+        """Load the sessions from the journal; one that was running when the twin stopped ends as aborted."""
+        self.sessions = fold(await self.service.store.training_events())
         for session in list(self.sessions.values()):
             if session.active:  # no run survives a restart
-                self._end(session, "aborted", actor="twin", reason=RESTARTED)
-        runner.listeners.append(self._on_run)
-        service.transition_listeners.append(self._on_transition)
-        service.response_listeners.append(self._on_response)
+                await self._end(session, "aborted", actor="twin", reason=RESTARTED)
+
+    async def run(self) -> None:
+        """The desk's task: answer what the runner and the twin told it, in order."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self.drain()
+
+    async def drain(self) -> None:
+        """Work off what is queued (the task does it; awaited methods do it before they return)."""
+        while self._work:
+            run, event, actor = self._work.popleft()
+            await self._handle_run(run, event, actor)
+        for session_id in list(self._scored):
+            self._scored.discard(session_id)
+            session = self.sessions.get(session_id)
+            if session is not None and session.active:
+                await self._announce(session, "scored")
 
     # ---------------------------------------------------------------------------------- queries
 
@@ -101,27 +133,27 @@ class TrainingDesk:
             return []
         return sorted(u.username for u in self.users.all() if u.role is Role.TRAINEE and not u.disabled)
 
-    def score(self, session: TrainingSession) -> TrainingScore:
+    async def score(self, session: TrainingSession) -> TrainingScore:
         """The final score of an ended session, or the score so far of a running one."""
         if session.final is not None:
             return session.final
-        return self._compute(session, end=None, ended=False)
+        return await self._compute(session, end=None, ended=False)
 
-    def json(self, session: TrainingSession, *, detail: bool = True, reveal: bool = True) -> dict[str, Any]:
+    async def json(self, session: TrainingSession, *, detail: bool = True, reveal: bool = True) -> dict[str, Any]:
         """The session as the API shows it (:func:`~twin.training.session.session_json`), with its
         run's timeline ``progress`` (simulated seconds, pauses excluded) while it runs."""
-        body = session_json(session, self.score(session), detail=detail, reveal=reveal)
+        body = session_json(session, await self.score(session), detail=detail, reveal=reveal)
         # only while it runs: run ids start again at run-1 when the twin restarts
         run = self.runner.runs.get(session.run_id) if session.active else None
         body["progress"] = run.progress() if run is not None else None
         return body
 
-    def _compute(self, session: TrainingSession, *, end: datetime | None, ended: bool) -> TrainingScore:
-        journal = self.service.journal
+    async def _compute(self, session: TrainingSession, *, end: datetime | None, ended: bool) -> TrainingScore:
+        store = self.service.store
         devices = frozenset(session.devices)
         trainees = frozenset(session.trainees)
-        transitions = journal.transitions(since=session.started_at)
-        responses = journal.responses(since=session.started_at)
+        transitions = await store.transitions(since=session.started_at)
+        responses = await store.responses(since=session.started_at)
         return score(
             occurrences(transitions, devices, session.started_at, end),
             acts(transitions, responses, trainees, devices, session.started_at, end),
@@ -132,7 +164,7 @@ class TrainingDesk:
 
     # --------------------------------------------------------------------------------- commands
 
-    def start(
+    async def start(
         self, scenario: str, trainees: Sequence[str], *, instructor: str, speed: float | None = None
     ) -> TrainingSession:
         """Start ``scenario`` live as a session for ``trainees``. Raises :class:`TrainingRefused`
@@ -161,22 +193,23 @@ class TrainingDesk:
             started_at=self.service.clock(),
             expected=expected_responses(run.timeline),
         )
-        self.service.journal.record_training_event(started_event(session))
+        await self.service.store.commit(Batch(training_events=[started_event(session)]))
         self.sessions[session.session_id] = session
         log.info("training session %s: %s for %s, by %s", session.session_id, session.scenario, names, instructor)
-        self._announce(session, "started")
+        await self._announce(session, "started")
+        await self.drain()
         return session
 
-    def pause(self, session_id: str, *, by: str) -> TrainingSession:
-        return self._run_action(session_id, by, "pause")
+    async def pause(self, session_id: str, *, by: str) -> TrainingSession:
+        return await self._run_action(session_id, by, "pause")
 
-    def resume(self, session_id: str, *, by: str) -> TrainingSession:
-        return self._run_action(session_id, by, "resume")
+    async def resume(self, session_id: str, *, by: str) -> TrainingSession:
+        return await self._run_action(session_id, by, "resume")
 
-    def abort(self, session_id: str, reason: str, *, by: str) -> TrainingSession:
-        return self._run_action(session_id, by, "abort", reason)
+    async def abort(self, session_id: str, reason: str, *, by: str) -> TrainingSession:
+        return await self._run_action(session_id, by, "abort", reason)
 
-    def _run_action(self, session_id: str, by: str, verb: str, reason: str = "") -> TrainingSession:
+    async def _run_action(self, session_id: str, by: str, verb: str, reason: str = "") -> TrainingSession:
         session = self.get(session_id)
         if not session.active:
             raise TrainingRefused("session_finished", f"session {session_id} is already {session.status}")
@@ -187,9 +220,10 @@ class TrainingDesk:
             elif verb == "resume":
                 self.runner.resume(session.run_id)
             else:
-                self.runner.abort(session.run_id, reason, by=by)
+                await self.runner.abort(session.run_id, reason, by=by)
         finally:
             self._actor = ""
+        await self.drain()
         return self.sessions[session_id]
 
     # -------------------------------------------------------------------------------- listeners
@@ -198,30 +232,33 @@ class TrainingDesk:
         return next((s for s in self.sessions.values() if s.run_id == run.run_id and s.active), None)
 
     def _on_run(self, run: ScenarioRun, event: str) -> None:
+        if event in ("paused", "resumed", "completed", "aborted"):
+            self._work.append((run, event, self._actor or run.aborted_by or "scenario"))
+            self._wake.set()
+
+    async def _handle_run(self, run: ScenarioRun, event: str, actor: str) -> None:
         session = self._session_of(run)
         if session is None:
             return
-        actor = self._actor or run.aborted_by or "scenario"
         if event in ("paused", "resumed"):
             status: SessionStatus = "paused" if event == "paused" else "running"
             if session.status == status:
                 return
-            count = 1 + sum(
-                1 for e in self.service.journal.training_events(session.session_id) if e.event.startswith(event)
-            )
+            earlier = await self.service.store.training_events(session.session_id)
+            count = 1 + sum(1 for e in earlier if e.event.startswith(event))
             at = self.service.clock()
-            self.service.journal.record_training_event(
-                TrainingEvent(session.session_id, f"{event}-{count}", actor, at, {})
+            await self.service.store.commit(
+                Batch(training_events=[TrainingEvent(session.session_id, f"{event}-{count}", actor, at, {})])
             )
             session = replace(session, status=status)
             self.sessions[session.session_id] = session
-            self._announce(session, event)
+            await self._announce(session, event)
         elif event in ("completed", "aborted"):
-            self._end(session, event, actor=actor, reason=run.aborted_reason)
+            await self._end(session, event, actor=actor, reason=run.aborted_reason)
 
-    def _end(self, session: TrainingSession, status: str, *, actor: str, reason: str | None) -> None:
+    async def _end(self, session: TrainingSession, status: str, *, actor: str, reason: str | None) -> None:
         at = self.service.clock()
-        final = self._compute(session, end=at, ended=True)
+        final = await self._compute(session, end=at, ended=True)
         ended = replace(
             session,
             status="completed" if status == "completed" else "aborted",
@@ -229,13 +266,23 @@ class TrainingDesk:
             aborted_reason=reason,
             final=final,
         )
-        self.service.journal.record_training_event(ended_event(ended, actor))
+        await self.service.store.commit(Batch(training_events=[ended_event(ended, actor)]))
         self.sessions[session.session_id] = ended
-        writer = self.service.writer
-        if writer is not None:
-            writer.submit([training_response_point(p) for p in training_points(ended, final)])
+        points = self.service.points
+        if points is not None:
+            lines = [training_response_point(p).line_protocol().encode() for p in training_points(ended, final)]
+            try:
+                points.persist([(line, False) for line in lines])
+            except OSError:
+                log.exception("training session %s: its points could not be spooled", session.session_id)
         log.info("training session %s %s", session.session_id, ended.status)
-        self._announce(ended, ended.status)
+        await self._announce(ended, ended.status)
+
+    def _on_event(self, event: TwinEvent) -> None:
+        if isinstance(event, AlarmTransitioned):
+            self._on_transition(event.transition)
+        elif isinstance(event, ResponseMade):
+            self._on_response(event.response)
 
     def _on_transition(self, transition: Transition) -> None:
         session = self.active
@@ -244,22 +291,24 @@ class TrainingDesk:
         staff = transition.event in (TransitionEvent.ACKNOWLEDGE, TransitionEvent.SILENCE)
         if staff and transition.actor not in session.trainees:
             return
-        self._announce(session, "scored")
+        self._scored.add(session.session_id)
+        self._wake.set()
 
     def _on_response(self, response: AlarmResponse) -> None:
         session = self.active
         if session is not None and response.actor in session.trainees and response.device_id in session.devices:
-            self._announce(session, "scored")
+            self._scored.add(session.session_id)
+            self._wake.set()
 
-    def _announce(self, session: TrainingSession, event: str) -> None:
+    async def _announce(self, session: TrainingSession, event: str) -> None:
         """The session, with its per-trainee summary, on the live stream (``training``). Never
         raises: the stream is a courtesy, the journal is the record."""
-        if event == "scored" and self.service.bus.subscribers == 0:
+        if event == "scored" and self.service.hub.subscribers == 0:
             return
         try:
-            body = self.json(session, detail=False, reveal=not session.active)  # trainees hear it too
+            body = await self.json(session, detail=False, reveal=not session.active)  # trainees hear it too
             body["event"] = event
-            self.service.bus.publish("training", body, coalesce_key=f"training:{session.session_id}")
+            self.service.hub.publish(Notice("training", body, coalesce=session.session_id))
         except Exception:
             log.exception("training session %s: the live update failed", session.session_id)
 

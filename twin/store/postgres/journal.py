@@ -44,6 +44,7 @@ from twin.mirror.commands import CommandRecord
 from twin.store.batch_plan import plan_transitions, touched_keys
 from twin.store.feed import CHANNEL, CommitNotice, Committed, encode_notices
 from twin.store.journal import JournalConflict, JournalError
+from twin.store.local import MARKS_RESTORED_FOR
 from twin.store.postgres.database import Database, LostRace
 from twin.store.protocol import Batch, Restored, Snapshot, StaleEpoch
 from twin.training.events import TrainingEvent
@@ -137,7 +138,13 @@ SNAPSHOT_COLUMNS: Final[tuple[Column, ...]] = (
     ("payload", "jsonb"),
 )
 
-DEVICE_EVENT_COLUMNS: Final[tuple[Column, ...]] = (("device_id", "text"), ("alarm_id", "text"), ("event", "text"))
+DEVICE_EVENT_COLUMNS: Final[tuple[Column, ...]] = (
+    ("site", "text"),
+    ("device_id", "text"),
+    ("alarm_id", "text"),
+    ("event", "text"),
+    ("code", "text"),
+)
 
 
 def _names(columns: Sequence[Column], prefix: str = "") -> sql.Composed:
@@ -401,7 +408,7 @@ _INSERT_DEVICE_EVENTS: Final = _bulk_insert(
     "device_alarm_event",
     DEVICE_EVENT_COLUMNS,
     (("recorded_at", "timestamptz"),),
-    "ON CONFLICT DO NOTHING RETURNING device_id, alarm_id, event",
+    "ON CONFLICT DO NOTHING RETURNING site, device_id, alarm_id, event, code",
 )
 _INSERT_COMMANDS: Final = _bulk_insert(
     "command_log", COMMAND_COLUMNS, (), "ON CONFLICT (command_id, status) DO NOTHING RETURNING command_id, status"
@@ -509,7 +516,7 @@ class PostgresJournalStore:
                 "device_events",
                 _INSERT_DEVICE_EVENTS,
                 DEVICE_EVENT_COLUMNS,
-                [(k.device_id, k.alarm_id, k.event) for k in batch.device_events],
+                [(k.site, k.device_id, k.alarm_id, k.event, k.code) for k in batch.device_events],
                 (recorded_at,),
             ),
             ("commands", _INSERT_COMMANDS, COMMAND_COLUMNS, [command_row(c) for c in batch.commands], ()),
@@ -570,15 +577,13 @@ class PostgresJournalStore:
             await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             alarms = await self._alarms(conn, wanted)
             snapshots = await self._snapshots(conn, wanted)
-            if wanted is None:
-                cursor = await conn.execute("SELECT device_id, alarm_id, event FROM device_alarm_event")
-            else:
-                cursor = await conn.execute(
-                    "SELECT device_id, alarm_id, event FROM device_alarm_event WHERE device_id IN ("
-                    "SELECT device_id FROM current_alarm WHERE site = ANY(%s) "
-                    "UNION SELECT device_id FROM twin_snapshot WHERE site = ANY(%s))",
-                    (wanted, wanted),
-                )
+            since = datetime.now(UTC) - MARKS_RESTORED_FOR
+            where, params = _where(
+                (), (("recorded_at >= %s", since), *(() if wanted is None else (("site = ANY(%s)", wanted),)))
+            )
+            cursor = await conn.execute(
+                sql.SQL("SELECT site, device_id, alarm_id, event, code FROM device_alarm_event") + where, params
+            )
             marks = frozenset(DeviceEventKey(*row) for row in await cursor.fetchall())
             where, params = _where((), () if wanted is None else (("site = ANY(%s)", wanted),))
             cursor = await conn.execute(_SELECT_COMMANDS + where + sql.SQL(" ORDER BY id"), params)

@@ -114,12 +114,15 @@ CREATE TRIGGER current_alarm_moves_on BEFORE UPDATE OR DELETE ON current_alarm
     FOR EACH ROW EXECUTE FUNCTION pumptwin_current_alarm_moves_on();
 
 CREATE TABLE device_alarm_event (
+    site text NOT NULL,
     device_id text NOT NULL,
     alarm_id text NOT NULL,
     event text NOT NULL,
+    code text NOT NULL,
     recorded_at timestamptz NOT NULL,
-    PRIMARY KEY (device_id, alarm_id, event)
+    PRIMARY KEY (site, device_id, alarm_id, event)
 );
+CREATE INDEX device_alarm_event_recorded ON device_alarm_event (recorded_at);
 
 CREATE TABLE command_log (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

@@ -14,14 +14,14 @@ import pytest
 from tests.integration.test_store_contract import full_batch, journal_order, story
 from twin.roles import Role
 from twin.store.journal import Journal
+from twin.store.local import LocalAccountStore, LocalJournalStore
 from twin.store.protocol import Batch, Fence, Snapshot, StoreUnavailable
-from twin.store.sqlite_store import SqliteAccountStore, SqliteJournalStore
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 
 
 async def test_a_full_disk_is_unavailable_and_writes_nothing(tmp_path: Path) -> None:
-    store = SqliteJournalStore(tmp_path / "journal.sqlite")
+    store = LocalJournalStore(tmp_path / "journal.sqlite")
     live, made = story()
     await store.commit(Batch(transitions=made[:1]))
     db = store.journal._db
@@ -40,8 +40,8 @@ async def test_a_full_disk_is_unavailable_and_writes_nothing(tmp_path: Path) -> 
 
 
 async def test_a_read_only_database_is_unavailable(tmp_path: Path) -> None:
-    store = SqliteJournalStore(tmp_path / "journal.sqlite")
-    accounts = SqliteAccountStore(tmp_path / "users.sqlite")
+    store = LocalJournalStore(tmp_path / "journal.sqlite")
+    accounts = LocalAccountStore(tmp_path / "users.sqlite")
     store.journal._db.execute("PRAGMA query_only = ON")
     accounts.users._db.execute("PRAGMA query_only = ON")
     _, made = story()
@@ -56,7 +56,7 @@ async def test_a_read_only_database_is_unavailable(tmp_path: Path) -> None:
 
 async def test_writes_by_todays_journal_on_the_same_file_are_folded_in(tmp_path: Path) -> None:
     path = tmp_path / "journal.sqlite"
-    store = SqliteJournalStore(path)
+    store = LocalJournalStore(path)
     live, made = story()
     await store.commit(Batch(transitions=made[:2]))
     assert len(await store.current_alarms()) == 1
@@ -69,7 +69,7 @@ async def test_writes_by_todays_journal_on_the_same_file_are_folded_in(tmp_path:
 
 
 async def test_a_fenced_batch_is_refused_on_one_machine(tmp_path: Path) -> None:
-    store = SqliteJournalStore(tmp_path / "journal.sqlite")
+    store = LocalJournalStore(tmp_path / "journal.sqlite")
     _, made = story()
     with pytest.raises(ValueError, match="no leases"):
         await store.commit(Batch(transitions=made, fence=Fence(0, 1)))

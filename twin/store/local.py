@@ -1,6 +1,7 @@
-"""The store protocols on today's SQLite files: :class:`SqliteJournalStore` (the journal file,
-:class:`~twin.store.journal.Journal`) and :class:`SqliteAccountStore` (``users.sqlite``,
-:class:`~twin.store.users.UserStore`). The single-machine default: no server, no leases.
+"""The single-machine back end: the store protocols on today's SQLite files,
+:class:`LocalJournalStore` (the journal file, :class:`~twin.store.journal.Journal`; ``None``: in
+memory, for headless runs) and :class:`LocalAccountStore` (``users.sqlite``,
+:class:`~twin.store.users.UserStore`). The default: no server, no leases.
 
 A commit is one SQLite transaction (``BEGIN IMMEDIATE``): the touched keys' current alarms are
 checked against the journal's versions inside it, the batch is planned
@@ -15,7 +16,7 @@ step with the journal.
 
 Calls run on the event loop's thread, as the journal's own docstring argues (a call is tens of
 microseconds to a few milliseconds; a thread hop would cost more and could reorder writes).
-:meth:`SqliteJournalStore.restore` folds the whole journal and so may take a second or more for
+:meth:`LocalJournalStore.restore` folds the whole journal and so may take a second or more for
 a long journal: at start-up only.
 
 Failure modes: :class:`~twin.store.protocol.StoreUnavailable` for what the disk or the lock says
@@ -25,9 +26,9 @@ after :data:`~twin.store.sqlite.BUSY_TIMEOUT_S`, ``SQLITE_CANTOPEN*``); the jour
 unchanged; ``ValueError`` for a fenced batch (one machine has no leases to fence with), naive
 datetimes and payloads JSON cannot hold. After any of them nothing of the call was written.
 
-Differences from the PostgreSQL back end, both harmless on one machine: snapshots are keyed by
-device id alone (today's table), so a device that moves site keeps one snapshot; and there is no
-commit feed (there are no other replicas to hear).
+Device-event marks restored are those of the last :data:`MARKS_RESTORED_FOR` (older repeats
+cannot come). Unlike the PostgreSQL back end there is no commit feed: there are no other
+replicas to hear.
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final
 
-from twin.alarms.device_events import DeviceEventKey
 from twin.alarms.lifecycle import Alarm, Transition, replay
 from twin.alarms.responses import AlarmResponse
 from twin.mirror.commands import CommandRecord
@@ -51,6 +51,11 @@ from twin.store.journal import Journal, JournalConflict
 from twin.store.protocol import Batch, Restored, Snapshot, StoreUnavailable
 from twin.store.users import AccountEvent, LoginSession, User, UserStore
 from twin.training.events import TrainingEvent
+
+MARKS_RESTORED_FOR: Final = timedelta(days=30)
+"""Device-event marks loaded at start-up: those recorded in the last 30 days. A device replays
+its queued alarms within hours of a reconnect, and a broker keeps a session's queue for days at
+most; older repeats cannot come."""
 
 UNAVAILABLE_ERRORS: Final = (
     "SQLITE_FULL",
@@ -81,11 +86,11 @@ def _unavailable_as_store_error() -> Iterator[None]:
         raise
 
 
-class SqliteJournalStore:
+class LocalJournalStore:
     """:class:`~twin.store.protocol.JournalStore` on the SQLite journal at ``path`` (created and
-    migrated if needed). ``journal``: the underlying :class:`Journal`, for today's callers."""
+    migrated if needed; ``None``: in memory). ``journal``: the underlying :class:`Journal`."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path | None) -> None:
         with _unavailable_as_store_error():
             self.journal = Journal(path)
         self._alarms: dict[str, Alarm] | None = None
@@ -106,10 +111,9 @@ class SqliteJournalStore:
                 stored = j._one(t.key, t.version)
                 if stored != t:
                     raise JournalConflict(f"{t.key} v{t.version}: recorded {stored}, now given {t}")
-            for t in plan.new:
-                j._insert_transition(t, recorded_at)
-            for key in batch.device_events:
-                j._insert_device_event(key, recorded_at)
+            j._insert_transitions(plan.new, recorded_at)
+            for mark in batch.device_events:
+                j._insert_device_event(mark, recorded_at)
             for command in batch.commands:
                 j._insert_command(command)
             for response in batch.responses:
@@ -117,7 +121,7 @@ class SqliteJournalStore:
             for event in batch.training_events:
                 j._insert_training_event(event)
             for s in batch.snapshots:
-                j._upsert_snapshot(s.device_id, s.site, s.version, s.payload, recorded_at)
+                j._upsert_snapshot(s.site, s.device_id, s.version, s.payload, recorded_at)
         if self._alarms is not None:
             self._alarms.update(plan.alarms)
 
@@ -128,14 +132,10 @@ class SqliteJournalStore:
             self._alarms = self.journal.alarms()
             wanted = None if sites is None else set(sites)
             alarms = {k: a for k, a in self._alarms.items() if wanted is None or a.site in wanted}
-            snapshots = self._snapshots(wanted)
-            devices = {a.device_id for a in alarms.values()} | {s.device_id for s in snapshots}
-            marks = [
-                DeviceEventKey(d, a, e)
-                for d, a, e in self.journal._db.execute("SELECT device_id, alarm_id, event FROM device_alarm_event")
-                if wanted is None or d in devices
-            ]
+            since = datetime.now(UTC) - MARKS_RESTORED_FOR
+            marks = [m for m in self.journal.device_events(since=since) if wanted is None or m.site in wanted]
             commands = [c for c in self.journal.commands() if wanted is None or c.site in wanted]
+            snapshots = self.journal.snapshots(sites=sites)
         return Restored(alarms=alarms, snapshots=snapshots, device_events=frozenset(marks), commands=commands)
 
     async def transitions(
@@ -177,7 +177,7 @@ class SqliteJournalStore:
 
     async def snapshots(self, *, sites: Collection[str] | None = None) -> list[Snapshot]:
         with _unavailable_as_store_error():
-            return self._snapshots(None if sites is None else set(sites))
+            return self.journal.snapshots(sites=sites)
 
     async def commands(self, *, device_id: str | None = None, command_id: str | None = None) -> list[CommandRecord]:
         with _unavailable_as_store_error():
@@ -197,16 +197,6 @@ class SqliteJournalStore:
         self.journal.close()
 
     # --------------------------------------------------------------------------------- internals
-
-    def _snapshots(self, sites: set[str] | None) -> list[Snapshot]:
-        rows = self.journal._db.execute(
-            "SELECT site, device_id, version, payload FROM twin_snapshot ORDER BY site, device_id"
-        )
-        return [
-            Snapshot(site, device_id, version, json.loads(payload))
-            for site, device_id, version, payload in rows
-            if sites is None or site in sites
-        ]
 
     def _current(self, keys: Sequence[str] | None) -> dict[str, Alarm]:
         """The alarms of ``keys`` (``None``: every key) as the journal makes them now: the fold in
@@ -234,7 +224,7 @@ class SqliteJournalStore:
         return found
 
 
-class SqliteAccountStore:
+class LocalAccountStore:
     """:class:`~twin.store.accounts.AccountStore` on ``users.sqlite`` at ``path`` (``None``: in memory)."""
 
     def __init__(self, path: Path | None) -> None:
@@ -297,4 +287,4 @@ class SqliteAccountStore:
         self.users.close()
 
 
-__all__ = ["UNAVAILABLE_ERRORS", "SqliteAccountStore", "SqliteJournalStore", "unavailable"]
+__all__ = ["MARKS_RESTORED_FOR", "UNAVAILABLE_ERRORS", "LocalAccountStore", "LocalJournalStore", "unavailable"]
