@@ -162,15 +162,22 @@ class Database:
                 raise StoreUnavailable(f"PostgreSQL {redacted(self.url)}: {type(error).__name__}: {error}") from error
             raise
 
-    async def run(self, work: Callable[[AsyncConnection], Awaitable[T]], *, transaction: bool = True) -> T:
+    async def run(
+        self, work: Callable[[AsyncConnection], Awaitable[T]], *, transaction: bool = True, pipeline: bool = False
+    ) -> T:
         """``work`` in one transaction (``transaction=False``: in autocommit, for plain reads) on a
         pooled connection, run again (up to :data:`RETRIES` times) when PostgreSQL rolled it back
         for a conflict with another transaction, and bounded by :attr:`Limits.call_timeout_s`.
 
+        ``pipeline``: in psycopg's pipeline mode, so that statements whose results are not read
+        at once travel together (BEGIN with the first query, the last statements with COMMIT):
+        ``work`` must read every result it needs through a fetch (which waits for it), never
+        through ``rowcount`` alone.
+
         The call runs in a task of its own, so that a timeout returns at once: psycopg's clean-up
         of an interrupted query (a cancel request, then closing the connection) may wait seconds
         for a server that does not answer, and finishes in the background."""
-        attempt = asyncio.ensure_future(self._attempts(work, transaction))
+        attempt = asyncio.ensure_future(self._attempts(work, transaction, pipeline))
         try:
             return await asyncio.wait_for(asyncio.shield(attempt), self.limits.call_timeout_s)
         except TimeoutError as error:
@@ -208,13 +215,16 @@ class Database:
 
         return await self.read(row)
 
-    async def _attempts(self, work: Callable[[AsyncConnection], Awaitable[T]], transaction: bool) -> T:
+    async def _attempts(self, work: Callable[[AsyncConnection], Awaitable[T]], transaction: bool, pipeline: bool) -> T:
         for attempt in range(1, RETRIES + 1):
             try:
                 async with self.connection() as conn:
                     if not transaction:
                         return await work(conn)
-                    async with conn.transaction():
+                    if not pipeline:
+                        async with conn.transaction():
+                            return await work(conn)
+                    async with conn.pipeline(), conn.transaction():
                         return await work(conn)
             except Exception as error:
                 if not _retryable(error):

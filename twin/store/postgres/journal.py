@@ -470,7 +470,7 @@ class PostgresJournalStore:
     async def commit(self, batch: Batch) -> None:
         if batch.empty:
             return
-        await self.db.run(partial(self._commit, batch))
+        await self.db.run(partial(self._commit, batch), pipeline=True)
 
     async def _commit(self, batch: Batch, conn: AsyncConnection) -> None:
         if batch.fence is not None:
@@ -486,6 +486,7 @@ class PostgresJournalStore:
                 )
         recorded_at = datetime.now(UTC)
         notice: dict[str, list[Any]] = {}
+        plan = None
         if batch.transitions:
             keys = touched_keys(batch.transitions)
             cursor = await conn.execute(
@@ -499,18 +500,15 @@ class PostgresJournalStore:
                     found = stored.get((t.key, t.version))
                     if found != t:
                         raise JournalConflict(f"{t.key} v{t.version}: recorded {found}, now given {t}")
-            if plan.new:
-                rows = [transition_row(t) for t in plan.new]
-                cursor = await conn.execute(
-                    _INSERT_TRANSITIONS,
-                    _bulk_params(TRANSITION_COLUMNS, rows, (recorded_at, self.db.replica)),
-                )
-                inserted = await cursor.fetchall()
-                if len(inserted) != len(plan.new):
-                    raise LostRace("another transaction appended a planned transition first")
-                notice["transitions"] = [(k, v) for k, v in inserted]
-                alarm_rows = [alarm_row(a) for _, a in sorted(plan.alarms.items())]
-                await conn.execute(_UPSERT_ALARMS, _bulk_params(ALARM_COLUMNS, alarm_rows))
+        # every write is sent before any result is read: in pipeline mode they travel together
+        inserting = None
+        if plan is not None and plan.new:
+            rows = [transition_row(t) for t in plan.new]
+            inserting = await conn.execute(
+                _INSERT_TRANSITIONS, _bulk_params(TRANSITION_COLUMNS, rows, (recorded_at, self.db.replica))
+            )
+            alarm_rows = [alarm_row(a) for _, a in sorted(plan.alarms.items())]
+            await conn.execute(_UPSERT_ALARMS, _bulk_params(ALARM_COLUMNS, alarm_rows))
         parts: tuple[tuple[str, sql.Composed, Sequence[Column], list[tuple[object, ...]], tuple[object, ...]], ...] = (
             (
                 "device_events",
@@ -542,10 +540,19 @@ class PostgresJournalStore:
                 (recorded_at,),
             ),
         )
-        for name, statement, columns, rows, constants in parts:
-            if rows:
-                cursor = await conn.execute(statement, _bulk_params(columns, rows, constants))
-                notice[name] = [tuple(r) for r in await cursor.fetchall()]
+        sent = [
+            (name, await conn.execute(statement, _bulk_params(columns, rows, constants)))
+            for name, statement, columns, rows, constants in parts
+            if rows
+        ]
+        if inserting is not None:
+            assert plan is not None
+            inserted = await inserting.fetchall()
+            if len(inserted) != len(plan.new):
+                raise LostRace("another transaction appended a planned transition first")
+            notice["transitions"] = [(k, v) for k, v in inserted]
+        for name, cursor in sent:
+            notice[name] = [tuple(r) for r in await cursor.fetchall()]
         payloads = encode_notices(
             CommitNotice(
                 origin=self.db.replica,
