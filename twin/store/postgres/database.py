@@ -110,7 +110,7 @@ class Database:
             min_size=lim.pool_min,
             max_size=lim.pool_max,
             open=False,
-            kwargs=self.connect_kwargs(),
+            kwargs={"autocommit": True, **self.conninfo()},
             check=AsyncConnectionPool.check_connection,
             timeout=lim.call_timeout_s,
             reconnect_timeout=24 * 3600.0,  # keep trying: the database coming back is the normal case
@@ -118,14 +118,16 @@ class Database:
         )
         self._abandoned: set[asyncio.Future[Any]] = set()
 
-    def connect_kwargs(self) -> dict[str, object]:
+    def conninfo(self) -> dict[str, str | int]:
+        """The connection parameters every connection of the replica adds to the URL: UTC, the
+        server-side timeouts, the connect timeout, and ``application_name`` (``pg_stat_activity``
+        shows which replica holds a connection)."""
         lim = self.limits
         options = (
             f"-c TimeZone=UTC -c statement_timeout={int(lim.statement_timeout_s * 1000)} "
             f"-c lock_timeout={int(lim.lock_timeout_s * 1000)}"
         )
         return {
-            "autocommit": True,
             "application_name": f"pumptwin/{self.replica}"[:63],
             "options": options,
             "connect_timeout": max(1, int(lim.connect_timeout_s)),

@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator
 from typing import Final
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 
 from twin.store.feed import CHANNEL, FeedEvent, Resync, decode_notice
 from twin.store.postgres.database import Database, redacted, unavailable
@@ -55,7 +56,8 @@ class PostgresCommitFeed:
         missed = False
         while not self._closed:
             try:
-                conn = await psycopg.AsyncConnection.connect(self.db.url, **self.db.connect_kwargs())  # type: ignore[arg-type]
+                conninfo = make_conninfo(self.db.url, **self.db.conninfo())
+                conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
             except Exception as error:
                 if not unavailable(error):
                     raise

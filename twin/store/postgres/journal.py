@@ -147,8 +147,8 @@ DEVICE_EVENT_COLUMNS: Final[tuple[Column, ...]] = (
 )
 
 
-def _names(columns: Sequence[Column], prefix: str = "") -> sql.Composed:
-    return sql.SQL(", ").join(sql.Identifier(name) if not prefix else sql.SQL(prefix + name) for name, _ in columns)
+def _names(columns: Sequence[Column]) -> sql.Composed:
+    return sql.SQL(", ").join(sql.Identifier(name) for name, _ in columns)
 
 
 def _select(columns: Sequence[Column], table: str) -> sql.Composed:
