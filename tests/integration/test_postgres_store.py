@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -26,7 +29,7 @@ from twin.cluster.leases import release as released
 from twin.contract.alarms import AlarmCode, Priority
 from twin.store.feed import Committed, FeedEvent, Resync
 from twin.store.postgres import Database, Limits, PostgresCommitFeed, PostgresJournalStore, PostgresLeaseStore
-from twin.store.postgres.schema import head, migrate
+from twin.store.postgres.schema import MIGRATIONS_DIR, head, migrate, migrate_sync
 from twin.store.protocol import Batch, Fence, Snapshot, StaleEpoch, StoreUnavailable
 
 pytestmark = pytest.mark.integration
@@ -268,8 +271,6 @@ async def test_the_database_killed_mid_run_then_back(postgres: Postgres) -> None
     """SIGKILL to the postmaster and every backend mid-run: calls fail with StoreUnavailable (not
     a hang, not another error), what was committed before is there after the restart, the same
     store objects work again, and the feed says Resync once it listens again."""
-    from twin.store.postgres.schema import migrate_sync
-
     url = postgres.create_database("twin")
     migrate_sync(url)
     live, made = story()
@@ -306,8 +307,6 @@ async def test_the_database_killed_mid_run_then_back(postgres: Postgres) -> None
 
 
 async def test_a_paused_database_fails_calls_within_the_call_timeout(postgres: Postgres) -> None:
-    from twin.store.postgres.schema import migrate_sync
-
     url = postgres.create_database("twin")
     migrate_sync(url)
     _, made = story()
@@ -371,3 +370,24 @@ async def test_replicas_starting_together_migrate_once(postgres_server: Postgres
     assert outputs == [head()] * 3
     assert await asyncio.gather(*(migrate(url) for _ in range(3))) == [head()] * 3
     assert postgres_server.psql("SELECT version_num FROM alembic_version", database=name) == head()
+
+
+def test_an_operator_runs_the_same_migrations_with_alembic(postgres_server: Postgres, tmp_path: Path) -> None:
+    """``alembic upgrade head --sql`` writes SQL a DBA can review and run with psql; the result is
+    the schema the twin makes (append-only triggers included), and the twin then finds it at head."""
+    ini = tmp_path / "alembic.ini"
+    ini.write_text(f"[alembic]\nscript_location = {MIGRATIONS_DIR}\n")
+    name = f"operator_{time.monotonic_ns()}"
+    url = postgres_server.create_database(name)
+    alembic = str(Path(sys.executable).parent / "alembic")
+    env = {**os.environ, "PUMPTWIN_DATABASE__URL": url}
+    offline = subprocess.run(
+        [alembic, "-c", str(ini), "upgrade", "head", "--sql"], env=env, capture_output=True, text=True, check=True
+    )
+    postgres_server.psql(offline.stdout, database=name)
+    with pytest.raises(subprocess.CalledProcessError) as refused:
+        postgres_server.psql("TRUNCATE alarm_journal", database=name)
+    assert "alarm_journal is append-only (TRUNCATE refused)" in refused.value.stderr
+    current = subprocess.run([alembic, "-c", str(ini), "current"], env=env, capture_output=True, text=True, check=True)
+    assert f"{head()} (head)" in current.stdout
+    assert migrate_sync(url) == head()

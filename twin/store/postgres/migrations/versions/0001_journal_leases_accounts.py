@@ -24,7 +24,7 @@ Append-only tables refuse ``UPDATE``, ``DELETE`` and ``TRUNCATE`` by trigger (SQ
 
 from __future__ import annotations
 
-from alembic import op
+from alembic import context, op
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -258,8 +258,12 @@ def _append_only(table: str) -> str:
 
 def _execute(sql: str) -> None:
     """Run ``sql`` (several statements) on psycopg's own cursor: no placeholders, so the ``%`` of
-    PL/pgSQL's RAISE formats reach the server as written."""
-    cursor = op.get_bind().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    PL/pgSQL's RAISE formats reach the server as written. Offline (``alembic upgrade --sql``):
+    written out as it is."""
+    if context.is_offline_mode():
+        op.get_context().impl.static_output(sql)  # verbatim: op.execute would double every %
+        return
+    cursor = op.get_bind().connection.dbapi_connection.cursor()  # type: ignore[union-attr]  # a DBAPI connection is open online
     cursor.execute(sql)
 
 
