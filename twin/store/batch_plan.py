@@ -6,11 +6,11 @@ repeats with what it has stored, then writes the plan.
 Rules (the journal's identity, see :mod:`twin.store.protocol`), for each key in batch order:
 
 * a version at or below the key's current version is a *repeat*: the back end must find exactly
-  that transition stored, else :class:`~twin.store.journal.JournalConflict`;
+  that transition stored, else :class:`JournalConflict`;
 * the next version (current + 1) is *new*: it must follow from the current alarm through the
   lifecycle (:func:`~twin.alarms.lifecycle.replay_step`), else :class:`~twin.store.journal.JournalError`
   (a transition that does not fold would make the journal unreadable at the next restart);
-* a version further on skips one: :class:`~twin.store.journal.JournalError`.
+* a version further on skips one: :class:`JournalError`.
 
 Either error means nothing of the batch may be written.
 """
@@ -21,7 +21,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from twin.alarms.lifecycle import Alarm, AlarmError, Transition, replay_step
-from twin.store.journal import JournalConflict, JournalError
+
+
+class JournalError(Exception):
+    """The journal cannot be used as asked: a version gap, a transition that does not follow, or
+    (from the SQLite file) a newer schema or WAL unavailable. Nothing of the call was written.
+    Importable from :mod:`twin.store.journal` too, where it was first defined."""
+
+
+class JournalConflict(JournalError):
+    """A different transition is already recorded under the same (key, version). Nothing was recorded."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,4 +76,4 @@ def touched_keys(transitions: Sequence[Transition]) -> list[str]:
     return sorted({t.key for t in transitions})
 
 
-__all__ = ["TransitionPlan", "plan_transitions", "touched_keys"]
+__all__ = ["JournalConflict", "JournalError", "TransitionPlan", "plan_transitions", "touched_keys"]

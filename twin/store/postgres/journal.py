@@ -41,9 +41,8 @@ from twin.alarms.lifecycle import Alarm, AlarmState, Source, Transition, Transit
 from twin.alarms.responses import AlarmResponse
 from twin.contract.alarms import Priority
 from twin.mirror.commands import CommandRecord
-from twin.store.batch_plan import plan_transitions, touched_keys
+from twin.store.batch_plan import JournalConflict, JournalError, plan_transitions, touched_keys
 from twin.store.feed import CHANNEL, CommitNotice, Committed, encode_notices
-from twin.store.journal import JournalConflict, JournalError
 from twin.store.local import MARKS_RESTORED_FOR
 from twin.store.postgres.database import Database, LostRace
 from twin.store.protocol import Batch, Restored, Snapshot, StaleEpoch
