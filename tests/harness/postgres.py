@@ -22,6 +22,7 @@ written pages), only a machine crash would, which no test makes; the benchmark t
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import glob
 import grp
 import itertools
@@ -128,7 +129,7 @@ class Postgres:
             check=True,
             capture_output=True,
             cwd=self.dir,
-            **self._as_server_user(),  # type: ignore[arg-type]
+            **self._as_server_user(),  # type: ignore[arg-type]  # Popen's user/group/extra_groups, typed loosely here
         )
 
     def start(self) -> None:
@@ -161,7 +162,8 @@ class Postgres:
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=self.dir,
-            **self._as_server_user(),  # type: ignore[arg-type]
+            preexec_fn=_die_with_parent,
+            **self._as_server_user(),  # type: ignore[arg-type]  # Popen's user/group/extra_groups, typed loosely here
         )
         log.close()
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -256,6 +258,16 @@ class Postgres:
         self.stop(kill=True)
         if self._own_workdir:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGKILL it if the test process dies (a test run killed from
+    outside must not leave a server behind; its backends notice the postmaster's death and exit)."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+PR_SET_PDEATHSIG = 1
+"""``prctl`` option (linux/prctl.h): the signal a process gets when its parent thread dies."""
 
 
 def _process_tree(pid: int) -> list[int]:
