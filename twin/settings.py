@@ -7,9 +7,12 @@ directory, in that order of precedence. Secrets are ``SecretStr``: never printed
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -75,6 +78,63 @@ class AuthSettings(BaseModel):
     )
 
 
+DATABASE_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
+"""URL schemes of a PostgreSQL database (libpq's two, and SQLAlchemy's for the same driver)."""
+
+
+class DatabaseSettings(BaseModel):
+    """The shared database of twin replicas (``twin.store.postgres``). Unset: the single-machine
+    SQLite files in the data directory."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: SecretStr | None = Field(
+        default=None,
+        description="postgresql://user:password@host:port/database; unset: SQLite files in the data directory",
+    )
+    call_timeout_s: float = Field(default=10.0, gt=0, description="longest a store call may take (client side)")
+    pool_max: int = Field(default=8, ge=2, le=100, description="connections one replica may hold")
+
+    @field_validator("url")
+    @classmethod
+    def _postgres_only(cls, url: SecretStr | None) -> SecretStr | None:
+        if url is None:
+            return None
+        scheme = url.get_secret_value().split("://", 1)[0].lower()
+        if "://" not in url.get_secret_value() or scheme not in DATABASE_SCHEMES:
+            raise ValueError(
+                f"the database URL must start with one of {', '.join(s + '://' for s in DATABASE_SCHEMES)}"
+            )
+        return url
+
+
+def default_replica_id() -> str:
+    """Host name, process id and a random suffix: unique per process, as a lease holder must be."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+class ClusterSettings(BaseModel):
+    """Scale-out (``twin.cluster``): used only with a database URL."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    partitions: int = Field(
+        default=64,
+        ge=1,
+        le=4096,
+        description="P, the number of site partitions; fixed for a deployment (changing it re-homes every site)",
+    )
+    lease_ttl_s: float = Field(
+        default=10.0, gt=0, description="a partition lease (and a heartbeat) lasts this long unless renewed"
+    )
+    replica_id: str = Field(
+        default_factory=default_replica_id,
+        min_length=1,
+        max_length=200,
+        description="this replica's id; must be unique per process (default: host-pid-random)",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="PUMPTWIN_", env_nested_delimiter="__", env_file=".env", extra="ignore"
@@ -84,4 +144,6 @@ class Settings(BaseSettings):
     influx: InfluxSettings = Field(default_factory=InfluxSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     data_dir: Path = Field(default=Path("var"), description="journal database, spool and other state")

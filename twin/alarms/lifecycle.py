@@ -594,6 +594,13 @@ def replay(transitions: Iterable[Transition]) -> dict[str, Alarm]:
     return alarms
 
 
+def replay_step(alarm: Alarm | None, transition: Transition) -> Alarm:
+    """One step of :func:`replay`: ``alarm`` (``None`` before the key's first raise) after
+    ``transition``, which must be the operation's exact result (else ``AlarmError("replay_mismatch")``).
+    A store that keeps a current-state table folds each newly recorded transition with it."""
+    return _replay_one(alarm, transition)
+
+
 def _replay_one(alarm: Alarm | None, t: Transition) -> Alarm:
     if alarm is None:
         if t.event != TransitionEvent.RAISE or t.from_state is not None or t.version != 1:
@@ -792,6 +799,7 @@ __all__ = [
     "raise_alarm",
     "remove_from_service",
     "replay",
+    "replay_step",
     "return_to_service",
     "shelve",
     "silence",

@@ -80,6 +80,7 @@ from twin.alarms.lifecycle import Alarm, AlarmState, Source, Transition, Transit
 from twin.alarms.responses import AlarmResponse
 from twin.contract.alarms import Priority
 from twin.mirror.commands import CommandRecord
+from twin.store.batch_plan import JournalConflict, JournalError
 from twin.store.protocol import Batch, Snapshot
 from twin.store.sqlite import BUSY_TIMEOUT_S, SqliteStore, append_only
 from twin.training.events import TrainingEvent
@@ -255,14 +256,6 @@ _JOURNAL_COLUMNS: Final = (
     "key, version, device_id, site, code, priority, source, latching, message, event, from_state, to_state, "
     "actor, at, comment, raised_at, time_to_ack_s, expires_at"
 )
-
-
-class JournalError(Exception):
-    """The journal file cannot be used as asked (see the module docstring)."""
-
-
-class JournalConflict(JournalError):
-    """A different transition is already recorded under the same (key, version). Nothing was recorded."""
 
 
 _RESPONSE_COLUMNS: Final = (

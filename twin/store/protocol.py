@@ -170,7 +170,8 @@ class LeaseStore(Protocol):
     """Partition leases and replica liveness (PostgreSQL; a single SQLite twin needs none)."""
 
     async def heartbeat(self, replica: str, now: datetime, ttl: timedelta) -> list[str]:
-        """Say ``replica`` is alive until ``now + ttl``; return every live replica id, sorted."""
+        """Say ``replica`` is alive until ``now + ttl``; return every live replica id, sorted.
+        A zero ``ttl`` says the replica is leaving: it is not live from ``now`` on."""
         ...
 
     async def acquire(self, partition: int, replica: str, now: datetime, ttl: timedelta) -> Lease | None:
