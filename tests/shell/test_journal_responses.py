@@ -82,9 +82,9 @@ def test_a_schema_1_journal_gains_the_response_and_training_tables_and_keeps_its
         with Journal(path) as old:
             assert old.schema_version == 1
             old.record(made)
-    assert SCHEMA_VERSION == 3
+    assert SCHEMA_VERSION == 4
     with Journal(path) as journal:
-        assert journal.schema_version == 3  # 2: responses, 3: training events
+        assert journal.schema_version == 4  # 2: responses, 3: training events, 4: escalations and frames
         assert journal.alarms() == {alarm.key: alarm}
         assert journal.record_response(response(1, key=alarm.key))
         assert [r.key for r in journal.responses()] == [alarm.key]
