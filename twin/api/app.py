@@ -67,6 +67,7 @@ from twin.store.users import User, UserStore
 
 if TYPE_CHECKING:
     from twin.scenarios.runner import ScenarioRunner
+    from twin.service.escalator import Escalator
 
 ApiAction = Annotated[
     RefillAction | ReprogramAction | ClinicianBolusAction | PatientBolusAction | InjectFaultAction | ClearFaultAction,
@@ -132,6 +133,7 @@ def create_app(
     users: UserStore | None = None,
     auth: AuthSettings | None = None,
     scenarios: ScenarioRunner | None = None,
+    escalator: Escalator | None = None,
 ) -> FastAPI:
     """Every handler is ``async``: they run on the event loop's thread, like the MQTT ingest, so the
     service's state and its SQLite journal are only ever touched from one thread (no locks, and
@@ -140,7 +142,8 @@ def create_app(
     ``users``: the account store; without one the app has no accounts and every ``/api`` route
     but login answers 401 (closed by default, never open). With ``scenarios`` (a process that
     runs a simulation too), the scenario routes of :mod:`twin.api.scenarios` and the training
-    routes of :mod:`twin.api.training` are included."""
+    routes of :mod:`twin.api.training` are included; with ``escalator``, the escalation routes of
+    :mod:`twin.api.escalations`."""
     app = FastAPI(
         title="PumpTwin twin service",
         version=__version__,
@@ -407,6 +410,12 @@ def create_app(
             body.update(health())
         code = 200 if body.get("status") == "ok" else 503
         return JSONResponse(status_code=code, content=body)
+
+    if escalator is not None:
+        from twin.api.escalations import escalation_router
+
+        app.state.escalator = escalator
+        app.include_router(escalation_router(escalator))
 
     if scenarios is not None:
         from twin.api.scenarios import scenario_router

@@ -16,7 +16,9 @@ import uvicorn
 from twin.api.app import create_app
 from twin.influx.writer import InfluxWriter
 from twin.mqtt_endpoint import MqttEndpoint
+from twin.service.escalator import Escalator
 from twin.service.mqtt_link import run_clock, run_link
+from twin.service.paging_webhook import PagingWebhook
 from twin.service.twin_service import TwinService
 from twin.settings import Settings
 from twin.store.journal import Journal
@@ -50,6 +52,8 @@ class RunningTwin:
     writer: InfluxWriter | None = None
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     users: UserStore | None = None
+    escalator: Escalator | None = None
+    webhook: PagingWebhook | None = None
 
 
 @contextlib.asynccontextmanager
@@ -84,6 +88,16 @@ async def running_twin(
             writer = await stack.enter_async_context(InfluxWriter(settings.influx, spool_dir))
             log.info("time series: %s", writer.describe())
         service = TwinService(journal, writer=writer, name=client_id)
+        webhook: PagingWebhook | None = None
+        if settings.escalation.webhook_url:
+            webhook = await stack.enter_async_context(PagingWebhook.from_settings(settings.escalation))
+            log.info("escalations: %s", webhook.describe())
+        escalator = Escalator(
+            service,
+            settings.escalation.policy(),
+            users=users,
+            sinks=[webhook.submit] if webhook is not None else [],
+        )
 
         def health() -> dict[str, Any]:
             ok = connected.is_set()
@@ -93,7 +107,9 @@ async def running_twin(
                 "influx": writer.describe() if writer is not None else "disabled",
             }
 
-        app = create_app(service, health=health, users=users, auth=settings.auth, scenarios=scenarios)
+        app = create_app(
+            service, health=health, users=users, auth=settings.auth, scenarios=scenarios, escalator=escalator
+        )
         config = uvicorn.Config(
             app, host=settings.http.host, port=settings.http.port, log_level=log_level, lifespan="off"
         )
@@ -113,7 +129,9 @@ async def running_twin(
                 tasks[2].result()  # raises: the port is taken, say so
             await asyncio.sleep(0.02)
         port = server.servers[0].sockets[0].getsockname()[1] if server.servers else settings.http.port
-        running = RunningTwin(service, f"http://{settings.http.host}:{port}", connected, stop, writer, tasks, users)
+        running = RunningTwin(
+            service, f"http://{settings.http.host}:{port}", connected, stop, writer, tasks, users, escalator, webhook
+        )
         try:
             yield running
         finally:

@@ -170,6 +170,8 @@ class TwinService:
         self.reject_counts: dict[str, int] = {}
         self.transition_listeners: list[Callable[[Transition], None]] = []
         self.response_listeners: list[Callable[[AlarmResponse], None]] = []
+        self.tick_listeners: list[Callable[[datetime], None]] = []
+        """Called at the end of every :meth:`tick` with its ``now`` (escalations, session frames)."""
         self.started_at = clock()
         self._restore()
 
@@ -558,6 +560,11 @@ class TwinService:
                 self._log_command(new)
         self.flush_snapshots()
         self._update_gauges()
+        for listener in list(self.tick_listeners):
+            try:
+                listener(now)
+            except Exception:  # one observer's bug must not stop the clock's other work
+                log.exception("a tick listener failed")
 
     def flush_snapshots(self, *, everything: bool = False) -> None:
         """Save the twins changed since the last flush (``everything``: all of them, at shutdown,
