@@ -17,18 +17,21 @@ from twin.alarms.lifecycle import Transition, acknowledge, condition_cleared, co
 from twin.alarms.responses import RESPONSE_CATALOGUE, AlarmResponse, ResponseAction
 from twin.contract.alarms import Priority
 from twin.scenarios.fleet import members_of, resolve_fleet
-from twin.scenarios.model import AlarmExpectation
+from twin.scenarios.model import AlarmExpectation, AlarmFloodExpectation
 from twin.scenarios.scenario_file import load_library
 from twin.scenarios.timeline import expand
 from twin.timeseries.points import TrainingVerdict, training_response_point
 from twin.training.scoring import (
     ACK_TARGET_S,
+    FLOOD_KEY_PREFIX,
     SATISFIES,
     STRAY_RESPONSE_COST,
     Verdict,
     ack_credit,
     acts,
     expected_responses,
+    flood_key,
+    flood_sites,
     occurrences,
     score,
     scored_devices,
@@ -190,7 +193,8 @@ def test_the_window_and_the_pumps_bound_what_is_scored() -> None:
 
 def test_every_response_action_is_mapped_and_every_catalogue_expectation_can_be_met() -> None:
     assert set(SATISFIES) == set(ResponseAction) == set(RESPONSE_CATALOGUE)
-    reachable = {s.value for satisfied in SATISFIES.values() for s in satisfied}
+    # triage_by_priority is met by the order of a trainee's acts, not by a response action
+    reachable = {s.value for satisfied in SATISFIES.values() for s in satisfied} | {"triage_by_priority"}
     catalogue = load_library()
     assert len(catalogue) >= 13
     for scenario in catalogue.values():
@@ -204,7 +208,13 @@ def test_every_response_action_is_mapped_and_every_catalogue_expectation_can_be_
             assert len(names) == len(set(names)), (scenario.name, key)
         devices = scored_devices(timeline)
         assert set(devices) <= set(timeline.device_ids)
-        assert {key.split("/")[0] for key in expected} <= set(devices), scenario.name
+        alarm_keys = {key for key in expected if not key.startswith(FLOOD_KEY_PREFIX)}
+        assert {key.split("/")[0] for key in alarm_keys} <= set(devices), scenario.name
+        flooded = {e.site for e in scenario.expect if isinstance(e, AlarmFloodExpectation) and e.responses}
+        assert set(flood_sites(expected)) == flooded, scenario.name
+        for site in flooded:  # every response a flood expects can be met, and its site's pumps are scored
+            assert set(expected[flood_key(site)]) <= reachable, (scenario.name, site)
+            assert {d for d, s in timeline.sites.items() if s == site} <= set(devices)
 
 
 def test_the_report_round_trips_through_json_and_reads_as_csv_and_influx_points() -> None:

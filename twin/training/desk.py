@@ -10,9 +10,10 @@ conditions) the desk freezes the score, journals ``completed``/``aborted`` with 
 ``training`` points to InfluxDB and says so on the live stream.
 
 While a session runs, its score is computed on demand from the journal (the trainees'
-acknowledgements, silences and responses), and a ``training`` event (the session with its
-per-trainee summary) goes out on the live stream whenever an alarm on a session pump is raised or
-a trainee acts, so the instructor's page follows the trainees as they work.
+acknowledgements, silences and responses, the escalations of unanswered alarms, the floods at the
+scenario's flood sites), and a ``training`` event (the session without anyone's scores: every
+console hears the stream) goes out on the live stream whenever an alarm on a session pump is
+raised or a trainee acts, so the instructor's page refetches and follows the trainees as they work.
 
 A twin restarted during a session finds it ``running`` in the journal with no run behind it: the
 desk ends it as ``aborted`` ("the twin restarted during the session"), scored on what the journal
@@ -36,12 +37,22 @@ from twin.service.twin_service import TwinService
 from twin.store.users import UserStore
 from twin.timeseries.points import training_response_point
 from twin.training.events import TrainingEvent
-from twin.training.scoring import TrainingScore, acts, expected_responses, occurrences, score, scored_devices
+from twin.training.scoring import (
+    TrainingScore,
+    acts,
+    expected_responses,
+    flood_sites,
+    floods,
+    occurrences,
+    score,
+    scored_devices,
+)
 from twin.training.session import (
     SessionStatus,
     TrainingSession,
     ended_event,
     fold,
+    only_trainee,
     session_json,
     started_event,
     training_points,
@@ -107,10 +118,16 @@ class TrainingDesk:
             return session.final
         return self._compute(session, end=None, ended=False)
 
-    def json(self, session: TrainingSession, *, detail: bool = True, reveal: bool = True) -> dict[str, Any]:
+    def json(
+        self, session: TrainingSession, *, detail: bool = True, reveal: bool = True, only: str | None = None
+    ) -> dict[str, Any]:
         """The session as the API shows it (:func:`~twin.training.session.session_json`), with its
-        run's timeline ``progress`` (simulated seconds, pauses excluded) while it runs."""
-        body = session_json(session, self.score(session), detail=detail, reveal=reveal)
+        run's timeline ``progress`` (simulated seconds, pauses excluded) while it runs. With
+        ``only``, the report holds that trainee's rows, summary and acts alone (a trainee's view)."""
+        result = self.score(session)
+        if only is not None:
+            result = only_trainee(result, only)
+        body = session_json(session, result, detail=detail, reveal=reveal)
         # only while it runs: run ids start again at run-1 when the twin restarts
         run = self.runner.runs.get(session.run_id) if session.active else None
         body["progress"] = run.progress() if run is not None else None
@@ -122,12 +139,20 @@ class TrainingDesk:
         trainees = frozenset(session.trainees)
         transitions = journal.transitions(since=session.started_at)
         responses = journal.responses(since=session.started_at)
+        sites = flood_sites(session.expected)
+        window_end = end if end is not None else self.service.clock()
         return score(
             occurrences(transitions, devices, session.started_at, end),
             acts(transitions, responses, trainees, devices, session.started_at, end),
             session.trainees,
             session.expected,
             ended=ended,
+            escalations=[
+                e
+                for e in journal.escalations(since=session.started_at)
+                if e.device_id in devices and (end is None or e.due_at <= end)
+            ],
+            flood_periods=floods(transitions, sites, session.started_at, window_end) if sites else (),
         )
 
     # --------------------------------------------------------------------------------- commands
@@ -258,6 +283,8 @@ class TrainingDesk:
             return
         try:
             body = self.json(session, detail=False, reveal=not session.active)  # trainees hear it too
+            # every console hears the stream: nobody's scores on it (the pages fetch what their user may see)
+            body["report"]["trainees"] = []
             body["event"] = event
             self.service.bus.publish("training", body, coalesce_key=f"training:{session.session_id}")
         except Exception:
