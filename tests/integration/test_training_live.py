@@ -181,7 +181,9 @@ async def test_a_session_scored_from_what_trainees_did_and_written_to_influxdb(
                 series = result["results"][0].get("series", [])  # type: ignore[index, union-attr]
                 return [row[1:] for s in series for row in s["values"]]
 
-            await until(lambda: len(stored()) == len(table), what="the training points reach InfluxDB")
+            await until(
+                lambda: len(stored()) == len(final["report"]["alarms"]), what="the training points reach InfluxDB"
+            )
             verdicts = {(trainee_, code): (verdict, ack_s) for trainee_, code, verdict, ack_s in stored()}
             assert verdicts[("trainee", "motor_stall")] == (
                 "correct",
