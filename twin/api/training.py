@@ -8,6 +8,11 @@ a simulation: ``pumptwin demo``). See :mod:`twin.training.desk`.
 * ``POST /api/training/sessions/{id}/pause`` | ``resume`` | ``abort`` (instructor);
 * ``GET /api/training/sessions/{id}/report.json`` | ``report.csv`` — the report as a download;
 * ``GET /api/training/current`` — the running session the signed-in user is a trainee of;
+* ``GET /api/training/sessions/{id}/replay`` — the session as a timeline to play back
+  (:mod:`twin.training.replay`), built from the journal alone; a running session's replay is for
+  instructors (``session_running``, 409, for anyone else until it ends);
+* ``GET /api/training/replay?since=&until=&site=&device_id=`` — any window of the journal, replayed
+  the same way (no scores: a window is not a session);
 * ``GET /api/training/trainees/{name}/record`` | ``record.csv`` — a trainee's competence record
   (:mod:`twin.training.records`): every ended session, by alarm code, by scenario, the trend; the
   CSV holds every row behind it.
@@ -21,7 +26,8 @@ only their own record (another's is ``not_your_record``, 403). The team's figure
 (acknowledged before escalation) are the team's and shown to all.
 
 Errors are JSON with a stable ``reason``: ``unknown_session``, ``unknown_trainee`` for a record
-(404), ``not_your_record`` (403), ``no_trainees``,
+(404), ``not_your_record`` (403), ``session_running`` (a replay, 409), ``invalid_window`` (422),
+``no_trainees``,
 ``unknown_trainee``, ``not_a_trainee`` (422), ``session_finished`` and the scenario runner's
 refusals (``run_active``, ``flat_out``, ``invalid_for_fleet``: 409; ``unknown_scenario``: 404;
 ``not_attached``: 503). Reading needs a session (any role); starting and steering a session need
@@ -31,9 +37,10 @@ the instructor role (``Permission.RUN_SCENARIO``): a trainee cannot start one (4
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -44,6 +51,7 @@ from twin.roles import Permission, can
 from twin.store.users import User
 from twin.training.desk import TrainingDesk
 from twin.training.records import record_csv, record_json, trainee_record, trainees_of
+from twin.training.replay import session_replay, window_replay
 from twin.training.session import TrainingSession, only_trainee, report_csv
 
 Trainer = Annotated[User, Depends(allowed(Permission.RUN_SCENARIO))]
@@ -55,6 +63,10 @@ _STATUS = {
     "unknown_trainee": 422,
     "not_a_trainee": 422,
 }
+
+MAX_REPLAY_WINDOW: Final = timedelta(days=7)
+"""Longest journal window one replay covers: a week of a ward's alarms is a debrief's worth (and
+stays a few megabytes of JSON); page through longer stretches."""
 
 
 class _Body(BaseModel):
@@ -163,6 +175,76 @@ def training_router(desk: TrainingDesk) -> APIRouter:
                 result = only_trainee(result, only)
             text = report_csv(session, result, reveal=_reveal(session, user))
         return _download(text, "text/csv; charset=utf-8", f"training-{session_id}.csv")
+
+    @router.get("/sessions/{session_id}/replay")
+    async def replay(session_id: str, user: Reader) -> dict[str, Any]:
+        with refusals(_STATUS):
+            session = desk.get(session_id)
+        if session.active and not can(user.role, Permission.RUN_SCENARIO):
+            raise HTTPException(
+                409, detail={"reason": "session_running", "detail": "a session is replayed once it has ended"}
+            )
+        journal = desk.service.journal
+        result = desk.score(session)
+        only = _only(user)
+        if only is not None:
+            result = only_trainee(result, only)
+        end = session.ended_at or desk.service.clock()
+        return session_replay(
+            session,
+            result,
+            end=end,
+            transitions=journal.transitions(since=session.started_at),
+            escalations=journal.escalations(since=session.started_at),
+            frames=journal.frames(session.session_id),
+            events=journal.training_events(session.session_id),
+            commands=[c for d in session.devices for c in journal.commands(device_id=d)],
+            sites={d: t.site for d in session.devices if (t := desk.service.twins.get(d)) is not None},
+            reveal=_reveal(session, user),
+        )
+
+    @router.get("/replay")
+    async def replay_window(
+        user: Reader,
+        since: datetime,
+        until: datetime | None = None,
+        site: str | None = None,
+        device_id: Annotated[list[str] | None, Query()] = None,
+    ) -> dict[str, Any]:
+        end = until or desk.service.clock()
+        try:
+            span = end - since
+        except TypeError:
+            raise HTTPException(422, detail={"reason": "invalid_window", "detail": "give times with a zone"}) from None
+        if not timedelta(0) < span <= MAX_REPLAY_WINDOW:
+            raise HTTPException(
+                422,
+                detail={
+                    "reason": "invalid_window",
+                    "detail": f"the window must be positive and at most {MAX_REPLAY_WINDOW}",
+                },
+            )
+        journal = desk.service.journal
+        try:
+            transitions = journal.transitions(site=site, since=since)
+            escalations = journal.escalations(since=since)
+            responses = journal.responses(since=since)
+            frames = journal.frames(since=since, until=end)
+        except (OverflowError, ValueError) as exc:
+            raise HTTPException(422, detail={"reason": "invalid_window", "detail": str(exc)}) from None
+        commands = [c for c in journal.commands() if since <= c.at <= end]
+        return window_replay(
+            since,
+            end,
+            transitions=transitions,
+            responses=responses,
+            escalations=escalations,
+            frames=frames,
+            commands=commands,
+            devices=device_id,
+            site=site,
+            only=_only(user),
+        )
 
     @router.get("/trainees/{name}/record")
     async def record(name: str, user: Reader) -> dict[str, Any]:

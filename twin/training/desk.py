@@ -15,6 +15,12 @@ scenario's flood sites), and a ``training`` event (the session without anyone's 
 console hears the stream) goes out on the live stream whenever an alarm on a session pump is
 raised or a trainee acts, so the instructor's page refetches and follows the trainees as they work.
 
+For the debrief (``twin.training.replay``) the desk also journals what a replay plays back and the
+rest of the journal does not hold: each scenario step as it happens (training events ``step-<n>``:
+the fault, refill, reprogram, bolus or patient symptom, its pump, its simulated offset and outcome),
+and at each clock tick a :class:`~twin.training.frames.PumpFrame` of every session pump whose
+figures moved (:func:`~twin.training.frames.worth_recording`), from the start to the end.
+
 A twin restarted during a session finds it ``running`` in the journal with no run behind it: the
 desk ends it as ``aborted`` ("the twin restarted during the session"), scored on what the journal
 holds up to then.
@@ -37,6 +43,8 @@ from twin.service.twin_service import TwinService
 from twin.store.users import UserStore
 from twin.timeseries.points import training_response_point
 from twin.training.events import TrainingEvent
+from twin.training.frames import PumpFrame, frame_state, worth_recording
+from twin.training.replay import STEP_EVENT_PREFIX
 from twin.training.scoring import (
     TrainingScore,
     acts,
@@ -85,9 +93,13 @@ class TrainingDesk:
         for session in list(self.sessions.values()):
             if session.active:  # no run survives a restart
                 self._end(session, "aborted", actor="twin", reason=RESTARTED)
+        self._frames: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}  # (session, pump) -> last seq, state
+        self._looked: dict[tuple[str, str], tuple[int, str]] = {}  # (session, pump) -> twin version, presence
+        self._steps: dict[str, int] = {}  # session -> steps journaled
         runner.listeners.append(self._on_run)
         service.transition_listeners.append(self._on_transition)
         service.response_listeners.append(self._on_response)
+        service.tick_listeners.append(self._on_tick)
 
     # ---------------------------------------------------------------------------------- queries
 
@@ -188,6 +200,7 @@ class TrainingDesk:
         )
         self.service.journal.record_training_event(started_event(session))
         self.sessions[session.session_id] = session
+        self._record_frames(session, session.started_at)  # the baseline the replay starts from
         log.info("training session %s: %s for %s, by %s", session.session_id, session.scenario, names, instructor)
         self._announce(session, "started")
         return session
@@ -226,6 +239,7 @@ class TrainingDesk:
         session = self._session_of(run)
         if session is None:
             return
+        self._record_steps(session, run)
         actor = self._actor or run.aborted_by or "scenario"
         if event in ("paused", "resumed"):
             status: SessionStatus = "paused" if event == "paused" else "running"
@@ -246,6 +260,8 @@ class TrainingDesk:
 
     def _end(self, session: TrainingSession, status: str, *, actor: str, reason: str | None) -> None:
         at = self.service.clock()
+        if reason != RESTARTED:
+            self._record_frames(session, at)  # how the pumps were left
         final = self._compute(session, end=at, ended=True)
         ended = replace(
             session,
@@ -261,6 +277,69 @@ class TrainingDesk:
             writer.submit([training_response_point(p) for p in training_points(ended, final)])
         log.info("training session %s %s", session.session_id, ended.status)
         self._announce(ended, ended.status)
+
+    # ------------------------------------------------------------------------- replay records
+
+    def _record_steps(self, session: TrainingSession, run: ScenarioRun) -> None:
+        """Journal the run's steps dispatched since the last call (``step-<n>``), and the abort's
+        restores; a step dropped by an abort never happened and is not journaled."""
+        done = self._steps.get(session.session_id, 0)
+        happened = [s for s in [*run.steps, *run.restores] if s.status not in ("scheduled", "dropped")]
+        if len(happened) <= done:
+            return
+        at = self.service.clock()
+        sim = run.sim
+        for number, step in enumerate(happened[done:], start=done + 1):
+            cue = step.cue
+            detail = {
+                "index": number,
+                "step_id": cue.step_id,
+                "step": cue.step,
+                "device_id": cue.device_id,
+                "at_s": cue.at_s,
+                "sim_time": sim.at(run.start_s + cue.at_s).isoformat(),
+                "note": cue.note,
+                "symptom": cue.symptom,
+                "severity": cue.severity.value if cue.severity is not None else None,
+                "responses": [r.value for r in cue.responses],
+                "actions": [a.type for a in cue.actions],
+                "status": step.status,
+                "reason": step.reason,
+                "command_ids": list(step.command_ids),
+            }
+            event = TrainingEvent(session.session_id, f"{STEP_EVENT_PREFIX}{number}", run.actor, at, detail)
+            self.service.journal.record_training_event(event)
+        self._steps[session.session_id] = len(happened)
+
+    def _on_tick(self, now: datetime) -> None:
+        session = self.active
+        if session is not None:
+            self._record_frames(session, now)
+
+    def _record_frames(self, session: TrainingSession, now: datetime) -> None:
+        """Journal a frame of each session pump whose figures moved since its last frame."""
+        frames: list[PumpFrame] = []
+        for device_id in session.devices:
+            twin = self.service.twins.get(device_id)
+            if twin is None:
+                continue
+            where = (session.session_id, device_id)
+            look = (twin.version, twin.presence.value)
+            if self._looked.get(where) == look:
+                continue
+            self._looked[where] = look
+            state = frame_state(
+                self.service.summary(twin, now),
+                twin.reported.model_dump(mode="json") if twin.reported is not None else None,
+                twin.telemetry.model_dump(mode="json") if twin.telemetry is not None else None,
+            )
+            seq, previous = self._frames.get(where, (0, None))
+            if not worth_recording(previous, state):
+                continue
+            frames.append(PumpFrame(session.session_id, device_id, seq + 1, now, state))
+            self._frames[where] = (seq + 1, state)
+        if frames:
+            self.service.journal.record_frames(frames)
 
     def _on_transition(self, transition: Transition) -> None:
         session = self.active
