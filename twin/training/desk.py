@@ -19,7 +19,8 @@ For the debrief (``twin.training.replay``) the desk also journals what a replay 
 rest of the journal does not hold: each scenario step as it happens (training events ``step-<n>``:
 the fault, refill, reprogram, bolus or patient symptom, its pump, its simulated offset and outcome),
 and at each clock tick a :class:`~twin.training.frames.PumpFrame` of every session pump whose
-figures moved (:func:`~twin.training.frames.worth_recording`), from the start to the end.
+figures moved (:func:`~twin.training.frames.worth_recording`), from the start to the end, timed at
+the arrival of the message that moved them.
 
 A twin restarted during a session finds it ``running`` in the journal with no run behind it: the
 desk ends it as ``aborted`` ("the twin restarted during the session"), scored on what the journal
@@ -93,7 +94,8 @@ class TrainingDesk:
         for session in list(self.sessions.values()):
             if session.active:  # no run survives a restart
                 self._end(session, "aborted", actor="twin", reason=RESTARTED)
-        self._frames: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}  # (session, pump) -> last seq, state
+        # (session, pump) -> the last frame's seq, state and time
+        self._frames: dict[tuple[str, str], tuple[int, dict[str, Any] | None, datetime]] = {}
         self._looked: dict[tuple[str, str], tuple[int, str]] = {}  # (session, pump) -> twin version, presence
         self._steps: dict[str, int] = {}  # session -> steps journaled
         runner.listeners.append(self._on_run)
@@ -333,11 +335,15 @@ class TrainingDesk:
                 twin.reported.model_dump(mode="json") if twin.reported is not None else None,
                 twin.telemetry.model_dump(mode="json") if twin.telemetry is not None else None,
             )
-            seq, previous = self._frames.get(where, (0, None))
+            seq, previous, previous_at = self._frames.get(where, (0, None, session.started_at))
             if not worth_recording(previous, state):
                 continue
-            frames.append(PumpFrame(session.session_id, device_id, seq + 1, now, state))
-            self._frames[where] = (seq + 1, state)
+            # when the pump came to look like this: the arrival of the message (or the presence
+            # change) that made it so, not the tick that noticed (up to a second later)
+            made = [t for t in (twin.last_seen_at, twin.presence_since) if t is not None]
+            at = min(now, max([previous_at, *made]))
+            frames.append(PumpFrame(session.session_id, device_id, seq + 1, at, state))
+            self._frames[where] = (seq + 1, state, at)
         if frames:
             self.service.journal.record_frames(frames)
 

@@ -110,7 +110,7 @@ export function replayView(ctx, sessionId) {
           if (next !== null) seek(next);
         },
       },
-      "Next alarm ⏭",
+      "Next alarm →",
     );
     el.clock = h("span", { class: "replay-clock", dataset: { testid: "replay-clock" }, "aria-live": "off" });
     el.marks = h("div", { class: "replay-marks", "aria-hidden": "true" }, marks());
