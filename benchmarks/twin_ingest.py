@@ -132,7 +132,7 @@ async def twin(url: str, stream: list[tuple[str, bytes, int]], data_dir: Path) -
     counts = {
         "handled": handled(),
         "rejected": sum(service.reject_counts.values()),
-        "alarm_points": len(service.board.alarms),
+        "alarm_points": len(service.fleet.board.alarms),
     }
     return elapsed, counts
 

@@ -5,7 +5,8 @@ Three kinds of account, each a username in Mosquitto's password file with its ri
 * a **device** (username = device id): publishes only its own topics
   (``pumptwin/v1/<site>/<id>/{birth,state,telemetry,alarm,status,cmd/result}``) and reads only its own ``cmd``;
 * **twin**: reads everything under ``pumptwin/v1/#``; writes ``cmd`` only in simulation sites;
-* **simulator**: publishes for any device of a simulation site and reads those devices' ``cmd``.
+* **simulator**: publishes for any device of a simulation site and reads those devices' ``cmd``;
+  it also publishes the site's simulation clock (``pumptwin/v1/{site}/clock``).
 
 The safety rule of the product (real pumps are read-only mirrors) is enforced here a second time, in the
 broker, below the twin's own check of the ``simulated`` flag: simulated devices live in *simulation sites*,
@@ -189,6 +190,7 @@ def render_acl(policy: AccessPolicy) -> str:
     for site in sites:
         lines.extend(f"topic write {_topic(site, '+', channel)}" for channel in DEVICE_CHANNELS)
         lines.append(f"topic read {_topic(site, '+', Channel.CMD)}")
+        lines.append(f"topic write {TOPIC_ROOT}/{site}/{Channel.CLOCK.value}")
     for device in sorted(policy.devices):
         kind = "simulated" if policy.is_simulated(device) else "real"
         lines.append("")

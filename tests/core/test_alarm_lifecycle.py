@@ -392,8 +392,11 @@ def test_raise_honours_an_explicit_latching_choice() -> None:
     assert not alarm.latching
 
 
-def test_alarm_key_is_device_and_code() -> None:
-    assert lc.alarm_key("pump-1", AlarmCode.MOTOR_STALL) == "pump-1/motor_stall"
+def test_alarm_key_is_site_device_and_code() -> None:
+    assert lc.alarm_key("clinic-a", "pump-1", AlarmCode.MOTOR_STALL) == "clinic-a/pump-1/motor_stall"
+    assert lc.alarm_key("clinic-b", "pump-1", AlarmCode.MOTOR_STALL) != lc.alarm_key(
+        "clinic-a", "pump-1", "motor_stall"
+    )
 
 
 # ------------------------------------------------------------------------------------------ refusals

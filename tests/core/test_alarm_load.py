@@ -44,7 +44,7 @@ def raised_at(
     to_state: AlarmState = AU,
 ) -> Transition:
     return Transition(
-        key=lc.alarm_key(device, code),
+        key=lc.alarm_key(site, device, code),
         device_id=device,
         site=site,
         code=code,
@@ -331,7 +331,7 @@ def test_no_annunciations_give_zero_shares() -> None:
 
 def _alarm(device: str, raised: datetime, *, site: str = "clinic-a") -> Alarm:
     alarm, _ = lc.raise_alarm(
-        lc.alarm_key(device, "motor_stall"), device, site, "motor_stall", "device", Priority.HIGH, "stall", raised
+        lc.alarm_key(site, device, "motor_stall"), device, site, "motor_stall", "device", Priority.HIGH, "stall", raised
     )
     return alarm
 

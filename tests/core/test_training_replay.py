@@ -100,8 +100,8 @@ def test_a_journal_window_replays_who_acted_which_alarms_their_escalations_and_t
         CommandRecord("c1", "p1", "w", "applied", "scenario:x", T0 + S, {}),
     ]
     pump = [
-        PumpFrame("t-1", "p1", 1, T0, {"motor": "running"}),
-        PumpFrame("t-1", "p1", 2, T0 + 2 * S, {"motor": "stalled"}),
+        PumpFrame("t-1", "w", "p1", 1, T0, {"motor": "running"}),
+        PumpFrame("t-1", "w", "p1", 2, T0 + 2 * S, {"motor": "stalled"}),
     ]
     body = window_replay(
         T0,

@@ -209,7 +209,7 @@ def test_every_response_action_is_mapped_and_every_catalogue_expectation_can_be_
         devices = scored_devices(timeline)
         assert set(devices) <= set(timeline.device_ids)
         alarm_keys = {key for key in expected if not key.startswith(FLOOD_KEY_PREFIX)}
-        assert {key.split("/")[0] for key in alarm_keys} <= set(devices), scenario.name
+        assert {key.split("/")[1] for key in alarm_keys} <= set(devices), scenario.name
         flooded = {e.site for e in scenario.expect if isinstance(e, AlarmFloodExpectation) and e.responses}
         assert set(flood_sites(expected)) == flooded, scenario.name
         for site in flooded:  # every response a flood expects can be met, and its site's pumps are scored

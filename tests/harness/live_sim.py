@@ -14,10 +14,10 @@ from pathlib import Path
 from tests.harness.accounts import add_accounts
 from tests.harness.servers import Influxd, Mosquitto
 from tests.harness.waiting import until
+from twin.app.serve import RunningTwin, running_twin
 from twin.mqtt_endpoint import MqttEndpoint
 from twin.scenarios.model import InlineFleet, Scenario
 from twin.scenarios.runner import ScenarioRunner
-from twin.service.runtime import RunningTwin, running_twin
 from twin.settings import EscalationSettings, Settings
 from twin.sim.driver import SimDriver
 from twin.sim.simulation import FleetSimulation
@@ -85,7 +85,7 @@ async def live_sim(
                 await prepare()
             everyone = [*sim.devices, *real]
             await until(
-                lambda: all((t := twin.service.twins.get(d)) is not None and t.reported is not None for d in everyone),
+                lambda: all((t := twin.service.twin_of(d)) is not None and t.reported is not None for d in everyone),
                 what="the twin mirrors every pump",
             )
             assert twin.users is not None

@@ -41,8 +41,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 WAIT_MS = 30_000  # generous waits for things to appear; never a pass/fail timing criterion
 SITE = "debrief-ward"
-STALL = "db-a/motor_stall"
-MEMORY = "db-b/memory_error"
+STALL = f"{SITE}/db-a/motor_stall"
+MEMORY = f"{SITE}/db-b/memory_error"
 TIER_1_S = 10.0
 """The drill's first escalation tier in wall seconds (the default is 2 minutes): long enough for
 the test to acknowledge the stall first on a loaded machine."""
@@ -145,8 +145,8 @@ async def test_an_unanswered_alarm_escalates_and_the_session_is_replayed_and_rec
             notice = desk.locator(f'[data-testid=escalation-item][data-key="{MEMORY}"]')
             await notice.wait_for(timeout=WAIT_MS + TIER_1_S * 1000)
             shown_ms = time.time() * 1000
-            (escalation,) = service.journal.escalations(key=MEMORY)
-            memory = service.board.alarms[MEMORY]
+            (escalation,) = service.store.journal.escalations(key=MEMORY)
+            memory = service.fleet.board.alarms[MEMORY]
             assert memory.unacknowledged_since == escalation.unacknowledged_since
             assert escalation.due_at == escalation.unacknowledged_since + timedelta(seconds=TIER_1_S)
             late_s = (escalation.at - escalation.due_at).total_seconds()
@@ -160,14 +160,16 @@ async def test_an_unanswered_alarm_escalates_and_the_session_is_replayed_and_rec
             text = await desk.text_content("[data-testid=escalation-notice]") or ""
             assert "Escalated to you" in text
             assert "charge nurse" in text
-            assert service.journal.escalations(key=STALL) == []  # answered before its tier
+            assert service.store.journal.escalations(key=STALL) == []  # answered before its tier
             assert await answering.locator("[data-testid=escalation-item]").count() == 0  # not theirs
             await until(lambda: pager.bodies(), what="the pager receives the escalation")
             assert [b["escalation_id"] for b in pager.bodies()] == [escalation.escalation_id]
             await desk.screenshot(path=screenshot_path("debrief-escalated"), full_page=True)
 
             # ------------------------------------------------------- the instructor ends it
-            await until(lambda: len(service.journal.training_events(session_id)) >= 4, what="the symptom is journaled")
+            await until(
+                lambda: len(service.store.journal.training_events(session_id)) >= 4, what="the symptom is journaled"
+            )
             await desk.click("#nav-training")
             await desk.click("[data-testid=training-abort]")
             await desk.fill("[data-testid=training-abort-reason]", "debrief time")

@@ -95,15 +95,21 @@ async def test_a_session_scored_from_what_trainees_did_and_written_to_influxdb(
             assert (await instructor.get("/api/training/current")).json() == {"session": None}
 
             # ---- the stall: trainee acknowledges and asks for a rotor study; trainee2 answers wrongly
-            await until(lambda: "tr-a/motor_stall" in service.board.alarms, what="the stall alarm on tr-a")
-            await until(lambda: "tr-b/memory_error" in service.board.alarms, what="the memory error on tr-b")
+            await until(
+                lambda: f"{SITE}/tr-a/motor_stall" in service.fleet.board.alarms, what="the stall alarm on tr-a"
+            )
+            await until(
+                lambda: f"{SITE}/tr-b/memory_error" in service.fleet.board.alarms, what="the memory error on tr-b"
+            )
             sent_at = time.monotonic()
-            acked = await trainee.post("/api/alarms/tr-a/motor_stall/acknowledge", json={})
+            acked = await trainee.post(f"/api/alarms/{SITE}/tr-a/motor_stall/acknowledge", json={})
             ack_wall_s = time.monotonic() - sent_at
             assert acked.status_code == 200, acked.text
-            study = await trainee.post("/api/alarms/tr-a/motor_stall/responses", json={"action": "rotor_study"})
+            study = await trainee.post(f"/api/alarms/{SITE}/tr-a/motor_stall/responses", json={"action": "rotor_study"})
             assert study.status_code == 201, study.text
-            wrong = await trainee2.post("/api/alarms/tr-a/motor_stall/responses", json={"action": "escalate_physician"})
+            wrong = await trainee2.post(
+                f"/api/alarms/{SITE}/tr-a/motor_stall/responses", json={"action": "escalate_physician"}
+            )
             assert wrong.status_code == 201, wrong.text
 
             # ---- while it runs, only the instructor sees the answers
@@ -113,7 +119,7 @@ async def test_a_session_scored_from_what_trainees_did_and_written_to_influxdb(
             early_csv = (await trainee.get(f"/api/training/sessions/{sid}/report.csv")).text
             assert {r["expected"] for r in csv.DictReader(io.StringIO(early_csv))} == {""}
             live = (await instructor.get(f"/api/training/sessions/{sid}")).json()
-            assert live["expected"]["tr-a/motor_stall"] == ["rotor_study", "interrogate"]
+            assert live["expected"][f"{SITE}/tr-a/motor_stall"] == ["rotor_study", "interrogate"]
             rows = {(r["trainee"], r["code"]): r for r in live["report"]["alarms"]}
             assert rows[("trainee", "motor_stall")]["verdict"] == "correct"
             assert rows[("trainee2", "motor_stall")]["verdict"] == "pending"  # could still get it right
@@ -132,7 +138,9 @@ async def test_a_session_scored_from_what_trainees_did_and_written_to_influxdb(
             rows = {(r["trainee"], r["code"]): r for r in final["report"]["alarms"]}
             stall = rows[("trainee", "motor_stall")]
             (ack,) = [
-                t for t in service.journal.transitions(key="tr-a/motor_stall") if t.event is TransitionEvent.ACKNOWLEDGE
+                t
+                for t in service.store.journal.transitions(key=f"{SITE}/tr-a/motor_stall")
+                if t.event is TransitionEvent.ACKNOWLEDGE
             ]
             raised = datetime.fromisoformat(stall["raised_at"])
             assert stall["time_to_ack_s"] == pytest.approx((ack.at - raised).total_seconds(), abs=1e-3)

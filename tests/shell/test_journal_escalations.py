@@ -26,7 +26,7 @@ ROSTER = Roster({"ian": Role.INSTRUCTOR, "ada": Role.ADMIN})
 
 def test_escalations_are_recorded_once_and_read_back_exactly(tmp_path: Path) -> None:
     made = due(
-        [lc.raise_alarm("p1/motor_stall", "p1", "ward", "motor_stall", "device", Priority.HIGH, "stall", T0)[0]],
+        [lc.raise_alarm("w/p1/motor_stall", "p1", "ward", "motor_stall", "device", Priority.HIGH, "stall", T0)[0]],
         {},
         DEFAULT_POLICY,
         T0 + 6 * MIN,
@@ -37,7 +37,7 @@ def test_escalations_are_recorded_once_and_read_back_exactly(tmp_path: Path) -> 
         assert journal.record_escalations(made) == 2
         assert journal.record_escalations(made) == 0  # the same ids again: nothing written
         assert journal.escalations() == made
-        assert journal.escalations(key="p2/motor_stall") == []
+        assert journal.escalations(key="w/p2/motor_stall") == []
         assert journal.escalations(device_id="p1", limit=1) == made[:1]
         assert journal.escalations(since=T0 + 7 * MIN) == []
     with Journal(tmp_path / "j.sqlite") as reopened:  # a restart climbs on from the record
@@ -46,12 +46,12 @@ def test_escalations_are_recorded_once_and_read_back_exactly(tmp_path: Path) -> 
 
 def test_frames_are_recorded_once_per_seq_and_read_by_session_and_window(tmp_path: Path) -> None:
     frames = [
-        PumpFrame("t-1", "p1", 1, T0, {"reservoir_ml": 18.0, "infusing": True, "active_alarms": []}),
-        PumpFrame("t-1", "p2", 1, T0, {"reservoir_ml": 9.5, "infusing": True, "active_alarms": []}),
+        PumpFrame("t-1", "w", "p1", 1, T0, {"reservoir_ml": 18.0, "infusing": True, "active_alarms": []}),
+        PumpFrame("t-1", "w", "p2", 1, T0, {"reservoir_ml": 9.5, "infusing": True, "active_alarms": []}),
         PumpFrame(
-            "t-1", "p1", 2, T0 + MIN, {"reservoir_ml": 18.0, "infusing": False, "active_alarms": ["motor_stall"]}
+            "t-1", "w", "p1", 2, T0 + MIN, {"reservoir_ml": 18.0, "infusing": False, "active_alarms": ["motor_stall"]}
         ),
-        PumpFrame("t-2", "p1", 1, T0 + 9 * MIN, {"reservoir_ml": 17.9, "infusing": True, "active_alarms": []}),
+        PumpFrame("t-2", "w", "p1", 1, T0 + 9 * MIN, {"reservoir_ml": 17.9, "infusing": True, "active_alarms": []}),
     ]
     with Journal(tmp_path / "j.sqlite") as journal:
         assert journal.record_frames(frames) == 4
@@ -66,14 +66,14 @@ def test_sqlite_refuses_to_update_or_delete_escalations_and_frames(tmp_path: Pat
     with Journal(tmp_path / "j.sqlite") as journal:
         journal.record_escalations(
             due(
-                [lc.raise_alarm("p1/x", "p1", "w", "x", "device", Priority.HIGH, "x", T0)[0]],
+                [lc.raise_alarm("w/p1/x", "p1", "w", "x", "device", Priority.HIGH, "x", T0)[0]],
                 {},
                 DEFAULT_POLICY,
                 T0 + 3 * MIN,
                 ROSTER,
             )
         )
-        journal.record_frames([PumpFrame("t-1", "p1", 1, T0, {"reservoir_ml": 1.0})])
+        journal.record_frames([PumpFrame("t-1", "w", "p1", 1, T0, {"reservoir_ml": 1.0})])
         with closing(sqlite3.connect(journal.path)) as raw:
             for statement in (f"UPDATE {table} SET device_id = 'x'", f"DELETE FROM {table}"):
                 with pytest.raises(sqlite3.IntegrityError, match="append-only"):
@@ -85,13 +85,13 @@ def test_a_file_of_the_schema_before_gains_the_tables_and_keeps_its_rows(
 ) -> None:
     path = tmp_path / "old.sqlite"
     with monkeypatch.context() as old:
-        old.setattr(journal_module, "MIGRATIONS", journal_module.MIGRATIONS[:3])
+        old.setattr(journal_module, "MIGRATIONS", journal_module.MIGRATIONS[:4])
         with Journal(path) as journal:
-            assert journal.schema_version == 3
-            made = lc.raise_alarm("p1/x", "p1", "w", "x", "device", Priority.HIGH, "x", T0)[1]
+            assert journal.schema_version == 4
+            made = lc.raise_alarm("w/p1/x", "p1", "w", "x", "device", Priority.HIGH, "x", T0)[1]
             journal.record(made)
     with Journal(path) as journal:
-        assert journal.schema_version == SCHEMA_VERSION == 4
+        assert journal.schema_version == SCHEMA_VERSION == 5
         assert len(journal.transitions()) == 1
         assert journal.escalations() == []
         assert journal.frames() == []

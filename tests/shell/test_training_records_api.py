@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from tests.harness.accounts import add_accounts, sign_in
+from tests.harness.inproc import new_service
 from tests.harness.scenario_drills import DRILL
 from twin.alarms import lifecycle as lc
 from twin.alarms.responses import AlarmResponse
@@ -24,10 +25,10 @@ from twin.contract.alarms import Priority
 from twin.roles import Role
 from twin.scenarios.runner import ScenarioRunner
 from twin.scenarios.scenario_file import parse_scenario
-from twin.service.twin_service import TwinService
 from twin.settings import AuthSettings
 from twin.store.journal import Journal
 from twin.store.users import UserStore, hash_password
+from twin.training.desk import TrainingDesk
 from twin.training.scoring import acts, occurrences, score
 from twin.training.session import TrainingSession, ended_event, started_event
 
@@ -47,12 +48,12 @@ def users(tmp_path: Path) -> Iterator[UserStore]:
 def a_session(journal: Journal, n: int) -> None:
     """An ended session: a stall trainee acknowledges and answers, a memory error nobody answers."""
     start = T0 + timedelta(days=n)
-    stall, made = lc.raise_alarm("p1/motor_stall", "p1", "w", "motor_stall", "device", Priority.HIGH, "x", start + S)
+    stall, made = lc.raise_alarm("w/p1/motor_stall", "p1", "w", "motor_stall", "device", Priority.HIGH, "x", start + S)
     stall, more = lc.acknowledge(stall, "trainee", start + 9 * S)
-    _, memory = lc.raise_alarm("p2/memory_error", "p2", "w", "memory_error", "device", Priority.HIGH, "y", start + S)
+    _, memory = lc.raise_alarm("w/p2/memory_error", "p2", "w", "memory_error", "device", Priority.HIGH, "y", start + S)
     transitions = [*made, *more, *memory]
     answer = AlarmResponse(
-        f"r-{n}", "p1/motor_stall", "p1", "w", "motor_stall", "high", 2, "active_acknowledged", "rotor_study",
+        f"r-{n}", "w/p1/motor_stall", "p1", "w", "motor_stall", "high", 2, "active_acknowledged", "rotor_study",
         None, "trainee", "trainee", start + 12 * S, None, {},
     )  # fmt: skip
     devices = frozenset({"p1", "p2"})
@@ -61,7 +62,7 @@ def a_session(journal: Journal, n: int) -> None:
         occurrences(transitions, devices, start, None),
         acts(transitions, [answer], frozenset(trainees), devices, start, None),
         trainees,
-        {"p1/motor_stall": ("rotor_study",)},
+        {"w/p1/motor_stall": ("rotor_study",)},
         ended=True,
     )
     session = TrainingSession(
@@ -74,27 +75,30 @@ def a_session(journal: Journal, n: int) -> None:
 
 @pytest.fixture
 async def clients(tmp_path: Path, users: UserStore) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
-    with Journal(tmp_path / "journal.sqlite") as journal:
+    path = tmp_path / "journal.sqlite"
+    with Journal(path) as journal:
         a_session(journal, 0)
         a_session(journal, 1)
-        service = TwinService(journal, clock=lambda: T0 + timedelta(days=3))
-        app = create_app(
-            service, users=users, auth=AuthSettings(), scenarios=ScenarioRunner({"kill-switch": parse_scenario(DRILL)})
-        )
-        transport = httpx.ASGITransport(app=app)
-        out: dict[str, httpx.AsyncClient] = {}
-        for name in ("trainee", "trainee2", "instructor", "admin", "viewer"):
-            client = httpx.AsyncClient(transport=transport, base_url="http://twin")
-            await client.__aenter__()
-            if name == "trainee2":
-                answer = await client.post("/api/login", json={"username": name, "password": "trainee2-password"})
-                assert answer.status_code == 200
-            else:
-                await sign_in(client, Role(name))
-            out[name] = client
-        yield out
-        for client in out.values():
-            await client.__aexit__(None, None, None)
+    service = await new_service(path, clock=lambda: T0 + timedelta(days=3))
+    runner = ScenarioRunner({"kill-switch": parse_scenario(DRILL)})
+    desk = TrainingDesk(runner, service, users)
+    await desk.restore()
+    app = create_app(service, users=users, auth=AuthSettings(), scenarios=runner, training=desk)
+    transport = httpx.ASGITransport(app=app)
+    out: dict[str, httpx.AsyncClient] = {}
+    for name in ("trainee", "trainee2", "instructor", "admin", "viewer"):
+        client = httpx.AsyncClient(transport=transport, base_url="http://twin")
+        await client.__aenter__()
+        if name == "trainee2":
+            answer = await client.post("/api/login", json={"username": name, "password": "trainee2-password"})
+            assert answer.status_code == 200
+        else:
+            await sign_in(client, Role(name))
+        out[name] = client
+    yield out
+    for client in out.values():
+        await client.__aexit__(None, None, None)
+    await service.store.close()
 
 
 async def test_a_trainee_reads_only_their_own_rows_of_a_report_instructors_read_all(

@@ -3,7 +3,7 @@
 Pure: no I/O, no clock, no globals. Time is always an argument (a timezone-aware ``datetime``);
 every function takes an immutable :class:`Alarm` and returns the new one with the
 :class:`Transition` list it caused (possibly empty), never mutating its input. One alarm is one
-*alarm point* in ISA-18.2's sense: a condition on one device (:func:`alarm_key` = device + code),
+*alarm point* in ISA-18.2's sense: a condition on one device (:func:`alarm_key` = site + device + code),
 which lives through many occurrences; its :attr:`Alarm.version` counts its transitions.
 
 Additions to the agreed interface, and why
@@ -267,10 +267,12 @@ Step = tuple[Alarm, list[Transition]]
 # ----------------------------------------------------------------------------------------- policy
 
 
-def alarm_key(device_id: str, code: str) -> str:
-    """The identity of an alarm point: ``"<device_id>/<code>"``. Contract ids cannot hold ``/``,
-    so the key is unambiguous. Every occurrence of one condition on one device shares it."""
-    return f"{device_id}/{code}"
+def alarm_key(site: str, device_id: str, code: str) -> str:
+    """The identity of an alarm point: ``"<site>/<device_id>/<code>"``. Contract ids cannot hold
+    ``/``, so the key is unambiguous; the site is part of it because a device is known by its site
+    and id (the same id at two sites is two devices). Every occurrence of one condition on one
+    device shares it."""
+    return f"{site}/{device_id}/{code}"
 
 
 def default_latching(priority: Priority, source: Source) -> bool:

@@ -179,6 +179,7 @@ Reader = Annotated[User, Depends(allowed(Permission.READ))]
 Commander = Annotated[User, Depends(allowed(Permission.COMMAND))]
 Responder = Annotated[User, Depends(allowed(Permission.RESPOND))]
 UserAdmin = Annotated[User, Depends(allowed(Permission.MANAGE_USERS))]
+TruthReader = Annotated[User, Depends(allowed(Permission.VIEW_SIM_TRUTH))]
 
 
 def metrics_access(request: Request) -> None:

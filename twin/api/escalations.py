@@ -43,10 +43,10 @@ def escalation_router(escalator: Escalator) -> APIRouter:
         limit: int = Query(default=500, ge=1, le=10_000),
     ) -> list[dict[str, Any]]:
         try:
-            rows = escalator.service.journal.escalations(key=key, device_id=device_id, since=since, limit=limit)
+            rows = await escalator.service.store.escalations(key=key, since=since)
         except (OverflowError, ValueError) as exc:  # a time SQLite's UTC text cannot hold (year 1 at +07:04)
             raise HTTPException(422, detail={"reason": "invalid_time", "detail": str(exc)}) from None
-        return [escalation_json(e) for e in rows]
+        return [escalation_json(e) for e in rows if device_id is None or e.device_id == device_id][:limit]
 
     return router
 

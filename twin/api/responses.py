@@ -12,7 +12,6 @@ the first route that matches, and ``{key:path}`` would otherwise swallow ``.../r
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Self
 
 from fastapi import FastAPI, HTTPException, Path, Query
@@ -20,10 +19,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from twin.alarms.lifecycle import AlarmError
 from twin.alarms.responses import MAX_NOTE_LENGTH, RESPONSE_CATALOGUE, ResponseAction
+from twin.api import models, views
 from twin.api.auth import Reader, Responder
+from twin.api.params import Since
 from twin.contract.messages import RefillAction, ReprogramAction
 from twin.mirror.commands import CommandRefused
-from twin.service.twin_service import TwinService, command_json, response_json
+from twin.service.twin_service import TwinService
 
 ResponseCommand = Annotated[RefillAction | ReprogramAction, Field(discriminator="type")]
 
@@ -68,13 +69,13 @@ def add_response_routes(app: FastAPI, service: TwinService) -> None:
         key: Annotated[str, Path(description="alarm key, e.g. pump-0001/reservoir_low")],
         body: ResponseBody,
         user: Responder,
-    ) -> dict[str, Any]:
+    ) -> models.RespondedView:
         """Record a response as the signed-in user (any alarm state: a late response is still a
         response, and scoring wants to see it). 404 unknown alarm; 403 when the pump refuses
         commands (a real device: read-only mirror), and then nothing is recorded."""
         detail = body.command.model_dump(mode="json") if body.command is not None else {}
         try:
-            response, tracked = service.respond(
+            response, tracked = await service.respond(
                 key,
                 body.action.value,
                 user.username,
@@ -87,22 +88,27 @@ def add_response_routes(app: FastAPI, service: TwinService) -> None:
             raise _problem(404, exc.reason, str(exc)) from None
         except CommandRefused as exc:
             raise _problem(404 if exc.reason == "unknown_device" else 403, exc.reason, str(exc)) from None
-        return {**response_json(response), "command": command_json(tracked) if tracked is not None else None}
+        return models.RespondedView(
+            **views.response_view(response).model_dump(),
+            command=views.command_view(tracked) if tracked is not None else None,
+        )
 
     @app.get("/api/alarms/{key:path}/responses", tags=["responses"])
-    async def alarm_responses(key: str, _: Reader) -> list[dict[str, Any]]:
-        return [response_json(r) for r in service.journal.responses(key=key)]
+    async def alarm_responses(key: str, _: Reader) -> list[models.ResponseView]:
+        return [views.response_view(r) for r in await service.store.responses(key=key)]
 
     @app.get("/api/responses", tags=["responses"])
     async def list_responses(
         _: Reader,
         device_id: str | None = None,
         actor: str | None = None,
-        since: datetime | None = None,
+        since: Since = None,
         limit: int = Query(default=500, ge=1, le=10_000),
-    ) -> list[dict[str, Any]]:
-        rows = service.journal.responses(device_id=device_id, actor=actor, since=since, limit=limit)
-        return [response_json(r) for r in rows]
+    ) -> list[models.ResponseView]:
+        rows = await service.store.responses(actor=actor, since=since)
+        if device_id is not None:
+            rows = [r for r in rows if r.device_id == device_id]
+        return [views.response_view(r) for r in rows[:limit]]
 
 
 __all__ = ["ResponseBody", "add_response_routes"]

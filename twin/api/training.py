@@ -121,55 +121,55 @@ def training_router(desk: TrainingDesk) -> APIRouter:
     @router.post("/sessions", status_code=201)
     async def start(body: StartSession, user: Trainer) -> dict[str, Any]:
         with refusals(_STATUS):
-            session = desk.start(body.scenario, body.trainees, instructor=user.username, speed=body.speed)
-        return desk.json(session)
+            session = await desk.start(body.scenario, body.trainees, instructor=user.username, speed=body.speed)
+        return await desk.json(session)
 
     @router.get("/sessions")
     async def list_sessions(user: Reader) -> list[dict[str, Any]]:
         newest_first = reversed(list(desk.sessions.values()))
-        return [desk.json(s, detail=False, reveal=_reveal(s, user), only=_only(user)) for s in newest_first]
+        return [await desk.json(s, detail=False, reveal=_reveal(s, user), only=_only(user)) for s in newest_first]
 
     @router.get("/current")
     async def current(user: Reader) -> dict[str, Any]:
         session = desk.current_for(user.username)
         if session is None:
             return {"session": None}
-        return {"session": desk.json(session, detail=False, reveal=_reveal(session, user), only=_only(user))}
+        return {"session": await desk.json(session, detail=False, reveal=_reveal(session, user), only=_only(user))}
 
     @router.get("/sessions/{session_id}")
     async def get_session(session_id: str, user: Reader) -> dict[str, Any]:
         with refusals(_STATUS):
             session = desk.get(session_id)
-        return desk.json(session, reveal=_reveal(session, user), only=_only(user))
+        return await desk.json(session, reveal=_reveal(session, user), only=_only(user))
 
     @router.post("/sessions/{session_id}/pause")
     async def pause(session_id: str, user: Trainer) -> dict[str, Any]:
         with refusals(_STATUS):
-            return desk.json(desk.pause(session_id, by=user.username))
+            return await desk.json(await desk.pause(session_id, by=user.username))
 
     @router.post("/sessions/{session_id}/resume")
     async def resume(session_id: str, user: Trainer) -> dict[str, Any]:
         with refusals(_STATUS):
-            return desk.json(desk.resume(session_id, by=user.username))
+            return await desk.json(await desk.resume(session_id, by=user.username))
 
     @router.post("/sessions/{session_id}/abort")
     async def abort(session_id: str, user: Trainer, body: AbortSession | None = None) -> dict[str, Any]:
         body = body or AbortSession()
         with refusals(_STATUS):
-            return desk.json(desk.abort(session_id, body.reason, by=user.username))
+            return await desk.json(await desk.abort(session_id, body.reason, by=user.username))
 
     @router.get("/sessions/{session_id}/report.json")
     async def report_json(session_id: str, user: Reader) -> Response:
         with refusals(_STATUS):
             session = desk.get(session_id)
-        body = desk.json(session, reveal=_reveal(session, user), only=_only(user))
+        body = await desk.json(session, reveal=_reveal(session, user), only=_only(user))
         return _download(json.dumps(body, indent=2), "application/json", f"training-{session_id}.json")
 
     @router.get("/sessions/{session_id}/report.csv")
     async def report_as_csv(session_id: str, user: Reader) -> Response:
         with refusals(_STATUS):
             session = desk.get(session_id)
-            result = desk.score(session)
+            result = await desk.score(session)
             only = _only(user)
             if only is not None:
                 result = only_trainee(result, only)
@@ -184,22 +184,23 @@ def training_router(desk: TrainingDesk) -> APIRouter:
             raise HTTPException(
                 409, detail={"reason": "session_running", "detail": "a session is replayed once it has ended"}
             )
-        journal = desk.service.journal
-        result = desk.score(session)
+        store = desk.service.store
+        result = await desk.score(session)
         only = _only(user)
         if only is not None:
             result = only_trainee(result, only)
         end = session.ended_at or desk.service.clock()
+        commands = [c for d in session.devices for c in await store.commands(device_id=d)]
         return session_replay(
             session,
             result,
             end=end,
-            transitions=journal.transitions(since=session.started_at),
-            escalations=journal.escalations(since=session.started_at),
-            frames=journal.frames(session.session_id),
-            events=journal.training_events(session.session_id),
-            commands=[c for d in session.devices for c in journal.commands(device_id=d)],
-            sites={d: t.site for d in session.devices if (t := desk.service.twins.get(d)) is not None},
+            transitions=await store.transitions(since=session.started_at),
+            escalations=await store.escalations(since=session.started_at),
+            frames=await store.frames(session.session_id),
+            events=await store.training_events(session.session_id),
+            commands=commands,
+            sites={c.device_id: c.site for c in commands} | desk.sites_of(session),
             reveal=_reveal(session, user),
         )
 
@@ -224,15 +225,15 @@ def training_router(desk: TrainingDesk) -> APIRouter:
                     "detail": f"the window must be positive and at most {MAX_REPLAY_WINDOW}",
                 },
             )
-        journal = desk.service.journal
+        store = desk.service.store
         try:
-            transitions = journal.transitions(site=site, since=since)
-            escalations = journal.escalations(since=since)
-            responses = journal.responses(since=since)
-            frames = journal.frames(since=since, until=end)
+            transitions = await store.transitions(site=site, since=since, until=end)
+            escalations = await store.escalations(since=since, until=end)
+            responses = await store.responses(since=since)
+            frames = await store.frames(since=since, until=end)
         except (OverflowError, ValueError) as exc:
             raise HTTPException(422, detail={"reason": "invalid_window", "detail": str(exc)}) from None
-        commands = [c for c in journal.commands() if since <= c.at <= end]
+        commands = [c for c in await store.commands() if since <= c.at <= end]
         return window_replay(
             since,
             end,

@@ -39,6 +39,12 @@ class TwinAlertCode(StrEnum):
     EMPTY_BEFORE_REFILL = "empty_before_refill"
     DOSE_DEVIATION = "dose_deviation"
     RESERVOIR_LOW_PREDICTED = "reservoir_low_predicted"
+    IDENTITY_CONFLICT = "identity_conflict"
+
+
+EVENT_ALERTS: frozenset[TwinAlertCode] = frozenset({TwinAlertCode.IDENTITY_CONFLICT})
+"""Twin alerts raised by an event (not a condition :func:`evaluate` re-checks): they latch until
+staff acknowledge them, and re-evaluation never clears them."""
 
 
 ALERT_PRIORITY: dict[TwinAlertCode, Priority] = {
@@ -48,6 +54,7 @@ ALERT_PRIORITY: dict[TwinAlertCode, Priority] = {
     TwinAlertCode.EMPTY_BEFORE_REFILL: Priority.MEDIUM,
     TwinAlertCode.DOSE_DEVIATION: Priority.HIGH,
     TwinAlertCode.RESERVOIR_LOW_PREDICTED: Priority.MEDIUM,
+    TwinAlertCode.IDENTITY_CONFLICT: Priority.MEDIUM,
 }
 """IEC 60601-1-8 priority of each twin alert. A dose that differs from the programmed one is a
 patient-safety matter (overdose, withdrawal): high. Refill and reservoir matters leave days to
@@ -58,8 +65,10 @@ act: medium. A device not reporting is an infrastructure matter: low."""
 class AlertPolicy:
     """Thresholds of the twin's alerts; every one a setting."""
 
-    silent_after_simulated: timedelta = timedelta(minutes=2)
-    """Wall time without a message before a simulated pump counts as silent (it reports every 10 s)."""
+    silent_after_simulated: timedelta = timedelta(hours=6)
+    """*Simulated* time without a message before a simulated pump counts as silent (on the
+    simulation's clock, :mod:`twin.mirror.clock`, so that a live run at 600x and a headless run of
+    the same scenario agree), and at least :data:`SILENT_AFTER_INTERVALS` of its reporting interval."""
     silent_after_real: timedelta = timedelta(days=35)
     """A real pump is read at clinic visits (monthly to quarterly refills): five weeks without a
     read-out is worth a look."""
@@ -74,6 +83,10 @@ class AlertPolicy:
     """Without a planned refill: warn when the reservoir is predicted empty within this time."""
     dose_deviation_fraction: float = 0.25
     """Delivered dose off the programmed dose by more than this share."""
+
+
+SILENT_AFTER_INTERVALS = 3
+"""A pump that reports every ``T`` (device time) is silent only after missing this many reports."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,20 +111,50 @@ def dose_deviates(telemetry: Telemetry | None, policy: AlertPolicy = AlertPolicy
     return programmed > 0 and abs(actual - programmed) / programmed > policy.dose_deviation_fraction
 
 
+def silence_limit(twin: DeviceTwin, policy: AlertPolicy) -> timedelta:
+    """How long ``twin`` may go unheard (device time for a simulated pump, wall time for a real one)."""
+    if twin.simulated is False:
+        return policy.silent_after_real
+    interval = twin.report_interval_s
+    if interval is None:
+        return policy.silent_after_simulated
+    return max(policy.silent_after_simulated, timedelta(seconds=SILENT_AFTER_INTERVALS * interval))
+
+
+def silent_for(twin: DeviceTwin, now: datetime, device_now: datetime | None) -> timedelta | None:
+    """How long ``twin`` has been unheard: in device time for a simulated pump (its last device
+    time against the simulation's clock), in wall time for a real one."""
+    if twin.simulated is not False:
+        if device_now is None or twin.last_device_time is None:
+            return None
+        return device_now - twin.last_device_time
+    return now - twin.last_seen_at if twin.last_seen_at is not None else None
+
+
 def evaluate(
-    twin: DeviceTwin, outlook: Forecast | None, now: datetime, policy: AlertPolicy = AlertPolicy()
+    twin: DeviceTwin,
+    outlook: Forecast | None,
+    now: datetime,
+    policy: AlertPolicy = AlertPolicy(),
+    *,
+    device_now: datetime | None = None,
 ) -> list[AlertCondition]:
     """The twin alerts that hold for ``twin`` at wall time ``now``, given the forecast of its
-    latest state (``outlook``)."""
+    latest state (``outlook``) and what the device's clock reads now (``device_now``, from
+    :func:`twin.mirror.clock.device_time`; the twin's own estimate when not given)."""
     out: list[AlertCondition] = []
-    simulated = twin.simulated is not False
+    if device_now is None:
+        device_now = twin.device_now(now)
     if twin.presence is Presence.OFFLINE and twin.presence_reason == "will":
         out.append(AlertCondition(TwinAlertCode.DEVICE_OFFLINE, "connection", "Connection lost (last will)"))
     if twin.last_seen_at is not None and twin.presence_reason not in ("will", "shutdown"):
-        limit = policy.silent_after_simulated if simulated else policy.silent_after_real
-        if now - twin.last_seen_at > limit:
-            minutes = (now - twin.last_seen_at).total_seconds() / 60
-            out.append(AlertCondition(TwinAlertCode.DEVICE_SILENT, "silence", f"No report for {minutes:.0f} min"))
+        unheard = silent_for(twin, now, device_now)
+        if unheard is not None and unheard > silence_limit(twin, policy):
+            minutes = unheard.total_seconds() / 60
+            clock = "simulated " if twin.simulated is not False else ""
+            out.append(
+                AlertCondition(TwinAlertCode.DEVICE_SILENT, "silence", f"No report for {minutes:.0f} {clock}min")
+            )
 
     state = twin.reported
     if state is None:
@@ -136,7 +179,6 @@ def evaluate(
                     f"measured {refill.measured_residual_ml:.2f}): {direction}",
                 )
             )
-    device_now = twin.device_now(now)
     if outlook is not None and outlook.empty_at is not None and state.program.mode is not InfusionMode.STOPPED:
         planned = state.refill_reminder_at
         if planned is not None and outlook.empty_at < planned:

@@ -178,6 +178,7 @@ class AlarmPointCode(StrEnum):
     EMPTY_BEFORE_REFILL = "empty_before_refill"
     DOSE_DEVIATION = "dose_deviation"
     RESERVOIR_LOW_PREDICTED = "reservoir_low_predicted"
+    IDENTITY_CONFLICT = "identity_conflict"
 
 
 DEVICE_CODES: Final = frozenset(code.value for code in AlarmCode)

@@ -87,6 +87,8 @@ class FleetSimulation:
         self.epoch = epoch
         self.seed = seed
         self.sink = sink
+        self.observers: list[Sink] = []
+        """Also told of every message the sink gets (scenario runs watch the pumps this way)."""
         self.telemetry_interval_s = telemetry_interval_s
         self.clinic_refills = clinic_refills
         self.devices: dict[str, SimulatedDevice] = {}
@@ -155,11 +157,26 @@ class FleetSimulation:
         if radio.held:
             held, radio.held = radio.held, []
             for m in held:
-                self.sink(device, m, self.now)
+                self._publish(device, m)
         for m in messages:
-            self.sink(device, m, self.now)
+            self._publish(device, m)
             if self.clinic_refills and m.channel is Channel.ALARM:
                 self._clinic_sees(device, m)
+
+    def _publish(self, device: SimulatedDevice, m: Outgoing) -> None:
+        self.sink(device, m, self.now)
+        for observer in self.observers:
+            observer(device, m, self.now)
+
+    def observe(self, observer: Sink) -> Callable[[], None]:
+        """Tell ``observer`` of every message from now on; returns the function that stops it."""
+        self.observers.append(observer)
+
+        def stop() -> None:
+            if observer in self.observers:
+                self.observers.remove(observer)
+
+        return stop
 
     def open_sessions(self, session: int) -> None:
         """Open ``session`` on every device (births, states, online) at the current time."""

@@ -1,5 +1,2 @@
-"""Persistence of the twin: the SQLite journal (alarm transitions, commands, device snapshots)."""
-
-from twin.store.journal import DeviceEventKey, Journal, JournalConflict, JournalError, dedupe_key
-
-__all__ = ["DeviceEventKey", "Journal", "JournalConflict", "JournalError", "dedupe_key"]
+"""Persistence of the twin: the protocols every back end meets (``protocol``), the SQLite journal and
+accounts on one machine (``journal``, ``users``, ``local``), and the snapshot codec (``snapshots``)."""

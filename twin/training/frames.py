@@ -43,10 +43,11 @@ _DOSES: Final = ("dose_mg_per_day", "true_actual_dose_mg_per_day", "current_rate
 @dataclass(frozen=True, slots=True)
 class PumpFrame:
     """One session pump at one moment (table ``training_frame``); ``seq`` counts the pump's frames
-    in the session from 1 (``(session_id, device_id, seq)`` identifies it). ``at``: the twin's
-    clock; ``state``: :func:`frame_state`'s JSON object (``device_time`` inside is the pump's)."""
+    in the session from 1 (``(session_id, site, device_id, seq)`` identifies it). ``at``: the
+    twin's clock; ``state``: :func:`frame_state`'s JSON object (``device_time`` inside is the pump's)."""
 
     session_id: str
+    site: str
     device_id: str
     seq: int
     at: datetime

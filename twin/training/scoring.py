@@ -241,7 +241,7 @@ def expected_responses(timeline: Timeline) -> dict[str, tuple[str, ...]]:
         if expectation.kind != "alarm" or expectation.event != "raise" or expectation.code is None:
             continue
         for device_id in expectation.device_ids:
-            names = found.setdefault(alarm_key(device_id, expectation.code), [])
+            names = found.setdefault(alarm_key(timeline.sites[device_id], device_id, expectation.code), [])
             names.extend(r.value for r in expectation.responses if r.value not in names)
     return {key: tuple(names) for key, names in found.items() if names}
 
