@@ -16,7 +16,7 @@ Identity of what a batch holds (so that a repeat is recognised):
 * a device alarm event by :class:`~twin.alarms.device_events.DeviceEventKey`;
 * a command status by ``(command_id, status)``;
 * a response by ``response_id``; a training event by ``(session_id, event)``;
-* an escalation by ``escalation_id``; a session pump frame by ``(session_id, device_id, seq)``;
+* an escalation by ``escalation_id``; a session pump frame by ``(session_id, site, device_id, seq)``;
 * a snapshot is an upsert per ``(site, device_id)``; an older ``version`` never overwrites a newer one.
 
 Failure modes every back end raises the same way:
