@@ -17,7 +17,7 @@ from twin.alarms.lifecycle import Transition, acknowledge, condition_cleared, co
 from twin.alarms.responses import RESPONSE_CATALOGUE, AlarmResponse, ResponseAction
 from twin.contract.alarms import Priority
 from twin.scenarios.fleet import members_of, resolve_fleet
-from twin.scenarios.model import AlarmExpectation, StaffResponse
+from twin.scenarios.model import AlarmExpectation, AlarmFloodExpectation, StaffResponse
 from twin.scenarios.scenario_file import load_library
 from twin.scenarios.timeline import expand
 from twin.timeseries.points import TrainingVerdict, training_response_point
@@ -25,6 +25,7 @@ from twin.training.scoring import (
     ACK_TARGET_S,
     ANY_MATCH_CREDIT,
     COVERAGE_CREDIT,
+    FLOOD_KEY_PREFIX,
     ORDER_CREDIT,
     SATISFIES,
     STRAY_RESPONSE_COST,
@@ -34,6 +35,8 @@ from twin.training.scoring import (
     ack_credit,
     acts,
     expected_responses,
+    flood_key,
+    flood_sites,
     in_order,
     occurrences,
     score,
@@ -248,7 +251,8 @@ def test_the_window_and_the_pumps_bound_what_is_scored() -> None:
 
 def test_every_response_action_is_mapped_and_every_catalogue_expectation_can_be_met() -> None:
     assert set(SATISFIES) == set(ResponseAction) == set(RESPONSE_CATALOGUE)
-    reachable = {s.value for satisfied in SATISFIES.values() for s in satisfied}
+    # triage_by_priority is met by the order of a trainee's acts, not by a response action
+    reachable = {s.value for satisfied in SATISFIES.values() for s in satisfied} | {"triage_by_priority"}
     catalogue = load_library()
     assert len(catalogue) >= 13
     for scenario in catalogue.values():
@@ -266,7 +270,13 @@ def test_every_response_action_is_mapped_and_every_catalogue_expectation_can_be_
                 assert {r.value for r in cue.responses} <= set(expected[f"{site}/{cue.device_id}/patient_report"])
         devices = scored_devices(timeline)
         assert set(devices) <= set(timeline.device_ids)
-        assert {key.split("/")[1] for key in expected} <= set(devices), scenario.name
+        alarm_keys = {key for key in expected if not key.startswith(FLOOD_KEY_PREFIX)}
+        assert {key.split("/")[1] for key in alarm_keys} <= set(devices), scenario.name
+        flooded = {e.site for e in scenario.expect if isinstance(e, AlarmFloodExpectation) and e.responses}
+        assert set(flood_sites(expected)) == flooded, scenario.name
+        for site in flooded:  # every response a flood expects can be met, and its site's pumps are scored
+            assert set(expected[flood_key(site)]) <= reachable, (scenario.name, site)
+            assert {d for d, s in timeline.sites.items() if s == site} <= set(devices)
 
 
 def test_the_report_round_trips_through_json_and_reads_as_csv_and_influx_points() -> None:

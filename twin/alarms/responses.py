@@ -55,6 +55,7 @@ class ResponseAction(StrEnum):
     REVERSE_OPIOID = "reverse_opioid"
     ASPIRATE_POCKET = "aspirate_pocket"
     OBSERVE_PATIENT = "observe_patient"
+    REPORT_COMMON_CAUSE = "report_common_cause"
     OTHER = "other"
 
 
@@ -244,6 +245,12 @@ RESPONSE_CATALOGUE: Final[dict[ResponseAction, ResponseSpec]] = {
             ResponseAction.OBSERVE_PATIENT,
             "Observe the patient",
             "Watch for signs of over- or under-dose (sedation, breathing, withdrawal) for a set time.",
+            None,
+        ),
+        ResponseSpec(
+            ResponseAction.REPORT_COMMON_CAUSE,
+            "Report a common cause",
+            "Many alarms, one cause (a gateway, the network, a batch of drug): report it once; the note says which.",
             None,
         ),
         ResponseSpec(ResponseAction.OTHER, "Other (describe in the note)", "Anything else; the note says what.", None),

@@ -67,6 +67,7 @@ from pydantic import (
 from twin.contract.alarms import AlarmCode, Priority
 from twin.contract.messages import DeviceId, Drug, Fault, FaultKind, Program
 from twin.mirror.alerts import TwinAlertCode
+from twin.scenarios.hazards import Hazard
 from twin.sim.fleet import PumpSpec
 
 SCHEMA_PATH: Final = Path(__file__).resolve().parents[2] / "docs" / "scenario.schema.json"
@@ -547,6 +548,10 @@ class Scenario(ScenarioModel):
     title: ShortText
     description: Text
     learning_objectives: list[ShortText] = Field(min_length=1)
+    hazards: list[Hazard] = Field(
+        default_factory=list,
+        description="the hazards of docs/hazards.md this scenario trains (every catalogue scenario names one or more)",
+    )
     seed: int = Field(default=1, description="seed of the fleet, the flow errors and the clinic")
     start: AwareDatetime | None = Field(
         default=None, description="simulation start of a headless run; default 2026-01-01T00:00Z"

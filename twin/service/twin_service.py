@@ -534,6 +534,10 @@ class TwinService:
         await self.store.commit(Batch(snapshots=snapshots))
         self._dirty.difference_update(keys)
 
+    def refresh_gauges(self) -> None:
+        """Bring the gauges (alarms by priority, devices by presence, stream, time series) up to now."""
+        self._update_gauges()
+
     def _update_gauges(self) -> None:
         by_priority = {"high": 0, "medium": 0, "low": 0}
         for alarm in self.fleet.board.open():

@@ -41,6 +41,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final
 
+from twin.alarms.escalation import Escalation
 from twin.alarms.lifecycle import Alarm, Transition, replay
 from twin.alarms.responses import AlarmResponse
 from twin.mirror.commands import CommandRecord
@@ -51,6 +52,7 @@ from twin.store.journal import Journal, JournalConflict
 from twin.store.protocol import Batch, Restored, Snapshot, StoreUnavailable
 from twin.store.users import AccountEvent, LoginSession, User, UserStore
 from twin.training.events import TrainingEvent
+from twin.training.frames import PumpFrame
 
 MARKS_RESTORED_FOR: Final = timedelta(days=30)
 """Device-event marks loaded at start-up: those recorded in the last 30 days. A device replays
@@ -122,6 +124,8 @@ class LocalJournalStore:
                 j._insert_training_event(event)
             for s in batch.snapshots:
                 j._upsert_snapshot(s.site, s.device_id, s.version, s.payload, recorded_at)
+            j._insert_escalations(batch.escalations, recorded_at)
+            j._insert_frames(batch.frames)
         if self._alarms is not None:
             self._alarms.update(plan.alarms)
 
@@ -136,7 +140,14 @@ class LocalJournalStore:
             marks = [m for m in self.journal.device_events(since=since) if wanted is None or m.site in wanted]
             commands = [c for c in self.journal.commands() if wanted is None or c.site in wanted]
             snapshots = self.journal.snapshots(sites=sites)
-        return Restored(alarms=alarms, snapshots=snapshots, device_events=frozenset(marks), commands=commands)
+            escalations = [e for e in self.journal.escalations() if wanted is None or e.site in wanted]
+        return Restored(
+            alarms=alarms,
+            snapshots=snapshots,
+            device_events=frozenset(marks),
+            commands=commands,
+            escalations=escalations,
+        )
 
     async def transitions(
         self,
@@ -192,6 +203,19 @@ class LocalJournalStore:
     async def training_events(self, session_id: str | None = None) -> list[TrainingEvent]:
         with _unavailable_as_store_error():
             return self.journal.training_events(session_id)
+
+    async def escalations(
+        self, *, key: str | None = None, since: datetime | None = None, until: datetime | None = None
+    ) -> list[Escalation]:
+        with _unavailable_as_store_error():
+            rows = self.journal.escalations(key=key, since=since)
+        return rows if until is None else [e for e in rows if e.at <= until]
+
+    async def frames(
+        self, session_id: str | None = None, *, since: datetime | None = None, until: datetime | None = None
+    ) -> list[PumpFrame]:
+        with _unavailable_as_store_error():
+            return self.journal.frames(session_id, since=since, until=until)
 
     async def close(self) -> None:
         self.journal.close()
