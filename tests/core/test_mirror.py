@@ -31,7 +31,7 @@ from twin.contract.messages import (
 )
 from twin.mirror import commands as desk
 from twin.mirror.alerts import AlertPolicy, PatientReport, TwinAlertCode, evaluate
-from twin.mirror.device_twin import SEQ_WINDOW, DeviceTwin, Ordering, Presence, Verdict, order
+from twin.mirror.device_twin import SEQ_WINDOW, DeviceTwin, Ordering, Presence, Verdict, order, order_in_general
 from twin.mirror.prediction import Forecast, forecast, predict
 from twin.sim.device import Outgoing, SimulatedDevice
 from twin.sim.fleet import PumpSpec
@@ -198,6 +198,25 @@ def test_clock_rate_and_reporting_interval_are_estimated_from_reports() -> None:
     assert later is not None
     assert twin.last_device_time is not None
     assert (later - twin.last_device_time).total_seconds() == pytest.approx(3600, rel=0.05)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.integers(min_value=1, max_value=SEQ_WINDOW + 5), min_size=1, max_size=30),
+    st.floats(min_value=0.0, max_value=7200.0),
+)
+def test_the_fast_path_for_the_next_sample_agrees_with_the_general_rules(jumps: list[int], wall_step: float) -> None:
+    twin, _ = run([birth(), state(), tele(seq=2)])
+    seq, at = 2, T0
+    for i, jump in enumerate(jumps):
+        seq += jump
+        at += timedelta(seconds=wall_step)
+        sample = tele(seq=seq, device_time=examples.EXAMPLE_TIME + timedelta(minutes=10 * (i + 1)))
+        twin = order(twin, sample, at).twin  # jumps leave holes in the window
+        following = tele(seq=seq + 1, device_time=examples.EXAMPLE_TIME + timedelta(minutes=10 * (i + 1), seconds=5))
+        assert order(twin, following, at + timedelta(seconds=1)) == order_in_general(
+            twin, following, at + timedelta(seconds=1)
+        )
 
 
 MESSAGES = st.lists(

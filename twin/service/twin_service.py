@@ -55,7 +55,6 @@ from twin.mirror.alerts import PatientReport
 from twin.mirror.commands import CommandRecord, CommandRefused, TrackedCommand
 from twin.mirror.effects import (
     AlarmTransitions,
-    ClockChanged,
     CommandChanged,
     Counted,
     DeviceChanged,
@@ -72,7 +71,7 @@ from twin.service.metrics import ServiceMetrics
 from twin.store.journal import JournalConflict, JournalError
 from twin.store.protocol import Batch, JournalStore, Snapshot, StoreUnavailable
 from twin.store.snapshots import snapshot_to_twin, twin_to_snapshot
-from twin.timeseries.lines import device_lines
+from twin.timeseries.lines import device_lines, telemetry_line
 from twin.timeseries.points import (
     AlarmTransitionPoint,
     CommandOutcome,
@@ -287,6 +286,8 @@ class TwinService:
         self._carry_out(fleet, effects)
 
     def _durable(self, fleet: Fleet, effects: list[Effect]) -> tuple[Batch, list[tuple[bytes, bool]]]:
+        """The journal batch and the time-series lines of ``effects`` (one pass, dispatched by type:
+        this runs for every message, and a chain of ``isinstance`` tests cost more than the rest)."""
         transitions: list[Transition] = []
         marks = []
         commands: list[CommandRecord] = []
@@ -294,58 +295,79 @@ class TwinService:
         lines: list[tuple[bytes, bool]] = []
         points = self.points is not None
         for effect in effects:
-            if isinstance(effect, Recorded):
+            kind = type(effect)
+            if kind is Recorded:
                 if points:
-                    tags = self._device_tags(fleet, effect.key, effect.message)
+                    assert isinstance(effect, Recorded)
+                    message = effect.message
+                    tags = self._device_tags(fleet, effect.key, message)
                     if tags is not None:
-                        sheddable = isinstance(effect.message, Telemetry)
-                        lines += [(line, sheddable) for line in device_lines(tags, effect.message)]
-            elif isinstance(effect, AlarmTransitions):
+                        if type(message) is Telemetry:
+                            lines.append((telemetry_line(tags, message), True))
+                        else:
+                            lines += [(line, False) for line in device_lines(tags, message)]
+            elif kind is AlarmTransitions:
+                assert isinstance(effect, AlarmTransitions)
                 transitions += effect.transitions
                 if effect.device_event is not None:
                     marks.append(effect.device_event)
                 if points:
                     lines += self._transition_lines(fleet, effect.transitions)
-            elif isinstance(effect, CommandChanged):
+            elif kind is CommandChanged:
+                assert isinstance(effect, CommandChanged)
                 if effect.logged:
                     commands.append(command_record(effect.tracked))
                     if points:
                         lines += self._command_lines(fleet, effect.tracked)
-            elif isinstance(effect, ResponseRecorded):
+            elif kind is ResponseRecorded:
+                assert isinstance(effect, ResponseRecorded)
                 responses.append(effect.response)
         return Batch(transitions, marks, commands, responses), lines
 
     def _carry_out(self, fleet: Fleet, effects: list[Effect]) -> None:
         hub = self.hub
+        history = self.history
+        dirty = self._dirty
+        counts: dict[tuple[str, str], int] = {}
         for effect in effects:
-            if isinstance(effect, Counted):
-                self._count(effect)
-            elif isinstance(effect, Recorded):
+            kind = type(effect)
+            if kind is Counted:
+                assert isinstance(effect, Counted)
+                key = (effect.what, effect.label)
+                counts[key] = counts.get(key, 0) + effect.n
+            elif kind is Recorded:
+                assert isinstance(effect, Recorded)
                 message = effect.message
-                if isinstance(message, Telemetry):
-                    samples = self.history.get(effect.key)
+                if type(message) is Telemetry:
+                    samples = history.get(effect.key)
                     if samples is None:
-                        samples = self.history[effect.key] = deque(maxlen=HISTORY_SAMPLES)
+                        samples = history[effect.key] = deque(maxlen=HISTORY_SAMPLES)
                     samples.append(message)
-            elif isinstance(effect, DeviceChanged):
+            elif kind is DeviceChanged:
+                assert isinstance(effect, DeviceChanged)
                 if effect.snapshot:
-                    self._dirty.add(effect.key)
+                    dirty.add(effect.key)
                 hub.publish(DeviceUpdated(effect.key))
-            elif isinstance(effect, AlarmTransitions):
+            elif kind is AlarmTransitions:
+                assert isinstance(effect, AlarmTransitions)
                 for t in effect.transitions:
                     self.metrics.alarm_transitions.labels(t.event.value).inc()
                     hub.publish(AlarmTransitioned(t, fleet.board.alarms.get(t.key)))
-            elif isinstance(effect, CommandChanged):
+            elif kind is CommandChanged:
+                assert isinstance(effect, CommandChanged)
                 self.metrics.commands.labels(effect.tracked.state.value).inc()
                 hub.publish(CommandUpdated(effect.tracked))
-            elif isinstance(effect, ResponseRecorded):
+            elif kind is ResponseRecorded:
+                assert isinstance(effect, ResponseRecorded)
                 hub.publish(ResponseMade(effect.response))
-            elif isinstance(effect, Publish):
+            elif kind is Publish:
+                assert isinstance(effect, Publish)
                 self.outbox.put(effect)
-            elif isinstance(effect, Rejected):
+            elif kind is Rejected:
+                assert isinstance(effect, Rejected)
                 self._reject(effect.reason, effect.topic, effect.detail)
-            elif isinstance(effect, ClockChanged):
-                pass
+        for (what, label), n in counts.items():
+            self._count(Counted(what, label, n))
 
     def _count(self, effect: Counted) -> None:
         key = (effect.what, effect.label)
