@@ -44,6 +44,10 @@ PURE_MODULES = (
     "twin.scenarios.fleet",
     "twin.store.protocol",
     "twin.store.snapshots",
+    "twin.store.batch_plan",
+    "twin.store.feed",
+    "twin.cluster.partitions",
+    "twin.cluster.leases",
 )
 SHELL_MODULES = frozenset({"twin.contract.asyncapi", "twin.training.desk"})
 """Shell modules that live beside the core they serve: the AsyncAPI generator writes a file; the

@@ -52,6 +52,7 @@ WARD = "console-ward"
 STALLED, SILENT_ONE, LOW = "ward-a1", "ward-a2", "ward-b1"
 STALL_KEY = f"{WARD}/{STALLED}/motor_stall"
 OTHER_KEY = f"{WARD}/{SILENT_ONE}/motor_stall"
+REPORT_KEY = f"{WARD}/{STALLED}/patient_report"
 SYMPTOM = "The patient heard a long two-tone alarm from the pump this morning."
 
 DRILL = f"""\
@@ -326,10 +327,12 @@ async def _pages(live: LiveSim, browser: Browser, outside: Outside, errors: list
     )
     await trainee.wait_for_function("() => document.getElementById('report-count').textContent === ''", timeout=WAIT_MS)
     await trainee.wait_for_function("() => !document.querySelector('#latest-alarm [data-cue]')", timeout=WAIT_MS)
-    answers = [r for r in await service.store.responses() if r.code == "patient_report"]
-    assert [(r.key, r.action, r.actor, r.alarm_state) for r in answers] == [
-        (f"{WARD}/{STALLED}/patient_report-{started[1]['run_id']}-heard", "interrogate", "trainee", "reported")
+    # the answer is a response to the patient_report alarm the twin raised for the report: scored
+    answers = await service.store.responses(key=REPORT_KEY)
+    assert [(r.action, r.actor, r.detail.get("run_id"), r.detail.get("step_id")) for r in answers] == [
+        ("interrogate", "trainee", started[1]["run_id"], "heard")
     ]
+    assert answers[0].command_id is not None  # an interrogation is sent to the simulated pump
     await _shot(trainee, "patient-reports-answered")
 
     # ------------------------- the stall recovers: the row stays for its follow-up response
@@ -384,6 +387,11 @@ async def _pages(live: LiveSim, browser: Browser, outside: Outside, errors: list
         session_id,
     )
     assert aborted == 200
+    report = await desk.evaluate(
+        "async (id) => (await (await fetch(`/api/training/sessions/${id}`)).json()).report", session_id
+    )
+    [answered] = [a for a in report["alarms"] if a["key"] == REPORT_KEY and a["trainee"] == "trainee"]
+    assert "interrogate" in answered["matched"], answered  # the card's answer counts for the session
     await desk.goto(f"{url}/console/#/training/{session_id}")
     silent = desk.locator(f'[data-testid=report-row][data-key="{OTHER_KEY}"] [data-testid=report-verdict]')
     await silent.wait_for(timeout=WAIT_MS)

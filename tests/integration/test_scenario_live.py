@@ -60,8 +60,11 @@ timeline:
      fault: {{fault: catheter_occlusion, fraction: 1.0}}}}
   - {{at: 0s, id: real-fault, step: inject_fault, devices: {{ids: [{REAL}]}}, fault: {{fault: motor_stall}}}}
   - {{at: 30m, id: stall, step: inject_fault, devices: {{ids: [sim-b]}}, fault: {{fault: motor_stall}}}}
+  - {{at: 10m, id: itch, step: patient_symptom, devices: {{ids: [sim-a]}}, symptom: itching without a rash,
+     severity: moderate}}
   - {{at: 20d, id: late, step: inject_fault, devices: {{ids: [sim-c]}}, fault: {{fault: memory_error}}}}
 expect:
+  - {{kind: alarm, code: patient_report, devices: {{ids: [sim-a]}}, after: itch, within: 1h}}
   - {{kind: alarm, code: motor_stall, devices: {{ids: [sim-b]}}, after: stall, within: 10m}}
 """
 
@@ -194,11 +197,11 @@ async def test_start_pause_resume_abort_and_a_real_pump_refused(mosquitto: Mosqu
 
         # ---- the report so far: both expected alarms, at the simulation time they happened
         await until(
-            lambda: all(r.status == "met" for r in run.report().expectations), what="the expected alarm observed"
+            lambda: all(r.status == "met" for r in run.report().expectations), what="both expected alarms observed"
         )
         so_far = (await api.get(f"/api/scenario-runs/{run_id}")).json()["report"]["expectations"]
-        assert [(e["code"], e["status"]) for e in so_far] == [("motor_stall", "met")]
-        stall_seen = so_far[0]["observed_at_s"]
+        assert [(e["code"], e["status"]) for e in so_far] == [("patient_report", "met"), ("motor_stall", "met")]
+        stall_seen = so_far[1]["observed_at_s"]
         assert 1800 <= stall_seen <= 1800 + 600  # raised at the 30m step (the twin's estimate of the pump's clock)
 
         # ---- abort: the kill switch
@@ -242,7 +245,7 @@ async def test_start_pause_resume_abort_and_a_real_pump_refused(mosquitto: Mosqu
 
         listed_runs = (await api.get("/api/scenario-runs")).json()
         assert [(r["run_id"], r["status"]) for r in listed_runs] == [(run_id, "aborted")]
-        assert listed_runs[0]["expectations"] == {"met": 1, "missed": 0, "pending": 0}
+        assert listed_runs[0]["expectations"] == {"met": 2, "missed": 0, "pending": 0}
         assert "report" not in listed_runs[0]  # the list stays small; the run's own page has the report
 
 

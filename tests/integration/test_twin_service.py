@@ -163,6 +163,7 @@ async def test_simulator_to_twin_end_to_end_with_api_and_stream(mosquitto: Mosqu
                 assert {p for p in health["parts"] if p.startswith("task:")} == {
                     "task:twin-mqtt",
                     "task:twin-clock",
+                    "task:escalator",
                     "task:twin-http",
                 }
                 openapi = (await api.get("/openapi.json")).json()

@@ -21,13 +21,12 @@ from twin.api.app import create_app
 from twin.api.console import DOCS_ASSETS_PATH
 from twin.api.cues import CUE_CODE, cue_key
 from twin.contract import examples
-from twin.contract.alarms import ALARM_CATALOGUE, AlarmCode
+from twin.contract.alarms import ALARM_CATALOGUE, AlarmCode, Priority
 from twin.contract.codec import encode
 from twin.contract.messages import SimClock
 from twin.contract.topics import Channel, site_topic
-from twin.mirror.alerts import TwinAlertCode
+from twin.mirror.alerts import PatientReport, TwinAlertCode
 from twin.roles import Role
-from twin.service.events import ResponseMade, TwinEvent
 from twin.service.twin_service import Received, TwinService
 from twin.settings import AuthSettings
 from twin.store.users import UserStore
@@ -193,53 +192,11 @@ async def test_patient_reports_are_read_by_everyone_and_answered_by_trainees(tmp
             await service.store.close()
 
 
-async def test_a_cue_answer_is_recorded_like_an_alarm_response_in_the_journal_and_on_the_stream(
+async def test_a_cards_answers_go_to_the_patient_report_alarm_the_twin_raises_for_the_report(
     app: tuple[FastAPI, TwinService, Clock],
 ) -> None:
     _, service, clock = app
-    heard: list[TwinEvent] = []
-    service.hub.listen(heard.append)
-    sub = service.hub.subscribe()
-    key = cue_key(SITE, "run-1", "pain", DEVICE)
-    assert key == f"{SITE}/{DEVICE}/patient_report-run-1-pain"  # an alarm key's shape, <site>/<device>/<code>
-    response = await service.record_cue_response(
-        key,
-        site=SITE,
-        device_id=DEVICE,
-        code=CUE_CODE,
-        priority="high",
-        action="assess_withdrawal",
-        actor="trainee",
-        role="trainee",
-        note="pain 8/10",
-        detail={"run_id": "run-1", "step_id": "pain"},
-    )
-    assert (response.alarm_version, response.alarm_state, response.at) == (1, "reported", clock.now)
-    [stored] = await service.store.responses(key=key)
-    assert stored == response
-    assert heard == [ResponseMade(response)]  # the training desk hears it as it hears an alarm's
-    [(_, kind, data)] = await sub.next()
-    assert kind == "response"
-    assert json.loads(data)["key"] == key
-    assert json.loads(data)["code"] == CUE_CODE
-
-
-async def test_a_cue_answer_refuses_an_alarm_points_key_and_a_key_of_another_shape(
-    app: tuple[FastAPI, TwinService, Clock],
-) -> None:
-    _, service, _ = app
-    alarm = examples.alarm()
-    await feed(service, SITE, DEVICE, [(Channel.ALARM, alarm)])
-    alarm_point = f"{SITE}/{DEVICE}/{alarm.code.value}"
-    assert alarm_point in service.fleet.board.alarms
-    answer = {"site": SITE, "device_id": DEVICE, "action": "observe_patient", "actor": "trainee", "role": "trainee"}
-    with pytest.raises(ValueError, match="alarm point"):
-        await service.record_cue_response(alarm_point, code=alarm.code.value, priority="low", **answer)
-    for wrong in (
-        f"{DEVICE}/{CUE_CODE}-run-1-pain",
-        f"other-site/{DEVICE}/{CUE_CODE}-x",
-        f"{SITE}/{DEVICE}/{CUE_CODE}/x",
-    ):
-        with pytest.raises(ValueError, match="<site>/<device>/<code>"):
-            await service.record_cue_response(wrong, code=CUE_CODE, priority="low", **answer)
-    assert await service.store.responses() == []
+    await service.patient_report((SITE, DEVICE), PatientReport(clock.now, "severe pain at the pump", Priority.HIGH))
+    key = cue_key(SITE, DEVICE)
+    alarm = service.fleet.board.alarms[key]  # the alarm point a card's answers are recorded against
+    assert (alarm.code, alarm.priority, alarm.condition_active) == (CUE_CODE, Priority.HIGH, True)

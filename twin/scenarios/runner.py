@@ -45,7 +45,9 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Protocol
 
 from twin.alarms.lifecycle import Transition
+from twin.contract.alarms import Priority
 from twin.contract.messages import Action, ClearFaultAction, Telemetry
+from twin.mirror.alerts import PatientReport
 from twin.mirror.commands import CommandRefused, CommandState
 from twin.scenarios.evaluation import (
     AlarmObservation,
@@ -63,7 +65,7 @@ from twin.scenarios.evaluation import (
     watch_dose,
 )
 from twin.scenarios.fleet import FleetMember, ordered_members
-from twin.scenarios.model import Scenario, ScenarioInvalid
+from twin.scenarios.model import SYMPTOM_PRIORITY, Scenario, ScenarioInvalid
 from twin.scenarios.timeline import Cue, Timeline, expand
 from twin.service.events import AlarmTransitioned, Notice, TwinEvent
 from twin.service.twin_service import TwinService
@@ -177,6 +179,7 @@ class ScenarioRun:
         self._began = False
         self._stops: list[Callable[[], None]] = []
         self._abort_check_at: float | None = None
+        self._now_s: float | None = None  # set while the run itself makes the twin raise something
 
     # ------------------------------------------------------------------------------ lifecycle
 
@@ -306,6 +309,7 @@ class ScenarioRun:
         if cue.symptom is not None:
             step.status = "recorded"
             self.events.append(ClinicalRecord(cue.at_s, cue.device_id, "patient_symptom", cue.symptom, cue.severity))
+            await self._report(cue)
             self._on_change(self, "patient_symptom")
             return
         for action in cue.actions:
@@ -313,6 +317,19 @@ class ScenarioRun:
                 break
         await self.stage.delivered(step.command_ids)
         self._on_change(self, "step")
+
+    async def _report(self, cue: Cue) -> None:
+        """The clinic records what the patient reports: the twin shows it as a ``patient_report``
+        alert, raised at the cue's simulation time (the simulation stands still while it plays)."""
+        key = self._device_key(cue.device_id)
+        if key is None or cue.symptom is None:
+            return
+        priority = SYMPTOM_PRIORITY[cue.severity] if cue.severity is not None else Priority.MEDIUM
+        self._now_s = cue.at_s
+        try:
+            await self.service.patient_report(key, PatientReport(self.service.clock(), cue.symptom, priority))
+        finally:
+            self._now_s = None
 
     async def _send(self, step: _StepState, action: Action) -> bool:
         key = self._device_key(step.cue.device_id)
@@ -349,7 +366,8 @@ class ScenarioRun:
         """A transition the twin journaled."""
         if self.status.final:
             return
-        observation = AlarmObservation(self._transition_time(transition) - self.start_s, transition)
+        at_s = self._now_s if self._now_s is not None else self._transition_time(transition) - self.start_s
+        observation = AlarmObservation(at_s, transition)
         self.alarms.append(observation)
         vigil = watch_alarm(self.vigil, observation)
         if vigil is not self.vigil:

@@ -133,6 +133,7 @@ async def run_link(
                     tasks.create_task(_consume(service, paho, inbox, stop), name="twin-ingest")
                     tasks.create_task(_publish(client, outbox, wake), name="twin-publish")
                     tasks.create_task(_until(stop, inbox), name="twin-stop")
+                    tasks.create_task(_watch(client), name="twin-connection")
         except* aiomqtt.MqttError as group:
             if connected is not None:
                 connected.clear()
@@ -149,6 +150,15 @@ async def run_link(
 
 class _Stop(Exception):
     pass
+
+
+async def _watch(client: aiomqtt.Client) -> None:
+    """Raise the broker's disconnection (an ``MqttError``) as soon as paho reports it: the ingest
+    task takes its messages from paho's callback, so nothing else would notice a dead connection
+    while no command is being published."""
+    disconnected: asyncio.Future[None] = client._disconnected  # private: aiomqtt 2.x exposes no event
+    await asyncio.shield(disconnected)
+    raise aiomqtt.MqttError("the broker closed the connection")
 
 
 async def _until(stop: asyncio.Event, inbox: Inbox) -> None:
@@ -176,6 +186,7 @@ async def _consume(service: TwinService, paho: Any, inbox: Inbox, stop: asyncio.
             inbox.ready.clear()
             await inbox.ready.wait()
             continue
+        read_socket(paho, BATCH - len(messages))
         batch = [messages.popleft() for _ in range(min(BATCH, len(messages)))]
         while True:
             try:
@@ -203,6 +214,34 @@ async def _consume(service: TwinService, paho: Any, inbox: Inbox, stop: asyncio.
         await asyncio.sleep(0)  # let the API and the publisher in between batches
 
 
+def read_socket(paho: Any, limit: int) -> None:
+    """Read up to ``limit`` more packets that are already waiting in the socket, now.
+
+    aiomqtt has paho read one packet per turn of the event loop (``loop_read`` ignores its
+    ``max_packets``), so a batch taken when the first message arrives would hold one message, and
+    every message would pay a batch's fixed cost (a spool write, a journal transaction, an
+    acknowledgement round). Reading what the socket already holds makes the batch as large as the
+    backlog. Private paho calls (``_packet_read`` and its error handling, which ends in the same
+    disconnect callback ``loop_read`` would reach); proven against a real Mosquitto by the
+    integration tests and ``benchmarks/twin_ingest.py``."""
+    again = mqtt_error_again()
+    for _ in range(max(0, limit)):
+        if paho._sock is None:
+            return
+        rc = paho._packet_read()
+        if rc == again:
+            return
+        if rc > 0:
+            paho._loop_rc_handle(rc)
+            return
+
+
+def mqtt_error_again() -> int:
+    from paho.mqtt.enums import MQTTErrorCode
+
+    return int(MQTTErrorCode.MQTT_ERR_AGAIN)
+
+
 async def _publish(client: aiomqtt.Client, outbox: QueueOutbox, wake: asyncio.Event) -> None:
     queue = outbox.queue
     while True:
@@ -210,8 +249,20 @@ async def _publish(client: aiomqtt.Client, outbox: QueueOutbox, wake: asyncio.Ev
             out = queue[0]
             await client.publish(out.topic, out.payload, qos=out.qos, retain=out.retain)
             queue.popleft()  # only after the broker took it
+            raise_if_cancelling()
         wake.clear()
         await wake.wait()
+
+
+def raise_if_cancelling() -> None:
+    """Re-raise a cancellation that ``asyncio.wait_for`` swallowed. On Python 3.11, ``wait_for``
+    (inside aiomqtt's ``publish``) returns the result when its future completes in the same turn
+    as the cancel (CPython gh-86296, fixed in 3.12): the task then goes on as if never cancelled,
+    and a task group waiting for it to end waits for ever. Seen here at shutdown, while a command
+    was being published."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 async def run_clock(service: TwinService, stop: asyncio.Event, every_s: float = 1.0) -> None:

@@ -46,15 +46,15 @@ from typing import Any, Final, Protocol
 
 from immutables import Map
 
-from twin.alarms.lifecycle import Alarm, AlarmError, Transition, alarm_key
+from twin.alarms.lifecycle import Alarm, AlarmError, Transition
 from twin.alarms.responses import AlarmResponse
 from twin.contract.messages import Action, DeviceMessage, Telemetry
 from twin.mirror import fleet as steps
 from twin.mirror.alarm_board import DeviceKey, restored
+from twin.mirror.alerts import PatientReport
 from twin.mirror.commands import CommandRecord, CommandRefused, TrackedCommand
 from twin.mirror.effects import (
     AlarmTransitions,
-    ClockChanged,
     CommandChanged,
     Counted,
     DeviceChanged,
@@ -71,7 +71,7 @@ from twin.service.metrics import ServiceMetrics
 from twin.store.journal import JournalConflict, JournalError
 from twin.store.protocol import Batch, JournalStore, Snapshot, StoreUnavailable
 from twin.store.snapshots import snapshot_to_twin, twin_to_snapshot
-from twin.timeseries.lines import device_lines
+from twin.timeseries.lines import device_lines, telemetry_line
 from twin.timeseries.points import (
     AlarmTransitionPoint,
     CommandOutcome,
@@ -286,6 +286,8 @@ class TwinService:
         self._carry_out(fleet, effects)
 
     def _durable(self, fleet: Fleet, effects: list[Effect]) -> tuple[Batch, list[tuple[bytes, bool]]]:
+        """The journal batch and the time-series lines of ``effects`` (one pass, dispatched by type:
+        this runs for every message, and a chain of ``isinstance`` tests cost more than the rest)."""
         transitions: list[Transition] = []
         marks = []
         commands: list[CommandRecord] = []
@@ -293,58 +295,79 @@ class TwinService:
         lines: list[tuple[bytes, bool]] = []
         points = self.points is not None
         for effect in effects:
-            if isinstance(effect, Recorded):
+            kind = type(effect)
+            if kind is Recorded:
                 if points:
-                    tags = self._device_tags(fleet, effect.key, effect.message)
+                    assert isinstance(effect, Recorded)
+                    message = effect.message
+                    tags = self._device_tags(fleet, effect.key, message)
                     if tags is not None:
-                        sheddable = isinstance(effect.message, Telemetry)
-                        lines += [(line, sheddable) for line in device_lines(tags, effect.message)]
-            elif isinstance(effect, AlarmTransitions):
+                        if type(message) is Telemetry:
+                            lines.append((telemetry_line(tags, message), True))
+                        else:
+                            lines += [(line, False) for line in device_lines(tags, message)]
+            elif kind is AlarmTransitions:
+                assert isinstance(effect, AlarmTransitions)
                 transitions += effect.transitions
                 if effect.device_event is not None:
                     marks.append(effect.device_event)
                 if points:
                     lines += self._transition_lines(fleet, effect.transitions)
-            elif isinstance(effect, CommandChanged):
+            elif kind is CommandChanged:
+                assert isinstance(effect, CommandChanged)
                 if effect.logged:
                     commands.append(command_record(effect.tracked))
                     if points:
                         lines += self._command_lines(fleet, effect.tracked)
-            elif isinstance(effect, ResponseRecorded):
+            elif kind is ResponseRecorded:
+                assert isinstance(effect, ResponseRecorded)
                 responses.append(effect.response)
         return Batch(transitions, marks, commands, responses), lines
 
     def _carry_out(self, fleet: Fleet, effects: list[Effect]) -> None:
         hub = self.hub
+        history = self.history
+        dirty = self._dirty
+        counts: dict[tuple[str, str], int] = {}
         for effect in effects:
-            if isinstance(effect, Counted):
-                self._count(effect)
-            elif isinstance(effect, Recorded):
+            kind = type(effect)
+            if kind is Counted:
+                assert isinstance(effect, Counted)
+                key = (effect.what, effect.label)
+                counts[key] = counts.get(key, 0) + effect.n
+            elif kind is Recorded:
+                assert isinstance(effect, Recorded)
                 message = effect.message
-                if isinstance(message, Telemetry):
-                    samples = self.history.get(effect.key)
+                if type(message) is Telemetry:
+                    samples = history.get(effect.key)
                     if samples is None:
-                        samples = self.history[effect.key] = deque(maxlen=HISTORY_SAMPLES)
+                        samples = history[effect.key] = deque(maxlen=HISTORY_SAMPLES)
                     samples.append(message)
-            elif isinstance(effect, DeviceChanged):
+            elif kind is DeviceChanged:
+                assert isinstance(effect, DeviceChanged)
                 if effect.snapshot:
-                    self._dirty.add(effect.key)
+                    dirty.add(effect.key)
                 hub.publish(DeviceUpdated(effect.key))
-            elif isinstance(effect, AlarmTransitions):
+            elif kind is AlarmTransitions:
+                assert isinstance(effect, AlarmTransitions)
                 for t in effect.transitions:
                     self.metrics.alarm_transitions.labels(t.event.value).inc()
                     hub.publish(AlarmTransitioned(t, fleet.board.alarms.get(t.key)))
-            elif isinstance(effect, CommandChanged):
+            elif kind is CommandChanged:
+                assert isinstance(effect, CommandChanged)
                 self.metrics.commands.labels(effect.tracked.state.value).inc()
                 hub.publish(CommandUpdated(effect.tracked))
-            elif isinstance(effect, ResponseRecorded):
+            elif kind is ResponseRecorded:
+                assert isinstance(effect, ResponseRecorded)
                 hub.publish(ResponseMade(effect.response))
-            elif isinstance(effect, Publish):
+            elif kind is Publish:
+                assert isinstance(effect, Publish)
                 self.outbox.put(effect)
-            elif isinstance(effect, Rejected):
+            elif kind is Rejected:
+                assert isinstance(effect, Rejected)
                 self._reject(effect.reason, effect.topic, effect.detail)
-            elif isinstance(effect, ClockChanged):
-                pass
+        for (what, label), n in counts.items():
+            self._count(Counted(what, label, n))
 
     def _count(self, effect: Counted) -> None:
         key = (effect.what, effect.label)
@@ -496,54 +519,13 @@ class TwinService:
             await self._commit(fleet, effects + recorded)
             return response, tracked
 
-    async def record_cue_response(
-        self,
-        key: str,
-        *,
-        site: str,
-        device_id: str,
-        code: str,
-        priority: str,
-        action: str,
-        actor: str,
-        role: str,
-        note: str | None = None,
-        detail: dict[str, Any] | None = None,
-    ) -> AlarmResponse:
-        """Record a staff answer to a cue that is not an alarm point (a patient's report in a
-        scenario run, :mod:`twin.api.cues`) as :meth:`respond` records one to an alarm: the
-        journal's response table in one commit, then the ``response`` stream event and the
-        observers (the training desk), so that the journal, the live stream and the desk see
-        both kinds alike. ``key`` has an alarm key's shape, ``<site>/<device>/<code>...``
-        (:func:`alarm_key`, the code part naming the cue, e.g. ``patient_report-run-1-pain``), and
-        must not be an alarm point's: :class:`ValueError` otherwise (nothing recorded). A cue has one
-        version (the report itself): ``alarm_version`` 1, ``alarm_state`` ``reported``; it
-        sends no command. Raises :class:`StoreUnavailable` (nothing recorded)."""
-        prefix = alarm_key(site, device_id, code)
-        if not key.startswith(prefix) or "/" in key[len(prefix) :]:
-            raise ValueError(f"a cue's key is <site>/<device>/<code>...: {key!r} does not start with {prefix!r}")
+    async def patient_report(self, key: DeviceKey, report: PatientReport) -> None:
+        """Record a patient's report about a pump (a call the clinic logged, a scenario's symptom):
+        a ``patient_report`` alert on the pump for :attr:`AlertPolicy.patient_report_for`. An unknown
+        device is ignored (nothing to attach the report to)."""
         async with self._lock:
-            if key in self.fleet.board.alarms:
-                raise ValueError(f"{key!r} is an alarm point: answer it with respond()")
-            response = AlarmResponse(
-                response_id=new_id("r"),
-                key=key,
-                device_id=device_id,
-                site=site,
-                code=code,
-                priority=priority,
-                alarm_version=1,
-                alarm_state="reported",
-                action=action,
-                note=note,
-                actor=actor,
-                role=role,
-                at=self.clock(),
-                command_id=None,
-                detail=detail or {},
-            )
-            await self._commit(self.fleet, [ResponseRecorded(response)])
-            return response
+            fleet, effects = steps.record_patient_report(self.fleet, key, report)
+            await self._commit(fleet, effects)
 
     # --------------------------------------------------------------------------------- clock
 
@@ -573,6 +555,10 @@ class TwinService:
                 snapshots.append(Snapshot(twin.site, twin.device_id, twin.version, twin_to_snapshot(twin)))
         await self.store.commit(Batch(snapshots=snapshots))
         self._dirty.difference_update(keys)
+
+    def refresh_gauges(self) -> None:
+        """Bring the gauges (alarms by priority, devices by presence, stream, time series) up to now."""
+        self._update_gauges()
 
     def _update_gauges(self) -> None:
         by_priority = {"high": 0, "medium": 0, "low": 0}

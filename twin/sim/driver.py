@@ -46,6 +46,7 @@ from twin.contract.codec import ContractError, decode_command, encode
 from twin.contract.messages import Command, SimClock
 from twin.contract.topics import Channel, build_topic, parse_topic, site_topic
 from twin.mqtt_endpoint import MqttEndpoint
+from twin.service.mqtt_link import raise_if_cancelling
 from twin.sim.device import Outgoing, SimulatedDevice
 from twin.sim.simulation import FleetSimulation
 
@@ -225,6 +226,7 @@ class DeviceLink:
             )
             # acknowledged (QoS 1) or handed to the socket (QoS 0): only now does it leave the queue
             self.outbox.popleft()
+            raise_if_cancelling()
             if not self.outbox:
                 self._empty.set()
             self.driver.backlog -= 1

@@ -33,8 +33,15 @@ Tables (schema version in ``PRAGMA user_version``; :data:`MIGRATIONS` brings any
   can tell which occurrence it answered and what had happened to the alarm before, without
   comparing timestamps.
 
+* ``training_event`` (schema 3) — the events of each training session's life.
+* ``alarm_escalation`` (schema 5) — every :class:`~twin.alarms.escalation.Escalation`: an
+  unanswered alarm reaching a tier of its ladder, with who was told. Identity: ``escalation_id``
+  (key, ladder start, level), so recording it again is a no-op.
+* ``training_frame`` (schema 5) — :class:`~twin.training.frames.PumpFrame` s, what each session
+  pump showed while the session ran (what a replay plays back). Identity: (session, site, device, seq).
+
 Append-only is enforced twice: the class has no update or delete method, and triggers make
-SQLite refuse any ``UPDATE`` or ``DELETE`` on the four journal tables (``sqlite3.IntegrityError``).
+SQLite refuse any ``UPDATE`` or ``DELETE`` on the journal tables (``sqlite3.IntegrityError``).
 
 Recovery: :meth:`Journal.alarms` folds the whole journal through the lifecycle
 (:func:`twin.alarms.lifecycle.replay`), which re-runs every operation and checks it makes the
@@ -76,13 +83,16 @@ from pathlib import Path
 from typing import Any, Final
 
 from twin.alarms.device_events import DeviceEventKey, dedupe_key
+from twin.alarms.escalation import Escalation
 from twin.alarms.lifecycle import Alarm, AlarmState, Source, Transition, TransitionEvent, replay
 from twin.alarms.responses import AlarmResponse
 from twin.contract.alarms import Priority
 from twin.mirror.commands import CommandRecord
+from twin.store.batch_plan import JournalConflict, JournalError
 from twin.store.protocol import Batch, Snapshot
 from twin.store.sqlite import BUSY_TIMEOUT_S, SqliteStore, append_only
 from twin.training.events import TrainingEvent
+from twin.training.frames import PumpFrame
 
 _append_only = append_only
 
@@ -245,6 +255,49 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "INSERT INTO twin_snapshot SELECT site, device_id, version, payload, updated_at FROM twin_snapshot_3",
         "DROP TABLE twin_snapshot_3",
     ),
+    # 5: escalations of unanswered alarms (who was told, when), and the frames a session replay shows
+    (
+        """
+        CREATE TABLE alarm_escalation (
+            id INTEGER PRIMARY KEY,
+            escalation_id TEXT NOT NULL UNIQUE,
+            key TEXT NOT NULL,
+            device_id TEXT NOT NULL,
+            site TEXT NOT NULL,
+            code TEXT NOT NULL,
+            priority TEXT NOT NULL,
+            level INTEGER NOT NULL CHECK (level >= 1),
+            tier TEXT NOT NULL,
+            recipients TEXT NOT NULL CHECK (json_valid(recipients)),
+            notified TEXT NOT NULL CHECK (json_valid(notified)),
+            unacknowledged_since TEXT NOT NULL,
+            due_at TEXT NOT NULL,
+            at TEXT NOT NULL,
+            alarm_version INTEGER NOT NULL CHECK (alarm_version >= 1),
+            alarm_state TEXT NOT NULL,
+            message TEXT NOT NULL,
+            recorded_at TEXT NOT NULL
+        ) STRICT
+        """,
+        "CREATE INDEX alarm_escalation_key ON alarm_escalation (key, id)",
+        "CREATE INDEX alarm_escalation_at ON alarm_escalation (at)",
+        *_append_only("alarm_escalation"),
+        """
+        CREATE TABLE training_frame (
+            id INTEGER PRIMARY KEY,
+            session_id TEXT NOT NULL,
+            site TEXT NOT NULL,
+            device_id TEXT NOT NULL,
+            seq INTEGER NOT NULL CHECK (seq >= 1),
+            at TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (json_valid(state)),
+            UNIQUE (session_id, site, device_id, seq)
+        ) STRICT
+        """,
+        "CREATE INDEX training_frame_session ON training_frame (session_id, id)",
+        "CREATE INDEX training_frame_at ON training_frame (at)",
+        *_append_only("training_frame"),
+    ),
 )
 """Schema migrations, oldest first: migration *n* (1-based) takes ``user_version`` from n-1 to n.
 Append new migrations; never edit a released one."""
@@ -257,17 +310,15 @@ _JOURNAL_COLUMNS: Final = (
 )
 
 
-class JournalError(Exception):
-    """The journal file cannot be used as asked (see the module docstring)."""
-
-
-class JournalConflict(JournalError):
-    """A different transition is already recorded under the same (key, version). Nothing was recorded."""
-
-
 _RESPONSE_COLUMNS: Final = (
     "response_id, key, device_id, site, code, priority, alarm_version, alarm_state, action, note, actor, role, "
     "at, command_id, detail"
+)
+
+
+_ESCALATION_COLUMNS: Final = (
+    "escalation_id, key, device_id, site, code, priority, level, tier, recipients, notified, "
+    "unacknowledged_since, due_at, at, alarm_version, alarm_state, message"
 )
 
 
@@ -319,6 +370,8 @@ class Journal(SqliteStore):
                 self._upsert_snapshot(
                     snapshot.site, snapshot.device_id, snapshot.version, snapshot.payload, recorded_at
                 )
+            self._insert_escalations(batch.escalations, recorded_at)
+            self._insert_frames(batch.frames)
 
     def _insert_transitions(self, transitions: Sequence[Transition], recorded_at: str) -> int:
         inserted = 0
@@ -535,6 +588,88 @@ class Journal(SqliteStore):
             params.append(limit)
         return list(self._db.execute(sql, params))
 
+    # ------------------------------------------------------------------------------ escalations
+
+    def record_escalations(self, escalations: Sequence[Escalation]) -> int:
+        """Append ``escalations`` in one transaction; return how many were new (an
+        ``escalation_id`` already recorded is skipped)."""
+        if not escalations:
+            return 0
+        with self._transaction():
+            return self._insert_escalations(escalations, _text(datetime.now(UTC)))
+
+    def _insert_escalations(self, escalations: Sequence[Escalation], recorded_at: str) -> int:
+        inserted = 0
+        for e in escalations:
+            cursor = self._db.execute(
+                f"INSERT INTO alarm_escalation ({_ESCALATION_COLUMNS}, recorded_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (escalation_id) DO NOTHING",
+                (*_escalation_row(e), recorded_at),
+            )
+            inserted += cursor.rowcount
+        return inserted
+
+    def escalations(
+        self,
+        *,
+        key: str | None = None,
+        device_id: str | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[Escalation]:
+        """Recorded escalations in the order they were recorded, filtered by every argument given
+        (``since``: ``at >= since``)."""
+        rows = self._select(
+            f"SELECT {_ESCALATION_COLUMNS} FROM alarm_escalation",
+            {"key": key, "device_id": device_id},
+            since,
+            limit,
+        )
+        return [_escalation(row) for row in rows]
+
+    # ----------------------------------------------------------------------------------- frames
+
+    def record_frames(self, frames: Sequence[PumpFrame]) -> int:
+        """Append session pump frames in one transaction; return how many were new (a
+        ``(session_id, site, device_id, seq)`` already recorded is skipped)."""
+        if not frames:
+            return 0
+        with self._transaction():
+            return self._insert_frames(frames)
+
+    def _insert_frames(self, frames: Sequence[PumpFrame]) -> int:
+        inserted = 0
+        for f in frames:
+            cursor = self._db.execute(
+                "INSERT INTO training_frame (session_id, site, device_id, seq, at, state) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (session_id, site, device_id, seq) DO NOTHING",
+                (f.session_id, f.site, f.device_id, f.seq, _text(f.at), _json(f.state)),
+            )
+            inserted += cursor.rowcount
+        return inserted
+
+    def frames(
+        self, session_id: str | None = None, *, since: datetime | None = None, until: datetime | None = None
+    ) -> list[PumpFrame]:
+        """Frames in the order recorded: of one session, or of every session, with ``since <= at <= until``."""
+        where: list[str] = []
+        params: list[object] = []
+        if session_id is not None:
+            where.append("session_id = ?")
+            params.append(session_id)
+        if since is not None:
+            where.append("at >= ?")
+            params.append(_text(since))
+        if until is not None:
+            where.append("at <= ?")
+            params.append(_text(until))
+        sql = "SELECT session_id, site, device_id, seq, at, state FROM training_frame"
+        rows = self._db.execute(sql + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id", params)
+        return [
+            PumpFrame(sid, site, device, seq, _time(at), json.loads(state))
+            for sid, site, device, seq, at, state in rows
+        ]
+
     # --------------------------------------------------------------------------------- snapshots
 
     def save_snapshot(
@@ -637,6 +772,66 @@ def _response(row: tuple[Any, ...]) -> AlarmResponse:
     )
 
 
+def _escalation_row(e: Escalation) -> tuple[object, ...]:
+    return (
+        e.escalation_id,
+        e.key,
+        e.device_id,
+        e.site,
+        str(e.code),
+        Priority(e.priority).value,
+        e.level,
+        e.tier,
+        json.dumps(list(e.recipients)),
+        json.dumps(list(e.notified)),
+        _text(e.unacknowledged_since),
+        _text(e.due_at),
+        _text(e.at),
+        e.alarm_version,
+        AlarmState(e.alarm_state).value,
+        e.message,
+    )
+
+
+def _escalation(row: tuple[Any, ...]) -> Escalation:
+    (
+        eid,
+        key,
+        device_id,
+        site,
+        code,
+        priority,
+        level,
+        tier,
+        recipients,
+        notified,
+        since,
+        due_at,
+        at,
+        version,
+        state,
+        message,
+    ) = row
+    return Escalation(
+        escalation_id=eid,
+        key=key,
+        device_id=device_id,
+        site=site,
+        code=code,
+        priority=Priority(priority),
+        level=level,
+        tier=tier,
+        recipients=tuple(json.loads(recipients)),
+        notified=tuple(json.loads(notified)),
+        unacknowledged_since=_time(since),
+        due_at=_time(due_at),
+        at=_time(at),
+        alarm_version=version,
+        alarm_state=AlarmState(state),
+        message=message,
+    )
+
+
 def _source(text: str) -> Source:
     if text == "device":
         return "device"
@@ -695,9 +890,11 @@ __all__ = [
     "AlarmResponse",
     "CommandRecord",
     "DeviceEventKey",
+    "Escalation",
     "Journal",
     "JournalConflict",
     "JournalError",
+    "PumpFrame",
     "TrainingEvent",
     "dedupe_key",
 ]

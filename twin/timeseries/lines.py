@@ -20,6 +20,7 @@ Pure.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Final
 
 from twin.contract.messages import DeviceMessage, Telemetry
 from twin.timeseries.points import (
@@ -38,33 +39,47 @@ def series_key(measurement: str, tags: DeviceTags) -> str:
     return _series_key(measurement, tuple(tags.as_tags().items()))
 
 
-def _float(value: float) -> str:
-    text = str(float(value))
-    return text[:-2] if text.endswith(".0") else text
+_TELEMETRY_KEYS: Final = (
+    "battery_percent=",
+    ",current_rate_ml_per_day=",
+    ",delivered_ml_total=",
+    ",dose_mg_per_day=",
+    ",reservoir_ml=",
+)
+_TRUTH_KEYS: Final = (
+    ",true_actual_concentration_mg_per_ml=",
+    ",true_actual_dose_mg_per_day=",
+    ",true_delivered_to_patient_ml_total=",
+    ",true_lost_ml_total=",
+    ",true_reservoir_ml=",
+)
+
+
+def _floats(keys: tuple[str, ...], values: tuple[float, ...]) -> str:
+    """``key=value`` pairs of floats, each written as line protocol writes a float (see the module
+    docstring); one comprehension instead of a call per value (this runs for every sample)."""
+    texts = [str(float(v)) for v in values]
+    return "".join(k + (t[:-2] if t.endswith(".0") else t) for k, t in zip(keys, texts, strict=True))
 
 
 def telemetry_line(tags: DeviceTags, t: Telemetry) -> bytes:
     """The ``telemetry`` point of ``t`` (see :func:`twin.timeseries.points.telemetry_point`)."""
     if t.device_id != tags.device:
         raise ValueError(f"message of {t.device_id!r} mapped with the tags of {tags.device!r}")
-    head = (
-        f"{series_key(TELEMETRY, tags)}battery_percent={_float(t.battery_percent)},"
-        f"current_rate_ml_per_day={_float(t.current_rate_ml_per_day)},"
-        f"delivered_ml_total={_float(t.delivered_ml_total)},dose_mg_per_day={_float(t.dose_mg_per_day)},"
-        f'infusing={"true" if t.infusing else "false"},motor="{t.motor.value}",'
-        f"reservoir_ml={_float(t.reservoir_ml)},seq={t.seq}i,session={t.session}i"
+    # sorted field keys: battery, current_rate, delivered, dose, infusing, motor, reservoir, seq, session, true_*
+    head = _floats(
+        _TELEMETRY_KEYS[:4],
+        (t.battery_percent, t.current_rate_ml_per_day, t.delivered_ml_total, t.dose_mg_per_day),
     )
+    head += f',infusing={"true" if t.infusing else "false"},motor="{t.motor.value}"'
+    head += _floats(_TELEMETRY_KEYS[4:], (t.reservoir_ml,)) + f",seq={t.seq}i,session={t.session}i"
     truth = t.sim_truth
     if truth is not None:
-        head += (
-            f",true_actual_concentration_mg_per_ml={_float(truth.actual_concentration_mg_per_ml)},"
-            f"true_actual_dose_mg_per_day={_float(truth.actual_dose_mg_per_day)},"
-            f'true_catheter="{truth.catheter.value}",'
-            f"true_delivered_to_patient_ml_total={_float(truth.delivered_to_patient_ml_total)},"
-            f"true_lost_ml_total={_float(truth.lost_ml_total)},true_reservoir_ml={_float(truth.reservoir_ml)}"
-        )
+        head += _floats(_TRUTH_KEYS[:2], (truth.actual_concentration_mg_per_ml, truth.actual_dose_mg_per_day))
+        head += f',true_catheter="{truth.catheter.value}"'
+        head += _floats(_TRUTH_KEYS[2:], (truth.delivered_to_patient_ml_total, truth.lost_ml_total, truth.reservoir_ml))
     time_ns = timestamp_ns(t.device_time, t.seq % _DEVICE_DISCRIMINATORS)
-    return f"{head} {time_ns}".encode()
+    return f"{series_key(TELEMETRY, tags)}{head} {time_ns}".encode()
 
 
 def device_lines(tags: DeviceTags, message: DeviceMessage) -> list[bytes]:

@@ -10,9 +10,17 @@ conditions) the desk freezes the score, journals ``completed``/``aborted`` with 
 ``training`` points to InfluxDB and says so on the live stream.
 
 While a session runs, its score is computed on demand from the journal (the trainees'
-acknowledgements, silences and responses), and a ``training`` event (the session with its
-per-trainee summary) goes out on the live stream whenever an alarm on a session pump is raised or
-a trainee acts, so the instructor's page follows the trainees as they work.
+acknowledgements, silences and responses, the escalations of unanswered alarms, the floods at the
+scenario's flood sites), and a ``training`` event (the session without anyone's scores: every
+console hears the stream) goes out on the live stream whenever an alarm on a session pump is
+raised or a trainee acts, so the instructor's page refetches and follows the trainees as they work.
+
+For the debrief (``twin.training.replay``) the desk also journals what a replay plays back and the
+rest of the journal does not hold: each scenario step as it happens (training events ``step-<n>``:
+the fault, refill, reprogram, bolus or patient symptom, its pump, its simulated offset and outcome),
+and a :class:`~twin.training.frames.PumpFrame` of every session pump whose figures moved
+(:func:`~twin.training.frames.worth_recording`), from the start to the end, timed at the arrival of
+the message that moved them.
 
 A twin restarted during a session finds it ``running`` in the journal with no run behind it: the
 desk ends it as ``aborted`` ("the twin restarted during the session"), scored on what the journal
@@ -38,18 +46,30 @@ from twin.alarms.lifecycle import Transition, TransitionEvent
 from twin.alarms.responses import AlarmResponse
 from twin.roles import Role
 from twin.scenarios.runner import ScenarioRefused, ScenarioRun, ScenarioRunner
-from twin.service.events import AlarmTransitioned, Notice, ResponseMade, TwinEvent
+from twin.service.events import AlarmTransitioned, DeviceUpdated, Notice, ResponseMade, TwinEvent
 from twin.service.twin_service import TwinService
 from twin.store.protocol import Batch
 from twin.store.users import UserStore
 from twin.timeseries.points import training_response_point
 from twin.training.events import TrainingEvent
-from twin.training.scoring import TrainingScore, acts, expected_responses, occurrences, score, scored_devices
+from twin.training.frames import PumpFrame, frame_state, worth_recording
+from twin.training.replay import STEP_EVENT_PREFIX
+from twin.training.scoring import (
+    TrainingScore,
+    acts,
+    expected_responses,
+    flood_sites,
+    floods,
+    occurrences,
+    score,
+    scored_devices,
+)
 from twin.training.session import (
     SessionStatus,
     TrainingSession,
     ended_event,
     fold,
+    only_trainee,
     session_json,
     started_event,
     training_points,
@@ -82,6 +102,10 @@ class TrainingDesk:
         self._work: deque[tuple[ScenarioRun, str, str]] = deque()
         self._wake = asyncio.Event()
         self._scored: set[str] = set()
+        self._moved: set[tuple[str, str]] = set()  # session pumps changed since their last frame
+        # (session, site, pump) -> the last frame's seq, state and time
+        self._frames: dict[tuple[str, str, str], tuple[int, dict[str, Any] | None, datetime]] = {}
+        self._steps: dict[str, int] = {}  # session -> steps journaled
         runner.listeners.append(self._on_run)
         service.hub.listen(self._on_event)
 
@@ -104,6 +128,10 @@ class TrainingDesk:
         while self._work:
             run, event, actor = self._work.popleft()
             await self._handle_run(run, event, actor)
+        active = self.active
+        if self._moved and active is not None:
+            moved, self._moved = self._moved, set()
+            await self._record_frames(active, self.service.clock(), moved)
         for session_id in list(self._scored):
             self._scored.discard(session_id)
             session = self.sessions.get(session_id)
@@ -139,10 +167,16 @@ class TrainingDesk:
             return session.final
         return await self._compute(session, end=None, ended=False)
 
-    async def json(self, session: TrainingSession, *, detail: bool = True, reveal: bool = True) -> dict[str, Any]:
+    async def json(
+        self, session: TrainingSession, *, detail: bool = True, reveal: bool = True, only: str | None = None
+    ) -> dict[str, Any]:
         """The session as the API shows it (:func:`~twin.training.session.session_json`), with its
-        run's timeline ``progress`` (simulated seconds, pauses excluded) while it runs."""
-        body = session_json(session, await self.score(session), detail=detail, reveal=reveal)
+        run's timeline ``progress`` (simulated seconds, pauses excluded) while it runs. With
+        ``only``, the report holds that trainee's rows, summary and acts alone (a trainee's view)."""
+        result = await self.score(session)
+        if only is not None:
+            result = only_trainee(result, only)
+        body = session_json(session, result, detail=detail, reveal=reveal)
         # only while it runs: run ids start again at run-1 when the twin restarts
         run = self.runner.runs.get(session.run_id) if session.active else None
         body["progress"] = run.progress() if run is not None else None
@@ -154,13 +188,22 @@ class TrainingDesk:
         trainees = frozenset(session.trainees)
         transitions = await store.transitions(since=session.started_at)
         responses = await store.responses(since=session.started_at)
+        escalations = await store.escalations(since=session.started_at)
+        sites = flood_sites(session.expected)
+        window_end = end if end is not None else self.service.clock()
         return score(
             occurrences(transitions, devices, session.started_at, end),
             acts(transitions, responses, trainees, devices, session.started_at, end),
             session.trainees,
             session.expected,
             ended=ended,
+            escalations=[e for e in escalations if e.device_id in devices and (end is None or e.due_at <= end)],
+            flood_periods=floods(transitions, sites, session.started_at, window_end) if sites else (),
         )
+
+    def sites_of(self, session: TrainingSession) -> dict[str, str]:
+        """Pump -> site, for the session's pumps the twin knows."""
+        return {t.device_id: t.site for t in self.service.fleet.devices.values() if t.device_id in session.devices}
 
     # --------------------------------------------------------------------------------- commands
 
@@ -195,6 +238,7 @@ class TrainingDesk:
         )
         await self.service.store.commit(Batch(training_events=[started_event(session)]))
         self.sessions[session.session_id] = session
+        await self._record_frames(session, session.started_at)  # the baseline the replay starts from
         log.info("training session %s: %s for %s, by %s", session.session_id, session.scenario, names, instructor)
         await self._announce(session, "started")
         await self.drain()
@@ -232,7 +276,7 @@ class TrainingDesk:
         return next((s for s in self.sessions.values() if s.run_id == run.run_id and s.active), None)
 
     def _on_run(self, run: ScenarioRun, event: str) -> None:
-        if event in ("paused", "resumed", "completed", "aborted"):
+        if event in ("paused", "resumed", "completed", "aborted", "step", "patient_symptom"):
             self._work.append((run, event, self._actor or run.aborted_by or "scenario"))
             self._wake.set()
 
@@ -240,6 +284,7 @@ class TrainingDesk:
         session = self._session_of(run)
         if session is None:
             return
+        await self._record_steps(session, run)
         if event in ("paused", "resumed"):
             status: SessionStatus = "paused" if event == "paused" else "running"
             if session.status == status:
@@ -258,6 +303,8 @@ class TrainingDesk:
 
     async def _end(self, session: TrainingSession, status: str, *, actor: str, reason: str | None) -> None:
         at = self.service.clock()
+        if reason != RESTARTED:
+            await self._record_frames(session, at)  # how the pumps were left
         final = await self._compute(session, end=at, ended=True)
         ended = replace(
             session,
@@ -283,6 +330,70 @@ class TrainingDesk:
             self._on_transition(event.transition)
         elif isinstance(event, ResponseMade):
             self._on_response(event.response)
+        elif isinstance(event, DeviceUpdated):
+            session = self.active
+            if session is not None and event.key[1] in session.devices:
+                self._moved.add(event.key)
+                self._wake.set()
+
+    # ------------------------------------------------------------------------- replay records
+
+    async def _record_steps(self, session: TrainingSession, run: ScenarioRun) -> None:
+        """Journal the run's steps dispatched since the last call (``step-<n>``), and the abort's
+        restores; a step dropped by an abort never happened and is not journaled."""
+        done = self._steps.get(session.session_id, 0)
+        happened = [s for s in [*run.steps, *run.restores] if s.status not in ("scheduled", "dropped")]
+        if len(happened) <= done:
+            return
+        at = self.service.clock()
+        sim = run.sim
+        events = []
+        for number, step in enumerate(happened[done:], start=done + 1):
+            cue = step.cue
+            detail = {
+                "index": number,
+                "step_id": cue.step_id,
+                "step": cue.step,
+                "device_id": cue.device_id,
+                "at_s": cue.at_s,
+                "sim_time": sim.at(run.start_s + cue.at_s).isoformat(),
+                "note": cue.note,
+                "symptom": cue.symptom,
+                "severity": cue.severity.value if cue.severity is not None else None,
+                "responses": [r.value for r in cue.responses],
+                "actions": [a.type for a in cue.actions],
+                "status": step.status,
+                "reason": step.reason,
+                "command_ids": list(step.command_ids),
+            }
+            events.append(TrainingEvent(session.session_id, f"{STEP_EVENT_PREFIX}{number}", run.actor, at, detail))
+        await self.service.store.commit(Batch(training_events=events))
+        self._steps[session.session_id] = len(happened)
+
+    async def _record_frames(
+        self, session: TrainingSession, now: datetime, keys: set[tuple[str, str]] | None = None
+    ) -> None:
+        """Journal a frame of each session pump (of ``keys``, if given) whose figures moved since
+        its last frame, timed at the message that moved them."""
+        frames: list[PumpFrame] = []
+        for key, twin in self.service.fleet.devices.items():
+            if twin.device_id not in session.devices or (keys is not None and key not in keys):
+                continue
+            where = (session.session_id, twin.site, twin.device_id)
+            state = frame_state(
+                {"presence": twin.presence.value},
+                twin.reported.model_dump(mode="json") if twin.reported is not None else None,
+                twin.telemetry.model_dump(mode="json") if twin.telemetry is not None else None,
+            )
+            seq, previous, previous_at = self._frames.get(where, (0, None, session.started_at))
+            if not worth_recording(previous, state):
+                continue
+            made = [t for t in (twin.last_seen_at, twin.presence_since) if t is not None]
+            at = min(now, max([previous_at, *made]))
+            frames.append(PumpFrame(session.session_id, twin.site, twin.device_id, seq + 1, at, state))
+            self._frames[where] = (seq + 1, state, at)
+        if frames:
+            await self.service.store.commit(Batch(frames=frames))
 
     def _on_transition(self, transition: Transition) -> None:
         session = self.active
@@ -307,6 +418,8 @@ class TrainingDesk:
             return
         try:
             body = await self.json(session, detail=False, reveal=not session.active)  # trainees hear it too
+            # every console hears the stream: nobody's scores on it (the pages fetch what their user may see)
+            body["report"]["trainees"] = []
             body["event"] = event
             self.service.hub.publish(Notice("training", body, coalesce=session.session_id))
         except Exception:

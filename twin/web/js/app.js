@@ -1,6 +1,6 @@
 // The console's shell: sign-in, hash routes (the ROUTES table), the live stream, the alarm sound,
-// the header, the latest-alarm strip and the trainee banner. Views (views/*.js) render from the
-// shared ConsoleState.
+// the header, the latest-alarm strip, the trainee banner and the "escalated to you" notice. Views
+// (views/*.js) render from the shared ConsoleState.
 //
 // A page is one row of ROUTES: its name (the hash #/<name>[/<arg>]), the view to build (given the
 // context and the decoded argument, or undefined), the permission it needs (null: any signed-in
@@ -11,6 +11,7 @@ import { AlarmAudio } from "./alarm-audio.js";
 import { nextSilenceEnd, soundingPriority } from "./alarm-sound.js";
 import { serverNow, syncTo } from "./clock.js";
 import { fill, h } from "./dom.js";
+import { EscalationNotice } from "./escalation-notice.js";
 import { ConsoleState } from "./state.js";
 import { LiveStream } from "./stream.js";
 import { TrainingBanner } from "./training-banner.js";
@@ -19,6 +20,8 @@ import { deviceView } from "./views/device.js";
 import { fleetView } from "./views/fleet.js";
 import { loginView } from "./views/login.js";
 import { patientReportsView } from "./views/patient-reports.js";
+import { recordView } from "./views/record.js";
+import { replayView } from "./views/replay.js";
 import { trainingView } from "./views/training.js";
 import { trainingReportView } from "./views/training-report.js";
 import { usersView } from "./views/users.js";
@@ -32,6 +35,9 @@ export const ROUTES = {
   reports: { view: (ctx) => patientReportsView(ctx), permission: null, nav: "nav-reports" },
   device: { view: (ctx, arg) => (arg ? deviceView(ctx, arg) : fleetView(ctx)), permission: null, nav: null },
   training: { view: (ctx, arg) => (arg ? trainingReportView(ctx, arg) : trainingView(ctx)), permission: null, nav: "nav-training", navPermission: "run_scenario" },
+  replay: { view: (ctx, arg) => (arg ? replayView(ctx, arg) : fleetView(ctx)), permission: null, nav: null },
+  // trainees and up have a record (instructors pick whose)
+  record: { view: (ctx, arg) => recordView(ctx, arg ?? null), permission: null, nav: "nav-record", navPermission: "respond" },
   users: { view: (ctx) => usersView(ctx), permission: "manage_users", nav: "nav-users" },
 };
 const DEFAULT_ROUTE = "fleet";
@@ -64,6 +70,7 @@ const soundState = document.getElementById("sound-state");
 const streamStatus = document.getElementById("stream-status");
 const latest = document.getElementById("latest-alarm");
 const banner = new TrainingBanner(document.getElementById("training-banner"), () => ctx.me?.username);
+const escalated = new EscalationNotice(document.getElementById("escalation-notice"), () => ctx.me?.username);
 let view = null;
 let stream = null;
 let pending = null;
@@ -95,6 +102,7 @@ function render(what) {
   if (what.alarms) {
     updateAlarmSignals();
     clearAnsweredAnnouncement();
+    escalated.show(ctx.state.alarms);
   }
   if (what.training) banner.onSession(what.training);
   if (view && view.update) view.update(what);
@@ -173,6 +181,7 @@ async function loadSnapshot() {
   ctx.state.loadDevices(devices);
   ctx.state.loadAlarms(alarms);
   ctx.changed();
+  escalated.refresh(ctx.state.alarms);
 }
 
 function startStream() {
@@ -183,6 +192,7 @@ function startStream() {
       banner.refresh(); // events missed while disconnected may have started or ended a session
     },
     onEvent: (kind, data) => {
+      if (kind === "escalation") escalated.onEscalation(data, ctx.state.alarms);
       const changed = ctx.state.apply(kind, data);
       if (changed.announce) announce(changed.announce);
       ctx.cues.noticed(changed);
@@ -262,6 +272,7 @@ function signedOut() {
   header.hidden = true;
   fill(latest);
   banner.clear();
+  escalated.clear();
   if (view && view.unmount) view.unmount();
   view = loginView(ctx, signedIn);
   fill(main);

@@ -1,6 +1,7 @@
 // Patient reports (#/reports): the cue cards of a clinical simulation. Each card says who reports
 // (the patient with a given pump), what, when (on the pump's clock, and how far into the drill)
-// and how bad; staff answer it with a response action, recorded like an answer to an alarm. Cards
+// and how bad; staff answer it with a response action, recorded as an answer to the pump's
+// patient_report alarm (the twin raises one for every recorded report, and scores it). Cards
 // of drills still running come first; those of ended drills follow, with the answers expected.
 
 import { api } from "../api.js";
@@ -12,7 +13,9 @@ const SEVERITY_WORD = { mild: "Mild", moderate: "Moderate", severe: "Severe", li
 let actions = null;
 
 async function answerActions() {
-  actions = actions || (await api("/api/response-actions")).filter((a) => a.applies === null);
+  // a recorded act, or one whose command the catalogue fixes (interrogate): the twin sends it; a
+  // refill, a reprogram or a bolus needs its parameters and is answered from the pump's alarm
+  actions = actions || (await api("/api/response-actions")).filter((a) => a.applies === null || a.preset);
   return actions;
 }
 
