@@ -448,3 +448,50 @@ async def test_a_response_that_would_command_a_real_pump_is_refused_and_not_reco
         assert answer.status_code == 403
         assert answer.json()["reason"] == "real_device_read_only"
     assert twin.journal.responses() == []
+
+
+# ------------------------------------------------------------------------------- limits (issue 18)
+
+
+async def test_failed_sign_ins_are_throttled_with_retry_after_before_any_hash(twin: Twin) -> None:
+    async with _client(twin) as client:
+        answers = [
+            await client.post("/api/login", json={"username": "trainee", "password": "wrong-password"})
+            for _ in range(7)
+        ]
+        assert [a.status_code for a in answers[:5]] == [401] * 5
+        throttled = answers[5]
+        assert throttled.status_code == 429
+        assert throttled.json()["reason"] == "too_many_attempts"
+        assert int(throttled.headers["retry-after"]) >= 1
+        # the right password is refused too while the account waits (a guesser cannot probe)
+        right = await client.post("/api/login", json={"username": "trainee", "password": PASSWORDS[Role.TRAINEE]})
+        assert right.status_code == 429
+        twin.clock.now += timedelta(minutes=20)
+        assert (
+            await client.post("/api/login", json={"username": "trainee", "password": PASSWORDS[Role.TRAINEE]})
+        ).status_code == 200
+
+
+async def test_a_body_over_the_limit_is_refused_413_before_it_is_read(twin: Twin) -> None:
+    async with _client(twin) as client:
+        huge = b'{"username": "admin", "password": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+        answer = await client.post("/api/login", content=huge, headers={"content-type": "application/json"})
+        assert answer.status_code == 413
+        assert answer.json()["reason"] == "body_too_large"
+
+        async def chunks():  # no Content-Length: counted as it arrives
+            for _ in range(40):
+                yield b"x" * 65536
+
+        streamed = await client.post("/api/login", content=chunks(), headers={"content-type": "application/json"})
+        assert streamed.status_code == 413
+
+
+async def test_a_refused_body_is_not_echoed_back(twin: Twin) -> None:
+    marker = "SECRET-MARKER-" + "y" * 5000
+    async with _client(twin) as client:
+        answer = await client.post("/api/login", json={"username": marker, "password": 3, "extra": marker})
+        assert answer.status_code == 422
+        assert marker[:14] not in answer.text
+        assert len(answer.content) < 2000

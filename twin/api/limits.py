@@ -21,10 +21,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 MAX_ERRORS: Final = 10
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
 class BodyLimit:
     """ASGI middleware: 413 for a request body over ``max_bytes`` (see the module docstring)."""
 
@@ -47,27 +43,33 @@ class BodyLimit:
                     return
         received = 0
         started = False
+        refused = False
 
         async def counted() -> Message:
-            nonlocal received
+            nonlocal received, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise BodyTooLarge
+                    # answer now and tell the app the client went away: it stops reading, and
+                    # whatever it would answer is dropped below
+                    refused = True
+                    if not started:
+                        await _too_large(send, self.max_bytes)
+                    return {"type": "http.disconnect"}
             return message
 
         async def watched(message: Message) -> None:
             nonlocal started
+            if refused:
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
-        try:
-            await self.app(scope, counted, watched)
-        except BodyTooLarge:
-            if not started:
-                await _too_large(send, self.max_bytes)
+        await self.app(scope, counted, watched)
 
 
 async def _too_large(send: Send, limit: int) -> None:
