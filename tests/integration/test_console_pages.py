@@ -321,7 +321,12 @@ async def _pages(live: LiveSim, browser: Browser, outside: Outside, errors: list
     await _shot(trainee, "patient-reports")
     await card.locator("[data-testid=cue-action]").select_option("interrogate")
     await card.locator("[data-testid=cue-note]").fill("asked the patient in; interrogating the pump")
-    await card.locator("[data-testid=cue-submit]").click()
+    async with trainee.expect_response(
+        lambda r: "/api/cues/" in r.url and r.request.method == "POST", timeout=WAIT_MS
+    ) as posted:
+        await card.locator("[data-testid=cue-submit]").click()
+    answer = await posted.value
+    assert answer.status == 201, await answer.text()
     await trainee.wait_for_selector(
         "[data-testid=cue-card] [data-testid=cue-answers] li[data-action=interrogate]", timeout=WAIT_MS
     )

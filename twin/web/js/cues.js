@@ -27,7 +27,8 @@ export class CueBoard {
 
   /** Ask for a refetch after a stream change (`changed` as ConsoleState.apply returns it). */
   noticed(changed) {
-    if (changed.scenario || (changed.responses && [...changed.keys].some((k) => k.includes(`/${CUE_CODE}-`)))) {
+    // an answer to a report is a response to the pump's patient_report alarm: <site>/<device>/patient_report
+    if (changed.scenario || (changed.responses && [...changed.keys].some((k) => k.endsWith(`/${CUE_CODE}`)))) {
       this.refetch.request();
     }
   }
