@@ -1,4 +1,5 @@
-"""Our line-protocol encoder writes exactly what InfluxData's own encoder (influxdb_client's Point) writes."""
+"""Our line-protocol encoder writes exactly what InfluxData's own encoder (influxdb_client's Point) writes:
+the fast telemetry line, the fast ``sim_truth`` line of a simulated pump's sample, and every point."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -9,8 +10,16 @@ from influxdb_client.client.write.point import Point  # the oracle: InfluxData's
 from influxdb_client.domain.write_precision import WritePrecision
 
 from twin.contract.messages import CatheterState, Drug, MotorState, SimTruth, Telemetry
-from twin.timeseries.lines import device_lines, telemetry_line
-from twin.timeseries.points import DeviceTags, InfluxPoint, stored_tag_value, telemetry_point
+from twin.timeseries.lines import device_lines, sim_truth_line, telemetry_line
+from twin.timeseries.points import (
+    TRUTH_FIELD_PREFIX,
+    DeviceTags,
+    InfluxPoint,
+    device_points,
+    sim_truth_point,
+    stored_tag_value,
+    telemetry_point,
+)
 
 
 def reference(point: InfluxPoint) -> str:
@@ -30,28 +39,29 @@ VOLUME = st.floats(min_value=0.0, max_value=1000.0, allow_nan=False) | st.intege
 RATE = st.floats(min_value=0.0, max_value=1e6, allow_nan=False)
 
 
+TRUTHS = st.builds(
+    SimTruth,
+    reservoir_ml=VOLUME,
+    delivered_to_patient_ml_total=VOLUME,
+    lost_ml_total=VOLUME,
+    actual_concentration_mg_per_ml=st.floats(0.0, 100.0),
+    actual_dose_mg_per_day=RATE,
+    catheter=st.sampled_from(list(CatheterState)),
+)
+
+
 @st.composite
-def samples(draw: st.DrawFn) -> tuple[DeviceTags, Telemetry]:
+def samples(draw: st.DrawFn, *, simulated_with_truth: bool = False) -> tuple[DeviceTags, Telemetry]:
+    """A device's tags and one sample; ``simulated_with_truth``: always a simulated pump with truth."""
     device = draw(st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9_.\-]{0,20}\Z"))
     tags = DeviceTags(
         site=draw(st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9_.\-]{0,20}\Z")),
         device=device,
         model=draw(TAG_TEXT),
         drug=draw(st.none() | st.sampled_from(list(Drug))),
-        simulated=draw(st.booleans()),
+        simulated=True if simulated_with_truth else draw(st.booleans()),
     )
-    truth = draw(
-        st.none()
-        | st.builds(
-            SimTruth,
-            reservoir_ml=VOLUME,
-            delivered_to_patient_ml_total=VOLUME,
-            lost_ml_total=VOLUME,
-            actual_concentration_mg_per_ml=st.floats(0.0, 100.0),
-            actual_dose_mg_per_day=RATE,
-            catheter=st.sampled_from(list(CatheterState)),
-        )
-    )
+    truth = draw(TRUTHS if simulated_with_truth else st.none() | TRUTHS)
     moment = datetime(1990, 1, 1, tzinfo=UTC) + timedelta(microseconds=draw(st.integers(0, 6 * 10**15)))
     sample = Telemetry(
         device_id=device,
@@ -76,7 +86,25 @@ def test_the_fast_telemetry_line_is_the_reference_line(case: tuple[DeviceTags, T
     tags, sample = case
     point = telemetry_point(tags, sample)
     assert telemetry_line(tags, sample) == point.line_protocol().encode() == reference(point).encode()
-    assert device_lines(tags, sample) == [telemetry_line(tags, sample)]
+    assert not [key for key in point.fields if key.startswith(TRUTH_FIELD_PREFIX)]  # truth never in telemetry
+    assert device_lines(tags, sample) == [p.line_protocol().encode() for p in device_points(tags, sample)]
+    if sample.sim_truth is None or not tags.simulated:  # a real pump has no truth, and a claim of one is ignored
+        assert sim_truth_line(tags, sample) is None
+        assert sim_truth_point(tags, sample) is None
+        assert device_lines(tags, sample) == [telemetry_line(tags, sample)]
+
+
+@settings(max_examples=400)
+@given(samples(simulated_with_truth=True))
+def test_the_fast_sim_truth_line_is_the_reference_line(case: tuple[DeviceTags, Telemetry]) -> None:
+    tags, sample = case
+    truth = sim_truth_point(tags, sample)
+    assert truth is not None
+    assert sim_truth_line(tags, sample) == truth.line_protocol().encode() == reference(truth).encode()
+    assert truth.measurement == "sim_truth"
+    assert truth.tags == telemetry_point(tags, sample).tags
+    assert truth.time_ns == telemetry_point(tags, sample).time_ns  # lines up with its sample
+    assert device_lines(tags, sample) == [telemetry_line(tags, sample), sim_truth_line(tags, sample)]
 
 
 KEYS = st.sampled_from(["site", "device", "model", "drug", "code", "priority", "a b", "x,y", "k=v", "ü"])
@@ -91,7 +119,9 @@ VALUES = st.one_of(
 
 @settings(max_examples=500)
 @given(
-    measurement=st.sampled_from(["telemetry", "state", "alarm", "command", "twin_health", "training", "a b,c"]),
+    measurement=st.sampled_from(
+        ["telemetry", "sim_truth", "state", "alarm", "command", "twin_health", "training", "a b,c"]
+    ),
     tags=st.dictionaries(KEYS, TAG_TEXT, max_size=5),
     fields=st.dictionaries(FIELD_KEYS, VALUES, min_size=1, max_size=6),
     time_ns=st.integers(min_value=0, max_value=2**62),
@@ -104,6 +134,16 @@ def test_every_point_is_encoded_as_influxdata_encodes_it(
         return
     point = InfluxPoint(measurement, tags, fields, time_ns)  # type: ignore[arg-type]
     assert point.line_protocol() == reference(point)
+
+
+SIM_TRUTH = SimTruth(
+    reservoir_ml=1.0,
+    delivered_to_patient_ml_total=0.0,
+    lost_ml_total=0.0,
+    actual_concentration_mg_per_ml=2.0,
+    actual_dose_mg_per_day=0.2,
+    catheter=CatheterState.PATENT,
+)
 
 
 def test_a_sample_of_another_device_is_refused() -> None:
@@ -123,3 +163,5 @@ def test_a_sample_of_another_device_is_refused() -> None:
     )
     with pytest.raises(ValueError, match="pump-a"):
         telemetry_line(tags, sample)
+    with pytest.raises(ValueError, match="pump-a"):
+        sim_truth_line(tags, sample.model_copy(update={"sim_truth": SIM_TRUTH}))

@@ -30,6 +30,7 @@ from twin.timeseries.points import (
     check_name,
     command_point,
     device_points,
+    sim_truth_point,
     state_point,
     stored_tag_value,
     telemetry_point,
@@ -53,7 +54,7 @@ EXAMPLE_NS = 1_773_480_600_000_000_000  # 2026-03-14T09:30:00Z
 # ------------------------------------------------------------------------------------------ mapping
 
 
-def test_telemetry_point_carries_every_sample_value_seq_session_and_sim_truth() -> None:
+def test_telemetry_point_carries_every_sample_value_seq_session_and_no_truth() -> None:
     point = telemetry_point(TAGS, examples.telemetry())
     assert point.measurement == "telemetry"
     assert point.tags == IDENTITY
@@ -67,24 +68,48 @@ def test_telemetry_point_carries_every_sample_value_seq_session_and_sim_truth() 
         "infusing": True,
         "seq": 2,
         "session": 3,
+    }  # the example carries sim_truth: it is not here (issue 12: truth stays behind the glass)
+    assert point.time_ns == EXAMPLE_NS + 2  # device time, seq in the sub-microsecond digits
+    assert point.sheddable
+
+
+def test_the_truth_of_a_simulated_sample_goes_to_its_own_measurement_beside_the_sample() -> None:
+    sample = examples.telemetry()
+    truth = sim_truth_point(TAGS, sample)
+    assert truth is not None
+    assert truth.measurement == "sim_truth"
+    assert truth.tags == IDENTITY
+    assert truth.fields == {
         "true_reservoir_ml": 6.51,
         "true_delivered_to_patient_ml_total": 305.2,
         "true_lost_ml_total": 0.0,
         "true_actual_concentration_mg_per_ml": 2.0,
         "true_actual_dose_mg_per_day": 0.81,
         "true_catheter": "patent",
+        "seq": 2,
+        "session": 3,
     }
-    assert point.time_ns == EXAMPLE_NS + 2  # device time, seq in the sub-microsecond digits
-    assert point.sheddable
+    assert truth.time_ns == telemetry_point(TAGS, sample).time_ns
+    assert truth.sheddable  # a periodic sample, like its telemetry
+    assert [p.measurement for p in device_points(TAGS, sample)] == ["telemetry", "sim_truth"]
 
 
-def test_a_real_pump_has_no_true_fields_and_floats_stay_floats() -> None:
+def test_a_real_pump_has_no_truth_and_floats_stay_floats() -> None:
     telemetry = examples.telemetry().model_copy(update={"sim_truth": None, "reservoir_ml": 6})
-    point = telemetry_point(DeviceTags(SITE, "pump-0001", "Prometra II", None, simulated=False), telemetry)
+    real = DeviceTags(SITE, "pump-0001", "Prometra II", None, simulated=False)
+    point = telemetry_point(real, telemetry)
     assert not [key for key in point.fields if key.startswith("true_")]
+    assert sim_truth_point(real, telemetry) is None
     assert point.tags["simulated"] == "false"
     assert "drug" not in point.tags  # no state seen yet: no drug tag
     assert type(point.fields["reservoir_ml"]) is float  # an int would be a field type conflict later
+
+
+def test_a_real_pump_that_claims_a_ground_truth_is_not_believed() -> None:
+    """A gateway bug could fill ``sim_truth`` on a real pump's sample: it is not written anywhere."""
+    real = DeviceTags(SITE, "pump-0001", "Prometra II", None, simulated=False)
+    assert sim_truth_point(real, examples.telemetry()) is None
+    assert [p.measurement for p in device_points(real, examples.telemetry())] == ["telemetry"]
 
 
 def test_state_point_takes_the_drug_tag_from_the_state_itself() -> None:
@@ -260,7 +285,7 @@ def test_twin_health_point() -> None:
 
 
 def test_device_points_dispatches_by_message_kind() -> None:
-    assert [p.measurement for p in device_points(TAGS, examples.telemetry())] == ["telemetry"]
+    assert [p.measurement for p in device_points(TAGS, examples.telemetry())] == ["telemetry", "sim_truth"]
     assert [p.measurement for p in device_points(TAGS, examples.state())] == ["state"]
     assert [p.measurement for p in device_points(TAGS, examples.alarm())] == ["alarm"]
     assert device_points(TAGS, examples.birth()) == ()

@@ -37,6 +37,7 @@ from twin.timeseries.points import (
     alarm_event_point,
     alarm_transition_point,
     command_point,
+    sim_truth_point,
     state_point,
     telemetry_point,
     twin_health_point,
@@ -77,6 +78,12 @@ def _rows(influxd: Influxd, query: str, db: str = DB) -> list[dict[str, Any]]:
     return rows
 
 
+def _field_keys(influxd: Influxd, measurement: str) -> list[tuple[str, str]]:
+    """(field key, type) of every field InfluxDB holds for ``measurement``."""
+    statement = influxd.query(f'SHOW FIELD KEYS FROM "{measurement}"', db=DB)["results"][0]  # type: ignore[index]
+    return [(key, kind) for series in statement.get("series", []) for key, kind in series["values"]]
+
+
 @dataclass
 class WatchedTransport(httpx.AsyncBaseTransport):
     """The real network transport, with a record of every request and optional answers injected in
@@ -102,8 +109,11 @@ class WatchedTransport(httpx.AsyncBaseTransport):
 
 def _every_kind_of_point() -> list[InfluxPoint]:
     at = examples.EXAMPLE_TIME
+    truth = sim_truth_point(TAGS, examples.telemetry())
+    assert truth is not None
     return [
         telemetry_point(TAGS, examples.telemetry()),
+        truth,
         state_point(TAGS, examples.state()),
         alarm_event_point(TAGS, examples.alarm()),
         alarm_transition_point(
@@ -149,7 +159,7 @@ async def test_every_measurement_lands_and_reads_back(influxd: Influxd, tmp_path
     async with InfluxWriter(_settings(influxd.url, tmp_path, gzip=gzip), transport=transport) as writer:
         writer.submit(_every_kind_of_point())
         assert await writer.drain(60)
-        assert writer.stats.written == 6
+        assert writer.stats.written == 7
         assert writer.stats.influx_reachable is True
 
     writes = [r for r in transport.requests if r.url.path == "/write"]
@@ -160,8 +170,19 @@ async def test_every_measurement_lands_and_reads_back(influxd: Influxd, tmp_path
     (telemetry,) = _rows(influxd, "SELECT * FROM telemetry GROUP BY *")
     assert telemetry["model"] == AWKWARD_MODEL
     assert telemetry["time"] == telemetry_point(TAGS, examples.telemetry()).time_ns
-    assert (telemetry["seq"], telemetry["session"], telemetry["true_catheter"]) == (2, 3, "patent")
+    assert (telemetry["seq"], telemetry["session"]) == (2, 3)
     assert telemetry["reservoir_ml"] == 6.42
+    telemetry_fields = {row[0] for row in _field_keys(influxd, "telemetry")}
+    assert "reservoir_ml" in telemetry_fields
+    assert not [key for key in telemetry_fields if key.startswith("true_")]  # truth stays behind the glass
+    (truth,) = _rows(influxd, "SELECT * FROM sim_truth GROUP BY *")  # ... in its own measurement
+    assert truth["time"] == telemetry["time"]
+    assert (truth["device"], truth["simulated"], truth["seq"]) == ("pump-0001", "true", 2)
+    assert (truth["true_catheter"], truth["true_reservoir_ml"], truth["true_actual_dose_mg_per_day"]) == (
+        "patent",
+        6.51,
+        0.81,
+    )
     (transition,) = _rows(influxd, "SELECT * FROM alarm WHERE event = 'transition' GROUP BY *")
     assert transition["comment"] == AWKWARD_COMMENT
     assert (transition["code"], transition["priority"], transition["time_to_ack_s"]) == ("reservoir_low", "medium", 30)
@@ -174,7 +195,7 @@ async def test_every_measurement_lands_and_reads_back(influxd: Influxd, tmp_path
     assert (command["action"], command["status"], command["latency_s"]) == ("refill", "applied", 1.5)
     (health,) = _rows(influxd, "SELECT * FROM twin_health GROUP BY *")
     assert (health["twin"], health["rejects_schema"]) == ("twin-a", 1)
-    kinds = dict(influxd.query("SHOW FIELD KEYS FROM telemetry", db=DB)["results"][0]["series"][0]["values"])  # type: ignore[index]
+    kinds = dict(_field_keys(influxd, "telemetry"))
     assert (kinds["reservoir_ml"], kinds["seq"], kinds["infusing"], kinds["motor"]) == (
         "float",
         "integer",

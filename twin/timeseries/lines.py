@@ -11,6 +11,10 @@ once and remembered (:func:`series_key`), and the fields are formatted as every 
 checks the bytes against InfluxData's own encoder over random samples, and the integration
 tests write them to a real influxd and read them back.
 
+The simulator's ground truth of a sample goes to its own measurement, ``sim_truth``
+(:func:`sim_truth_line`, the same bytes as :func:`twin.timeseries.points.sim_truth_point`), never
+to ``telemetry``; a real pump's sample has none.
+
 Every other message (states, alarm events, transitions, commands: a few per hundred samples)
 goes through :class:`~twin.timeseries.points.InfluxPoint` (:func:`twin.timeseries.points.device_points`).
 
@@ -25,6 +29,7 @@ from typing import Final
 from twin.contract.messages import DeviceMessage, Telemetry
 from twin.timeseries.points import (
     _DEVICE_DISCRIMINATORS,
+    SIM_TRUTH,
     TELEMETRY,
     DeviceTags,
     _series_key,
@@ -47,7 +52,7 @@ _TELEMETRY_KEYS: Final = (
     ",reservoir_ml=",
 )
 _TRUTH_KEYS: Final = (
-    ",true_actual_concentration_mg_per_ml=",
+    "true_actual_concentration_mg_per_ml=",
     ",true_actual_dose_mg_per_day=",
     ",true_delivered_to_patient_ml_total=",
     ",true_lost_ml_total=",
@@ -63,27 +68,43 @@ def _floats(keys: tuple[str, ...], values: tuple[float, ...]) -> str:
 
 
 def telemetry_line(tags: DeviceTags, t: Telemetry) -> bytes:
-    """The ``telemetry`` point of ``t`` (see :func:`twin.timeseries.points.telemetry_point`)."""
+    """The ``telemetry`` point of ``t`` (see :func:`twin.timeseries.points.telemetry_point`): what
+    the pump reports, never its ``sim_truth``."""
     if t.device_id != tags.device:
         raise ValueError(f"message of {t.device_id!r} mapped with the tags of {tags.device!r}")
-    # sorted field keys: battery, current_rate, delivered, dose, infusing, motor, reservoir, seq, session, true_*
+    # sorted field keys: battery, current_rate, delivered, dose, infusing, motor, reservoir, seq, session
     head = _floats(
         _TELEMETRY_KEYS[:4],
         (t.battery_percent, t.current_rate_ml_per_day, t.delivered_ml_total, t.dose_mg_per_day),
     )
     head += f',infusing={"true" if t.infusing else "false"},motor="{t.motor.value}"'
     head += _floats(_TELEMETRY_KEYS[4:], (t.reservoir_ml,)) + f",seq={t.seq}i,session={t.session}i"
-    truth = t.sim_truth
-    if truth is not None:
-        head += _floats(_TRUTH_KEYS[:2], (truth.actual_concentration_mg_per_ml, truth.actual_dose_mg_per_day))
-        head += f',true_catheter="{truth.catheter.value}"'
-        head += _floats(_TRUTH_KEYS[2:], (truth.delivered_to_patient_ml_total, truth.lost_ml_total, truth.reservoir_ml))
     time_ns = timestamp_ns(t.device_time, t.seq % _DEVICE_DISCRIMINATORS)
     return f"{series_key(TELEMETRY, tags)}{head} {time_ns}".encode()
 
 
+def sim_truth_line(tags: DeviceTags, t: Telemetry) -> bytes | None:
+    """The ``sim_truth`` point of ``t`` (see :func:`twin.timeseries.points.sim_truth_point`):
+    ``None`` without truth, or for a pump whose birth says it is real."""
+    truth = t.sim_truth
+    if truth is None or not tags.simulated:
+        return None
+    if t.device_id != tags.device:
+        raise ValueError(f"message of {t.device_id!r} mapped with the tags of {tags.device!r}")
+    # sorted field keys: seq, session, true_actual_concentration, true_actual_dose, true_catheter,
+    # true_delivered_to_patient, true_lost, true_reservoir
+    head = f"seq={t.seq}i,session={t.session}i,"
+    head += _floats(_TRUTH_KEYS[:2], (truth.actual_concentration_mg_per_ml, truth.actual_dose_mg_per_day))
+    head += f',true_catheter="{truth.catheter.value}"'
+    head += _floats(_TRUTH_KEYS[2:], (truth.delivered_to_patient_ml_total, truth.lost_ml_total, truth.reservoir_ml))
+    time_ns = timestamp_ns(t.device_time, t.seq % _DEVICE_DISCRIMINATORS)
+    return f"{series_key(SIM_TRUTH, tags)}{head} {time_ns}".encode()
+
+
 def device_lines(tags: DeviceTags, message: DeviceMessage) -> list[bytes]:
-    """The line-protocol lines of any device message (telemetry fast, the rest by the reference)."""
+    """The line-protocol lines of any device message (telemetry and its truth fast, the rest by the
+    reference): the same lines, in the same order, as :func:`twin.timeseries.points.device_points`."""
     if isinstance(message, Telemetry):
-        return [telemetry_line(tags, message)]
+        truth = sim_truth_line(tags, message)
+        return [telemetry_line(tags, message)] if truth is None else [telemetry_line(tags, message), truth]
     return [point.line_protocol().encode() for point in device_points(tags, message)]

@@ -6,7 +6,9 @@ writer (``twin.influx.writer``) is the only place points travel anywhere.
 The schema (measurements, tags, fields, units) is documented in ``docs/influx-schema.md``; the
 short version:
 
-* measurements ``telemetry``, ``state``, ``alarm``, ``command``, ``twin_health``, ``training``;
+* measurements ``telemetry``, ``state``, ``alarm``, ``command``, ``twin_health``, ``training``, and
+  ``sim_truth`` (the simulator's ground truth of a simulated pump's telemetry sample, for
+  instructors only: no standard dashboard reads it; see :func:`sim_truth_point`);
 * tags are low-cardinality identity only: ``site``, ``device``, ``model``, ``drug``,
   ``simulated`` (plus ``code`` and ``priority`` on ``alarm``, ``action`` on ``command``, ``twin``
   on ``twin_health``; ``training`` has ``session``, ``trainee`` and ``site``); everything that
@@ -61,8 +63,15 @@ ALARM: Final = "alarm"
 COMMAND: Final = "command"
 TWIN_HEALTH: Final = "twin_health"
 TRAINING: Final = "training"
+SIM_TRUTH: Final = "sim_truth"
+"""The simulator's ground truth behind a simulated pump's telemetry sample: instructors only."""
 
-SHEDDABLE_MEASUREMENTS: Final = frozenset({TELEMETRY, TWIN_HEALTH})
+TRUTH_FIELD_PREFIX: Final = "true_"
+"""Every field of :data:`SIM_TRUTH` but ``seq``/``session`` starts with it, and no field of any
+other measurement does: a query that names a ``true_*`` field or ``sim_truth`` reads simulator
+truth (``tests/core/test_dashboards.py`` keeps both out of the standard dashboards)."""
+
+SHEDDABLE_MEASUREMENTS: Final = frozenset({TELEMETRY, SIM_TRUTH, TWIN_HEALTH})
 """Periodic samples, each superseded by the next: the only points the writer may shed when its
 spool is full (counted). Alarm, state and command points are never shed."""
 
@@ -302,7 +311,9 @@ def _check_device(tags: DeviceTags, message: DeviceMessage) -> None:
 
 
 def telemetry_point(tags: DeviceTags, telemetry: Telemetry) -> InfluxPoint:
-    """``telemetry``: one periodic sample. Simulator ground truth, when present, as ``true_*`` fields."""
+    """``telemetry``: one periodic sample, as the pump reports it. Never the simulator's ground
+    truth (``sim_truth``): that goes to its own measurement (:func:`sim_truth_point`), so a
+    dashboard, a filter or an export reading ``telemetry`` sees only what a real pump could say."""
     _check_device(tags, telemetry)
     fields: dict[str, FieldValue] = {
         "reservoir_ml": float(telemetry.reservoir_ml),
@@ -315,16 +326,39 @@ def telemetry_point(tags: DeviceTags, telemetry: Telemetry) -> InfluxPoint:
         "seq": telemetry.seq,
         "session": telemetry.session,
     }
-    truth = telemetry.sim_truth
-    if truth is not None:
-        fields["true_reservoir_ml"] = float(truth.reservoir_ml)
-        fields["true_delivered_to_patient_ml_total"] = float(truth.delivered_to_patient_ml_total)
-        fields["true_lost_ml_total"] = float(truth.lost_ml_total)
-        fields["true_actual_concentration_mg_per_ml"] = float(truth.actual_concentration_mg_per_ml)
-        fields["true_actual_dose_mg_per_day"] = float(truth.actual_dose_mg_per_day)
-        fields["true_catheter"] = truth.catheter.value
     return InfluxPoint(
         TELEMETRY,
+        tags.as_tags(),
+        fields,
+        timestamp_ns(telemetry.device_time, _device_discriminator(telemetry.seq)),
+    )
+
+
+def sim_truth_point(tags: DeviceTags, telemetry: Telemetry) -> InfluxPoint | None:
+    """``sim_truth``: the simulator's ground truth behind one telemetry sample (what really is in
+    the reservoir, what reached the patient, what was lost, the catheter's true state), with the
+    sample's tags, ``seq``, ``session`` and timestamp, so it lines up with its ``telemetry`` point.
+
+    ``None`` when the sample carries no truth, and for a pump whose birth says it is real
+    (``tags.simulated`` false): a real pump has no ground truth, and one that claims some is not
+    believed. Only the instructor's dashboard reads this measurement.
+    """
+    truth = telemetry.sim_truth
+    if truth is None or not tags.simulated:
+        return None
+    _check_device(tags, telemetry)
+    fields: dict[str, FieldValue] = {
+        "true_reservoir_ml": float(truth.reservoir_ml),
+        "true_delivered_to_patient_ml_total": float(truth.delivered_to_patient_ml_total),
+        "true_lost_ml_total": float(truth.lost_ml_total),
+        "true_actual_concentration_mg_per_ml": float(truth.actual_concentration_mg_per_ml),
+        "true_actual_dose_mg_per_day": float(truth.actual_dose_mg_per_day),
+        "true_catheter": truth.catheter.value,
+        "seq": telemetry.seq,
+        "session": telemetry.session,
+    }
+    return InfluxPoint(
+        SIM_TRUTH,
         tags.as_tags(),
         fields,
         timestamp_ns(telemetry.device_time, _device_discriminator(telemetry.seq)),
@@ -417,10 +451,12 @@ def alarm_event_point(tags: DeviceTags, event: AlarmEvent) -> InfluxPoint:
 
 
 def device_points(tags: DeviceTags, message: DeviceMessage) -> tuple[InfluxPoint, ...]:
-    """The points for any device message: telemetry, state and alarm events make one each; birth,
-    status and command results make none here (a command outcome is :func:`command_point`)."""
+    """The points for any device message: telemetry makes its ``telemetry`` point and, for a
+    simulated pump, its ``sim_truth`` point; state and alarm events make one each; birth, status
+    and command results make none here (a command outcome is :func:`command_point`)."""
     if isinstance(message, Telemetry):
-        return (telemetry_point(tags, message),)
+        truth = sim_truth_point(tags, message)
+        return (telemetry_point(tags, message),) if truth is None else (telemetry_point(tags, message), truth)
     if isinstance(message, State):
         return (state_point(tags, message),)
     if isinstance(message, AlarmEvent):
@@ -666,9 +702,11 @@ __all__ = [
     "ALARM",
     "COMMAND",
     "SHEDDABLE_MEASUREMENTS",
+    "SIM_TRUTH",
     "STATE",
     "TELEMETRY",
     "TRAINING",
+    "TRUTH_FIELD_PREFIX",
     "TWIN_HEALTH",
     "AlarmTransitionPoint",
     "CommandOutcome",
@@ -684,6 +722,7 @@ __all__ = [
     "check_name",
     "command_point",
     "device_points",
+    "sim_truth_point",
     "state_point",
     "stored_tag_value",
     "telemetry_point",
