@@ -100,10 +100,17 @@ class _Reader:
 
 def read_lines(body: str) -> list[ReadPoint]:
     """Every point in a body of lines separated by ``\\n`` (newlines in quoted strings are values)."""
+    return [point for point, _, _ in read_located_lines(body)]
+
+
+def read_located_lines(body: str) -> list[tuple[ReadPoint, str, int]]:
+    """Every point of ``body`` with its own text and the physical line (from 1) it starts on."""
     reader = _Reader(body)
-    points: list[ReadPoint] = []
+    located: list[tuple[ReadPoint, str, int]] = []
     while reader.at < len(body):
-        points.append(reader.point())
+        start = reader.at
+        point = reader.point()
+        located.append((point, body[start : reader.at], body.count("\n", 0, start) + 1))
         if reader.at < len(body):
             reader.expect("\n")
-    return points
+    return located

@@ -355,7 +355,7 @@ async def test_a_token_is_sent_as_a_token_header(influxd: Influxd, tmp_path: Pat
         assert "s3cr3t" not in writer.describe()
         writer.submit(influx_fleet.fleet_round(2, 0))
         assert await writer.drain(60)
-    assert {r.url.path for r in transport.requests} == {"/query", "/write"}
+    assert {r.url.path for r in transport.requests} == {"/ping", "/query", "/write"}  # 1.x: CREATE DATABASE
     assert all(r.headers["authorization"] == "Token s3cr3t-token" for r in transport.requests)
     assert len(_rows(influxd, "SELECT seq FROM telemetry")) == 2
 

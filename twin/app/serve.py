@@ -163,7 +163,9 @@ async def running_twin(
             if writer is None:
                 return {"timeseries": "disabled"}
             stats = writer.stats
-            if settings.influx.url is not None and stats.influx_reachable is False:
+            if settings.influx.url is not None and stats.problem is not None:  # answers, but refuses: why, the fix
+                service.health.report("timeseries", Status.DEGRADED, stats.problem)
+            elif settings.influx.url is not None and stats.influx_reachable is False:
                 service.health.report("timeseries", Status.DEGRADED, f"InfluxDB unreachable: {stats.last_error}")
             else:  # reachable, or no InfluxDB configured (points wait in the spool for one: a choice)
                 service.health.ok("timeseries", writer.describe())

@@ -25,24 +25,35 @@ the spool in order and POSTs ``/write?db=…&rp=…&precision=ns`` (gzip-compres
   ``random.Random``), waiting at least ``Retry-After`` when InfluxDB sends one (capped at
   :data:`RETRY_AFTER_CAP_S`). Retries never stop: the points are safe in the spool meanwhile, and
   everything behind them waits, in order.
-* **401, 403, 404**: configuration, not data (wrong credentials, no database, missing DBRP
-  mapping on 2.x/3.x): retried as above and counted in ``auth_failures`` (401/403); a 404 makes
-  the writer try ``CREATE DATABASE`` again. Dead-lettering here would throw away good points.
-* **any other 4xx** (400 parse error, partial write, field type conflict; 413 too large): the
-  batch is split in halves, recursively, and resent; the single lines InfluxDB still refuses go
-  to the dead-letter file ``<spool_dir>/dead-letter.jsonl`` (one JSON object per refused line:
-  ``at``, ``status``, ``reason`` as InfluxDB gave it, ``database``, ``retention_policy``,
-  ``line``) and are counted in ``dead_lettered``; never retried. Resending the halves is safe:
-  the lines InfluxDB already stored are rewritten with the same key, which overwrites.
+* **401, 403, 404**: configuration, not data (wrong credentials, no database, no DBRP mapping on
+  2.x): retried as above, counted (``auth_failures`` for 401/403, ``database_missing`` for 404),
+  and said in plain words in ``stats.problem`` (what is wrong, that the points are kept, the fix;
+  ``/healthz`` shows it) until a write succeeds. A 404 from 1.x ("database not found") makes the
+  writer send ``CREATE DATABASE`` again. Dead-lettering here would throw away good points.
+* **any other 4xx** (400 parse error, partial write, field type conflict; 413 too large; 2.x's 422
+  partial write): refused lines go to the dead-letter file ``<spool_dir>/dead-letter.jsonl`` (one
+  JSON object per refused line: ``at``, ``status``, ``reason`` as InfluxDB gave it, ``database``,
+  ``retention_policy``, ``line``), are counted in ``dead_lettered`` and are never retried; the
+  rest is sent again. When the answer names the refused lines (InfluxDB 3's ``400`` lists them,
+  :func:`twin.influx.dialect.refused_lines`) exactly those are dead-lettered, each with its own
+  reason; otherwise the batch is split in halves, recursively, until the lines InfluxDB still
+  refuses are alone. Resending is safe: the lines InfluxDB already stored are rewritten with the
+  same key, which overwrites.
 
-Database creation: when it starts (again before the first write if InfluxDB was unreachable), and
-after any 404, the writer sends ``CREATE DATABASE`` through
-``/query`` (a no-op if it exists). A 401/403 answer is ignored: a 1.x user without admin rights, or
-an InfluxDB 2.x/3.x where the database (bucket) and its DBRP mapping are made by an operator.
+Which InfluxDB answers: before its first write the writer asks ``GET /ping`` (1.x, 2.x and 3.x
+all serve it, with their version; :mod:`twin.influx.dialect` says what each version's answers
+mean). ``stats.server`` says what it found. Database creation: on 1.x (and, once, on a server
+that gives no version) the writer sends ``CREATE DATABASE`` through ``/query`` before the first
+write and after a 1.x "database not found" (a no-op if it exists). A 401/403 answer is ignored
+(a 1.x user without admin rights: an admin makes the database). Never on 2.x, which has no
+InfluxQL database management (a bucket with a DBRP mapping is made by an operator, or by 2.x
+itself for a bucket named after the database), nor on 3.x, which creates the database on the
+first write; an answer that says the statement is not supported ends the attempts too.
 
-Authentication: a token is sent as ``Authorization: Token …`` (2.x/3.x; also 1.8+ with
-``user:password`` as the token); otherwise a username and password go as HTTP Basic auth, which
-1.x and the 2.x/3.x v1 API accept. Credentials are never logged.
+Authentication: a token is sent as ``Authorization: Token …`` (2.x, and 3.x on its v1
+endpoints; also 1.8+ with ``user:password`` as the token); otherwise a username and password go
+as HTTP Basic auth, which 1.x and the 2.x/3.x v1 API accept (2.x: a v1 authorization, or any user
+name with a token as the password; 3.x: the password is a token). Credentials are never logged.
 
 Without a URL the writer only spools (it logs so, and :meth:`InfluxWriter.describe` says so); a
 later writer with a URL on the same spool directory sends everything.
@@ -75,6 +86,17 @@ from typing import Final, Self
 
 import httpx
 
+from twin.influx.dialect import (
+    UNKNOWN_SERVER,
+    NotFound,
+    Server,
+    configuration_problem,
+    identify,
+    influx_reason,
+    not_found,
+    refused_lines,
+    statement_error,
+)
 from twin.influx.spool import Admission, Spool, SpoolBatch, SpoolPosition, SpoolStats
 from twin.settings import InfluxSettings
 from twin.timeseries.points import InfluxPoint
@@ -102,8 +124,6 @@ GZIP_LEVEL: Final = 1
 """Fastest gzip: line protocol compresses about 10x even at level 1; higher levels cost CPU for little."""
 
 DEAD_LETTER_FILE: Final = "dead-letter.jsonl"
-
-_MAX_REASON_CHARS: Final = 2000
 
 
 class Disposition(Enum):
@@ -157,22 +177,6 @@ def backoff_s(
     return delay
 
 
-def influx_reason(response: httpx.Response) -> str:
-    """InfluxDB's own words for a refusal: the ``X-Influxdb-Error`` header (1.x), the JSON ``error``
-    (1.x, 3.x) or ``message`` (2.x), else the body text."""
-    reason = response.headers.get("x-influxdb-error")
-    if not reason:
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if isinstance(body, dict):
-            reason = body.get("error") or body.get("message")
-        if not reason:
-            reason = response.text or response.reason_phrase
-    return str(reason)[:_MAX_REASON_CHARS]
-
-
 @dataclass(frozen=True, slots=True)
 class WriterStats:
     """Counters (points unless named otherwise), cumulative since the writer started.
@@ -181,6 +185,10 @@ class WriterStats:
     whenever no append to the spool is under way.
     ``written`` and ``dead_lettered`` count what the sender settled, including points replayed from
     a spool an earlier process left, so they may exceed ``spooled`` after a restart.
+    ``auth_failures`` and ``database_missing`` count answers (401/403, 404), not points.
+    ``problem``: why InfluxDB does not take the points although it answers (credentials, a missing
+    database or DBRP mapping), in plain words with the fix; ``None`` once a write succeeds.
+    ``server``: what ``/ping`` said (``InfluxDB 2.7.10 (2.x, OSS)``), ``None`` before it answered.
     """
 
     accepted: int
@@ -194,12 +202,15 @@ class WriterStats:
     requests: int
     failed_requests: int
     auth_failures: int
+    database_missing: int
     spool_errors: int
     spool_bytes: int
     spool_backlog_bytes: int
     spool_skipped_bytes: int
     influx_reachable: bool | None
     last_error: str | None
+    problem: str | None = None
+    server: str | None = None
 
 
 def _constant(lines: list[bytes]) -> Callable[[], list[bytes]]:
@@ -242,6 +253,8 @@ class InfluxWriter:
         self._spool_lock = asyncio.Lock()
         self._end = SpoolPosition(0, 0)
         self._acknowledged = SpoolPosition(0, 0)
+        self._server: Server | None = None
+        self._may_create_database = True
         self._database_ready = False
         self._closed = False
         self._accepted = 0
@@ -254,12 +267,14 @@ class InfluxWriter:
         self._requests = 0
         self._failed_requests = 0
         self._auth_failures = 0
+        self._database_missing = 0
         self._spool_errors = 0
         self._reachable: bool | None = None
         self._failing = False
         self._spool_failing = False
         self._unsynced = False
         self._last_error: str | None = None
+        self._problem: str | None = None
 
     # ---------------------------------------------------------------------------------- public
 
@@ -350,12 +365,15 @@ class InfluxWriter:
             requests=self._requests,
             failed_requests=self._failed_requests,
             auth_failures=self._auth_failures,
+            database_missing=self._database_missing,
             spool_errors=self._spool_errors,
             spool_bytes=spool.size_bytes,
             spool_backlog_bytes=spool.backlog_bytes,
             spool_skipped_bytes=spool.skipped_bytes,
             influx_reachable=self._reachable,
             last_error=self._last_error,
+            problem=self._problem,
+            server=self._server.describe() if self._server is not None else None,
         )
 
     def describe(self) -> str:
@@ -428,12 +446,16 @@ class InfluxWriter:
         finally:
             for task in self._tasks:
                 task.cancel()
-            if self._task_group is not None:
-                await self._task_group.__aexit__(exc_type, exc, tb)
-            if self._client is not None:
-                await self._client.aclose()
-            if self._spool is not None:
-                self._spool.close()
+            try:
+                if self._task_group is not None:
+                    # the body's own exception is not the group's: passed in, the group would wrap it
+                    # in an ExceptionGroup and raise before the client and the spool are closed
+                    await self._task_group.__aexit__(None, None, None)
+            finally:
+                if self._client is not None:
+                    await self._client.aclose()
+                if self._spool is not None:
+                    self._spool.close()
 
     # ---------------------------------------------------------------------------------- spooling
 
@@ -505,9 +527,9 @@ class InfluxWriter:
         assert self._spool is not None
         spool = self._spool
         try:  # at start, so dashboards find the database before the first point; retried before each write
-            await self._ensure_database()
+            await self._prepare()
         except httpx.HTTPError as error:
-            log.debug("CREATE DATABASE at start failed (%s): will try again before the first write", error)
+            log.debug("InfluxDB not reachable at start (%s): will try again before the first write", error)
         settled: SpoolBatch | None = None
         while True:
             self._data_waiting.clear()
@@ -541,20 +563,21 @@ class InfluxWriter:
         self, body: bytes, count: int, lines: Callable[[], list[bytes]], payload: bytes | None = None
     ) -> None:
         """Settle ``count`` lines (``body``: joined by ``\\n``; ``lines()``: split; ``payload``: the
-        body as sent, compressed if so configured): written, or split down to single lines and
-        dead-lettered. Retries until then."""
+        body as sent, compressed if so configured): written, or the refused ones dead-lettered and
+        the rest written. Retries until then."""
         if payload is None:
             payload = self._compress(body) if len(body) < 65536 else await asyncio.to_thread(self._compress, body)
         attempt = 0
         while True:
             wait_hint: float | None = None
             try:
-                await self._ensure_database()
+                await self._prepare()
                 response = await self._post(payload)
             except httpx.HTTPError as error:  # timeouts, refused connections, resets, garbled answers
                 self._note_failure(f"{type(error).__name__}: {error}", reachable=False)
             else:
-                outcome = disposition(response.status_code)
+                status = response.status_code
+                outcome = disposition(status)
                 if outcome is Disposition.WRITTEN:
                     self._written += count
                     self._note_success()
@@ -562,19 +585,12 @@ class InfluxWriter:
                 reason = influx_reason(response)
                 if outcome is Disposition.REFUSED:
                     self._reachable = True
-                    if count == 1:
-                        await self._dead_letter(lines(), response.status_code, reason)
-                        return
-                    split = lines()
-                    for half in (split[: count // 2], split[count // 2 :]):
-                        await self._deliver(b"\n".join(half), len(half), _constant(half))
+                    await self._settle_refused(response, count, lines)
                     return
-                if response.status_code in (401, 403):
-                    self._auth_failures += 1
-                if response.status_code == 404:
-                    self._database_ready = False
+                if status in (401, 403, 404):
+                    self._note_configuration(response, reason)
                 wait_hint = retry_after_s(response.headers.get("retry-after"), datetime.now(UTC))
-                self._note_failure(f"HTTP {response.status_code}: {reason}", reachable=True)
+                self._note_failure(f"HTTP {status}: {reason}", reachable=True)
             self._retried += count
             s = self.settings
             delay = backoff_s(
@@ -583,6 +599,51 @@ class InfluxWriter:
             log.debug("retrying %d points in %.2f s (attempt %d)", count, delay, attempt + 1)
             attempt += 1
             await asyncio.sleep(delay)
+
+    async def _settle_refused(self, response: httpx.Response, count: int, lines: Callable[[], list[bytes]]) -> None:
+        """A batch InfluxDB refused (wholly or in part): dead-letter the lines it names (InfluxDB 3)
+        and send the rest again; else split it in halves down to the single lines it refuses."""
+        status, reason = response.status_code, influx_reason(response)
+        split = lines()
+        named = refused_lines(response, split)
+        if named:
+            await self._dead_letter([(split[line.index], line.reason) for line in named], status)
+            refused = {line.index for line in named}
+            rest = [line for index, line in enumerate(split) if index not in refused]
+            if rest:  # the lines written already are written again: same key, same values, overwritten
+                await self._deliver(b"\n".join(rest), len(rest), _constant(rest))
+            return
+        if count == 1:
+            await self._dead_letter([(split[0], reason)], status)
+            return
+        for half in (split[: count // 2], split[count // 2 :]):
+            await self._deliver(b"\n".join(half), len(half), _constant(half))
+
+    def _note_configuration(self, response: httpx.Response, reason: str) -> None:
+        """A 401, 403 or 404 to a write: count it, put the problem in plain words, and after 1.x's
+        "database not found" send ``CREATE DATABASE`` again before the next attempt."""
+        status = response.status_code
+        missing = not_found(response) if status == 404 else NotFound.OTHER
+        if status == 404:
+            self._database_missing += 1
+            if missing is NotFound.DATABASE:  # only 1.x says so: it can create one
+                self._database_ready = False
+                self._may_create_database = True
+        else:
+            self._auth_failures += 1
+        s = self.settings
+        problem = configuration_problem(
+            status,
+            reason,
+            server=self._server or UNKNOWN_SERVER,
+            missing=missing,
+            database=s.database,
+            retention_policy=s.retention_policy,
+            credentials="token" if s.token is not None else "user" if s.username is not None else "none",
+        )
+        if problem != self._problem:
+            log.error("InfluxDB at %s does not take the points: %s", self._client_url(), problem)
+        self._problem = problem
 
     async def _post(self, payload: bytes) -> httpx.Response:
         """One write request; ``payload`` is already compressed when ``settings.gzip``."""
@@ -597,10 +658,45 @@ class InfluxWriter:
         self._requests += 1
         return await self._client.post("/write", params=params, content=payload, headers=headers)
 
-    async def _ensure_database(self) -> None:
-        """``CREATE DATABASE`` once per start and after a 404. Raises ``httpx.HTTPError`` if unreachable."""
-        if self._database_ready:
-            return
+    async def _prepare(self) -> None:
+        """Before a write: learn which InfluxDB answers, and on one that makes databases through
+        InfluxQL send ``CREATE DATABASE`` (once per start, and again after 1.x's "database not
+        found"). Raises ``httpx.HTTPError`` if InfluxDB is unreachable.
+
+        A ``/ping`` refused for the credentials (401/403: InfluxDB 3, where it needs a token) is
+        asked again before the next write, and nothing is created meanwhile: the write that
+        follows gets the same refusal and says so (``stats.problem``)."""
+        if self._server is None:
+            response = await self._probe()
+            if response.status_code in (401, 403):
+                return
+            self._server = identify(response.status_code, response.headers)
+        if not self._database_ready:
+            if self._server.creates_databases and self._may_create_database:
+                await self._create_database()
+            self._database_ready = True
+
+    async def _probe(self) -> httpx.Response:
+        """``GET /ping`` (3.x answers ``HEAD`` with 404); logs what it says."""
+        assert self._client is not None
+        response = await self._client.get("/ping", headers=self._token_header())
+        self._requests += 1
+        if response.is_success:
+            server = identify(response.status_code, response.headers)
+            log.info("InfluxDB at %s is %s", self._client_url(), server.describe())
+        else:
+            log.info(
+                "InfluxDB at %s answered /ping with HTTP %d (%s)",
+                self._client_url(),
+                response.status_code,
+                influx_reason(response),
+            )
+        return response
+
+    async def _create_database(self) -> None:
+        """``CREATE DATABASE`` through ``/query``: a no-op where it exists. Refused for lack of
+        rights (401/403): ignored (an admin makes it). Not supported (2.x's ``not implemented``,
+        any other error): not tried again until 1.x says "database not found"."""
         assert self._client is not None
         s = self.settings
         name = s.database.replace("\\", "\\\\").replace('"', '\\"')
@@ -608,21 +704,25 @@ class InfluxWriter:
             "/query", params={"q": f'CREATE DATABASE "{name}"'}, headers=self._token_header()
         )
         self._requests += 1
+        error = statement_error(response) if response.is_success else None
         if response.status_code in (401, 403):
             log.info(
-                "not allowed to create database %r (HTTP %d: %s); assuming it exists "
-                "(InfluxDB 2.x/3.x: a bucket with a DBRP mapping; 1.x: made by an admin)",
+                "not allowed to create database %r (HTTP %d: %s); assuming an admin makes it",
                 s.database,
                 response.status_code,
                 influx_reason(response),
             )
-        elif response.is_error:
-            log.warning(
-                "CREATE DATABASE %r answered HTTP %d: %s", s.database, response.status_code, influx_reason(response)
+        elif response.is_error or error is not None:
+            self._may_create_database = False
+            log.info(
+                "this InfluxDB does not create databases through InfluxQL (CREATE DATABASE %r: %s); "
+                "the database must exist (2.x: a bucket with a DBRP mapping; 3.x: made by the first write)",
+                s.database,
+                error or f"HTTP {response.status_code}: {influx_reason(response)}",
             )
-        self._database_ready = True
 
-    async def _dead_letter(self, lines: list[bytes], status: int, reason: str) -> None:
+    async def _dead_letter(self, refused: list[tuple[bytes, str]], status: int) -> None:
+        """Append each refused ``(line, InfluxDB's reason)`` to the dead-letter file (fsync-ed)."""
         s = self.settings
         now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         records = "".join(
@@ -638,11 +738,17 @@ class InfluxWriter:
                 ensure_ascii=False,
             )
             + "\n"
-            for line in lines
+            for line, reason in refused
         )
         await asyncio.to_thread(self._append_dead_letter, self.spool_dir / DEAD_LETTER_FILE, records)
-        self._dead_lettered += len(lines)
-        log.error("InfluxDB refused %d points (HTTP %d: %s); kept in %s", len(lines), status, reason, DEAD_LETTER_FILE)
+        self._dead_lettered += len(refused)
+        log.error(
+            "InfluxDB refused %d points (HTTP %d: %s); kept in %s",
+            len(refused),
+            status,
+            refused[0][1],
+            DEAD_LETTER_FILE,
+        )
 
     @staticmethod
     def _append_dead_letter(path: Path, records: str) -> None:
@@ -684,9 +790,14 @@ class InfluxWriter:
 
     def _note_success(self) -> None:
         if self._failing:
-            log.info("InfluxDB at %s takes writes again: sending the spool", self.settings.url)
+            log.info("InfluxDB at %s takes writes again: sending the spool", self._client_url())
         self._failing = False
         self._reachable = True
+        self._problem = None
+
+    def _client_url(self) -> str:
+        """The URL without any user name or password in it (for logs)."""
+        return str(httpx.URL(self.settings.url or "").copy_with(username=None, password=None))
 
 
 def _size_text(size_bytes: int) -> str:
