@@ -209,8 +209,9 @@ async def test_the_database_is_created_at_start(influxd: Influxd, tmp_path: Path
         (series,) = influxd.query("SHOW DATABASES")["results"][0]["series"]  # type: ignore[index]
         return [row[0] for row in series.get("values", [])]  # no "values" while there is no database
 
-    async with InfluxWriter(_settings(influxd.url, tmp_path)):
+    async with InfluxWriter(_settings(influxd.url, tmp_path)) as writer:
         await until(lambda: DB in databases(), what="CREATE DATABASE at start")
+        assert writer.stats.server == "InfluxDB 1.6.7~rc0 (1.x, OSS)"  # what its /ping said (Debian's build)
 
 
 async def test_a_database_dropped_underway_is_created_again(influxd: Influxd, tmp_path: Path) -> None:
@@ -340,6 +341,10 @@ async def test_wrong_credentials_keep_the_points_for_the_right_ones(influxd_auth
         writer.submit(influx_fleet.fleet_round(3, 0))
         await until(lambda: writer.stats.auth_failures >= 2, what="401 answers")
         assert writer.stats.dead_lettered == 0  # a credentials problem is not the points' fault
+        problem = writer.stats.problem or ""
+        assert "HTTP 401: authorization failed" in problem
+        assert "PUMPTWIN_INFLUX__USERNAME and PUMPTWIN_INFLUX__PASSWORD" in problem
+        assert "guess" not in problem
     right = wrong.model_copy(update={"password": SecretStr("twin:pass word")})
     async with InfluxWriter(right) as writer:
         assert await writer.drain(60)
