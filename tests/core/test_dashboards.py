@@ -1,11 +1,14 @@
 """The dashboard JSON files: made by twin.grafana, valid for Grafana's file provider, consistent with
-the provisioning and compose.yaml. (Whether their queries run is tests/integration/test_dashboards.py.)"""
+the provisioning and compose.yaml; the standard dashboards never read simulator truth, the
+instructor's says on every panel that it does. (Whether the queries run is
+tests/integration/test_dashboards.py.)"""
 
 from __future__ import annotations
 
 import ast
 import inspect
 import json
+import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -14,14 +17,24 @@ import yaml
 
 from twin.grafana import dashboards, model, panels
 from twin.grafana.__main__ import main
+from twin.grafana.dashboards.instructor import TRUTH_LABEL
 from twin.grafana.interpolation import references
 from twin.grafana.model import Dashboard, Panel, Query
 
 ROOT = Path(__file__).resolve().parents[2]
 JSON_DIR = ROOT / "dashboards" / "json"
+INSTRUCTOR_DIR = ROOT / "dashboards" / "instructor"
 PROVISIONING = ROOT / "dashboards" / "provisioning"
 FILES = sorted(JSON_DIR.glob("*.json"))
-LOADED: dict[str, dict[str, Any]] = {path.name: json.loads(path.read_text(encoding="utf-8")) for path in FILES}
+INSTRUCTOR_FILES = sorted(INSTRUCTOR_DIR.glob("*.json"))
+STANDARD: dict[str, dict[str, Any]] = {path.name: json.loads(path.read_text(encoding="utf-8")) for path in FILES}
+INSTRUCTOR: dict[str, dict[str, Any]] = {
+    path.name: json.loads(path.read_text(encoding="utf-8")) for path in INSTRUCTOR_FILES
+}
+LOADED: dict[str, dict[str, Any]] = {**STANDARD, **INSTRUCTOR}
+"""Every dashboard, standard and instructor's (the rules of valid dashboards hold for all)."""
+TRUTH_REFERENCE = re.compile(r"sim_truth|\btrue_[a-z_]+", re.IGNORECASE)
+"""What a query reading simulator truth names: the measurement, or a ``true_*`` field."""
 MACROS = {"timeFilter", "interval", "__interval", "__interval_ms", "__from", "__to"}
 """What Grafana's InfluxDB backend replaces itself (twin.grafana.interpolation.expand_macros)."""
 
@@ -43,9 +56,10 @@ def _queries(dashboard: dict[str, Any]) -> list[tuple[str, str]]:
 
 def test_the_committed_json_is_exactly_what_the_generator_writes() -> None:
     rendered = dashboards.render_all()
-    assert sorted(rendered) == [path.name for path in FILES], "run `make dashboards`"
-    for path in FILES:
-        assert path.read_text(encoding="utf-8") == rendered[path.name], f"{path.name} is stale: run `make dashboards`"
+    committed = {f"json/{path.name}": path for path in FILES} | {f"instructor/{p.name}": p for p in INSTRUCTOR_FILES}
+    assert sorted(rendered) == sorted(committed), "run `make dashboards`"
+    for name, path in committed.items():
+        assert path.read_text(encoding="utf-8") == rendered[name], f"{name} is stale: run `make dashboards`"
 
 
 def test_the_generator_is_deterministic_and_the_json_reviewable() -> None:
@@ -59,22 +73,26 @@ def test_the_generator_is_deterministic_and_the_json_reviewable() -> None:
 def test_check_mode_finds_stale_missing_and_stray_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main([str(tmp_path), "--check"]) == 1  # all missing
     assert main([str(tmp_path)]) == 0
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.json")) == sorted(
+        dashboards.render_all()
+    )
     assert main([str(tmp_path), "--check"]) == 0
-    (tmp_path / "pumptwin-fleet.json").write_text("{}\n", encoding="utf-8")
-    (tmp_path / "hand-made.json").write_text("{}\n", encoding="utf-8")
+    (tmp_path / "json" / "pumptwin-fleet.json").write_text("{}\n", encoding="utf-8")
+    (tmp_path / "instructor" / "hand-made.json").write_text("{}\n", encoding="utf-8")
     capsys.readouterr()
     assert main([str(tmp_path), "--check"]) == 1
     err = capsys.readouterr().err
-    assert "pumptwin-fleet.json is out of date" in err
-    assert "hand-made.json" in err
+    assert "json/pumptwin-fleet.json is out of date" in err
+    assert "instructor/hand-made.json" in err
     assert main(["--check"]) == 0  # the repository's own files
 
 
 # ------------------------------------------------------------------------ valid for the provider
 
 
-def test_four_dashboards_with_unique_uids_and_titles() -> None:
-    assert len(LOADED) == 4
+def test_four_standard_dashboards_one_instructors_with_unique_uids_and_titles() -> None:
+    assert len(STANDARD) == 4
+    assert sorted(INSTRUCTOR) == ["pumptwin-instructor.json"]
     uids = [d["uid"] for d in LOADED.values()]
     titles = [d["title"] for d in LOADED.values()]
     assert len(set(uids)) == len(uids)
@@ -85,6 +103,42 @@ def test_four_dashboards_with_unique_uids_and_titles() -> None:
         assert dashboard["schemaVersion"] == model.SCHEMA_VERSION
         assert "id" not in dashboard or dashboard["id"] is None  # the provider assigns ids
         assert dashboard["panels"], name
+
+
+# ------------------------------------------------------------------------ simulator truth (issue 12)
+
+
+def test_no_standard_dashboard_reads_simulator_truth() -> None:
+    """Truth stays behind the glass: no panel, annotation or variable of a dashboard any viewer
+    sees queries the ``sim_truth`` measurement or a ``true_*`` field, nor filters on them."""
+    checked = 0
+    for name, dashboard in STANDARD.items():
+        for where, text in _queries(dashboard):
+            checked += 1
+            assert not TRUTH_REFERENCE.search(text), f"{name} {where} reads simulator truth: {text}"
+    assert checked > 50
+    for build in dashboards.DASHBOARDS:  # the generator's own list, not only the files
+        for panel in build().panels:
+            assert not any(TRUTH_REFERENCE.search(query.text) for query in panel.queries), panel.title
+
+
+def test_the_pattern_catches_what_a_truth_query_names() -> None:
+    assert TRUTH_REFERENCE.search('SELECT mean("true_reservoir_ml") FROM "telemetry"')
+    assert TRUTH_REFERENCE.search('SELECT last("motor") FROM "sim_truth"')
+    assert not TRUTH_REFERENCE.search('SELECT last("infusing") FROM "state" WHERE "simulated" = \'true\'')
+
+
+def test_the_instructor_dashboard_says_on_every_panel_that_it_shows_simulator_truth() -> None:
+    (dashboard,) = INSTRUCTOR.values()
+    assert TRUTH_LABEL == "simulator truth: not visible to a real clinic"
+    assert TRUTH_LABEL in dashboard["title"]
+    assert all(TRUTH_LABEL in panel["title"] for panel in dashboard["panels"])
+    assert "instructors" in dashboard["description"].lower()
+    assert dashboard["tags"] == [model.INSTRUCTOR_TAG]  # not the standard dashboards' tag: none links here
+    assert all(d["tags"] == [model.FOLDER_TAG] for d in STANDARD.values())
+    reading = [text for _, text in _queries(dashboard) if TRUTH_REFERENCE.search(text)]
+    assert reading, "the instructor's dashboard shows the truth"
+    assert all(any(TRUTH_REFERENCE.search(t["query"]) for t in panel["targets"]) for panel in dashboard["panels"])
 
 
 def _provisioned_uids() -> set[str]:
@@ -191,22 +245,44 @@ def test_the_device_variable_is_chained_to_the_site() -> None:
 # -------------------------------------------------------------------------- provisioning & compose
 
 
-def test_every_dashboard_file_is_where_the_provider_reads_in_the_container() -> None:
-    provider = yaml.safe_load((PROVISIONING / "dashboards" / "pumptwin.yaml").read_text())
-    [entry] = provider["providers"]
+def _provider(file_name: str) -> dict[str, Any]:
+    [entry] = yaml.safe_load((PROVISIONING / "dashboards" / file_name).read_text())["providers"]
     assert entry["type"] == "file"
+    return dict(entry)
+
+
+def test_every_dashboard_file_is_where_its_provider_reads_in_the_container() -> None:
     compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
     mounts = dict(
         volume.split(":")[:2] for volume in compose["services"]["grafana"]["volumes"] if volume.startswith("./")
     )
-    container_dir = PurePosixPath(mounts["./dashboards/json"])
-    assert container_dir == PurePosixPath(entry["options"]["path"])
-    host_dir = (ROOT / "dashboards" / "json").resolve()
+    for host, provider, files in (
+        ("./dashboards/json", "pumptwin.yaml", FILES),
+        ("./dashboards/instructor", "pumptwin-instructor.yaml", INSTRUCTOR_FILES),
+    ):
+        entry = _provider(provider)
+        container_dir = PurePosixPath(mounts[host])
+        assert container_dir == PurePosixPath(entry["options"]["path"])
+        host_dir = (ROOT / host).resolve()
+        for path in files:
+            assert path.resolve().parent == host_dir
     everywhere = [p for p in (ROOT / "dashboards").rglob("*.json") if "panels" in json.loads(p.read_text())]
-    assert sorted(everywhere) == FILES  # no dashboard outside the mounted directory
-    for path in FILES:
-        assert path.resolve().parent == host_dir
-        assert container_dir / path.name == PurePosixPath(entry["options"]["path"]) / path.name
+    assert sorted(everywhere) == sorted([*FILES, *INSTRUCTOR_FILES])  # no dashboard outside the mounted dirs
+    paths = [PurePosixPath(mounts[host]) for host in ("./dashboards/json", "./dashboards/instructor")]
+    assert not paths[0].is_relative_to(paths[1])  # no provider sees the other's files
+    assert not paths[1].is_relative_to(paths[0])
+
+
+def test_the_instructor_folder_is_its_own_and_its_provisioning_says_to_restrict_it() -> None:
+    standard, instructor = _provider("pumptwin.yaml"), _provider("pumptwin-instructor.yaml")
+    assert standard["folder"] != instructor["folder"]
+    assert "instructor" in instructor["folder"].lower()
+    assert "simulator truth" in instructor["folder"]
+    text = (PROVISIONING / "dashboards" / "pumptwin-instructor.yaml").read_text()
+    assert "RESTRICT THIS FOLDER TO INSTRUCTORS" in text
+    readme = (INSTRUCTOR_DIR / "README.md").read_text()
+    assert "Restrict the folder to instructors" in readme
+    assert instructor["folderUid"] in readme
 
 
 # --------------------------------------------------------------------------------- building blocks
@@ -240,9 +316,9 @@ def test_layout_wraps_rows_at_24_columns() -> None:
 def test_building_dashboards_does_no_io_beyond_writing_the_files() -> None:
     """model, panels and the dashboard modules import only the standard library and each other;
     only write_all and stale_files (in dashboards) touch the file system."""
-    from twin.grafana.dashboards import alarms, device, fleet, training
+    from twin.grafana.dashboards import alarms, device, fleet, instructor, training
 
-    for module in (model, panels, dashboards, fleet, device, alarms, training):
+    for module in (model, panels, dashboards, fleet, device, alarms, training, instructor):
         tree = ast.parse(inspect.getsource(module))
         imported = {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
         imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
@@ -258,6 +334,7 @@ def test_building_dashboards_does_no_io_beyond_writing_the_files() -> None:
             "twin.grafana.dashboards.alarms",
             "twin.grafana.dashboards.device",
             "twin.grafana.dashboards.fleet",
+            "twin.grafana.dashboards.instructor",
             "twin.grafana.dashboards.training",
             "twin.pump.model",  # the ERI percentage: one figure, the pump model's
         }

@@ -1,7 +1,8 @@
 """Every query of every dashboard runs on a real InfluxDB 1.6.7 and returns data.
 
 A month of a simulated fleet (``tests/harness/fleet_history.py``) is written through the
-``InfluxWriter``; then, for every dashboard in ``dashboards/json``, the template variables are
+``InfluxWriter``; then, for every dashboard in ``dashboards/json`` (the standard ones) and
+``dashboards/instructor`` (simulator truth, from ``sim_truth``), the template variables are
 resolved the way Grafana does (each variable's query run in order, chained variables seeing
 the values chosen before them), and every panel target and annotation is rendered by
 ``twin.grafana.interpolation`` exactly as Grafana would send it, run through ``/query``, and
@@ -34,9 +35,11 @@ from twin.settings import InfluxSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-DASHBOARD_DIR = Path(__file__).resolve().parents[2] / "dashboards" / "json"
+DASHBOARD_ROOT = Path(__file__).resolve().parents[2] / "dashboards"
 DASHBOARDS: dict[str, dict[str, Any]] = {
-    path.name: json.loads(path.read_text(encoding="utf-8")) for path in sorted(DASHBOARD_DIR.glob("*.json"))
+    path.name: json.loads(path.read_text(encoding="utf-8"))
+    for directory in ("json", "instructor")
+    for path in sorted((DASHBOARD_ROOT / directory).glob("*.json"))
 }
 DATABASE = "pumptwin"
 INTERVAL = timedelta(hours=1)
@@ -236,11 +239,12 @@ def _panel_statement(
 # -------------------------------------------------------------------------------------- every query
 
 
-def test_there_are_four_dashboards_to_check() -> None:
+def test_there_are_five_dashboards_to_check() -> None:
     assert sorted(DASHBOARDS) == [
         "pumptwin-alarms.json",
         "pumptwin-device.json",
         "pumptwin-fleet.json",
+        "pumptwin-instructor.json",
         "pumptwin-training.json",
     ]
 
@@ -409,3 +413,30 @@ def test_training_verdicts_add_up_per_session(influx: Influxd, time_range: TimeR
         }
         assert sum(counts.values()) == len(table) > 0
         assert {row["verdict"] for row in table} == set(counts)
+
+
+def test_the_truth_of_every_simulated_sample_is_in_sim_truth_and_none_in_telemetry(
+    influx: Influxd, history: FleetHistory
+) -> None:
+    """Issue 12 on the stored data the dashboards read: ``telemetry`` holds no ``true_*`` field,
+    and each sample of a simulated pump has its truth in ``sim_truth``, same device, same time."""
+    telemetry_fields = {row["fieldKey"] for row in _rows(_statement(influx, 'SHOW FIELD KEYS FROM "telemetry"'))}
+    assert "reservoir_ml" in telemetry_fields
+    assert not [key for key in telemetry_fields if key.startswith("true_")]
+    truth_fields = {row["fieldKey"] for row in _rows(_statement(influx, 'SHOW FIELD KEYS FROM "sim_truth"'))}
+    assert truth_fields == {
+        "seq",
+        "session",
+        "true_reservoir_ml",
+        "true_delivered_to_patient_ml_total",
+        "true_lost_ml_total",
+        "true_actual_concentration_mg_per_ml",
+        "true_actual_dose_mg_per_day",
+        "true_catheter",
+    }
+    samples = {p.time_ns for p in history.points if p.measurement == "telemetry" and p.tags["simulated"] == "true"}
+    truths = {p.time_ns for p in history.points if p.measurement == "sim_truth"}
+    assert samples
+    assert truths == samples
+    (count,) = _rows(_statement(influx, 'SELECT count("seq") FROM "sim_truth" WHERE time > 0'))
+    assert count["count"] == len([p for p in history.points if p.measurement == "sim_truth"])

@@ -1,7 +1,8 @@
 """``python -m twin.grafana [--check] [directory]``: write (or check) the dashboard JSON files.
 
-The directory defaults to ``dashboards/json`` of the repository this package sits in. With
-``--check`` nothing is written, and the exit status is 1 when a file is missing or out of date.
+The directory defaults to ``dashboards/`` of the repository this package sits in; the standard
+dashboards go to its ``json/``, the instructor's to its ``instructor/``. With ``--check``
+nothing is written, and the exit status is 1 when a file is missing or out of date.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from twin.grafana.dashboards import stale_files, write_all
 
-DEFAULT_DIRECTORY = Path(__file__).resolve().parents[2] / "dashboards" / "json"
+DEFAULT_DIRECTORY = Path(__file__).resolve().parents[2] / "dashboards"
 
 
 def main(argv: list[str] | None = None) -> int:

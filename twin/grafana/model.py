@@ -30,7 +30,10 @@ SCHEMA_VERSION: Final = 41
 GRID_COLUMNS: Final = 24
 
 FOLDER_TAG: Final = "pumptwin"
-"""Every dashboard carries this tag; the dashboard links list the dashboards that have it."""
+"""Every standard dashboard carries this tag; the dashboard links list the dashboards that have it."""
+
+INSTRUCTOR_TAG: Final = "pumptwin-instructor"
+"""The instructor's dashboards carry this tag instead, so no standard dashboard links to them."""
 
 ResultFormat = Literal["time_series", "table"]
 
@@ -243,7 +246,9 @@ def annotation(
 
 @dataclass(frozen=True, slots=True)
 class Dashboard:
-    """A whole dashboard; ``file_name`` is where it goes in ``dashboards/json/``."""
+    """A whole dashboard; ``file_name`` is its file in its folder's directory (``dashboards/json/``
+    for the standard ones). ``tags``: :data:`FOLDER_TAG` for a standard dashboard (they link to each
+    other by it), :data:`INSTRUCTOR_TAG` for an instructor's."""
 
     uid: str
     title: str
@@ -253,6 +258,7 @@ class Dashboard:
     annotations: Sequence[JSON] = ()
     time_from: str = "now-7d"
     refresh: str = "1m"
+    tags: Sequence[str] = (FOLDER_TAG,)
 
     def __post_init__(self) -> None:
         if not 1 <= len(self.uid) <= 40 or not all(c.isalnum() or c in "-_" for c in self.uid):
@@ -284,7 +290,7 @@ class Dashboard:
             "panels": layout(self.panels),
             "refresh": self.refresh,
             "schemaVersion": SCHEMA_VERSION,
-            "tags": [FOLDER_TAG],
+            "tags": list(self.tags),
             "templating": {"list": list(self.variables)},
             "time": {"from": self.time_from, "to": "now"},
             "timepicker": {},

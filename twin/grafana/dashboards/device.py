@@ -1,4 +1,6 @@
-"""The device dashboard."""
+"""The device dashboard: one pump as its staff see it. Only what a real pump, gateway or clinic
+reports: never the simulator's ground truth (``sim_truth``, ``true_*``), which only the
+instructor's dashboard shows (:mod:`twin.grafana.dashboards.instructor`, issue 12)."""
 
 from __future__ import annotations
 
@@ -99,18 +101,17 @@ def device() -> Dashboard:
             )
         ),
         Panel(
-            "Reservoir: calculated by the pump and true (simulated)",
+            "Reservoir: calculated by the pump",
             "timeseries",
             [
-                Query(
-                    f'SELECT mean("reservoir_ml") AS "calculated", mean("true_reservoir_ml") AS "true (simulated)" {sample}'
-                ),
+                Query(f'SELECT mean("reservoir_ml") AS "calculated" {sample}'),
                 Query(
                     f'SELECT last("low_reservoir_threshold_ml") AS "low-reservoir threshold" {state_step}', ref_id="B"
                 ),
             ],
-            "The volume the pump believes it holds (it only counts its own strokes) and, for simulated pumps, the "
-            "true volume: they part on a catheter leak, an occlusion, a flow error or a pocket fill.",
+            "The volume the pump believes it holds: it only counts its own strokes, so it cannot see a leak, an "
+            "occlusion or a pocket fill. The check is the residual measured at the next refill: a residual far from "
+            "this figure means drug went somewhere else, or did not go at all.",
             defaults={"unit": "mL", "custom": {"lineWidth": 2}},
             overrides=[by_name("low-reservoir threshold", custom_lineStyle={"dash": [10, 10], "fill": "dash"})],
             options=TIMESERIES_OPTIONS,
@@ -131,16 +132,12 @@ def device() -> Dashboard:
             options=TIMESERIES_OPTIONS,
         ),
         Panel(
-            "Dose: programmed and reaching the patient (simulated)",
+            "Dose: programmed",
             "timeseries",
-            [
-                Query(
-                    'SELECT mean("dose_mg_per_day") AS "programmed", '
-                    f'mean("true_actual_dose_mg_per_day") AS "reaching the patient (simulated)" {sample}'
-                )
-            ],
-            "Programmed dose (concentration × rate) and, for simulated pumps, the dose that reaches the intrathecal "
-            "space: lower on an occlusion or leak, different after a refill with the wrong concentration.",
+            [Query(f'SELECT mean("dose_mg_per_day") AS "programmed" {sample}')],
+            "Programmed dose (concentration × rate): what the prescription says the patient gets. What actually "
+            "reaches the intrathecal space no pump can measure: returning pain or withdrawal signs the patient "
+            "reports are how staff find out.",
             defaults={"unit": "mg/day"},
             options=TIMESERIES_OPTIONS,
         ),
@@ -159,27 +156,15 @@ def device() -> Dashboard:
             options=TIMESERIES_OPTIONS,
         ),
         Panel(
-            "Motor and catheter",
+            "Motor",
             "state-timeline",
-            [Query(f'SELECT last("motor") AS "motor", last("true_catheter") AS "catheter (simulated)" {sample}')],
-            "The motor as the pump reports it, and for simulated pumps the catheter's true state (a real pump cannot "
-            "see its catheter).",
+            [Query(f'SELECT last("motor") AS "motor" {sample}')],
+            "The motor as the pump reports it: running, stopped (programmed, or by an alarm) or stalled. The pump "
+            "cannot see its catheter: an occlusion or a disconnection shows as symptoms, a residual that does not "
+            "match at refill, or on a rotor study, dye study or X-ray.",
             width=24,
             height=5,
-            defaults={
-                "mappings": value_colors(
-                    {
-                        "running": "green",
-                        "stopped": "orange",
-                        "stalled": "red",
-                        "patent": "green",
-                        "partially_occluded": "orange",
-                        "occluded": "red",
-                        "leaking": "red",
-                        "disconnected": "dark-red",
-                    }
-                )
-            },
+            defaults={"mappings": value_colors({"running": "green", "stopped": "orange", "stalled": "red"})},
             options={"mergeValues": True, "showValue": "auto", "rowHeight": 0.8},
         ),
         Panel(
@@ -225,7 +210,7 @@ def device() -> Dashboard:
     return Dashboard(
         uid=DEVICE_DASHBOARD_UID,
         title="PumpTwin: device",
-        description="One pump: reservoir (believed and true), rate, dose, battery, motor, alarms and commands.",
+        description="One pump as the clinic sees it: reservoir, rate, dose, battery, motor, alarms and commands.",
         panels=panels,
         variables=[
             site_variable(),
