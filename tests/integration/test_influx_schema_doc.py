@@ -30,6 +30,7 @@ from twin.timeseries.points import (
     alarm_event_point,
     alarm_transition_point,
     command_point,
+    sim_truth_point,
     state_point,
     telemetry_point,
     training_response_point,
@@ -53,6 +54,9 @@ def _recent_history(now: datetime) -> list[InfluxPoint]:
                 update={"device_id": device, "seq": step, "device_time": at, "delivered_ml_total": 300.0 + step * 0.01}
             )
             points.append(telemetry_point(tags, telemetry))
+            truth = sim_truth_point(tags, telemetry)  # the example sample carries the simulator's truth
+            assert truth is not None
+            points.append(truth)
         state = examples.state().model_copy(update={"device_id": device, "seq": 100, "device_time": now})
         points.append(state_point(tags, state))
         raised_at = now - timedelta(minutes=30)
