@@ -71,7 +71,7 @@ from twin.service.metrics import ServiceMetrics
 from twin.store.journal import JournalConflict, JournalError
 from twin.store.protocol import Batch, JournalStore, Snapshot, StoreUnavailable
 from twin.store.snapshots import snapshot_to_twin, twin_to_snapshot
-from twin.timeseries.lines import device_lines, sim_truth_line, telemetry_line
+from twin.timeseries.lines import device_lines, telemetry_lines
 from twin.timeseries.points import (
     AlarmTransitionPoint,
     CommandOutcome,
@@ -303,9 +303,9 @@ class TwinService:
                     tags = self._device_tags(fleet, effect.key, message)
                     if tags is not None:
                         if type(message) is Telemetry:
-                            lines.append((telemetry_line(tags, message), True))
-                            truth = sim_truth_line(tags, message)  # simulated pumps only: instructors' view
-                            if truth is not None:
+                            telemetry, truth = telemetry_lines(tags, message)
+                            lines.append((telemetry, True))
+                            if truth is not None:  # a simulated pump's ground truth: its own measurement
                                 lines.append((truth, True))
                         else:
                             lines += [(line, False) for line in device_lines(tags, message)]
