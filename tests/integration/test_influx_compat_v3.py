@@ -208,6 +208,25 @@ async def test_a_partial_write_dead_letters_exactly_the_lines_it_names_and_write
         assert "'reservoir_ml'" in record["reason"]
 
 
+async def test_more_refused_lines_than_one_answer_lists_take_one_more_round(tmp_path: Path) -> None:
+    """3.x lists "up to 100" refused points: the writer dead-letters those, resends the rest, and the
+    next answer names the others."""
+    fake = FakeInflux3(tokens={TOKEN: None})
+    good = _rounds(4)
+    bad = [_conflicting(100 + device) for device in range(130)]
+    async with serving(fake.app()) as url, InfluxWriter(_settings(url, tmp_path, token=SecretStr(TOKEN))) as writer:
+        writer.submit(good[:1])
+        assert await writer.drain(30)
+        before = len(_writes(fake))
+        writer.submit([*bad[:70], *good[1:], *bad[70:]])
+        assert await writer.drain(30)
+        stats = writer.stats
+    assert len(_writes(fake)) - before == 3  # 100 named, then 30 named, then the good ones alone
+    assert (stats.dead_lettered, stats.written) == (130, len(good))
+    assert sorted(record["line"] for record in _dead_letters(tmp_path)) == sorted(p.line_protocol() for p in bad)
+    assert _stored(fake) == _identities(good)
+
+
 async def test_a_batch_refused_whole_is_resent_without_the_named_line(tmp_path: Path) -> None:
     """A batch of one bad line among none good: 3.x answers "write of line protocol failed"."""
     fake = FakeInflux3(tokens={TOKEN: None})

@@ -33,7 +33,7 @@ are not ``fsync``-ed: after a power cut the spool may replay batches InfluxDB al
 is harmless (a point rewritten with the same measurement, tags and timestamp overwrites itself).
 
 Bound (``max_bytes``) and policy: when the segment files hold ``max_bytes`` or more, batches are
-still admitted but their *sheddable* lines (telemetry and twin health samples) are refused and
+still admitted but their *sheddable* lines (telemetry, its ``sim_truth``, and twin health samples) are refused and
 counted as shed; alarm, state, command and training lines are always admitted, so the bound is soft by
 their (small) volume. Why refuse the newest samples rather than drop the oldest: one in-order
 stream stays one stream (no reordering, no rewriting of segments), the points that matter for

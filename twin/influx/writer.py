@@ -62,7 +62,7 @@ Shutdown (``__aexit__``): the buffer is spooled, the sender gets ``drain_on_clos
 and whatever is left waits in the spool for the next start.
 
 Memory bound: while the buffer holds :data:`BUFFER_LIMIT_BYTES` (the spool cannot keep up: a
-stalled or failing disk), sheddable points (telemetry, twin health) are shed and counted; alarm,
+stalled or failing disk), sheddable points (telemetry, ``sim_truth``, twin health) are shed and counted; alarm,
 state, command and training points are always kept.
 """
 
