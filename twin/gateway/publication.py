@@ -1,0 +1,305 @@
+"""What the gateway publishes for one read-out, exactly as the contract says: pure, deterministic.
+
+A read-out becomes one device *session* of the contract (:mod:`twin.contract.messages`):
+
+1. ``birth`` (retained, QoS 1) with ``simulated: false`` — seq 0;
+2. one ``alarm`` event (QoS 1) per raise and per clear in the pump's alarm log, oldest first — seq 1…n;
+3. the full ``state`` (retained, QoS 1) — seq n + 1;
+4. ``status`` offline, reason ``shutdown`` (retained, QoS 1), carrying the birth's seq: the telemetry
+   session is over, the pump is out of reach until the next visit. The twin counts this as a clean end,
+   never as a lost connection, and raises no silence alert for it.
+
+The alarm events come before the state so that the twin's reconciliation of the state's active alarms
+(done on a session's first state) finds every raise already applied, with the pump's own message.
+
+Idempotent per interrogation: the session number is the interrogation time in whole seconds since
+:data:`~twin.gateway.readout.EARLIEST_INTERROGATION` (it grows with every visit, as the contract wants, and
+is the same every time the same read-out is published), sequence numbers follow the fixed order above, and an
+alarm id is a hash of the pump, the alarm code and its raise time, so an occurrence that two read-outs'
+logs both hold gets the same id. Publishing a read-out twice therefore publishes the same messages twice;
+the twin drops the repeats (same session and seq; same alarm id and event).
+
+Figures the contract needs and a programmer may not show are derived, and the docstrings say how:
+the battery charge from the projected replacement date, the delivered total from the refill log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from typing import Final
+
+from twin.contract.alarms import ALARM_CATALOGUE
+from twin.contract.codec import CHANNELS, encode
+from twin.contract.messages import (
+    MIN_RATE_ML_PER_DAY,
+    AlarmEvent,
+    AlarmEventType,
+    BatteryStatus,
+    Birth,
+    DeviceMessage,
+    DeviceStatus,
+    InfusionMode,
+    MotorState,
+    PatientBolusCounters,
+    Program,
+    RefillRecord,
+    State,
+    StatusReason,
+    StatusState,
+    StopReason,
+)
+from twin.contract.topics import Channel, build_topic
+from twin.gateway.readout import (
+    EARLIEST_INTERROGATION,
+    Interrogation,
+    PatientBolusEvent,
+    ProgrammingEvent,
+    RefillEvent,
+    SelfCheckStatus,
+)
+from twin.pump.model import UNUSABLE_RESIDUAL_ML, BatteryModel
+
+PATIENT_BOLUS_WINDOW: Final = timedelta(hours=24)
+"""The therapy manager's daily maximum counts activations in a rolling 24 h (as the pump model does)."""
+
+BATTERY: Final = BatteryModel()
+"""The battery model the twin predicts with (``twin.pump.model``): used to turn a projected replacement
+date into the charge the contract carries, so that the twin's own prediction lands on that date."""
+
+
+@dataclass(frozen=True, slots=True)
+class Publication:
+    """One MQTT message: topic, payload and the channel's delivery rules."""
+
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    message: DeviceMessage
+
+
+def session_of(readout: Interrogation) -> int:
+    """The contract session of a read-out: whole seconds from 2000-01-01 UTC to the interrogation."""
+    return int((readout.interrogated_at - EARLIEST_INTERROGATION).total_seconds())
+
+
+def alarm_id(device_id: str, code: str, raised_at: datetime) -> str:
+    """The same id for the same occurrence in every read-out whose log holds it."""
+    key = f"{device_id}|{code}|{raised_at.astimezone(UTC).isoformat()}"
+    return "ro-" + hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
+def mean_rate_ml_per_day(program: Program) -> float:
+    """The program's average flow over a day, mL/day (a flexible schedule weighted by each step's length)."""
+    match program.mode:
+        case InfusionMode.CONTINUOUS:
+            return program.rate_ml_per_day or 0.0
+        case InfusionMode.MINIMUM_RATE:
+            return MIN_RATE_ML_PER_DAY
+        case InfusionMode.STOPPED:
+            return 0.0
+        case InfusionMode.FLEXIBLE:
+            steps = program.steps
+            total = 0.0
+            for i, step in enumerate(steps):
+                end = steps[i + 1].start_minute if i + 1 < len(steps) else 1440 + steps[0].start_minute
+                total += step.rate_ml_per_day * (end - step.start_minute)
+            return total / 1440.0
+    return 0.0  # pragma: no cover - every mode is matched above
+
+
+def rate_at(program: Program, moment: datetime) -> float:
+    """The programmed flow at ``moment`` (its own local time of day for a flexible schedule), mL/day."""
+    if program.mode is InfusionMode.FLEXIBLE:
+        minute = moment.hour * 60 + moment.minute
+        current = program.steps[-1]  # before the first step of the day, the last one of yesterday runs
+        for step in program.steps:
+            if step.start_minute <= minute:
+                current = step
+        return current.rate_ml_per_day
+    return mean_rate_ml_per_day(program)
+
+
+def battery_percent(readout: Interrogation) -> float:
+    """The charge: as read, or derived from the projected replacement date with :data:`BATTERY` at the
+    program's mean flow (what makes the twin predict ERI on that date); 0 past ERI."""
+    battery = readout.battery
+    if battery.percent is not None:
+        return battery.percent
+    if battery.status is not BatteryStatus.OK or battery.elective_replacement_date is None:
+        return 0.0
+    days = (battery.elective_replacement_date - readout.interrogated_at.date()).days
+    drain = BATTERY.base_percent_per_day + BATTERY.percent_per_ml * mean_rate_ml_per_day(readout.program)
+    return min(100.0, BATTERY.eri_percent + max(days, 0) * drain + 1e-6)
+
+
+def delivered_total_ml(readout: Interrogation) -> float:
+    """The pump's delivered-volume counter, as read; without it, what the refill log accounts for: from each
+    refill to the next (filled minus the next calculated residual) and from the last one to now. A lower bound
+    (nothing before the oldest refill in the log)."""
+    if readout.reservoir.delivered_since_implant_ml is not None:
+        return readout.reservoir.delivered_since_implant_ml
+    refills = readout.refills
+    total = 0.0
+    for before, after in zip(refills, refills[1:], strict=False):
+        total += max(0.0, before.volume_added_ml - after.calculated_residual_ml)
+    if refills:
+        total += max(0.0, refills[-1].volume_added_ml - readout.reservoir.calculated_ml)
+    return round(total, 6)
+
+
+def birth_of(readout: Interrogation) -> Birth:
+    pump = readout.pump
+    at = readout.interrogated_at
+    return Birth(
+        device_id=readout.device_id,
+        device_time=at,
+        session=session_of(readout),
+        seq=0,
+        simulated=False,
+        model=f"{pump.model} {pump.model_number}",
+        serial=pump.serial,
+        firmware=pump.firmware or "not read",
+        reservoir_capacity_ml=pump.reservoir_capacity_ml,
+        implant_date=datetime.combine(pump.implant_date, time(0, 0), tzinfo=at.tzinfo),
+        catheter_volume_ml=pump.catheter_volume_ml,
+        audible_alarms=pump.audible_alarms,
+    )
+
+
+def alarm_events_of(readout: Interrogation) -> list[AlarmEvent]:
+    """Every raise and clear of the alarm log as contract events, oldest first, seq 1…n."""
+    happenings: list[tuple[datetime, int, AlarmEventType, object]] = []
+    for n, occurrence in enumerate(readout.alarms.log):
+        happenings.append((occurrence.raised_at, n, AlarmEventType.RAISED, occurrence))
+        if occurrence.cleared_at is not None:
+            happenings.append((occurrence.cleared_at, n, AlarmEventType.CLEARED, occurrence))
+    happenings.sort(key=lambda h: (h[0], h[1], h[2] is AlarmEventType.CLEARED))
+    session = session_of(readout)
+    out = []
+    for seq, (at, _, kind, occurrence) in enumerate(happenings, start=1):
+        code = occurrence.code  # type: ignore[attr-defined]
+        raised_at = occurrence.raised_at  # type: ignore[attr-defined]
+        spec = ALARM_CATALOGUE[code]
+        stamp = readout.interrogated_at.strftime("%Y-%m-%d %H:%M")
+        out.append(
+            AlarmEvent(
+                device_id=readout.device_id,
+                device_time=at,
+                session=session,
+                seq=seq,
+                alarm_id=alarm_id(readout.device_id, code.value, raised_at),
+                code=code,
+                event=kind,
+                device_class=spec.device_class,
+                priority=spec.priority,
+                raised_at=raised_at,
+                message=f"{spec.title} (pump log, read at the interrogation of {stamp})",
+            )
+        )
+    return out
+
+
+def state_of(readout: Interrogation, seq: int | None = None) -> State:
+    """The contract state of the pump as the programmer read it (``seq`` defaults to the one it is published with)."""
+    at = readout.interrogated_at
+    program = readout.program
+    reservoir = readout.reservoir
+    battery = readout.battery
+    unusable = reservoir.unusable_residual_ml if reservoir.unusable_residual_ml is not None else UNUSABLE_RESIDUAL_ML
+    failed = readout.self_check.status is SelfCheckStatus.FAILED
+    stop_reason: StopReason | None = None
+    if failed:
+        stop_reason = StopReason.MEMORY_ERROR
+    elif battery.status is BatteryStatus.EOS:
+        stop_reason = StopReason.END_OF_SERVICE
+    elif readout.drive.state is MotorState.STALLED:
+        stop_reason = StopReason.MOTOR_STALL
+    elif program.mode is InfusionMode.STOPPED:
+        stop_reason = StopReason.PROGRAMMED
+    infusing = (
+        stop_reason is None and readout.drive.state is MotorState.RUNNING and reservoir.calculated_ml > unusable + 1e-9
+    )
+    eri_at = battery.eri_reached_at
+    eos_at = battery.end_of_service_at
+    if eri_at is not None and eos_at is None:
+        eos_at = eri_at + timedelta(days=BATTERY.eri_to_eos_days)
+    primary = readout.drugs[0]
+    refill = readout.last_refill
+    programming = [e for e in readout.events if isinstance(e, ProgrammingEvent)]
+    counters: PatientBolusCounters | None = None
+    if program.patient_bolus is not None:
+        boluses = [e for e in readout.events if isinstance(e, PatientBolusEvent)]
+        accepted = [e for e in boluses if e.accepted]
+        counters = PatientBolusCounters(
+            accepted_last_24h=sum(1 for e in accepted if at - e.at <= PATIENT_BOLUS_WINDOW),
+            refused_total=sum(1 for e in boluses if not e.accepted),
+            last_accepted_at=accepted[-1].at if accepted else None,
+        )
+    return State(
+        device_id=readout.device_id,
+        device_time=at,
+        session=session_of(readout),
+        seq=seq if seq is not None else len(alarm_events_of(readout)) + 1,
+        reservoir_ml=reservoir.calculated_ml,
+        low_reservoir_threshold_ml=reservoir.low_threshold_ml,
+        unusable_residual_ml=unusable,
+        drug=primary.drug,
+        concentration_mg_per_ml=primary.concentration_mg_per_ml,
+        program=program,
+        current_rate_ml_per_day=rate_at(program, at) if infusing else 0.0,
+        infusing=infusing,
+        stop_reason=stop_reason,
+        motor=readout.drive.state,
+        battery_percent=battery_percent(readout),
+        battery=battery.status,
+        eri_at=eri_at,
+        eos_at=eos_at,
+        active_alarms=sorted(set(readout.alarms.active)),
+        delivered_ml_total=delivered_total_ml(readout),
+        last_refill=_refill_record(refill) if refill is not None else None,
+        refill_reminder_at=reservoir.next_refill_at,
+        patient_bolus=counters,
+        program_changed_at=programming[-1].at if programming else None,
+    )
+
+
+def _refill_record(refill: RefillEvent) -> RefillRecord:
+    return RefillRecord(
+        at=refill.at,
+        expected_residual_ml=refill.calculated_residual_ml,
+        measured_residual_ml=refill.measured_residual_ml,
+        volume_added_ml=refill.volume_added_ml,
+        drug=refill.drug,
+        concentration_mg_per_ml=refill.concentration_mg_per_ml,
+    )
+
+
+def status_of(readout: Interrogation) -> DeviceStatus:
+    return DeviceStatus(
+        device_id=readout.device_id,
+        device_time=readout.interrogated_at,
+        session=session_of(readout),
+        seq=0,
+        state=StatusState.OFFLINE,
+        reason=StatusReason.SHUTDOWN,
+    )
+
+
+def publications(readout: Interrogation) -> list[Publication]:
+    """Everything one read-out publishes, in order (see the module docstring)."""
+    alarms = alarm_events_of(readout)
+    messages: list[tuple[Channel, DeviceMessage]] = [
+        (Channel.BIRTH, birth_of(readout)),
+        *((Channel.ALARM, event) for event in alarms),
+        (Channel.STATE, state_of(readout, len(alarms) + 1)),
+        (Channel.STATUS, status_of(readout)),
+    ]
+    out = []
+    for channel, message in messages:
+        spec = CHANNELS[channel]
+        topic = build_topic(readout.site, readout.device_id, channel)
+        out.append(Publication(topic, encode(message), spec.qos, spec.retain, message))
+    return out
