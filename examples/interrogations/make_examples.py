@@ -136,6 +136,7 @@ def year_series() -> dict[str, dict[str, Any]]:
     ]
     alarm_log: list[dict[str, Any]] = []
     battery_percent = 100.0
+    delivered_total = 0.0
     previous: Interrogation | None = None
     previous_at = _at(IMPLANT, 14, 30)
     program = CONTINUOUS
@@ -159,6 +160,7 @@ def year_series() -> dict[str, dict[str, Any]]:
             alarm_log.append(
                 {"code": "reservoir_low", "raised_at": _iso(low_at.astimezone(CLINIC)), "cleared_at": _iso(refill_at)}
             )
+        delivered_total += delivered_ml
         days = (refill_at - previous_at).total_seconds() / 86400
         battery_percent -= days * BATTERY.base_percent_per_day + delivered_ml * BATTERY.percent_per_ml
         events.append(
@@ -195,6 +197,7 @@ def year_series() -> dict[str, dict[str, Any]]:
                 "calculated_ml": FILL_ML,
                 "low_threshold_ml": 2.0,
                 "next_refill_at": _iso(_at(following, 10, 0)),
+                "delivered_since_implant_ml": round(delivered_total, 2),
             },
             "battery": {"status": "ok", "elective_replacement_date": replacement.isoformat()},
             "alarms": {
@@ -285,6 +288,7 @@ def synchromed_40() -> dict[str, Any]:
             "calculated_ml": 40.0,
             "low_threshold_ml": 3.0,
             "next_refill_at": _iso(_at(date(2026, 11, 9), 10, 0)),
+            "delivered_since_implant_ml": 921.4,
         },
         "battery": {
             "status": "eri",
@@ -373,13 +377,18 @@ def prometra_ii() -> dict[str, Any]:
         "program": {
             "mode": "continuous",
             "rate_ml_per_day": rate,
-            "patient_bolus": {"volume_ml": bolus, "duration_minutes": 15, "lockout_minutes": 240, "max_per_day": per_day},
+            "patient_bolus": {
+                "volume_ml": bolus,
+                "duration_minutes": 15,
+                "lockout_minutes": 240,
+                "max_per_day": per_day,
+            },
         },
         "reservoir": {
             "calculated_ml": 20.0,
             "low_threshold_ml": 3.0,
             "next_refill_at": _iso(_at((refill + timedelta(days=math.floor(days_to_target))).date(), 10, 0)),
-            "delivered_since_implant_ml": 61.7,
+            "delivered_since_implant_ml": 125.4,
         },
         "battery": {"status": "ok", "percent": 88.0},
         "alarms": {"active": [], "log": []},

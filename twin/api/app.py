@@ -59,6 +59,7 @@ from twin.contract.messages import (
     RefillAction,
     ReprogramAction,
 )
+from twin.mirror import interrogation
 from twin.mirror.commands import CommandRefused
 from twin.roles import Permission
 from twin.service.twin_service import TwinService, alarm_json, command_json, transition_json
@@ -222,6 +223,7 @@ def create_app(
             "reported_received_at": _iso(twin.reported_at),
             "telemetry": twin.telemetry.model_dump(mode="json") if twin.telemetry else None,
             "predicted": predicted,
+            "interrogation": interrogation.view(twin, service.visits.get(device_id), now),  # real pumps only
             "device_now": _iso(twin.device_now(now)),
             "clock_rate": twin.clock_rate,
             "session": twin.session,

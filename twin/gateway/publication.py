@@ -26,6 +26,7 @@ the battery charge from the projected replacement date, the delivered total from
 from __future__ import annotations
 
 import hashlib
+import itertools
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Final
@@ -53,6 +54,7 @@ from twin.contract.messages import (
 from twin.contract.topics import Channel, build_topic
 from twin.gateway.readout import (
     EARLIEST_INTERROGATION,
+    AlarmOccurrence,
     Interrogation,
     PatientBolusEvent,
     ProgrammingEvent,
@@ -107,7 +109,6 @@ def mean_rate_ml_per_day(program: Program) -> float:
                 end = steps[i + 1].start_minute if i + 1 < len(steps) else 1440 + steps[0].start_minute
                 total += step.rate_ml_per_day * (end - step.start_minute)
             return total / 1440.0
-    return 0.0  # pragma: no cover - every mode is matched above
 
 
 def rate_at(program: Program, moment: datetime) -> float:
@@ -143,7 +144,7 @@ def delivered_total_ml(readout: Interrogation) -> float:
         return readout.reservoir.delivered_since_implant_ml
     refills = readout.refills
     total = 0.0
-    for before, after in zip(refills, refills[1:], strict=False):
+    for before, after in itertools.pairwise(refills):
         total += max(0.0, before.volume_added_ml - after.calculated_residual_ml)
     if refills:
         total += max(0.0, refills[-1].volume_added_ml - readout.reservoir.calculated_ml)
@@ -171,7 +172,7 @@ def birth_of(readout: Interrogation) -> Birth:
 
 def alarm_events_of(readout: Interrogation) -> list[AlarmEvent]:
     """Every raise and clear of the alarm log as contract events, oldest first, seq 1…n."""
-    happenings: list[tuple[datetime, int, AlarmEventType, object]] = []
+    happenings: list[tuple[datetime, int, AlarmEventType, AlarmOccurrence]] = []
     for n, occurrence in enumerate(readout.alarms.log):
         happenings.append((occurrence.raised_at, n, AlarmEventType.RAISED, occurrence))
         if occurrence.cleared_at is not None:
@@ -180,8 +181,8 @@ def alarm_events_of(readout: Interrogation) -> list[AlarmEvent]:
     session = session_of(readout)
     out = []
     for seq, (at, _, kind, occurrence) in enumerate(happenings, start=1):
-        code = occurrence.code  # type: ignore[attr-defined]
-        raised_at = occurrence.raised_at  # type: ignore[attr-defined]
+        code = occurrence.code
+        raised_at = occurrence.raised_at
         spec = ALARM_CATALOGUE[code]
         stamp = readout.interrogated_at.strftime("%Y-%m-%d %H:%M")
         out.append(

@@ -138,7 +138,9 @@ def _json_values(text: str, source: str) -> Any:
     try:
         return json.loads(text, object_pairs_hook=no_duplicates, parse_constant=no_constants)
     except json.JSONDecodeError as exc:
-        raise ReadoutFileError([FileProblem(source, exc.lineno, exc.colno, "(json)", f"not valid JSON: {exc.msg}")])
+        raise ReadoutFileError(
+            [FileProblem(source, exc.lineno, exc.colno, "(json)", f"not valid JSON: {exc.msg}")]
+        ) from None
     except ValueError as exc:  # YAML marked the duplicates already; this is NaN/Infinity
         raise ReadoutFileError([FileProblem(source, 1, 1, "(json)", f"not valid JSON: {exc}")]) from None
 

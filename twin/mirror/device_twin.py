@@ -90,9 +90,13 @@ class DeviceTwin:
         return self.birth.simulated if self.birth is not None else None
 
     def device_now(self, now: datetime) -> datetime | None:
-        """What the device's clock reads at wall time ``now`` (estimated), or None if never heard."""
+        """What the device's clock reads at wall time ``now`` (estimated), or None if never heard.
+
+        A real pump's clock is a real clock, read at interrogations weeks apart: its time now is ``now``."""
         if self.last_device_time is None or self.last_seen_at is None:
             return None
+        if self.birth is not None and not self.birth.simulated:
+            return now
         elapsed = max(0.0, (now - self.last_seen_at).total_seconds())
         return self.last_device_time + timedelta(seconds=elapsed * self.clock_rate)
 

@@ -43,6 +43,7 @@ from twin.contract.messages import (
 )
 from twin.contract.topics import Channel, TopicAddress, TopicError, build_topic, parse_topic
 from twin.mirror import commands as desk
+from twin.mirror import interrogation
 from twin.mirror.alarm_board import AlarmBoard
 from twin.mirror.alerts import AlertPolicy, TwinAlertCode, dose_deviates, evaluate
 from twin.mirror.commands import CommandRecord, CommandRefused, CommandState, TrackedCommand
@@ -167,6 +168,7 @@ class TwinService:
         self._predictions: dict[str, tuple[int, datetime, Prediction | None]] = {}
         self._forecasts: dict[str, tuple[tuple[int, int], Forecast | None]] = {}
         self._dose_flags: dict[str, bool] = {}
+        self.visits: dict[str, interrogation.Visits] = {}  # real pumps: refill checks of consecutive read-outs
         self.reject_counts: dict[str, int] = {}
         self.transition_listeners: list[Callable[[Transition], None]] = []
         self.response_listeners: list[Callable[[AlarmResponse], None]] = []
@@ -228,6 +230,8 @@ class TwinService:
         before = self.twins.get(device_id)
         twin, effects = apply(before, address, message, received_at)
         self.twins[device_id] = twin
+        if isinstance(message, State) and twin.reported is message and interrogation.is_readout(twin):
+            self.visits[device_id] = interrogation.record(self.visits.get(device_id), before, twin, self.policy)
         transitions: list[Transition] = []
         changed = False
         for effect in effects:
@@ -345,6 +349,7 @@ class TwinService:
         if twin.birth is None:
             return []
         conditions = evaluate(twin, self.forecast(twin), now, self.policy)
+        conditions = interrogation.refill_conditions(twin, conditions, self.visits.get(twin.device_id))
         return self.board.on_conditions(twin.site, twin.device_id, conditions, now)
 
     # ------------------------------------------------------------------------------ alarms
