@@ -50,6 +50,7 @@ from twin.api.auth import (
     metrics_access,
 )
 from twin.api.console import mount_console
+from twin.api.fhir import TwinServiceSource, add_fhir_routes
 from twin.api.responses import add_response_routes
 from twin.contract.messages import (
     ClearFaultAction,
@@ -421,6 +422,7 @@ def create_app(
         app.state.training = desk
         app.include_router(training_router(desk))
 
+    add_fhir_routes(app, TwinServiceSource(service))  # /fhir/: read-only FHIR R4 view of the pumps
     mount_console(app)
     return app
 
