@@ -41,32 +41,37 @@ def test_every_publication_is_a_valid_contract_message_on_its_channel(path: Path
     assert kinds == [Channel.BIRTH, *[Channel.ALARM] * alarms, Channel.STATE, Channel.STATUS]
     for message in messages:
         address = parse_topic(message.topic)
-        assert address.site == readout.site and address.device_id == readout.device_id
+        assert address.site == readout.site
+        assert address.device_id == readout.device_id
         decoded = decode_device_message(address, message.payload)
         assert decoded == message.message
         assert (message.qos, message.retain) == (CHANNELS[address.channel].qos, CHANNELS[address.channel].retain)
         assert decoded.session == session_of(readout)
     birth = messages[0].message
-    assert isinstance(birth, Birth) and birth.simulated is False
+    assert isinstance(birth, Birth)
+    assert birth.simulated is False
     assert [m.message.seq for m in messages] == [0, *range(1, alarms + 2), 0]  # status carries the birth's seq
     status = messages[-1].message
-    assert isinstance(status, DeviceStatus) and status.reason is StatusReason.SHUTDOWN
+    assert isinstance(status, DeviceStatus)
+    assert status.reason is StatusReason.SHUTDOWN
 
 
 def test_publishing_is_deterministic_and_sessions_grow_with_the_visits() -> None:
     series = [load_readout(p) for p in SERIES]
     assert [m.payload for m in publications(series[3])] == [m.payload for m in publications(load_readout(SERIES[3]))]
     sessions = [session_of(r) for r in series]
-    assert sessions == sorted(sessions) and len(set(sessions)) == len(sessions)
+    assert sessions == sorted(sessions)
+    assert len(set(sessions)) == len(sessions)
     assert all(0 < s < 2**31 for s in sessions)
 
 
 def test_an_alarm_in_two_read_outs_logs_has_one_id() -> None:
-    first, later = (_readout(n) for n in ("itb-0412-2026-09-07.interrogation.yaml", "itb-0412-2026-11-02.interrogation.yaml"))
-    ids = [
-        {m.message.alarm_id for m in publications(r) if isinstance(m.message, AlarmEvent)} for r in (first, later)
-    ]
-    assert ids[0] == ids[1] and len(ids[0]) == 1
+    first, later = (
+        _readout(n) for n in ("itb-0412-2026-09-07.interrogation.yaml", "itb-0412-2026-11-02.interrogation.yaml")
+    )
+    ids = [{m.message.alarm_id for m in publications(r) if isinstance(m.message, AlarmEvent)} for r in (first, later)]
+    assert ids[0] == ids[1]
+    assert len(ids[0]) == 1
     events = [m.message for m in publications(first) if isinstance(m.message, AlarmEvent)]
     assert [e.event for e in events] == [AlarmEventType.RAISED, AlarmEventType.CLEARED]
     assert events[0].alarm_id == alarm_id("itb-0412", "reservoir_low", events[0].raised_at)
@@ -75,16 +80,21 @@ def test_an_alarm_in_two_read_outs_logs_has_one_id() -> None:
 def test_the_state_says_what_the_programmer_read() -> None:
     readout = _readout("pain-0097-2026-09-14.interrogation.json")
     state = state_of(readout)
-    assert state.reservoir_ml == 40.0 and state.low_reservoir_threshold_ml == 3.0
-    assert state.drug.value == "morphine" and state.concentration_mg_per_ml == 10.0  # the first drug is dosed
-    assert state.battery.value == "eri" and state.eos_at == readout.battery.end_of_service_at
+    assert state.reservoir_ml == 40.0
+    assert state.low_reservoir_threshold_ml == 3.0
+    assert state.drug.value == "morphine"
+    assert state.concentration_mg_per_ml == 10.0
+    assert state.battery.value == "eri"
+    assert state.eos_at == readout.battery.end_of_service_at
     assert state.active_alarms == ["battery_eri"]
-    assert state.last_refill is not None and state.last_refill.measured_residual_ml == readout.last_refill.measured_residual_ml  # type: ignore[union-attr]
+    assert state.last_refill is not None
+    assert state.last_refill.measured_residual_ml == readout.last_refill.measured_residual_ml
     assert state.patient_bolus is not None
     assert state.patient_bolus.refused_total == 1  # the activation in lockout
     assert state.patient_bolus.accepted_last_24h == 2  # 12:30 and 19:40 the day before; 07:55 is 27 h back
     assert state.delivered_ml_total == 921.4
-    assert state.infusing and state.current_rate_ml_per_day == 0.4
+    assert state.infusing
+    assert state.current_rate_ml_per_day == 0.4
 
 
 def test_a_flexible_program_runs_the_step_of_the_local_time() -> None:
@@ -106,12 +116,15 @@ def test_a_projected_replacement_date_gives_the_charge_that_predicts_it() -> Non
     # beyond the prediction horizon (3 years) no date is given; advance to within it and look again
     late = predict(None, state, None, state.device_time + timedelta(days=3 * 365)).eri_at
     assert eri is None or abs((eri.date() - projected).days) <= 1
-    assert late is not None and abs((late.date() - projected).days) <= 1
+    assert late is not None
+    assert abs((late.date() - projected).days) <= 1
 
 
 def test_a_stalled_or_failed_pump_is_reported_not_infusing() -> None:
     readout = _readout("itb-0412-2026-03-09.interrogation.yaml")
     stalled = readout.model_copy(update={"drive": readout.drive.model_copy(update={"state": MotorState.STALLED})})
     state: State = state_of(stalled)
-    assert not state.infusing and state.stop_reason is not None and state.stop_reason.value == "motor_stall"
+    assert not state.infusing
+    assert state.stop_reason is not None
+    assert state.stop_reason.value == "motor_stall"
     assert state.current_rate_ml_per_day == 0.0

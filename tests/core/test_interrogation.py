@@ -47,7 +47,7 @@ def test_the_tolerance_is_domain_md_s() -> None:
 
 
 def test_each_visit_is_checked_against_the_prediction_from_the_visit_before() -> None:
-    twin, visits = _twin_after(SERIES)
+    _twin, visits = _twin_after(SERIES)
     assert [c.refill_at for c in visits.checks] == [r.last_refill.at for r in SERIES[1:]]  # type: ignore[union-attr]
     for check, readout in zip(visits.checks, SERIES[1:], strict=True):
         refill = readout.last_refill
@@ -61,9 +61,9 @@ def test_each_visit_is_checked_against_the_prediction_from_the_visit_before() ->
 
 
 def test_repeating_a_read_out_or_seeing_the_first_one_checks_nothing() -> None:
-    twin, visits = _twin_after(SERIES[:1])
+    _twin, visits = _twin_after(SERIES[:1])
     assert visits.checks == ()
-    again, more = _twin_after([SERIES[0], SERIES[1], SERIES[1]])
+    _again, more = _twin_after([SERIES[0], SERIES[1], SERIES[1]])
     assert len(more.checks) == 1
 
 
@@ -74,7 +74,9 @@ def test_the_twin_s_check_replaces_the_pump_calculated_one_for_a_real_pump() -> 
     out = interrogation.refill_conditions(twin, [pump_says, other], visits)
     assert [c.code for c in out] == [TwinAlertCode.EMPTY_BEFORE_REFILL, TwinAlertCode.REFILL_DISCREPANCY]
     [mine] = [c for c in out if c.code is TwinAlertCode.REFILL_DISCREPANCY]
-    assert "twin predicted 7.18" in mine.message and "measured 9.60" in mine.message and "under-infusion" in mine.message
+    assert "twin predicted 7.18" in mine.message
+    assert "measured 9.60" in mine.message
+    assert "under-infusion" in mine.message
     calm, calm_visits = _twin_after(SERIES[:5])
     assert interrogation.refill_conditions(calm, [pump_says], calm_visits) == []
     first, none = _twin_after(SERIES[:1])
@@ -88,10 +90,13 @@ def test_between_visits_the_outlook_says_what_has_passed() -> None:
     soon = interrogation.outlook(twin.birth, state, state.device_time + timedelta(days=10))
     assert soon.age_s == pytest.approx(10 * 86400)
     assert soon.predicted_reservoir_ml == pytest.approx(20.0 - 0.25 * 10, abs=0.01)
-    assert soon.low_reservoir_at is not None and not soon.passed(soon.low_reservoir_at)
+    assert soon.low_reservoir_at is not None
+    assert not soon.passed(soon.low_reservoir_at)
     late = interrogation.outlook(twin.birth, state, state.device_time + timedelta(days=90))
-    assert late.passed(late.low_reservoir_at) and late.passed(late.empty_at)
-    assert late.empty_at is not None and late.low_reservoir_at is not None
+    assert late.passed(late.low_reservoir_at)
+    assert late.passed(late.empty_at)
+    assert late.empty_at is not None
+    assert late.low_reservoir_at is not None
     assert (late.empty_at - state.device_time).days == int((20.0 - 0.3) / 0.25)  # down to the unusable residual
     assert late.predicted_reservoir_ml == pytest.approx(0.3, abs=0.01)
 

@@ -4,6 +4,7 @@ their sources, and every kind of mistake is refused with its file, line and fiel
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -21,7 +22,8 @@ EXAMPLE_FILES = sorted(p for p in EXAMPLES.iterdir() if "interrogation" in p.nam
 
 def _maker() -> ModuleType:
     spec = importlib.util.spec_from_file_location("make_examples", EXAMPLES / "make_examples.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # its dataclasses look their module up while they are made
     try:
@@ -50,7 +52,7 @@ def test_the_examples_cover_both_synchromed_sizes_prometra_and_a_year_of_visits(
     assert {"8637-20", "8637-40", "13827"} <= models
     series = sorted((r for r in readouts if r.device_id == "itb-0412"), key=lambda r: r.interrogated_at)
     assert (series[-1].interrogated_at - series[0].interrogated_at).days >= 357
-    gaps = [(b.interrogated_at - a.interrogated_at).days for a, b in zip(series, series[1:], strict=False)]
+    gaps = [(b.interrogated_at - a.interrogated_at).days for a, b in itertools.pairwise(series)]
     assert all(28 <= g <= 92 for g in gaps), gaps  # refills every 1-3 months (DOMAIN-RESEARCH §7)
     differences = [r.last_refill.measured_residual_ml - r.last_refill.calculated_residual_ml for r in series]  # type: ignore[operator, union-attr]
     assert sum(abs(d) > 1.0 for d in differences) == 1  # exactly one visit beyond a 20 mL pump's tolerance
@@ -109,7 +111,8 @@ def test_every_kind_of_mistake_names_its_field() -> None:
     assert problems(lambda d: d["pump"].__setitem__("colour", "grey")) == [("pump.colour", "unknown field 'colour'")]
     assert problems(lambda d: d.pop("battery")) == [("battery", "missing field 'battery'")]
     [(where, message)] = problems(lambda d: d["events"][0].__setitem__("event", "teleport"))
-    assert where == "events[0].event" and "unknown event 'teleport'" in message
+    assert where == "events[0].event"
+    assert "unknown event 'teleport'" in message
     capacity = problems(lambda d: d["pump"].__setitem__("reservoir_capacity_ml", 20.0))
     assert capacity[0] == (
         "pump.reservoir_capacity_ml",
@@ -117,9 +120,11 @@ def test_every_kind_of_mistake_names_its_field() -> None:
     )
     assert ("reservoir.calculated_ml", "more than the reservoir's capacity (20 mL)") in capacity
     [(where, message)] = problems(lambda d: d["events"][-1].__setitem__("at", "2027-01-01T00:00:00+00:00"))
-    assert where == f"events[{len(good['events']) - 1}].at" and message == "after the interrogation"
+    assert where == f"events[{len(good['events']) - 1}].at"
+    assert message == "after the interrogation"
     [(where, message)] = problems(lambda d: d["alarms"].__setitem__("active", []))
-    assert where == "alarms.log[1].cleared_at" and "open in the log but not in alarms.active" in message
+    assert where == "alarms.log[1].cleared_at"
+    assert "open in the log but not in alarms.active" in message
     order = problems(lambda d: d["events"].reverse())
     assert order[0] == ("events[1].at", "the event log must be in time order (oldest first)")
     [(where, message)] = problems(lambda d: d.__setitem__("format", "pumptwin-interrogation/9"))
@@ -140,7 +145,8 @@ def test_broken_json_and_yaml_say_where() -> None:
     assert caught.value.problems[0].path == "(yaml)"
     with pytest.raises(ReadoutFileError) as caught:
         parse_readout("format: a\nformat: b\n", "a.interrogation.yaml")
-    assert caught.value.problems[0].line == 2 and "appears twice" in caught.value.problems[0].message
+    assert caught.value.problems[0].line == 2
+    assert "appears twice" in caught.value.problems[0].message
     with pytest.raises(ReadoutFileError) as caught:
         parse_readout('{"format": NaN}', "a.interrogation.json")
     assert "NaN" in caught.value.problems[0].message
