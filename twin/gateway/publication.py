@@ -66,6 +66,10 @@ from twin.pump.model import UNUSABLE_RESIDUAL_ML, BatteryModel
 PATIENT_BOLUS_WINDOW: Final = timedelta(hours=24)
 """The therapy manager's daily maximum counts activations in a rolling 24 h (as the pump model does)."""
 
+IMPLANT_CLOCK_TIME: Final = time(12, 0)
+"""The contract's implant date is a moment; a read-out's is a day. Noon on that day, at the clinic's offset, is
+the same calendar day on every clock within ±11 hours of it (a browser far away shows the right date)."""
+
 BATTERY: Final = BatteryModel()
 """The battery model the twin predicts with (``twin.pump.model``): used to turn a projected replacement
 date into the charge the contract carries, so that the twin's own prediction lands on that date."""
@@ -164,7 +168,7 @@ def birth_of(readout: Interrogation) -> Birth:
         serial=pump.serial,
         firmware=pump.firmware or "not read",
         reservoir_capacity_ml=pump.reservoir_capacity_ml,
-        implant_date=datetime.combine(pump.implant_date, time(0, 0), tzinfo=at.tzinfo),
+        implant_date=datetime.combine(pump.implant_date, IMPLANT_CLOCK_TIME, tzinfo=at.tzinfo),
         catheter_volume_ml=pump.catheter_volume_ml,
         audible_alarms=pump.audible_alarms,
     )

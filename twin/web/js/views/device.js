@@ -9,6 +9,7 @@ import { api } from "../api.js";
 import { age, duration, when } from "../clock.js";
 import { lineChart } from "../chart.js";
 import { fill, h } from "../dom.js";
+import { interrogationPanel } from "./interrogation.js";
 
 const DETAIL_EVERY_MS = 2000;
 const HISTORY_EVERY_MS = 10000;
@@ -112,6 +113,7 @@ export function deviceView(ctx, deviceId) {
         h("thead", {}, h("tr", {}, h("th", { scope: "col" }, ""), h("th", { scope: "col" }, "Reported"), h("th", { scope: "col" }, "Predicted now"))),
         h("tbody", {}, rows.map(([label, rep, pred]) => h("tr", {}, h("th", { scope: "row" }, label), h("td", {}, rep), h("td", {}, pred)))),
       ),
+      interrogationPanel(detail.interrogation),
     );
     drawCommands();
     prefillCommand();
