@@ -6,9 +6,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from twin.contract import examples
-from twin.contract.codec import CHANNELS, ContractError, decode_command, decode_device_message, encode
+from twin.contract.codec import CHANNELS, ContractError, decode_clock, decode_command, decode_device_message, encode
 from twin.contract.messages import MAX_PAYLOAD_BYTES, Command, InfusionMode, Program
-from twin.contract.topics import Channel, TopicAddress
+from twin.contract.topics import Channel, TopicAddress, TopicError, build_topic, parse_topic, site_topic
 
 ADDRESS = {ch: TopicAddress("st-olaf-clinic", examples.EXAMPLE_DEVICE, ch) for ch in Channel}
 EXAMPLE_CHANNEL = {
@@ -127,7 +127,7 @@ def test_program_validation(fields: dict[str, object], complaint: str) -> None:
 
 def test_delivery_rules_per_channel() -> None:
     retained = {ch for ch, spec in CHANNELS.items() if spec.retain}
-    assert retained == {Channel.BIRTH, Channel.STATE, Channel.STATUS}
+    assert retained == {Channel.BIRTH, Channel.STATE, Channel.STATUS, Channel.CLOCK}
     assert CHANNELS[Channel.ALARM].qos == 1
     assert CHANNELS[Channel.CMD].qos == 1
     assert CHANNELS[Channel.CMD].publisher == "twin"
@@ -138,3 +138,37 @@ def test_timestamps_are_written_in_utc_with_z() -> None:
         {**json.loads(encode(examples.command())), "issued_at": datetime(2026, 1, 1, tzinfo=UTC).isoformat()}
     )
     assert b'"issued_at":"2026-01-01T00:00:00Z"' in encode(command)
+
+
+def test_deeply_nested_json_is_refused_with_a_reason_not_an_exception() -> None:
+    address = parse_topic("pumptwin/v1/site-a/pump-1/state")
+    for payload in (b"[" * 100_000, b'{"a":' * 50_000 + b"1" + b"}" * 50_000, b"[" * 60_000 + b"]" * 60_000):
+        with pytest.raises(ContractError) as caught:
+            decode_device_message(address, payload[:MAX_PAYLOAD_BYTES])
+        assert caught.value.reason in ("too_deep", "not_json", "not_object")
+
+
+@pytest.mark.parametrize("year", [1, 1989, 2200, 9999])
+def test_a_device_time_outside_the_window_is_refused(year: int) -> None:
+    body = json.loads(encode(examples.telemetry()))
+    body["device_time"] = f"{year:04d}-12-31T23:59:59Z"
+    with pytest.raises(ContractError) as caught:
+        decode_device_message(parse_topic("pumptwin/v1/st-olaf-clinic/pump-0001/telemetry"), json.dumps(body))
+    assert caught.value.reason == "schema"
+    assert "outside 1990..2199" in str(caught.value)
+
+
+def test_the_site_clock_has_its_own_topic_and_model() -> None:
+    topic = site_topic("st-olaf-clinic")
+    assert topic == "pumptwin/v1/st-olaf-clinic/clock"
+    address = parse_topic(topic)
+    assert (address.site, address.device_id, address.channel) == ("st-olaf-clinic", "", Channel.CLOCK)
+    clock = decode_clock(address, encode(examples.clock()))
+    assert clock.speed == 600.0
+    with pytest.raises(ContractError) as caught:
+        decode_clock(parse_topic("pumptwin/v1/other-site/clock"), encode(examples.clock()))
+    assert caught.value.reason == "site_mismatch"
+    with pytest.raises(ContractError):
+        decode_device_message(address, encode(examples.clock()))
+    with pytest.raises(TopicError):
+        build_topic("st-olaf-clinic", "pump-1", Channel.CLOCK)

@@ -25,7 +25,7 @@ from twin.contract.messages import (
     MAX_PAYLOAD_BYTES,
     WireModel,
 )
-from twin.contract.topics import ID_MAX_LENGTH, TOPIC_ROOT, Channel
+from twin.contract.topics import ID_MAX_LENGTH, SITE_CHANNELS, TOPIC_ROOT, Channel
 
 DOCUMENT_PATH: Final = Path(__file__).resolve().parents[2] / "docs" / "asyncapi.yaml"
 MQTT_BINDING_VERSION: Final = "0.2.0"
@@ -38,6 +38,7 @@ _MESSAGE_NAMES: Final[dict[Channel, str]] = {
     Channel.STATUS: "status",
     Channel.CMD: "command",
     Channel.CMD_RESULT: "commandResult",
+    Channel.CLOCK: "clock",
 }
 _CHANNEL_KEYS: Final[dict[Channel, str]] = {
     Channel.BIRTH: "birth",
@@ -47,6 +48,7 @@ _CHANNEL_KEYS: Final[dict[Channel, str]] = {
     Channel.STATUS: "status",
     Channel.CMD: "command",
     Channel.CMD_RESULT: "commandResult",
+    Channel.CLOCK: "clock",
 }
 _EXAMPLES_OF: Final[dict[Channel, tuple[str, ...]]] = {
     Channel.BIRTH: ("birth",),
@@ -56,6 +58,7 @@ _EXAMPLES_OF: Final[dict[Channel, tuple[str, ...]]] = {
     Channel.STATUS: ("status_online", "status_will"),
     Channel.CMD: ("command",),
     Channel.CMD_RESULT: ("command_result",),
+    Channel.CLOCK: ("clock",),
 }
 
 _DESCRIPTION: Final = f"""\
@@ -78,6 +81,10 @@ one to `seq`. The twin orders by `(session, seq)`, drops repeats and counts gaps
 send a `rebirth` command, answered by a new birth (same session, next `seq`) and full state.
 Status messages carry the birth's `seq` and are ordered by `session` only, so a late will from an
 old session never marks a newer session offline.
+
+**Simulation clock.** A simulator also publishes, per site, `{TOPIC_ROOT}/{{site}}/clock` (retained,
+QoS 1): the simulation's time and speed (0 when paused). The twin runs the time thresholds of simulated
+pumps (silence, forecasts) on it. Real sites have no clock topic.
 
 **Commands.** QoS 1 on `cmd`; each has a `command_id`. The device answers every command on
 `cmd/result` with `applied` or `rejected`; a repeated `command_id` is answered with the stored
@@ -148,17 +155,22 @@ def build_document() -> dict[str, Any]:
             "bindings": {"mqtt": {"bindingVersion": MQTT_BINDING_VERSION}},
             "examples": [{"name": n, "payload": example_data[n]} for n in _EXAMPLES_OF[channel]],
         }
+        site_level = channel in SITE_CHANNELS
         channels[key] = {
-            "address": f"{TOPIC_ROOT}/{{site}}/{{device_id}}/{channel.value}",
+            "address": (
+                f"{TOPIC_ROOT}/{{site}}/{channel.value}"
+                if site_level
+                else f"{TOPIC_ROOT}/{{site}}/{{device_id}}/{channel.value}"
+            ),
             "title": channel.value,
             "description": (
                 f"{spec.summary} QoS {spec.qos}, {'retained' if spec.retain else 'not retained'}; "
                 f"published by the {spec.publisher}."
             ),
-            "parameters": parameters,
+            "parameters": {"site": parameters["site"]} if site_level else parameters,
             "messages": {msg_name: {"$ref": f"#/components/messages/{msg_name}"}},
         }
-        device_sends = spec.publisher == "device"
+        device_sends = spec.publisher in ("device", "simulator")
         op_name = ("send" if device_sends else "receive") + key[0].upper() + key[1:]
         operations[op_name] = {
             "action": "send" if device_sends else "receive",

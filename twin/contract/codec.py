@@ -22,6 +22,7 @@ from twin.contract.messages import (
     CommandResult,
     DeviceMessage,
     DeviceStatus,
+    SimClock,
     State,
     Telemetry,
     WireModel,
@@ -93,6 +94,14 @@ CHANNELS: Final[dict[Channel, ChannelSpec]] = {
             "Commands to the device (refill, reprogram, bolus, rebirth; faults to simulated devices only).",
         ),
         ChannelSpec(
+            Channel.CLOCK,
+            SimClock,
+            1,
+            True,
+            "simulator",
+            "The simulation's clock at a site (pumptwin/v1/{site}/clock): time thresholds of simulated pumps run on it.",
+        ),
+        ChannelSpec(
             Channel.CMD_RESULT,
             CommandResult,
             1,
@@ -105,6 +114,7 @@ CHANNELS: Final[dict[Channel, ChannelSpec]] = {
 
 _DEVICE_MESSAGE: Final[TypeAdapter[DeviceMessage]] = TypeAdapter(AnyDeviceMessage)
 _COMMAND: Final = TypeAdapter(Command)
+_CLOCK: Final = TypeAdapter(SimClock)
 _KIND_OF_CHANNEL: Final[dict[Channel, str]] = {
     Channel.BIRTH: "birth",
     Channel.STATE: "state",
@@ -113,6 +123,7 @@ _KIND_OF_CHANNEL: Final[dict[Channel, str]] = {
     Channel.STATUS: "status",
     Channel.CMD: "command",
     Channel.CMD_RESULT: "command_result",
+    Channel.CLOCK: "clock",
 }
 
 
@@ -127,11 +138,13 @@ class ContractError(ValueError):
 REJECT_REASONS: Final = (
     "too_large",
     "not_json",
+    "too_deep",
     "not_object",
     "unknown_contract_version",
     "kind_mismatch",
     "schema",
     "device_id_mismatch",
+    "site_mismatch",
 )
 
 
@@ -148,6 +161,8 @@ def _check_envelope(payload: bytes | str, expected_kind: str) -> dict[str, objec
         raw = json.loads(payload)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ContractError("not_json", f"payload is not JSON: {exc}") from None
+    except RecursionError:
+        raise ContractError("too_deep", "payload nests deeper than a JSON decoder can follow") from None
     if not isinstance(raw, dict):
         raise ContractError("not_object", f"payload is a JSON {type(raw).__name__}, not an object")
     version = raw.get("contract_version")
@@ -181,6 +196,8 @@ def decode_device_message(address: TopicAddress, payload: bytes | str) -> Device
     """
     if address.channel is Channel.CMD:
         raise ContractError("kind_mismatch", "the cmd channel carries commands, not device messages")
+    if address.channel is Channel.CLOCK:
+        raise ContractError("kind_mismatch", "the clock channel carries a site's simulation clock, not device messages")
     expected = _KIND_OF_CHANNEL[address.channel]
     size = len(payload)
     message: DeviceMessage | None = None
@@ -203,6 +220,25 @@ def decode_device_message(address: TopicAddress, payload: bytes | str) -> Device
             f"payload device_id {message.device_id!r} contradicts topic device id {address.device_id!r}",
         )
     return message
+
+
+def decode_clock(address: TopicAddress, payload: bytes | str) -> SimClock:
+    """Validate a simulation clock received on a site's ``clock`` topic."""
+    if address.channel is not Channel.CLOCK:
+        raise ContractError("kind_mismatch", f"the {address.channel.value} channel does not carry clocks")
+    try:
+        clock = _CLOCK.validate_json(payload) if len(payload) <= MAX_PAYLOAD_BYTES else None
+    except ValidationError:
+        clock = None
+    if clock is None:
+        raw = _check_envelope(payload, "clock")
+        try:
+            clock = _CLOCK.validate_python(raw)
+        except ValidationError as exc:
+            raise _schema_error(exc) from None
+    if clock.site != address.site:
+        raise ContractError("site_mismatch", f"clock of site {clock.site!r} published on site {address.site!r}")
+    return clock
 
 
 def decode_command(address: TopicAddress, payload: bytes | str) -> Command:
@@ -232,6 +268,7 @@ __all__ = [
     "DeviceStatus",
     "State",
     "Telemetry",
+    "decode_clock",
     "decode_command",
     "decode_device_message",
     "encode",

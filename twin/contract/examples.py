@@ -27,6 +27,7 @@ from twin.contract.messages import (
     Program,
     RefillAction,
     RefillRecord,
+    SimClock,
     SimTruth,
     State,
     StatusReason,
@@ -186,6 +187,10 @@ def command_result() -> CommandResult:
     )
 
 
+def clock() -> SimClock:
+    return SimClock(site=EXAMPLE_SITE, sim_time=EXAMPLE_TIME, speed=600.0, seq=12, run="run-7c21")
+
+
 def all_examples() -> dict[str, WireModel]:
     """Name -> example, one per message type (two for status)."""
     return {
@@ -197,4 +202,5 @@ def all_examples() -> dict[str, WireModel]:
         "status_will": status_will(),
         "command": command(),
         "command_result": command_result(),
+        "clock": clock(),
     }

@@ -25,11 +25,11 @@ Units are in field names (``_ml``, ``_ml_per_day``, ``_mg_per_ml``, ``_mg_per_da
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Final, Literal, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from twin.contract.alarms import AlarmCode, DeviceAlarmClass, Priority
 from twin.contract.topics import ID_MAX_LENGTH
@@ -55,6 +55,24 @@ DeviceId = Annotated[
     StringConstraints(min_length=1, max_length=ID_MAX_LENGTH, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"),
 ]
 """A site or device id, safe as one MQTT topic level (see ``twin.contract.topics``)."""
+
+EARLIEST_TIME: Final = datetime(1990, 1, 1, tzinfo=UTC)
+LATEST_TIME: Final = datetime(2200, 1, 1, tzinfo=UTC)
+"""Every time in a message lies in this window. Implantable programmable pumps date from the 1990s;
+2200 leaves room for any simulation run ahead of today while keeping the twin's date arithmetic
+(forecasts run three years ahead) far from Python's year 9999 and InfluxDB's 2262 limits. A
+device clock outside it (a reset to year 0, a forged year 9999) is refused with reason ``schema``
+instead of breaking the forecasts of the whole fleet."""
+
+
+def _in_time_window(moment: datetime) -> datetime:
+    if not EARLIEST_TIME <= moment < LATEST_TIME:
+        raise ValueError(f"time {moment.isoformat()} is outside {EARLIEST_TIME.year}..{LATEST_TIME.year - 1}")
+    return moment
+
+
+Time = Annotated[AwareDatetime, AfterValidator(_in_time_window)]
+"""A timezone-aware time inside :data:`EARLIEST_TIME` .. :data:`LATEST_TIME`."""
 
 ShortText = Annotated[str, StringConstraints(max_length=200)]
 Volume = Annotated[float, Field(ge=0.0, le=1000.0)]
@@ -193,14 +211,14 @@ class ActiveBolus(WireModel):
 
     source: Literal["clinician", "patient"]
     volume_ml: float = Field(gt=0.0, le=20.0, description="whole bolus volume, mL")
-    started_at: AwareDatetime
-    ends_at: AwareDatetime
+    started_at: Time
+    ends_at: Time
 
 
 class RefillRecord(WireModel):
     """The last refill: where the pump's belief and the measured truth meet."""
 
-    at: AwareDatetime
+    at: Time
     expected_residual_ml: Volume = Field(description="pump's calculated reservoir volume just before the refill")
     measured_residual_ml: Volume | None = Field(
         description="volume withdrawn and measured by the clinician; null if not measured"
@@ -213,7 +231,7 @@ class RefillRecord(WireModel):
 class PatientBolusCounters(WireModel):
     accepted_last_24h: int = Field(ge=0)
     refused_total: int = Field(ge=0)
-    last_accepted_at: AwareDatetime | None = None
+    last_accepted_at: Time | None = None
 
 
 class SimTruth(WireModel):
@@ -235,7 +253,7 @@ class DeviceMessage(WireModel):
 
     contract_version: Literal["1.0"] = CONTRACT_VERSION
     device_id: DeviceId
-    device_time: AwareDatetime = Field(description="the device's clock; simulation time for simulated devices")
+    device_time: Time = Field(description="the device's clock; simulation time for simulated devices")
     session: int = Field(ge=0, description="birth/death session number; grows by one at every birth")
     seq: int = Field(ge=0, description="per-device sequence number in the session; the birth is 0")
 
@@ -249,7 +267,7 @@ class Birth(DeviceMessage):
     serial: ShortText
     firmware: ShortText
     reservoir_capacity_ml: float = Field(gt=0.0, le=100.0, description="usable reservoir capacity, mL")
-    implant_date: AwareDatetime
+    implant_date: Time
     catheter_volume_ml: float = Field(ge=0.0, le=2.0, description="volume of the implanted catheter, mL")
     audible_alarms: bool = Field(default=True, description="false for pumps without audible alarms (Prometra)")
 
@@ -271,14 +289,14 @@ class State(DeviceMessage):
     motor: MotorState
     battery_percent: float = Field(ge=0.0, le=100.0)
     battery: BatteryStatus
-    eri_at: AwareDatetime | None = Field(default=None, description="when the ERI was reached")
-    eos_at: AwareDatetime | None = Field(default=None, description="end of service: reached or scheduled")
+    eri_at: Time | None = Field(default=None, description="when the ERI was reached")
+    eos_at: Time | None = Field(default=None, description="end of service: reached or scheduled")
     active_alarms: list[AlarmCode] = Field(default_factory=list, max_length=len(AlarmCode))
     delivered_ml_total: TotalVolume = Field(description="volume the pump believes it has delivered since implant")
     last_refill: RefillRecord | None = None
-    refill_reminder_at: AwareDatetime | None = Field(default=None, description="alarm clock for the next refill")
+    refill_reminder_at: Time | None = Field(default=None, description="alarm clock for the next refill")
     patient_bolus: PatientBolusCounters | None = None
-    program_changed_at: AwareDatetime | None = None
+    program_changed_at: Time | None = None
 
 
 class Telemetry(DeviceMessage):
@@ -304,7 +322,7 @@ class AlarmEvent(DeviceMessage):
     event: AlarmEventType
     device_class: DeviceAlarmClass
     priority: Priority
-    raised_at: AwareDatetime
+    raised_at: Time
     message: ShortText
 
 
@@ -329,6 +347,25 @@ class CommandResult(DeviceMessage):
     )
 
 
+class SimClock(WireModel):
+    """The clock of a simulation at one site (retained, QoS 1, published by the simulator on every
+    start, pause, resume and change of speed, and every few seconds of wall time while it runs).
+
+    A twin runs every time threshold of a simulated pump (silence, forecasts) on this clock, so a
+    pump simulated at 600x is silent after the same *simulated* time as in a headless run, and a
+    paused simulation makes nothing look silent. ``speed`` is simulated seconds per wall second
+    (0 while paused; ``null`` when running as fast as possible, where only ``sim_time`` counts).
+    """
+
+    contract_version: Literal["1.0"] = CONTRACT_VERSION
+    kind: Literal["clock"] = "clock"
+    site: DeviceId
+    sim_time: Time = Field(description="the simulation's time when the message was published")
+    speed: float | None = Field(ge=0.0, le=1e9, description="simulated seconds per wall second; 0 when paused")
+    seq: int = Field(ge=0, description="grows by one with every clock message of this simulation run")
+    run: ShortText = Field(description="identifies the simulation run; a new run restarts seq")
+
+
 # ----------------------------------------------------------------------------------------- commands
 
 
@@ -343,7 +380,7 @@ class RefillAction(WireModel):
         default=None, description="residual withdrawn, as measured; simulated pumps measure it themselves"
     )
     low_reservoir_threshold_ml: Volume | None = None
-    refill_reminder_at: AwareDatetime | None = Field(default=None, description="next refill date (alarm clock)")
+    refill_reminder_at: Time | None = Field(default=None, description="next refill date (alarm clock)")
 
 
 class ReprogramAction(WireModel):
@@ -500,8 +537,8 @@ class Command(WireModel):
     kind: Literal["command"] = "command"
     command_id: DeviceId = Field(description="unique id; a repeat is answered with replay=true and not applied")
     device_id: DeviceId
-    issued_at: AwareDatetime
-    expires_at: AwareDatetime | None = Field(default=None, description="the device rejects it after this time")
+    issued_at: Time
+    expires_at: Time | None = Field(default=None, description="the device rejects it after this time")
     actor: ShortText = Field(description="who asked: a user name, 'twin', or 'scenario:<name>'")
     action: Action
 

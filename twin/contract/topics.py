@@ -37,6 +37,12 @@ class Channel(StrEnum):
     STATUS = "status"
     CMD = "cmd"
     CMD_RESULT = "cmd/result"
+    CLOCK = "clock"  # site level: pumptwin/v1/{site}/clock (simulated sites only)
+
+
+SITE_CHANNELS: Final = frozenset({Channel.CLOCK})
+"""Channels of a whole site rather than one device: their topic has no device level, and their
+:class:`TopicAddress` has an empty ``device_id``."""
 
 
 class TopicError(ValueError):
@@ -83,8 +89,18 @@ def validate_id(value: str, *, what: str = "device id") -> str:
 def build_topic(site: str, device_id: str, channel: Channel) -> str:
     """The topic for ``channel`` of ``device_id`` at ``site``; raises :class:`TopicError` on a bad id."""
     validate_id(site, what="site")
+    if Channel(channel) in SITE_CHANNELS:
+        raise TopicError("site_channel", f"{channel} is a site channel: use site_topic()")
     validate_id(device_id, what="device id")
     return f"{TOPIC_ROOT}/{site}/{device_id}/{Channel(channel).value}"
+
+
+def site_topic(site: str, channel: Channel = Channel.CLOCK) -> str:
+    """The topic of a site channel (``pumptwin/v1/{site}/clock``)."""
+    validate_id(site, what="site")
+    if Channel(channel) not in SITE_CHANNELS:
+        raise TopicError("device_channel", f"{channel} is a device channel: use build_topic()")
+    return f"{TOPIC_ROOT}/{site}/{Channel(channel).value}"
 
 
 @functools.lru_cache(maxsize=65_536)
@@ -96,6 +112,9 @@ def parse_topic(topic: str) -> TopicAddress:
     if not topic.startswith(prefix):
         raise TopicError("foreign_topic", f"topic {topic!r} is not under {TOPIC_ROOT}/")
     parts = topic[len(prefix) :].split("/")
+    if len(parts) == 2 and parts[1] in _SITE_CHANNEL_NAMES:
+        validate_id(parts[0], what="site")
+        return TopicAddress(site=parts[0], device_id="", channel=Channel(parts[1]))
     if len(parts) < 3:
         raise TopicError("short_topic", f"topic {topic!r} lacks site, device id or channel")
     site, device_id, channel_text = parts[0], parts[1], "/".join(parts[2:])
@@ -106,6 +125,15 @@ def parse_topic(topic: str) -> TopicAddress:
     except ValueError:
         raise TopicError("unknown_channel", f"topic {topic!r} has unknown channel {channel_text!r}") from None
     return TopicAddress(site=site, device_id=device_id, channel=channel)
+
+
+_SITE_CHANNEL_NAMES: Final = frozenset(c.value for c in SITE_CHANNELS)
+
+
+def site_subscription(site: str | None = None) -> str:
+    """The filter for every site channel of ``site`` (or of every site)."""
+    site_level = validate_id(site, what="site") if site is not None else "+"
+    return f"{TOPIC_ROOT}/{site_level}/+"
 
 
 def subscription(channel: Channel | None = None, *, site: str | None = None, device_id: str | None = None) -> str:
