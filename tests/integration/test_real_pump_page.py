@@ -62,7 +62,8 @@ async def test_the_device_page_shows_the_pump_between_interrogations(mosquitto: 
             await page.wait_for_selector("text=Between interrogations", timeout=WAIT_MS)
             text = await page.text_content("main") or ""
             assert "real pump (read-only mirror)" in text
-            assert "Last interrogation" in text and "Reservoir now (predicted)" in text
+            assert "Last interrogation" in text
+            assert "Reservoir now (predicted)" in text
             row = page.locator("tr.discrepancy")
             assert await row.count() == 1
             cells = await row.locator("td").all_text_contents()
