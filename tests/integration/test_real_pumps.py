@@ -228,6 +228,12 @@ async def test_a_year_of_read_outs_through_the_gateway(
                 answer = await api.post(f"/api/devices/{device_id}/commands", json={"action": action})
                 assert answer.status_code == 403, answer.text
                 assert answer.json()["reason"] == "real_device_read_only"
+        # a staff response that would refill the pump is refused too, and nothing is recorded
+        [alarm] = [a for a in (await api.get("/api/alarms?device_id=pain-0097")).json() if a["code"] == "battery_eri"]
+        refill = {"type": "refill", "volume_ml": 40.0, "drug": "morphine", "concentration_mg_per_ml": 10.0}
+        answer = await api.post(f"/api/alarms/{alarm['key']}/responses", json={"action": "refill", "command": refill})
+        assert answer.status_code == 403, answer.text
+        assert service.journal.responses(key=alarm["key"]) == []
         assert not service.outbound
         assert not service.commands
 
