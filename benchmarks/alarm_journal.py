@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
             device = f"pump-{i:05}"
             at = T0 + timedelta(seconds=i)
             alarm, made = lc.raise_alarm(
-                lc.alarm_key(device, "reservoir_low"), device, f"site-{i % 20}", "reservoir_low", "device",
+                lc.alarm_key(f"site-{i % 20}", device, "reservoir_low"), device, f"site-{i % 20}", "reservoir_low", "device",
                 Priority.MEDIUM, "Low reservoir", at,
             )  # fmt: skip
             journal.record(made, device_event=DeviceEventKey(device, f"a{i}", "raised"))

@@ -3,7 +3,7 @@
 #
 #   scripts/bootstrap.sh run    Python virtualenv only (enough for `pumptwin demo`: embedded broker).
 #   scripts/bootstrap.sh test   also the Debian packages the tests run for real (mosquitto, influxdb,
-#                               chromium, node, openssl) and the AsyncAPI validator (npm).
+#                               postgresql, chromium, node, openssl) and the AsyncAPI validator (npm).
 #
 # Idempotent and quick when nothing changed: the venv is rebuilt only when requirements.lock or
 # pyproject.toml change. Works non-interactively (CI=true, no stdin). As root it installs missing
@@ -36,6 +36,8 @@ if [ "$purpose" = "test" ]; then
   need_deb chromium chromium
   need_deb node nodejs
   need_deb npm npm
+  # initdb and postgres for the PostgreSQL store tests (Debian keeps them off PATH, per major version)
+  compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing_debs+=(postgresql)
 fi
 
 if [ "${#missing_debs[@]}" -gt 0 ]; then
@@ -51,7 +53,7 @@ if [ "${#missing_debs[@]}" -gt 0 ]; then
   fi
 fi
 # Debian starts services from postinst on some machines; the tests start their own servers on free
-# ports, so a system-wide mosquitto or influxd is neither needed nor in the way.
+# ports, so a system-wide mosquitto, influxd or postgresql is neither needed nor in the way.
 
 stamp="$VENV/.pumptwin-installed"
 want="$(cat requirements.lock pyproject.toml | sha256sum | cut -d' ' -f1)"

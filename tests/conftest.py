@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness import postgres as postgres_harness
 from tests.harness.servers import Influxd, Mosquitto
 
 
@@ -44,3 +45,33 @@ def influxd_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Influxd]:
     server.start()
     yield server
     server.stop()
+
+
+def _require_postgres() -> None:
+    try:
+        postgres_harness.binaries()
+    except FileNotFoundError as error:
+        pytest.fail(str(error))
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[postgres_harness.Postgres]:
+    """One real PostgreSQL for the session (its own cluster, free port, temp dir); tests take
+    databases of it (:func:`postgres_url`) and must not stop it."""
+    _require_postgres()
+    with postgres_harness.running(postgres_harness.Postgres()) as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server: postgres_harness.Postgres) -> str:
+    """A fresh database with the store's schema, on the session's PostgreSQL."""
+    return postgres_harness.fresh_database(postgres_server)
+
+
+@pytest.fixture
+def postgres() -> Iterator[postgres_harness.Postgres]:
+    """A real PostgreSQL of the test's own, which it may stop, kill and restart."""
+    _require_postgres()
+    with postgres_harness.running(postgres_harness.Postgres()) as server:
+        yield server

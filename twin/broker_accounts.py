@@ -1,11 +1,12 @@
 """Broker accounts: who may connect to the Mosquitto broker, and what each account may publish and read.
 
-Three kinds of account, each a username in Mosquitto's password file with its rights in the ACL file:
+Four kinds of account, each a username in Mosquitto's password file with its rights in the ACL file:
 
 * a **device** (username = device id): publishes only its own topics
   (``pumptwin/v1/<site>/<id>/{birth,state,telemetry,alarm,status,cmd/result}``) and reads only its own ``cmd``;
 * **twin**: reads everything under ``pumptwin/v1/#``; writes ``cmd`` only in simulation sites;
 * **simulator**: publishes for any device of a simulation site and reads those devices' ``cmd``;
+  it also publishes the site's simulation clock (``pumptwin/v1/{site}/clock``).
 * **gateway**: publishes interrogation read-outs of real pumps (``birth``, ``state``, ``alarm``, ``status``) for
   any device of a *gateway site*, and reads those devices' retained ``birth`` (to know which interrogation the
   broker holds). A gateway site is a real site: never a simulation site, and the twin commands nothing there.
@@ -215,6 +216,7 @@ def render_acl(policy: AccessPolicy) -> str:
     for site in sites:
         lines.extend(f"topic write {_topic(site, '+', channel)}" for channel in DEVICE_CHANNELS)
         lines.append(f"topic read {_topic(site, '+', Channel.CMD)}")
+        lines.append(f"topic write {TOPIC_ROOT}/{site}/{Channel.CLOCK.value}")
     gateway_sites = sorted(policy.gateway_sites)
     if gateway_sites:  # no block without sites: files written before the gateway existed read back unchanged
         lines.append("")

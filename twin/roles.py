@@ -14,7 +14,9 @@ Why these lines fall where they do:
   (refill, reprogram) is sent as a command, but only as the answer to an alarm, so every change
   a trainee makes is tied to the alarm that asked for it and scored with it;
 * an **instructor** runs the exercise: shelving (suppresses an alarm for hours: ISA-18.2 wants it
-  controlled), any command, and faults injected into or cleared from simulated pumps;
+  controlled), any command, and faults injected into or cleared from simulated pumps; and only an
+  instructor may look behind the glass at the simulator's ground truth (what really reached the
+  patient, the true catheter state), which a real clinic never sees and a trainee must not;
 * an **admin** manages accounts and takes alarm points out of service (a maintenance decision,
   audited, with no time limit).
 
@@ -55,6 +57,7 @@ class Permission(StrEnum):
     REMOVE_FROM_SERVICE = "remove_from_service"  # and return to service
     MANAGE_USERS = "manage_users"  # list, create, change and disable accounts
     RUN_SCENARIO = "run_scenario"  # start, pause, resume and abort fault scenarios (and training sessions)
+    VIEW_SIM_TRUTH = "view_sim_truth"  # the simulator's ground truth of a simulated pump, labelled as such
 
 
 GRANTS: Final[dict[Permission, Role]] = {
@@ -67,6 +70,7 @@ GRANTS: Final[dict[Permission, Role]] = {
     Permission.REMOVE_FROM_SERVICE: Role.ADMIN,
     Permission.MANAGE_USERS: Role.ADMIN,
     Permission.RUN_SCENARIO: Role.INSTRUCTOR,
+    Permission.VIEW_SIM_TRUTH: Role.INSTRUCTOR,
 }
 """Permission -> the lowest role granted it. Every permission has exactly one entry."""
 

@@ -7,10 +7,18 @@ directory, in that order of precedence. Secrets are ``SecretStr``: never printed
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
+from datetime import timedelta
 from pathlib import Path
+from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from twin.alarms.escalation import DEFAULT_POLICY, EscalationPolicy, Tier
+from twin.contract.alarms import Priority
 
 
 class MqttSettings(BaseModel):
@@ -75,6 +83,118 @@ class AuthSettings(BaseModel):
     )
 
 
+DATABASE_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
+"""URL schemes of a PostgreSQL database (libpq's two, and SQLAlchemy's for the same driver)."""
+
+
+class DatabaseSettings(BaseModel):
+    """The shared database of twin replicas (``twin.store.postgres``). Unset: the single-machine
+    SQLite files in the data directory."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: SecretStr | None = Field(
+        default=None,
+        description="postgresql://user:password@host:port/database; unset: SQLite files in the data directory",
+    )
+    call_timeout_s: float = Field(default=10.0, gt=0, description="longest a store call may take (client side)")
+    pool_max: int = Field(default=8, ge=2, le=100, description="connections one replica may hold")
+
+    @field_validator("url")
+    @classmethod
+    def _postgres_only(cls, url: SecretStr | None) -> SecretStr | None:
+        if url is None:
+            return None
+        scheme = url.get_secret_value().split("://", 1)[0].lower()
+        if "://" not in url.get_secret_value() or scheme not in DATABASE_SCHEMES:
+            raise ValueError(
+                f"the database URL must start with one of {', '.join(s + '://' for s in DATABASE_SCHEMES)}"
+            )
+        return url
+
+
+def default_replica_id() -> str:
+    """Host name, process id and a random suffix: unique per process, as a lease holder must be."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+class ClusterSettings(BaseModel):
+    """Scale-out (``twin.cluster``): used only with a database URL."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    partitions: int = Field(
+        default=64,
+        ge=1,
+        le=4096,
+        description="P, the number of site partitions; fixed for a deployment (changing it re-homes every site)",
+    )
+    lease_ttl_s: float = Field(
+        default=10.0, gt=0, description="a partition lease (and a heartbeat) lasts this long unless renewed"
+    )
+    replica_id: str = Field(
+        default_factory=default_replica_id,
+        min_length=1,
+        max_length=200,
+        description="this replica's id; must be unique per process (default: host-pid-random)",
+    )
+
+
+class EscalationTierSettings(BaseModel):
+    """One tier of an escalation ladder (``twin.alarms.escalation``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100, description="who they are on the ward, e.g. charge nurse")
+    after_s: float = Field(gt=0, le=7 * 86400, description="seconds an alarm has waited for an acknowledgement")
+    notify: list[str] = Field(min_length=1, description="user names, or role:<role> for every account of a role")
+
+
+def _tiers(priority: Priority) -> list[EscalationTierSettings]:
+    return [
+        EscalationTierSettings(name=t.name, after_s=t.after.total_seconds(), notify=list(t.notify))
+        for t in DEFAULT_POLICY.ladder(priority)
+    ]
+
+
+class EscalationSettings(BaseModel):
+    """Escalation of unanswered alarms, and the optional webhook to a paging system
+    (``twin.service.escalator``, ``twin.service.paging_webhook``). The default ladders and why:
+    ``twin.alarms.escalation``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    high: list[EscalationTierSettings] = Field(default_factory=lambda: _tiers(Priority.HIGH))
+    medium: list[EscalationTierSettings] = Field(default_factory=lambda: _tiers(Priority.MEDIUM))
+    low: list[EscalationTierSettings] = Field(default_factory=lambda: _tiers(Priority.LOW))
+    webhook_url: str | None = Field(default=None, description="http(s) URL escalations are POSTed to; unset: none")
+    webhook_token: SecretStr | None = Field(default=None, description="sent as 'Authorization: Bearer <token>'")
+    webhook_timeout_s: float = Field(default=5.0, gt=0, le=120, description="longest wait for one answer")
+    webhook_attempts: int = Field(default=8, ge=1, le=100, description="tries per escalation before giving up")
+    webhook_retry_initial_s: float = Field(default=1.0, gt=0, description="first retry delay; doubles per attempt")
+    webhook_retry_max_s: float = Field(default=60.0, gt=0, description="longest delay between two tries")
+
+    @model_validator(mode="after")
+    def _a_ladder(self) -> Self:
+        self.policy()  # raises ValueError (a settings error at start-up) for a policy that is not a ladder
+        return self
+
+    def policy(self) -> EscalationPolicy:
+        """The ladders as the pure escalation machine takes them (levels numbered 1, 2, ...)."""
+        ladders = {
+            priority: tuple(
+                Tier(n, t.name, timedelta(seconds=t.after_s), tuple(t.notify)) for n, t in enumerate(tiers, start=1)
+            )
+            for priority, tiers in (
+                (Priority.HIGH, self.high),
+                (Priority.MEDIUM, self.medium),
+                (Priority.LOW, self.low),
+            )
+        }
+        return EscalationPolicy(ladders if self.enabled else {})
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="PUMPTWIN_", env_nested_delimiter="__", env_file=".env", extra="ignore"
@@ -84,4 +204,7 @@ class Settings(BaseSettings):
     influx: InfluxSettings = Field(default_factory=InfluxSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
+    escalation: EscalationSettings = Field(default_factory=EscalationSettings)
     data_dir: Path = Field(default=Path("var"), description="journal database, spool and other state")

@@ -65,13 +65,14 @@ def normal(latching: bool = True) -> Alarm:
     return lc.condition_cleared(aa(latching), T0 + 2 * MIN)[0]
 
 
-def shelved(active: bool) -> Alarm:
-    alarm = lc.shelve(au(), "nurse:ana", T0 + MIN, HOUR, "refill in progress")[0]
+def shelved(active: bool, latching: bool = True, start: Callable[[bool], Alarm] | None = None) -> Alarm:
+    """Shelved from ``start`` (default: active unacknowledged), its condition then cleared unless ``active``."""
+    alarm = lc.shelve((start or au)(latching), "nurse:ana", T0 + MIN, HOUR, "refill in progress")[0]
     return alarm if active else lc.condition_cleared(alarm, T0 + 2 * MIN)[0]
 
 
-def oos(active: bool) -> Alarm:
-    alarm = lc.remove_from_service(au(), "tech:cy", T0 + MIN, "pump explanted")[0]
+def oos(active: bool, latching: bool = True, start: Callable[[bool], Alarm] | None = None) -> Alarm:
+    alarm = lc.remove_from_service((start or au)(latching), "tech:cy", T0 + MIN, "pump explanted")[0]
     return alarm if active else lc.condition_cleared(alarm, T0 + 2 * MIN)[0]
 
 
@@ -126,8 +127,8 @@ def _silenced(a: Alarm) -> Alarm:
     return lc.silence(a, "nurse:ana", T0 + 3 * MIN, MIN)[0]
 
 
-def _shelved_to_expire(active: bool) -> Alarm:
-    alarm = lc.shelve(au(), "nurse:ana", T0 + MIN, MIN, "brief")[0]  # deadline T0 + 2 min
+def _shelved_to_expire(active: bool, latching: bool = True) -> Alarm:
+    alarm = lc.shelve(au(latching), "nurse:ana", T0 + MIN, MIN, "brief")[0]  # deadline T0 + 2 min
     return alarm if active else lc.condition_cleared(alarm, T0 + MIN + 30 * S)[0]
 
 
@@ -173,17 +174,23 @@ ROWS = [
     Row("shelve", lambda: shelved(active=True), _shelve, "already_shelved"),
     Row("shelve", lambda: oos(active=True), _shelve, "out_of_service"),
     Row("unshelve", lambda: shelved(active=True), _unshelve, AU, E.UNSHELVE),
-    Row("unshelve", lambda: shelved(active=False), _unshelve, N, E.UNSHELVE),
+    # a latched occurrence nobody acknowledged comes back cleared-unacknowledged, never normal
+    Row("unshelve", lambda: shelved(active=False), _unshelve, CU, E.UNSHELVE),
+    Row("unshelve", lambda: shelved(active=False, latching=False), _unshelve, N, E.UNSHELVE),
+    Row("unshelve", lambda: shelved(active=False, start=aa), _unshelve, N, E.UNSHELVE),
     *(Row("unshelve", start, _unshelve, "not_shelved") for start in (normal, au, aa, cu, lambda: oos(active=True))),
     Row("expire (shelve)", lambda: _shelved_to_expire(active=True), _expire, AU, E.SHELVE_EXPIRED),
-    Row("expire (shelve)", lambda: _shelved_to_expire(active=False), _expire, N, E.SHELVE_EXPIRED),
+    Row("expire (shelve)", lambda: _shelved_to_expire(active=False), _expire, CU, E.SHELVE_EXPIRED),
+    Row("expire (shelve)", lambda: _shelved_to_expire(active=False, latching=False), _expire, N, E.SHELVE_EXPIRED),
     Row("expire (silence)", lambda: _silenced(au()), _expire, AU, E.SILENCE_EXPIRED),
     Row("expire (silence)", lambda: _silenced(cu()), _expire, CU, E.SILENCE_EXPIRED),
     *(Row("remove_from_service", start, _remove, OOS, E.REMOVE_FROM_SERVICE) for start in (normal, au, aa, cu)),
     Row("remove_from_service", lambda: shelved(active=True), _remove, OOS, E.REMOVE_FROM_SERVICE),
     Row("remove_from_service", lambda: oos(active=True), _remove, "already_out_of_service"),
     Row("return_to_service", lambda: oos(active=True), _restore, AU, E.RETURN_TO_SERVICE),
-    Row("return_to_service", lambda: oos(active=False), _restore, N, E.RETURN_TO_SERVICE),
+    Row("return_to_service", lambda: oos(active=False), _restore, CU, E.RETURN_TO_SERVICE),
+    Row("return_to_service", lambda: oos(active=False, latching=False), _restore, N, E.RETURN_TO_SERVICE),
+    Row("return_to_service", lambda: oos(active=False, start=aa), _restore, N, E.RETURN_TO_SERVICE),
     *(
         Row("return_to_service", start, _restore, "not_out_of_service")
         for start in (normal, au, aa, cu, lambda: shelved(active=True))
@@ -327,10 +334,27 @@ def test_shelve_suppresses_and_expires_to_what_the_condition_implies() -> None:
     assert (after.acknowledged_by, after.shelved_by, after.shelved_until) == (None, None, None)
 
 
-def test_a_shelved_latched_alarm_whose_condition_ended_returns_to_normal() -> None:
+def test_a_latched_alarm_never_leaves_a_shelf_or_out_of_service_as_if_acknowledged() -> None:
+    """ISA-18.2: un-shelving or returning to service restores a latched, unacknowledged occurrence to
+    cleared-unacknowledged; only an acknowledgement takes it to normal."""
     alarm = lc.shelve(cu(), "dr:bo", T0 + 2 * MIN, HOUR, "known cause")[0]
-    after, _ = lc.unshelve(alarm, "dr:bo", T0 + 3 * MIN)
-    assert after.state is N
+    assert alarm.latch_pending
+    after, [t] = lc.unshelve(alarm, "dr:bo", T0 + 3 * MIN)
+    assert (after.state, after.unacknowledged_since, after.latch_pending) == (CU, T0 + 3 * MIN, False)
+    assert (t.from_state, t.to_state) == (SH, CU)
+    assert lc.acknowledge(after, "dr:bo", T0 + 4 * MIN)[0].state is N
+    moved = lc.remove_from_service(alarm, "tech:cy", T0 + 3 * MIN, "pump explanted")[0]  # shelved -> OOS
+    assert lc.return_to_service(moved, "tech:cy", T0 + 4 * MIN)[0].state is CU
+    # a latched occurrence that began (and ended) while shelved has never been seen: it owes its ack too
+    acknowledged = lc.shelve(aa(), "dr:bo", T0 + 2 * MIN, HOUR, "known cause")[0]
+    assert not acknowledged.latch_pending
+    acknowledged = lc.condition_cleared(acknowledged, T0 + 3 * MIN)[0]
+    assert lc.unshelve(acknowledged, "dr:bo", T0 + 4 * MIN)[0].state is N
+    again = lc.condition_cleared(lc.condition_returned(acknowledged, T0 + 4 * MIN)[0], T0 + 5 * MIN)[0]
+    assert lc.unshelve(again, "dr:bo", T0 + 6 * MIN)[0].state is CU
+    # a non-latching alarm is done when its condition is
+    plain = lc.shelve(lc.condition_cleared(au(latching=False), T0 + MIN)[0], "dr:bo", T0 + 2 * MIN, HOUR, "x")[0]
+    assert lc.unshelve(plain, "dr:bo", T0 + 3 * MIN)[0].state is N
 
 
 def test_condition_changes_while_shelved_decide_the_state_after_it() -> None:
@@ -392,8 +416,11 @@ def test_raise_honours_an_explicit_latching_choice() -> None:
     assert not alarm.latching
 
 
-def test_alarm_key_is_device_and_code() -> None:
-    assert lc.alarm_key("pump-1", AlarmCode.MOTOR_STALL) == "pump-1/motor_stall"
+def test_alarm_key_is_site_device_and_code() -> None:
+    assert lc.alarm_key("clinic-a", "pump-1", AlarmCode.MOTOR_STALL) == "clinic-a/pump-1/motor_stall"
+    assert lc.alarm_key("clinic-b", "pump-1", AlarmCode.MOTOR_STALL) != lc.alarm_key(
+        "clinic-a", "pump-1", "motor_stall"
+    )
 
 
 # ------------------------------------------------------------------------------------------ refusals
@@ -515,13 +542,16 @@ def check_invariants(a: Alarm) -> None:
         assert a.state in (AU, CU)
     assert (a.shelved_until is not None) == (a.state is SH)
     assert (a.shelved_by is not None) == (a.state is SH)
+    if a.latch_pending:
+        assert a.state in (SH, OOS)
+        assert a.latching
     assert a.version >= 1
 
 
 def annunciated_by_the_rules(a: Alarm, at: datetime) -> bool:
     """``is_annunciated`` restated from the module docstring, without calling the lifecycle."""
     if a.state is SH:
-        return a.shelved_until is not None and a.shelved_until <= at and a.condition_active
+        return a.shelved_until is not None and a.shelved_until <= at and (a.condition_active or a.latch_pending)
     if a.state not in (AU, CU):
         return False
     return a.silenced_until is None or a.silenced_until <= at
@@ -560,11 +590,17 @@ def test_random_sequences_keep_every_invariant(ops: list[Operation]) -> None:
             times = [last_at.get(key, made[0].at), *(t.at for t in made)]
             assert times == sorted(times)
             last_at[key] = made[-1].at
-            # latching: only a latching alarm cleared while unacknowledged waits in CU, and only an
-            # acknowledgement takes it to normal
+            # latching: only a latching alarm cleared while unacknowledged waits in CU (or comes back
+            # to it from a shelf or out of service), and only an acknowledgement takes it to normal
             for t in made:
                 if t.to_state is CU and t.from_state is not CU:
-                    assert (t.from_state, t.event, t.latching) == (AU, E.CLEAR, True)
+                    assert t.latching
+                    assert (t.from_state, t.event) in {
+                        (AU, E.CLEAR),
+                        (SH, E.UNSHELVE),
+                        (SH, E.SHELVE_EXPIRED),
+                        (OOS, E.RETURN_TO_SERVICE),
+                    }
                 if t.from_state is CU and t.to_state is N:
                     assert t.event is E.ACKNOWLEDGE
                 assert (t.time_to_ack_s is not None) == (t.event is E.ACKNOWLEDGE)
@@ -606,3 +642,13 @@ def test_alarm_modules_are_pure(module: str) -> None:
     assert not methods & {"now", "utcnow", "today", "fromtimestamp", "time", "monotonic"}
     assert not functions & {"open", "print", "input"}
     assert not any(isinstance(node, ast.Global | ast.Nonlocal) for node in ast.walk(tree))
+
+
+def test_a_new_occurrence_may_carry_a_new_priority_and_replay_keeps_it() -> None:
+    alarm, made = lc.raise_alarm("p/patient_report", "p", "s", "patient_report", "twin", Priority.LOW, "itch", T0)
+    alarm, cleared = lc.condition_cleared(alarm, T0 + MIN, "twin")
+    alarm, again = lc.condition_returned(alarm, T0 + 2 * MIN, "twin", message="fever", priority=Priority.HIGH)
+    assert (alarm.priority, again[0].priority) == (Priority.HIGH, Priority.HIGH)
+    same, none = lc.condition_returned(alarm, T0 + 3 * MIN, "twin", priority=Priority.LOW)
+    assert (same.priority, none) == (Priority.HIGH, [])  # a duplicate raise changes nothing
+    assert lc.replay([*made, *cleared, *again]) == {alarm.key: alarm}

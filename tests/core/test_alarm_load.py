@@ -21,6 +21,7 @@ from twin.alarms.load import (
     SiteLoad,
     alarm_load,
     is_annunciation,
+    priority_distribution,
     rating,
 )
 from twin.contract.alarms import Priority
@@ -44,7 +45,7 @@ def raised_at(
     to_state: AlarmState = AU,
 ) -> Transition:
     return Transition(
-        key=lc.alarm_key(device, code),
+        key=lc.alarm_key(site, device, code),
         device_id=device,
         site=site,
         code=code,
@@ -146,6 +147,28 @@ def test_peak_counts_the_most_within_any_10_minutes() -> None:
 def test_by_priority_lists_every_priority() -> None:
     transitions = [raised_at(NOW - MIN, priority=Priority.HIGH), raised_at(NOW - 2 * MIN, priority=Priority.HIGH)]
     assert one_site(transitions).by_priority == {Priority.HIGH: 2, Priority.MEDIUM: 0, Priority.LOW: 0}
+
+
+def test_the_priority_distribution_against_the_80_15_5_target() -> None:
+    def load(high: int, medium: int, low: int) -> SiteLoad:
+        transitions = [
+            raised_at(NOW - (i + 1) * S, priority=priority)
+            for i, priority in enumerate([Priority.HIGH] * high + [Priority.MEDIUM] * medium + [Priority.LOW] * low)
+        ]
+        return one_site(transitions)
+
+    balanced = load(1, 3, 16).priority_distribution
+    assert balanced.shares == {Priority.HIGH: 0.05, Priority.MEDIUM: 0.15, Priority.LOW: 0.80}
+    assert balanced.target == {Priority.HIGH: 0.05, Priority.MEDIUM: 0.15, Priority.LOW: 0.80}
+    assert balanced.within_target is True
+    assert load(0, 0, 20).priority_distribution.within_target is True  # more low than the target is no fault
+    assert load(3, 2, 15).priority_distribution.within_target is False  # 15 % high
+    assert load(2, 4, 14).priority_distribution.within_target is False  # 30 % high or medium
+    assert load(2, 3, 15).priority_distribution.within_target is True  # 10 % high, 25 %: at the tolerance
+    small = load(3, 0, 0).priority_distribution
+    assert small.within_target is None  # three alarms say nothing about a distribution
+    assert small.shares[Priority.HIGH] == 1.0
+    assert priority_distribution({}).shares == {Priority.HIGH: 0.0, Priority.MEDIUM: 0.0, Priority.LOW: 0.0}
 
 
 # ---------------------------------------------------------------------------------------------- floods
@@ -331,7 +354,7 @@ def test_no_annunciations_give_zero_shares() -> None:
 
 def _alarm(device: str, raised: datetime, *, site: str = "clinic-a") -> Alarm:
     alarm, _ = lc.raise_alarm(
-        lc.alarm_key(device, "motor_stall"), device, site, "motor_stall", "device", Priority.HIGH, "stall", raised
+        lc.alarm_key(site, device, "motor_stall"), device, site, "motor_stall", "device", Priority.HIGH, "stall", raised
     )
     return alarm
 

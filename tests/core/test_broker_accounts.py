@@ -18,7 +18,7 @@ from twin.broker_accounts import (
     render_acl,
     verify_password,
 )
-from twin.contract.topics import SITE_CHANNELS, Channel
+from twin.contract.topics import Channel
 
 ids = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}\Z").filter(lambda s: s not in SERVICE_ACCOUNTS)
 
@@ -88,8 +88,7 @@ def test_a_device_may_write_its_own_topics_and_read_its_own_commands_only(policy
 
 
 def test_devices_publish_every_channel_but_cmd() -> None:
-    # the site clock (pumptwin/v1/{site}/clock) is the simulator's, never a device's
-    assert set(DEVICE_CHANNELS) == set(Channel) - {Channel.CMD} - SITE_CHANNELS
+    assert set(DEVICE_CHANNELS) == set(Channel) - {Channel.CMD, Channel.CLOCK}  # the clock is the simulator's
 
 
 def test_simulator_rights_are_confined_to_simulation_sites() -> None:

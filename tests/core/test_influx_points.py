@@ -494,7 +494,6 @@ def test_points_module_is_pure() -> None:
         "enum",
         "functools",
         "typing",
-        "influxdb_client",
         "twin",
     }
     methods = {n.func.attr for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)}

@@ -14,6 +14,7 @@ from twin.contract.alarms import AlarmCode
 from twin.contract.messages import (
     BatteryDepletionFault,
     BatteryStatus,
+    CatheterAccessPortInjectionFault,
     CatheterLeakFault,
     CatheterOcclusionFault,
     ClearFaultAction,
@@ -21,10 +22,12 @@ from twin.contract.messages import (
     Drug,
     FlexStep,
     FlowErrorFault,
+    IncompleteWithdrawalFault,
     InfusionMode,
     LowBatteryResetFault,
     MemoryErrorFault,
     MotorStallFault,
+    MriValveOpeningFault,
     PatientBolusAction,
     PatientBolusSettings,
     PocketFillFault,
@@ -78,6 +81,9 @@ faults = st.one_of(
     st.builds(PocketFillFault, fraction=st.floats(min_value=0.01, max_value=1.0)),
     st.builds(WrongConcentrationFault, actual_concentration_mg_per_ml=st.floats(min_value=0.1, max_value=30)),
     st.builds(TelemetryLossFault, duration_s=st.floats(min_value=1, max_value=3 * SECONDS_PER_DAY)),
+    st.builds(IncompleteWithdrawalFault, withdrawn_fraction=st.floats(min_value=0.0, max_value=0.99)),
+    st.just(CatheterAccessPortInjectionFault()),
+    st.just(MriValveOpeningFault()),
 )
 fault_kinds = st.sampled_from(
     [
@@ -92,6 +98,9 @@ fault_kinds = st.sampled_from(
         "wrong_concentration",
         "flow_error",
         "telemetry_loss",
+        "incomplete_withdrawal",
+        "catheter_access_port_injection",
+        "mri_valve_opening",
     ]
 )
 operations = st.one_of(
@@ -103,6 +112,7 @@ operations = st.one_of(
     st.tuples(st.just("patient_bolus")),
     st.tuples(st.just("fault"), faults),
     st.tuples(st.just("clear"), fault_kinds),
+    st.tuples(st.just("interrogate")),
     st.tuples(st.just("wait")),
 )
 steps = st.lists(st.tuples(st.floats(min_value=0, max_value=40 * SECONDS_PER_DAY), operations), max_size=25)
@@ -143,6 +153,8 @@ def _apply(pump: Pump, t: float, op: tuple[object, ...]) -> list[Effect]:
         return pump.inject_fault(t, op[1]).effects  # type: ignore[arg-type]
     if kind == "clear":
         return pump.clear_fault(t, ClearFaultAction(fault=op[1])).effects  # type: ignore[arg-type]
+    if kind == "interrogate":
+        return pump.interrogate(t).effects
     return []
 
 
@@ -264,7 +276,8 @@ def test_crossing_times_agree_with_a_naive_one_minute_stepper(
 
 def test_occlusion_leaves_more_residual_than_expected_and_leak_less_reaches_patient() -> None:
     program = Program(mode=InfusionMode.CONTINUOUS, rate_ml_per_day=0.5)
-    occluded = Pump(PumpConfig(flow_bias_sd=0.0), _start(program, 20.0, 2.0, 90.0), rng=random.Random(0))
+    exact = PumpConfig(flow_bias_sd=0.0, residual_reading_sd_fraction=0.0)
+    occluded = Pump(exact, _start(program, 20.0, 2.0, 90.0), rng=random.Random(0))
     occluded.inject_fault(0.0, CatheterOcclusionFault(fraction=1.0))
     occluded.process_due(20 * SECONDS_PER_DAY)
     outcome = occluded.refill(
@@ -319,15 +332,30 @@ def test_patient_bolus_lockout_and_daily_maximum() -> None:
     assert pump.patient_bolus_refused == 2
 
 
-def test_motor_stall_stops_delivery_and_recovers() -> None:
+def test_motor_stall_stops_delivery_and_recovers_while_the_pump_keeps_counting() -> None:
     program = Program(mode=InfusionMode.CONTINUOUS, rate_ml_per_day=1.0)
-    pump = Pump(PumpConfig(), _start(program, 20.0, 2.0, 90.0), rng=random.Random(0))
+    exact = PumpConfig(flow_bias_sd=0.0, inherent_flow_bias=0.0, residual_reading_sd_fraction=0.0)
+    pump = Pump(exact, _start(program, 20.0, 2.0, 90.0), rng=random.Random(0))
     pump.inject_fault(0.0, MotorStallFault(cause="mri", recover_after_s=6 * 3600))
     assert AlarmCode.MOTOR_STALL in pump.alarms
+    assert not pump.infusing
     assert pump.next_event()[0] == 6 * 3600
     effects = pump.process_due(7 * 3600)
-    assert pump.reservoir_ml == 20.0 - 1.0 * 3600 / SECONDS_PER_DAY  # only the hour after recovery
     assert [e.raised for e in effects if isinstance(e, AlarmChange)] == [False]
+    # the calculation follows the program through the stall; only the hour after recovery really left
+    assert math.isclose(pump.reservoir_ml, 20.0 - 7.0 / 24.0)
+    assert math.isclose(pump.true_reservoir_ml, 20.0 - 1.0 / 24.0)
+    outcome = pump.refill(7 * 3600, RefillAction(volume_ml=20, drug=Drug.BACLOFEN, concentration_mg_per_ml=2))
+    # 6 h at 1 mL/day more left than expected, read to the syringe's 0.1 mL graduation
+    assert abs(float(outcome.details["discrepancy_ml"]) - 0.25) <= 0.05 + 1e-9
+    assert [e.kind for e in pump.log][:2] == ["motor_stall", "motor_stall_recovery"]
+
+    counted_only_when_turning = Pump(
+        PumpConfig(counts_during_stall=False), _start(program, 20.0, 2.0, 90.0), rng=random.Random(0)
+    )
+    counted_only_when_turning.inject_fault(0.0, MotorStallFault(cause="mri", recover_after_s=6 * 3600))
+    counted_only_when_turning.process_due(7 * 3600)
+    assert counted_only_when_turning.reservoir_ml == 20.0 - 1.0 * 3600 / SECONDS_PER_DAY
 
 
 def test_eri_then_end_of_service_after_90_days() -> None:

@@ -172,5 +172,5 @@ def test_the_example_in_the_format_docstring_is_a_valid_scenario() -> None:
     assert model.__doc__ is not None
     example = model.__doc__.split("Example::", 1)[1].split("\nConventions:", 1)[0]
     scenario = parse_scenario(textwrap.dedent(example), "model.__doc__")
-    assert scenario.name == "catheter-occlusion"
+    assert scenario.name == "catheter-kink"
     assert scenario.expect[0].kind == "alarm"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -22,6 +23,7 @@ from twin.contract.messages import (
     InfusionMode,
     InjectFaultAction,
     MotorStallFault,
+    PatientBolusSettings,
     Program,
     RebirthAction,
     RefillAction,
@@ -31,6 +33,7 @@ from twin.contract.messages import (
     TelemetryLossFault,
 )
 from twin.contract.topics import TopicAddress
+from twin.sim.clinic import ClinicPolicy
 from twin.sim.device import Outgoing, SimulatedDevice
 from twin.sim.fleet import FleetFile, PumpSpec, generate_fleet
 from twin.sim.simulation import FleetSimulation
@@ -136,24 +139,93 @@ def test_generated_fleet_is_realistic_and_reproducible() -> None:
     FleetFile(pumps=fleet)  # a generated fleet is a valid fleet file
 
 
-def test_clinic_refills_after_the_low_reservoir_alarm() -> None:
+def test_the_clinic_refills_before_the_low_reservoir_alarm_and_sets_the_alarm_clock_after_the_appointment() -> None:
     log = Log()
-    sim = _sim([_spec(reservoir_ml=3.0)], log)
-    sim.run(40 * DAY)
-    raised = [a for a in log.of(AlarmEvent) if a.event is AlarmEventType.RAISED and a.code is AlarmCode.RESERVOIR_LOW]
-    assert raised, "the low-reservoir alarm fired"
-    refilled = [s for s in log.of(State) if s.last_refill is not None]
-    assert refilled
-    first = refilled[0].last_refill
-    assert first is not None
-    delay = (first.at - raised[0].raised_at).total_seconds() / DAY
-    assert 1.0 <= delay <= 7.0
-    assert sim.refills_done >= 1
+    steady = ClinicPolicy(dose_adjustment_per_visit=0.0, missed_appointment_rate=0.0)
+    sim = _sim([_spec(reservoir_ml=3.0)], log, clinic=steady)  # 1 mL/day: the threshold 18 days after a fill
+    sim.run(60 * DAY)
+    raised = [a.code for a in log.of(AlarmEvent) if a.event is AlarmEventType.RAISED]
+    assert raised == [], "no low reservoir, no empty, no reminder: every refill came first"
+    fills = [r for r in {s.last_refill for s in log.of(State)} if r is not None]
+    fills.sort(key=lambda r: r.at)
+    assert [round((b.at - a.at).total_seconds() / DAY, 3) for a, b in itertools.pairwise(fills)] == [11.0] * (
+        len(fills) - 1
+    )  # 18 days to the threshold less the 7-day margin
+    assert (fills[0].at - EPOCH).total_seconds() / DAY == 0.5  # nearly empty at the start: the soonest slot
+    state = log.of(State)[-1]
+    assert state.refill_reminder_at is not None
+    assert state.last_refill is not None
+    assert (state.refill_reminder_at - state.last_refill.at).total_seconds() / DAY == pytest.approx(12.0)
+    assert sim.refills_done == len(fills) >= 5
+    assert sim.tally["refill"] + sim.tally["refill:discrepancy"] == sim.refills_done
+
+
+def test_refills_count_every_allowed_patient_bolus_and_respect_the_drugs_stability() -> None:
+    bolus = PatientBolusSettings(volume_ml=0.25, duration_minutes=10, lockout_minutes=240, max_per_day=4)
+    with_boluses = Program(mode=InfusionMode.CONTINUOUS, rate_ml_per_day=1.0, patient_bolus=bolus)
+    slow = Program(mode=InfusionMode.CONTINUOUS, rate_ml_per_day=0.05)
+    specs = [
+        _spec(device_id="pb", reservoir_ml=20.0, program=with_boluses, drug=Drug.MORPHINE, concentration_mg_per_ml=10),
+        _spec(device_id="cl", reservoir_ml=20.0, program=slow, drug=Drug.CLONIDINE, concentration_mg_per_ml=0.5),
+    ]
+    sim = _sim(specs, Log())
+    # worst case 1 + 4 x 0.25 = 2 mL/day: 18 mL to the threshold in 9 days, less the 7-day margin
+    assert sim.patients["pb"].refill_at == pytest.approx(2 * DAY)
+    # 0.05 mL/day would last a year; clonidine's stability caps it at 90 days
+    assert sim.patients["cl"].refill_at == pytest.approx(90 * DAY)
+
+
+def test_a_prometra_is_refilled_by_its_own_date_at_3_ml_and_never_sounds() -> None:
+    log = Log()
+    prometra = _spec(reservoir_ml=20.0, audible_alarms=False, valve_gated=True, model="Prometra II 13827")
+    sim = _sim([prometra], log, clinic=ClinicPolicy(dose_adjustment_per_visit=0.0, missed_appointment_rate=0.0))
+    assert sim.patients["p1"].refill_at == pytest.approx(17 * DAY)  # (20 - 3.0) mL at 1 mL/day, no margin
+    sim.run(120 * DAY)
+    assert not log.of(AlarmEvent)
+    assert sim.refills_done >= 6
+    assert all(s.reservoir_ml >= 3.0 - 1e-9 for s in log.of(State))
+
+
+def test_only_a_missed_appointment_empties_a_reservoir() -> None:
+    specs = [_spec(device_id=f"p{i}", reservoir_ml=20.0) for i in range(5)]
+    kept = _sim(specs, Log(), clinic=ClinicPolicy(missed_appointment_rate=0.0))
+    kept.run(400 * DAY)
+    assert not [k for k in kept.tally if k.startswith("alarm:reservoir_empty") or "missed" in k]
+    missed = _sim(specs, Log(), clinic=ClinicPolicy(missed_appointment_rate=0.7))
+    missed.run(400 * DAY)
+    empties = {k: v for k, v in missed.tally.items() if k.startswith("alarm:reservoir_empty")}
+    assert list(empties) == ["alarm:reservoir_empty:after_missed_appointment"]
+    assert missed.tally["appointment_missed:refill"] > 0
+
+
+def test_a_pump_past_eri_is_replaced_within_the_window_unless_the_surgery_is_missed() -> None:
+    near_eri = [_spec(device_id=f"p{i}", reservoir_ml=20.0, battery_percent=10.3) for i in range(4)]
+    log = Log()
+    sim = _sim(near_eri, log, clinic=ClinicPolicy(missed_appointment_rate=0.0))
+    sim.run(200 * DAY)
+    assert sim.tally["replacement:battery_eri"] == 4
+    assert not [k for k in sim.tally if "battery_eos" in k]
+    births = log.of(Birth)
+    assert len({b.serial for b in births}) == 8  # a new pump with a new serial in each patient
+    eri = {
+        a.device_id: a.raised_at
+        for a in log.of(AlarmEvent)
+        if a.code is AlarmCode.BATTERY_ERI and a.event.value == "raised"
+    }
+    for device_id, patient in sim.patients.items():
+        assert patient.pumps == 2
+        replaced = EPOCH + timedelta(seconds=patient.pump_starts[1][0])
+        assert timedelta(days=14) <= replaced - eri[device_id] <= timedelta(days=60)  # inside the 90-day window
+    assert not [a for a in log.of(AlarmEvent) if a.code is AlarmCode.BATTERY_ERI and a.event.value == "raised"][4:]
+    stays_missed = _sim(near_eri, Log(), clinic=ClinicPolicy(missed_appointment_rate=1.0))
+    stays_missed.run(300 * DAY)
+    assert stays_missed.tally["alarm:battery_eos:after_missed_replacement"] == 4
+    assert not [k for k in stays_missed.tally if k.endswith("unexplained")]
 
 
 def test_commands_apply_once_and_repeat_as_replay() -> None:
     log = Log()
-    sim = _sim([_spec()], log)
+    sim = _sim([_spec()], log, clinic_refills=False)
     sim.run(DAY)
     refill = _command(RefillAction(volume_ml=18.0, drug=Drug.BACLOFEN, concentration_mg_per_ml=2.0))
     sim.command("p1", refill)

@@ -17,18 +17,27 @@ from twin.alarms.lifecycle import Transition, acknowledge, condition_cleared, co
 from twin.alarms.responses import RESPONSE_CATALOGUE, AlarmResponse, ResponseAction
 from twin.contract.alarms import Priority
 from twin.scenarios.fleet import members_of, resolve_fleet
-from twin.scenarios.model import AlarmExpectation
+from twin.scenarios.model import AlarmExpectation, AlarmFloodExpectation, StaffResponse
 from twin.scenarios.scenario_file import load_library
 from twin.scenarios.timeline import expand
 from twin.timeseries.points import TrainingVerdict, training_response_point
 from twin.training.scoring import (
     ACK_TARGET_S,
+    ANY_MATCH_CREDIT,
+    COVERAGE_CREDIT,
+    FLOOD_KEY_PREFIX,
+    ORDER_CREDIT,
     SATISFIES,
     STRAY_RESPONSE_COST,
+    TROUBLESHOOTING_ORDER,
+    AlarmScore,
     Verdict,
     ack_credit,
     acts,
     expected_responses,
+    flood_key,
+    flood_sites,
+    in_order,
     occurrences,
     score,
     scored_devices,
@@ -102,11 +111,61 @@ def test_an_acknowledgement_and_a_matching_response_are_correct_with_the_time_me
     assert row.acknowledged_by == "ann"
     assert (row.responses, row.matched) == (("rotor_study",), ("rotor_study",))
     assert row.verdict is Verdict.CORRECT
-    assert row.score == 1.0  # acknowledged within the high-priority target and matched
+    assert row.in_order is None  # one step: nothing to order
+    # acknowledged within the high-priority target; one of the two expected responses, nothing to order
+    assert row.score == pytest.approx(0.5 + 0.5 * (ANY_MATCH_CREDIT + COVERAGE_CREDIT / 2 + ORDER_CREDIT))
     (summary,) = result.trainees
     assert (summary.alarms, summary.acknowledged, summary.correct, summary.missed) == (1, 1, 1, 0)
     assert summary.median_time_to_ack_s == 30.0
-    assert summary.score == 100.0
+    assert summary.score == pytest.approx(100 * row.score)
+
+
+def test_every_expected_step_done_in_the_troubleshooting_order_earns_full_marks() -> None:
+    transitions = stall_with_acks(("ann", 40))
+    in_order = [response("ann", "p1/motor_stall", a, 50 + i) for i, a in enumerate(["interrogate", "rotor_study"])]
+    (row,) = scored(transitions, in_order, ("ann",), ended=True).alarms
+    assert (row.matched, row.in_order, row.score) == (("rotor_study", "interrogate"), 1.0, 1.0)
+    backwards = [response("ann", "p1/motor_stall", a, 50 + i) for i, a in enumerate(["rotor_study", "interrogate"])]
+    (row,) = scored(transitions, backwards, ("ann",), ended=True).alarms
+    assert row.in_order == 0.0  # the rotor study before the interrogation (DOMAIN-RESEARCH §4.4)
+    assert row.score == pytest.approx(0.5 + 0.5 * (ANY_MATCH_CREDIT + COVERAGE_CREDIT))
+
+
+def test_a_plain_x_ray_a_rotor_study_and_a_dye_study_are_credited_separately() -> None:
+    assert SATISFIES[ResponseAction.ROTOR_STUDY] == {StaffResponse.ROTOR_STUDY}
+    assert SATISFIES[ResponseAction.XRAY] == {StaffResponse.XRAY}
+    assert SATISFIES[ResponseAction.DYE_STUDY] == {StaffResponse.DYE_STUDY}
+    wanted = {"p1/motor_stall": ("xray", "side_port_aspiration", "dye_study")}
+    transitions = stall_with_acks(("ann", 40))
+    occ = occurrences(transitions, DEVICES, T0, None)
+
+    def row(*actions: str) -> AlarmScore:
+        done = acts(
+            transitions,
+            [response("ann", "p1/motor_stall", a, 50 + i) for i, a in enumerate(actions)],
+            frozenset({"ann"}),
+            DEVICES,
+            T0,
+            None,
+        )
+        (only,) = score(occ, done, ("ann",), wanted, ended=True).alarms
+        return only
+
+    assert row("rotor_study").verdict is Verdict.INCORRECT  # a rotor study is not an X-ray of the catheter
+    assert row("xray").matched == ("xray",)
+    assert row("xray", "dye_study").matched == ("xray", "dye_study")
+    assert row("xray", "side_port_aspiration", "dye_study").score > row("xray", "dye_study").score
+    assert row("side_port_aspiration", "dye_study").in_order == 1.0
+    assert row("dye_study", "side_port_aspiration").in_order == 0.0
+    assert in_order(["interrogate", "bridge_therapy", "dye_study", "rotor_study"]) == pytest.approx(5 / 6)
+    assert in_order(["xray", "naloxone"]) is None  # not troubleshooting steps
+    assert [s.value for s in TROUBLESHOOTING_ORDER][:5] == [
+        "interrogate",
+        "bridge_therapy",
+        "rotor_study",
+        "side_port_aspiration",
+        "dye_study",
+    ]
 
 
 def test_a_wrong_response_is_incorrect_and_a_late_acknowledgement_earns_less() -> None:
@@ -130,7 +189,8 @@ def test_ordering_every_study_costs_what_it_does_not_match() -> None:
     assert row.verdict is Verdict.CORRECT
     assert row.matched == ("rotor_study",)
     assert row.time_to_respond_s == 42.0  # the matching response, not the first one
-    assert row.score == pytest.approx(0.5 + 0.5 * (1 - 3 * STRAY_RESPONSE_COST))
+    answer = ANY_MATCH_CREDIT + COVERAGE_CREDIT / 2 + ORDER_CREDIT - 3 * STRAY_RESPONSE_COST
+    assert row.score == pytest.approx(0.5 + 0.5 * answer)
 
 
 def test_nothing_done_is_pending_while_the_session_runs_and_missed_when_it_ends() -> None:
@@ -152,7 +212,8 @@ def test_the_first_acknowledgement_is_the_teams_and_each_trainee_is_scored_on_th
     assert rows["bob"].acknowledged_by == "ann"
     assert rows["bob"].time_to_ack_s is None
     assert rows["bob"].verdict is Verdict.CORRECT
-    assert rows["bob"].score == 0.5  # the response's half only
+    # the response's half only
+    assert rows["bob"].score == pytest.approx(0.5 * (ANY_MATCH_CREDIT + COVERAGE_CREDIT / 2 + ORDER_CREDIT))
     assert rows["cat"].verdict is Verdict.MISSED
 
 
@@ -190,7 +251,8 @@ def test_the_window_and_the_pumps_bound_what_is_scored() -> None:
 
 def test_every_response_action_is_mapped_and_every_catalogue_expectation_can_be_met() -> None:
     assert set(SATISFIES) == set(ResponseAction) == set(RESPONSE_CATALOGUE)
-    reachable = {s.value for satisfied in SATISFIES.values() for s in satisfied}
+    # triage_by_priority is met by the order of a trainee's acts, not by a response action
+    reachable = {s.value for satisfied in SATISFIES.values() for s in satisfied} | {"triage_by_priority"}
     catalogue = load_library()
     assert len(catalogue) >= 13
     for scenario in catalogue.values():
@@ -202,9 +264,19 @@ def test_every_response_action_is_mapped_and_every_catalogue_expectation_can_be_
         for key, names in expected.items():
             assert reachable & set(names), (scenario.name, key)
             assert len(names) == len(set(names)), (scenario.name, key)
+        for cue in timeline.cues:  # a recorded symptom is a patient_report alert, scored on its responses
+            if cue.symptom is not None and cue.responses:
+                site = timeline.sites[cue.device_id]
+                assert {r.value for r in cue.responses} <= set(expected[f"{site}/{cue.device_id}/patient_report"])
         devices = scored_devices(timeline)
         assert set(devices) <= set(timeline.device_ids)
-        assert {key.split("/")[0] for key in expected} <= set(devices), scenario.name
+        alarm_keys = {key for key in expected if not key.startswith(FLOOD_KEY_PREFIX)}
+        assert {key.split("/")[1] for key in alarm_keys} <= set(devices), scenario.name
+        flooded = {e.site for e in scenario.expect if isinstance(e, AlarmFloodExpectation) and e.responses}
+        assert set(flood_sites(expected)) == flooded, scenario.name
+        for site in flooded:  # every response a flood expects can be met, and its site's pumps are scored
+            assert set(expected[flood_key(site)]) <= reachable, (scenario.name, site)
+            assert {d for d, s in timeline.sites.items() if s == site} <= set(devices)
 
 
 def test_the_report_round_trips_through_json_and_reads_as_csv_and_influx_points() -> None:

@@ -37,7 +37,7 @@ class AlarmPoint:
 
     @property
     def key(self) -> str:
-        return lc.alarm_key(self.device_id, self.code)
+        return lc.alarm_key(self.site, self.device_id, self.code)
 
 
 POINTS: tuple[AlarmPoint, ...] = (

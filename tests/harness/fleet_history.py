@@ -44,6 +44,7 @@ from twin.contract.messages import (
     State,
     TelemetryLossFault,
 )
+from twin.sim.clinic import ClinicPolicy
 from twin.sim.device import Outgoing, SimulatedDevice
 from twin.sim.fleet import generate_fleet
 from twin.sim.simulation import FleetSimulation
@@ -195,6 +196,9 @@ def simulate_fleet_history(*, pumps: int = 30, days: int = 30, seed: int = 20260
         telemetry_interval_s=1800.0,
         clinic_refills=True,
         random_faults=True,
+        # the scripted premature ERIs, stalls and memory errors stay in place through the month shown
+        # (their replacement surgery is booked after it), as the dashboards' panels need
+        clinic=ClinicPolicy(eri_replacement_days=(45.0, 80.0), stall_replacement_days=(30.0, 40.0)),
     )
     sim.open_sessions(1)
     by_site = {site: [spec.device_id for spec in specs if spec.site == site] for site in SITES}
@@ -204,7 +208,9 @@ def simulate_fleet_history(*, pumps: int = 30, days: int = 30, seed: int = 20260
     audible = {spec.device_id for spec in specs if spec.audible_alarms}
     assert {first, second, third, *(by_site[site][0] for site in SITES)} <= audible
     silent = [by_site["north-general"][1], by_site["st-olaf-clinic"][1]]  # one per clinic, near the end
-    depleted = [third, by_site["st-olaf-clinic"][2]]
+    # a third premature ERI, on an audible pump: medium alarms that stay open to be shelved, now that
+    # the clinic refills before the low-reservoir alarm (DOMAIN-RESEARCH §7) and leaves none open
+    depleted = [third, by_site["st-olaf-clinic"][2], next(d for d in by_site["north-general"][4:] if d in audible)]
     outcomes: list[CommandOutcomePoint] = []
     counter = iter(range(1, 10_000))
 

@@ -14,11 +14,11 @@ from pathlib import Path
 from tests.harness.accounts import add_accounts
 from tests.harness.servers import Influxd, Mosquitto
 from tests.harness.waiting import until
+from twin.app.serve import RunningTwin, running_twin
 from twin.mqtt_endpoint import MqttEndpoint
 from twin.scenarios.model import InlineFleet, Scenario
 from twin.scenarios.runner import ScenarioRunner
-from twin.service.runtime import RunningTwin, running_twin
-from twin.settings import Settings
+from twin.settings import EscalationSettings, Settings
 from twin.sim.driver import SimDriver
 from twin.sim.simulation import FleetSimulation
 
@@ -46,13 +46,15 @@ async def live_sim(
     database: str = "pumptwin",
     real: Sequence[str] = (),
     prepare: Callable[[], Awaitable[None]] | None = None,
+    escalation: EscalationSettings | None = None,
 ) -> AsyncIterator[LiveSim]:
     """Simulate the pumps of ``scenario``'s inline fleet at ``speed`` (telemetry every 10
     simulated minutes, no clinic refills), run the twin (HTTP on a free port, InfluxDB at
     ``influxd`` or none) and a runner offering ``scenario``; yield once the twin mirrors every
     pump, with one account per role added. The pumps named in ``real`` are not simulated: the
     test plays them as real pumps, publishing them in ``prepare`` (awaited once the simulation
-    runs). Stops it all on exit."""
+    runs). ``escalation``: the twin's escalation ladders and webhook (default: the defaults).
+    Stops it all on exit."""
     assert isinstance(scenario.fleet, InlineFleet)
     sim = FleetSimulation(
         [p for p in scenario.fleet.pumps if p.device_id not in real],
@@ -71,6 +73,8 @@ async def live_sim(
     settings.influx.url = influxd.url if influxd is not None else None
     settings.influx.database = database
     settings.influx.flush_interval_s = 0.2
+    if escalation is not None:
+        settings.escalation = escalation
     async with running_twin(settings, endpoint, client_id=client_id, scenarios=runner) as twin:
         async with asyncio.timeout(10):
             await twin.mqtt_connected.wait()
@@ -81,7 +85,7 @@ async def live_sim(
                 await prepare()
             everyone = [*sim.devices, *real]
             await until(
-                lambda: all((t := twin.service.twins.get(d)) is not None and t.reported is not None for d in everyone),
+                lambda: all((t := twin.service.twin_of(d)) is not None and t.reported is not None for d in everyone),
                 what="the twin mirrors every pump",
             )
             assert twin.users is not None

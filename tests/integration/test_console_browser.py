@@ -29,6 +29,7 @@ from tests.harness.accounts import PASSWORDS, add_accounts, client_as
 from tests.harness.browser import chromium, screenshot_path
 from tests.harness.mqtt import hostname_port
 from tests.harness.servers import Mosquitto
+from twin.app.serve import RunningTwin, running_twin
 from twin.contract import examples
 from twin.contract.alarms import ALARM_CATALOGUE, AlarmCode
 from twin.contract.codec import encode
@@ -36,7 +37,6 @@ from twin.contract.messages import AlarmEvent, AlarmEventType, WireModel
 from twin.contract.topics import Channel, build_topic
 from twin.mqtt_endpoint import MqttEndpoint
 from twin.roles import Role
-from twin.service.runtime import RunningTwin, running_twin
 from twin.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -46,7 +46,7 @@ ALARM_ON_PAGE_WITHIN_MS = 2000.0
 
 PUMPS = (("north-general", "pump-a1"), ("north-general", "pump-a2"), ("south-clinic", "pump-b1"))
 SITE, DEVICE = PUMPS[0]
-ALARM_KEY = f"{DEVICE}/{AlarmCode.RESERVOIR_EMPTY.value}"
+ALARM_KEY = f"{SITE}/{DEVICE}/{AlarmCode.RESERVOIR_EMPTY.value}"
 WAIT_MS = 15_000  # generous waits for things to appear; never a pass/fail timing criterion
 
 
@@ -188,10 +188,10 @@ async def test_console_in_chromium_alarm_on_page_within_2_s_acknowledge_respond_
         await page.screenshot(path=screenshot_path("alarms-trainee-history"), full_page=True)
         await page.keyboard.press("Escape")
 
-        [recorded] = twin.service.journal.responses(key=ALARM_KEY)
+        [recorded] = twin.service.store.journal.responses(key=ALARM_KEY)
         assert (recorded.action, recorded.actor, recorded.role) == ("assess_withdrawal", "trainee", "trainee")
         assert recorded.alarm_state == "active_acknowledged"
-        assert twin.service.journal.transitions(key=ALARM_KEY)[-1].actor == "trainee"
+        assert twin.service.store.journal.transitions(key=ALARM_KEY)[-1].actor == "trainee"
 
         # ------------------------------------------------------------------------ device page
         await row.locator(f'a[href="#/device/{DEVICE}"]').click()
@@ -227,7 +227,7 @@ async def test_console_in_chromium_alarm_on_page_within_2_s_acknowledge_respond_
         command_row = instructor.locator('section[aria-label="Commands"] tr[data-command]')
         await command_row.first.wait_for(timeout=WAIT_MS)
         assert "clinician bolus" in (await command_row.first.text_content() or "")
-        [bolus] = [c for c in twin.service.commands.values() if c.command.action.type == "clinician_bolus"]
+        [bolus] = [c for c in twin.service.fleet.commands.values() if c.command.action.type == "clinician_bolus"]
         assert bolus.command.actor == "instructor"
         await instructor.screenshot(path=screenshot_path("device-instructor"), full_page=True)
 

@@ -12,9 +12,9 @@ import pytest
 from tests.harness.accounts import add_accounts, sign_in
 from tests.harness.servers import Mosquitto
 from twin.api import app as app_module
+from twin.app.serve import running_twin
 from twin.mqtt_endpoint import MqttEndpoint
 from twin.roles import Role
-from twin.service.runtime import running_twin
 from twin.settings import Settings
 
 pytestmark = pytest.mark.integration

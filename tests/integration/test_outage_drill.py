@@ -18,11 +18,11 @@ import pytest
 from tests.harness.mqtt import persistent_collecting
 from tests.harness.servers import Influxd, Mosquitto
 from tests.harness.waiting import until
+from twin.app.serve import RunningTwin, running_twin
 from twin.contract.codec import decode_device_message
 from twin.contract.messages import Telemetry
 from twin.contract.topics import Channel, parse_topic, subscription
 from twin.mqtt_endpoint import MqttEndpoint
-from twin.service.runtime import RunningTwin, running_twin
 from twin.settings import Settings
 from twin.sim.driver import SimDriver
 from twin.sim.fleet import generate_fleet
@@ -76,7 +76,7 @@ def _stored(influxd: Influxd) -> dict[str, list[tuple[int, int]]]:
 
 def _accepted(twin: RunningTwin) -> set[tuple[str, int, int]]:
     """(device, session, seq) of every telemetry sample this twin applied (its in-memory history)."""
-    return {(d, t.session, t.seq) for d, h in twin.service.history.items() for t in h.samples}
+    return {(key[1], t.session, t.seq) for key, h in twin.service.history.items() for t in h}
 
 
 async def test_outage_drill_every_point_exactly_once(broker: Mosquitto, influxd: Influxd, tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from tests.harness.live_sim import live_sim
 from tests.harness.mqtt import hostname_port
 from tests.harness.servers import Mosquitto
 from tests.harness.waiting import until
+from twin.app.serve import RunningTwin
 from twin.contract import examples
 from twin.contract.codec import encode
 from twin.contract.messages import CatheterState, MotorState
@@ -27,8 +28,7 @@ from twin.mirror.commands import CommandState
 from twin.roles import Role
 from twin.scenarios.runner import ScenarioRunner
 from twin.scenarios.scenario_file import parse_scenario
-from twin.service.bus import Subscription
-from twin.service.runtime import RunningTwin
+from twin.service.events import Notice, TwinEvent
 from twin.sim.driver import SimDriver
 from twin.sim.simulation import FleetSimulation
 
@@ -60,9 +60,11 @@ timeline:
      fault: {{fault: catheter_occlusion, fraction: 1.0}}}}
   - {{at: 0s, id: real-fault, step: inject_fault, devices: {{ids: [{REAL}]}}, fault: {{fault: motor_stall}}}}
   - {{at: 30m, id: stall, step: inject_fault, devices: {{ids: [sim-b]}}, fault: {{fault: motor_stall}}}}
+  - {{at: 10m, id: itch, step: patient_symptom, devices: {{ids: [sim-a]}}, symptom: itching without a rash,
+     severity: moderate}}
   - {{at: 20d, id: late, step: inject_fault, devices: {{ids: [sim-c]}}, fault: {{fault: memory_error}}}}
 expect:
-  - {{kind: alarm, code: dose_deviation, devices: {{ids: [sim-a]}}, after: occlusion, within: 1h}}
+  - {{kind: alarm, code: patient_report, devices: {{ids: [sim-a]}}, after: itch, within: 1h}}
   - {{kind: alarm, code: motor_stall, devices: {{ids: [sim-b]}}, after: stall, within: 10m}}
 """
 
@@ -74,7 +76,7 @@ class Live:
     sim: FleetSimulation
     runner: ScenarioRunner
     api: httpx.AsyncClient
-    bus: Subscription
+    notices: list[Notice]
 
 
 async def _publish_real_pump(mosquitto: Mosquitto) -> None:
@@ -98,21 +100,22 @@ async def _live(mosquitto: Mosquitto, data_dir: Path) -> AsyncIterator[Live]:
         real=[REAL],
         prepare=lambda: _publish_real_pump(mosquitto),
     ) as live:
-        bus = live.twin.service.bus.subscribe()
+        notices: list[Notice] = []
+
+        def heard(event: TwinEvent) -> None:
+            if isinstance(event, Notice):
+                notices.append(event)
+
+        stop = live.twin.service.hub.listen(heard)
         try:
             async with client_as(live.twin.url, Role.INSTRUCTOR) as api:
-                yield Live(live.twin, live.driver, live.sim, live.runner, api, bus)
+                yield Live(live.twin, live.driver, live.sim, live.runner, api, notices)
         finally:
-            live.twin.service.bus.unsubscribe(bus)
+            stop()
 
 
-def _scenario_events(bus: Subscription) -> list[str]:
-    events = []
-    while bus.queue:
-        _, event = bus.queue.popitem(last=False)
-        if event.kind == "scenario":
-            events.append(event.data["event"])
-    return events
+def _scenario_events(notices: list[Notice]) -> list[str]:
+    return [n.data["event"] for n in notices if n.kind == "scenario"]
 
 
 def _step(run: dict, step_id: str) -> dict:
@@ -139,18 +142,21 @@ async def test_start_pause_resume_abort_and_a_real_pump_refused(mosquitto: Mosqu
         assert again.json()["reason"] == "run_active"
 
         def stalled() -> bool:
-            twin = service.twins["sim-b"]
+            twin = service.twin_of("sim-b")
             return twin.reported is not None and twin.reported.motor is MotorState.STALLED
 
         await until(stalled, what="the stall step reaches sim-b")
-        await until(lambda: "sim-b/motor_stall" in service.board.alarms, what="the twin raises sim-b's motor stall")
+        await until(
+            lambda: f"{SITE}/sim-b/motor_stall" in service.fleet.board.alarms,
+            what="the twin raises sim-b's motor stall",
+        )
 
         # ---- the fault aimed at the real pump: refused by the twin, recorded, the run goes on
         body = (await api.get(f"/api/scenario-runs/{run_id}")).json()
         real = _step(body, "real-fault")
         assert real["status"] == "refused"
         assert real["reason"].startswith("real_device_read_only")
-        assert not [c for c in service.commands.values() if c.device_id == REAL]
+        assert not [c for c in service.fleet.commands.values() if c.device_id == REAL]
         assert body["status"] == "running"
 
         # ---- pause: the timeline and the simulation clock stop
@@ -166,12 +172,14 @@ async def test_start_pause_resume_abort_and_a_real_pump_refused(mosquitto: Mosqu
         sent = await api.post("/api/devices/sim-c/commands", json={"action": refill})
         assert sent.status_code == 202, sent.text
         command_id = sent.json()["command_id"]
-        await until(lambda: service.commands[command_id].state is CommandState.APPLIED, what="the refill is applied")
         await until(
-            lambda: (s := service.twins["sim-c"].reported) is not None and s.last_refill is not None,
+            lambda: service.fleet.commands[command_id].state is CommandState.APPLIED, what="the refill is applied"
+        )
+        await until(
+            lambda: (s := service.twin_of("sim-c").reported) is not None and s.last_refill is not None,
             what="the refill's state reaches the twin",
         )
-        sim_c = service.twins["sim-c"].reported
+        sim_c = service.twin_of("sim-c").reported
         assert sim_c is not None
         assert sim_c.last_refill is not None
         assert sim_c.last_refill.at == sim.at(at_pause)
@@ -192,7 +200,7 @@ async def test_start_pause_resume_abort_and_a_real_pump_refused(mosquitto: Mosqu
             lambda: all(r.status == "met" for r in run.report().expectations), what="both expected alarms observed"
         )
         so_far = (await api.get(f"/api/scenario-runs/{run_id}")).json()["report"]["expectations"]
-        assert [(e["code"], e["status"]) for e in so_far] == [("dose_deviation", "met"), ("motor_stall", "met")]
+        assert [(e["code"], e["status"]) for e in so_far] == [("patient_report", "met"), ("motor_stall", "met")]
         stall_seen = so_far[1]["observed_at_s"]
         assert 1800 <= stall_seen <= 1800 + 600  # raised at the 30m step (the twin's estimate of the pump's clock)
 
@@ -210,16 +218,16 @@ async def test_start_pause_resume_abort_and_a_real_pump_refused(mosquitto: Mosqu
         ]  # not the real pump, not the untouched one
         assert (await api.post(f"/api/scenario-runs/{run_id}/pause", json={})).status_code == 409
 
-        restore_ids = [c.command_id for c in service.commands.values() if c.command.action.type == "clear_fault"]
+        restore_ids = [c.command_id for c in service.fleet.commands.values() if c.command.action.type == "clear_fault"]
         assert len(restore_ids) == 2
         await until(
-            lambda: all(service.commands[c].state is CommandState.APPLIED for c in restore_ids),
+            lambda: all(service.fleet.commands[c].state is CommandState.APPLIED for c in restore_ids),
             what="both pumps apply clear_fault: all",
         )
         cleared_at = sim.now
 
         def baseline() -> bool:
-            a, b = service.twins["sim-a"], service.twins["sim-b"]
+            a, b = service.twin_of("sim-a"), service.twin_of("sim-b")
             tele = a.telemetry
             return (
                 b.reported is not None
@@ -231,8 +239,8 @@ async def test_start_pause_resume_abort_and_a_real_pump_refused(mosquitto: Mosqu
             )
 
         await until(baseline, what="sim-a's catheter patent and sim-b's motor running, as the twin sees them")
-        assert "sim-b/motor_stall" in service.board.alarms
-        assert not service.board.alarms["sim-b/motor_stall"].condition_active
+        assert f"{SITE}/sim-b/motor_stall" in service.fleet.board.alarms
+        assert not service.fleet.board.alarms[f"{SITE}/sim-b/motor_stall"].condition_active
         assert sim.devices["sim-c"].pump.memory_error is False  # the dropped step never happened
 
         listed_runs = (await api.get("/api/scenario-runs")).json()
@@ -246,6 +254,6 @@ async def test_run_status_changes_go_out_on_the_bus(mosquitto: Mosquitto, tmp_pa
         run = live.runner.start("live-drill", speed=3600, started_by="instructor")
         live.runner.pause(run.run_id)
         live.runner.resume(run.run_id)
-        live.runner.abort(run.run_id, "enough", by="instructor")
-        events = [e for e in _scenario_events(live.bus) if e not in ("step", "patient_symptom")]
+        await live.runner.abort(run.run_id, "enough", by="instructor")
+        events = [e for e in _scenario_events(live.notices) if e not in ("step", "patient_symptom")]
         assert events == ["started", "paused", "resumed", "aborted"]

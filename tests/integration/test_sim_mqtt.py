@@ -13,7 +13,7 @@ import pytest
 
 from tests.harness.mqtt import Collector, hostname_port, persistent_collecting
 from tests.harness.servers import Mosquitto
-from twin.contract.codec import decode_device_message, encode
+from twin.contract.codec import decode_clock, decode_device_message, encode
 from twin.contract.messages import (
     AlarmEvent,
     Birth,
@@ -61,7 +61,9 @@ def _decoded(collector: Collector) -> list[object]:
     out = []
     for m in collector.messages:
         address = parse_topic(m.topic)
-        if address.channel is not Channel.CMD:
+        if address.channel is Channel.CLOCK:
+            out.append(decode_clock(address, m.payload))
+        elif address.channel is not Channel.CMD:
             out.append(decode_device_message(address, m.payload))
     return out
 
@@ -173,7 +175,11 @@ async def test_broker_restart_mid_run_loses_no_alarm_event(mosquitto: Mosquitto)
     assert driver.stats.connection_losses >= 50
     received = {
         (m.device_id, m.alarm_id, m.event)
-        for m in (decode_device_message(parse_topic(r.topic), r.payload) for r in seen.messages)
+        for m in (
+            decode_device_message(parse_topic(r.topic), r.payload)
+            for r in seen.messages
+            if parse_topic(r.topic).channel is not Channel.CLOCK
+        )
         if isinstance(m, AlarmEvent)
     }
     expected = {(a.device_id, a.alarm_id, a.event) for a in produced}

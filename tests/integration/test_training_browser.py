@@ -53,7 +53,7 @@ ALARM_ON_PAGE_WITHIN_MS = 2000.0
 WAIT_MS = 20_000  # generous waits for things to appear; never a pass/fail timing criterion
 SITE = "training-ward"
 STALLED = "drill-a"
-ALARM_KEY = f"{STALLED}/motor_stall"
+ALARM_KEY = f"{SITE}/{STALLED}/motor_stall"
 SPEED = 60  # x real time: the stall comes 5 simulated minutes = 5 s after the start
 
 DRILL = f"""\
@@ -154,8 +154,10 @@ async def test_training_session_in_chromium_alarm_within_2_s_scored_correct_and_
         row = trainee.locator(f'tr[data-key="{ALARM_KEY}"]')
         await row.wait_for(timeout=WAIT_MS)
         rendered_ms = float(await row.get_attribute("data-rendered-at") or "nan")
-        [raise_] = [t for t in service.journal.transitions(key=ALARM_KEY) if t.event is TransitionEvent.RAISE]
-        [fault] = [c for c in service.commands.values() if c.action_type == "inject_fault" and c.device_id == STALLED]
+        [raise_] = [t for t in service.store.journal.transitions(key=ALARM_KEY) if t.event is TransitionEvent.RAISE]
+        [fault] = [
+            c for c in service.fleet.commands.values() if c.action_type == "inject_fault" and c.device_id == STALLED
+        ]
         raised_ms, dispatched_ms = _ms(raise_.at), _ms(fault.created_at)
         on_page_ms = rendered_ms - raised_ms
         print(
@@ -227,7 +229,7 @@ async def test_training_session_in_chromium_alarm_within_2_s_scored_correct_and_
         body = await (await desk.request.get(f"{url}/api/training/sessions/{session_id}")).json()
         [scored] = [a for a in body["report"]["alarms"] if a["key"] == ALARM_KEY]
         ack_s = scored["time_to_ack_s"]
-        [ack] = [t for t in service.journal.transitions(key=ALARM_KEY) if t.event is TransitionEvent.ACKNOWLEDGE]
+        [ack] = [t for t in service.store.journal.transitions(key=ALARM_KEY) if t.event is TransitionEvent.ACKNOWLEDGE]
         print(
             f"time to acknowledge: report {shown_ack}, API {ack_s:.3f} s, journal {ack.time_to_ack_s:.3f} s; "
             f"test clock: raise -> click {(before_click_ms - raised_ms) / 1000:.3f} s, "

@@ -19,13 +19,13 @@ from tests.harness.accounts import add_accounts, client_as
 from tests.harness.mqtt import hostname_port
 from tests.harness.servers import Mosquitto
 from tests.harness.waiting import until
+from twin.app.serve import RunningTwin, running_twin
 from twin.contract import examples
 from twin.contract.codec import encode
 from twin.contract.messages import MAX_PAYLOAD_BYTES, AlarmEvent, AlarmEventType
 from twin.contract.topics import Channel, build_topic
 from twin.mqtt_endpoint import MqttEndpoint
 from twin.roles import Role
-from twin.service.runtime import RunningTwin, running_twin
 from twin.settings import Settings
 from twin.sim.device import Outgoing, SimulatedDevice
 from twin.sim.driver import SimDriver
@@ -108,7 +108,12 @@ async def test_simulator_to_twin_end_to_end_with_api_and_stream(mosquitto: Mosqu
         _spy(sim, produced)
         runner = asyncio.create_task(driver.run())
         try:
-            await _until(lambda: len(twin.service.twins) == 30 and all(t.reported for t in twin.service.twins.values()))
+            await _until(
+                lambda: (
+                    len(twin.service.fleet.devices) == 30
+                    and all(t.reported for t in twin.service.fleet.devices.values())
+                )
+            )
             await _until(lambda: any(e == "alarm" for e, _ in stream_events))
             async with client_as(twin.url, Role.INSTRUCTOR) as api:
                 devices = (await api.get("/api/devices")).json()
@@ -130,7 +135,7 @@ async def test_simulator_to_twin_end_to_end_with_api_and_stream(mosquitto: Mosqu
                 assert sent.status_code == 202, sent.text
                 command_id = sent.json()["command_id"]
 
-                await _until(lambda: twin.service.commands[command_id].state.value == "applied")
+                await _until(lambda: twin.service.fleet.commands[command_id].state.value == "applied")
                 assert (await api.get(f"/api/commands/{command_id}")).json()["state"] == "applied"
                 refilled = (await api.get("/api/devices/pump-0001")).json()
                 assert refilled["reported"]["last_refill"]["volume_added_ml"] == 18.0
@@ -151,7 +156,16 @@ async def test_simulator_to_twin_end_to_end_with_api_and_stream(mosquitto: Mosqu
                 for name in ("pumptwin_processing_lag_seconds", "pumptwin_ingest_backlog", "pumptwin_active_alarms"):
                     assert name in metrics
                 assert 'pumptwin_devices{presence="online"} 30.0' in metrics
-                assert (await api.get("/healthz")).json()["mqtt"] == "connected"
+                health = (await api.get("/healthz")).json()
+                assert health["status"] == "ok", health
+                assert health["parts"]["ingest"]["status"] == "ok"
+                assert health["parts"]["ingest"]["detail"].startswith("connected to mqtt://")
+                assert {p for p in health["parts"] if p.startswith("task:")} == {
+                    "task:twin-mqtt",
+                    "task:twin-clock",
+                    "task:escalator",
+                    "task:twin-http",
+                }
                 openapi = (await api.get("/openapi.json")).json()
                 assert "/api/devices/{device_id}/commands" in openapi["paths"]
         finally:
@@ -201,12 +215,12 @@ async def test_hostile_payloads_are_counted_and_the_service_stays_up(mosquitto: 
             # and life goes on: the next valid message is applied
             await client.publish(build_topic(site, device, Channel.TELEMETRY), encode(examples.telemetry()), qos=1)
         service = twin.service
-        await _until(lambda: service.twins.get(device) is not None and service.twins[device].telemetry is not None)
+        await _until(lambda: service.twin_of(device) is not None and service.twin_of(device).telemetry is not None)
         expected = Counter(reason for _, _, reason in corpus)
         for reason, count in expected.items():
             assert service.reject_counts.get(reason, 0) == count, (reason, service.reject_counts)
-        assert service.twins[device].counters.duplicates == 1
-        assert service.twins[device].reported == examples.state()  # nothing hostile got in
+        assert service.twin_of(device).counters.duplicates == 1
+        assert service.twin_of(device).reported == examples.state()  # nothing hostile got in
         async with httpx.AsyncClient(base_url=twin.url) as api:
             assert (await api.get("/healthz")).status_code == 200
             metrics = (await api.get("/metrics")).text
@@ -223,7 +237,7 @@ async def test_restart_mid_run_loses_and_duplicates_no_alarm(mosquitto: Mosquitt
     try:
         async with _twin(mosquitto, tmp_path) as twin:
             runner = asyncio.create_task(driver.run())
-            await _until(lambda: len(twin.service.board.alarms) >= 3)
+            await _until(lambda: len(twin.service.fleet.board.alarms) >= 3)
         before_restart = len(produced)
         await _until(lambda: len(produced) >= before_restart + 5)  # alarms while the twin is down
         async with _twin(mosquitto, tmp_path) as twin:
@@ -232,15 +246,17 @@ async def test_restart_mid_run_loses_and_duplicates_no_alarm(mosquitto: Mosquitt
             await runner
             runner = None
             await asyncio.sleep(1.0)
-            journal = twin.service.journal.transitions()
+            journal = twin.service.store.journal.transitions()
     finally:
         if runner is not None:
             driver.stop()
             await runner
     # one alarm point per device and code; every raise and clear the pumps produced is in the
     # journal exactly once (as many occurrences as raised, as many ends as cleared)
-    journal_raises = Counter(t.key for t in journal if t.event in ("raise", "reraise") and t.actor == "device")
-    journal_clears = Counter(t.key for t in journal if t.event == "clear" and t.actor == "device")
+    journal_raises = Counter(
+        f"{t.device_id}/{t.code}" for t in journal if t.event in ("raise", "reraise") and t.actor == "device"
+    )
+    journal_clears = Counter(f"{t.device_id}/{t.code}" for t in journal if t.event == "clear" and t.actor == "device")
     produced_raises = Counter(f"{a.device_id}/{a.code.value}" for a in produced if a.event is AlarmEventType.RAISED)
     produced_clears = Counter(f"{a.device_id}/{a.code.value}" for a in produced if a.event is AlarmEventType.CLEARED)
     assert sum(produced_raises.values()) > 10

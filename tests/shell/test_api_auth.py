@@ -5,7 +5,7 @@ service is fed MQTT messages directly). Each role's rights are checked against
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,19 +18,20 @@ from fastapi.routing import APIRoute
 from pydantic import SecretStr
 
 from tests.harness.accounts import PASSWORDS, add_accounts, sign_in
+from tests.harness.inproc import feed, new_service
 from twin.api.app import create_app
 from twin.api.auth import PERMISSION_MARK, PUBLIC_API_ROUTES, SESSION_COOKIE
 from twin.contract import examples
-from twin.contract.codec import encode
-from twin.contract.topics import Channel, build_topic
+from twin.contract.topics import Channel
 from twin.roles import GRANTS, Permission, Role
 from twin.service.twin_service import TwinService
 from twin.settings import AuthSettings
 from twin.store.journal import Journal
+from twin.store.local import LocalJournalStore
 from twin.store.users import UserStore
 
 SITE, DEVICE = examples.EXAMPLE_SITE, examples.EXAMPLE_DEVICE
-ALARM_KEY = f"{DEVICE}/reservoir_low"
+ALARM_KEY = f"{SITE}/{DEVICE}/reservoir_low"
 START = datetime(2026, 4, 1, 8, 0, tzinfo=UTC)
 
 
@@ -49,28 +50,32 @@ class Twin:
     users: UserStore
     clock: Clock
 
+    @property
+    def journal(self) -> Journal:
+        store = self.service.store
+        assert isinstance(store, LocalJournalStore)
+        return store.journal
 
-def _feed(service: TwinService, *, simulated: bool = True, device: str = DEVICE) -> None:
+
+async def _feed(service: TwinService, *, simulated: bool = True, device: str = DEVICE) -> None:
     """A device with a birth, a state and a raised low-reservoir alarm."""
     birth = examples.birth().model_copy(update={"simulated": simulated, "device_id": device})
     state = examples.state().model_copy(update={"device_id": device})
     alarm = examples.alarm().model_copy(update={"device_id": device, "alarm_id": f"{device}-low-1"})
-    for channel, message in ((Channel.BIRTH, birth), (Channel.STATE, state), (Channel.ALARM, alarm)):
-        service.handle(build_topic(SITE, device, channel), encode(message), service.clock())
+    await feed(service, SITE, device, [(Channel.BIRTH, birth), (Channel.STATE, state), (Channel.ALARM, alarm)])
 
 
 @pytest.fixture
-def twin(tmp_path: Path) -> Iterator[Twin]:
+async def twin(tmp_path: Path) -> AsyncIterator[Twin]:
     clock = Clock()
-    journal = Journal(tmp_path / "journal.sqlite")
     users = UserStore(tmp_path / "users.sqlite")
-    service = TwinService(journal, clock=clock)
-    _feed(service)
+    service = await new_service(tmp_path / "journal.sqlite", clock=clock)
+    await _feed(service)
     add_accounts(users, at=clock.now)
     app = create_app(service, users=users, auth=AuthSettings(session_hours=12))
     yield Twin(app, service, users, clock)
     users.close()
-    journal.close()
+    await service.store.close()
 
 
 @pytest.fixture
@@ -208,7 +213,7 @@ async def test_a_trainee_cannot_inject_a_fault_shelve_or_manage_users_and_an_ins
         assert (await trainee.post(f"/api/devices/{DEVICE}/commands", json=fault)).status_code == 403
         assert (await trainee.post(f"/api/alarms/{ALARM_KEY}/shelve", json=shelve)).status_code == 403
         assert (await trainee.get("/api/users")).status_code == 403
-        assert not twin.service.commands
+        assert not twin.service.fleet.commands
         injected = await instructor.post(f"/api/devices/{DEVICE}/commands", json=fault)
         assert injected.status_code == 202, injected.text
         assert injected.json()["actor"] == "instructor"
@@ -230,7 +235,7 @@ async def test_the_actor_is_the_signed_in_user_and_never_a_body_field(twin: Twin
         acked = await client.post(f"/api/alarms/{ALARM_KEY}/acknowledge", json={})
         assert acked.status_code == 200
         assert acked.json()["acknowledged_by"] == "trainee"
-    assert twin.service.journal.transitions(key=ALARM_KEY)[-1].actor == "trainee"
+    assert twin.journal.transitions(key=ALARM_KEY)[-1].actor == "trainee"
 
 
 async def test_sign_in_sets_a_strict_http_only_cookie_and_sign_out_ends_the_session(twin: Twin) -> None:
@@ -322,7 +327,7 @@ async def test_state_changing_requests_must_be_json_and_not_from_another_origin(
         foreign = await client.post(url, json={}, headers={"origin": "https://evil.example"})
         assert foreign.status_code == 403
         assert foreign.json()["reason"] == "cross_origin"
-        assert twin.service.board.alarms[ALARM_KEY].state.value == "active_unacknowledged"
+        assert twin.service.fleet.board.alarms[ALARM_KEY].state.value == "active_unacknowledged"
         own = await client.post(url, json={}, headers={"origin": "http://twin.test"})
         assert own.status_code == 200
 
@@ -331,8 +336,8 @@ async def test_state_changing_requests_must_be_json_and_not_from_another_origin(
 
 
 async def test_metrics_and_health_are_open_unless_a_metrics_token_is_set(tmp_path: Path) -> None:
-    with Journal(tmp_path / "j.sqlite") as journal, UserStore(None) as users:
-        service = TwinService(journal)
+    service = await new_service(tmp_path / "j.sqlite", clock=Clock())
+    with UserStore(None) as users:
         open_app = create_app(service, users=users)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=open_app), base_url="http://t") as client:
             assert (await client.get("/metrics")).status_code == 200
@@ -351,8 +356,9 @@ async def test_metrics_and_health_are_open_unless_a_metrics_token_is_set(tmp_pat
 
 
 async def test_an_app_without_an_account_store_lets_nobody_in(tmp_path: Path) -> None:
-    with Journal(tmp_path / "j.sqlite") as journal:
-        app = create_app(TwinService(journal))
+    service = await new_service(tmp_path / "j.sqlite", clock=Clock())
+    if service:
+        app = create_app(service)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
             assert (await client.get("/api/devices")).status_code == 401
             answer = await client.post("/api/login", json={"username": "admin", "password": "whatever-1"})
@@ -395,13 +401,13 @@ async def test_a_refill_response_sends_a_refill_and_is_journaled_with_user_role_
         assert made["command"]["actor"] == "trainee"
         command_id = made["command_id"]
         listed = (await client.get(f"/api/alarms/{ALARM_KEY}/responses")).json()
-    assert twin.service.commands[command_id].command.actor == "trainee"
-    [recorded] = twin.service.journal.responses(key=ALARM_KEY)
+    assert twin.service.fleet.commands[command_id].command.actor == "trainee"
+    [recorded] = twin.journal.responses(key=ALARM_KEY)
     assert recorded.action == "refill"
     assert (recorded.actor, recorded.role) == ("trainee", "trainee")
     assert recorded.at == START + timedelta(minutes=3)
     assert recorded.alarm_state == "active_acknowledged"
-    assert recorded.alarm_version == twin.service.board.alarms[ALARM_KEY].version  # after raise + acknowledge
+    assert recorded.alarm_version == twin.service.fleet.board.alarms[ALARM_KEY].version  # after raise + acknowledge
     assert recorded.alarm_version == 2
     assert recorded.command_id == command_id
     assert recorded.note == "refilled 18 mL"
@@ -421,22 +427,71 @@ async def test_a_clinical_response_is_only_recorded_and_bad_responses_are_refuse
         assert (await client.post(url, json={"action": "refill"})).status_code == 422
         assert (await client.post(url, json={"action": "other"})).status_code == 422
         assert (await client.post(url, json={"action": "teleport"})).status_code == 422
-        assert (await client.post("/api/alarms/nope/x/responses", json={"action": "interrogate"})).status_code == 404
+        assert (
+            await client.post("/api/alarms/nope/nope/x/responses", json={"action": "interrogate"})
+        ).status_code == 404
         catalogue = (await client.get("/api/response-actions")).json()
-    assert not twin.service.commands
-    assert [r.action for r in twin.service.journal.responses()] == ["escalate_physician"]
+    assert not twin.service.fleet.commands
+    assert [r.action for r in twin.journal.responses()] == ["escalate_physician"]
     assert {c["action"] for c in catalogue} >= {"refill", "reprogram", "rotor_study", "dye_study", "escalate_physician"}
 
 
 async def test_a_response_that_would_command_a_real_pump_is_refused_and_not_recorded(twin: Twin) -> None:
-    _feed(twin.service, simulated=False, device="real-0001")
+    await _feed(twin.service, simulated=False, device="real-0001")
     async with _client(twin) as client:
         await sign_in(client, Role.TRAINEE)
         body = {
             "action": "refill",
             "command": {"type": "refill", "volume_ml": 18.0, "drug": "baclofen", "concentration_mg_per_ml": 2.0},
         }
-        answer = await client.post("/api/alarms/real-0001/reservoir_low/responses", json=body)
+        answer = await client.post(f"/api/alarms/{SITE}/real-0001/reservoir_low/responses", json=body)
         assert answer.status_code == 403
         assert answer.json()["reason"] == "real_device_read_only"
-    assert twin.service.journal.responses() == []
+    assert twin.journal.responses() == []
+
+
+# ------------------------------------------------------------------------------- limits (issue 18)
+
+
+async def test_failed_sign_ins_are_throttled_with_retry_after_before_any_hash(twin: Twin) -> None:
+    async with _client(twin) as client:
+        answers = [
+            await client.post("/api/login", json={"username": "trainee", "password": "wrong-password"})
+            for _ in range(7)
+        ]
+        assert [a.status_code for a in answers[:5]] == [401] * 5
+        throttled = answers[5]
+        assert throttled.status_code == 429
+        assert throttled.json()["reason"] == "too_many_attempts"
+        assert int(throttled.headers["retry-after"]) >= 1
+        # the right password is refused too while the account waits (a guesser cannot probe)
+        right = await client.post("/api/login", json={"username": "trainee", "password": PASSWORDS[Role.TRAINEE]})
+        assert right.status_code == 429
+        twin.clock.now += timedelta(minutes=20)
+        assert (
+            await client.post("/api/login", json={"username": "trainee", "password": PASSWORDS[Role.TRAINEE]})
+        ).status_code == 200
+
+
+async def test_a_body_over_the_limit_is_refused_413_before_it_is_read(twin: Twin) -> None:
+    async with _client(twin) as client:
+        huge = b'{"username": "admin", "password": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+        answer = await client.post("/api/login", content=huge, headers={"content-type": "application/json"})
+        assert answer.status_code == 413
+        assert answer.json()["reason"] == "body_too_large"
+
+        async def chunks():  # no Content-Length: counted as it arrives
+            for _ in range(40):
+                yield b"x" * 65536
+
+        streamed = await client.post("/api/login", content=chunks(), headers={"content-type": "application/json"})
+        assert streamed.status_code == 413
+
+
+async def test_a_refused_body_is_not_echoed_back(twin: Twin) -> None:
+    marker = "SECRET-MARKER-" + "y" * 5000
+    async with _client(twin) as client:
+        answer = await client.post("/api/login", json={"username": marker, "password": 3, "extra": marker})
+        assert answer.status_code == 422
+        assert marker[:14] not in answer.text
+        assert len(answer.content) < 2000

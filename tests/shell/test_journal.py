@@ -140,9 +140,11 @@ def test_a_different_transition_under_a_recorded_version_is_a_conflict_and_nothi
     journal.record(made[:2])
     forged = replace(made[1], actor="someone else")
     with pytest.raises(JournalConflict, match="pump-1/motor_stall v2"):
-        journal.record([made[2], forged], device_event=DeviceEventKey("pump-1", "a1", "cleared"))
+        journal.record(
+            [made[2], forged], device_event=DeviceEventKey("clinic-a", "pump-1", "a1", "cleared", "battery_eri")
+        )
     assert journal.transitions() == made[:2]  # made[2] was rolled back with the batch
-    assert not journal.has_device_event("pump-1", "a1", "cleared")
+    assert not journal.has_device_event("clinic-a", "pump-1", "a1", "cleared")
 
 
 def test_a_version_gap_is_refused(journal: Journal) -> None:
@@ -158,15 +160,22 @@ def test_the_journal_has_no_update_or_delete_api() -> None:
         "alarms",
         "close",
         "commands",
+        "commit",
+        "device_events",
+        "escalations",
+        "frames",
         "has_device_event",
         "load_snapshots",
         "log_command",
         "record",
+        "record_escalations",
+        "record_frames",
         "record_response",
         "record_training_event",
         "responses",
         "save_snapshot",
         "schema_version",
+        "snapshots",
         "training_events",
         "transitions",
     }
@@ -175,7 +184,7 @@ def test_the_journal_has_no_update_or_delete_api() -> None:
 @pytest.mark.parametrize("table", ["alarm_journal", "command_log", "device_alarm_event"])
 def test_sqlite_itself_refuses_to_update_or_delete_journal_rows(journal: Journal, table: str) -> None:
     _, made = story()
-    journal.record(made, device_event=DeviceEventKey("pump-1", "a1", "raised"))
+    journal.record(made, device_event=DeviceEventKey("clinic-a", "pump-1", "a1", "raised", "battery_eri"))
     journal.log_command("c1", "pump-1", "clinic-a", "pending", "nurse:ana", T0)
     with raw_sqlite(journal.path) as raw:
         for statement in (f"UPDATE {table} SET device_id = 'x'", f"DELETE FROM {table}"):
@@ -322,14 +331,15 @@ def test_a_device_event_recorded_once_is_recognised(journal: Journal) -> None:
         raised_at=T0,
         message="Motor stall",
     )
-    key = dedupe_key(message)
-    assert key == DeviceEventKey("pump-1", "a3-motor_stall", "raised")
-    assert not journal.has_device_event(*(key.device_id, key.alarm_id, key.event))
+    key = dedupe_key("clinic-a", message)
+    assert key == DeviceEventKey("clinic-a", "pump-1", "a3-motor_stall", "raised", "motor_stall")
+    assert not journal.has_device_event(key.site, key.device_id, key.alarm_id, key.event)
     _, made = story()
     journal.record(made[:1], device_event=key)
-    assert journal.has_device_event("pump-1", "a3-motor_stall", "raised")
-    assert not journal.has_device_event("pump-1", "a3-motor_stall", "cleared")
-    assert not journal.has_device_event("pump-2", "a3-motor_stall", "raised")
+    assert journal.has_device_event("clinic-a", "pump-1", "a3-motor_stall", "raised")
+    assert not journal.has_device_event("clinic-a", "pump-1", "a3-motor_stall", "cleared")
+    assert not journal.has_device_event("clinic-a", "pump-2", "a3-motor_stall", "raised")
+    assert not journal.has_device_event("clinic-b", "pump-1", "a3-motor_stall", "raised")  # another site's pump-1
     assert journal.record([], device_event=key) == 0  # a second delivery: nothing new, no error
     assert rows(journal.path, "device_alarm_event") == 1
 
@@ -371,9 +381,11 @@ def test_snapshots_are_upserted_newest_version_wins_and_survive_a_restart(tmp_pa
         assert journal.save_snapshot("pump-1", "clinic-a", 4, {"reservoir_ml": 12.3, "alarms": []})  # same: kept
     with Journal(path) as journal:
         assert journal.load_snapshots() == {
-            "pump-1": {"reservoir_ml": 12.3, "alarms": []},
-            "pump-2": {"reservoir_ml": 20.0},
+            ("clinic-a", "pump-1"): {"reservoir_ml": 12.3, "alarms": []},
+            ("clinic-b", "pump-2"): {"reservoir_ml": 20.0},
         }
+        assert journal.save_snapshot("pump-1", "clinic-b", 1, {"reservoir_ml": 5.0})  # the same id at another site
+        assert len(journal.snapshots()) == 3
 
 
 # -------------------------------------------------------------------------- several connections
@@ -398,7 +410,14 @@ async def test_coroutines_sharing_one_journal_record_every_transition_once(journ
 
     async def one_alarm(device: str) -> dict[str, Alarm]:
         alarm, made = lc.raise_alarm(
-            lc.alarm_key(device, "battery_eri"), device, "clinic-a", "battery_eri", "device", Priority.MEDIUM, "ERI", T0
+            lc.alarm_key("clinic-a", device, "battery_eri"),
+            device,
+            "clinic-a",
+            "battery_eri",
+            "device",
+            Priority.MEDIUM,
+            "ERI",
+            T0,
         )
         journal.record(made)
         for step in range(1, 6):

@@ -3,6 +3,7 @@ exactly and in order, filtered, append-only, and added to a journal file of sche
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from contextlib import closing
 from dataclasses import replace
@@ -82,10 +83,11 @@ def test_a_schema_1_journal_gains_the_response_and_training_tables_and_keeps_its
         with Journal(path) as old:
             assert old.schema_version == 1
             old.record(made)
-    assert SCHEMA_VERSION == 3
+    assert SCHEMA_VERSION == 5
     with Journal(path) as journal:
-        assert journal.schema_version == 3  # 2: responses, 3: training events
-        assert journal.alarms() == {alarm.key: alarm}
-        assert journal.record_response(response(1, key=alarm.key))
-        assert [r.key for r in journal.responses()] == [alarm.key]
+        assert journal.schema_version == 5  # 2: responses, 3: training events, 4: devices keyed by site, 5: escalations
+        rekeyed = dataclasses.replace(alarm, key="clinic-a/pump-1/motor_stall")  # 4: the site joins the key
+        assert journal.alarms() == {rekeyed.key: rekeyed}
+        assert journal.record_response(response(1, key=rekeyed.key))
+        assert [r.key for r in journal.responses()] == [rekeyed.key]
         assert journal.training_events() == []

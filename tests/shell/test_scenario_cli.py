@@ -18,7 +18,7 @@ runner = CliRunner()
 def test_run_prints_expected_against_observed_and_exits_zero_when_all_are_met() -> None:
     result = runner.invoke(app, ["scenario", "run", "motor-stall-mri-recovery"])
     assert result.exit_code == 0, result.output
-    assert "3 of 3 expectations met" in result.output
+    assert "4 of 4 expectations met" in result.output
     assert "motor_stall" in result.output
 
 

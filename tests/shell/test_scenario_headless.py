@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from tests.harness.scenario_drills import DRILL
+from twin.app.headless import HeadlessRun, run_headless
 from twin.contract.messages import CatheterState, MotorState, RefillAction
 from twin.scenarios.evaluation import RunStatus, report_json
 from twin.scenarios.model import InjectFaultStep, RefillStep, Scenario
-from twin.scenarios.runner import HeadlessRun, run_headless
 from twin.scenarios.scenario_file import CATALOGUE_DIR, load_library, parse_scenario, scenario_files
 
 CATALOGUE = scenario_files(CATALOGUE_DIR)
@@ -57,7 +57,7 @@ def test_a_seed_replaces_the_scenarios_and_is_reported(library: dict[str, Scenar
 def test_the_catalogue_covers_the_domain_failure_modes(library: dict[str, Scenario]) -> None:
     faults: Counter[str] = Counter()
     stalls = {"recovers": 0, "permanent": 0}
-    armed = {"pocket_fill": 0, "wrong_concentration": 0}
+    armed = {"pocket_fill": 0, "wrong_concentration": 0, "incomplete_withdrawal": 0, "catheter_access_port": 0}
     for scenario in library.values():
         for step in scenario.timeline:
             if isinstance(step, InjectFaultStep):
@@ -67,6 +67,8 @@ def test_the_catalogue_covers_the_domain_failure_modes(library: dict[str, Scenar
             if isinstance(step, RefillStep):
                 armed["pocket_fill"] += step.pocket_fill_fraction is not None
                 armed["wrong_concentration"] += step.syringe_concentration_mg_per_ml is not None
+                armed["incomplete_withdrawal"] += step.residual_withdrawn_fraction is not None
+                armed["catheter_access_port"] += step.into_catheter_access_port
     expected_codes = {e.code.value for s in library.values() for e in s.expect if e.kind == "alarm"}
     assert {
         "catheter_occlusion",
@@ -75,9 +77,10 @@ def test_the_catalogue_covers_the_domain_failure_modes(library: dict[str, Scenar
         "memory_error",
         "telemetry_loss",
         "flow_error",
+        "mri_valve_opening",
     } <= set(faults)
-    assert stalls == {"recovers": 1, "permanent": 1}
-    assert armed == {"pocket_fill": 1, "wrong_concentration": 2}
+    assert stalls == {"recovers": 2, "permanent": 1}
+    assert armed == {"pocket_fill": 1, "wrong_concentration": 3, "incomplete_withdrawal": 1, "catheter_access_port": 1}
     assert {
         "reservoir_low",
         "reservoir_empty",
@@ -85,7 +88,15 @@ def test_the_catalogue_covers_the_domain_failure_modes(library: dict[str, Scenar
         "battery_eos",
         "refill_discrepancy",
         "device_silent",
+        "patient_report",
+        "concentration_changed",
+        "dose_escalation",
+        "infusion_stopped",
+        "reservoir_low_predicted",
+        "reservoir_empty_predicted",
     } <= expected_codes
+    steps = {s.step for scenario in library.values() for s in scenario.timeline}
+    assert {"interrogate", "reprogram", "refill", "patient_symptom"} <= steps
     assert any(e.kind == "alarm_flood" for s in library.values() for e in s.expect)
     combined = library["combined-faults"]
     assert len({type(s).__name__ + getattr(getattr(s, "fault", None), "fault", "") for s in combined.timeline}) >= 4
@@ -94,11 +105,12 @@ def test_the_catalogue_covers_the_domain_failure_modes(library: dict[str, Scenar
         assert any(getattr(e, "responses", None) for e in scenario.expect), scenario.name
 
 
-def test_an_abort_condition_pulls_the_kill_switch_and_restores_the_baseline() -> None:
-    with HeadlessRun(parse_scenario(DRILL)) as headless:
-        report = headless.play()
+async def test_an_abort_condition_pulls_the_kill_switch_and_restores_the_baseline() -> None:
+    headless = HeadlessRun(parse_scenario(DRILL))
+    if headless:
+        report = await headless.play()
         assert report.status is RunStatus.ABORTED
-        assert report.aborted_reason == "high-priority alarm p2/motor_stall unacknowledged for longer than 4h"
+        assert report.aborted_reason == "high-priority alarm s1/p2/motor_stall unacknowledged for longer than 4h"
         assert report.aborted_by == "scenario:kill-switch"
         assert report.elapsed_s == 5 * 3600
         by_step = {(s.cue.step_id, s.cue.device_id): s for s in report.steps}
@@ -113,10 +125,10 @@ def test_an_abort_condition_pulls_the_kill_switch_and_restores_the_baseline() ->
         assert pumps["p1"].catheter is CatheterState.PATENT
         assert pumps["p2"].motor is MotorState.RUNNING
         assert not pumps["p3"].memory_error
-        assert [c.command.actor for c in headless.twin.service.commands.values()] == ["scenario:kill-switch"] * 5
+        assert [c.command.actor for c in headless.service.fleet.commands.values()] == ["scenario:kill-switch"] * 5
         # the twin sees it too: the next telemetry after the restore carries the truth
-        headless.twin.run(headless.sim.now + 3600)
-        telemetry = headless.twin.service.twins["p1"].telemetry
+        await headless.stage.run(headless.sim.now + 3600)
+        telemetry = headless.service.fleet.by_id("p1")[0].telemetry
         assert telemetry is not None
         assert telemetry.sim_truth is not None
         assert telemetry.sim_truth.catheter is CatheterState.PATENT
@@ -141,17 +153,19 @@ def test_a_missed_expectation_is_reported_missed() -> None:
     assert missed.observed_at_s is None
 
 
-def test_refill_steps_send_what_the_pump_is_filled_with() -> None:
+async def test_refill_steps_send_what_the_pump_is_filled_with() -> None:
     text = DRILL.replace(
         "  - {at: 12h, id: late",
         "  - {at: 5h, id: refill, step: refill, devices: {ids: [p3]}, volume_ml: 18, syringe_concentration_mg_per_ml: 20}\n"
         "  - {at: 12h, id: late",
     )
-    with HeadlessRun(parse_scenario(text), abort_conditions=False) as headless:
-        report = headless.play()
+    headless = HeadlessRun(parse_scenario(text), abort_conditions=False)
+    if headless:
+        report = await headless.play()
         refills = [
-            c.command.action for c in headless.twin.service.commands.values() if c.command.action.type == "refill"
+            c.command.action for c in headless.service.fleet.commands.values() if c.command.action.type == "refill"
         ]
         assert refills == [RefillAction(volume_ml=18, drug="morphine", concentration_mg_per_ml=10.0)]
         assert headless.sim.devices["p3"].pump.actual_concentration_mg_per_ml == 20.0
-        assert any(a.transition.key == "p3/dose_deviation" for a in report.alarms)
+        # the truth changed; nothing a real twin could see did: no alert on p3 after the refill
+        assert not [a for a in report.alarms if a.transition.device_id == "p3" and 5 * 3600 <= a.at_s < 12 * 3600]

@@ -4,7 +4,7 @@ journal's training events (append-only, once each), and a session cut short by a
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.harness.accounts import add_accounts, sign_in
+from tests.harness.inproc import new_service
 from tests.harness.scenario_drills import DRILL
 from twin.alarms.lifecycle import acknowledge, raise_alarm
 from twin.api.app import create_app
@@ -50,19 +51,26 @@ def journal(tmp_path: Path) -> Iterator[Journal]:
         yield journal
 
 
-def _client(service: TwinService, users: UserStore, runner: ScenarioRunner) -> httpx.AsyncClient:
-    app = create_app(service, users=users, auth=AuthSettings(), scenarios=runner)
+def _client(service: TwinService, users: UserStore, runner: ScenarioRunner, desk: TrainingDesk) -> httpx.AsyncClient:
+    app = create_app(service, users=users, auth=AuthSettings(), scenarios=runner, training=desk)
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://twin")
+
+
+async def _desk(runner: ScenarioRunner, users: UserStore, path: Path, clock: Callable[[], datetime]) -> TrainingDesk:
+    desk = TrainingDesk(runner, await new_service(path, clock=clock), users)
+    await desk.restore()
+    return desk
 
 
 @pytest.fixture
 async def as_role(
     journal: Journal, users: UserStore, runner: ScenarioRunner
 ) -> AsyncIterator[dict[Role | None, httpx.AsyncClient]]:
-    service = TwinService(journal)
+    assert journal.path is not None
+    desk = await _desk(runner, users, journal.path, lambda: datetime.now(UTC))
     clients: dict[Role | None, httpx.AsyncClient] = {}
     for role in (None, *Role):
-        client = _client(service, users, runner)
+        client = _client(desk.service, users, runner, desk)
         await client.__aenter__()
         if role is not None:
             await sign_in(client, role)
@@ -128,19 +136,20 @@ def test_training_events_are_recorded_once_and_sqlite_refuses_to_change_them(jou
         raw.close()
 
 
-def test_a_session_running_when_the_twin_stopped_ends_aborted_and_scored_at_restart(
+async def test_a_session_running_when_the_twin_stopped_ends_aborted_and_scored_at_restart(
     journal: Journal, users: UserStore, runner: ScenarioRunner
 ) -> None:
     session = TrainingSession("t-1", "kill-switch", "Kill switch", "run-1", "instructor", ("trainee",), ("p2",), 60, T0)
     journal.record_training_event(started_event(session))
     alarm, made = raise_alarm(
-        "p2/motor_stall", "p2", "s1", "motor_stall", "device", Priority.HIGH, "x", T0 + timedelta(seconds=5)
+        "s1/p2/motor_stall", "p2", "s1", "motor_stall", "device", Priority.HIGH, "x", T0 + timedelta(seconds=5)
     )
     alarm, more = acknowledge(alarm, "trainee", T0 + timedelta(seconds=17))
     journal.record([*made, *more])
 
     restart = T0 + timedelta(minutes=10)
-    desk = TrainingDesk(runner, TwinService(journal, clock=lambda: restart), users)
+    assert journal.path is not None
+    desk = await _desk(runner, users, journal.path, lambda: restart)
     ended = desk.get("t-1")
     assert (ended.status, ended.aborted_reason, ended.ended_at) == ("aborted", RESTARTED, restart)
     assert ended.final is not None
@@ -148,6 +157,6 @@ def test_a_session_running_when_the_twin_stopped_ends_aborted_and_scored_at_rest
     # the DRILL lists no responses for the stall: the acknowledgement alone decides
     assert (row.time_to_ack_s, row.verdict) == (12.0, Verdict.CORRECT)
 
-    again = TrainingDesk(runner, TwinService(journal, clock=lambda: restart + timedelta(hours=1)), users)
+    again = await _desk(runner, users, journal.path, lambda: restart + timedelta(hours=1))
     assert again.get("t-1") == ended  # the frozen report is read back, not recomputed
     assert [e.event for e in journal.training_events("t-1")] == ["started", "aborted"]

@@ -185,7 +185,7 @@ def test_cli_adds_and_lists_accounts(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 
 async def test_the_demo_accounts_are_one_per_role_and_can_sign_in() -> None:
-    from twin.demo import DEMO_ACCOUNTS, add_demo_accounts
+    from twin.app.demo import DEMO_ACCOUNTS, add_demo_accounts
 
     with UserStore(None) as store:
         made = await add_demo_accounts(store)

@@ -3,7 +3,7 @@
 Pure: no I/O, no clock, no globals. Time is always an argument (a timezone-aware ``datetime``);
 every function takes an immutable :class:`Alarm` and returns the new one with the
 :class:`Transition` list it caused (possibly empty), never mutating its input. One alarm is one
-*alarm point* in ISA-18.2's sense: a condition on one device (:func:`alarm_key` = device + code),
+*alarm point* in ISA-18.2's sense: a condition on one device (:func:`alarm_key` = site + device + code),
 which lives through many occurrences; its :attr:`Alarm.version` counts its transitions.
 
 Additions to the agreed interface, and why
@@ -65,13 +65,14 @@ silence                AA                           Err(already_acknowledged): i
 silence                N / SH / OOS                 Err(not_active) / Err(shelved) / Err(out_of_service)
 shelve                 N, AU, AA, CU                SH (``shelve``), shelved_until and shelved_by set
 shelve                 SH / OOS                     Err(already_shelved) / Err(out_of_service)
-unshelve               SH, c / not c                AU / N (``unshelve``)
+unshelve               SH, c / not c                AU / CU if a latched occurrence is unacknowledged,
+                                                    else N (``unshelve``)
 unshelve               any other                    Err(not_shelved)
-(expiry) shelve        SH, c / not c, at deadline   AU / N (``shelve_expired``, actor ``twin``)
+(expiry) shelve        SH, c / not c, at deadline   AU / CU or N as unshelve (``shelve_expired``, actor ``twin``)
 (expiry) silence       AU, CU, at deadline          same state (``silence_expired``, actor ``twin``)
 remove_from_service    N, AU, AA, CU, SH            OOS (``remove_from_service``)
 remove_from_service    OOS                          Err(already_out_of_service)
-return_to_service      OOS, c / not c               AU / N (``return_to_service``)
+return_to_service      OOS, c / not c               AU / CU or N as unshelve (``return_to_service``)
 return_to_service      any other                    Err(not_out_of_service)
 =====================  ===========================  ================================================
 
@@ -90,9 +91,11 @@ Further rules:
   acknowledged.
 * **Shelving** suppresses annunciation for at most :data:`MAX_SHELVE_DURATION` and needs a reason
   (ISA-18.2). It forgets the acknowledgement and any audio pause: when the shelf ends (unshelve or
-  expiry) the state is what the condition implies: active -> ``AU`` (asked again), clear -> ``N``
-  (a latched ``CU`` that was shelved is done). Out of service works the same, without a timer,
-  until returned.
+  expiry) the state is what the condition implies: active -> ``AU`` (asked again); clear -> ``CU``
+  when a latched occurrence still owes its acknowledgement (it was unacknowledged when shelved, or
+  its condition returned while shelved: :attr:`Alarm.latch_pending`), else ``N``. A latched alarm
+  never leaves a shelf as if someone had acknowledged it. Out of service works the same, without a
+  timer, until returned.
 * **Silence** (IEC 60601-1-8 "audio paused") is not acknowledgement: the state is unchanged and
   the alarm sounds again when ``silenced_until`` passes. Acknowledging, clearing to ``normal``,
   shelving, removing from service and a re-raise all end it.
@@ -106,7 +109,7 @@ active outside suppression; ``N``/``CU`` imply it is clear; ``CU`` implies ``lat
 ``cleared_at is None`` iff the condition is active; ``AA`` has ``acknowledged_by``/``_at``, ``AU``
 and ``CU`` do not; ``unacknowledged_since`` is set iff the state is ``AU`` or ``CU``;
 ``silenced_until`` is set only in ``AU``/``CU``; ``shelved_until``/``shelved_by`` are set iff
-``SH``.
+``SH``; ``latch_pending`` only in ``SH``/``OOS`` and only for a latching alarm.
 
 Times are expected to be non-decreasing per alarm, but an earlier ``at`` is accepted and recorded
 as given (a pump's clock can jump back after a low-battery reset, and dropping an alarm for that
@@ -226,6 +229,10 @@ class Alarm:
     shelved_by: str | None
     version: int
     unacknowledged_since: datetime | None
+    latch_pending: bool = False
+    """A latched occurrence nobody acknowledged is hidden by a shelve or out of service: when the
+    suppression ends with the condition clear, the alarm is cleared-unacknowledged again (ISA-18.2),
+    never normal. Only ever true while shelved or out of service, and only for a latching alarm."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,10 +274,12 @@ Step = tuple[Alarm, list[Transition]]
 # ----------------------------------------------------------------------------------------- policy
 
 
-def alarm_key(device_id: str, code: str) -> str:
-    """The identity of an alarm point: ``"<device_id>/<code>"``. Contract ids cannot hold ``/``,
-    so the key is unambiguous. Every occurrence of one condition on one device shares it."""
-    return f"{device_id}/{code}"
+def alarm_key(site: str, device_id: str, code: str) -> str:
+    """The identity of an alarm point: ``"<site>/<device_id>/<code>"``. Contract ids cannot hold
+    ``/``, so the key is unambiguous; the site is part of it because a device is known by its site
+    and id (the same id at two sites is two devices). Every occurrence of one condition on one
+    device shares it."""
+    return f"{site}/{device_id}/{code}"
 
 
 def default_latching(priority: Priority, source: Source) -> bool:
@@ -352,17 +361,27 @@ def raise_alarm(
     return alarm, [_transition(None, alarm, TransitionEvent.RAISE, actor, at, None)]
 
 
-def condition_returned(alarm: Alarm, at: datetime, actor: str = DEVICE_ACTOR, *, message: str | None = None) -> Step:
+def condition_returned(
+    alarm: Alarm,
+    at: datetime,
+    actor: str = DEVICE_ACTOR,
+    *,
+    message: str | None = None,
+    priority: Priority | None = None,
+) -> Step:
     """The alarm's condition became active again (rows ``condition_returned`` of the table).
 
-    ``message`` replaces the alarm's text when given. An already active condition is a duplicate:
-    no transition, and the message is not changed.
+    ``message`` replaces the alarm's text when given; ``priority`` the alarm's priority (a new
+    occurrence may be more or less urgent: a patient's second report, worse than the first). An
+    already active condition is a duplicate: no transition, and neither is changed.
     """
     _check_time(at)
     _check_actor(actor)
     current, done = _due(alarm, at)
     if current.condition_active:
         return current, done
+    if priority is not None:
+        current = replace(current, priority=Priority(priority))
     text = current.message if message is None else message
     if current.state is AlarmState.NORMAL:
         after = replace(
@@ -390,9 +409,15 @@ def condition_returned(alarm: Alarm, at: datetime, actor: str = DEVICE_ACTOR, *,
             version=current.version + 1,
         )
         event = TransitionEvent.RERAISE
-    else:  # shelved or out of service: track the condition, stay suppressed
+    else:  # shelved or out of service: track the condition, stay suppressed; a latched new occurrence owes its ack
         after = replace(
-            current, condition_active=True, raised_at=at, cleared_at=None, message=text, version=current.version + 1
+            current,
+            condition_active=True,
+            raised_at=at,
+            cleared_at=None,
+            message=text,
+            latch_pending=current.latch_pending or current.latching,
+            version=current.version + 1,
         )
         event = TransitionEvent.RAISE
     return after, [*done, _transition(current, after, event, actor, at, None)]
@@ -487,6 +512,7 @@ def shelve(alarm: Alarm, actor: str, at: datetime, duration: timedelta, comment:
         shelved_by=actor,
         silenced_until=None,
         unacknowledged_since=None,
+        latch_pending=_owes_acknowledgement(current),
         version=current.version + 1,
     )
     return after, [*done, _transition(current, after, TransitionEvent.SHELVE, actor, at, comment)]
@@ -524,6 +550,7 @@ def remove_from_service(alarm: Alarm, actor: str, at: datetime, comment: str) ->
         shelved_by=None,
         silenced_until=None,
         unacknowledged_since=None,
+        latch_pending=_owes_acknowledgement(current),
         version=current.version + 1,
     )
     return after, [*done, _transition(current, after, TransitionEvent.REMOVE_FROM_SERVICE, actor, at, comment)]
@@ -567,6 +594,13 @@ def replay(transitions: Iterable[Transition]) -> dict[str, Alarm]:
     return alarms
 
 
+def replay_step(alarm: Alarm | None, transition: Transition) -> Alarm:
+    """One step of :func:`replay`: ``alarm`` (``None`` before the key's first raise) after
+    ``transition``, which must be the operation's exact result (else ``AlarmError("replay_mismatch")``).
+    A store that keeps a current-state table folds each newly recorded transition with it."""
+    return _replay_one(alarm, transition)
+
+
 def _replay_one(alarm: Alarm | None, t: Transition) -> Alarm:
     if alarm is None:
         if t.event != TransitionEvent.RAISE or t.from_state is not None or t.version != 1:
@@ -605,8 +639,8 @@ def _duration(t: Transition) -> timedelta:
 
 
 _REPLAY: Final[dict[TransitionEvent, Callable[[Alarm, Transition], Step]]] = {
-    TransitionEvent.RAISE: lambda a, t: condition_returned(a, t.at, t.actor, message=t.message),
-    TransitionEvent.RERAISE: lambda a, t: condition_returned(a, t.at, t.actor, message=t.message),
+    TransitionEvent.RAISE: lambda a, t: condition_returned(a, t.at, t.actor, message=t.message, priority=t.priority),
+    TransitionEvent.RERAISE: lambda a, t: condition_returned(a, t.at, t.actor, message=t.message, priority=t.priority),
     TransitionEvent.CLEAR: lambda a, t: condition_cleared(a, t.at, t.actor),
     TransitionEvent.ACKNOWLEDGE: lambda a, t: acknowledge(a, t.actor, t.at, t.comment),
     TransitionEvent.SILENCE: lambda a, t: silence(a, t.actor, t.at, _duration(t), t.comment),
@@ -638,7 +672,8 @@ def _due(alarm: Alarm, at: datetime) -> Step:
 def _resume(
     alarm: Alarm, event: TransitionEvent, actor: str, at: datetime, comment: str | None
 ) -> tuple[Alarm, Transition]:
-    """Leave shelved or out of service for the state the condition implies."""
+    """Leave shelved or out of service for the state the condition implies (a latched occurrence
+    nobody acknowledged comes back cleared-unacknowledged, never normal)."""
     if alarm.condition_active:
         after = replace(
             alarm,
@@ -647,9 +682,17 @@ def _resume(
             acknowledged_at=None,
             unacknowledged_since=at,
         )
+    elif alarm.latch_pending:
+        after = replace(
+            alarm,
+            state=AlarmState.CLEARED_UNACKNOWLEDGED,
+            acknowledged_by=None,
+            acknowledged_at=None,
+            unacknowledged_since=at,
+        )
     else:
         after = replace(alarm, state=AlarmState.NORMAL)
-    after = replace(after, shelved_until=None, shelved_by=None, version=alarm.version + 1)
+    after = replace(after, shelved_until=None, shelved_by=None, latch_pending=False, version=alarm.version + 1)
     return after, _transition(alarm, after, event, actor, at, comment)
 
 
@@ -688,6 +731,13 @@ def _transition(
         message=after.message,
         expires_at=expires_at,
     )
+
+
+def _owes_acknowledgement(alarm: Alarm) -> bool:
+    """Does a latched occurrence of ``alarm`` still owe an acknowledgement as it is suppressed?"""
+    if alarm.state in _SUPPRESSED:
+        return alarm.latch_pending
+    return alarm.latching and alarm.state in _UNACKNOWLEDGED
 
 
 _REFUSALS: Final[dict[AlarmState, str]] = {
@@ -749,6 +799,7 @@ __all__ = [
     "raise_alarm",
     "remove_from_service",
     "replay",
+    "replay_step",
     "return_to_service",
     "shelve",
     "silence",

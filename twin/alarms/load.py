@@ -24,7 +24,9 @@ Targets (ISA-18.2-2016 table of alarm performance metrics, after EEMUA 191)
   over-demanding* and more than 10 *very likely unacceptable* (:class:`LoadRating`);
 * flood: more than 10 alarms in 10 minutes; time in flood below ~1 %;
 * the top 10 most frequent alarms below ~1-5 % of the load (bad actors);
-* chattering alarms: zero; stale alarms: fewer than 5 on any day.
+* chattering alarms: zero; stale alarms: fewer than 5 on any day;
+* priority distribution of the annunciated alarms: about 80 % low, 15 % medium, 5 % high (ISA-18.2
+  and EEMUA 191): if most alarms are urgent, urgency means nothing (:class:`PriorityDistribution`).
 
 The thresholds are the named constants below; figures marked [A] are this module's reading of
 common practice, not numbers fixed by the standard.
@@ -66,6 +68,21 @@ is chattering ([A] the usual rule of thumb, e.g. 3 in 1 minute; ISA-18.2 sets th
 
 BAD_ACTOR_COUNT: Final = 10
 """How many of the most frequent alarms are reported (ISA-18.2's "top 10" metric)."""
+
+PRIORITY_DISTRIBUTION_TARGET: Final[Mapping[Priority, float]] = {
+    Priority.LOW: 0.80,
+    Priority.MEDIUM: 0.15,
+    Priority.HIGH: 0.05,
+}
+"""Recommended share of annunciated alarms per priority (ISA-18.2-2016 and EEMUA 191: roughly
+80 / 15 / 5 % for three priorities)."""
+
+PRIORITY_SHARE_TOLERANCE: Final = 0.05
+"""How far above its target the high share (and the high-plus-medium share) may be before the
+distribution counts as top-heavy. [A] the standards say "approximately"; five percentage points."""
+
+PRIORITY_KPI_MIN_ANNUNCIATIONS: Final = 20
+"""Fewer annunciations than this say nothing about a distribution (``within_target`` is None). [A]"""
 
 
 class LoadRating(StrEnum):
@@ -138,11 +155,38 @@ class BadActor:
 
 
 @dataclass(frozen=True, slots=True)
+class PriorityDistribution:
+    """The priority-distribution KPI over a window: each priority's ``shares`` (0..1, summing to 1
+    with any annunciation; all 0 without), the ``target`` shares, and ``within_target``: whether the
+    high share and the high-plus-medium share stay within :data:`PRIORITY_SHARE_TOLERANCE` of their
+    targets (a surplus of low-priority alarms is no fault); ``None`` with fewer than
+    :data:`PRIORITY_KPI_MIN_ANNUNCIATIONS` annunciations."""
+
+    shares: Mapping[Priority, float]
+    target: Mapping[Priority, float]
+    within_target: bool | None
+
+
+def priority_distribution(by_priority: Mapping[Priority, int]) -> PriorityDistribution:
+    """The KPI from annunciation counts per priority (missing priorities count 0)."""
+    total = sum(by_priority.get(p, 0) for p in Priority)
+    shares = {p: (by_priority.get(p, 0) / total if total else 0.0) for p in Priority}
+    target = PRIORITY_DISTRIBUTION_TARGET
+    within: bool | None = None
+    if total >= PRIORITY_KPI_MIN_ANNUNCIATIONS:
+        high_ok = shares[Priority.HIGH] <= target[Priority.HIGH] + PRIORITY_SHARE_TOLERANCE
+        urgent = shares[Priority.HIGH] + shares[Priority.MEDIUM]
+        within = high_ok and urgent <= target[Priority.HIGH] + target[Priority.MEDIUM] + PRIORITY_SHARE_TOLERANCE
+    return PriorityDistribution(shares, dict(target), within)
+
+
+@dataclass(frozen=True, slots=True)
 class SiteLoad:
     """ISA-18.2 alarm-load figures of one site over ``[window_start, window_end]`` (``window_end`` = now).
 
     * ``annunciations``: count in the window; ``by_priority``: the same split by priority (every
-      priority present, zero if none).
+      priority present, zero if none); ``priority_distribution``: its shares against the
+      ISA-18.2 / EEMUA 191 targets.
     * ``average_per_10_min``: ``annunciations`` / (window length / 10 min); ``peak_per_10_min``:
       the most annunciations within any 10 minutes of the window; ``rating``: the average read
       against EEMUA 191.
@@ -173,6 +217,7 @@ class SiteLoad:
     stale: tuple[StaleAlarm, ...]
     shelved: int
     out_of_service: int
+    priority_distribution: PriorityDistribution
 
 
 _ANNUNCIATING_EVENTS: Final = frozenset({TransitionEvent.RAISE, TransitionEvent.RERAISE})
@@ -235,7 +280,7 @@ def _site_load(
     average = len(times) / (window_s / RATE_INTERVAL.total_seconds())
     floods = _floods(times, now)
     flood_s = sum((f.end - f.start).total_seconds() for f in floods)
-    by_priority = Counter(t.priority for t in raised)
+    by_priority = Counter(Priority(t.priority) for t in raised)
     per_alarm: dict[tuple[str, str], list[Transition]] = defaultdict(list)
     for t in raised:
         per_alarm[(t.device_id, t.code)].append(t)
@@ -261,6 +306,7 @@ def _site_load(
         stale=_stale(alarms, now),
         shelved=sum(a.state is AlarmState.SHELVED for a in alarms),
         out_of_service=sum(a.state is AlarmState.OUT_OF_SERVICE for a in alarms),
+        priority_distribution=priority_distribution(by_priority),
     )
 
 
@@ -358,15 +404,20 @@ __all__ = [
     "CHATTER_INTERVAL",
     "FLOOD_PER_10_MIN",
     "MANAGEABLE_PER_10_MIN",
+    "PRIORITY_DISTRIBUTION_TARGET",
+    "PRIORITY_KPI_MIN_ANNUNCIATIONS",
+    "PRIORITY_SHARE_TOLERANCE",
     "RATE_INTERVAL",
     "STALE_AFTER",
     "BadActor",
     "ChatteringAlarm",
     "FloodPeriod",
     "LoadRating",
+    "PriorityDistribution",
     "SiteLoad",
     "StaleAlarm",
     "alarm_load",
     "is_annunciation",
+    "priority_distribution",
     "rating",
 ]

@@ -29,7 +29,8 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import Body, Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi import Body, Depends, FastAPI, HTTPException, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
@@ -38,11 +39,13 @@ from sse_starlette.sse import EventSourceResponse
 from twin import __version__
 from twin.alarms.lifecycle import AlarmError
 from twin.alarms.load import alarm_load
+from twin.api import models, views
 from twin.api.auth import (
     STREAM_SESSION_RECHECK_S,
     AuthState,
     Commander,
     Reader,
+    TruthReader,
     add_auth_routes,
     allowed_by_path,
     browser_guard,
@@ -51,6 +54,8 @@ from twin.api.auth import (
 )
 from twin.api.console import mount_console
 from twin.api.fhir import TwinServiceSource, add_fhir_routes
+from twin.api.limits import BodyLimit, validation_error_without_input
+from twin.api.params import Since
 from twin.api.responses import add_response_routes
 from twin.contract.messages import (
     ClearFaultAction,
@@ -60,15 +65,18 @@ from twin.contract.messages import (
     RefillAction,
     ReprogramAction,
 )
-from twin.mirror import interrogation
 from twin.mirror.commands import CommandRefused
+from twin.mirror.device_twin import DeviceTwin
 from twin.roles import Permission
-from twin.service.twin_service import TwinService, alarm_json, command_json, transition_json
+from twin.service.twin_service import TwinService
 from twin.settings import AuthSettings
+from twin.store.protocol import StoreUnavailable
 from twin.store.users import User, UserStore
 
 if TYPE_CHECKING:
     from twin.scenarios.runner import ScenarioRunner
+    from twin.service.escalator import Escalator
+    from twin.training.desk import TrainingDesk
 
 ApiAction = Annotated[
     RefillAction | ReprogramAction | ClinicianBolusAction | PatientBolusAction | InjectFaultAction | ClearFaultAction,
@@ -134,22 +142,32 @@ def create_app(
     users: UserStore | None = None,
     auth: AuthSettings | None = None,
     scenarios: ScenarioRunner | None = None,
+    training: TrainingDesk | None = None,
+    escalator: Escalator | None = None,
+    max_body_bytes: int = 1024 * 1024,
 ) -> FastAPI:
     """Every handler is ``async``: they run on the event loop's thread, like the MQTT ingest, so the
-    service's state and its SQLite journal are only ever touched from one thread (no locks, and
-    the journal's order is the order the twin decided things).
+    service's state is only ever touched from one thread (changes go through the service's lock,
+    in the order the twin decided them).
 
     ``users``: the account store; without one the app has no accounts and every ``/api`` route
     but login answers 401 (closed by default, never open). With ``scenarios`` (a process that
     runs a simulation too), the scenario routes of :mod:`twin.api.scenarios` and the training
-    routes of :mod:`twin.api.training` are included."""
+    routes of :mod:`twin.api.training` with ``training`` (the desk); with ``escalator``, the
+    escalation routes of :mod:`twin.api.escalations`. ``health``: more parts for ``/healthz``
+    (the process's tasks). A request body over ``max_body_bytes`` is refused with 413 before it
+    is read to the end, and a body that fails validation is refused without echoing it."""
     app = FastAPI(
         title="PumpTwin twin service",
         version=__version__,
         description="Mirror, predicted state, alarms and commands of every intrathecal pump, real or simulated.",
         dependencies=[Depends(browser_guard)],
     )
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     app.state.auth = AuthState(users if users is not None else UserStore(None), auth or AuthSettings(), service.clock)
+    app.state.service = service
+    predictions = views.Predictions()
+    service.hub.set_encoder(views.stream_encoder(lambda: service.fleet, service.clock))
     add_auth_routes(app)
     # before the alarm routes: /api/alarms/{key}/responses must not reach /api/alarms/{key}/{action}
     add_response_routes(app, service)
@@ -160,168 +178,161 @@ def create_app(
         body = detail if isinstance(detail, dict) else {"reason": "error", "detail": str(detail)}
         return JSONResponse(status_code=exc.status_code, content=body, headers=exc.headers)
 
+    app.add_exception_handler(RequestValidationError, validation_error_without_input)
+
+    @app.exception_handler(StoreUnavailable)
+    async def _store_down(request: Request, exc: StoreUnavailable) -> JSONResponse:
+        return JSONResponse(
+            status_code=503,
+            content={"reason": "journal_unavailable", "detail": "the journal cannot be written: nothing was changed"},
+            headers={"Retry-After": "5"},
+        )
+
     # ----------------------------------------------------------------------------- devices
+
+    def _twin(device_id: str, site: str | None) -> DeviceTwin:
+        try:
+            twin: DeviceTwin = service.device(device_id, site)
+        except LookupError as exc:
+            reason, detail = exc.args
+            raise _problem(404 if reason == "unknown_device" else 409, reason, detail) from None
+        return twin
 
     @app.get("/api/devices", tags=["devices"])
     async def list_devices(
         _: Reader,
+        response: Response,
         site: str | None = None,
         presence: Literal["online", "offline", "unknown"] | None = None,
         alarm: Literal["high", "medium", "low", "any", "none"] | None = Query(
             default=None, description="highest active alarm priority"
         ),
-    ) -> list[dict[str, Any]]:
+        q: str | None = Query(default=None, max_length=100, description="device id, site or drug contains this"),
+        offset: int = Query(default=0, ge=0),
+        limit: int = Query(default=1000, ge=1, le=5000),
+    ) -> list[models.DeviceSummary]:
+        """One page of the fleet (``offset``/``limit``; ``X-Total-Count`` says how many match)."""
         now = service.clock()
+        fleet = service.fleet
         out = []
-        for twin in sorted(service.twins.values(), key=lambda t: (t.site, t.device_id)):
+        needle = q.lower() if q else None
+        for key in sorted(fleet.devices.keys()):
+            twin = fleet.devices[key]
             if site and twin.site != site:
                 continue
             if presence and twin.presence.value != presence:
                 continue
-            summary = service.summary(twin, now)
-            highest = summary["highest_priority"]
+            summary = views.summary(fleet, twin, now)
+            highest = summary.highest_priority
             if alarm == "none" and highest is not None:
                 continue
             if alarm == "any" and highest is None:
                 continue
             if alarm in ("high", "medium", "low") and highest != alarm:
                 continue
+            if needle and not any(needle in (v or "").lower() for v in (twin.device_id, twin.site, summary.drug)):
+                continue
             out.append(summary)
-        return out
-
-    def _twin(device_id: str) -> Any:
-        twin = service.twins.get(device_id)
-        if twin is None:
-            raise _problem(404, "unknown_device", f"no device {device_id!r}")
-        return twin
+        response.headers["X-Total-Count"] = str(len(out))
+        return out[offset : offset + limit]
 
     @app.get("/api/devices/{device_id}", tags=["devices"])
-    async def get_device(device_id: str, _: Reader) -> dict[str, Any]:
-        twin = _twin(device_id)
-        now = service.clock()
-        prediction = service.prediction(twin, now)
-        predicted = None
-        if prediction is not None:
-            predicted = {
-                "at": _iso(prediction.at),
-                "basis": prediction.basis,
-                "basis_at": _iso(prediction.basis_at),
-                "report_age_s": prediction.report_age_s,
-                "reservoir_ml": prediction.reservoir_ml,
-                "delivered_ml_total": prediction.delivered_ml_total,
-                "battery_percent": prediction.battery_percent,
-                "infusing": prediction.infusing,
-                "reservoir_low_now": prediction.reservoir_low_now,
-                "low_reservoir_at": _iso(prediction.low_reservoir_at),
-                "empty_at": _iso(prediction.empty_at),
-                "eri_at": _iso(prediction.eri_at),
-                "eos_at": _iso(prediction.eos_at),
-            }
-        return {
-            "summary": service.summary(twin, now),
-            "identity": twin.birth.model_dump(mode="json") if twin.birth else None,
-            "reported": twin.reported.model_dump(mode="json") if twin.reported else None,
-            "reported_received_at": _iso(twin.reported_at),
-            "telemetry": twin.telemetry.model_dump(mode="json") if twin.telemetry else None,
-            "predicted": predicted,
-            "interrogation": interrogation.view(twin, service.visits.get(device_id), now),  # real pumps only
-            "device_now": _iso(twin.device_now(now)),
-            "clock_rate": twin.clock_rate,
-            "session": twin.session,
-            "last_seq": twin.last_seq,
-            "counters": {
-                "applied": twin.counters.applied,
-                "duplicates": twin.counters.duplicates,
-                "gaps": twin.counters.gaps,
-                "stale": twin.counters.stale,
-            },
-            "alarms": [alarm_json(a) for a in service.board.of_device(device_id)],
-            "commands": [
-                command_json(c)
-                for c in sorted(service.commands.values(), key=lambda c: c.created_at, reverse=True)
-                if c.device_id == device_id
-            ][:50],
-        }
+    async def get_device(device_id: str, _: Reader, site: str | None = None) -> models.DeviceDetail:
+        twin = _twin(device_id, site)
+        return views.detail(service.fleet, twin, service.clock(), predictions)
+
+    @app.get("/api/devices/{device_id}/truth", tags=["devices"])
+    async def get_truth(device_id: str, _: TruthReader, site: str | None = None) -> models.SimulatorTruth:
+        """Simulator truth of a simulated pump (instructors only, for the exercise and the debrief)."""
+        return views.truth(_twin(device_id, site))
 
     @app.get("/api/devices/{device_id}/history", tags=["devices"])
     async def device_history(
-        device_id: str, _: Reader, limit: int = Query(default=360, ge=1, le=720)
-    ) -> list[dict[str, Any]]:
-        _twin(device_id)
-        samples = list(service.history.get(device_id).samples) if device_id in service.history else []  # type: ignore[union-attr]
+        device_id: str, _: Reader, site: str | None = None, limit: int = Query(default=360, ge=1, le=720)
+    ) -> list[models.TelemetrySample]:
+        twin = _twin(device_id, site)
+        samples = sorted(service.history.get(twin.key, ()), key=lambda s: s.device_time)
         return [
-            {
-                "device_time": s.device_time.isoformat(),
-                "reservoir_ml": s.reservoir_ml,
-                "current_rate_ml_per_day": s.current_rate_ml_per_day,
-                "dose_mg_per_day": s.dose_mg_per_day,
-                "battery_percent": s.battery_percent,
-                "infusing": s.infusing,
-                "true_reservoir_ml": s.sim_truth.reservoir_ml if s.sim_truth else None,
-                "actual_dose_mg_per_day": s.sim_truth.actual_dose_mg_per_day if s.sim_truth else None,
-            }
+            models.TelemetrySample(
+                device_time=s.device_time,
+                reservoir_ml=s.reservoir_ml,
+                current_rate_ml_per_day=s.current_rate_ml_per_day,
+                dose_mg_per_day=s.dose_mg_per_day,
+                battery_percent=s.battery_percent,
+                infusing=s.infusing,
+            )
             for s in samples[-limit:]
         ]
 
     @app.post("/api/devices/{device_id}/commands", status_code=202, tags=["commands"])
-    async def send_command(device_id: str, body: CommandBody, user: Commander) -> dict[str, Any]:
+    async def send_command(
+        device_id: str, body: CommandBody, user: Commander, site: str | None = None
+    ) -> models.CommandView:
+        twin = _twin(device_id, site)
         try:
-            tracked = service.send_command(device_id, body.action, user.username)
+            tracked = await service.send_command(twin.key, body.action, user.username)
         except CommandRefused as exc:
             status = 404 if exc.reason == "unknown_device" else 403
             raise _problem(status, exc.reason, str(exc)) from None
-        return command_json(tracked)
+        return views.command_view(tracked)
 
     @app.get("/api/commands", tags=["commands"])
-    async def list_commands(_: Reader, device_id: str | None = None, state: str | None = None) -> list[dict[str, Any]]:
-        items = sorted(service.commands.values(), key=lambda c: c.created_at, reverse=True)
+    async def list_commands(
+        _: Reader, device_id: str | None = None, state: str | None = None
+    ) -> list[models.CommandView]:
+        items = sorted(service.fleet.commands.values(), key=lambda c: c.created_at, reverse=True)
         return [
-            command_json(c)
+            views.command_view(c)
             for c in items
             if (device_id is None or c.device_id == device_id) and (state is None or c.state.value == state)
         ][:500]
 
     @app.get("/api/commands/{command_id}", tags=["commands"])
-    async def get_command(command_id: str, _: Reader) -> dict[str, Any]:
-        tracked = service.commands.get(command_id)
+    async def get_command(command_id: str, _: Reader) -> models.CommandView:
+        tracked = service.fleet.commands.get(command_id)
         if tracked is None:
             raise _problem(404, "unknown_command", f"no command {command_id!r}")
-        return command_json(tracked)
+        return views.command_view(tracked)
 
     # ------------------------------------------------------------------------------ alarms
 
     @app.get("/api/alarms", tags=["alarms"])
     async def list_alarms(
         _: Reader,
+        response: Response,
         state: str | None = None,
         priority: Literal["high", "medium", "low"] | None = None,
         site: str | None = None,
         device_id: str | None = None,
-    ) -> list[dict[str, Any]]:
+        offset: int = Query(default=0, ge=0),
+        limit: int = Query(default=1000, ge=1, le=5000),
+    ) -> list[models.AlarmView]:
+        """One page of the alarm points, most urgent first (``X-Total-Count`` says how many match)."""
         rank = {"high": 0, "medium": 1, "low": 2}
         alarms = [
             a
-            for a in service.board.alarms.values()
+            for a in service.fleet.board.alarms.values()
             if (state is None or a.state.value == state)
             and (priority is None or a.priority.value == priority)
             and (site is None or a.site == site)
             and (device_id is None or a.device_id == device_id)
         ]
         alarms.sort(key=lambda a: (rank[a.priority.value], a.raised_at))
-        return [alarm_json(a) for a in alarms]
+        response.headers["X-Total-Count"] = str(len(alarms))
+        return [views.alarm_view(a) for a in alarms[offset : offset + limit]]
 
     @app.post("/api/alarms/{key:path}/{action}", tags=["alarms"])
     async def act_on_alarm(
-        key: Annotated[str, Path(description="alarm key, e.g. pump-0001/a3-reservoir_low")],
+        key: Annotated[str, Path(description="alarm key, e.g. st-olaf-clinic/pump-0001/reservoir_low")],
         action: Literal["acknowledge", "silence", "shelve", "unshelve", "remove-from-service", "return-to-service"],
         body: Annotated[AlarmActionBody, Body()],
         user: Annotated[User, Depends(allowed_by_path("action", ALARM_ACTION_PERMISSIONS))],
-    ) -> dict[str, Any]:
+    ) -> models.AlarmView:
         """Acknowledge and silence: trainee; shelve and unshelve: instructor; remove from and
         return to service: admin (:data:`ALARM_ACTION_PERMISSIONS`). Shelving needs a reason
         (``comment``)."""
         try:
-            alarm = service.alarm_action(
+            alarm = await service.alarm_action(
                 key,
                 ALARM_ACTIONS[action],
                 user.username,
@@ -331,32 +342,33 @@ def create_app(
         except AlarmError as exc:
             status = 404 if exc.reason == "unknown_alarm" else 422 if exc.reason in ALARM_ERRORS_OF_THE_REQUEST else 409
             raise _problem(status, exc.reason, str(exc)) from None
-        return alarm_json(alarm)
+        return views.alarm_view(alarm)
 
     @app.get("/api/alarms/{key:path}/journal", tags=["alarms"])
-    async def alarm_journal(key: str, _: Reader) -> list[dict[str, Any]]:
-        return [transition_json(t, None) for t in service.journal.transitions(key=key)]
+    async def alarm_journal(key: str, _: Reader) -> list[models.TransitionView]:
+        return [views.transition_view(t) for t in await service.store.transitions(key=key)]
 
     @app.get("/api/journal", tags=["alarms"])
     async def journal(
         _: Reader,
-        since: datetime | None = None,
+        since: Since,
         site: str | None = None,
         device_id: str | None = None,
         limit: int = Query(default=500, ge=1, le=10_000),
-    ) -> list[dict[str, Any]]:
-        rows = service.journal.transitions(site=site, device_id=device_id, since=since, limit=limit)
-        return [transition_json(t, None) for t in rows]
+    ) -> list[models.TransitionView]:
+        rows = await service.store.transitions(site=site, device_id=device_id, since=since, limit=limit)
+        return [views.transition_view(t) for t in rows]
 
     @app.get("/api/alarm-load", tags=["alarms"])
-    async def get_alarm_load(_: Reader, hours: float = Query(default=24.0, gt=0, le=24 * 30)) -> dict[str, Any]:
+    async def get_alarm_load(_: Reader, hours: float = Query(default=24.0, ge=1 / 60, le=24 * 30)) -> dict[str, Any]:
+        """ISA-18.2 alarm-load figures per site over the last ``hours`` (one minute to 30 days)."""
         now = service.clock()
         since = now - timedelta(hours=hours)
         loads = alarm_load(
-            service.journal.transitions(since=since),
+            await service.store.transitions(since=since),
             now=now,
             window=timedelta(hours=hours),
-            alarms=service.board.alarms.values(),
+            alarms=service.fleet.board.alarms.values(),
         )
         return {site: _jsonable(load) for site, load in loads.items()}
 
@@ -366,9 +378,9 @@ def create_app(
     async def stream(request: Request, _: Reader) -> EventSourceResponse:
         """Server-sent events: ``device`` (summaries, coalesced per device), ``alarm`` (every
         transition), ``command`` (every state change), ``response`` (every response action),
-        ``resync`` (too slow: reload). The stream ends when its session does (checked every
-        ``STREAM_SESSION_RECHECK_S``)."""
-        sub = service.bus.subscribe()
+        ``scenario`` and training notices, ``resync`` (too slow: reload). The stream ends when its
+        session does (checked every ``STREAM_SESSION_RECHECK_S``)."""
+        sub = service.hub.subscribe()
         loop = asyncio.get_running_loop()
 
         async def events() -> AsyncIterator[dict[str, str]]:
@@ -381,15 +393,16 @@ def create_app(
                             return
                         recheck_at = loop.time() + STREAM_SESSION_RECHECK_S
                     try:
-                        async with asyncio.timeout(recheck_at - loop.time()):
-                            event = await sub.next()
+                        async with asyncio.timeout(max(0.0, recheck_at - loop.time())):
+                            batch = await sub.next()
                     except TimeoutError:
                         continue
-                    yield {"event": event.kind, "id": str(event.id), "data": json.dumps(event.data)}
-                    if event.kind == "resync":
-                        return
+                    for event_id, kind, data in batch:
+                        yield {"event": kind, "id": str(event_id), "data": data.decode()}
+                        if kind == "resync":
+                            return
             finally:
-                service.bus.unsubscribe(sub)
+                service.hub.unsubscribe(sub)
 
         return EventSourceResponse(events(), ping=15)
 
@@ -397,30 +410,42 @@ def create_app(
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse, dependencies=[Depends(metrics_access)])
     async def metrics() -> PlainTextResponse:
+        service.refresh_gauges()  # counts as of the scrape, not as of the last tick
         return PlainTextResponse(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> JSONResponse:
+        """``ok`` only when every part of the twin is (ingest, journal, time series, clock and
+        every task of the process); 503 otherwise, with each part's status and detail."""
+        report = service.health.as_json()
         body: dict[str, Any] = {
-            "status": "ok",
-            "devices": len(service.twins),
-            "active_alarms": len(service.board.alarms),
+            **report,
+            "devices": len(service.fleet.devices),
+            "open_alarms": sum(1 for _ in service.fleet.board.open()),
         }
         if health is not None:
-            body.update(health())
+            extra = health()
+            body.update({k: v for k, v in extra.items() if k != "status"})
+            if extra.get("status", "ok") != "ok" and body["status"] == "ok":
+                body["status"] = extra["status"]
         code = 200 if body.get("status") == "ok" else 503
         return JSONResponse(status_code=code, content=body)
+
+    if escalator is not None:
+        from twin.api.escalations import escalation_router
+
+        app.state.escalator = escalator
+        app.include_router(escalation_router(escalator))
 
     if scenarios is not None:
         from twin.api.scenarios import scenario_router
 
         app.include_router(scenario_router(scenarios))
+    if training is not None:
         from twin.api.training import training_router
-        from twin.training.desk import TrainingDesk
 
-        desk = TrainingDesk(scenarios, service, users)
-        app.state.training = desk
-        app.include_router(training_router(desk))
+        app.state.training = training
+        app.include_router(training_router(training))
 
     add_fhir_routes(app, TwinServiceSource(service))  # /fhir/: read-only FHIR R4 view of the pumps
     mount_console(app)

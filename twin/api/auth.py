@@ -25,6 +25,10 @@ sends ``Origin`` on a state-changing request, it must be this server's own (403
 all three already hold for every unsafe route. Non-browser clients (scripts, tests) send no
 ``Origin`` and log in like a browser (``POST /api/login``, then the cookie).
 
+**Throttling.** Failed sign-ins are throttled per account and per client address, and password
+hashes run at most :data:`~twin.api.throttle.HASHES_AT_ONCE` at a time (:mod:`twin.api.throttle`
+has the policy): a throttled attempt gets ``429`` with ``Retry-After`` before any hash is computed.
+
 **Hashing off the loop.** argon2 costs 50-100 ms of CPU by design; it runs in a worker thread
 (``asyncio.to_thread``) so a login never stalls MQTT ingest or the live stream. Only the hash
 runs there; the store and the service are touched on the loop's thread, as everywhere in the
@@ -43,7 +47,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Final
 from urllib.parse import urlsplit
@@ -51,6 +55,7 @@ from urllib.parse import urlsplit
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from twin.api.throttle import HASHES_AT_ONCE, HASHES_WAITING, LoginThrottle, retry_after
 from twin.roles import GRANTS, Permission, Role, can, permissions
 from twin.settings import AuthSettings
 from twin.store.users import (
@@ -88,6 +93,9 @@ class AuthState:
     users: UserStore
     settings: AuthSettings
     clock: Callable[[], datetime]
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    hashing: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(HASHES_AT_ONCE))
+    waiting: int = 0
 
     @property
     def session_ttl(self) -> timedelta:
@@ -179,6 +187,7 @@ Reader = Annotated[User, Depends(allowed(Permission.READ))]
 Commander = Annotated[User, Depends(allowed(Permission.COMMAND))]
 Responder = Annotated[User, Depends(allowed(Permission.RESPOND))]
 UserAdmin = Annotated[User, Depends(allowed(Permission.MANAGE_USERS))]
+TruthReader = Annotated[User, Depends(allowed(Permission.VIEW_SIM_TRUTH))]
 
 
 def metrics_access(request: Request) -> None:
@@ -256,9 +265,31 @@ def add_auth_routes(app: FastAPI) -> None:
         """Check the password and start a session (cookie ``pumptwin_session``). 401
         ``invalid_credentials`` for an unknown user, a disabled one, or a wrong password alike."""
         state = _state(request)
+        address = request.client.host if request.client is not None else "unknown"
+        wait = state.throttle.wait(body.username, address, state.clock())
+        if wait is not None:
+            raise HTTPException(
+                status_code=429,
+                detail={"reason": "too_many_attempts", "detail": "too many failed sign-ins: wait and try again"},
+                headers={"Retry-After": retry_after(wait)},
+            )
+        if state.waiting >= HASHES_WAITING:
+            raise HTTPException(
+                status_code=429,
+                detail={"reason": "busy", "detail": "too many sign-ins at once: try again in a moment"},
+                headers={"Retry-After": "1"},
+            )
         stored = state.users.password_hash(body.username)
-        if not await asyncio.to_thread(verify_password, stored, body.password):
+        state.waiting += 1
+        try:
+            async with state.hashing:
+                verified = await asyncio.to_thread(verify_password, stored, body.password)
+        finally:
+            state.waiting -= 1
+        if not verified:
+            state.throttle.failed(body.username, address, state.clock())
             raise _problem(401, "invalid_credentials", "unknown user or wrong password")
+        state.throttle.succeeded(body.username)
         assert stored is not None  # verify_password is False without a hash
         if needs_rehash(stored):
             try:

@@ -12,20 +12,23 @@ the first route that matches, and ``{key:path}`` would otherwise swallow ``.../r
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Self
 
 from fastapi import FastAPI, HTTPException, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from twin.alarms.lifecycle import AlarmError
-from twin.alarms.responses import MAX_NOTE_LENGTH, RESPONSE_CATALOGUE, ResponseAction
+from twin.alarms.responses import BRIDGE_BOLUS_MINUTES, MAX_NOTE_LENGTH, RESPONSE_CATALOGUE, ResponseAction
+from twin.api import models, views
 from twin.api.auth import Reader, Responder
-from twin.contract.messages import RefillAction, ReprogramAction
+from twin.api.params import Since
+from twin.contract.messages import ClinicianBolusAction, InterrogateAction, RefillAction, ReprogramAction
 from twin.mirror.commands import CommandRefused
-from twin.service.twin_service import TwinService, command_json, response_json
+from twin.service.twin_service import TwinService
 
-ResponseCommand = Annotated[RefillAction | ReprogramAction, Field(discriminator="type")]
+ResponseCommand = Annotated[
+    RefillAction | ReprogramAction | InterrogateAction | ClinicianBolusAction, Field(discriminator="type")
+]
 
 
 class ResponseBody(BaseModel):
@@ -39,10 +42,13 @@ class ResponseBody(BaseModel):
 
     @model_validator(mode="after")
     def _command_matches_action(self) -> Self:
-        applies = RESPONSE_CATALOGUE[self.action].applies
+        spec = RESPONSE_CATALOGUE[self.action]
+        applies = spec.applies
         if applies is None and self.command is not None:
             raise ValueError(f"{self.action.value} is a recorded clinical action: it sends no command")
-        if applies is not None and (self.command is None or self.command.type != applies):
+        if applies is not None and self.command is None and not spec.optional_command:
+            raise ValueError(f"{self.action.value} needs a {applies} command")
+        if applies is not None and self.command is not None and self.command.type != applies:
             raise ValueError(f"{self.action.value} needs a {applies} command")
         if self.action is ResponseAction.OTHER and not (self.note and self.note.strip()):
             raise ValueError("'other' needs a note saying what was done")
@@ -59,7 +65,14 @@ def add_response_routes(app: FastAPI, service: TwinService) -> None:
     @app.get("/api/response-actions", tags=["responses"])
     async def response_actions(_: Reader) -> list[dict[str, Any]]:
         return [
-            {"action": s.action.value, "title": s.title, "description": s.description, "applies": s.applies}
+            {
+                "action": s.action.value,
+                "title": s.title,
+                "description": s.description,
+                "applies": s.applies,
+                "preset": s.preset,
+                "bolus_minutes": BRIDGE_BOLUS_MINUTES if s.applies == "clinician_bolus" else None,
+            }
             for s in RESPONSE_CATALOGUE.values()
         ]
 
@@ -68,13 +81,13 @@ def add_response_routes(app: FastAPI, service: TwinService) -> None:
         key: Annotated[str, Path(description="alarm key, e.g. pump-0001/reservoir_low")],
         body: ResponseBody,
         user: Responder,
-    ) -> dict[str, Any]:
+    ) -> models.RespondedView:
         """Record a response as the signed-in user (any alarm state: a late response is still a
         response, and scoring wants to see it). 404 unknown alarm; 403 when the pump refuses
         commands (a real device: read-only mirror), and then nothing is recorded."""
         detail = body.command.model_dump(mode="json") if body.command is not None else {}
         try:
-            response, tracked = service.respond(
+            response, tracked = await service.respond(
                 key,
                 body.action.value,
                 user.username,
@@ -87,22 +100,27 @@ def add_response_routes(app: FastAPI, service: TwinService) -> None:
             raise _problem(404, exc.reason, str(exc)) from None
         except CommandRefused as exc:
             raise _problem(404 if exc.reason == "unknown_device" else 403, exc.reason, str(exc)) from None
-        return {**response_json(response), "command": command_json(tracked) if tracked is not None else None}
+        return models.RespondedView(
+            **views.response_view(response).model_dump(),
+            command=views.command_view(tracked) if tracked is not None else None,
+        )
 
     @app.get("/api/alarms/{key:path}/responses", tags=["responses"])
-    async def alarm_responses(key: str, _: Reader) -> list[dict[str, Any]]:
-        return [response_json(r) for r in service.journal.responses(key=key)]
+    async def alarm_responses(key: str, _: Reader) -> list[models.ResponseView]:
+        return [views.response_view(r) for r in await service.store.responses(key=key)]
 
     @app.get("/api/responses", tags=["responses"])
     async def list_responses(
         _: Reader,
         device_id: str | None = None,
         actor: str | None = None,
-        since: datetime | None = None,
+        since: Since = None,
         limit: int = Query(default=500, ge=1, le=10_000),
-    ) -> list[dict[str, Any]]:
-        rows = service.journal.responses(device_id=device_id, actor=actor, since=since, limit=limit)
-        return [response_json(r) for r in rows]
+    ) -> list[models.ResponseView]:
+        rows = await service.store.responses(actor=actor, since=since)
+        if device_id is not None:
+            rows = [r for r in rows if r.device_id == device_id]
+        return [views.response_view(r) for r in rows[:limit]]
 
 
 __all__ = ["ResponseBody", "add_response_routes"]

@@ -111,6 +111,6 @@ def scenario_router(runner: ScenarioRunner) -> APIRouter:
     async def abort(run_id: str, user: Trainer, body: AbortBody | None = None) -> dict[str, Any]:
         body = body or AbortBody()
         with refusals():
-            return run_json(runner.abort(run_id, body.reason, by=user.username))
+            return run_json(await runner.abort(run_id, body.reason, by=user.username))
 
     return router

@@ -32,7 +32,7 @@ def demo(
     ] = False,
 ) -> None:
     """The whole product on an embedded default: no broker or database to install."""
-    from twin.demo import run_demo
+    from twin.app.demo import run_demo
     from twin.scenarios.scenario_file import ScenarioFileError, find_scenario, load_scenario
 
     setup_logging(False)

@@ -45,10 +45,10 @@ def run(
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from twin.app.headless import run_headless
     from twin.cli.options import parse_speed
     from twin.scenarios.evaluation import report_json
     from twin.scenarios.model import ScenarioInvalid, format_duration
-    from twin.scenarios.runner import run_headless
     from twin.scenarios.scenario_file import ScenarioFileError, find_scenario, load_scenario
 
     console = Console()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from pathlib import Path
 from typing import Annotated
 
@@ -27,15 +26,32 @@ def serve(
         str | None, typer.Option(help="InfluxDB URL (v1 API); default from PUMPTWIN_INFLUX__URL; unset: spool only.")
     ] = None,
     sites: Annotated[str | None, typer.Option(help="Comma-separated sites this twin owns; default all.")] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            help="PostgreSQL URL shared by twin replicas (default from PUMPTWIN_DATABASE__URL); "
+            "unset: SQLite files in the data directory."
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Run the twin service: mirror every device, run its alarms, serve the HTTP API."""
-    from twin.mqtt_endpoint import MqttEndpoint
-    from twin.service.runtime import running_twin
-    from twin.settings import Settings
+    """Run the twin service: mirror every device, run its alarms, serve the HTTP API.
+
+    Exits with status 1 when a part of the twin fails for good (the log says which task, and why)."""
+    from pydantic import SecretStr, ValidationError
+
+    from twin.app.serve import serve_forever
+    from twin.settings import DatabaseSettings, Settings
 
     setup_logging(verbose)
     settings = Settings()
+    if database_url is not None:
+        try:
+            settings.database = DatabaseSettings.model_validate(
+                {**settings.database.model_dump(), "url": SecretStr(database_url)}
+            )
+        except ValidationError as error:
+            raise typer.BadParameter(error.errors()[0]["msg"], param_hint="--database-url") from error
     if host is not None:
         settings.http.host = host
     if port is not None:
@@ -46,24 +62,11 @@ def serve(
         settings.influx.url = influx_url
     if sites:
         settings.mqtt.sites = [x.strip() for x in sites.split(",") if x.strip()]
-    mqtt = mqtt or settings.mqtt.url
-
-    async def main() -> None:
-        from twin.embedded_broker import embedded_broker
-
-        async with contextlib.AsyncExitStack() as stack:
-            url: str = mqtt if mqtt else await stack.enter_async_context(embedded_broker())
-            endpoint = MqttEndpoint.parse(
-                url,
-                username=settings.mqtt.username,
-                password=settings.mqtt.password.get_secret_value() if settings.mqtt.password else None,
-                ca_file=settings.mqtt.ca_file,
-            )
-            running = await stack.enter_async_context(running_twin(settings, endpoint))
-            typer.echo(f"twin service: {running.url} (API docs {running.url}/docs), MQTT {endpoint.url}")
-            await asyncio.Event().wait()
-
     try:
-        asyncio.run(main())
+        asyncio.run(serve_forever(settings, mqtt or settings.mqtt.url))
     except KeyboardInterrupt:
         typer.echo("stopped")
+    except BaseExceptionGroup as group:
+        causes = "; ".join(f"{type(e).__name__}: {e}" for e in group.exceptions)
+        typer.echo(f"the twin stopped because a task failed: {causes}", err=True)
+        raise typer.Exit(1) from None

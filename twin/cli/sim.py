@@ -88,7 +88,7 @@ def sim(
             )
         from rich.console import Console
 
-        from twin.sim.backfill import backfill
+        from twin.app.backfill import backfill
 
         settings.influx.url = influx_url
         console = Console(stderr=True)

@@ -20,7 +20,7 @@ app.add_typer(users_app, name="users")
 
 
 def _users_file(data_dir: Path | None) -> Path:
-    from twin.service.runtime import USERS_FILE
+    from twin.app.serve import USERS_FILE
     from twin.settings import Settings
 
     return (data_dir or Settings().data_dir) / USERS_FILE

@@ -42,7 +42,16 @@ MAX_PAYLOAD_BYTES: Final = 64 * 1024
 schedule and every alarm active) is under 4 KiB; the margin leaves room for growth, not for abuse."""
 
 MIN_RATE_ML_PER_DAY: Final = 0.048
-"""Smallest programmable flow (SynchroMed II, DOMAIN-RESEARCH §1.2); also the minimum-rate mode."""
+"""Smallest programmable flow (SynchroMed II, [V-S26] DOMAIN-RESEARCH §1.2)."""
+
+MINIMUM_RATE_MODE_ML_PER_DAY: Final = 0.006
+"""Flow of the minimum-rate *mode*: the state a pump enters for storage and after a low-battery
+reset, where the flow falls to "a very low level" ([V-S1]; the 0.006 mL/day figure is [U],
+DOMAIN-RESEARCH §1.3 and §2). Distinct from, and far below, the minimum programmable flow."""
+
+MAX_EVENT_LOG_ENTRIES: Final = 32
+"""Most event-log entries a state carries: the latest ones, newest last. [A] a read-out's recent
+history (a year of monthly refills with their programming), small enough for every state."""
 
 MAX_RATE_ML_PER_DAY: Final = 24.0
 """Largest programmable flow (about 24 mL/day; unconfirmed, DOMAIN-RESEARCH §1.2)."""
@@ -234,6 +243,43 @@ class PatientBolusCounters(WireModel):
     last_accepted_at: Time | None = None
 
 
+class DeviceLogKind(StrEnum):
+    """What the pump's own event log records (DOMAIN-RESEARCH §6: refills, programming, boluses,
+    motor stall and recovery, resets). Only what the device itself knows: a pocket fill or a
+    catheter fault never appears here."""
+
+    REFILL = "refill"
+    REPROGRAM = "reprogram"
+    CLINICIAN_BOLUS = "clinician_bolus"
+    PATIENT_BOLUS = "patient_bolus"  # an accepted patient activation
+    PATIENT_BOLUS_REFUSED = "patient_bolus_refused"
+    MOTOR_STALL = "motor_stall"
+    MOTOR_STALL_RECOVERY = "motor_stall_recovery"
+    TELEMETRY_MODE_HOLD = "telemetry_mode_hold"  # MRI during an alarm: infusion waits for an interrogation
+    LOW_BATTERY_RESET = "low_battery_reset"
+    MEMORY_ERROR = "memory_error"
+    BATTERY_ERI = "battery_eri"
+    BATTERY_EOS = "battery_eos"
+    INTERROGATION = "interrogation"
+
+
+class DeviceLogEntry(WireModel):
+    """One entry of the pump's event log, as an interrogation reads it. Programming entries
+    (refill, reprogram) carry the programmed concentration and mean daily dose before and after,
+    as the programmer's Finish screen compares them ([V-S4])."""
+
+    at: Time
+    kind: DeviceLogKind
+    detail: ShortText = ""
+    volume_ml: Volume | None = Field(default=None, description="refill or bolus volume, mL")
+    expected_residual_ml: Volume | None = Field(default=None, description="refill: the pump's calculated residual")
+    measured_residual_ml: Volume | None = Field(default=None, description="refill: the residual withdrawn, as read")
+    concentration_before_mg_per_ml: float | None = Field(default=None, gt=0.0, le=100.0)
+    concentration_after_mg_per_ml: float | None = Field(default=None, gt=0.0, le=100.0)
+    dose_before_mg_per_day: float | None = Field(default=None, ge=0.0, description="programmed mean daily dose before")
+    dose_after_mg_per_day: float | None = Field(default=None, ge=0.0, description="programmed mean daily dose after")
+
+
 class SimTruth(WireModel):
     """What only a simulator knows: the truth behind the pump's calculated figures."""
 
@@ -243,6 +289,11 @@ class SimTruth(WireModel):
     actual_concentration_mg_per_ml: float = Field(ge=0.0, le=100.0)
     actual_dose_mg_per_day: float = Field(ge=0.0, description="dose now reaching the patient, mg/day")
     catheter: CatheterState
+    delivered_to_patient_mg_total: float | None = Field(
+        default=None,
+        ge=0.0,
+        description="drug that reached the intrathecal space, mg (through the catheter's dead space)",
+    )
 
 
 # ---------------------------------------------------------------------------------- device messages
@@ -297,6 +348,11 @@ class State(DeviceMessage):
     refill_reminder_at: Time | None = Field(default=None, description="alarm clock for the next refill")
     patient_bolus: PatientBolusCounters | None = None
     program_changed_at: Time | None = None
+    event_log: list[DeviceLogEntry] = Field(
+        default_factory=list,
+        max_length=MAX_EVENT_LOG_ENTRIES,
+        description="the latest entries of the pump's event log, oldest first (what an interrogation shows)",
+    )
 
 
 class Telemetry(DeviceMessage):
@@ -402,6 +458,14 @@ class PatientBolusAction(WireModel):
     type: Literal["patient_bolus"] = "patient_bolus"
 
 
+class InterrogateAction(WireModel):
+    """A clinician programmer session reads the pump. The device answers with its full state (event
+    log included) and logs the session; a pump held in telemetry mode by an MRI scan during an alarm
+    resumes infusion only now ([V-S14])."""
+
+    type: Literal["interrogate"] = "interrogate"
+
+
 class RebirthAction(WireModel):
     """Ask the device to publish birth and full state again (sent by the twin when it sees a gap)."""
 
@@ -459,6 +523,30 @@ class WrongConcentrationFault(WireModel):
     actual_concentration_mg_per_ml: float = Field(gt=0.0, le=100.0)
 
 
+class IncompleteWithdrawalFault(WireModel):
+    """Armed: at the next refill only ``withdrawn_fraction`` of the residual is withdrawn (and
+    measured); the rest stays in the reservoir and mixes with the new drug (DOMAIN-RESEARCH §5)."""
+
+    fault: Literal["incomplete_withdrawal"] = "incomplete_withdrawal"
+    withdrawn_fraction: float = Field(ge=0.0, lt=1.0)
+
+
+class CatheterAccessPortInjectionFault(WireModel):
+    """Armed: the next refill's needle is in the catheter access (side) port, not the reservoir
+    septum. Nothing can be withdrawn, and the whole filled volume goes down the catheter into the
+    CSF at once: a massive overdose ([V-S33, S23]). The pump believes it was refilled."""
+
+    fault: Literal["catheter_access_port_injection"] = "catheter_access_port_injection"
+
+
+class MriValveOpeningFault(WireModel):
+    """A valve-gated pump (Prometra) in an MRI scanner without being emptied first: the field opens
+    both valves and the reservoir empties into the patient during the scan ([V-S18, S19]). The pump's
+    calculated volume does not change. Refused by pumps that are not valve-gated."""
+
+    fault: Literal["mri_valve_opening"] = "mri_valve_opening"
+
+
 class FlowErrorFault(WireModel):
     """The pump delivers this share more (positive) or less (negative) than programmed."""
 
@@ -484,6 +572,9 @@ FaultModel = (
     | WrongConcentrationFault
     | FlowErrorFault
     | TelemetryLossFault
+    | IncompleteWithdrawalFault
+    | CatheterAccessPortInjectionFault
+    | MriValveOpeningFault
 )
 Fault = Annotated[FaultModel, Field(discriminator="fault")]
 
@@ -498,6 +589,9 @@ FaultKind = Literal[
     "wrong_concentration",
     "flow_error",
     "telemetry_loss",
+    "incomplete_withdrawal",
+    "catheter_access_port_injection",
+    "mri_valve_opening",
 ]
 
 
@@ -520,6 +614,7 @@ Action = Annotated[
     | ReprogramAction
     | ClinicianBolusAction
     | PatientBolusAction
+    | InterrogateAction
     | RebirthAction
     | InjectFaultAction
     | ClearFaultAction,

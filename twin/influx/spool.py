@@ -23,7 +23,12 @@ valid UTF-8). Skipped bytes are counted (:attr:`SpoolStats.skipped_bytes`).
 
 Fsync policy: each record is written and ``fsync``-ed before :meth:`Spool.append` returns, and
 the directory is ``fsync``-ed when a segment is created; so a returned append survives a power
-cut. The cursor is replaced atomically (``os.replace``) but not ``fsync``-ed, and segment deletions
+cut. :meth:`Spool.admit` with ``sync=False`` (the twin's ingest path, which acknowledges a
+message to the broker only once its points are here) writes the record to the file and returns
+without ``fsync``: the record then survives a crash of the process (it is in the kernel's page
+cache), like a commit of the SQLite journal in WAL mode with ``synchronous=NORMAL``, and
+:meth:`Spool.sync` (the writer calls it every ``flush_interval_s``) makes it survive a power cut
+too. An ``fsync`` per acknowledged batch would cost milliseconds on every alarm. The cursor is replaced atomically (``os.replace``) but not ``fsync``-ed, and segment deletions
 are not ``fsync``-ed: after a power cut the spool may replay batches InfluxDB already holds, which
 is harmless (a point rewritten with the same measurement, tags and timestamp overwrites itself).
 
@@ -181,6 +186,7 @@ class Spool:
         self._next_index = max(max(self._sizes, default=0), cursor.segment) + 1
         self._active: BinaryIO | None = None
         self._active_index: int | None = None
+        self._unsynced = False
         self._cursor = cursor
         self._drop_consumed()
         self._save_cursor()
@@ -218,9 +224,10 @@ class Spool:
 
     # ---------------------------------------------------------------------------------- writing
 
-    def admit(self, entries: Sequence[tuple[bytes, bool]]) -> Admission:
+    def admit(self, entries: Sequence[tuple[bytes, bool]], *, sync: bool = True) -> Admission:
         """Append ``(line, sheddable)`` entries as one record, applying the bound: while the spool is
-        full, sheddable lines are refused (counted in ``shed``). Durable when it returns."""
+        full, sheddable lines are refused (counted in ``shed``). Durable when it returns (against a
+        power cut with ``sync``, against a crash of the process without)."""
         with self._lock:
             if sum(self._sizes.values()) >= self.max_bytes:
                 lines = [line for line, sheddable in entries if not sheddable]
@@ -230,15 +237,22 @@ class Spool:
                 lines = [line for line, _ in entries]
                 shed = 0
             if lines:
-                self._append(lines)
+                self._append(lines, sync=sync)
             return Admission(spooled=len(lines), shed=shed)
+
+    def sync(self) -> None:
+        """``fsync`` what :meth:`admit` wrote with ``sync=False`` (nothing to do when nothing is pending)."""
+        with self._lock:
+            if self._active is not None and self._unsynced:
+                os.fsync(self._active.fileno())
+                self._unsynced = False
 
     def append(self, lines: Sequence[bytes]) -> None:
         """Append ``lines`` as one record, whatever the bound. Durable (fsync-ed) when it returns."""
         with self._lock:
             self._append(lines)
 
-    def _append(self, lines: Sequence[bytes]) -> None:
+    def _append(self, lines: Sequence[bytes], *, sync: bool = True) -> None:
         if not lines:
             return
         record = _encode_record(lines)
@@ -247,7 +261,9 @@ class Spool:
         try:
             self._active.write(record)
             self._active.flush()
-            os.fsync(self._active.fileno())
+            if sync:
+                os.fsync(self._active.fileno())
+            self._unsynced = not sync
         except OSError:
             # part of the record may be on disk: never write after it. The segment is sealed at
             # its last whole record (what this spool reads); a later process sees the rest as torn.
@@ -271,7 +287,10 @@ class Spool:
     def _seal(self) -> None:
         if self._active is not None:
             with contextlib.suppress(OSError):  # a failed write may fail its flush again
+                if self._unsynced:
+                    os.fsync(self._active.fileno())
                 self._active.close()
+            self._unsynced = False
             self._active = None
             self._active_index = None
 

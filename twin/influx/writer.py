@@ -65,7 +65,7 @@ import logging
 import math
 import os
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -258,6 +258,7 @@ class InfluxWriter:
         self._reachable: bool | None = None
         self._failing = False
         self._spool_failing = False
+        self._unsynced = False
         self._last_error: str | None = None
 
     # ---------------------------------------------------------------------------------- public
@@ -281,6 +282,38 @@ class InfluxWriter:
             buffer.append((line, sheddable))
         if len(buffer) >= self.settings.batch_size:
             self._batch_ready.set()
+
+    def persist(self, entries: Sequence[tuple[bytes, bool]]) -> None:
+        """Append ``(line, sheddable)`` entries to the spool *now*, on the caller's thread, without
+        ``fsync``: when this returns they survive a crash of the process (the spool syncs them
+        within ``flush_interval_s``). This is the twin's ingest path: a message is acknowledged to
+        the broker only after its points are here. Raises ``OSError`` when the spool cannot be
+        written (nothing of the call is spooled then) and ``RuntimeError`` after close or before
+        the writer was entered."""
+        if self._closed or self._spool is None:
+            raise RuntimeError("InfluxWriter.persist outside the writer's life")
+        if not entries:
+            return
+        self._accepted += len(entries)
+        try:
+            admission = self._spool.admit(entries, sync=False)
+        except OSError as error:
+            self._accepted -= len(entries)
+            self._spool_errors += 1
+            self._last_error = f"spool: {error}"
+            if not self._spool_failing:
+                log.error("cannot write the spool in %s: %s", self.spool_dir, error)
+            self._spool_failing = True
+            raise
+        if self._spool_failing:
+            log.info("the spool in %s takes writes again", self.spool_dir)
+            self._spool_failing = False
+        self._spooled += admission.spooled
+        self._spool_stats = self._spool.stats()
+        self._end = self._spool.end
+        self._unsynced = True
+        if admission.spooled:
+            self._data_waiting.set()
 
     async def flush(self) -> None:
         """Spool every point submitted so far (fsync-ed): from here on they survive a crash.
@@ -416,6 +449,9 @@ class InfluxWriter:
             self._batch_ready.clear()
             try:
                 await self._spool_buffer()
+                if self._unsynced and self._spool is not None:
+                    self._unsynced = False
+                    await asyncio.to_thread(self._spool.sync)
             except OSError:  # counted and logged; the points stay buffered: try again in a while
                 await asyncio.sleep(max(self.settings.flush_interval_s, SPOOL_RETRY_S))
 

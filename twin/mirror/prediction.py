@@ -6,6 +6,12 @@ error, since that is what the pump itself will report) and says when the low-res
 threshold, empty, ERI and end of service will come. Reported, predicted and the age of the report
 sit side by side in the API.
 
+Two sets of reservoir dates: ``low_reservoir_at``/``empty_at`` follow the program and any bolus in
+progress at the report (what the pump will calculate if the patient asks for nothing more);
+``worst_low_reservoir_at``/``worst_empty_at`` add every patient bolus the settings allow
+(:mod:`twin.pump.refill_planning`, as a Prometra PTC plans its refill date, [V-S20]). Alerts a
+clinic relies on use the worst case: a patient who uses every bolus empties the pump first.
+
 Pure: the time to predict to is an argument.
 """
 
@@ -18,8 +24,9 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from twin.contract.alarms import AlarmCode
-from twin.contract.messages import BatteryStatus, Birth, MotorState, State, Telemetry
-from twin.pump.model import AlarmChange, Pump, PumpConfig, PumpStart
+from twin.contract.messages import BatteryStatus, Birth, MotorState, Program, State, Telemetry
+from twin.pump.model import AlarmChange, Bolus, Pump, PumpConfig, PumpStart
+from twin.pump.refill_planning import worst_case_program
 
 HORIZON: Final = timedelta(days=3 * 365)
 """How far ahead dates are predicted (a pump's battery rarely has more than a few years left)."""
@@ -42,6 +49,8 @@ class Prediction:
     empty_at: datetime | None
     eri_at: datetime | None
     eos_at: datetime | None
+    worst_low_reservoir_at: datetime | None = None  # every allowed patient bolus used
+    worst_empty_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,12 +64,16 @@ class Forecast:
     empty_at: datetime | None
     eri_at: datetime | None
     eos_at: datetime | None
+    worst_low_reservoir_at: datetime | None = None
+    worst_empty_at: datetime | None = None
 
 
 def forecast(birth: Birth | None, state: State) -> Forecast:
     """The forecast of a state report (see :class:`Forecast`)."""
     p = predict(birth, state, None, state.device_time)
-    return Forecast(p.basis_at, p.low_reservoir_at, p.empty_at, p.eri_at, p.eos_at)
+    return Forecast(
+        p.basis_at, p.low_reservoir_at, p.empty_at, p.eri_at, p.eos_at, p.worst_low_reservoir_at, p.worst_empty_at
+    )
 
 
 def _seconds(later: datetime, earlier: datetime) -> float:
@@ -89,49 +102,25 @@ def predict(birth: Birth | None, state: State, telemetry: Telemetry | None, at: 
         unusable_residual_ml=state.unusable_residual_ml,
         inherent_flow_bias=0.0,
         flow_bias_sd=0.0,
+        catheter_volume_ml=0.0,
     )
-    midnight = basis_time.replace(hour=0, minute=0, second=0, microsecond=0)
-    eri_at = _seconds(state.eri_at, basis_time) if state.eri_at else None
-    eos_at = _seconds(state.eos_at, basis_time) if state.eos_at else None
-    status = state.battery
-    if status is BatteryStatus.ERI and eos_at is None:
-        status = BatteryStatus.EOS  # a report past ERI without its end-of-service date: assume the worst
-    start = PumpStart(
-        drug=state.drug,
-        concentration_mg_per_ml=state.concentration_mg_per_ml,
-        program=state.program,
-        reservoir_ml=min(reservoir, config.reservoir_capacity_ml),
-        low_reservoir_threshold_ml=state.low_reservoir_threshold_ml,
-        battery_percent=battery if status is BatteryStatus.OK else 0.0,
-        delivered_ml_total=delivered,
-        battery_status=status,
-        eri_at=eri_at,
-        eos_at=eos_at,
-        motor_stalled=state.motor is MotorState.STALLED,
-        memory_error=state.stop_reason is not None and state.stop_reason.value == "memory_error",
-    )
-    if start.battery_status is BatteryStatus.OK and start.battery_percent <= config.battery.eri_percent:
-        # rounding put an OK battery at the ERI line: it crosses it at once
-        start = dataclasses.replace(start, battery_percent=config.battery.eri_percent + 1e-6)
-    pump = Pump(config, start, rng=random.Random(0), day_origin_s=-_seconds(basis_time, midnight))
     horizon = max(_seconds(at, basis_time), 0.0)
-    crossed: dict[AlarmCode, float] = {}
-
-    def collect(until: float) -> None:
-        for effect in pump.process_due(until):
-            if isinstance(effect, AlarmChange) and effect.raised:
-                crossed.setdefault(effect.code, effect.at)
-
-    collect(horizon)
+    pump = _belief(config, state, basis_time, reservoir, battery, delivered, state.program)
+    crossed = _crossings(pump, horizon)
     sample = pump.sample(horizon)
-    collect(horizon + HORIZON.total_seconds())
+    _crossings(pump, horizon + HORIZON.total_seconds(), crossed)
+    worst = crossed
+    if (program := worst_case_program(state.program)) is not state.program:
+        worst = _crossings(
+            _belief(config, state, basis_time, reservoir, battery, delivered, program), HORIZON.total_seconds()
+        )
 
-    def when(code: AlarmCode) -> datetime | None:
-        t = crossed.get(code)
+    def when(code: AlarmCode, found: dict[AlarmCode, float]) -> datetime | None:
+        t = found.get(code)
         return basis_time + timedelta(seconds=t) if t is not None else None
 
-    eri = state.eri_at or when(AlarmCode.BATTERY_ERI)
-    eos = state.eos_at or when(AlarmCode.BATTERY_EOS)
+    eri = state.eri_at or when(AlarmCode.BATTERY_ERI, crossed)
+    eos = state.eos_at or when(AlarmCode.BATTERY_EOS, crossed)
     if eri is not None and eos is None:
         eos = eri + timedelta(days=config.battery.eri_to_eos_days)
     return Prediction(
@@ -144,8 +133,60 @@ def predict(birth: Birth | None, state: State, telemetry: Telemetry | None, at: 
         battery_percent=sample.battery_percent,
         infusing=sample.infusing,
         reservoir_low_now=sample.reservoir_ml <= state.low_reservoir_threshold_ml + 1e-9,
-        low_reservoir_at=when(AlarmCode.RESERVOIR_LOW),
-        empty_at=when(AlarmCode.RESERVOIR_EMPTY),
+        low_reservoir_at=when(AlarmCode.RESERVOIR_LOW, crossed),
+        empty_at=when(AlarmCode.RESERVOIR_EMPTY, crossed),
         eri_at=eri,
         eos_at=eos,
+        worst_low_reservoir_at=when(AlarmCode.RESERVOIR_LOW, worst),
+        worst_empty_at=when(AlarmCode.RESERVOIR_EMPTY, worst),
     )
+
+
+def _belief(
+    config: PumpConfig,
+    state: State,
+    basis_time: datetime,
+    reservoir: float,
+    battery: float,
+    delivered: float,
+    program: Program,
+) -> Pump:
+    """The pump model started from a report (seconds from ``basis_time``), running ``program``."""
+    midnight = basis_time.replace(hour=0, minute=0, second=0, microsecond=0)
+    eri_at = _seconds(state.eri_at, basis_time) if state.eri_at else None
+    eos_at = _seconds(state.eos_at, basis_time) if state.eos_at else None
+    status = state.battery
+    if status is BatteryStatus.ERI and eos_at is None:
+        status = BatteryStatus.EOS  # a report past ERI without its end-of-service date: assume the worst
+    bolus = None
+    if state.bolus is not None and state.bolus.ends_at > basis_time:
+        b = state.bolus
+        bolus = Bolus(b.source, b.volume_ml, _seconds(b.started_at, basis_time), _seconds(b.ends_at, basis_time))
+    start = PumpStart(
+        drug=state.drug,
+        concentration_mg_per_ml=state.concentration_mg_per_ml,
+        program=program,
+        reservoir_ml=min(reservoir, config.reservoir_capacity_ml),
+        low_reservoir_threshold_ml=state.low_reservoir_threshold_ml,
+        battery_percent=battery if status is BatteryStatus.OK else 0.0,
+        delivered_ml_total=delivered,
+        battery_status=status,
+        eri_at=eri_at,
+        eos_at=eos_at,
+        motor_stalled=state.motor is MotorState.STALLED,
+        memory_error=state.stop_reason is not None and state.stop_reason.value == "memory_error",
+        bolus=bolus if state.motor is MotorState.RUNNING else None,
+    )
+    if start.battery_status is BatteryStatus.OK and start.battery_percent <= config.battery.eri_percent:
+        # rounding put an OK battery at the ERI line: it crosses it at once
+        start = dataclasses.replace(start, battery_percent=config.battery.eri_percent + 1e-6)
+    return Pump(config, start, rng=random.Random(0), day_origin_s=-_seconds(basis_time, midnight))
+
+
+def _crossings(pump: Pump, until: float, into: dict[AlarmCode, float] | None = None) -> dict[AlarmCode, float]:
+    """Run ``pump`` to ``until``; the first time each alarm was raised (seconds), added to ``into``."""
+    crossed = {} if into is None else into
+    for effect in pump.process_due(until):
+        if isinstance(effect, AlarmChange) and effect.raised:
+            crossed.setdefault(effect.code, effect.at)
+    return crossed

@@ -7,10 +7,24 @@ Two tanks run side by side:
 * the **truth**: the volume really in the reservoir, and where the drug really went. The true
   outflow is the motor's flow × (1 + flow bias) × (1 − catheter occlusion); of it, the share
   ``catheter leak`` goes to tissue instead of the intrathecal space. A pocket fill puts part of a
-  refill into the subcutaneous pocket instead of the reservoir.
+  refill into the subcutaneous pocket instead of the reservoir. What leaves the reservoir passes
+  the catheter's dead space first (:mod:`twin.pump.catheter`): a new concentration reaches the tip
+  only once the catheter's volume has been pushed through.
 
 Drug is conserved exactly: ``filled_ml = reservoir_true_ml + to_patient_ml + leaked_ml +
-pocket_ml + withdrawn_ml`` (volumes only move between these buckets).
+pocket_ml + withdrawn_ml`` (volumes only move between these buckets; the catheter is always full).
+
+What the pump itself knows goes to its **event log** (:attr:`Pump.log`: refills, programming,
+boluses and refusals, stalls and recoveries, resets, interrogations), which an interrogation
+reads; what only the truth knows (a pocket fill, the drug running dry, a new concentration
+reaching the tip) is a :class:`ClinicalEvent` for the simulator's observers, never a log entry.
+
+Physics a clinician would check: during a motor stall a SynchroMed-class pump keeps counting its
+programmed flow (``counts_during_stall``), so the refill finds more left than expected; the
+minimum-rate mode after a reset runs at :data:`~twin.contract.messages.MINIMUM_RATE_MODE_ML_PER_DAY`,
+far below the minimum programmable rate; an MRI scan while the pump is alarming holds it in
+telemetry mode until it is interrogated ([V-S14]); the residual withdrawn at a refill is read off
+a syringe (±2.5 %, [V-S24]) to its graduation.
 
 Between events every flow is piecewise constant, so the model computes *when* the next threshold
 is crossed (low reservoir, empty, the truth running dry, the battery's ERI) instead of stepping
@@ -30,27 +44,32 @@ import random
 from collections import deque
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Final, assert_never
+from typing import Final, Literal, assert_never
 
 from twin.contract.alarms import ALARM_CATALOGUE, AlarmCode
 from twin.contract.messages import (
-    MIN_RATE_ML_PER_DAY,
+    MAX_EVENT_LOG_ENTRIES,
+    MINIMUM_RATE_MODE_ML_PER_DAY,
     BatteryDepletionFault,
     BatteryStatus,
+    CatheterAccessPortInjectionFault,
     CatheterLeakFault,
     CatheterOcclusionFault,
     CatheterState,
     ClearFaultAction,
     ClinicianBolusAction,
+    DeviceLogKind,
     Drug,
     FaultModel,
     FlexStep,
     FlowErrorFault,
+    IncompleteWithdrawalFault,
     InfusionMode,
     LowBatteryResetFault,
     MemoryErrorFault,
     MotorStallFault,
     MotorState,
+    MriValveOpeningFault,
     PatientBolusAction,
     PocketFillFault,
     Program,
@@ -60,6 +79,7 @@ from twin.contract.messages import (
     TelemetryLossFault,
     WrongConcentrationFault,
 )
+from twin.pump.catheter import CatheterContents
 from twin.pump.flow import SECONDS_PER_DAY, DailySchedule, Flow, Overlay
 
 # ------------------------------------------------------------------------------------- constants
@@ -93,6 +113,13 @@ BATTERY_PERCENT_PER_ML: Final = 0.01956
 PATIENT_BOLUS_WINDOW_S: Final = SECONDS_PER_DAY
 """Patient-bolus daily maximum counts activations in a rolling 24 h."""
 
+RESIDUAL_READING_SD_FRACTION: Final = 0.025
+"""Spread of the residual as read off the syringe at a refill: about ±2.5 % ([V-S24]: small
+syringe differences are hard to see; DOMAIN-RESEARCH §5)."""
+
+RESIDUAL_READING_RESOLUTION_ML: Final = 0.1
+"""Graduation the withdrawn residual is read to. [A] a 20 mL syringe's 0.1 mL marks."""
+
 _EPS_ML: Final = 1e-9
 
 
@@ -106,6 +133,7 @@ class EventKind(StrEnum):
     BATTERY_EOS = "battery_eos"
     BOLUS_END = "bolus_end"
     STALL_RECOVERY = "stall_recovery"
+    TIP_CONCENTRATION = "tip_concentration"
     REFILL_REMINDER = "refill_reminder"
     RADIO_BACK = "radio_back"
     NONE = "none"
@@ -125,11 +153,32 @@ class AlarmChange:
 
 @dataclass(frozen=True, slots=True)
 class ClinicalEvent:
-    """Something that matters to the patient or the event log but is not an alarm."""
+    """Something that matters to the patient but is not an alarm: what the simulator's observers
+    (the scenario runner, an instructor) see. Some only the truth knows (``pocket_fill``,
+    ``delivery_stopped`` when the reservoir really runs dry, ``concentration_at_tip``,
+    ``side_port_injection``, ``valve_dump``); what the pump itself records is in :attr:`Pump.log`."""
 
     kind: str  # e.g. delivery_stopped, delivery_resumed, bolus_refused, pocket_fill, refill, reprogram
     at: float
     detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One entry of the pump's own event log (seconds of simulation time; see the contract's
+    :class:`~twin.contract.messages.DeviceLogEntry` for the fields)."""
+
+    serial: int
+    at: float
+    kind: DeviceLogKind
+    detail: str = ""
+    volume_ml: float | None = None
+    expected_residual_ml: float | None = None
+    measured_residual_ml: float | None = None
+    concentration_before_mg_per_ml: float | None = None
+    concentration_after_mg_per_ml: float | None = None
+    dose_before_mg_per_day: float | None = None
+    dose_after_mg_per_day: float | None = None
 
 
 Effect = AlarmChange | ClinicalEvent
@@ -171,6 +220,15 @@ class PumpConfig:
     inherent_flow_bias: float = MEAN_FLOW_BIAS
     flow_bias_sd: float = FLOW_BIAS_SD_PER_REFILL
     audible_alarms: bool = True
+    valve_gated: bool = False
+    """Prometra-class: a pressurised reservoir behind a valve pair, no rotor (no motor stall; an MRI
+    without emptying opens the valves, [V-S18])."""
+    counts_during_stall: bool = True
+    """During a motor stall the calculated reservoir keeps falling at the programmed rate, so the
+    next refill finds more left than expected (SynchroMed II, [I] DOMAIN-RESEARCH §4.1 and §8)."""
+    residual_reading_sd_fraction: float = RESIDUAL_READING_SD_FRACTION
+    residual_reading_resolution_ml: float = RESIDUAL_READING_RESOLUTION_ML
+    log_capacity: int = MAX_EVENT_LOG_ENTRIES
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +249,8 @@ class PumpStart:
     eos_at: float | None = None
     motor_stalled: bool = False
     memory_error: bool = False
+    bolus: Bolus | None = None
+    """A bolus in progress (the twin's prediction from a report taken during one)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +271,8 @@ class Sample:
     actual_concentration_mg_per_ml: float
     actual_dose_mg_per_day: float
     catheter: CatheterState
+    to_patient_mg: float = 0.0
+    tip_concentration_mg_per_ml: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,9 +293,11 @@ class _ActiveAlarm:
     raised_at: float
 
 
-@dataclass(slots=True)
-class _Bolus:
-    source: str  # clinician | patient
+@dataclass(frozen=True, slots=True)
+class Bolus:
+    """A bolus on top of the base program: ``volume_ml`` evenly from ``start`` to ``end`` (seconds)."""
+
+    source: Literal["clinician", "patient"]
     volume_ml: float
     start: float
     end: float
@@ -241,6 +305,17 @@ class _Bolus:
     @property
     def rate_ml_per_s(self) -> float:
         return self.volume_ml / (self.end - self.start)
+
+
+@dataclass(frozen=True, slots=True)
+class _Projection:
+    reservoir_ml: float
+    delivered_ml_total: float
+    true_reservoir_ml: float
+    to_patient_ml: float
+    leaked_ml: float
+    battery_percent: float
+    out_ml: float  # what left the reservoir into the catheter
 
 
 def schedule_of(program: Program, day_origin_s: float) -> DailySchedule:
@@ -256,7 +331,7 @@ def schedule_of(program: Program, day_origin_s: float) -> DailySchedule:
             day_origin_s,
         )
     if program.mode is InfusionMode.MINIMUM_RATE:
-        return DailySchedule.constant(MIN_RATE_ML_PER_DAY * per_s, day_origin_s)
+        return DailySchedule.constant(MINIMUM_RATE_MODE_ML_PER_DAY * per_s, day_origin_s)
     return DailySchedule.constant(0.0, day_origin_s)
 
 
@@ -301,6 +376,8 @@ class Pump:
         self.leaked_ml = 0.0
         self.pocket_ml = 0.0
         self.withdrawn_ml = 0.0
+        self.to_patient_mg = 0.0
+        self.catheter_contents = CatheterContents(config.catheter_volume_ml, start.concentration_mg_per_ml)
         self._truth_dry = False
         self.flow_bias = self._draw_bias()
         # hardware
@@ -312,6 +389,7 @@ class Pump:
             raise ValueError("a pump past ERI needs its end-of-service time")
         self.motor_stalled = start.motor_stalled
         self.stall_recover_at: float | None = None
+        self.awaiting_interrogation = False
         self.memory_error = start.memory_error
         # faults (simulation only)
         self.occlusion = 0.0
@@ -319,16 +397,21 @@ class Pump:
         self.fault_bias = 0.0
         self.armed_pocket_fill = 0.0
         self.armed_concentration: float | None = None
+        self.armed_withdrawn_fraction: float | None = None
+        self.armed_side_port = False
         self.radio_silent_until: float | None = None
         self._saved_program_before_reset: Program | None = None
         self._saved_battery_before_depletion: tuple[float, BatteryStatus, float | None, float | None] | None = None
         # boluses
-        self.bolus: _Bolus | None = None
+        self.bolus: Bolus | None = start.bolus
         self._patient_bolus_times: deque[float] = deque()
         self.patient_bolus_refused = 0
         # refills and reminders
         self.refill_reminder_at = start.refill_reminder_at
         self.last_refill: RefillLog | None = None
+        # the pump's own event log (newest last)
+        self.log: deque[LogEntry] = deque(maxlen=config.log_capacity)
+        self.log_serial = 0
         # alarms
         self.alarms: dict[AlarmCode, _ActiveAlarm] = {}
         self._alarm_counter = 0
@@ -405,6 +488,31 @@ class Pump:
             overlay = Overlay(self.bolus.start, self.bolus.end, self.bolus.rate_ml_per_s)
         return Flow(self._schedule, overlay)
 
+    def belief_flow(self) -> Flow | None:
+        """What the pump's calculation counts (mL/s): the motor's flow, or during a stall the
+        programmed flow when the pump keeps counting (:attr:`PumpConfig.counts_during_stall`)."""
+        if self.motor_running:
+            return self.motor_flow()
+        if self.motor_stalled and self._motor_commanded and self.config.counts_during_stall:
+            return Flow(self._schedule)
+        return None
+
+    @property
+    def programmed_ml_per_day(self) -> float:
+        """Mean programmed flow over a day, boluses excluded (mL/day)."""
+        return self._schedule.per_day
+
+    @property
+    def programmed_dose_mg_per_day(self) -> float:
+        """Mean programmed daily dose: programmed concentration × mean programmed flow (mg/day)."""
+        return self.concentration_mg_per_ml * self._schedule.per_day
+
+    @property
+    def tip_concentration_mg_per_ml(self) -> float:
+        """Concentration now leaving the catheter tip (the truth; the reservoir's for a catheter of volume 0)."""
+        tip = self.catheter_contents.tip_concentration_mg_per_ml
+        return self.actual_concentration_mg_per_ml if tip is None else tip
+
     def _battery_flow(self, motor: Flow | None) -> Flow:
         model = self.config.battery
         base = model.base_percent_per_day / SECONDS_PER_DAY
@@ -437,17 +545,19 @@ class Pump:
 
     # --------------------------------------------------------------------------------- the clock
 
-    def _project(self, t: float) -> tuple[float, float, float, float, float, float, float]:
-        """(reservoir, delivered, true reservoir, to patient, leaked, battery, motor amount) at ``t``."""
+    def _project(self, t: float) -> _Projection:
+        """Everything that moves between events, at ``t`` (no event may fall in between)."""
         dt = t - self.t
         motor = self.motor_flow()
-        moved = motor.amount_between(self.t, t) if motor is not None and dt > 0 else 0.0
+        belief = self.belief_flow()
+        counted = belief.amount_between(self.t, t) if belief is not None and dt > 0 else 0.0
         reservoir, delivered = self.reservoir_ml, self.delivered_ml_total
-        if moved > 0 and not self._belief_empty:
-            used = min(moved, max(0.0, reservoir - self.config.unusable_residual_ml))
+        if counted > 0 and not self._belief_empty:
+            used = min(counted, max(0.0, reservoir - self.config.unusable_residual_ml))
             reservoir -= used
             delivered += used
-        true_res, patient, leaked = self.true_reservoir_ml, self.to_patient_ml, self.leaked_ml
+        moved = motor.amount_between(self.t, t) if motor is not None and dt > 0 else 0.0
+        true_res, patient, leaked, out = self.true_reservoir_ml, self.to_patient_ml, self.leaked_ml, 0.0
         if moved > 0 and not self._truth_dry:
             out = min(moved * self.truth_multiplier, max(0.0, true_res - self.config.unusable_residual_ml))
             true_res -= out
@@ -457,52 +567,56 @@ class Pump:
         if self.battery_status is BatteryStatus.OK and dt > 0:
             battery -= self._battery_flow(motor).amount_between(self.t, t)
             battery = max(battery, self.config.battery.eri_percent)
-        return reservoir, delivered, true_res, patient, leaked, battery, moved
+        return _Projection(reservoir, delivered, true_res, patient, leaked, battery, out)
+
+    def _through_catheter(self, out_ml: float) -> None:
+        """``out_ml`` left the reservoir: push it through the catheter; the leak's share of what
+        leaves the tip goes to tissue, the rest (and its mass) to the patient."""
+        mass = self.catheter_contents.push(out_ml, self.actual_concentration_mg_per_ml)
+        self.to_patient_mg += mass * (1.0 - self.leak)
 
     def advance_to(self, t: float) -> None:
         """Move the clock to ``t`` (no event may fall strictly between: use :meth:`process_due`)."""
         if t <= self.t:
             return
-        (
-            self.reservoir_ml,
-            self.delivered_ml_total,
-            self.true_reservoir_ml,
-            self.to_patient_ml,
-            self.leaked_ml,
-            self.battery_percent,
-            _,
-        ) = self._project(t)
+        p = self._project(t)
+        self.reservoir_ml, self.delivered_ml_total = p.reservoir_ml, p.delivered_ml_total
+        self.true_reservoir_ml, self.to_patient_ml, self.leaked_ml = p.true_reservoir_ml, p.to_patient_ml, p.leaked_ml
+        self.battery_percent = p.battery_percent
+        self._through_catheter(p.out_ml)
         self.t = t
         self._prune_patient_boluses(t)
 
     def sample(self, t: float) -> Sample:
         """The pump at ``t`` (>= its clock), without changing it."""
         t = max(t, self.t)
-        reservoir, delivered, true_res, patient, leaked, battery, _ = self._project(t)
+        p = self._project(t)
         rate = self.current_rate_ml_per_day(t)
         motor = self.motor_flow()
+        tip = self.tip_concentration_mg_per_ml
         true_rate = (
             motor.rate_at(t) * SECONDS_PER_DAY * self.truth_multiplier * (1.0 - self.leak)
             if motor is not None and not self._truth_dry
             else 0.0
         )
-        if self.battery_status is not BatteryStatus.OK:
-            battery = self.battery_percent_at(t)
+        battery = p.battery_percent if self.battery_status is BatteryStatus.OK else self.battery_percent_at(t)
         return Sample(
             at=t,
-            reservoir_ml=reservoir,
-            delivered_ml_total=delivered,
+            reservoir_ml=p.reservoir_ml,
+            delivered_ml_total=p.delivered_ml_total,
             current_rate_ml_per_day=rate,
             dose_mg_per_day=rate * self.concentration_mg_per_ml,
             battery_percent=battery,
             motor=self.motor,
             infusing=self.infusing,
-            true_reservoir_ml=true_res,
-            to_patient_ml=patient,
-            lost_ml=leaked + self.pocket_ml,
+            true_reservoir_ml=p.true_reservoir_ml,
+            to_patient_ml=p.to_patient_ml,
+            lost_ml=p.leaked_ml + self.pocket_ml,
             actual_concentration_mg_per_ml=self.actual_concentration_mg_per_ml,
-            actual_dose_mg_per_day=true_rate * self.actual_concentration_mg_per_ml,
+            actual_dose_mg_per_day=true_rate * tip,
             catheter=self.catheter,
+            to_patient_mg=self.to_patient_mg + p.out_ml * (1.0 - self.leak) * tip,
+            tip_concentration_mg_per_ml=tip,
         )
 
     def next_event(self) -> tuple[float, EventKind]:
@@ -516,17 +630,21 @@ class Pump:
                 best = (max(when, t), kind)
 
         motor = self.motor_flow()
+        belief = self.belief_flow()
         residual = self.config.unusable_residual_ml
+        if belief is not None and not self._belief_empty:
+            if AlarmCode.RESERVOIR_LOW not in self.alarms and self.reservoir_ml > self.low_threshold_ml:
+                consider(
+                    belief.time_to_accumulate(t, self.reservoir_ml - self.low_threshold_ml), EventKind.RESERVOIR_LOW
+                )
+            consider(belief.time_to_accumulate(t, self.reservoir_ml - residual), EventKind.RESERVOIR_EMPTY)
         if motor is not None:
-            if not self._belief_empty:
-                if AlarmCode.RESERVOIR_LOW not in self.alarms and self.reservoir_ml > self.low_threshold_ml:
-                    consider(
-                        motor.time_to_accumulate(t, self.reservoir_ml - self.low_threshold_ml), EventKind.RESERVOIR_LOW
-                    )
-                consider(motor.time_to_accumulate(t, self.reservoir_ml - residual), EventKind.RESERVOIR_EMPTY)
             mult = self.truth_multiplier
             if not self._truth_dry and mult > 0:
                 consider(motor.time_to_accumulate(t, (self.true_reservoir_ml - residual) / mult), EventKind.TRUTH_DRY)
+                to_change = self.catheter_contents.volume_to_next_change_ml(self.actual_concentration_mg_per_ml)
+                if to_change is not None:
+                    consider(motor.time_to_accumulate(t, to_change / mult), EventKind.TIP_CONCENTRATION)
         if self.battery_status is BatteryStatus.OK:
             left = self.battery_percent - self.config.battery.eri_percent
             consider(self._battery_flow(motor).time_to_accumulate(t, left), EventKind.BATTERY_ERI)
@@ -577,19 +695,26 @@ class Pump:
             self.true_reservoir_ml -= out
             self.to_patient_ml += out * (1.0 - self.leak)
             self.leaked_ml += out * self.leak
+            self._through_catheter(out)
             self._truth_dry = True
             return [ClinicalEvent("delivery_stopped", t, "reservoir ran dry")]
+        if kind is EventKind.TIP_CONCENTRATION:
+            self.to_patient_mg += self.catheter_contents.drop_head() * (1.0 - self.leak)
+            tip = self.tip_concentration_mg_per_ml
+            return [ClinicalEvent("concentration_at_tip", t, f"{tip:g} mg/mL now leaves the catheter tip")]
         if kind is EventKind.BATTERY_ERI:
             self.battery_percent = cfg.battery.eri_percent
             self.battery_status = BatteryStatus.ERI
             self.eri_at = t
             self.eos_at = t + cfg.battery.eri_to_eos_days * SECONDS_PER_DAY
+            self._log(t, DeviceLogKind.BATTERY_ERI, "elective replacement indicator")
             return self._raise(AlarmCode.BATTERY_ERI, t, "Elective replacement indicator: end of service in 90 days")
         if kind is EventKind.BATTERY_EOS:
             was_running = self.motor_running
             self.battery_status = BatteryStatus.EOS
             self.battery_percent = 0.0
             self.bolus = None
+            self._log(t, DeviceLogKind.BATTERY_EOS, "end of service: infusion stopped")
             effects = self._raise(AlarmCode.BATTERY_EOS, t, "End of service: the pump has stopped")
             if was_running:
                 effects.append(ClinicalEvent("delivery_stopped", t, "end of service"))
@@ -598,17 +723,27 @@ class Pump:
             self.bolus = None
             return [ClinicalEvent("bolus_completed", t)]
         if kind is EventKind.STALL_RECOVERY:
-            self.motor_stalled = False
-            self.stall_recover_at = None
-            effects = self._clear(AlarmCode.MOTOR_STALL, t)
-            effects.append(ClinicalEvent("motor_stall_recovery", t))
-            return effects
+            return self._recover_motor(t, "the rotor turns again")
         if kind is EventKind.REFILL_REMINDER:
             return self._raise(AlarmCode.REFILL_REMINDER, t, "Refill reminder: the programmed refill date is here")
         if kind is EventKind.RADIO_BACK:
             self.radio_silent_until = None
             return [ClinicalEvent("telemetry_restored", t)]
         raise AssertionError(f"unhandled event {kind}")  # pragma: no cover
+
+    def _recover_motor(self, t: float, why: str) -> list[Effect]:
+        self.motor_stalled = False
+        self.stall_recover_at = None
+        self.awaiting_interrogation = False
+        self._log(t, DeviceLogKind.MOTOR_STALL_RECOVERY, why)
+        effects = self._clear(AlarmCode.MOTOR_STALL, t)
+        effects.append(ClinicalEvent("motor_stall_recovery", t, why))
+        return effects
+
+    def _log(self, t: float, kind: DeviceLogKind, detail: str = "", **fields: float | None) -> None:
+        """Append to the pump's event log (what an interrogation will show)."""
+        self.log_serial += 1
+        self.log.append(LogEntry(self.log_serial, t, kind, detail[:200], **fields))
 
     # ------------------------------------------------------------------------------------ alarms
 
@@ -651,7 +786,10 @@ class Pump:
         return self.config.inherent_flow_bias + self._rng.gauss(0.0, self.config.flow_bias_sd)
 
     def refill(self, t: float, action: RefillAction, *, reminder_at: float | None = None) -> Outcome:
-        """Withdraw and measure the residual, then fill ``volume_ml`` (a pocket fill diverts part of it).
+        """Withdraw the residual and read it off the syringe, then fill ``volume_ml``. Armed bedside
+        faults change what really happens: a pocket fill diverts part of the volume; an incomplete
+        withdrawal leaves part of the residual behind (it mixes with the new drug); a needle in the
+        catheter access port withdraws nothing and sends the whole volume down the catheter.
 
         ``reminder_at`` (simulation seconds) sets the refill alarm clock; None switches it off.
         """
@@ -662,50 +800,103 @@ class Pump:
                 False, f"volume {action.volume_ml} mL exceeds the {cfg.reservoir_capacity_ml:g} mL reservoir"
             )
         expected = self.reservoir_ml
-        measured = self.true_reservoir_ml
-        self.withdrawn_ml += measured
-        self.true_reservoir_ml = 0.0
-        pocket = action.volume_ml * self.armed_pocket_fill
-        self.filled_ml += action.volume_ml
-        self.pocket_ml += pocket
-        self.true_reservoir_ml = action.volume_ml - pocket
-        actual_conc = self.armed_concentration or action.concentration_mg_per_ml
+        before = self.true_reservoir_ml
+        conc_before, dose_before = self.concentration_mg_per_ml, self.programmed_dose_mg_per_day
+        syringe_conc = self.armed_concentration or action.concentration_mg_per_ml
+        effects: list[Effect] = []
+        if self.armed_side_port:
+            # the needle is in the catheter access port: nothing comes back, everything goes to the CSF
+            withdrawn = 0.0
+            self.filled_ml += action.volume_ml
+            self.to_patient_ml += action.volume_ml * (1.0 - self.leak)
+            self.leaked_ml += action.volume_ml * self.leak
+            mass = self.catheter_contents.push(action.volume_ml, syringe_conc)
+            self.to_patient_mg += mass * (1.0 - self.leak)
+            effects.append(
+                ClinicalEvent(
+                    "side_port_injection",
+                    t,
+                    f"{action.volume_ml:g} mL at {syringe_conc:g} mg/mL injected into the catheter access port",
+                )
+            )
+        else:
+            fraction = 1.0 if self.armed_withdrawn_fraction is None else self.armed_withdrawn_fraction
+            withdrawn = before * fraction
+            left = before - withdrawn
+            pocket = action.volume_ml * self.armed_pocket_fill
+            into = action.volume_ml - pocket
+            overflow = max(0.0, left + into - cfg.reservoir_capacity_ml)  # stays in the syringe
+            into -= overflow
+            self.withdrawn_ml += withdrawn
+            self.filled_ml += into + pocket
+            self.pocket_ml += pocket
+            self.true_reservoir_ml = left + into
+            if self.true_reservoir_ml > 0:
+                self.actual_concentration_mg_per_ml = (
+                    left * self.actual_concentration_mg_per_ml + into * syringe_conc
+                ) / self.true_reservoir_ml
+            else:
+                self.actual_concentration_mg_per_ml = syringe_conc
+            if pocket > 0:
+                effects.append(ClinicalEvent("pocket_fill", t, f"{pocket:.2f} mL injected into the pocket"))
+            if left > 0:
+                effects.append(ClinicalEvent("incomplete_withdrawal", t, f"{left:.2f} mL left in the reservoir"))
+        measured = self._read_syringe(withdrawn)
         self.armed_pocket_fill, self.armed_concentration = 0.0, None
+        self.armed_withdrawn_fraction, self.armed_side_port = None, False
         self.drug = action.drug
         self.concentration_mg_per_ml = action.concentration_mg_per_ml
-        self.actual_concentration_mg_per_ml = actual_conc
         self.reservoir_ml = action.volume_ml
         self._truth_dry = self.true_reservoir_ml <= cfg.unusable_residual_ml + _EPS_ML
         self.flow_bias = self._draw_bias()
         if action.low_reservoir_threshold_ml is not None:
             self.low_threshold_ml = action.low_reservoir_threshold_ml
-        effects: list[Effect] = []
-        was_dry = measured <= cfg.unusable_residual_ml + _EPS_ML
+        was_dry = before <= cfg.unusable_residual_ml + _EPS_ML
         effects += self._sync_reservoir_alarms(t)
         effects += self._clear(AlarmCode.REFILL_REMINDER, t)
         self.refill_reminder_at = reminder_at
         self.last_refill = RefillLog(
             t, expected, measured, action.volume_ml, action.drug, action.concentration_mg_per_ml
         )
+        self._log(
+            t,
+            DeviceLogKind.REFILL,
+            f"{action.volume_ml:g} mL {action.drug.value} {action.concentration_mg_per_ml:g} mg/mL",
+            volume_ml=action.volume_ml,
+            expected_residual_ml=round(expected, 4),
+            measured_residual_ml=measured,
+            concentration_before_mg_per_ml=conc_before,
+            concentration_after_mg_per_ml=action.concentration_mg_per_ml,
+            dose_before_mg_per_day=dose_before,
+            dose_after_mg_per_day=self.programmed_dose_mg_per_day,
+        )
         effects.append(ClinicalEvent("refill", t, f"{action.volume_ml:g} mL {action.drug.value}"))
-        if pocket > 0:
-            effects.append(ClinicalEvent("pocket_fill", t, f"{pocket:.2f} mL injected into the pocket"))
         if was_dry and self.motor_running and not self._truth_dry:
             effects.append(ClinicalEvent("delivery_resumed", t, "refilled"))
         return Outcome(
             True,
             details={
                 "expected_residual_ml": round(expected, 4),
-                "measured_residual_ml": round(measured, 4),
+                "measured_residual_ml": measured,
                 "discrepancy_ml": round(measured - expected, 4),
                 "reservoir_ml": round(self.reservoir_ml, 4),
             },
             effects=effects,
         )
 
+    def _read_syringe(self, withdrawn_ml: float) -> float:
+        """The withdrawn residual as read: ±``residual_reading_sd_fraction``, to the syringe's graduation."""
+        cfg = self.config
+        reading = withdrawn_ml * (1.0 + self._rng.gauss(0.0, cfg.residual_reading_sd_fraction))
+        step = cfg.residual_reading_resolution_ml
+        if step > 0:
+            reading = round(reading / step) * step
+        return round(max(0.0, reading), 4)
+
     def reprogram(self, t: float, action: ReprogramAction) -> Outcome:
         self._require_clock(t)
         was_running = self.motor_running and not self._truth_dry
+        conc_before, dose_before = self.concentration_mg_per_ml, self.programmed_dose_mg_per_day
         self.program = action.program
         self._schedule = schedule_of(action.program, self._day_origin)
         if action.low_reservoir_threshold_ml is not None:
@@ -717,18 +908,52 @@ class Pump:
         effects: list[Effect] = []
         if not self._belief_empty:
             effects += self._sync_reservoir_alarms(t)
-        effects.append(ClinicalEvent("reprogram", t, action.program.mode.value))
+        mode = action.program.mode
+        what = (
+            f"{mode.value} {self.programmed_ml_per_day:.4g} mL/day" if mode is not InfusionMode.STOPPED else "stopped"
+        )
+        self._log(
+            t,
+            DeviceLogKind.REPROGRAM,
+            what,
+            concentration_before_mg_per_ml=conc_before,
+            concentration_after_mg_per_ml=self.concentration_mg_per_ml,
+            dose_before_mg_per_day=dose_before,
+            dose_after_mg_per_day=self.programmed_dose_mg_per_day,
+        )
+        effects.append(ClinicalEvent("reprogram", t, mode.value))
         now_running = self.motor_running and not self._truth_dry
         if was_running != now_running:
             effects.append(ClinicalEvent("delivery_resumed" if now_running else "delivery_stopped", t, "reprogrammed"))
-        return Outcome(True, details={"mode": action.program.mode.value}, effects=effects)
+        return Outcome(True, details={"mode": mode.value}, effects=effects)
+
+    def interrogate(self, t: float) -> Outcome:
+        """A clinician programmer reads the pump: logged; a pump held in telemetry mode by an MRI
+        scan during an alarm resumes infusion now ([V-S14])."""
+        self._require_clock(t)
+        self._log(t, DeviceLogKind.INTERROGATION, "clinician programmer session")
+        effects: list[Effect] = [ClinicalEvent("interrogation", t)]
+        resumed = False
+        if self.motor_stalled and self.awaiting_interrogation:
+            was_delivering = self.motor_running and not self._truth_dry
+            effects += self._recover_motor(t, "infusion resumed after the post-MRI interrogation")
+            resumed = True
+            if not was_delivering and self.motor_running and not self._truth_dry:
+                effects.append(ClinicalEvent("delivery_resumed", t, "interrogated after MRI"))
+        return Outcome(True, details={"resumed": resumed, "log_entries": len(self.log)}, effects=effects)
 
     def clinician_bolus(self, t: float, action: ClinicianBolusAction) -> Outcome:
         self._require_clock(t)
         refusal = self._bolus_refusal(action.volume_ml)
         if refusal:
             return Outcome(False, refusal)
-        self.bolus = _Bolus("clinician", action.volume_ml, t, t + action.duration_minutes * 60.0)
+        self.bolus = Bolus("clinician", action.volume_ml, t, t + action.duration_minutes * 60.0)
+        self._log(
+            t,
+            DeviceLogKind.CLINICIAN_BOLUS,
+            f"{action.volume_ml:g} mL over {action.duration_minutes:g} min",
+            volume_ml=action.volume_ml,
+        )
         return Outcome(
             True,
             details={"ends_in_s": action.duration_minutes * 60.0},
@@ -754,9 +979,11 @@ class Pump:
                 reason = self._bolus_refusal(settings.volume_ml)
         if reason is not None or settings is None:
             self.patient_bolus_refused += 1
+            self._log(t, DeviceLogKind.PATIENT_BOLUS_REFUSED, reason or "")
             return Outcome(False, reason, effects=[ClinicalEvent("bolus_refused", t, reason or "")])
         self._patient_bolus_times.append(t)
-        self.bolus = _Bolus("patient", settings.volume_ml, t, t + settings.duration_minutes * 60.0)
+        self.bolus = Bolus("patient", settings.volume_ml, t, t + settings.duration_minutes * 60.0)
+        self._log(t, DeviceLogKind.PATIENT_BOLUS, f"{settings.volume_ml:g} mL", volume_ml=settings.volume_ml)
         return Outcome(
             True,
             details={"accepted_last_24h": len(self._patient_bolus_times)},
@@ -789,6 +1016,7 @@ class Pump:
     def inject_fault(self, t: float, fault: FaultModel) -> Outcome:
         """Apply a simulation fault (one of the contract's fault models)."""
         self._require_clock(t)
+        cfg = self.config
         effects: list[Effect] = []
         was_delivering = self.motor_running and not self._truth_dry
         match fault:
@@ -799,21 +1027,39 @@ class Pump:
             case FlowErrorFault(bias=b):
                 self.fault_bias = b
             case MotorStallFault(recover_after_s=after, cause=cause):
+                if cfg.valve_gated:
+                    return Outcome(False, "a valve-gated pump has no rotor to stall")
+                # an MRI while the pump sounds an alarm puts it in telemetry mode: infusion resumes
+                # only after an interrogation, however soon the rotor could turn ([V-S14])
+                held = cause == "mri" and bool(self.alarms)
                 if not self.motor_stalled:
                     self.motor_stalled = True
                     self.bolus = None
+                    self._log(t, DeviceLogKind.MOTOR_STALL, f"motor stall ({cause})")
                     effects += self._raise(AlarmCode.MOTOR_STALL, t, f"Motor stall ({cause})")
-                self.stall_recover_at = None if after is None else t + after
+                if held:
+                    self.awaiting_interrogation = True
+                    self._log(t, DeviceLogKind.TELEMETRY_MODE_HOLD, "MRI during an alarm: waiting for an interrogation")
+                self.stall_recover_at = None if after is None or self.awaiting_interrogation else t + after
             case MemoryErrorFault():
                 self.memory_error = True
                 self.bolus = None
+                self._log(t, DeviceLogKind.MEMORY_ERROR, "self-check failed: infusion stopped")
                 effects += self._raise(AlarmCode.MEMORY_ERROR, t, "Pump memory error: infusion stopped")
             case LowBatteryResetFault():
+                dose_before = self.programmed_dose_mg_per_day
                 if self._saved_program_before_reset is None:
                     self._saved_program_before_reset = self.program
                 self.program = MINIMUM_RATE_PROGRAM
                 self._schedule = schedule_of(self.program, self._day_origin)
                 self.bolus = None
+                self._log(
+                    t,
+                    DeviceLogKind.LOW_BATTERY_RESET,
+                    f"settings lost: minimum-rate mode {MINIMUM_RATE_MODE_ML_PER_DAY:g} mL/day",
+                    dose_before_mg_per_day=dose_before,
+                    dose_after_mg_per_day=self.programmed_dose_mg_per_day,
+                )
                 effects += self._raise(AlarmCode.LOW_BATTERY_RESET, t, "Low battery reset: settings lost, minimum rate")
             case BatteryDepletionFault(eos_after_days=days):
                 if self.battery_status is BatteryStatus.OK:
@@ -827,6 +1073,7 @@ class Pump:
                     self.battery_status = BatteryStatus.ERI
                     self.eri_at = t
                     self.eos_at = t + days * SECONDS_PER_DAY
+                    self._log(t, DeviceLogKind.BATTERY_ERI, "premature elective replacement indicator")
                     effects += self._raise(AlarmCode.BATTERY_ERI, t, "Elective replacement indicator (premature)")
             case PocketFillFault(fraction=f):
                 self.armed_pocket_fill = f
@@ -834,6 +1081,20 @@ class Pump:
                 self.armed_concentration = c
             case TelemetryLossFault(duration_s=d):
                 self.radio_silent_until = t + d
+            case IncompleteWithdrawalFault(withdrawn_fraction=f):
+                self.armed_withdrawn_fraction = f
+            case CatheterAccessPortInjectionFault():
+                self.armed_side_port = True
+            case MriValveOpeningFault():
+                if not cfg.valve_gated:
+                    return Outcome(False, "only a valve-gated pump's valves open in a magnetic field")
+                out = max(0.0, self.true_reservoir_ml - cfg.unusable_residual_ml)
+                self.true_reservoir_ml -= out
+                self.to_patient_ml += out * (1.0 - self.leak)
+                self.leaked_ml += out * self.leak
+                self._through_catheter(out)
+                self._truth_dry = True
+                effects.append(ClinicalEvent("valve_dump", t, f"{out:.2f} mL emptied into the patient"))
             case _:  # pragma: no cover - exhaustive over the contract's faults
                 assert_never(fault)
         now_delivering = self.motor_running and not self._truth_dry
@@ -857,6 +1118,7 @@ class Pump:
         if (everything or which == "motor_stall") and self.motor_stalled:
             self.motor_stalled = False
             self.stall_recover_at = None
+            self.awaiting_interrogation = False
             effects += self._clear(AlarmCode.MOTOR_STALL, t)
         if (everything or which == "memory_error") and self.memory_error:
             self.memory_error = False
@@ -876,6 +1138,11 @@ class Pump:
             self.armed_pocket_fill = 0.0
         if everything or which == "wrong_concentration":
             self.armed_concentration = None
+        if everything or which == "incomplete_withdrawal":
+            self.armed_withdrawn_fraction = None
+        if everything or which == "catheter_access_port_injection":
+            self.armed_side_port = False
+        # mri_valve_opening has nothing to undo: the drug is gone
         if (everything or which == "telemetry_loss") and self.radio_silent_until is not None:
             self.radio_silent_until = None
             effects.append(ClinicalEvent("telemetry_restored", t))
@@ -883,6 +1150,14 @@ class Pump:
         if now_delivering and not was_delivering:
             effects.append(ClinicalEvent("delivery_resumed", t, f"fault cleared: {which}"))
         return Outcome(True, effects=effects)
+
+    def explant(self, t: float) -> list[Effect]:
+        """The pump is taken out (replacement surgery): every active alarm ends."""
+        self._require_clock(t)
+        effects: list[Effect] = []
+        for code in list(self.alarms):
+            effects += self._clear(code, t)
+        return effects
 
     # --------------------------------------------------------------------------------- bookkeeping
 

@@ -4,9 +4,9 @@ A scenario is a small, reproducible story told to a simulated fleet: which pumps
 happens to them and when (``timeline``), what the twin is expected to raise in answer (``expect``)
 and when to stop early (``abort_when``). Example::
 
-    name: catheter-occlusion
-    title: Catheter occlusion
-    description: A tip mass blocks a baclofen catheter; the pump notices nothing.
+    name: catheter-kink
+    title: Catheter kink
+    description: A kink blocks a baclofen catheter; the pump notices nothing, the patient does.
     learning_objectives: [Suspect the catheter when the pump is normal and the patient is not]
     seed: 7
     duration: 3d
@@ -16,11 +16,13 @@ and when to stop early (``abort_when``). Example::
         - {device_id: itb-01, site: rehab, drug: baclofen, concentration_mg_per_ml: 2.0,
            program: {mode: continuous, rate_ml_per_day: 0.3}, reservoir_ml: 18}
     timeline:
-      - {at: 2h, id: occlusion, step: inject_fault, devices: {ids: [itb-01]},
+      - {at: 2h, id: kink, step: inject_fault, devices: {ids: [itb-01]},
          fault: {fault: catheter_occlusion, fraction: 1.0}}
+      - {at: 1d, id: itch, step: patient_symptom, devices: {ids: [itb-01]},
+         symptom: Itching without a rash, severity: moderate}
     expect:
-      - {kind: alarm, code: dose_deviation, devices: {ids: [itb-01]}, after: occlusion, within: 1h,
-         responses: [side_port_aspiration, dye_study]}
+      - {kind: alarm, code: patient_report, devices: {ids: [itb-01]}, after: itch, within: 1m,
+         responses: [interrogate, xray, side_port_aspiration, dye_study]}
 
 Conventions:
 
@@ -65,6 +67,7 @@ from pydantic import (
 from twin.contract.alarms import AlarmCode, Priority
 from twin.contract.messages import DeviceId, Drug, Fault, FaultKind, Program
 from twin.mirror.alerts import TwinAlertCode
+from twin.scenarios.hazards import Hazard
 from twin.sim.fleet import PumpSpec
 
 SCHEMA_PATH: Final = Path(__file__).resolve().parents[2] / "docs" / "scenario.schema.json"
@@ -173,10 +176,18 @@ class AlarmPointCode(StrEnum):
     REFILL_REMINDER = "refill_reminder"
     DEVICE_OFFLINE = "device_offline"
     DEVICE_SILENT = "device_silent"
+    INTERROGATION_OVERDUE = "interrogation_overdue"
     REFILL_DISCREPANCY = "refill_discrepancy"
     EMPTY_BEFORE_REFILL = "empty_before_refill"
-    DOSE_DEVIATION = "dose_deviation"
+    CONCENTRATION_CHANGED = "concentration_changed"
+    DOSE_ESCALATION = "dose_escalation"
+    INFUSION_STOPPED = "infusion_stopped"
     RESERVOIR_LOW_PREDICTED = "reservoir_low_predicted"
+    RESERVOIR_EMPTY_PREDICTED = "reservoir_empty_predicted"
+    BATTERY_ERI_PREDICTED = "battery_eri_predicted"
+    BATTERY_EOS_PREDICTED = "battery_eos_predicted"
+    PATIENT_REPORT = "patient_report"
+    IDENTITY_CONFLICT = "identity_conflict"
 
 
 DEVICE_CODES: Final = frozenset(code.value for code in AlarmCode)
@@ -204,6 +215,9 @@ class StaffResponse(StrEnum):
     SCHEDULE_REPLACEMENT = "schedule_replacement"
     CONTACT_MANUFACTURER = "contact_manufacturer"
     BRIDGE_THERAPY = "bridge_therapy"
+    BRIDGE_BOLUS = "bridge_bolus"
+    REPLACE_DRUG = "replace_drug"
+    EMPTY_PUMP = "empty_pump"
     WITHDRAWAL_MANAGEMENT = "withdrawal_management"
     NALOXONE = "naloxone"
     AIRWAY_SUPPORT = "airway_support"
@@ -235,6 +249,9 @@ STAFF_RESPONSES: Final[dict[StaffResponse, str]] = {
     StaffResponse.SCHEDULE_REPLACEMENT: "plan replacement surgery (within about 90 days of ERI)",
     StaffResponse.CONTACT_MANUFACTURER: "report to and consult the manufacturer",
     StaffResponse.BRIDGE_THERAPY: "oral or alternative drug until intrathecal delivery is restored",
+    StaffResponse.BRIDGE_BOLUS: "a bolus of the catheter's volume to re-prime it (after side-port access or a new drug)",
+    StaffResponse.REPLACE_DRUG: "empty the reservoir and refill with freshly prepared drug (a compounding error)",
+    StaffResponse.EMPTY_PUMP: "withdraw the whole reservoir (a Prometra before MRI; a drug that must not reach the patient)",
     StaffResponse.WITHDRAWAL_MANAGEMENT: "assess and treat withdrawal (baclofen: emergency protocol)",
     StaffResponse.NALOXONE: "opioid reversal",
     StaffResponse.AIRWAY_SUPPORT: "airway and breathing support",
@@ -243,7 +260,7 @@ STAFF_RESPONSES: Final[dict[StaffResponse, str]] = {
     StaffResponse.VERIFY_PRESCRIPTION: "check the prescription against the syringe label and the programmed concentration",
     StaffResponse.REPROGRAM: "correct the pump's program",
     StaffResponse.REDUCE_RATE: "reduce the infusion rate",
-    StaffResponse.STOP_INFUSION: "stop the infusion (minimum rate)",
+    StaffResponse.STOP_INFUSION: "stop the infusion (program the pump to stop or to minimum rate)",
     StaffResponse.ESCALATE_PHYSICIAN: "call the responsible physician",
     StaffResponse.CHECK_CONNECTIVITY: "check the gateway or network that carries the pumps' reports",
     StaffResponse.TRIAGE_BY_PRIORITY: "in a flood, deal with high-priority alarms first",
@@ -260,7 +277,16 @@ class Severity(StrEnum):
     LIFE_THREATENING = "life_threatening"
 
 
-StepKind = Literal["inject_fault", "clear_fault", "patient_symptom", "refill", "reprogram", "bolus"]
+SYMPTOM_PRIORITY: Final[dict[Severity, Priority]] = {
+    Severity.MILD: Priority.LOW,
+    Severity.MODERATE: Priority.MEDIUM,
+    Severity.SEVERE: Priority.HIGH,
+    Severity.LIFE_THREATENING: Priority.HIGH,
+}
+"""Priority of the ``patient_report`` alert a symptom becomes once the clinic records it. [A] by the
+urgency of the response (IEC 60601-1-8): a severe symptom needs someone now."""
+
+StepKind = Literal["inject_fault", "clear_fault", "patient_symptom", "refill", "reprogram", "bolus", "interrogate"]
 
 ScenarioName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64)]
 StepId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)]
@@ -383,9 +409,11 @@ class PatientSymptomStep(StepBase):
 
 class RefillStep(StepBase):
     """A refill with the given volume. ``drug`` and ``concentration_mg_per_ml`` (what is *entered*)
-    default to the pump's from the fleet. ``pocket_fill_fraction`` arms a pocket fill for this refill
-    (that share of the volume goes into the pocket); ``syringe_concentration_mg_per_ml`` arms a wrong
-    concentration (the syringe really holds this, whatever is entered)."""
+    default to the pump's from the fleet. Bedside errors for this refill: ``pocket_fill_fraction``
+    (that share of the volume goes into the pocket); ``syringe_concentration_mg_per_ml`` (the syringe
+    really holds this, whatever is entered); ``residual_withdrawn_fraction`` (only that share of the
+    residual is withdrawn, the rest stays); ``into_catheter_access_port`` (the needle is in the side
+    port: the whole volume goes down the catheter)."""
 
     step: Literal["refill"]
     volume_ml: float = Field(gt=0, le=40)
@@ -393,6 +421,8 @@ class RefillStep(StepBase):
     concentration_mg_per_ml: float | None = Field(default=None, gt=0, le=100)
     pocket_fill_fraction: float | None = Field(default=None, gt=0, le=1)
     syringe_concentration_mg_per_ml: float | None = Field(default=None, gt=0, le=100)
+    residual_withdrawn_fraction: float | None = Field(default=None, ge=0, lt=1)
+    into_catheter_access_port: bool = False
     low_reservoir_threshold_ml: float | None = Field(default=None, ge=0, le=20)
     refill_reminder_after: Duration | None = Field(default=None, description="refill alarm clock, after the refill")
 
@@ -422,8 +452,14 @@ class BolusStep(StepBase):
         return self
 
 
+class InterrogateStep(StepBase):
+    """A clinician interrogates the selected pumps with the programmer (a visit, a post-MRI check)."""
+
+    step: Literal["interrogate"]
+
+
 Step = Annotated[
-    InjectFaultStep | ClearFaultStep | PatientSymptomStep | RefillStep | ReprogramStep | BolusStep,
+    InjectFaultStep | ClearFaultStep | PatientSymptomStep | RefillStep | ReprogramStep | BolusStep | InterrogateStep,
     Field(discriminator="step"),
 ]
 
@@ -512,6 +548,10 @@ class Scenario(ScenarioModel):
     title: ShortText
     description: Text
     learning_objectives: list[ShortText] = Field(min_length=1)
+    hazards: list[Hazard] = Field(
+        default_factory=list,
+        description="the hazards of docs/hazards.md this scenario trains (every catalogue scenario names one or more)",
+    )
     seed: int = Field(default=1, description="seed of the fleet, the flow errors and the clinic")
     start: AwareDatetime | None = Field(
         default=None, description="simulation start of a headless run; default 2026-01-01T00:00Z"

@@ -1,23 +1,26 @@
 """Playing a scenario: against its own fleet as fast as possible (headless), or live on a running
 simulation and twin.
 
-Both ways, a :class:`ScenarioRun` schedules the scenario's cues as SimPy processes on the
-simulation's environment, so the timeline runs on simulation time and stops when the simulation
-clock stops. Every command (faults, refills, reprograms, boluses) goes through the twin
-(:meth:`TwinService.send_command` with actor ``scenario:<name>``), so the twin's safety rule holds:
-a real pump (``simulated: false``) is refused, and the run records the refusal and goes on.
-What the run observes:
+Both ways, a :class:`ScenarioRun` hands each cue of the timeline to the :class:`Stage` that owns
+the simulation clock, to be played when the simulation reaches the cue's time; the simulation
+stands still while a cue is played and until the commands it sent reached the simulated pumps.
+So a fault lands at the same simulated second live (over MQTT, at 600x) as headless (in the
+same process), and a live run reproduces its headless result. Every command (faults, refills,
+reprograms, boluses) goes through the twin (:meth:`TwinService.send_command` with actor
+``scenario:<name>``), so the twin's safety rule holds: a real pump (``simulated: false``) is
+refused, and the run records the refusal and goes on. What the run observes:
 
-* the twin's alarm transitions (``TwinService.transition_listeners``): device alarms and the
+* the twin's alarm transitions (its event stream, :meth:`EventHub.listen`): device alarms and the
   twin's own alerts, as the twin journaled them;
-* what the simulated pumps publish (a hook on the simulation's sink): the simulator's truth about
-  the dose reaching each patient (telemetry) and the pumps' clinical events;
+* what the simulated pumps publish (:meth:`FleetSimulation.observe`): the pumps' clinical events,
+  and the simulator's truth about the dose reaching each patient, which only the run's own
+  abort conditions (a safety net for the exercise, the instructor's) ever look at;
 * the outcome of every command it sent (the twin's command tracking).
 
-**Headless** (:func:`run_headless`): an :class:`~twin.service.inprocess.InProcessTwin` (the
-simulation wired straight into a twin service, no broker; the twin's clock is the simulation's),
-the scenario's own fleet and seed, as fast as possible or paced at ``speed`` x real time. The
-report is a function of the scenario and its seed.
+**Headless** (:func:`run_headless`, composed in :mod:`twin.app.headless`): the simulation wired
+straight into a twin service, no broker, the twin's clock the simulation's; the scenario's own
+fleet and seed, as fast as possible or paced at ``speed`` x real time. The report is a function
+of the scenario and its seed.
 
 **Live** (:class:`ScenarioRunner`): attached to a :class:`~twin.sim.driver.SimDriver` and the
 :class:`~twin.service.twin_service.TwinService` of the same process (``pumptwin demo``). Start
@@ -26,7 +29,7 @@ clock (``SimDriver.pause``); resume restarts both; abort is the kill switch: pen
 dropped, every pump the run sent a command to gets ``clear_fault: all`` through the twin (the safe
 baseline), and the run is recorded as aborted with its reason. A run sets the clock to its speed
 and gives the clock its earlier speed back when it ends. A scenario's own abort conditions
-pull the same switch. Run status changes go out on the service bus as ``scenario`` events.
+pull the same switch. Run status changes go out on the twin's event stream as ``scenario`` notices.
 
 One live run at a time: a second would share, and fight over, the one simulation clock.
 """
@@ -36,18 +39,15 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import tempfile
-import time
 from collections import Counter
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Final, Literal
-
-import simpy
+from typing import Any, Final, Literal, Protocol
 
 from twin.alarms.lifecycle import Transition
+from twin.contract.alarms import Priority
 from twin.contract.messages import Action, ClearFaultAction, Telemetry
+from twin.mirror.alerts import PatientReport
 from twin.mirror.commands import CommandRefused, CommandState
 from twin.scenarios.evaluation import (
     AlarmObservation,
@@ -64,15 +64,13 @@ from twin.scenarios.evaluation import (
     watch_alarm,
     watch_dose,
 )
-from twin.scenarios.fleet import FleetMember, ordered_members, resolve_fleet
-from twin.scenarios.model import Scenario, ScenarioInvalid
+from twin.scenarios.fleet import FleetMember, ordered_members
+from twin.scenarios.model import SYMPTOM_PRIORITY, Scenario, ScenarioInvalid
 from twin.scenarios.timeline import Cue, Timeline, expand
-from twin.service.inprocess import InProcessTwin
+from twin.service.events import AlarmTransitioned, Notice, TwinEvent
 from twin.service.twin_service import TwinService
 from twin.sim.device import Outgoing, SimulatedDevice
-from twin.sim.driver import SimDriver
 from twin.sim.simulation import FleetSimulation
-from twin.store.journal import Journal
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +86,27 @@ _FAILED: Final[dict[CommandState, StepStatus]] = {
     CommandState.REJECTED: "rejected",
     CommandState.TIMED_OUT: "timed_out",
 }
+
+
+Handler = Callable[[], Awaitable[None]]
+
+
+class Stage(Protocol):
+    """Who owns the simulation clock: the live driver (:class:`twin.sim.driver.SimDriver`) or a
+    headless loop (:class:`twin.app.headless.HeadlessStage`)."""
+
+    @property
+    def sim(self) -> FleetSimulation: ...
+
+    def at(self, sim_s: float, handler: Handler) -> None:
+        """Call ``handler`` when the simulation reaches ``sim_s`` (at once if it has); the
+        simulation stands still until the handler returns."""
+        ...
+
+    async def delivered(self, command_ids: Sequence[str]) -> None:
+        """Return once these commands reached their simulated pumps (applied at the current
+        simulated time, or held by a pump whose radio is down)."""
+        ...
 
 
 def scenario_actor(scenario: Scenario) -> str:
@@ -107,10 +126,9 @@ class ScenarioRun:
     """One run of one scenario on one simulation, observed through one twin (see the module docstring).
 
     ``transition_time`` gives a transition's simulation second (the twin's clock may be wall time);
-    ``deliver`` hands the twin's queued commands to the simulation at once (headless) or does
-    nothing (live: the twin's MQTT link carries them); ``on_change`` hears about status changes and
-    patient symptoms. Failure modes: a command the twin refuses is recorded on its step, never
-    raised; :meth:`abort` of a finished run raises :class:`ScenarioRefused`.
+    ``on_change`` hears about status changes and patient symptoms. Failure modes: a command the
+    twin refuses is recorded on its step, never raised; :meth:`abort` of a finished run raises
+    :class:`ScenarioRefused`.
     """
 
     def __init__(
@@ -119,13 +137,12 @@ class ScenarioRun:
         scenario: Scenario,
         timeline: Timeline,
         *,
-        sim: FleetSimulation,
+        stage: Stage,
         service: TwinService,
         mode: Mode,
         seed: int,
         started_by: str,
         transition_time: Callable[[Transition], float],
-        deliver: Callable[[], object] = lambda: None,
         abort_conditions: bool = True,
         on_change: Callable[[ScenarioRun, str], None] = lambda run, event: None,
         start_s: float | None = None,
@@ -133,6 +150,8 @@ class ScenarioRun:
         self.run_id = run_id
         self.scenario = scenario
         self.timeline = timeline
+        self.stage = stage
+        sim = stage.sim
         self.sim = sim
         self.service = service
         self.mode: Mode = mode
@@ -140,7 +159,6 @@ class ScenarioRun:
         self.started_by = started_by
         self.actor = scenario_actor(scenario)
         self._transition_time = transition_time
-        self._deliver = deliver
         self._abort_conditions = abort_conditions
         self._on_change = on_change
         self.status = RunStatus.RUNNING
@@ -156,23 +174,42 @@ class ScenarioRun:
         self.steps = [_StepState(cue) for cue in timeline.cues]
         self.restores: list[_StepState] = []
         self._log_seen: dict[str, int] = {}
-        self._resumed: simpy.Event | None = None
-        self._wake: simpy.Event | None = None
+        self._resumed = asyncio.Event()
+        self._resumed.set()
         self._began = False
+        self._stops: list[Callable[[], None]] = []
+        self._abort_check_at: float | None = None
+        self._now_s: float | None = None  # set while the run itself makes the twin raise something
 
     # ------------------------------------------------------------------------------ lifecycle
 
     def begin(self) -> None:
-        """Start observing and schedule the timeline from the simulation's current time."""
+        """Start observing, and hand every cue to the stage from the simulation's current time."""
         if self._began:
             raise RuntimeError("a run begins once")
         self._began = True
         for device_id, device in self.sim.devices.items():
             self._log_seen[device_id] = len(device.clinical_log)
-        self.service.transition_listeners.append(self.on_transition)
-        self.sim.env.process(self._play())
-        self.sim.env.process(self._watch())
+        self._stops.append(self.service.hub.listen(self.on_event))
+        self._stops.append(self.sim.observe(self.on_device_message))
+        for index, step in enumerate(self.steps):
+            self.stage.at(self.start_s + step.cue.at_s, self._cue_handler(index))
+        self.stage.at(self.start_s + self.timeline.duration_s, self._timeline_done)
+        self._schedule_abort_check()
         self._on_change(self, "started")
+
+    def _cue_handler(self, index: int) -> Handler:
+        async def play() -> None:
+            await self._while_paused()
+            if not self.status.final:
+                await self._dispatch(index)
+
+        return play
+
+    async def _timeline_done(self) -> None:
+        await self._while_paused()
+        if not self.status.final:
+            self._complete()
 
     @property
     def elapsed_s(self) -> float:
@@ -185,6 +222,7 @@ class ScenarioRun:
         if self.status is RunStatus.PAUSED:
             return
         self.status = RunStatus.PAUSED
+        self._resumed.clear()
         self._on_change(self, "paused")
 
     def resume(self) -> None:
@@ -192,11 +230,14 @@ class ScenarioRun:
         if self.status is RunStatus.RUNNING:
             return
         self.status = RunStatus.RUNNING
-        if self._resumed is not None and not self._resumed.triggered:
-            self._resumed.succeed()
+        self._resumed.set()
         self._on_change(self, "resumed")
 
-    def abort(self, reason: str, *, by: str) -> None:
+    async def _while_paused(self) -> None:
+        while self.status is RunStatus.PAUSED:
+            await self._resumed.wait()
+
+    async def abort(self, reason: str, *, by: str) -> None:
         """The kill switch: drop pending steps, send ``clear_fault: all`` through the twin to every
         pump the run sent a command to, record the run as aborted with ``reason``."""
         self._require_active()
@@ -204,18 +245,21 @@ class ScenarioRun:
         self.aborted_reason = reason
         self.aborted_by = by
         self.ended_s = self.sim.now
+        self._resumed.set()
         for step in self.steps:
             if step.status == "scheduled":
                 step.status = "dropped"
         touched = {s.cue.device_id for s in self.steps if s.command_ids}
         at_s = self.elapsed_s
+        sent: list[str] = []
         for device_id in (d for d in self.timeline.device_ids if d in touched):
             action = ClearFaultAction(fault="all")
             cue = Cue(at_s, -1, ABORT_STEP_ID, "clear_fault", device_id, (action,), note=f"abort: {reason}")
             restore = _StepState(cue)
-            self._send(restore, action)
+            await self._send(restore, action)
+            sent += restore.command_ids
             self.restores.append(restore)
-        self._deliver()
+        await self.stage.delivered(sent)
         log.info("scenario %s (run %s) aborted by %s: %s", self.scenario.name, self.run_id, by, reason)
         self._finalise("aborted")
 
@@ -225,77 +269,74 @@ class ScenarioRun:
         self._finalise("completed")
 
     def _finalise(self, event: str) -> None:
-        if self.on_transition in self.service.transition_listeners:
-            self.service.transition_listeners.remove(self.on_transition)
-        for pending in (self._wake, self._resumed):
-            if pending is not None and not pending.triggered:
-                pending.succeed()  # let the waiting processes see the final status and end
+        for stop in self._stops:
+            stop()
+        self._stops.clear()
         self._on_change(self, event)
 
     def _require_active(self) -> None:
         if self.status.final:
             raise ScenarioRefused("run_finished", f"run {self.run_id} is already {self.status.value}")
 
-    # ------------------------------------------------------------------------------ processes
+    def _schedule_abort_check(self) -> None:
+        """Hand the stage the time of the earliest abort condition that could hold (if any)."""
+        if not self._abort_conditions or self.status.final:
+            return
+        due = abort_due(self.timeline.aborts, self.vigil)
+        if due is None:
+            return
+        at = self.start_s + due.at_s
+        if self._abort_check_at is not None and self._abort_check_at <= at:
+            return
+        self._abort_check_at = at
+        self.stage.at(at, self._check_abort)
 
-    def _play(self) -> Generator[simpy.Event, object, None]:
-        env = self.sim.env
-        for index, step in enumerate(self.steps):
-            due = self.start_s + step.cue.at_s
-            if due > env.now:
-                yield env.timeout(due - env.now)
-            yield from self._while_paused()
-            if self.status.final:
-                return
-            self._dispatch(index)
-        end = self.start_s + self.timeline.duration_s
-        if end > env.now:
-            yield env.timeout(end - env.now)
-        yield from self._while_paused()
-        if not self.status.final:
-            self._complete()
-
-    def _while_paused(self) -> Generator[simpy.Event, object, None]:
-        while self.status is RunStatus.PAUSED:
-            self._resumed = self.sim.env.event()
-            yield self._resumed
-
-    def _watch(self) -> Generator[simpy.Event, object, None]:
-        env = self.sim.env
-        while not self.status.final:
-            due = abort_due(self.timeline.aborts, self.vigil) if self._abort_conditions else None
-            if due is not None and self.start_s + due.at_s <= env.now:
-                self.abort(due.reason, by=self.actor)
-                return
-            self._wake = env.event()
-            if due is None:
-                yield self._wake
-            else:
-                yield env.timeout(self.start_s + due.at_s - env.now) | self._wake
-
-    def _wake_watch(self) -> None:
-        if self._wake is not None and not self._wake.triggered:
-            self._wake.succeed()
+    async def _check_abort(self) -> None:
+        self._abort_check_at = None
+        if self.status.final:
+            return
+        due = abort_due(self.timeline.aborts, self.vigil)
+        if due is not None and self.start_s + due.at_s <= self.sim.now:
+            await self.abort(due.reason, by=self.actor)
+            return
+        self._schedule_abort_check()
 
     # ------------------------------------------------------------------------------- dispatch
 
-    def _dispatch(self, index: int) -> None:
+    async def _dispatch(self, index: int) -> None:
         step = self.steps[index]
         cue = step.cue
         if cue.symptom is not None:
             step.status = "recorded"
             self.events.append(ClinicalRecord(cue.at_s, cue.device_id, "patient_symptom", cue.symptom, cue.severity))
+            await self._report(cue)
             self._on_change(self, "patient_symptom")
             return
         for action in cue.actions:
-            if not self._send(step, action):
+            if not await self._send(step, action):
                 break
-        self._deliver()
+        await self.stage.delivered(step.command_ids)
         self._on_change(self, "step")
 
-    def _send(self, step: _StepState, action: Action) -> bool:
+    async def _report(self, cue: Cue) -> None:
+        """The clinic records what the patient reports: the twin shows it as a ``patient_report``
+        alert, raised at the cue's simulation time (the simulation stands still while it plays)."""
+        key = self._device_key(cue.device_id)
+        if key is None or cue.symptom is None:
+            return
+        priority = SYMPTOM_PRIORITY[cue.severity] if cue.severity is not None else Priority.MEDIUM
+        self._now_s = cue.at_s
         try:
-            tracked = self.service.send_command(step.cue.device_id, action, self.actor)
+            await self.service.patient_report(key, PatientReport(self.service.clock(), cue.symptom, priority))
+        finally:
+            self._now_s = None
+
+    async def _send(self, step: _StepState, action: Action) -> bool:
+        key = self._device_key(step.cue.device_id)
+        try:
+            if key is None:
+                raise CommandRefused("unknown_device", f"the twin mirrors no device {step.cue.device_id!r}")
+            tracked = await self.service.send_command(key, action, self.actor)
         except CommandRefused as exc:
             step.status = "refused"
             step.reason = f"{exc.reason}: {exc}"
@@ -307,18 +348,31 @@ class ScenarioRun:
         step.status = "pending"
         return True
 
+    def _device_key(self, device_id: str) -> tuple[str, str] | None:
+        site = self.sim.sites.get(device_id)
+        if site is not None and (site, device_id) in self.service.fleet.devices:
+            return (site, device_id)
+        found = self.service.fleet.by_id(device_id)
+        return found[0].key if len(found) == 1 else None
+
     # ---------------------------------------------------------------------------- observation
 
+    def on_event(self, event: TwinEvent) -> None:
+        """What the twin did (its event stream): the run keeps the alarm transitions."""
+        if isinstance(event, AlarmTransitioned):
+            self.on_transition(event.transition)
+
     def on_transition(self, transition: Transition) -> None:
-        """A transition the twin journaled (registered on ``TwinService.transition_listeners``)."""
+        """A transition the twin journaled."""
         if self.status.final:
             return
-        observation = AlarmObservation(self._transition_time(transition) - self.start_s, transition)
+        at_s = self._now_s if self._now_s is not None else self._transition_time(transition) - self.start_s
+        observation = AlarmObservation(at_s, transition)
         self.alarms.append(observation)
         vigil = watch_alarm(self.vigil, observation)
         if vigil is not self.vigil:
             self.vigil = vigil
-            self._wake_watch()
+            self._schedule_abort_check()
 
     def on_device_message(self, device: SimulatedDevice, outgoing: Outgoing, t: float) -> None:
         """Something a simulated pump published at simulation second ``t`` (from the sink)."""
@@ -337,14 +391,15 @@ class ScenarioRun:
             vigil = watch_dose(self.vigil, sample)
             if vigil is not self.vigil:
                 self.vigil = vigil
-                self._wake_watch()
+                self._schedule_abort_check()
 
     # --------------------------------------------------------------------------------- report
 
     def _step_outcome(self, step: _StepState) -> StepOutcome:
         if step.status != "pending":
             return StepOutcome(step.cue, step.status, step.reason)
-        states = [self.service.commands[c] for c in step.command_ids if c in self.service.commands]
+        commands = self.service.fleet.commands
+        states = [commands[c] for c in step.command_ids if c in commands]
         for tracked in states:
             failed = _FAILED.get(tracked.state)
             if failed is not None:
@@ -429,93 +484,24 @@ class ScenarioRefused(ValueError):
         self.reason = reason
 
 
-# ------------------------------------------------------------------------------------- headless
-
-
-class HeadlessRun:
-    """A headless run's parts (fleet, simulation, in-process twin, run) for as long as the ``with``
-    block lasts; the twin's journal lives in a temporary directory removed on exit. Raises
-    :class:`~twin.scenarios.model.ScenarioInvalid` for a scenario whose meaning is wrong."""
-
-    def __init__(self, scenario: Scenario, *, seed: int | None = None, abort_conditions: bool = True) -> None:
-        self.scenario = scenario
-        self.fleet = resolve_fleet(scenario, seed=seed)
-        self.timeline = expand(scenario, self.fleet.members, self.fleet.epoch)
-        self._abort_conditions = abort_conditions
-        self._scratch = tempfile.TemporaryDirectory(prefix="pumptwin-scenario-")
-        self.journal = Journal(Path(self._scratch.name) / "journal.sqlite")
-        telemetry_s = scenario.telemetry_every.total_seconds()
-        self.sim = FleetSimulation(
-            list(self.fleet.specs),
-            epoch=self.fleet.epoch,
-            seed=self.fleet.seed,
-            sink=lambda *_: None,  # replaced by the in-process twin
-            telemetry_interval_s=telemetry_s,
-            clinic_refills=scenario.clinic_refills,
-            random_faults=False,
-        )
-        # the twin re-evaluates its alerts on every report; its tick adds silence and expiries
-        self.twin = InProcessTwin(self.sim, self.journal, tick_every_s=telemetry_s)
-        epoch = self.fleet.epoch
-        self.run = ScenarioRun(
-            "headless",
-            scenario,
-            self.timeline,
-            sim=self.sim,
-            service=self.twin.service,
-            mode="headless",
-            seed=self.fleet.seed,
-            started_by="headless",
-            transition_time=lambda t: (t.at - epoch).total_seconds(),
-            deliver=self.twin.route_commands,
-            abort_conditions=abort_conditions,
-        )
-        self.twin.on_message = self.run.on_device_message
-
-    def __enter__(self) -> HeadlessRun:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.journal.close()
-        self._scratch.cleanup()
-
-    def play(
-        self, *, speed: float | None = None, on_progress: Callable[[float, float], None] | None = None
-    ) -> ScenarioReport:
-        """Run to the end (or the abort); ``speed`` paces it at that many times real time (default:
-        as fast as possible); ``on_progress(elapsed_s, duration_s)`` is called a few hundred times."""
-        run, sim = self.run, self.sim
-        run.begin()
-        self.twin.open_sessions(1)
-        end = self.timeline.duration_s
-        slice_s = max(end / PROGRESS_SLICES, self.scenario.telemetry_every.total_seconds())
-        wall_start = time.monotonic()
-        while not run.status.final and sim.now < end:
-            self.twin.run(min(end, sim.now + slice_s))
-            if on_progress is not None:
-                on_progress(min(sim.now, end), end)
-            if speed is not None:
-                lag = wall_start + sim.now / speed - time.monotonic()
-                if lag > 0:
-                    time.sleep(lag)
-        return run.report()
-
-
-def run_headless(
-    scenario: Scenario,
-    *,
-    seed: int | None = None,
-    speed: float | None = None,
-    abort_conditions: bool = True,
-    on_progress: Callable[[float, float], None] | None = None,
-) -> ScenarioReport:
-    """Play ``scenario`` against its own fleet, simulation and twin in this process and return the
-    final report (see :class:`HeadlessRun`). ``seed`` replaces the scenario's seed."""
-    with HeadlessRun(scenario, seed=seed, abort_conditions=abort_conditions) as headless:
-        return headless.play(speed=speed, on_progress=on_progress)
-
-
 # ----------------------------------------------------------------------------------------- live
+
+
+class LiveStage(Stage, Protocol):
+    """A stage that follows the wall clock (the live driver): it can be paused and change speed."""
+
+    speed: float | None
+
+    @property
+    def paused(self) -> bool: ...
+
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
+
+    def set_speed(self, speed: float) -> None: ...
+
+    def sim_target(self) -> float: ...
 
 
 class ScenarioRunner:
@@ -529,27 +515,18 @@ class ScenarioRunner:
         self.library = dict(library)
         self.runs: dict[str, ScenarioRun] = {}
         self.service: TwinService | None = None
-        self.driver: SimDriver | None = None
+        self.driver: LiveStage | None = None
         self._ids = itertools.count(1)
         self._paused_clock = False
         self._speed_before: float | None = None
         self.listeners: list[Callable[[ScenarioRun, str], None]] = []
         """Called with each live run and the event (``started``, ``paused``, ``resumed``,
-        ``completed``, ``aborted``, ``patient_symptom``), after the run changed."""
+        ``completed``, ``aborted``, ``patient_symptom``, ``step``), after the run changed."""
 
-    def attach(self, service: TwinService, driver: SimDriver) -> None:
-        """Join the twin and the driver; observe what the simulated pumps publish from now on."""
+    def attach(self, service: TwinService, driver: LiveStage) -> None:
+        """Join the twin and the driver (the stage live runs play on)."""
         self.service = service
         self.driver = driver
-        forward = driver.sim.sink
-
-        def sink(device: SimulatedDevice, outgoing: Outgoing, t: float) -> None:
-            forward(device, outgoing, t)
-            run = self.active
-            if run is not None:
-                run.on_device_message(device, outgoing, t)
-
-        driver.sim.sink = sink
 
     @property
     def active(self) -> ScenarioRun | None:
@@ -566,7 +543,7 @@ class ScenarioRunner:
         """The devices the twin mirrors (with a birth), as selections see them."""
         assert self.service is not None
         rows = []
-        for twin in self.service.twins.values():
+        for twin in self.service.fleet.devices.values():
             if twin.birth is None:
                 continue
             state = twin.reported
@@ -603,7 +580,8 @@ class ScenarioRunner:
         ``invalid_for_fleet`` (a selection the running fleet cannot satisfy)."""
         scenario = self.library.get(name)
         if scenario is None:
-            raise ScenarioRefused("unknown_scenario", f"no scenario {name!r}")
+            known = ", ".join(sorted(self.library)) or "none"
+            raise ScenarioRefused("unknown_scenario", f"no scenario {name!r} (the catalogue: {known})")
         service, driver = self.service, self.driver
         if service is None or driver is None:
             raise ScenarioRefused("not_attached", "no simulation is running in this process")
@@ -626,7 +604,7 @@ class ScenarioRunner:
             run_id,
             scenario,
             timeline,
-            sim=sim,
+            stage=driver,
             service=service,
             mode="live",
             seed=sim.seed,
@@ -657,11 +635,11 @@ class ScenarioRunner:
         self._release_clock()
         return run
 
-    def abort(self, run_id: str, reason: str, *, by: str) -> ScenarioRun:
+    async def abort(self, run_id: str, reason: str, *, by: str) -> ScenarioRun:
         """The kill switch (see :meth:`ScenarioRun.abort`); the clock runs again if the run had stopped it."""
         run = self.get(run_id)
-        run.abort(reason, by=by)
-        self._release_clock()
+        self._release_clock()  # the clear_fault commands must reach the pumps
+        await run.abort(reason, by=by)
         return run
 
     def _release_clock(self) -> None:
@@ -670,12 +648,13 @@ class ScenarioRunner:
         self._paused_clock = False
 
     def _transition_time(self, transition: Transition) -> float:
-        """A transition's simulation second: the twin's estimate of the device's clock at that wall time."""
+        """A transition's simulation second: the device's clock at that wall time, as the twin knows it."""
         assert self.service is not None
         assert self.driver is not None
         sim = self.driver.sim
-        twin = self.service.twins.get(transition.device_id)
-        device_time = twin.device_now(transition.at) if twin is not None else None
+        fleet = self.service.fleet
+        twin = fleet.devices.get((transition.site, transition.device_id))
+        device_time = fleet.device_now(twin, transition.at) if twin is not None else None
         if device_time is None:
             return sim.now
         return (device_time - sim.epoch).total_seconds()
@@ -700,7 +679,7 @@ class ScenarioRunner:
                 "symptom": symptom.detail,
                 "severity": symptom.severity.value if symptom.severity else None,
             }
-        self.service.bus.publish("scenario", body)
+        self.service.hub.publish(Notice("scenario", body))
 
 
 def scenario_json(scenario: Scenario) -> dict[str, Any]:
@@ -726,24 +705,26 @@ async def start_when_mirrored(
     ``timeout_s`` or the start is refused."""
     assert runner.driver is not None
     assert runner.service is not None
-    devices = list(runner.driver.sim.devices)
+    sim = runner.driver.sim
+    keys = [(sim.sites[d], d) for d in sim.devices]
     service = runner.service
 
     def mirrored() -> bool:
-        return all((t := service.twins.get(d)) is not None and t.reported is not None for d in devices)
+        devices = service.fleet.devices
+        return all((t := devices.get(k)) is not None and t.reported is not None for k in keys)
 
-    subscription = service.bus.subscribe()  # every device change is published on the bus
+    changed = asyncio.Event()
+    stop = service.hub.listen(lambda event: changed.set())
     try:
         async with asyncio.timeout(timeout_s):
             while not mirrored():
-                event = await subscription.next()
-                if event.kind == "resync":  # fell behind: the bus closed this subscription
-                    subscription = service.bus.subscribe()
+                changed.clear()
+                await changed.wait()
     except TimeoutError:
         log.warning("scenario %s not started: the twin did not mirror every pump within %g s", name, timeout_s)
         return None
     finally:
-        service.bus.unsubscribe(subscription)
+        stop()
     try:
         return runner.start(name, speed=speed, started_by=started_by)
     except ScenarioRefused as exc:

@@ -22,9 +22,12 @@ from typing import Final, Literal
 from twin.contract.alarms import Priority
 from twin.contract.messages import (
     Action,
+    CatheterAccessPortInjectionFault,
     ClearFaultAction,
     ClinicianBolusAction,
+    IncompleteWithdrawalFault,
     InjectFaultAction,
+    InterrogateAction,
     PatientBolusAction,
     PocketFillFault,
     RefillAction,
@@ -39,6 +42,7 @@ from twin.scenarios.model import (
     BolusStep,
     ClearFaultStep,
     InjectFaultStep,
+    InterrogateStep,
     Location,
     NoAlarmExpectation,
     NoDeliveryAbort,
@@ -197,7 +201,13 @@ def expand(scenario: Scenario, members: Sequence[FleetMember], start: datetime) 
 
 
 def _cue(
-    step: InjectFaultStep | ClearFaultStep | PatientSymptomStep | RefillStep | ReprogramStep | BolusStep,
+    step: InjectFaultStep
+    | ClearFaultStep
+    | PatientSymptomStep
+    | RefillStep
+    | ReprogramStep
+    | BolusStep
+    | InterrogateStep,
     index: int,
     at_s: float,
     member: FleetMember,
@@ -240,6 +250,11 @@ def _cue(
                         )
                     )
                 )
+            if step.residual_withdrawn_fraction is not None:
+                fraction = step.residual_withdrawn_fraction
+                armed.append(InjectFaultAction(fault=IncompleteWithdrawalFault(withdrawn_fraction=fraction)))
+            if step.into_catheter_access_port:
+                armed.append(InjectFaultAction(fault=CatheterAccessPortInjectionFault()))
             actions = (*armed, refill)
         case ReprogramStep():
             actions = (
@@ -256,6 +271,8 @@ def _cue(
                 assert step.volume_ml is not None
                 assert step.duration_minutes is not None
                 actions = (ClinicianBolusAction(volume_ml=step.volume_ml, duration_minutes=step.duration_minutes),)
+        case InterrogateStep():
+            actions = (InterrogateAction(),)
     return Cue(at_s, index, name, step.step, member.device_id, actions, note=step.note)
 
 

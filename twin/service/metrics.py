@@ -21,7 +21,14 @@ class ServiceMetrics:
         self.dropped = Counter(
             "pumptwin_dropped", "Valid messages not applied: duplicate or stale", ["reason"], registry=r
         )
-        self.gaps = Counter("pumptwin_sequence_gaps", "Gaps seen in per-device sequence numbers", registry=r)
+        self.gaps = Counter(
+            "pumptwin_sequence_gaps",
+            "Messages lost: sequence numbers that left a device's window of numbers seen unseen",
+            registry=r,
+        )
+        self.tick_errors = Counter(
+            "pumptwin_tick_errors", "Devices whose clock-driven rules failed in a tick, by error", ["error"], registry=r
+        )
         self.rebirths = Counter("pumptwin_rebirth_requests", "Rebirth commands sent after a gap", registry=r)
         self.telemetry_shed = Counter(
             "pumptwin_telemetry_shed",
@@ -55,3 +62,14 @@ class ServiceMetrics:
             registry=r,
         )
         self.stream_subscribers = Gauge("pumptwin_stream_subscribers", "Live stream clients", registry=r)
+        self.stream_dropped = Gauge(
+            "pumptwin_stream_dropped_subscribers",
+            "Live stream clients dropped because they fell a whole ring of events behind (told to reload)",
+            registry=r,
+        )
+        self.acknowledged = Counter(
+            "pumptwin_acknowledged", "QoS 1 messages acknowledged to the broker after they were durable", registry=r
+        )
+        self.unacknowledged = Gauge(
+            "pumptwin_unacknowledged", "Messages received and held unacknowledged (waiting to be durable)", registry=r
+        )

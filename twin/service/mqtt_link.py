@@ -2,13 +2,32 @@
 
 One persistent session (``clean_session=False``, a stable client id, QoS 1 subscriptions): while
 the twin is down or reconnecting, the broker keeps every QoS 1 message for it (alarms, state,
-births, command results), so nothing that matters is lost across a restart. QoS 1 messages are
-acknowledged to the broker only after they are applied (paho's manual acknowledgement), so a twin
-that crashes with messages received but not yet processed gets them again; repeats are dropped
-by sequence number. The broker limits unacknowledged messages in flight (Mosquitto's
-``max_inflight_messages``), which is the ingest's natural back-pressure. The client's
-incoming queue is unbounded (aiomqtt's bounded queue would drop silently); instead, when the
-backlog passes :data:`SHED_BACKLOG`, telemetry samples are shed and counted, never anything else.
+births, command results). Subscribing again at every connect makes the broker send the retained
+births, states and site clocks, so a restarted twin catches up on the latest of each device.
+
+**Acknowledged only when durable.** QoS 1 messages are acknowledged to the broker (paho's manual
+acknowledgement) only after :meth:`TwinService.ingest` returned, that is after their alarm
+transitions are in the journal and their points in the InfluxDB spool. While the journal cannot
+be written, the link keeps the same batch and tries it again with back-off: nothing is
+acknowledged, the broker stops sending QoS 1 messages once its in-flight window is full
+(Mosquitto's ``max_inflight_messages``), ``/healthz`` says degraded, and ingest resumes by itself
+when the disk does. A twin that dies holding unacknowledged messages gets them again from the
+broker; the sequence rules and the alarm-event marks make the repeats harmless.
+
+**The hot path.** Messages are taken straight from paho's ``on_message`` callback into a deque,
+stamped with their arrival time, and applied in batches of up to :data:`BATCH` (one journal
+transaction and one spool write per batch). aiomqtt's own delivery (a ``Message`` object and an
+``asyncio.Queue`` put per message, and a task per message for its iterator) cost more than
+everything the twin does with a message (``benchmarks/twin_ingest.py``), so the link uses
+aiomqtt for the connection, subscriptions and publishing, and paho's callback for receiving.
+
+**Back-pressure is a decision.** While more than :data:`SHED_BACKLOG` messages wait, telemetry
+samples (QoS 0, each superseded by the next) are shed and counted; alarms, states, births and
+results never are.
+
+**Failure.** A broker that goes away is reconnected with back-off (``/healthz``: ingest
+degraded). Anything else that breaks a task here ends :func:`run_link` with that error, so the
+process's task group ends the process with a non-zero status and the error in the log.
 """
 
 from __future__ import annotations
@@ -16,28 +35,54 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import deque
-from typing import Final
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Final
 
 import aiomqtt
 
 from twin.contract.topics import Channel, subscription
 from twin.mqtt_endpoint import MqttEndpoint
-from twin.service.twin_service import TwinService
+from twin.service.health import Status
+from twin.service.twin_service import QueueOutbox, Received, TwinService
+from twin.store.protocol import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
 BATCH: Final = 500
-"""Messages processed between yields to the event loop when a backlog is being worked off."""
-
-DRAIN_ON_STOP_S: Final = 2.0
-"""On a clean stop, how long the twin keeps processing what it already received."""
+"""Most messages applied per journal transaction. Large enough to amortise a commit over a
+backlog, small enough that a batch takes a few milliseconds and the API stays responsive."""
 
 SHED_BACKLOG: Final = 50_000
-"""Incoming messages waiting at which telemetry starts being shed (a minute of a 1,000 msg/s fleet)."""
+"""Messages waiting at which telemetry starts being shed (a minute of a 1,000 msg/s fleet)."""
 
-RECONNECT_DELAYS_S: Final = (0.2, 0.5, 1.0, 2.0, 5.0)
+RETRY_DELAYS_S: Final = (0.2, 0.5, 1.0, 2.0, 5.0)
+"""Back-off between attempts to journal a batch the store refused, and between reconnects."""
+
+DRAIN_ON_STOP_S: Final = 2.0
+"""On a clean stop, how long the twin keeps applying (and acknowledging) what it already received."""
+
+_TELEMETRY_SUFFIX: Final = "/" + Channel.TELEMETRY.value
+
+
+class Inbox:
+    """Messages as paho delivers them, stamped on arrival, waiting for the ingest task."""
+
+    def __init__(self, clock: Callable[[], datetime]) -> None:
+        self.messages: deque[Received] = deque()
+        self.ready = asyncio.Event()
+        self.drained = asyncio.Event()
+        self.shed = 0
+        self._clock = clock
+
+    def on_message(self, client: Any, userdata: Any, message: Any) -> None:  # paho's callback signature
+        topic: str = message.topic
+        if len(self.messages) >= SHED_BACKLOG and message.qos == 0 and topic.endswith(_TELEMETRY_SUFFIX):
+            self.shed += 1
+            return
+        self.messages.append(Received(topic, message.payload, self._clock(), message.qos, message.mid))
+        self.ready.set()
 
 
 async def run_link(
@@ -51,11 +96,16 @@ async def run_link(
 ) -> None:
     """Stay connected until ``stop``; reconnect with back-off when the broker goes away."""
     attempt = 0
+    outbox = service.outbox
+    if not isinstance(outbox, QueueOutbox):
+        raise TypeError("the MQTT link publishes from a QueueOutbox")
     wake = asyncio.Event()
-    service.on_outbound = wake.set
+    outbox.wake = wake.set
+    health = service.health
+    health.report("ingest", Status.DEGRADED, f"connecting to {endpoint.url}")
     while not stop.is_set():
+        inbox = Inbox(service.clock)
         try:
-            inboxes: list[asyncio.Queue[aiomqtt.Message]] = []
             client = aiomqtt.Client(
                 endpoint.host,
                 endpoint.port,
@@ -65,35 +115,36 @@ async def run_link(
                 clean_session=False,
                 keepalive=30,
                 tls_context=endpoint.tls_context(),
-                max_queued_incoming_messages=0,
-                queue_type=_inbox_type(inboxes),
                 timeout=10,
             )
-            # QoS 1 messages are acknowledged after they are applied, not on receipt (see _process)
-            client._client.manual_ack_set(True)  # private: aiomqtt 2.x does not expose paho's manual ack
+            paho = client._client  # private: aiomqtt 2.x exposes neither manual ack nor a raw callback
+            paho.manual_ack_set(True)
+            paho.on_message = inbox.on_message
             async with client:
-                # everything under the root (per owned site), so that garbage published there is
-                # seen and counted too; the service ignores the cmd channel (our own commands)
                 filters = [subscription(site=None if site == "+" else site) for site in sites or ["+"]]
                 for f in filters:
                     await client.subscribe(f, qos=1)
                 attempt = 0
                 log.info("twin connected to %s", endpoint.url)
+                health.ok("ingest", f"connected to {endpoint.url}")
                 if connected is not None:
                     connected.set()
                 async with asyncio.TaskGroup() as tasks:
-                    tasks.create_task(_consume(service, client, inboxes[0] if inboxes else None), name="twin-consume")
-                    tasks.create_task(_publish(service, client, wake), name="twin-publish")
-                    tasks.create_task(_until(stop, service, client), name="twin-stop")
+                    tasks.create_task(_consume(service, paho, inbox, stop), name="twin-ingest")
+                    tasks.create_task(_publish(client, outbox, wake), name="twin-publish")
+                    tasks.create_task(_until(stop, inbox), name="twin-stop")
+                    tasks.create_task(_watch(client), name="twin-connection")
         except* aiomqtt.MqttError as group:
             if connected is not None:
                 connected.clear()
+            health.report("ingest", Status.DEGRADED, f"broker lost: {group.exceptions[0]}"[:300])
             log.warning("twin lost the broker: %s", group.exceptions[0])
         except* _Stop:
             stop.set()
         if stop.is_set():
+            health.report("ingest", Status.DOWN, "stopped")
             return
-        await asyncio.sleep(RECONNECT_DELAYS_S[min(attempt, len(RECONNECT_DELAYS_S) - 1)])
+        await asyncio.sleep(RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)])
         attempt += 1
 
 
@@ -101,94 +152,137 @@ class _Stop(Exception):
     pass
 
 
-async def _until(stop: asyncio.Event, service: TwinService, client: aiomqtt.Client) -> None:
-    """On a clean stop: process (and acknowledge) what was already received, for at most
+async def _watch(client: aiomqtt.Client) -> None:
+    """Raise the broker's disconnection (an ``MqttError``) as soon as paho reports it: the ingest
+    task takes its messages from paho's callback, so nothing else would notice a dead connection
+    while no command is being published."""
+    disconnected: asyncio.Future[None] = client._disconnected  # private: aiomqtt 2.x exposes no event
+    await asyncio.shield(disconnected)
+    raise aiomqtt.MqttError("the broker closed the connection")
+
+
+async def _until(stop: asyncio.Event, inbox: Inbox) -> None:
+    """On a clean stop: let the consumer apply (and acknowledge) what already arrived, for at most
     :data:`DRAIN_ON_STOP_S`, then leave. The subscriptions stay in the persistent session, so the
     broker keeps what arrives from now on for the next start."""
     await stop.wait()
-    messages = client.messages
+    inbox.ready.set()  # wake the consumer so that it sees the stop
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(DRAIN_ON_STOP_S):
-            while len(messages) > 0:
-                _process(service, client, await anext(messages))
+            await inbox.drained.wait()
     raise _Stop
 
 
-def _process(service: TwinService, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
-    raw = message.payload
-    service.handle(message.topic.value, bytes(raw) if isinstance(raw, bytes | bytearray) else str(raw).encode())
-    if message.qos > 0:
-        # acknowledged only now that it is applied (and its alarm transitions journaled): a twin
-        # that dies before this line gets the message again from the broker
-        client._client.ack(message.mid, message.qos)  # private, as above
-
-
-def _inbox_type(holder: list[asyncio.Queue[aiomqtt.Message]]) -> type[asyncio.Queue[aiomqtt.Message]]:
-    """aiomqtt's incoming queue (its public ``queue_type`` option), remembered by the link."""
-
-    class Inbox(asyncio.Queue[aiomqtt.Message]):
-        """Also stamps each message's arrival, so the twin can say how long messages wait."""
-
-        def __init__(self, maxsize: int = 0) -> None:
-            super().__init__(maxsize)
-            self.arrivals: deque[float] = deque()
-            self.last_wait_s = 0.0
-            holder.append(self)
-
-        def _put(self, item: aiomqtt.Message) -> None:
-            self.arrivals.append(time.monotonic())
-            super()._put(item)
-
-        def _get(self) -> aiomqtt.Message:
-            if self.arrivals:
-                self.last_wait_s = time.monotonic() - self.arrivals.popleft()
-            item: aiomqtt.Message = super()._get()
-            return item
-
-    return Inbox
-
-
-async def _consume(service: TwinService, client: aiomqtt.Client, inbox: asyncio.Queue[aiomqtt.Message] | None) -> None:
-    """Take messages as they come; whatever queued up behind one is taken in the same turn, without
-    a task per message (aiomqtt's iterator spawns one each time), yielding to the loop every
-    :data:`BATCH` messages so the API and the publisher stay responsive."""
-    messages = client.messages
-    telemetry_suffix = "/" + Channel.TELEMETRY.value
-    async for first in messages:
-        message: aiomqtt.Message | None = first
-        taken = 0
-        while message is not None:
-            backlog = len(messages)
-            if backlog > SHED_BACKLOG and message.qos == 0 and message.topic.value.endswith(telemetry_suffix):
-                service.metrics.telemetry_shed.inc()
-            else:
-                _process(service, client, message)
-            taken += 1
-            message = inbox.get_nowait() if inbox is not None and not inbox.empty() else None
-            if message is not None and taken % BATCH == 0:
-                await asyncio.sleep(0)
-        service.metrics.backlog.set(len(messages))
-        if inbox is not None:
-            service.metrics.lag.set(getattr(inbox, "last_wait_s", 0.0))
-
-
-async def _publish(service: TwinService, client: aiomqtt.Client, wake: asyncio.Event) -> None:
+async def _consume(service: TwinService, paho: Any, inbox: Inbox, stop: asyncio.Event) -> None:
+    """Apply what arrived, in batches; acknowledge each batch once it is durable."""
+    messages = inbox.messages
+    metrics = service.metrics
+    failures = 0
     while True:
-        while service.outbound:
-            out = service.outbound[0]
+        if not messages:
+            if stop.is_set():
+                inbox.drained.set()
+                return
+            inbox.ready.clear()
+            await inbox.ready.wait()
+            continue
+        read_socket(paho, BATCH - len(messages))
+        batch = [messages.popleft() for _ in range(min(BATCH, len(messages)))]
+        while True:
+            try:
+                await service.ingest(batch)
+                break
+            except StoreUnavailable:
+                delay = RETRY_DELAYS_S[min(failures, len(RETRY_DELAYS_S) - 1)]
+                failures += 1
+                metrics.unacknowledged.set(len(batch) + len(messages))
+                await asyncio.sleep(delay)
+        failures = 0
+        acknowledged = 0
+        for m in batch:
+            if m.qos > 0:
+                paho.ack(m.mid, m.qos)
+                acknowledged += 1
+        if acknowledged:
+            metrics.acknowledged.inc(acknowledged)
+        if inbox.shed:
+            metrics.telemetry_shed.inc(inbox.shed)
+            inbox.shed = 0
+        metrics.backlog.set(len(messages))
+        metrics.unacknowledged.set(0)
+        metrics.lag.set(max(0.0, (service.clock() - batch[-1].received_at).total_seconds()))
+        await asyncio.sleep(0)  # let the API and the publisher in between batches
+
+
+def read_socket(paho: Any, limit: int) -> None:
+    """Read up to ``limit`` more packets that are already waiting in the socket, now.
+
+    aiomqtt has paho read one packet per turn of the event loop (``loop_read`` ignores its
+    ``max_packets``), so a batch taken when the first message arrives would hold one message, and
+    every message would pay a batch's fixed cost (a spool write, a journal transaction, an
+    acknowledgement round). Reading what the socket already holds makes the batch as large as the
+    backlog. Private paho calls (``_packet_read`` and its error handling, which ends in the same
+    disconnect callback ``loop_read`` would reach); proven against a real Mosquitto by the
+    integration tests and ``benchmarks/twin_ingest.py``."""
+    again = mqtt_error_again()
+    for _ in range(max(0, limit)):
+        if paho._sock is None:
+            return
+        rc = paho._packet_read()
+        if rc == again:
+            return
+        if rc > 0:
+            paho._loop_rc_handle(rc)
+            return
+
+
+def mqtt_error_again() -> int:
+    from paho.mqtt.enums import MQTTErrorCode
+
+    return int(MQTTErrorCode.MQTT_ERR_AGAIN)
+
+
+async def _publish(client: aiomqtt.Client, outbox: QueueOutbox, wake: asyncio.Event) -> None:
+    queue = outbox.queue
+    while True:
+        while queue:
+            out = queue[0]
             await client.publish(out.topic, out.payload, qos=out.qos, retain=out.retain)
-            service.outbound.popleft()  # only after the broker took it
+            queue.popleft()  # only after the broker took it
+            raise_if_cancelling()
         wake.clear()
         await wake.wait()
 
 
+def raise_if_cancelling() -> None:
+    """Re-raise a cancellation that ``asyncio.wait_for`` swallowed. On Python 3.11, ``wait_for``
+    (inside aiomqtt's ``publish``) returns the result when its future completes in the same turn
+    as the cancel (CPython gh-86296, fixed in 3.12): the task then goes on as if never cancelled,
+    and a task group waiting for it to end waits for ever. Seen here at shutdown, while a command
+    was being published."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 async def run_clock(service: TwinService, stop: asyncio.Event, every_s: float = 1.0) -> None:
-    """Call :meth:`TwinService.tick` every ``every_s`` until ``stop``."""
+    """Call :meth:`TwinService.tick` every ``every_s`` until ``stop``. A tick the store refuses is
+    tried again at the next second (``/healthz`` says the journal is degraded meanwhile); how late
+    the loop runs is reported as its lag (``/healthz``: clock degraded above a second)."""
+    loop = asyncio.get_running_loop()
+    due = loop.time()
+    health = service.health
     while not stop.is_set():
+        lag = loop.time() - due
+        health.report("clock", Status.OK if lag < 1.0 else Status.DEGRADED, f"lag {lag:.3f} s")
+        with contextlib.suppress(StoreUnavailable):  # reported by the service; the next tick tries again
+            await service.tick()
+        due = loop.time() + every_s
         try:
-            service.tick()
-        except Exception:
-            log.exception("tick failed")
-        with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(every_s):
                 await stop.wait()
+        except TimeoutError:
+            pass
+
+
+__all__ = ["BATCH", "Inbox", "run_clock", "run_link"]

@@ -1,69 +1,77 @@
-"""The twin service: every device's twin, its alarms and commands, kept from the MQTT contract.
+"""The twin service: the imperative shell around the pure fleet step (:mod:`twin.mirror.fleet`).
 
-This is the imperative shell around the pure mirror (:mod:`twin.mirror`) and alarm lifecycle
-(:mod:`twin.alarms`). One :class:`TwinService` per process:
+One :class:`TwinService` holds the fleet (an immutable value), and every change goes the same
+way, under one lock so that changes are serialised in the order the twin decides them:
 
-* :meth:`handle` takes one raw MQTT message (topic, payload, receipt time) and never raises:
-  bad input is refused with a reason, counted and logged without flooding; good input is applied
-  to the device's twin and its effects are carried out — alarm transitions journaled (SQLite,
-  append-only) before they are streamed, points submitted to InfluxDB, rebirths and resent
-  commands queued for MQTT, changes pushed to live-stream subscribers;
-* :meth:`tick` runs the clock-driven work (shelve/silence expiries, silent devices, twin alerts,
-  command timeouts, snapshots);
-* staff actions (:meth:`alarm_action`, :meth:`send_command`, :meth:`respond`) come from the HTTP API.
+1. the pure step makes a new fleet and its effects (:mod:`twin.mirror.effects`): for a run of
+   MQTT messages (:meth:`TwinService.ingest`), a clock tick (:meth:`TwinService.tick`), or a staff
+   action (:meth:`alarm_action`, :meth:`send_command`, :meth:`respond`);
+2. the durable effects go to their sinks: points into the InfluxDB spool
+   (:class:`PointSink`), then the journal, alarm transitions with the device events they apply,
+   command statuses, responses and snapshots in **one** transaction (:class:`JournalStore`);
+3. only then is the new fleet adopted, and the rest carried out: broker messages queued
+   (:class:`Outbox`), the live stream and in-process observers told (:class:`EventHub`),
+   metrics counted.
 
-A restarted service rebuilds itself from its journal: alarms by folding the journal, device
-twins from their last snapshots, pending commands from the command log; together with the
-broker's persistent session (QoS 1 messages are kept for the twin while it is down) and the
-devices' sequence numbers, no alarm is lost or duplicated across a restart.
+If step 2 fails (the disk is full or read-only, the database is gone), nothing is adopted: the
+in-memory board stays what the journal says, the caller (the MQTT link) does not acknowledge the
+messages, ``/healthz`` says degraded, and the same messages are tried again until the store takes
+them; the step is deterministic, so the retry makes the same transitions, and the store's
+idempotent commit turns a retry of a batch that did land into a no-op. Points are written before
+the journal because they are idempotent (a point written twice overwrites itself in InfluxDB);
+the journal is last because it is the one that must not run ahead of the fleet.
+
+A message whose step raises (a bug) is rejected and counted on its own: ingest goes on. A batch
+the journal refuses for a reason a retry cannot cure (a conflict, a value it cannot store) is
+committed message by message, and only the message that cannot be stored is rejected.
+
+A restarted service rebuilds itself from its store (:meth:`restore`): alarms by folding the
+journal, device twins from their snapshots, commands from the command log, and the device-event
+marks of the last days; with the broker's persistent session (QoS 1 messages are kept for the
+twin while it is down), the devices' retained births and states, and the sequence rules, no alarm
+is lost or duplicated across a restart.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
-from twin.alarms.device_events import DeviceEventKey, dedupe_key
-from twin.alarms.lifecycle import Alarm, AlarmError, Transition, alarm_key
+from immutables import Map
+
+from twin.alarms.lifecycle import Alarm, AlarmError, Transition
 from twin.alarms.responses import AlarmResponse
-from twin.contract.codec import CHANNELS, ContractError, decode_device_message, encode
-from twin.contract.messages import (
-    Action,
-    Birth,
-    Command,
-    RebirthAction,
-    State,
-    Telemetry,
+from twin.contract.messages import Action, DeviceMessage, Telemetry
+from twin.mirror import fleet as steps
+from twin.mirror.alarm_board import DeviceKey, restored
+from twin.mirror.alerts import PatientReport
+from twin.mirror.commands import CommandRecord, CommandRefused, TrackedCommand
+from twin.mirror.effects import (
+    AlarmTransitions,
+    CommandChanged,
+    Counted,
+    DeviceChanged,
+    Effect,
+    Publish,
+    Recorded,
+    Rejected,
+    ResponseRecorded,
 )
-from twin.contract.topics import Channel, TopicAddress, TopicError, build_topic, parse_topic
-from twin.mirror import commands as desk
-from twin.mirror import interrogation
-from twin.mirror.alarm_board import AlarmBoard
-from twin.mirror.alerts import AlertPolicy, TwinAlertCode, dose_deviates, evaluate
-from twin.mirror.commands import CommandRecord, CommandRefused, CommandState, TrackedCommand
-from twin.mirror.device_twin import (
-    AlarmSeen,
-    Applied,
-    DeviceTwin,
-    GapSeen,
-    Presence,
-    PresenceChanged,
-    RequestRebirth,
-    ResultSeen,
-    Skipped,
-    apply,
-    mark_silent,
-)
-from twin.mirror.prediction import Forecast, Prediction, forecast, predict
-from twin.service.bus import EventBus
+from twin.mirror.fleet import Fleet, FleetConfig
+from twin.service.events import AlarmTransitioned, CommandUpdated, DeviceUpdated, EventHub, ResponseMade
+from twin.service.health import Health, Status
 from twin.service.metrics import ServiceMetrics
-from twin.store.journal import Journal
+from twin.store.journal import JournalConflict, JournalError
+from twin.store.protocol import Batch, JournalStore, Snapshot, StoreUnavailable
+from twin.store.snapshots import snapshot_to_twin, twin_to_snapshot
+from twin.timeseries.lines import device_lines, telemetry_line
 from twin.timeseries.points import (
     AlarmTransitionPoint,
     CommandOutcome,
@@ -71,7 +79,6 @@ from twin.timeseries.points import (
     DeviceTags,
     alarm_transition_point,
     command_point,
-    device_points,
 )
 
 log = logging.getLogger(__name__)
@@ -79,24 +86,52 @@ log = logging.getLogger(__name__)
 HISTORY_SAMPLES: Final = 720
 """Telemetry samples kept in memory per device for the device page (two hours at 10 s)."""
 
-PROCESSING_SAMPLE: Final = 16
-"""One message in this many is timed for the processing-time histogram: timing every one costs a
-tenth of the ingest path, and a 1-in-16 sample of thousands of messages a second describes it as well."""
-
 REJECT_LOG_EVERY: Final = 60.0
 """Seconds between summary lines for a reject reason after its first few are logged in full."""
 
 REJECT_LOG_FIRST: Final = 5
 
+SNAPSHOT_EVERY: Final = 10
+"""A device changed by telemetry only is snapshotted every this many versions (telemetry changes
+nothing a restart cannot rebuild from the next sample)."""
+
+
+class PointSink(Protocol):
+    """Where points go before a message is acknowledged (the InfluxDB writer's spool)."""
+
+    def persist(self, entries: Sequence[tuple[bytes, bool]]) -> None:
+        """Make ``(line, sheddable)`` entries survive a crash of the process, or raise ``OSError``."""
+        ...
+
+
+class Outbox(Protocol):
+    """Where messages for the broker go (the MQTT link, or a simulation in-process)."""
+
+    def put(self, message: Publish) -> None: ...
+
+
+class QueueOutbox:
+    """An outbox that keeps messages until someone takes them (the MQTT link's publisher, or a
+    headless run's router); ``wake`` tells the taker there is something to take."""
+
+    def __init__(self) -> None:
+        self.queue: deque[Publish] = deque()
+        self.wake: Callable[[], None] = lambda: None
+
+    def put(self, message: Publish) -> None:
+        self.queue.append(message)
+        self.wake()
+
 
 @dataclass(frozen=True, slots=True)
-class Outbound:
-    """A message for the broker."""
+class Received:
+    """One MQTT message as the link received it: ``received_at`` is the arrival stamp."""
 
     topic: str
     payload: bytes
-    qos: int
-    retain: bool = False
+    received_at: datetime
+    qos: int = 0
+    mid: int = 0
 
 
 class RejectLog:
@@ -112,7 +147,7 @@ class RejectLog:
         n = self._counts.get(reason, 0) + 1
         self._counts[reason] = n
         if n <= REJECT_LOG_FIRST:
-            log.warning("rejected message on %s (%s): %s", topic, reason, detail[:300])
+            log.warning("rejected message on %s (%s): %s", topic[:200], reason, detail[:300])
             self._last_summary[reason] = self._clock()
             return
         self._since_summary[reason] = self._since_summary.get(reason, 0) + 1
@@ -122,297 +157,321 @@ class RejectLog:
                 "%d more messages rejected (%s) in the last minute; latest on %s",
                 self._since_summary[reason],
                 reason,
-                topic,
+                topic[:200],
             )
             self._since_summary[reason] = 0
             self._last_summary[reason] = now
-
-
-@dataclass
-class DeviceHistory:
-    samples: deque[Telemetry] = field(default_factory=lambda: deque(maxlen=HISTORY_SAMPLES))
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:20]}"
+
+
 class TwinService:
+    """See the module docstring. ``clock`` is the twin's wall clock (the simulation's in-process)."""
+
     def __init__(
         self,
-        journal: Journal,
+        store: JournalStore,
         *,
-        writer: Any | None = None,
-        policy: AlertPolicy | None = None,
-        command_timeout: timedelta = desk.DEFAULT_TIMEOUT,
+        points: PointSink | None = None,
+        config: FleetConfig | None = None,
         clock: Callable[[], datetime] = utc_now,
+        outbox: Outbox | None = None,
+        hub: EventHub | None = None,
         name: str = "twin",
     ) -> None:
-        self.journal = journal
-        self.writer = writer
-        self.policy = policy or AlertPolicy()
-        self.command_timeout = command_timeout
+        self.store = store
+        self.points = points
         self.clock = clock
         self.name = name
+        self.fleet = Fleet(config=config or FleetConfig())
+        self.outbox: Outbox = outbox if outbox is not None else QueueOutbox()
+        self.hub = hub if hub is not None else EventHub()
         self.metrics = ServiceMetrics()
-        self._messages_in = {ch: self.metrics.messages_in.labels(ch.value) for ch in Channel}
-        self._handled = 0
-        self.bus = EventBus()
+        self.health = Health(clock)
         self.rejects = RejectLog()
-        self.twins: dict[str, DeviceTwin] = {}
-        self.history: dict[str, DeviceHistory] = {}
-        self.commands: dict[str, TrackedCommand] = {}
-        self.outbound: deque[Outbound] = deque()
-        self.on_outbound: Callable[[], None] = lambda: None
-        self._dirty: set[str] = set()
-        self._predictions: dict[str, tuple[int, datetime, Prediction | None]] = {}
-        self._forecasts: dict[str, tuple[tuple[int, int], Forecast | None]] = {}
-        self._dose_flags: dict[str, bool] = {}
-        self.visits: dict[str, interrogation.Visits] = {}  # real pumps: refill checks of consecutive read-outs
         self.reject_counts: dict[str, int] = {}
-        self.transition_listeners: list[Callable[[Transition], None]] = []
-        self.response_listeners: list[Callable[[AlarmResponse], None]] = []
+        self.history: dict[DeviceKey, deque[Telemetry]] = {}
+        self._lock = asyncio.Lock()
+        self._dirty: set[DeviceKey] = set()
+        self._tags: dict[DeviceKey, DeviceTags] = {}
+        self._counters: dict[tuple[str, str], Any] = {}
         self.started_at = clock()
-        self._restore()
+        self.health.ok("journal")
 
-    # ----------------------------------------------------------------------------- restore
+    # ------------------------------------------------------------------------------- restore
 
-    def _restore(self) -> None:
-        self.board = AlarmBoard(self.journal.alarms())
-        for device_id, payload in self.journal.load_snapshots().items():
-            twin = snapshot_to_twin(payload)
+    async def restore(self, *, sites: Iterable[str] | None = None) -> None:
+        """Load what the store holds (see the module docstring); expiries that ran out while the
+        twin was down are applied and journaled."""
+        found = await self.store.restore(sites=list(sites) if sites is not None else None)
+        devices: dict[DeviceKey, Any] = {}
+        for snapshot in found.snapshots:
+            twin = snapshot_to_twin(dict(snapshot.payload))
             if twin is not None:
-                self.twins[device_id] = twin
-        for record in self.journal.commands():  # in log order: the last status of a command wins
+                devices[twin.key] = twin
+        commands = {}
+        for record in found.commands:  # in log order: the last status of a command wins
             tracked = tracked_from_log(record)
             if tracked is not None:
-                self.commands[tracked.command_id] = tracked
-        # shelves and audio pauses that ran out while the twin was down
-        self._record(self.board.expire(self.clock()))
+                commands[tracked.command_id] = tracked
+        board = restored(found.alarms.values(), found.device_events)
+        fleet = steps.restored(devices=Map(devices), board=board, commands=Map(commands), config=self.fleet.config)
+        async with self._lock:
+            self.fleet = fleet
+            fleet, effects = steps.tick(fleet, self.clock())
+            await self._commit(fleet, effects)
         self._update_gauges()
 
-    # ------------------------------------------------------------------------------ ingest
+    # -------------------------------------------------------------------------------- ingest
 
-    def handle(self, topic: str, payload: bytes, received_at: datetime | None = None) -> None:
-        """Process one MQTT message. Never raises for anything a sender can do."""
-        self._handled += 1
-        timed = self._handled % PROCESSING_SAMPLE == 0
-        started = time.perf_counter() if timed else 0.0
-        received_at = received_at or self.clock()
+    async def ingest(self, messages: Sequence[Received]) -> None:
+        """Apply a run of messages and make what they carry durable; then (and only then) they
+        may be acknowledged. Raises :class:`StoreUnavailable` when the store cannot take them:
+        nothing was adopted, and the caller tries the same messages again later."""
+        started = time.perf_counter()
+        async with self._lock:
+            fleet = self.fleet
+            effects: list[Effect] = []
+            for m in messages:
+                fleet, made = self._apply_one(fleet, m)
+                effects += made
+            try:
+                await self._commit(fleet, effects)
+            except (JournalConflict, JournalError, ValueError, TypeError) as exc:
+                log.error(
+                    "a batch of %d messages could not be journaled (%s): one message at a time", len(messages), exc
+                )
+                await self._commit_one_by_one(messages)
+        if messages:
+            self.metrics.processing.observe((time.perf_counter() - started) / len(messages))
+
+    def _apply_one(self, fleet: Fleet, m: Received) -> tuple[Fleet, list[Effect]]:
         try:
-            address = parse_topic(topic)
-        except TopicError as exc:
-            self._reject(exc.reason, topic, str(exc))
-            return
-        if address.channel is Channel.CMD:
-            return  # our own commands, echoed by a wildcard subscription
+            return steps.apply(fleet, m.topic, m.payload, m.received_at)
+        except Exception as exc:  # a bug must cost one message, never the service
+            log.exception("internal error applying a message on %s", m.topic[:200])
+            return fleet, [Rejected("internal_error", m.topic, type(exc).__name__)]
+
+    async def _commit_one_by_one(self, messages: Sequence[Received]) -> None:
+        for m in messages:
+            fleet, effects = self._apply_one(self.fleet, m)
+            try:
+                await self._commit(fleet, effects)
+            except (JournalConflict, JournalError, ValueError, TypeError) as exc:
+                log.exception("a message on %s could not be journaled", m.topic[:200])
+                self._reject("internal_error", m.topic, f"journal refused it: {type(exc).__name__}")
+
+    async def _commit(self, fleet: Fleet, effects: list[Effect]) -> None:
+        """Steps 2 and 3 of the module docstring. Must be called under the lock."""
+        batch, lines = self._durable(fleet, effects)
         try:
-            message = decode_device_message(address, payload)
-        except ContractError as exc:
-            self._reject(exc.reason, topic, str(exc))
-            return
-        self._messages_in[address.channel].inc()
-        try:
-            self._apply(address, message, received_at)
-        except Exception:  # a bug must cost one message, not the service
-            log.exception("internal error applying %s", topic)
-            self._reject("internal_error", topic, "see the log")
-        if timed:
-            self.metrics.processing.observe(time.perf_counter() - started)
+            if lines and self.points is not None:
+                self.points.persist(lines)
+            if not batch.empty:
+                await self.store.commit(batch)
+        except (StoreUnavailable, OSError) as exc:
+            if self.health.report("journal", Status.DEGRADED, str(exc)[:300]):
+                log.error("the journal cannot be written: %s; messages are not acknowledged until it can", exc)
+            raise StoreUnavailable(str(exc)) from exc
+        if self.health.parts["journal"].status is not Status.OK:
+            log.info("the journal takes writes again")
+            self.health.ok("journal")
+        self.fleet = fleet
+        self._carry_out(fleet, effects)
+
+    def _durable(self, fleet: Fleet, effects: list[Effect]) -> tuple[Batch, list[tuple[bytes, bool]]]:
+        """The journal batch and the time-series lines of ``effects`` (one pass, dispatched by type:
+        this runs for every message, and a chain of ``isinstance`` tests cost more than the rest)."""
+        transitions: list[Transition] = []
+        marks = []
+        commands: list[CommandRecord] = []
+        responses: list[AlarmResponse] = []
+        lines: list[tuple[bytes, bool]] = []
+        points = self.points is not None
+        for effect in effects:
+            kind = type(effect)
+            if kind is Recorded:
+                if points:
+                    assert isinstance(effect, Recorded)
+                    message = effect.message
+                    tags = self._device_tags(fleet, effect.key, message)
+                    if tags is not None:
+                        if type(message) is Telemetry:
+                            lines.append((telemetry_line(tags, message), True))
+                        else:
+                            lines += [(line, False) for line in device_lines(tags, message)]
+            elif kind is AlarmTransitions:
+                assert isinstance(effect, AlarmTransitions)
+                transitions += effect.transitions
+                if effect.device_event is not None:
+                    marks.append(effect.device_event)
+                if points:
+                    lines += self._transition_lines(fleet, effect.transitions)
+            elif kind is CommandChanged:
+                assert isinstance(effect, CommandChanged)
+                if effect.logged:
+                    commands.append(command_record(effect.tracked))
+                    if points:
+                        lines += self._command_lines(fleet, effect.tracked)
+            elif kind is ResponseRecorded:
+                assert isinstance(effect, ResponseRecorded)
+                responses.append(effect.response)
+        return Batch(transitions, marks, commands, responses), lines
+
+    def _carry_out(self, fleet: Fleet, effects: list[Effect]) -> None:
+        hub = self.hub
+        history = self.history
+        dirty = self._dirty
+        counts: dict[tuple[str, str], int] = {}
+        for effect in effects:
+            kind = type(effect)
+            if kind is Counted:
+                assert isinstance(effect, Counted)
+                key = (effect.what, effect.label)
+                counts[key] = counts.get(key, 0) + effect.n
+            elif kind is Recorded:
+                assert isinstance(effect, Recorded)
+                message = effect.message
+                if type(message) is Telemetry:
+                    samples = history.get(effect.key)
+                    if samples is None:
+                        samples = history[effect.key] = deque(maxlen=HISTORY_SAMPLES)
+                    samples.append(message)
+            elif kind is DeviceChanged:
+                assert isinstance(effect, DeviceChanged)
+                if effect.snapshot:
+                    dirty.add(effect.key)
+                hub.publish(DeviceUpdated(effect.key))
+            elif kind is AlarmTransitions:
+                assert isinstance(effect, AlarmTransitions)
+                for t in effect.transitions:
+                    self.metrics.alarm_transitions.labels(t.event.value).inc()
+                    hub.publish(AlarmTransitioned(t, fleet.board.alarms.get(t.key)))
+            elif kind is CommandChanged:
+                assert isinstance(effect, CommandChanged)
+                self.metrics.commands.labels(effect.tracked.state.value).inc()
+                hub.publish(CommandUpdated(effect.tracked))
+            elif kind is ResponseRecorded:
+                assert isinstance(effect, ResponseRecorded)
+                hub.publish(ResponseMade(effect.response))
+            elif kind is Publish:
+                assert isinstance(effect, Publish)
+                self.outbox.put(effect)
+            elif kind is Rejected:
+                assert isinstance(effect, Rejected)
+                self._reject(effect.reason, effect.topic, effect.detail)
+        for (what, label), n in counts.items():
+            self._count(Counted(what, label, n))
+
+    def _count(self, effect: Counted) -> None:
+        key = (effect.what, effect.label)
+        counter = self._counters.get(key)
+        if counter is None:
+            m = self.metrics
+            if effect.what == "gaps":
+                counter = m.gaps
+            elif effect.what == "rebirths":
+                counter = m.rebirths
+            elif effect.what in ("messages_in", "dropped", "tick_errors"):
+                counter = {"messages_in": m.messages_in, "dropped": m.dropped, "tick_errors": m.tick_errors}[
+                    effect.what
+                ].labels(effect.label)
+            else:
+                log.debug("no metric for %s", effect.what)
+                return
+            self._counters[key] = counter
+        counter.inc(effect.n)
 
     def _reject(self, reason: str, topic: str, detail: str) -> None:
         self.metrics.rejects.labels(reason).inc()
         self.reject_counts[reason] = self.reject_counts.get(reason, 0) + 1
         self.rejects.note(reason, topic, detail)
 
-    def _apply(self, address: TopicAddress, message: Any, received_at: datetime) -> None:
-        device_id = address.device_id
-        before = self.twins.get(device_id)
-        twin, effects = apply(before, address, message, received_at)
-        self.twins[device_id] = twin
-        if isinstance(message, State) and twin.reported is message and interrogation.is_readout(twin):
-            self.visits[device_id] = interrogation.record(self.visits.get(device_id), before, twin, self.policy)
-        transitions: list[Transition] = []
-        changed = False
-        for effect in effects:
-            match effect:
-                case Applied(new_session=new_session):
-                    changed = True
-                    if new_session:
-                        self._resend_pending(twin, received_at)
-                case Skipped(reason=reason):
-                    self.metrics.dropped.labels(reason.value).inc()
-                case GapSeen():
-                    self.metrics.gaps.inc()
-                case RequestRebirth(reason=why):
-                    self._rebirth(twin, why, received_at)
-                case AlarmSeen(event=event):
-                    mark = dedupe_key(event)
-                    if not self.journal.has_device_event(mark.device_id, mark.alarm_id, mark.event):
-                        applied = self.board.on_device_event(address.site, event, received_at)
-                        self._record(applied, device_event=mark)
-                case ResultSeen(result=result):
-                    self._command_answered(result, received_at)
-                case PresenceChanged(presence=presence):
-                    self._presence_changed(twin, presence, received_at)
-        if not changed:
-            self._record(transitions)
-            return
-        if isinstance(message, Telemetry):
-            self.history.setdefault(device_id, DeviceHistory()).samples.append(message)
-        if (
-            isinstance(message, State)
-            and _first_state_of_session(before, message)
-            and twin.birth is not None
-            and twin.birth.audible_alarms
-        ):
-            transitions += self.board.reconcile(address.site, device_id, message.active_alarms, received_at)
-        if not isinstance(message, Telemetry) or twin.version % 10 == 0:
-            self._dirty.add(device_id)
-        if not isinstance(message, Telemetry) or self._telemetry_moves_alerts(twin, message):
-            transitions += self._evaluate_alerts(twin, received_at)
-        self._record(transitions)
-        self._write_points(twin, message)
-        if self.bus.subscribers:
-            self.bus.publish("device", self.summary(twin, received_at), coalesce_key=device_id)
+    # --------------------------------------------------------------------------- time series
 
-    def _write_points(self, twin: DeviceTwin, message: Any) -> None:
-        if self.writer is None or twin.birth is None:
-            return
-        tags = self.tags(twin)
-        try:
-            self.writer.submit(device_points(tags, message))
-        except Exception:  # the time series must never take the twin down
-            log.exception("could not submit points for %s", twin.device_id)
-
-    def tags(self, twin: DeviceTwin) -> DeviceTags:
-        birth = twin.birth
+    def _device_tags(self, fleet: Fleet, key: DeviceKey, message: DeviceMessage | None = None) -> DeviceTags | None:
+        twin = fleet.devices.get(key)
+        if twin is None or twin.birth is None:
+            return None
         drug = twin.reported.drug if twin.reported is not None else None
-        return DeviceTags(
-            site=twin.site,
-            device=twin.device_id,
-            model=birth.model if birth else "unknown",
-            drug=drug,
-            simulated=birth.simulated if birth else True,
-        )
+        cached = self._tags.get(key)
+        if cached is not None and cached.drug == drug and cached.model == twin.birth.model:
+            return cached
+        tags = DeviceTags(site=key[0], device=key[1], model=twin.birth.model, drug=drug, simulated=twin.birth.simulated)
+        self._tags[key] = tags
+        return tags
 
-    # --------------------------------------------------------------------------- prediction
-
-    def prediction(self, twin: DeviceTwin, now: datetime) -> Prediction | None:
-        """The twin's prediction at wall time ``now`` (cached per version and second)."""
-        if twin.reported is None:
-            return None
-        at = twin.device_now(now)
-        if at is None:
-            return None
-        cached = self._predictions.get(twin.device_id)
-        if cached is not None and cached[0] == twin.version and abs((cached[1] - at).total_seconds()) < 1.0:
-            return cached[2]
-        try:
-            result = predict(twin.birth, twin.reported, twin.telemetry, at)
-        except ValueError as exc:
-            log.warning("cannot predict %s: %s", twin.device_id, exc)
-            result = None
-        self._predictions[twin.device_id] = (twin.version, at, result)
-        return result
-
-    def forecast(self, twin: DeviceTwin) -> Forecast | None:
-        """The dates the device's latest state implies (cached until the next state)."""
-        state = twin.reported
-        if state is None:
-            return None
-        key = (state.session, state.seq)
-        cached = self._forecasts.get(twin.device_id)
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        try:
-            result: Forecast | None = forecast(twin.birth, state)
-        except ValueError as exc:
-            log.warning("cannot forecast %s: %s", twin.device_id, exc)
-            result = None
-        self._forecasts[twin.device_id] = (key, result)
-        return result
-
-    def _telemetry_moves_alerts(self, twin: DeviceTwin, sample: Telemetry) -> bool:
-        """Can this telemetry sample change the twin's alerts? Only through the delivered dose (the
-        forecast comes from state reports; time-driven alerts are evaluated by :meth:`tick`), or by
-        ending a silence. Skipping the rest keeps ingest cheap: telemetry is most of the traffic."""
-        deviates = dose_deviates(sample, self.policy)
-        before = self._dose_flags.get(twin.device_id)
-        self._dose_flags[twin.device_id] = deviates
-        if before is None or before != deviates:
-            return True
-        silent = self.board.alarms.get(alarm_key(twin.device_id, TwinAlertCode.DEVICE_SILENT.value))
-        return silent is not None and silent.condition_active
-
-    def _evaluate_alerts(self, twin: DeviceTwin, now: datetime) -> list[Transition]:
-        if twin.birth is None:
-            return []
-        conditions = evaluate(twin, self.forecast(twin), now, self.policy)
-        conditions = interrogation.refill_conditions(twin, conditions, self.visits.get(twin.device_id))
-        return self.board.on_conditions(twin.site, twin.device_id, conditions, now)
-
-    # ------------------------------------------------------------------------------ alarms
-
-    def _record(self, transitions: list[Transition], *, device_event: DeviceEventKey | None = None) -> None:
-        if not transitions and device_event is None:
-            return
-        self.journal.record(transitions, device_event=device_event)
+    def _transition_lines(self, fleet: Fleet, transitions: Iterable[Transition]) -> list[tuple[bytes, bool]]:
+        out = []
         for t in transitions:
-            self.metrics.alarm_transitions.labels(t.event).inc()
-            self.bus.publish("alarm", transition_json(t, self.board.alarms.get(t.key)))
-            for listener in self.transition_listeners:
-                listener(t)
-            twin = self.twins.get(t.device_id)
-            if self.writer is not None and twin is not None and twin.birth is not None:
-                point = AlarmTransitionPoint(
-                    alarm_id=t.key,
-                    device_id=t.device_id,
-                    site=t.site,
-                    code=t.code,
-                    priority=t.priority,
-                    from_state=t.from_state.value if t.from_state else "normal",
-                    to_state=t.to_state.value,
-                    actor=t.actor,
-                    comment=t.comment,
-                    at=t.at,
-                    time_to_ack_s=t.time_to_ack_s,
-                    transition=t.event.value,
-                    version=t.version,
-                )
-                try:
-                    self.writer.submit([alarm_transition_point(self.tags(twin), point)])
-                except Exception:
-                    log.exception("could not submit an alarm transition point")
-        self._update_gauges()
+            tags = self._device_tags(fleet, (t.site, t.device_id))
+            if tags is None:
+                continue
+            point = AlarmTransitionPoint(
+                alarm_id=t.key,
+                device_id=t.device_id,
+                site=t.site,
+                code=t.code,
+                priority=t.priority,
+                from_state=t.from_state.value if t.from_state else "normal",
+                to_state=t.to_state.value,
+                actor=t.actor,
+                comment=t.comment,
+                at=t.at,
+                time_to_ack_s=t.time_to_ack_s,
+                transition=t.event.value,
+                version=t.version,
+            )
+            out.append((alarm_transition_point(tags, point).line_protocol().encode(), False))
+        return out
 
-    def alarm_action(
+    def _command_lines(self, fleet: Fleet, tracked: TrackedCommand) -> list[tuple[bytes, bool]]:
+        tags = self._device_tags(fleet, (tracked.site, tracked.device_id))
+        if tags is None:
+            return []
+        outcome = CommandOutcomePoint(
+            command_id=tracked.command_id,
+            device_id=tracked.device_id,
+            site=tracked.site,
+            action=tracked.action_type,
+            status=CommandOutcome(tracked.state.value),
+            actor=tracked.command.actor,
+            at=tracked.answered_at or tracked.created_at,
+            latency_s=tracked.latency_s,
+            reason=tracked.reason,
+            replay=tracked.replay,
+        )
+        return [(command_point(tags, outcome).line_protocol().encode(), False)]
+
+    # ---------------------------------------------------------------------------- staff actions
+
+    async def alarm_action(
         self, key: str, verb: str, actor: str, *, duration: timedelta | None = None, comment: str | None = None
     ) -> Alarm:
-        """A staff action on an alarm; raises :class:`AlarmError` with a reason."""
-        alarm, transitions = self.board.act(key, verb, actor, self.clock(), duration=duration, comment=comment)
-        self._record(transitions)
-        return alarm
+        """A staff action on an alarm; raises :class:`AlarmError` with a reason, or
+        :class:`StoreUnavailable` (nothing changed)."""
+        async with self._lock:
+            fleet, alarm, effects = steps.act_on_alarm(
+                self.fleet, key, verb, actor, self.clock(), duration=duration, comment=comment
+            )
+            await self._commit(fleet, effects)
+            return alarm
 
-    # ----------------------------------------------------------------------------- commands
+    async def send_command(self, key: DeviceKey, action: Action, actor: str) -> TrackedCommand:
+        """Accept and send a command; raises :class:`CommandRefused` (unknown or real device) or
+        :class:`StoreUnavailable`."""
+        async with self._lock:
+            fleet, tracked, effects = steps.send_command(self.fleet, key, action, actor, self.clock(), new_id("c"))
+            await self._commit(fleet, effects)
+            return self.fleet.commands[tracked.command_id]
 
-    def send_command(self, device_id: str, action: Action, actor: str) -> TrackedCommand:
-        """Accept and send a command; raises :class:`CommandRefused` (unknown or real device)."""
-        now = self.clock()
-        twin = self.twins.get(device_id)
-        command = Command(
-            command_id=f"c-{uuid.uuid4().hex[:20]}",
-            device_id=device_id,
-            issued_at=twin.device_now(now) if twin and twin.device_now(now) else now,
-            actor=actor,
-            action=action,
-        )
-        tracked = desk.track(twin, command, now)
-        self._log_command(tracked)
-        self._publish_command(tracked, now)
-        return self.commands[tracked.command_id]
-
-    def respond(
+    async def respond(
         self,
         key: str,
         action: str,
@@ -424,170 +483,97 @@ class TwinService:
         detail: dict[str, Any] | None = None,
     ) -> tuple[AlarmResponse, TrackedCommand | None]:
         """Record a staff response to an alarm (``twin.alarms.responses``) and, if it changes the
-        pump, send its ``command`` first: a refused command (real or unknown device) raises
-        :class:`CommandRefused` and nothing is recorded, because nothing was done. Raises
-        :class:`AlarmError` ``unknown_alarm``. The response is journaled, then streamed (``response``).
-        Should the journal write fail after the command went out, the command log still holds the
-        command with its actor: the act is never lost, only its tie to the alarm."""
-        alarm = self.board.alarms.get(key)
-        if alarm is None:
-            raise AlarmError("unknown_alarm", f"no alarm {key!r}")
-        tracked = self.send_command(alarm.device_id, command, actor) if command is not None else None
-        response = AlarmResponse(
-            response_id=f"r-{uuid.uuid4().hex[:20]}",
-            key=alarm.key,
-            device_id=alarm.device_id,
-            site=alarm.site,
-            code=alarm.code,
-            priority=alarm.priority.value,
-            alarm_version=alarm.version,
-            alarm_state=alarm.state.value,
-            action=action,
-            note=note,
-            actor=actor,
-            role=role,
-            at=self.clock(),
-            command_id=tracked.command_id if tracked is not None else None,
-            detail=detail or {},
-        )
-        self.journal.record_response(response)
-        self.bus.publish("response", response_json(response))
-        for listener in list(self.response_listeners):
-            listener(response)
-        return response, tracked
-
-    def _publish_command(self, tracked: TrackedCommand, now: datetime) -> None:
-        topic = build_topic(tracked.site, tracked.device_id, Channel.CMD)
-        self.outbound.append(Outbound(topic, encode(tracked.command), CHANNELS[Channel.CMD].qos))
-        self.commands[tracked.command_id] = desk.sent(tracked, now)
-        self.on_outbound()
-
-    def _log_command(self, tracked: TrackedCommand) -> None:
-        self.commands[tracked.command_id] = tracked
-        self.journal.log_command(
-            command_id=tracked.command_id,
-            device_id=tracked.device_id,
-            site=tracked.site,
-            status=tracked.state.value,
-            actor=tracked.command.actor,
-            at=tracked.answered_at or tracked.created_at,
-            detail={
-                "command": tracked.command.model_dump(mode="json"),
-                "reason": tracked.reason,
-                "replay": tracked.replay,
-                "details": tracked.details,
-                "created_at": tracked.created_at.isoformat(),
-            },
-        )
-        self.metrics.commands.labels(tracked.state.value).inc()
-        self.bus.publish("command", command_json(tracked))
-        twin = self.twins.get(tracked.device_id)
-        if self.writer is not None and twin is not None and twin.birth is not None:
-            outcome = CommandOutcomePoint(
-                command_id=tracked.command_id,
-                device_id=tracked.device_id,
-                site=tracked.site,
-                action=tracked.action_type,
-                status=CommandOutcome(tracked.state.value),
-                actor=tracked.command.actor,
-                at=tracked.answered_at or tracked.created_at,
-                latency_s=tracked.latency_s,
-                reason=tracked.reason,
-                replay=tracked.replay,
+        pump, send its ``command`` with it, in one journal transaction: a refused command (a real
+        or unknown device) raises :class:`CommandRefused` and nothing is recorded, because
+        nothing was done. Raises :class:`AlarmError` ``unknown_alarm``."""
+        async with self._lock:
+            fleet = self.fleet
+            alarm = fleet.board.alarms.get(key)
+            if alarm is None:
+                raise AlarmError("unknown_alarm", f"no alarm {key!r}")
+            now = self.clock()
+            effects: list[Effect] = []
+            tracked: TrackedCommand | None = None
+            if command is not None:
+                fleet, tracked, effects = steps.send_command(
+                    fleet, (alarm.site, alarm.device_id), command, actor, now, new_id("c")
+                )
+            response = AlarmResponse(
+                response_id=new_id("r"),
+                key=alarm.key,
+                device_id=alarm.device_id,
+                site=alarm.site,
+                code=alarm.code,
+                priority=alarm.priority.value,
+                alarm_version=alarm.version,
+                alarm_state=alarm.state.value,
+                action=action,
+                note=note,
+                actor=actor,
+                role=role,
+                at=now,
+                command_id=tracked.command_id if tracked is not None else None,
+                detail=detail or {},
             )
-            try:
-                self.writer.submit([command_point(self.tags(twin), outcome)])
-            except Exception:
-                log.exception("could not submit a command point")
+            fleet, recorded = steps.record_response(fleet, response)
+            await self._commit(fleet, effects + recorded)
+            return response, tracked
 
-    def _command_answered(self, result: Any, now: datetime) -> None:
-        tracked = self.commands.get(result.command_id)
-        if tracked is None:
-            self.metrics.dropped.labels("unsolicited_result").inc()
-            return
-        new = desk.answered(tracked, result, now)
-        if new is not tracked:
-            self._log_command(new)
+    async def patient_report(self, key: DeviceKey, report: PatientReport) -> None:
+        """Record a patient's report about a pump (a call the clinic logged, a scenario's symptom):
+        a ``patient_report`` alert on the pump for :attr:`AlertPolicy.patient_report_for`. An unknown
+        device is ignored (nothing to attach the report to)."""
+        async with self._lock:
+            fleet, effects = steps.record_patient_report(self.fleet, key, report)
+            await self._commit(fleet, effects)
 
-    def _resend_pending(self, twin: DeviceTwin, now: datetime) -> None:
-        for tracked in list(self.commands.values()):
-            if tracked.device_id == twin.device_id and tracked.state is CommandState.PENDING and tracked.sends > 0:
-                self._publish_command(desk.device_online(tracked, now), now)
+    # --------------------------------------------------------------------------------- clock
 
-    def _presence_changed(self, twin: DeviceTwin, presence: Presence, now: datetime) -> None:
-        for cid, tracked in list(self.commands.items()):
-            if tracked.device_id != twin.device_id:
-                continue
-            self.commands[cid] = (
-                desk.device_online(tracked, now) if presence is Presence.ONLINE else desk.device_offline(tracked)
-            )
-
-    def _rebirth(self, twin: DeviceTwin, why: str, now: datetime) -> None:
-        if twin.birth is None or not twin.birth.simulated:
-            return
-        self.metrics.rebirths.inc()
-        log.info("asking %s for a rebirth: %s", twin.device_id, why)
-        command = Command(
-            command_id=f"rebirth-{uuid.uuid4().hex[:16]}",
-            device_id=twin.device_id,
-            issued_at=twin.device_now(now) or now,
-            actor="twin",
-            action=RebirthAction(),
-        )
-        topic = build_topic(twin.site, twin.device_id, Channel.CMD)
-        self.outbound.append(Outbound(topic, encode(command), 1))
-        self.on_outbound()
-
-    # -------------------------------------------------------------------------------- clock
-
-    def tick(self, now: datetime | None = None) -> None:
-        """Clock-driven work; call every second or so."""
+    async def tick(self, now: datetime | None = None) -> None:
+        """Clock-driven work (call every second or so), and the snapshots of changed devices."""
         now = now or self.clock()
-        transitions = self.board.expire(now)
-        for device_id, twin in list(self.twins.items()):
-            if twin.last_seen_at is None:
-                continue
-            limit = self.policy.silent_after_simulated if twin.simulated is not False else self.policy.silent_after_real
-            if twin.presence is Presence.ONLINE and now - twin.last_seen_at > limit:
-                twin = mark_silent(twin, now)
-                self.twins[device_id] = twin
-                self._presence_changed(twin, Presence.OFFLINE, now)
-                self._dirty.add(device_id)
-                if self.bus.subscribers:
-                    self.bus.publish("device", self.summary(twin, now), coalesce_key=device_id)
-            transitions += self._evaluate_alerts(twin, now)
-        self._record(transitions)
-        for tracked in list(self.commands.values()):
-            new = desk.expire(tracked, now, self.command_timeout)
-            if new is not tracked:
-                self._log_command(new)
-        self.flush_snapshots()
+        async with self._lock:
+            fleet, effects = steps.tick(self.fleet, now)
+            await self._commit(fleet, effects)
+            await self._flush_snapshots()
         self._update_gauges()
 
-    def flush_snapshots(self, *, everything: bool = False) -> None:
+    async def flush_snapshots(self, *, everything: bool = False) -> None:
         """Save the twins changed since the last flush (``everything``: all of them, at shutdown,
         so that a restarted twin resumes at the exact sequence numbers and sees no false gaps)."""
-        if everything:
-            self._dirty.update(self.twins)
-        for device_id in list(self._dirty):
-            twin = self.twins.get(device_id)
+        async with self._lock:
+            await self._flush_snapshots(everything=everything)
+
+    async def _flush_snapshots(self, *, everything: bool = False) -> None:
+        keys = list(self.fleet.devices.keys()) if everything else list(self._dirty)
+        if not keys:
+            return
+        snapshots = []
+        for key in keys:
+            twin = self.fleet.devices.get(key)
             if twin is not None:
-                self.journal.save_snapshot(device_id, twin.site, twin.version, twin_to_snapshot(twin))
-        self._dirty.clear()
+                snapshots.append(Snapshot(twin.site, twin.device_id, twin.version, twin_to_snapshot(twin)))
+        await self.store.commit(Batch(snapshots=snapshots))
+        self._dirty.difference_update(keys)
+
+    def refresh_gauges(self) -> None:
+        """Bring the gauges (alarms by priority, devices by presence, stream, time series) up to now."""
+        self._update_gauges()
 
     def _update_gauges(self) -> None:
         by_priority = {"high": 0, "medium": 0, "low": 0}
-        for alarm in self.board.open():
+        for alarm in self.fleet.board.open():
             by_priority[alarm.priority.value] = by_priority.get(alarm.priority.value, 0) + 1
         for priority, n in by_priority.items():
             self.metrics.active_alarms.labels(priority).set(n)
-        by_presence = {p.value: 0 for p in Presence}
-        for twin in self.twins.values():
+        by_presence = {"unknown": 0, "online": 0, "offline": 0}
+        for twin in self.fleet.devices.values():
             by_presence[twin.presence.value] += 1
         for presence, n in by_presence.items():
             self.metrics.devices.labels(presence).set(n)
-        self.metrics.stream_subscribers.set(self.bus.subscribers)
-        stats = getattr(self.writer, "stats", None)
+        self.metrics.stream_subscribers.set(self.hub.subscribers)
+        self.metrics.stream_dropped.set(self.hub.dropped_subscribers)
+        stats = getattr(self.points, "stats", None)
         if stats is not None:
             for kind in ("accepted", "written", "spooled", "dead_lettered", "shed"):
                 value = getattr(stats, kind, None)
@@ -596,195 +582,69 @@ class TwinService:
 
     # -------------------------------------------------------------------------------- views
 
-    def summary(self, twin: DeviceTwin, now: datetime) -> dict[str, Any]:
-        """A device as the fleet view shows it (JSON-ready)."""
-        alarms = self.board.of_device(twin.device_id)
-        highest: str | None = None
-        for a in alarms:
-            if highest is None or _RANK[a.priority.value] > _RANK[highest]:
-                highest = a.priority.value
-        state = twin.reported
-        tele = twin.telemetry
-        reservoir = (
-            tele.reservoir_ml
-            if tele is not None and (state is None or tele.device_time >= state.device_time)
-            else (state.reservoir_ml if state else None)
-        )
-        return {
-            "device_id": twin.device_id,
-            "site": twin.site,
-            "model": twin.birth.model if twin.birth else None,
-            "simulated": twin.simulated,
-            "presence": twin.presence.value,
-            "presence_reason": twin.presence_reason,
-            "drug": state.drug.value if state else None,
-            "reservoir_ml": reservoir,
-            "capacity_ml": twin.birth.reservoir_capacity_ml if twin.birth else None,
-            "battery_percent": (tele.battery_percent if tele else state.battery_percent if state else None),
-            "infusing": state.infusing if state else None,
-            "active_alarms": len([a for a in alarms if a.condition_active]),
-            "highest_priority": highest,
-            "last_seen_at": twin.last_seen_at.isoformat() if twin.last_seen_at else None,
-            "device_time": twin.last_device_time.isoformat() if twin.last_device_time else None,
-            "version": twin.version,
-        }
+    def twin_of(self, device_id: str, site: str | None = None) -> Any:
+        """The twin of ``device_id`` (at ``site``), or None when unknown or ambiguous."""
+        try:
+            return self.device(device_id, site)
+        except LookupError:
+            return None
+
+    def device(self, device_id: str, site: str | None = None) -> Any:
+        """The twin of ``device_id`` (at ``site``); raises ``LookupError`` (reason in ``args``):
+        ``unknown_device``, or ``ambiguous_device`` when the id is known at several sites."""
+        if site is not None:
+            twin = self.fleet.devices.get((site, device_id))
+            if twin is None:
+                raise LookupError("unknown_device", f"no device {device_id!r} at site {site!r}")
+            return twin
+        found = self.fleet.by_id(device_id)
+        if not found:
+            raise LookupError("unknown_device", f"no device {device_id!r}")
+        if len(found) > 1:
+            sites = ", ".join(sorted(t.site for t in found))
+            raise LookupError(
+                "ambiguous_device", f"device {device_id!r} is known at several sites ({sites}): give ?site="
+            )
+        return found[0]
 
 
-_RANK = {"low": 1, "medium": 2, "high": 3}
-
-
-def _first_state_of_session(before: DeviceTwin | None, state: State) -> bool:
-    return before is None or before.reported is None or before.reported.session != state.session
-
-
-def transition_json(t: Transition, alarm: Alarm | None) -> dict[str, Any]:
-    return {
-        "key": t.key,
-        "device_id": t.device_id,
-        "site": t.site,
-        "code": t.code,
-        "priority": t.priority.value,
-        "event": t.event.value,
-        "version": t.version,
-        "from_state": t.from_state.value if t.from_state else None,
-        "to_state": t.to_state.value,
-        "actor": t.actor,
-        "at": t.at.isoformat(),
-        "comment": t.comment,
-        "time_to_ack_s": t.time_to_ack_s,
-        "alarm": alarm_json(alarm) if alarm is not None else None,
-    }
-
-
-def alarm_json(a: Alarm) -> dict[str, Any]:
-    return {
-        "key": a.key,
-        "device_id": a.device_id,
-        "site": a.site,
-        "code": a.code,
-        "source": a.source,
-        "priority": a.priority.value,
-        "latching": a.latching,
-        "message": a.message,
-        "state": a.state.value,
-        "condition_active": a.condition_active,
-        "raised_at": a.raised_at.isoformat(),
-        "cleared_at": a.cleared_at.isoformat() if a.cleared_at else None,
-        "acknowledged_by": a.acknowledged_by,
-        "acknowledged_at": a.acknowledged_at.isoformat() if a.acknowledged_at else None,
-        "silenced_until": a.silenced_until.isoformat() if a.silenced_until else None,
-        "shelved_until": a.shelved_until.isoformat() if a.shelved_until else None,
-        "shelved_by": a.shelved_by,
-        "version": a.version,
-        "unacknowledged_since": a.unacknowledged_since.isoformat() if a.unacknowledged_since else None,
-    }
-
-
-def response_json(r: AlarmResponse) -> dict[str, Any]:
-    return {
-        "response_id": r.response_id,
-        "key": r.key,
-        "device_id": r.device_id,
-        "site": r.site,
-        "code": r.code,
-        "priority": r.priority,
-        "alarm_version": r.alarm_version,
-        "alarm_state": r.alarm_state,
-        "action": r.action,
-        "note": r.note,
-        "actor": r.actor,
-        "role": r.role,
-        "at": r.at.isoformat(),
-        "command_id": r.command_id,
-        "detail": r.detail,
-    }
-
-
-def command_json(t: TrackedCommand) -> dict[str, Any]:
-    return {
-        "command_id": t.command_id,
-        "device_id": t.device_id,
-        "site": t.site,
-        "action": t.command.action.model_dump(mode="json"),
-        "actor": t.command.actor,
-        "state": t.state.value,
-        "created_at": t.created_at.isoformat(),
-        "answered_at": t.answered_at.isoformat() if t.answered_at else None,
-        "sends": t.sends,
-        "reason": t.reason,
-        "replay": t.replay,
-        "details": t.details,
-        "latency_s": t.latency_s,
-    }
-
-
-# ------------------------------------------------------------------------------------ snapshots
-
-
-def twin_to_snapshot(twin: DeviceTwin) -> dict[str, Any]:
-    return {
-        "site": twin.site,
-        "device_id": twin.device_id,
-        "birth": twin.birth.model_dump(mode="json") if twin.birth else None,
-        "reported": twin.reported.model_dump(mode="json") if twin.reported else None,
-        "telemetry": twin.telemetry.model_dump(mode="json") if twin.telemetry else None,
-        "presence": twin.presence.value,
-        "presence_reason": twin.presence_reason,
-        "presence_since": twin.presence_since.isoformat() if twin.presence_since else None,
-        "session": twin.session,
-        "last_seq": twin.last_seq,
-        "last_seen_at": twin.last_seen_at.isoformat() if twin.last_seen_at else None,
-        "last_device_time": twin.last_device_time.isoformat() if twin.last_device_time else None,
-        "clock_rate": twin.clock_rate,
-        "version": twin.version,
-        "reported_at": twin.reported_at.isoformat() if twin.reported_at else None,
-    }
-
-
-def _dt(value: Any) -> datetime | None:
-    return datetime.fromisoformat(value) if isinstance(value, str) else None
-
-
-def snapshot_to_twin(payload: dict[str, Any]) -> DeviceTwin | None:
-    try:
-        return DeviceTwin(
-            site=payload["site"],
-            device_id=payload["device_id"],
-            birth=Birth.model_validate(payload["birth"]) if payload.get("birth") else None,
-            reported=State.model_validate(payload["reported"]) if payload.get("reported") else None,
-            telemetry=Telemetry.model_validate(payload["telemetry"]) if payload.get("telemetry") else None,
-            presence=Presence(payload.get("presence", "unknown")),
-            presence_reason=payload.get("presence_reason"),
-            presence_since=_dt(payload.get("presence_since")),
-            session=payload.get("session"),
-            last_seq=payload.get("last_seq"),
-            last_seen_at=_dt(payload.get("last_seen_at")),
-            last_device_time=_dt(payload.get("last_device_time")),
-            clock_rate=float(payload.get("clock_rate", 1.0)),
-            version=int(payload.get("version", 0)),
-            reported_at=_dt(payload.get("reported_at")),
-        )
-    except (KeyError, ValueError) as exc:
-        log.warning("ignoring an unreadable snapshot: %s", exc)
-        return None
+def command_record(t: TrackedCommand) -> CommandRecord:
+    """The command log entry of a command's status."""
+    return CommandRecord(
+        command_id=t.command_id,
+        device_id=t.device_id,
+        site=t.site,
+        status=t.state.value,
+        actor=t.command.actor,
+        at=t.answered_at or t.created_at,
+        detail={
+            "command": t.command.model_dump(mode="json"),
+            "reason": t.reason,
+            "replay": t.replay,
+            "details": t.details,
+            "created_at": t.created_at.isoformat(),
+            "sends": t.sends,
+        },
+    )
 
 
 def tracked_from_log(record: CommandRecord) -> TrackedCommand | None:
     """A command as one of its log records left it."""
+    from twin.contract.messages import Command
+    from twin.mirror.commands import CommandState
+
     try:
         detail = record.detail
         command = Command.model_validate(detail["command"])
-        at_dt = record.at
-        created = datetime.fromisoformat(detail["created_at"]) if detail.get("created_at") else at_dt
+        created = datetime.fromisoformat(detail["created_at"]) if detail.get("created_at") else record.at
         state = CommandState(record.status)
-        site = record.site
         return TrackedCommand(
             command=command,
-            site=site,
+            site=record.site,
             state=state,
             created_at=created,
-            sends=1,
-            answered_at=at_dt if state in (CommandState.APPLIED, CommandState.REJECTED) else None,
+            sends=max(1, int(detail.get("sends") or 1)),
+            answered_at=record.at if state in (CommandState.APPLIED, CommandState.REJECTED) else None,
             reason=detail.get("reason"),
             replay=bool(detail.get("replay")),
             details=detail.get("details"),
@@ -794,4 +654,13 @@ def tracked_from_log(record: CommandRecord) -> TrackedCommand | None:
         return None
 
 
-__all__ = ["AlarmError", "CommandRefused", "Outbound", "TwinService"]
+__all__ = [
+    "AlarmError",
+    "CommandRefused",
+    "Outbox",
+    "PointSink",
+    "QueueOutbox",
+    "Received",
+    "StoreUnavailable",
+    "TwinService",
+]

@@ -13,6 +13,7 @@ Simulation time is seconds since :attr:`SimulatedDevice.epoch` (a timezone-aware
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final, TypedDict
@@ -30,9 +31,11 @@ from twin.contract.messages import (
     Command,
     CommandResult,
     CommandStatus,
+    DeviceLogEntry,
     DeviceMessage,
     DeviceStatus,
     InjectFaultAction,
+    InterrogateAction,
     PatientBolusAction,
     PatientBolusCounters,
     RebirthAction,
@@ -47,7 +50,7 @@ from twin.contract.messages import (
     WireModel,
 )
 from twin.contract.topics import Channel
-from twin.pump.model import AlarmChange, ClinicalEvent, Effect, Outcome, Pump
+from twin.pump.model import AlarmChange, ClinicalEvent, Effect, LogEntry, Outcome, Pump
 
 COMMAND_MEMORY: Final = 512
 """Command ids a device remembers for idempotency. A twin re-sends a pending command at most a
@@ -106,6 +109,20 @@ class SimulatedDevice:
         self._birth_seq = 0
         self._results: OrderedDict[str, CommandResult] = OrderedDict()
         self.clinical_log: list[ClinicalEvent] = []
+        self._wire_log: dict[int, DeviceLogEntry] = {}  # pump log serial -> its wire form, built once
+        self.on_alarm: Callable[[SimulatedDevice, AlarmChange], None] | None = None
+        """Hears every alarm the pump raises or clears, audible or not (the simulated clinic and its
+        tally); what the twin hears goes through the messages only."""
+
+    def replace_pump(self, pump: Pump, identity: Identity, t: float) -> list[Outgoing]:
+        """A new pump implanted in place of the old one (same patient, same device id, same
+        connection and session): the old pump's alarms end, then a birth (new serial and implant
+        date) and the new pump's full state, as after a rebirth."""
+        out = self._from_effects(self.pump.explant(t), t)
+        self.pump = pump
+        self.identity = identity
+        self._wire_log = {}
+        return [*out, *self._birth(t), self.state(t)]
 
     # --------------------------------------------------------------------------------- time
 
@@ -194,6 +211,37 @@ class SimulatedDevice:
 
     # ------------------------------------------------------------------------------ messages
 
+    def event_log(self) -> list[DeviceLogEntry]:
+        """The pump's event log as the contract carries it (each entry converted once)."""
+        entries = []
+        known = self._wire_log
+        for entry in self.pump.log:
+            wire = known.get(entry.serial)
+            if wire is None:
+                wire = known[entry.serial] = self._wire_entry(entry)
+            entries.append(wire)
+        if len(known) > 2 * len(entries) + 8:
+            keep = {e.serial for e in self.pump.log}
+            self._wire_log = {k: v for k, v in known.items() if k in keep}
+        return entries
+
+    def _wire_entry(self, e: LogEntry) -> DeviceLogEntry:
+        def r(value: float | None) -> float | None:
+            return None if value is None else round(value, 6)
+
+        return DeviceLogEntry(
+            at=self.at(e.at),
+            kind=e.kind,
+            detail=e.detail,
+            volume_ml=r(e.volume_ml),
+            expected_residual_ml=r(e.expected_residual_ml),
+            measured_residual_ml=r(e.measured_residual_ml),
+            concentration_before_mg_per_ml=e.concentration_before_mg_per_ml,
+            concentration_after_mg_per_ml=e.concentration_after_mg_per_ml,
+            dose_before_mg_per_day=r(e.dose_before_mg_per_day),
+            dose_after_mg_per_day=r(e.dose_after_mg_per_day),
+        )
+
     def state(self, t: float) -> Outgoing:
         """The full reported state at ``t`` (the pump's clock must be at ``t``)."""
         p = self.pump
@@ -248,6 +296,7 @@ class SimulatedDevice:
             refill_reminder_at=self.at(p.refill_reminder_at) if p.refill_reminder_at is not None else None,
             patient_bolus=pb,
             program_changed_at=self.at(p.program_changed_at) if p.program_changed_at is not None else None,
+            event_log=self.event_log(),
         )
         return Outgoing(Channel.STATE, state)
 
@@ -270,6 +319,7 @@ class SimulatedDevice:
                 actual_concentration_mg_per_ml=s.actual_concentration_mg_per_ml,
                 actual_dose_mg_per_day=round(s.actual_dose_mg_per_day, 6),
                 catheter=s.catheter,
+                delivered_to_patient_mg_total=round(s.to_patient_mg, 6),
             ),
         )
         return Outgoing(Channel.TELEMETRY, message)
@@ -280,6 +330,8 @@ class SimulatedDevice:
         out: list[Outgoing] = []
         for effect in effects:
             if isinstance(effect, AlarmChange):
+                if self.on_alarm is not None:
+                    self.on_alarm(self, effect)
                 if not self.pump.config.audible_alarms:
                     continue
                 spec = ALARM_CATALOGUE[effect.code]
@@ -321,6 +373,8 @@ class SimulatedDevice:
                 outcome = pump.clinician_bolus(t, action)
             case PatientBolusAction():
                 outcome = pump.patient_bolus(t, action)
+            case InterrogateAction():
+                outcome = pump.interrogate(t)
             case InjectFaultAction():
                 outcome = pump.inject_fault(t, action.fault)
             case ClearFaultAction():

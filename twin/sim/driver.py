@@ -9,6 +9,16 @@
   first publishes what is still queued from before (in order), then opens a new session: birth,
   full state, status online. It subscribes to its ``cmd`` topic with a persistent session, so the
   broker keeps commands for it while it is away; the device answers repeats idempotently.
+* **Stage for scenarios.** A live scenario run hands the driver its cues (:meth:`SimDriver.at`):
+  the clock stops exactly at a cue's simulated second, the cue is played (its commands go through
+  the twin and back over MQTT, and :meth:`SimDriver.delivered` applies them as they arrive, at
+  that second), and only then does the clock go on, re-anchored so that it does not jump. So a
+  fault lands at the same simulated second as in the headless run of the same scenario.
+* **Site clocks.** The driver publishes the simulation's clock per site
+  (``pumptwin/v1/{site}/clock``, retained: time, speed, 0 when paused) on start, pause, resume,
+  a change of speed and every :data:`CLOCK_EVERY_S`: the twin runs a simulated pump's time
+  thresholds on it, so a pump silent for six simulated hours is silent after 36 s at 600x, and
+  nothing looks silent while an instructor pauses the session.
 * **Nothing lost.** A message leaves a link's queue only after the broker acknowledged it (QoS 1)
   or accepted it (QoS 0). Alarms, state and command results are never dropped, across any number
   of broker outages. Telemetry is the only thing shed, and only in real-time mode when a device's
@@ -20,19 +30,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import logging
 import time
+import uuid
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
 import aiomqtt
 
 from twin.contract.codec import ContractError, decode_command, encode
-from twin.contract.messages import Command
-from twin.contract.topics import Channel, build_topic, parse_topic
+from twin.contract.messages import Command, SimClock
+from twin.contract.topics import Channel, build_topic, parse_topic, site_topic
 from twin.mqtt_endpoint import MqttEndpoint
+from twin.service.mqtt_link import raise_if_cancelling
 from twin.sim.device import Outgoing, SimulatedDevice
 from twin.sim.simulation import FleetSimulation
 
@@ -56,6 +70,14 @@ RECONNECT_DELAYS_S: Final = (0.2, 0.5, 1.0, 2.0, 5.0)
 
 MAX_SLEEP_S: Final = 0.5
 """Longest the real-time clock sleeps before re-checking the wall clock (keeps pause/stop prompt)."""
+
+CLOCK_EVERY_S: Final = 1.0
+"""Wall seconds between two site-clock messages while the clock runs (a retained message per site:
+a twin that joins late, or restarts, knows the simulation's time at once)."""
+
+DELIVERY_TIMEOUT_S: Final = 10.0
+"""Longest a cue waits for its commands to come back from the twin over MQTT before the clock goes
+on anyway (logged): a twin that refuses or is away must not freeze the simulation."""
 
 
 @dataclass
@@ -204,6 +226,7 @@ class DeviceLink:
             )
             # acknowledged (QoS 1) or handed to the socket (QoS 0): only now does it leave the queue
             self.outbox.popleft()
+            raise_if_cancelling()
             if not self.outbox:
                 self._empty.set()
             self.driver.backlog -= 1
@@ -265,6 +288,13 @@ class SimDriver:
         self._anchor_sim = sim.now
         self.finished = asyncio.Event()
         self.started_wall = time.monotonic()
+        self._due: list[tuple[float, int, Callable[[], Awaitable[None]]]] = []
+        self._order = itertools.count()
+        self._applied: set[str] = set()
+        self._clock_changed = asyncio.Event()
+        self._clock_seq = 0
+        self._run_id = f"run-{uuid.uuid4().hex[:12]}"
+        self._holding = False
         sim.sink = self._sink
 
     # ---------------------------------------------------------------------------- plumbing
@@ -296,6 +326,100 @@ class SimDriver:
         while self._commands:
             device_id, command = self._commands.popleft()
             self.sim.command(device_id, command)
+            self._applied.add(command.command_id)
+
+    # --------------------------------------------------------------------------------- stage
+
+    def at(self, sim_s: float, handler: Callable[[], Awaitable[None]]) -> None:
+        """Call ``handler`` when the simulation reaches ``sim_s``; the clock stands still until it returns."""
+        heapq.heappush(self._due, (sim_s, next(self._order), handler))
+        self._wakeup.set()
+
+    async def delivered(self, command_ids: Sequence[str]) -> None:
+        """Apply commands as they arrive from the broker until these have been (at the current
+        simulated time: the clock is held), or :data:`DELIVERY_TIMEOUT_S` passed (logged)."""
+        waiting = set(command_ids) - self._applied
+        try:
+            async with asyncio.timeout(DELIVERY_TIMEOUT_S):
+                while waiting:
+                    self._apply_commands()
+                    waiting -= self._applied
+                    if waiting:
+                        self._wakeup.clear()
+                        await self._wakeup.wait()
+        except TimeoutError:
+            log.warning("commands %s did not come back from the twin within %g s", sorted(waiting), DELIVERY_TIMEOUT_S)
+        self._applied.difference_update(command_ids)
+
+    def _next_due(self) -> float:
+        return self._due[0][0] if self._due else float("inf")
+
+    async def _play_due(self) -> None:
+        """Play every handler due by now, holding the clock, then re-anchor it."""
+        if not self._due or self._due[0][0] > self.sim.now:
+            return
+        self._holding = True
+        self._clock_changed.set()
+        try:
+            while self._due and self._due[0][0] <= self.sim.now:
+                _, _, handler = heapq.heappop(self._due)
+                await handler()
+                self._apply_commands()
+        finally:
+            self._holding = False
+            self._anchor_wall = time.monotonic()
+            self._anchor_sim = self.sim.now
+            self._clock_changed.set()
+
+    # --------------------------------------------------------------------------------- clock
+
+    def clock_message(self, site: str) -> SimClock:
+        """The clock of ``site`` as it stands (speed 0 while paused or holding for a cue)."""
+        moving = self.speed is not None and not self._paused and not self._holding
+        now = self.sim_target() if moving else self.sim.now
+        self._clock_seq += 1
+        return SimClock(
+            site=site,
+            sim_time=self.sim.at(now),
+            speed=(self.speed if moving else 0.0) if self.speed is not None else None,
+            seq=self._clock_seq,
+            run=self._run_id,
+        )
+
+    async def _publish_clocks(self, stop: asyncio.Event) -> None:
+        """One connection for the whole simulation: every site's clock, retained."""
+        endpoint = self.endpoint
+        sites = sorted(set(self.sim.sites.values()))
+        attempt = 0
+        while not stop.is_set():
+            try:
+                async with aiomqtt.Client(
+                    endpoint.host,
+                    endpoint.port,
+                    username=endpoint.username,
+                    password=endpoint.password,
+                    identifier=f"pumptwin-sim-clock-{self._run_id}",
+                    keepalive=30,
+                    tls_context=endpoint.tls_context(),
+                    timeout=10,
+                ) as client:
+                    attempt = 0
+                    while not stop.is_set():
+                        for site in sites:
+                            message = self.clock_message(site)
+                            await client.publish(site_topic(site), encode(message), qos=1, retain=True)
+                        self._clock_changed.clear()
+                        with contextlib.suppress(TimeoutError):
+                            async with asyncio.timeout(CLOCK_EVERY_S):
+                                await self._clock_changed.wait()
+                    for site in sites:  # the simulation is over: its clock stands still
+                        self._holding = True
+                        await client.publish(site_topic(site), encode(self.clock_message(site)), qos=1, retain=True)
+                    return
+            except aiomqtt.MqttError as exc:
+                log.debug("the simulation clock lost the broker: %s", exc)
+                await asyncio.sleep(RECONNECT_DELAYS_S[min(attempt, len(RECONNECT_DELAYS_S) - 1)])
+                attempt += 1
 
     def sim_target(self) -> float:
         """Simulation time the wall clock says it is now."""
@@ -308,6 +432,7 @@ class SimDriver:
             self._anchor_sim = self.sim_target()
             self._paused = True
             self._wakeup.set()
+            self._clock_changed.set()
 
     def resume(self) -> None:
         if self._paused:
@@ -315,6 +440,7 @@ class SimDriver:
             self._anchor_wall = time.monotonic()
             self._anchor_sim = self.sim.now
             self._wakeup.set()
+            self._clock_changed.set()
 
     @property
     def paused(self) -> bool:
@@ -332,6 +458,7 @@ class SimDriver:
         self._anchor_wall = time.monotonic()
         self.speed = speed
         self._wakeup.set()
+        self._clock_changed.set()
 
     def stop(self) -> None:
         self._stop.set()
@@ -354,6 +481,7 @@ class SimDriver:
         async with asyncio.TaskGroup() as tasks:
             for link in self.links.values():
                 tasks.create_task(link.run(self._stop), name=f"link-{link.device.device_id}")
+            tasks.create_task(self._publish_clocks(self._stop), name="sim-clock")
             if not await self.wait_connected():
                 log.warning("not every device reached the broker within 30 s; running anyway")
             self._anchor_wall, self._anchor_sim = time.monotonic(), self.sim.now
@@ -371,12 +499,13 @@ class SimDriver:
         assert self.speed is not None
         end = self.end_s
         while not self._stop.is_set():
-            target = self.sim_target()
+            target = min(self.sim_target(), self._next_due())
             if end is not None:
                 target = min(target, end)
             if target > self.sim.now:
                 self.sim.run(target)
             self._apply_commands()
+            await self._play_due()
             if on_progress:
                 on_progress(self.sim.now)
             if end is not None and self.sim.now >= end:
@@ -385,7 +514,7 @@ class SimDriver:
             if self._paused:
                 await self._wakeup.wait()
                 continue
-            nxt = self.sim.peek()
+            nxt = min(self.sim.peek(), self._next_due())
             if end is not None:
                 nxt = min(nxt, end)
             wait = (nxt - self.sim_target()) / self.speed
@@ -401,15 +530,22 @@ class SimDriver:
         end = self.end_s if self.end_s is not None else float("inf")
         while not self._stop.is_set():
             self._apply_commands()
-            for _ in range(EVENTS_PER_SLICE):
+            await self._play_due()
+            due = self._next_due()
+            stepped = 0
+            while stepped < EVENTS_PER_SLICE:
                 nxt = env.peek()
-                if nxt > end or nxt == float("inf"):
+                if nxt > end or nxt == float("inf") or nxt > due:
                     break
                 env.step()
-            else:
+                stepped += 1
+            if stepped == EVENTS_PER_SLICE:  # more to run: let the links publish first
                 if on_progress:
                     on_progress(self.sim.now)
                 await self._yield_to_links()
+                continue
+            if due <= end and due != float("inf"):  # a cue comes before the next event: stop there
+                self.sim.run(due)
                 continue
             # nothing left before the end: finish exactly at the end
             if end != float("inf"):

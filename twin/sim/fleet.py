@@ -20,6 +20,7 @@ from typing import Final
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from twin.contract.messages import (
+    MINIMUM_RATE_MODE_ML_PER_DAY,
     DeviceId,
     Drug,
     FlexStep,
@@ -53,13 +54,18 @@ class PumpModel(BaseModel):
     reservoir_capacity_ml: float
     audible_alarms: bool
     fleet_share: float
+    valve_gated: bool = False
 
 
 PUMP_MODELS: Final = (
     PumpModel(name="SynchroMed II 8637-20", reservoir_capacity_ml=20.0, audible_alarms=True, fleet_share=0.55),
     PumpModel(name="SynchroMed II 8637-40", reservoir_capacity_ml=40.0, audible_alarms=True, fleet_share=0.35),
-    PumpModel(name="Prometra II 13827", reservoir_capacity_ml=20.0, audible_alarms=False, fleet_share=0.10),
+    PumpModel(
+        name="Prometra II 13827", reservoir_capacity_ml=20.0, audible_alarms=False, fleet_share=0.10, valve_gated=True
+    ),
 )
+"""The generated fleet's models ([V-S13, S19]); Prometra: no audible alarms ([U] DOMAIN-RESEARCH §3.2),
+valve-gated (no rotor)."""
 
 MIN_FLEET_RATE_ML_PER_DAY: Final = 0.05
 MAX_FLEET_RATE_ML_PER_DAY: Final = 1.5
@@ -77,6 +83,7 @@ class PumpSpec(BaseModel):
     reservoir_capacity_ml: float = Field(default=20.0, gt=0, le=100)
     catheter_volume_ml: float = Field(default=0.25, ge=0, le=2)
     audible_alarms: bool = True
+    valve_gated: bool = Field(default=False, description="Prometra-class: valves, no rotor (never stalls)")
     drug: Drug
     concentration_mg_per_ml: float = Field(gt=0, le=100)
     program: Program
@@ -103,7 +110,7 @@ class PumpSpec(BaseModel):
             starts = [s.start_minute for s in p.steps] + [p.steps[0].start_minute + 1440]
             return sum(s.rate_ml_per_day * (starts[i + 1] - starts[i]) for i, s in enumerate(p.steps)) / 1440
         if p.mode is InfusionMode.MINIMUM_RATE:
-            return 0.048
+            return MINIMUM_RATE_MODE_ML_PER_DAY
         return 0.0
 
 
@@ -137,6 +144,23 @@ def _weighted(rng: random.Random, items: list[tuple[float, object]]) -> object:
 
 def _log_uniform(rng: random.Random, lo: float, hi: float) -> float:
     return math.exp(rng.uniform(math.log(lo), math.log(hi)))
+
+
+REFILL_INTERVAL_DAYS: Final = (28.0, 90.0)
+"""The refill interval clinics aim for (DOMAIN-RESEARCH §7: 28-90 days; one practice concentrates
+drugs so that a 20 mL pump lasts about a month, [V-S37]): a generated pump gets the strength that
+puts its interval there when one of its drug's strengths does."""
+
+
+def _concentration_for(dose: float, shuffled: list[float], capacity_ml: float) -> float:
+    """The first strength (in the shuffled order) whose flow is in the fleet's range and whose refill
+    interval is in :data:`REFILL_INTERVAL_DAYS`; else the first with the flow in range; else the first."""
+    in_range = [c for c in shuffled if MIN_FLEET_RATE_ML_PER_DAY <= dose / c <= MAX_FLEET_RATE_ML_PER_DAY]
+    low, high = REFILL_INTERVAL_DAYS
+    for c in in_range:
+        if low <= capacity_ml / (dose / c) <= high:
+            return c
+    return in_range[0] if in_range else shuffled[0]
 
 
 def _program(rng: random.Random, rate: float, drug: Drug) -> Program:
@@ -181,11 +205,7 @@ def generate_fleet(count: int, *, seed: int, start: datetime, sites: list[str] |
         dose = _log_uniform(rng, *profile.dose_mg_per_day)
         concentrations = list(profile.concentrations_mg_per_ml)
         rng.shuffle(concentrations)
-        conc = concentrations[0]
-        for c in concentrations:
-            if MIN_FLEET_RATE_ML_PER_DAY <= dose / c <= MAX_FLEET_RATE_ML_PER_DAY:
-                conc = c
-                break
+        conc = _concentration_for(dose, concentrations, model.reservoir_capacity_ml)
         rate = min(MAX_FLEET_RATE_ML_PER_DAY, max(MIN_FLEET_RATE_ML_PER_DAY, dose / conc))
         program = _program(rng, rate, drug)
         age_days = rng.uniform(0, 5 * 365)
@@ -202,6 +222,7 @@ def generate_fleet(count: int, *, seed: int, start: datetime, sites: list[str] |
                 reservoir_capacity_ml=model.reservoir_capacity_ml,
                 catheter_volume_ml=round(rng.uniform(0.16, 0.29), 3),
                 audible_alarms=model.audible_alarms,
+                valve_gated=model.valve_gated,
                 drug=drug,
                 concentration_mg_per_ml=conc,
                 program=program,

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import simpy
 
-from twin.contract.messages import MIN_RATE_ML_PER_DAY, InfusionMode, Program
+from twin.contract.messages import MINIMUM_RATE_MODE_ML_PER_DAY, InfusionMode, Program
 from twin.pump.model import BatteryModel
 
 DAY_S = 86_400.0
@@ -29,7 +29,7 @@ def rate_ml_per_day(program: Program, t: float, day_origin_s: float = 0.0) -> fl
     if program.mode is InfusionMode.CONTINUOUS:
         return program.rate_ml_per_day or 0.0
     if program.mode is InfusionMode.MINIMUM_RATE:
-        return MIN_RATE_ML_PER_DAY
+        return MINIMUM_RATE_MODE_ML_PER_DAY
     if program.mode is InfusionMode.STOPPED:
         return 0.0
     minute = ((t - day_origin_s) % DAY_S) / 60.0

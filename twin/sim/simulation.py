@@ -1,12 +1,14 @@
-"""A fleet of simulated pumps on one SimPy environment.
+"""A fleet of simulated pumps on one SimPy environment, with the clinic that looks after them.
 
 Each pump is a SimPy process that sleeps until its pump model's next computed event (or until a
 command wakes it), so a quiet pump costs nothing between events. Optional processes per pump
-sample telemetry at its publish times, refill pumps the way a clinic does (a few days after the
-low-reservoir alarm or the refill reminder), and inject faults at random with the published
-hazard rates.
+sample telemetry at its publish times, run the clinic (:mod:`twin.sim.clinic`: refills booked from
+the predicted date, replacements, catheter revisions, dose adjustments) and inject faults at random
+with the published hazard rates.
 
 Everything a device publishes goes to a ``sink`` callable, in order, with the simulation time.
+What the clinic does and what befalls the pumps is tallied (:attr:`FleetSimulation.tally`) and,
+with ``record_events``, kept as :class:`FleetEvent` rows (the realism benchmark reads them).
 This module does no I/O: the asyncio driver (``twin.sim.driver``) steps :attr:`env` against the
 wall clock and publishes what reaches the sink; tests and benchmarks call :meth:`run` directly.
 
@@ -18,49 +20,121 @@ from __future__ import annotations
 
 import math
 import random
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Final, Literal
 
 import simpy
 
 from twin.contract.alarms import AlarmCode
 from twin.contract.messages import (
+    MAX_RATE_ML_PER_DAY,
+    MIN_RATE_ML_PER_DAY,
     Action,
-    AlarmEvent,
-    AlarmEventType,
     CatheterLeakFault,
     CatheterOcclusionFault,
+    ClearFaultAction,
     Command,
-    FaultModel,
+    FlexStep,
+    InfusionMode,
     InjectFaultAction,
+    InterrogateAction,
     MotorStallFault,
+    PocketFillFault,
+    Program,
     RefillAction,
+    ReprogramAction,
 )
 from twin.contract.topics import Channel
 from twin.pump.drugs import DRUGS
-from twin.pump.flow import SECONDS_PER_DAY
-from twin.pump.model import BatteryModel, Pump, PumpConfig, PumpStart
+from twin.pump.flow import SECONDS_PER_DAY, Flow
+from twin.pump.model import AlarmChange, BatteryModel, Pump, PumpConfig, PumpStart, schedule_of
+from twin.pump.refill_planning import PROMETRA_REFILL_TARGET_ML, seconds_until_volume, worst_case_program
+from twin.sim.clinic import (
+    SECONDS_PER_YEAR,
+    ClinicPolicy,
+    HazardRates,
+    next_catheter_complication,
+    uniform_days,
+)
 from twin.sim.device import Identity, Outgoing, SimulatedDevice
 from twin.sim.fleet import PumpSpec
 
-SECONDS_PER_YEAR: Final = 365.25 * SECONDS_PER_DAY
-
-REFILL_DELAY_DAYS: Final = (1.0, 7.0)
-"""A clinic refills between one day and a week after the low-reservoir alarm or refill reminder."""
-
-EMPTY_REFILL_DELAY_DAYS: Final = (0.1, 1.0)
-"""An empty reservoir is an urgent refill: within hours."""
-
-MOTOR_STALL_PER_PUMP_YEAR: Final = 0.004
-"""Motor stall hazard (DOMAIN-RESEARCH §7: 2.4 % at 78 months on approved drugs)."""
-
-CATHETER_COMPLICATION_PER_PATIENT_YEAR: Final = 0.03
-"""Catheter complications (occlusion, leak, disconnection), DOMAIN-RESEARCH §7."""
-
 Sink = Callable[[SimulatedDevice, Outgoing, float], None]
+
+POCKET_FILL_FRACTION: Final = (0.3, 1.0)
+"""Share of a refill a random pocket fill puts into the pocket. [A]"""
+
+OCCLUSION_FRACTION: Final = (0.5, 1.0)
+"""How much of the flow a random occlusion or kink blocks. [A]"""
+
+LEAK_FRACTION: Final = (0.3, 1.0)
+"""How much of the flow a random fracture or disconnection loses to tissue (1: disconnected). [A]"""
+
+GRANULOMA_FRACTION: Final = (0.2, 0.6)
+"""How much of the flow a granuloma at the tip blocks. [A] a mass slows delivery before it stops it."""
+
+PROGRAMMING_ERROR_FACTORS: Final = (10.0, 0.1)
+"""A programming error is a decimal slip in the rate ([V-S58, S59, S60]: decimal errors). [A]"""
+
+SILENT_EMPTY_FOUND_DAYS: Final = (0.5, 3.0)
+"""A pump without audible alarms that runs empty is found through the patient (withdrawal). [A]"""
+
+EventKind = Literal[
+    "refill",
+    "appointment_missed",
+    "replacement",
+    "replacement_missed",
+    "catheter_complication",
+    "granuloma",
+    "catheter_revision",
+    "motor_stall",
+    "pocket_fill",
+    "reprogram",
+    "programming_error",
+    "infection",
+    "alarm",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class FleetEvent:
+    """One thing the clinic did or that befell a pump: ``kind``, and ``detail`` (the cause, the
+    alarm code, the subtype); ``model`` is the pump model at the time."""
+
+    at_s: float
+    device_id: str
+    kind: EventKind
+    detail: str = ""
+    model: str = ""
+
+
+@dataclass
+class Patient:
+    """The clinic's record of the patient behind one device (times in simulation seconds)."""
+
+    prescribed: Program
+    """The program the physician wants (dose adjustments scale it; an error is corrected back to it)."""
+    catheter_since: float
+    """When the current catheter was implanted or revised (negative: before the simulation)."""
+    last_fill_at: float | None = None
+    refill_at: float | None = None
+    refill_generation: int = 0
+    replacement_at: float | None = None
+    replacement_cause: str = ""
+    replacement_generation: int = 0
+    missed_refill: bool = False
+    """An appointment was missed since the last fill (the only way to an empty reservoir)."""
+    missed_replacement: bool = False
+    """A replacement surgery was missed since ERI (the only way to end of service)."""
+    catheter_faulty: bool = False
+    catheter_generation: int = 0
+    pump_generation: int = 0
+    pumps: int = 1
+    catheter_starts: list[float] = field(default_factory=list)
+    pump_starts: list[tuple[float, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -70,7 +144,12 @@ class _Radio:
 
 
 class FleetSimulation:
-    """Pumps of a fleet, their clinic and their hazards, on one SimPy environment."""
+    """Pumps of a fleet, their clinic and their hazards, on one SimPy environment.
+
+    ``clinic_refills`` turns the clinic on (:class:`~twin.sim.clinic.ClinicPolicy`: refills,
+    replacements, revisions, dose adjustments); ``random_faults`` the hazards
+    (:class:`~twin.sim.clinic.HazardRates`). ``record_events`` keeps every :class:`FleetEvent`
+    in :attr:`events` (otherwise only :attr:`tally` counts them)."""
 
     def __init__(
         self,
@@ -82,19 +161,29 @@ class FleetSimulation:
         telemetry_interval_s: float | None = None,
         clinic_refills: bool = True,
         random_faults: bool = False,
+        clinic: ClinicPolicy | None = None,
+        hazards: HazardRates | None = None,
+        record_events: bool = False,
     ) -> None:
         self.env = simpy.Environment()
         self.epoch = epoch
         self.seed = seed
         self.sink = sink
+        self.observers: list[Sink] = []
+        """Also told of every message the sink gets (scenario runs watch the pumps this way)."""
         self.telemetry_interval_s = telemetry_interval_s
         self.clinic_refills = clinic_refills
+        self.random_faults = random_faults
+        self.clinic = clinic or ClinicPolicy()
+        self.hazards = hazards or HazardRates()
         self.devices: dict[str, SimulatedDevice] = {}
         self.sites: dict[str, str] = {}
+        self.patients: dict[str, Patient] = {}
+        self.tally: Counter[str] = Counter()
+        self.events: list[FleetEvent] | None = [] if record_events else None
         self._wake: dict[str, simpy.Event] = {}
         self._radio: dict[str, _Radio] = {}
-        self._refill_pending: set[str] = set()
-        self._clinic_rng = random.Random(f"clinic:{seed}")
+        self._rngs: dict[str, random.Random] = {}
         self.refills_done = 0
         midnight = epoch.replace(hour=0, minute=0, second=0, microsecond=0)
         self._day_origin = -(epoch - midnight).total_seconds()
@@ -103,18 +192,32 @@ class FleetSimulation:
             self.devices[spec.device_id] = device
             self.sites[spec.device_id] = spec.site
             self._radio[spec.device_id] = _Radio()
+            implanted = ((spec.implant_date or epoch) - epoch).total_seconds()
+            self.patients[spec.device_id] = Patient(
+                prescribed=spec.program,
+                catheter_since=implanted,
+                catheter_starts=[implanted],
+                pump_starts=[(implanted, spec.model)],
+            )
+            self._rngs[spec.device_id] = random.Random(f"clinic:{seed}:{spec.device_id}")
+            device.on_alarm = self._pump_alarm
             self.env.process(self._life(device))
             if telemetry_interval_s:
                 offset = (index * 7.919) % telemetry_interval_s  # spread samples over the interval
                 self.env.process(self._telemetry(device, telemetry_interval_s, offset))
+            if clinic_refills:
+                self._book_refill(device, self._next_refill_at(device.pump, device.pump.reservoir_ml, None))
+                if device.pump.battery_status.value != "ok":
+                    self._book_replacement(device, "battery_eri", self.clinic.eri_replacement_days)
             if random_faults:
-                self.env.process(self._hazards(device))
+                self._start_hazards(device)
 
     def _build(self, spec: PumpSpec) -> SimulatedDevice:
         config = PumpConfig(
             reservoir_capacity_ml=spec.reservoir_capacity_ml,
             catheter_volume_ml=spec.catheter_volume_ml,
             audible_alarms=spec.audible_alarms,
+            valve_gated=spec.valve_gated,
             battery=BatteryModel(),
         )
         start = PumpStart(
@@ -138,6 +241,11 @@ class FleetSimulation:
         )
         return SimulatedDevice(identity, pump, self.epoch)
 
+    def _record(self, device: SimulatedDevice, kind: EventKind, detail: str = "") -> None:
+        self.tally[kind if not detail else f"{kind}:{detail}"] += 1
+        if self.events is not None:
+            self.events.append(FleetEvent(self.now, device.device_id, kind, detail, device.identity.model))
+
     # -------------------------------------------------------------------------------- plumbing
 
     @property
@@ -155,11 +263,24 @@ class FleetSimulation:
         if radio.held:
             held, radio.held = radio.held, []
             for m in held:
-                self.sink(device, m, self.now)
+                self._publish(device, m)
         for m in messages:
-            self.sink(device, m, self.now)
-            if self.clinic_refills and m.channel is Channel.ALARM:
-                self._clinic_sees(device, m)
+            self._publish(device, m)
+
+    def _publish(self, device: SimulatedDevice, m: Outgoing) -> None:
+        self.sink(device, m, self.now)
+        for observer in self.observers:
+            observer(device, m, self.now)
+
+    def observe(self, observer: Sink) -> Callable[[], None]:
+        """Tell ``observer`` of every message from now on; returns the function that stops it."""
+        self.observers.append(observer)
+
+        def stop() -> None:
+            if observer in self.observers:
+                self.observers.remove(observer)
+
+        return stop
 
     def open_sessions(self, session: int) -> None:
         """Open ``session`` on every device (births, states, online) at the current time."""
@@ -230,49 +351,311 @@ class FleetSimulation:
             self._emit(device, messages)
             yield self.env.timeout(interval)
 
-    def _clinic_sees(self, device: SimulatedDevice, outgoing: Outgoing) -> None:
-        alarm = outgoing.message
-        assert isinstance(alarm, AlarmEvent)
-        if alarm.event is not AlarmEventType.RAISED or device.device_id in self._refill_pending:
-            return
-        if alarm.code in (AlarmCode.RESERVOIR_LOW, AlarmCode.REFILL_REMINDER):
-            delay = self._clinic_rng.uniform(*REFILL_DELAY_DAYS)
-        elif alarm.code is AlarmCode.RESERVOIR_EMPTY:
-            delay = self._clinic_rng.uniform(*EMPTY_REFILL_DELAY_DAYS)
-        else:
-            return
-        self._refill_pending.add(device.device_id)
-        self.env.process(self._clinic_refill(device, delay * SECONDS_PER_DAY))
+    # ---------------------------------------------------------------------------------- clinic
 
-    def _clinic_refill(self, device: SimulatedDevice, delay_s: float) -> Generator[simpy.Event, object, None]:
-        yield self.env.timeout(delay_s)
-        self._refill_pending.discard(device.device_id)
-        pump = device.pump
-        stability = DRUGS[pump.drug].stability_days
+    def _rng(self, device: SimulatedDevice) -> random.Random:
+        return self._rngs[device.device_id]
+
+    def _next_refill_at(self, pump: Pump, volume_ml: float, filled_at: float | None) -> float:
+        """When the clinic books the next refill of ``pump`` holding ``volume_ml`` (see
+        :mod:`twin.sim.clinic`): worst-case boluses, a margin, the drug's stability limit."""
+        policy, now = self.clinic, self.now
+        flow = Flow(schedule_of(worst_case_program(pump.program), self._day_origin))
+        if pump.config.valve_gated:
+            target, margin = PROMETRA_REFILL_TARGET_ML, policy.prometra_margin_days
+        else:
+            target, margin = pump.low_threshold_ml, policy.refill_margin_days
+        by_volume = now + seconds_until_volume(flow, now, volume_ml, target) - margin * SECONDS_PER_DAY
+        stable_until = (filled_at if filled_at is not None else now) + DRUGS[pump.drug].stability_days * SECONDS_PER_DAY
+        return max(now + policy.soonest_appointment_days * SECONDS_PER_DAY, min(by_volume, stable_until))
+
+    def _book_refill(self, device: SimulatedDevice, at: float) -> None:
+        patient = self.patients[device.device_id]
+        patient.refill_generation += 1
+        patient.refill_at = at
+        self.env.process(self._refill_appointment(device, patient.refill_generation, at))
+
+    def _bring_refill_forward(self, device: SimulatedDevice, span: tuple[float, float]) -> None:
+        at = self.now + uniform_days(self._rng(device), span)
+        patient = self.patients[device.device_id]
+        if patient.refill_at is None or at < patient.refill_at:
+            self._book_refill(device, at)
+
+    def _refill_appointment(self, device: SimulatedDevice, generation: int, at: float) -> Generator[simpy.Event]:
+        yield self.env.timeout(max(0.0, at - self.now))
+        patient = self.patients[device.device_id]
+        if patient.refill_generation != generation:
+            return  # rebooked meanwhile
+        if self._rng(device).random() < self.clinic.missed_appointment_rate:
+            patient.missed_refill = True
+            self._record(device, "appointment_missed", "refill")
+            self._book_refill(device, self.now + uniform_days(self._rng(device), self.clinic.rebook_refill_days))
+            return
+        self._refill_visit(device)
+
+    def _refill_visit(self, device: SimulatedDevice) -> None:
+        """A refill visit: maybe a dose adjustment, the refill (maybe a pocket fill), the next booking."""
+        rng, patient, pump = self._rng(device), self.patients[device.device_id], device.pump
+        if rng.random() < self.clinic.dose_adjustment_per_visit and patient.prescribed.mode in (
+            InfusionMode.CONTINUOUS,
+            InfusionMode.FLEXIBLE,
+        ):
+            self._reprogram(device, _scaled(patient.prescribed, rng.uniform(*self.clinic.dose_adjustment_range)))
+        if self.random_faults and rng.random() < self.hazards.pocket_fill_per_refill:
+            self.bedside(
+                device.device_id, InjectFaultAction(fault=PocketFillFault(fraction=rng.uniform(*POCKET_FILL_FRACTION)))
+            )
+            self._record(device, "pocket_fill")
+        volume = pump.config.reservoir_capacity_ml
+        appointment = self._next_refill_at(pump, volume, self.now)
+        reminder = appointment + self.clinic.reminder_after_appointment_days * SECONDS_PER_DAY
         action = RefillAction(
-            volume_ml=pump.config.reservoir_capacity_ml,
+            volume_ml=volume,
             drug=pump.drug,
             concentration_mg_per_ml=pump.concentration_mg_per_ml,
-            refill_reminder_at=self.at(self.now + stability * SECONDS_PER_DAY),
+            refill_reminder_at=self.at(reminder),
         )
-        if self.bedside(device.device_id, action) is None:
-            self.refills_done += 1
+        if self.bedside(device.device_id, action) is not None:
+            return
+        self.refills_done += 1
+        patient.missed_refill = False
+        patient.last_fill_at = self.now
+        refill = pump.last_refill
+        detail = ""
+        if refill is not None:
+            tolerance = 1.0 if pump.config.reservoir_capacity_ml <= 20.0 else 2.0
+            if abs(refill.measured_residual_ml - refill.expected_residual_ml) > tolerance:
+                detail = "discrepancy"
+        self._record(device, "refill", detail)
+        self._book_refill(device, appointment)
 
-    def _hazards(self, device: SimulatedDevice) -> Generator[simpy.Event, object, None]:
-        """Random faults at the published per-year hazard rates (a Poisson process each)."""
-        rng = random.Random(f"hazard:{self.seed}:{device.device_id}")
-        candidates: list[tuple[float, FaultModel]] = [
-            (rng.expovariate(MOTOR_STALL_PER_PUMP_YEAR / SECONDS_PER_YEAR), MotorStallFault(cause="wear")),
-            (
-                rng.expovariate(CATHETER_COMPLICATION_PER_PATIENT_YEAR / SECONDS_PER_YEAR),
-                CatheterOcclusionFault(fraction=round(rng.uniform(0.5, 1.0), 2))
-                if rng.random() < 0.55
-                else CatheterLeakFault(fraction=round(rng.uniform(0.3, 1.0), 2)),
-            ),
-        ]
-        for when, fault in sorted(candidates, key=lambda c: c[0]):
-            yield self.env.timeout(max(0.0, when - self.now))
+    def _reprogram(self, device: SimulatedDevice, intended: Program, *, correction: bool = False) -> None:
+        """A programming session to ``intended``; at the assumed rate the rate is entered wrong (a
+        decimal slip), which the patient's symptoms bring to light and the clinic corrects."""
+        rng = self._rng(device)
+        program = intended
+        if self.random_faults and rng.random() < self.hazards.programming_error_per_reprogramming:
+            program = _scaled(intended, rng.choice(PROGRAMMING_ERROR_FACTORS))
+            self._record(device, "programming_error")
+            found = self.now + uniform_days(rng, self.clinic.programming_error_found_days)
+            self.env.process(self._correct_program(device, self.patients[device.device_id].pump_generation, found))
+        self.bedside(device.device_id, ReprogramAction(program=program))
+        self._record(device, "reprogram", "correction" if correction else "")
+        if not correction:
+            self.patients[device.device_id].prescribed = intended
+
+    def _correct_program(self, device: SimulatedDevice, generation: int, at: float) -> Generator[simpy.Event]:
+        yield self.env.timeout(max(0.0, at - self.now))
+        patient = self.patients[device.device_id]
+        if patient.pump_generation != generation:
+            return  # the pump was replaced meanwhile, with the right program
+        self._reprogram(device, patient.prescribed, correction=True)
+        # the programmer computes the refill date again from the corrected program
+        self._book_refill(device, self._next_refill_at(device.pump, device.pump.reservoir_ml, patient.last_fill_at))
+
+    def _pump_alarm(self, device: SimulatedDevice, change: AlarmChange) -> None:
+        """Every alarm a pump raises, audible or not: tallied; the clinic acts on what it hears
+        (audible pumps), on ERI for every pump (the programmer's replacement date, read at visits
+        [A]) and on an empty Prometra through the patient."""
+        if not change.raised:
+            return
+        patient = self.patients[device.device_id]
+        cause = ""
+        if change.code is AlarmCode.RESERVOIR_EMPTY:
+            cause = "after_missed_appointment" if patient.missed_refill else "unexplained"
+        elif change.code is AlarmCode.BATTERY_EOS:
+            cause = "after_missed_replacement" if patient.missed_replacement else "unexplained"
+        self._record(device, "alarm", f"{change.code.value}:{cause}" if cause else change.code.value)
+        if not self.clinic_refills:
+            return
+        audible = device.pump.config.audible_alarms
+        policy = self.clinic
+        match change.code:
+            case AlarmCode.RESERVOIR_LOW if audible:
+                self._bring_refill_forward(device, policy.low_alarm_refill_days)
+            case AlarmCode.RESERVOIR_EMPTY:
+                self._bring_refill_forward(device, policy.empty_refill_days if audible else SILENT_EMPTY_FOUND_DAYS)
+            case AlarmCode.MOTOR_STALL if audible and device.pump.awaiting_interrogation:
+                at = self.now + uniform_days(self._rng(device), policy.post_mri_interrogation_days)
+                self.env.process(self._interrogate_later(device, patient.pump_generation, at))
+            case AlarmCode.MOTOR_STALL if audible and device.pump.stall_recover_at is None:
+                self._book_replacement(device, "motor_stall", policy.stall_replacement_days)
+            case AlarmCode.MEMORY_ERROR if audible:
+                self._book_replacement(device, "memory_error", policy.stall_replacement_days)
+            case AlarmCode.BATTERY_ERI:
+                self._book_replacement(device, "battery_eri", policy.eri_replacement_days)
+            case AlarmCode.BATTERY_EOS:
+                self._book_replacement(device, "battery_eos", policy.eos_replacement_days, urgent=True)
+            case _:
+                pass
+
+    def _interrogate_later(self, device: SimulatedDevice, generation: int, at: float) -> Generator[simpy.Event]:
+        """The post-MRI interrogation (a pump held in telemetry mode resumes; a stall that stays after
+        it is permanent: replacement)."""
+        yield self.env.timeout(max(0.0, at - self.now))
+        if self.patients[device.device_id].pump_generation != generation:
+            return
+        self.bedside(device.device_id, InterrogateAction())
+        pump = device.pump
+        if pump.motor_stalled and pump.stall_recover_at is None:
+            self._book_replacement(device, "motor_stall", self.clinic.stall_replacement_days)
+
+    def _book_replacement(
+        self, device: SimulatedDevice, cause: str, span: tuple[float, float], *, urgent: bool = False
+    ) -> None:
+        patient = self.patients[device.device_id]
+        at = self.now + uniform_days(self._rng(device), span)
+        if patient.replacement_at is not None and patient.replacement_at <= at and not urgent:
+            return
+        patient.replacement_generation += 1
+        patient.replacement_at = at
+        patient.replacement_cause = cause
+        self.env.process(self._replacement_appointment(device, patient.replacement_generation, at, urgent))
+
+    def _replacement_appointment(
+        self, device: SimulatedDevice, generation: int, at: float, urgent: bool
+    ) -> Generator[simpy.Event]:
+        yield self.env.timeout(max(0.0, at - self.now))
+        patient = self.patients[device.device_id]
+        if patient.replacement_generation != generation:
+            return
+        if not urgent and self._rng(device).random() < self.clinic.missed_appointment_rate:
+            patient.missed_replacement = True
+            self._record(device, "replacement_missed", patient.replacement_cause)
+            at = self.now + uniform_days(self._rng(device), self.clinic.rebook_replacement_days)
+            patient.replacement_generation += 1
+            patient.replacement_at = at
+            self.env.process(self._replacement_appointment(device, patient.replacement_generation, at, False))
+            return
+        self._replace_pump(device, patient.replacement_cause)
+
+    def _replace_pump(self, device: SimulatedDevice, cause: str) -> None:
+        """Replacement surgery: a new pump (full battery, filled, the prescribed program) on the same
+        catheter; the next refill is booked from it."""
+        self._emit(device, device.advance(self.now))
+        patient, old = self.patients[device.device_id], device.pump
+        patient.pumps += 1
+        patient.pump_generation += 1
+        patient.replacement_at, patient.replacement_cause = None, ""
+        patient.missed_replacement = False
+        patient.missed_refill = False
+        start = PumpStart(
+            drug=old.drug,
+            concentration_mg_per_ml=old.concentration_mg_per_ml,
+            program=patient.prescribed,
+            reservoir_ml=old.config.reservoir_capacity_ml,
+            low_reservoir_threshold_ml=old.low_threshold_ml,
+        )
+        rng = random.Random(f"pump:{self.seed}:{device.device_id}:{patient.pumps}")
+        pump = Pump(old.config, start, rng=rng, t0=self.now, day_origin_s=self._day_origin)
+        pump.occlusion, pump.leak = old.occlusion, old.leak  # the catheter stays
+        pump.catheter_contents = old.catheter_contents
+        identity = Identity(
+            site=device.identity.site,
+            device_id=device.device_id,
+            model=device.identity.model,
+            serial=f"{device.identity.serial.split('-R')[0]}-R{patient.pumps - 1}",
+            implant_date=self.at(self.now).replace(microsecond=0),
+            firmware=device.identity.firmware,
+        )
+        self._emit(device, device.replace_pump(pump, identity, self.now))
+        patient.pump_starts.append((self.now, device.identity.model))
+        patient.last_fill_at = self.now
+        self._record(device, "replacement", cause)
+        self._surgery(device)
+        self._wake_up(device.device_id)
+        self._book_refill(device, self._next_refill_at(pump, pump.reservoir_ml, self.now))
+        if self.random_faults:
+            self.env.process(self._stall_hazard(device, patient.pump_generation))
+
+    def _surgery(self, device: SimulatedDevice) -> None:
+        if self.random_faults and self._rng(device).random() < self.hazards.infection_per_procedure:
+            self._record(device, "infection")
+
+    def _revise_catheter(self, device: SimulatedDevice, generation: int, at: float) -> Generator[simpy.Event]:
+        yield self.env.timeout(max(0.0, at - self.now))
+        patient = self.patients[device.device_id]
+        if patient.catheter_generation != generation:
+            return
+        self.bedside(device.device_id, ClearFaultAction(fault="catheter_occlusion"))
+        self.bedside(device.device_id, ClearFaultAction(fault="catheter_leak"))
+        pump = device.pump
+        pump.catheter_contents.refill_with(pump.actual_concentration_mg_per_ml)  # a new catheter, primed
+        patient.catheter_faulty = False
+        patient.catheter_generation += 1
+        patient.catheter_since = self.now
+        patient.catheter_starts.append(self.now)
+        self._record(device, "catheter_revision")
+        self._surgery(device)
+        self.env.process(self._catheter_hazard(device, patient.catheter_generation))
+
+    # --------------------------------------------------------------------------------- hazards
+
+    def _start_hazards(self, device: SimulatedDevice) -> None:
+        patient = self.patients[device.device_id]
+        self.env.process(self._stall_hazard(device, patient.pump_generation))
+        self.env.process(self._catheter_hazard(device, patient.catheter_generation))
+        if DRUGS[device.pump.drug].opioid and self.hazards.granuloma_per_opioid_year > 0:
+            self.env.process(self._granuloma_hazard(device))
+
+    def _hazard_rng(self, device: SimulatedDevice, what: str, generation: int) -> random.Random:
+        return random.Random(f"hazard:{self.seed}:{device.device_id}:{what}:{generation}")
+
+    def _stall_hazard(self, device: SimulatedDevice, generation: int) -> Generator[simpy.Event]:
+        """One pump's motor stall: a Poisson process at its drug's rate (never on a valve-gated pump)."""
+        rate = self.hazards.motor_stall_rate(device.pump.drug, valve_gated=device.pump.config.valve_gated)
+        if rate <= 0:
+            return
+        yield self.env.timeout(self._hazard_rng(device, "stall", generation).expovariate(rate / SECONDS_PER_YEAR))
+        if self.patients[device.device_id].pump_generation != generation:
+            return
+        self._record(
+            device, "motor_stall", "off_label" if not DRUGS[device.pump.drug].fda_labelled_for_synchromed else ""
+        )
+        self.bedside(device.device_id, InjectFaultAction(fault=MotorStallFault(cause="wear")))
+
+    def _catheter_hazard(self, device: SimulatedDevice, generation: int) -> Generator[simpy.Event]:
+        """The catheter's complications: first-year hazard, then the later one; worked up and revised."""
+        rng = self._hazard_rng(device, "catheter", generation)
+        patient = self.patients[device.device_id]
+        while True:
+            age = self.now - patient.catheter_since
+            yield self.env.timeout(next_catheter_complication(rng, age, self.hazards))
+            if patient.catheter_generation != generation:
+                return
+            if patient.catheter_faulty:
+                continue  # already under work-up (a granuloma): this one is the same revision
+            band = "year_1" if self.now - patient.catheter_since < SECONDS_PER_YEAR else "later"
+            if rng.random() < self.hazards.catheter_occlusion_share:
+                fault: CatheterOcclusionFault | CatheterLeakFault = CatheterOcclusionFault(
+                    fraction=round(rng.uniform(*OCCLUSION_FRACTION), 2)
+                )
+            else:
+                fault = CatheterLeakFault(fraction=round(rng.uniform(*LEAK_FRACTION), 2))
+            self._record(device, "catheter_complication", f"{fault.fault}:{band}")
             self.bedside(device.device_id, InjectFaultAction(fault=fault))
+            patient.catheter_faulty = True
+            if self.clinic_refills:
+                at = self.now + uniform_days(rng, self.clinic.catheter_workup_days)
+                self.env.process(self._revise_catheter(device, generation, at))
+            return
+
+    def _granuloma_hazard(self, device: SimulatedDevice) -> Generator[simpy.Event]:
+        """A catheter-tip granuloma on an opioid: slow, partial, found late and revised."""
+        rng = self._hazard_rng(device, "granuloma", 0)
+        patient = self.patients[device.device_id]
+        rate = self.hazards.granuloma_per_opioid_year / SECONDS_PER_YEAR
+        while True:
+            yield self.env.timeout(rng.expovariate(rate))
+            if patient.catheter_faulty:
+                continue
+            fraction = round(rng.uniform(*GRANULOMA_FRACTION), 2)
+            self._record(device, "granuloma")
+            self.bedside(device.device_id, InjectFaultAction(fault=CatheterOcclusionFault(fraction=fraction)))
+            patient.catheter_faulty = True
+            if self.clinic_refills:
+                at = self.now + uniform_days(rng, self.clinic.granuloma_workup_days)
+                self.env.process(self._revise_catheter(device, patient.catheter_generation, at))
 
     def bedside(self, device_id: str, action: Action) -> str | None:
         """Something done to a pump in person (or happening to it), not through the twin: a refill at
@@ -283,3 +666,18 @@ class FleetSimulation:
         self._emit(device, messages)
         self._wake_up(device_id)
         return reason
+
+
+def _scaled(program: Program, factor: float) -> Program:
+    """``program`` with every rate times ``factor``, within the programmable range."""
+
+    def rate(value: float) -> float:
+        return round(min(MAX_RATE_ML_PER_DAY, max(MIN_RATE_ML_PER_DAY, value * factor)), 4)
+
+    if program.mode is InfusionMode.CONTINUOUS:
+        assert program.rate_ml_per_day is not None
+        return program.model_copy(update={"rate_ml_per_day": rate(program.rate_ml_per_day)})
+    if program.mode is InfusionMode.FLEXIBLE:
+        steps = [FlexStep(start_minute=s.start_minute, rate_ml_per_day=rate(s.rate_ml_per_day)) for s in program.steps]
+        return program.model_copy(update={"steps": steps})
+    return program

@@ -1,5 +1,3 @@
-"""Persistence of the twin: the SQLite journal (alarm transitions, commands, device snapshots)."""
-
-from twin.store.journal import DeviceEventKey, Journal, JournalConflict, JournalError, dedupe_key
-
-__all__ = ["DeviceEventKey", "Journal", "JournalConflict", "JournalError", "dedupe_key"]
+"""Persistence of the twin: the protocols every back end meets (``protocol``, ``accounts``), the SQLite
+journal and accounts on one machine (``journal``, ``users``, ``local``), one PostgreSQL database shared
+by twin replicas (``postgres``), and the snapshot codec (``snapshots``)."""

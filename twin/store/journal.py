@@ -33,8 +33,15 @@ Tables (schema version in ``PRAGMA user_version``; :data:`MIGRATIONS` brings any
   can tell which occurrence it answered and what had happened to the alarm before, without
   comparing timestamps.
 
+* ``training_event`` (schema 3) — the events of each training session's life.
+* ``alarm_escalation`` (schema 5) — every :class:`~twin.alarms.escalation.Escalation`: an
+  unanswered alarm reaching a tier of its ladder, with who was told. Identity: ``escalation_id``
+  (key, ladder start, level), so recording it again is a no-op.
+* ``training_frame`` (schema 5) — :class:`~twin.training.frames.PumpFrame` s, what each session
+  pump showed while the session ran (what a replay plays back). Identity: (session, site, device, seq).
+
 Append-only is enforced twice: the class has no update or delete method, and triggers make
-SQLite refuse any ``UPDATE`` or ``DELETE`` on the four journal tables (``sqlite3.IntegrityError``).
+SQLite refuse any ``UPDATE`` or ``DELETE`` on the journal tables (``sqlite3.IntegrityError``).
 
 Recovery: :meth:`Journal.alarms` folds the whole journal through the lifecycle
 (:func:`twin.alarms.lifecycle.replay`), which re-runs every operation and checks it makes the
@@ -70,18 +77,22 @@ for naive datetimes and for payloads JSON cannot hold (NaN, non-string keys, obj
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
 from twin.alarms.device_events import DeviceEventKey, dedupe_key
+from twin.alarms.escalation import Escalation
 from twin.alarms.lifecycle import Alarm, AlarmState, Source, Transition, TransitionEvent, replay
 from twin.alarms.responses import AlarmResponse
 from twin.contract.alarms import Priority
 from twin.mirror.commands import CommandRecord
+from twin.store.batch_plan import JournalConflict, JournalError
+from twin.store.protocol import Batch, Snapshot
 from twin.store.sqlite import BUSY_TIMEOUT_S, SqliteStore, append_only
 from twin.training.events import TrainingEvent
+from twin.training.frames import PumpFrame
 
 _append_only = append_only
 
@@ -197,6 +208,96 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE INDEX training_event_session ON training_event (session_id, id)",
         *_append_only("training_event"),
     ),
+    # 4: devices are known by site and id. Alarm keys become <site>/<device>/<code>; device alarm
+    # events and snapshots are keyed by site too (the same id at two sites is two devices). The
+    # append-only triggers are lifted for the rewrite only, inside this migration's transaction.
+    (
+        "DROP TRIGGER alarm_journal_no_update",
+        "UPDATE alarm_journal SET key = site || '/' || key WHERE key NOT LIKE site || '/%/%'",
+        *_append_only("alarm_journal")[:1],
+        "DROP TRIGGER alarm_response_no_update",
+        "UPDATE alarm_response SET key = site || '/' || key WHERE key NOT LIKE site || '/%/%'",
+        *_append_only("alarm_response")[:1],
+        "DROP TRIGGER device_alarm_event_no_update",
+        "DROP TRIGGER device_alarm_event_no_delete",
+        "ALTER TABLE device_alarm_event RENAME TO device_alarm_event_3",
+        """
+        CREATE TABLE device_alarm_event (
+            site TEXT NOT NULL,
+            device_id TEXT NOT NULL,
+            alarm_id TEXT NOT NULL,
+            event TEXT NOT NULL,
+            code TEXT NOT NULL,
+            recorded_at TEXT NOT NULL,
+            PRIMARY KEY (site, device_id, alarm_id, event)
+        ) STRICT, WITHOUT ROWID
+        """,
+        "CREATE INDEX device_alarm_event_recorded ON device_alarm_event (recorded_at)",
+        """
+        INSERT INTO device_alarm_event (site, device_id, alarm_id, event, code, recorded_at)
+        SELECT coalesce((SELECT site FROM alarm_journal j WHERE j.device_id = e.device_id LIMIT 1), ''),
+               e.device_id, e.alarm_id, e.event, '', e.recorded_at
+        FROM device_alarm_event_3 e
+        """,
+        "DROP TABLE device_alarm_event_3",
+        *_append_only("device_alarm_event"),
+        "ALTER TABLE twin_snapshot RENAME TO twin_snapshot_3",
+        """
+        CREATE TABLE twin_snapshot (
+            site TEXT NOT NULL,
+            device_id TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            payload TEXT NOT NULL CHECK (json_valid(payload)),
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (site, device_id)
+        ) STRICT
+        """,
+        "INSERT INTO twin_snapshot SELECT site, device_id, version, payload, updated_at FROM twin_snapshot_3",
+        "DROP TABLE twin_snapshot_3",
+    ),
+    # 5: escalations of unanswered alarms (who was told, when), and the frames a session replay shows
+    (
+        """
+        CREATE TABLE alarm_escalation (
+            id INTEGER PRIMARY KEY,
+            escalation_id TEXT NOT NULL UNIQUE,
+            key TEXT NOT NULL,
+            device_id TEXT NOT NULL,
+            site TEXT NOT NULL,
+            code TEXT NOT NULL,
+            priority TEXT NOT NULL,
+            level INTEGER NOT NULL CHECK (level >= 1),
+            tier TEXT NOT NULL,
+            recipients TEXT NOT NULL CHECK (json_valid(recipients)),
+            notified TEXT NOT NULL CHECK (json_valid(notified)),
+            unacknowledged_since TEXT NOT NULL,
+            due_at TEXT NOT NULL,
+            at TEXT NOT NULL,
+            alarm_version INTEGER NOT NULL CHECK (alarm_version >= 1),
+            alarm_state TEXT NOT NULL,
+            message TEXT NOT NULL,
+            recorded_at TEXT NOT NULL
+        ) STRICT
+        """,
+        "CREATE INDEX alarm_escalation_key ON alarm_escalation (key, id)",
+        "CREATE INDEX alarm_escalation_at ON alarm_escalation (at)",
+        *_append_only("alarm_escalation"),
+        """
+        CREATE TABLE training_frame (
+            id INTEGER PRIMARY KEY,
+            session_id TEXT NOT NULL,
+            site TEXT NOT NULL,
+            device_id TEXT NOT NULL,
+            seq INTEGER NOT NULL CHECK (seq >= 1),
+            at TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (json_valid(state)),
+            UNIQUE (session_id, site, device_id, seq)
+        ) STRICT
+        """,
+        "CREATE INDEX training_frame_session ON training_frame (session_id, id)",
+        "CREATE INDEX training_frame_at ON training_frame (at)",
+        *_append_only("training_frame"),
+    ),
 )
 """Schema migrations, oldest first: migration *n* (1-based) takes ``user_version`` from n-1 to n.
 Append new migrations; never edit a released one."""
@@ -209,17 +310,15 @@ _JOURNAL_COLUMNS: Final = (
 )
 
 
-class JournalError(Exception):
-    """The journal file cannot be used as asked (see the module docstring)."""
-
-
-class JournalConflict(JournalError):
-    """A different transition is already recorded under the same (key, version). Nothing was recorded."""
-
-
 _RESPONSE_COLUMNS: Final = (
     "response_id, key, device_id, site, code, priority, alarm_version, alarm_state, action, note, actor, role, "
     "at, command_id, detail"
+)
+
+
+_ESCALATION_COLUMNS: Final = (
+    "escalation_id, key, device_id, site, code, priority, level, tier, recipients, notified, "
+    "unacknowledged_since, due_at, at, alarm_version, alarm_state, message"
 )
 
 
@@ -230,7 +329,7 @@ class Journal(SqliteStore):
     written by a newer PumpTwin (a schema version this code does not know) or WAL is unavailable.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path | None) -> None:
         super().__init__(path, MIGRATIONS, error=JournalError)
 
     # ------------------------------------------------------------------------------ the journal
@@ -245,31 +344,70 @@ class Journal(SqliteStore):
         if not transitions and device_event is None:
             return 0
         recorded_at = _text(datetime.now(UTC))
-        inserted = 0
         with self._transaction():
-            for t in transitions:
-                row = _row(t)
-                cursor = self._db.execute(
-                    f"INSERT INTO alarm_journal ({_JOURNAL_COLUMNS}, recorded_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT (key, version) DO NOTHING",
-                    (*row, recorded_at),
-                )
-                if cursor.rowcount == 0:
-                    stored = self._one(t.key, t.version)
-                    if stored != t:
-                        raise JournalConflict(f"{t.key} v{t.version}: recorded {stored}, now given {t}")
-                    continue
-                if t.version > 1 and self._one(t.key, t.version - 1) is None:
-                    raise JournalError(f"{t.key} v{t.version}: version {t.version - 1} was never recorded")
-                inserted += 1
+            inserted = self._insert_transitions(transitions, recorded_at)
             if device_event is not None:
-                self._db.execute(
-                    "INSERT INTO device_alarm_event (device_id, alarm_id, event, recorded_at) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT DO NOTHING",
-                    (device_event.device_id, device_event.alarm_id, device_event.event, recorded_at),
-                )
+                self._insert_device_event(device_event, recorded_at)
         return inserted
+
+    def commit(self, batch: Batch) -> None:
+        """Write everything in ``batch`` in one transaction (see :mod:`twin.store.protocol`):
+        all or nothing, and a batch committed again changes nothing."""
+        if batch.empty:
+            return
+        recorded_at = _text(datetime.now(UTC))
+        with self._transaction():
+            self._insert_transitions(batch.transitions, recorded_at)
+            for mark in batch.device_events:
+                self._insert_device_event(mark, recorded_at)
+            for record in batch.commands:
+                self._insert_command(record)
+            for response in batch.responses:
+                self._insert_response(response, recorded_at)
+            for event in batch.training_events:
+                self._insert_training_event(event)
+            for snapshot in batch.snapshots:
+                self._upsert_snapshot(
+                    snapshot.site, snapshot.device_id, snapshot.version, snapshot.payload, recorded_at
+                )
+            self._insert_escalations(batch.escalations, recorded_at)
+            self._insert_frames(batch.frames)
+
+    def _insert_transitions(self, transitions: Sequence[Transition], recorded_at: str) -> int:
+        inserted = 0
+        for t in transitions:
+            row = _row(t)
+            cursor = self._db.execute(
+                f"INSERT INTO alarm_journal ({_JOURNAL_COLUMNS}, recorded_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (key, version) DO NOTHING",
+                (*row, recorded_at),
+            )
+            if cursor.rowcount == 0:
+                stored = self._one(t.key, t.version)
+                if stored != t:
+                    raise JournalConflict(f"{t.key} v{t.version}: recorded {stored}, now given {t}")
+                continue
+            if t.version > 1 and self._one(t.key, t.version - 1) is None:
+                raise JournalError(f"{t.key} v{t.version}: version {t.version - 1} was never recorded")
+            inserted += 1
+        return inserted
+
+    def _insert_device_event(self, mark: DeviceEventKey, recorded_at: str) -> None:
+        self._db.execute(
+            "INSERT INTO device_alarm_event (site, device_id, alarm_id, event, code, recorded_at) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (mark.site, mark.device_id, mark.alarm_id, mark.event, mark.code, recorded_at),
+        )
+
+    def device_events(self, *, since: datetime | None = None) -> list[DeviceEventKey]:
+        """Device alarm events applied (recorded ``since``, if given), oldest first."""
+        sql = "SELECT site, device_id, alarm_id, event, code FROM device_alarm_event"
+        params: tuple[object, ...] = ()
+        if since is not None:
+            sql += " WHERE recorded_at >= ?"
+            params = (_text(since),)
+        return [DeviceEventKey(*row) for row in self._db.execute(sql + " ORDER BY recorded_at", params)]
 
     def transitions(
         self,
@@ -297,12 +435,12 @@ class Journal(SqliteStore):
         rows = self._db.execute(f"SELECT {_JOURNAL_COLUMNS} FROM alarm_journal ORDER BY key, version")
         return replay(_transition(row) for row in rows)
 
-    def has_device_event(self, device_id: str, alarm_id: str, event: str) -> bool:
+    def has_device_event(self, site: str, device_id: str, alarm_id: str, event: str) -> bool:
         """Was this device alarm event recorded (``record(..., device_event=...)``) before?
         ``event``: ``raised`` or ``cleared`` (an ``AlarmEventType`` will do)."""
         found = self._db.execute(
-            "SELECT 1 FROM device_alarm_event WHERE device_id = ? AND alarm_id = ? AND event = ?",
-            (device_id, alarm_id, event),
+            "SELECT 1 FROM device_alarm_event WHERE site = ? AND device_id = ? AND alarm_id = ? AND event = ?",
+            (site, device_id, alarm_id, str(event)),
         ).fetchone()
         return found is not None
 
@@ -327,11 +465,16 @@ class Journal(SqliteStore):
         """Append one command status; ``False`` if this command already had this status (nothing
         written). ``detail`` must be JSON-serialisable (``ValueError``/``TypeError`` otherwise)."""
         with self._transaction():
-            cursor = self._db.execute(
-                "INSERT INTO command_log (command_id, device_id, site, status, actor, at, detail) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (command_id, status) DO NOTHING",
-                (command_id, device_id, site, str(status), actor, _text(at), _json(detail or {})),
+            return self._insert_command(
+                CommandRecord(command_id, device_id, site, str(status), actor, at, dict(detail or {}))
             )
+
+    def _insert_command(self, r: CommandRecord) -> bool:
+        cursor = self._db.execute(
+            "INSERT INTO command_log (command_id, device_id, site, status, actor, at, detail) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (command_id, status) DO NOTHING",
+            (r.command_id, r.device_id, r.site, str(r.status), r.actor, _text(r.at), _json(r.detail)),
+        )
         return cursor.rowcount == 1
 
     def commands(self, device_id: str | None = None, command_id: str | None = None) -> list[CommandRecord]:
@@ -355,30 +498,32 @@ class Journal(SqliteStore):
     def record_response(self, response: AlarmResponse) -> bool:
         """Append one response; ``False`` if its ``response_id`` was already recorded (nothing
         written). ``detail`` must be JSON-serialisable."""
-        r = response
         with self._transaction():
-            cursor = self._db.execute(
-                f"INSERT INTO alarm_response ({_RESPONSE_COLUMNS}, recorded_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (response_id) DO NOTHING",
-                (
-                    r.response_id,
-                    r.key,
-                    r.device_id,
-                    r.site,
-                    r.code,
-                    r.priority,
-                    r.alarm_version,
-                    r.alarm_state,
-                    r.action,
-                    r.note,
-                    r.actor,
-                    r.role,
-                    _text(r.at),
-                    r.command_id,
-                    _json(r.detail),
-                    _text(datetime.now(UTC)),
-                ),
-            )
+            return self._insert_response(response, _text(datetime.now(UTC)))
+
+    def _insert_response(self, r: AlarmResponse, recorded_at: str) -> bool:
+        cursor = self._db.execute(
+            f"INSERT INTO alarm_response ({_RESPONSE_COLUMNS}, recorded_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (response_id) DO NOTHING",
+            (
+                r.response_id,
+                r.key,
+                r.device_id,
+                r.site,
+                r.code,
+                r.priority,
+                r.alarm_version,
+                r.alarm_state,
+                r.action,
+                r.note,
+                r.actor,
+                r.role,
+                _text(r.at),
+                r.command_id,
+                _json(r.detail),
+                recorded_at,
+            ),
+        )
         return cursor.rowcount == 1
 
     def record_training_event(self, event: TrainingEvent) -> bool:
@@ -386,11 +531,14 @@ class Journal(SqliteStore):
         that name (nothing written: a session starts once and ends once; ``paused``/``resumed``
         carry a counter in their name, e.g. ``paused-2``)."""
         with self._transaction():
-            cursor = self._db.execute(
-                "INSERT INTO training_event (session_id, event, actor, at, detail) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (session_id, event) DO NOTHING",
-                (event.session_id, event.event, event.actor, _text(event.at), _json(event.detail)),
-            )
+            return self._insert_training_event(event)
+
+    def _insert_training_event(self, event: TrainingEvent) -> bool:
+        cursor = self._db.execute(
+            "INSERT INTO training_event (session_id, event, actor, at, detail) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (session_id, event) DO NOTHING",
+            (event.session_id, event.event, event.actor, _text(event.at), _json(event.detail)),
+        )
         return cursor.rowcount == 1
 
     def training_events(self, session_id: str | None = None) -> list[TrainingEvent]:
@@ -440,6 +588,88 @@ class Journal(SqliteStore):
             params.append(limit)
         return list(self._db.execute(sql, params))
 
+    # ------------------------------------------------------------------------------ escalations
+
+    def record_escalations(self, escalations: Sequence[Escalation]) -> int:
+        """Append ``escalations`` in one transaction; return how many were new (an
+        ``escalation_id`` already recorded is skipped)."""
+        if not escalations:
+            return 0
+        with self._transaction():
+            return self._insert_escalations(escalations, _text(datetime.now(UTC)))
+
+    def _insert_escalations(self, escalations: Sequence[Escalation], recorded_at: str) -> int:
+        inserted = 0
+        for e in escalations:
+            cursor = self._db.execute(
+                f"INSERT INTO alarm_escalation ({_ESCALATION_COLUMNS}, recorded_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (escalation_id) DO NOTHING",
+                (*_escalation_row(e), recorded_at),
+            )
+            inserted += cursor.rowcount
+        return inserted
+
+    def escalations(
+        self,
+        *,
+        key: str | None = None,
+        device_id: str | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[Escalation]:
+        """Recorded escalations in the order they were recorded, filtered by every argument given
+        (``since``: ``at >= since``)."""
+        rows = self._select(
+            f"SELECT {_ESCALATION_COLUMNS} FROM alarm_escalation",
+            {"key": key, "device_id": device_id},
+            since,
+            limit,
+        )
+        return [_escalation(row) for row in rows]
+
+    # ----------------------------------------------------------------------------------- frames
+
+    def record_frames(self, frames: Sequence[PumpFrame]) -> int:
+        """Append session pump frames in one transaction; return how many were new (a
+        ``(session_id, site, device_id, seq)`` already recorded is skipped)."""
+        if not frames:
+            return 0
+        with self._transaction():
+            return self._insert_frames(frames)
+
+    def _insert_frames(self, frames: Sequence[PumpFrame]) -> int:
+        inserted = 0
+        for f in frames:
+            cursor = self._db.execute(
+                "INSERT INTO training_frame (session_id, site, device_id, seq, at, state) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (session_id, site, device_id, seq) DO NOTHING",
+                (f.session_id, f.site, f.device_id, f.seq, _text(f.at), _json(f.state)),
+            )
+            inserted += cursor.rowcount
+        return inserted
+
+    def frames(
+        self, session_id: str | None = None, *, since: datetime | None = None, until: datetime | None = None
+    ) -> list[PumpFrame]:
+        """Frames in the order recorded: of one session, or of every session, with ``since <= at <= until``."""
+        where: list[str] = []
+        params: list[object] = []
+        if session_id is not None:
+            where.append("session_id = ?")
+            params.append(session_id)
+        if since is not None:
+            where.append("at >= ?")
+            params.append(_text(since))
+        if until is not None:
+            where.append("at <= ?")
+            params.append(_text(until))
+        sql = "SELECT session_id, site, device_id, seq, at, state FROM training_frame"
+        rows = self._db.execute(sql + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id", params)
+        return [
+            PumpFrame(sid, site, device, seq, _time(at), json.loads(state))
+            for sid, site, device, seq, at, state in rows
+        ]
+
     # --------------------------------------------------------------------------------- snapshots
 
     def save_snapshot(
@@ -449,19 +679,31 @@ class Journal(SqliteStore):
         written if a snapshot with a higher ``version`` is already stored. ``at``: ``updated_at``
         (default: now). ``payload`` must be JSON-serialisable."""
         with self._transaction():
-            cursor = self._db.execute(
-                "INSERT INTO twin_snapshot (device_id, site, version, payload, updated_at) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (device_id) DO UPDATE SET site = excluded.site, version = excluded.version, "
-                "payload = excluded.payload, updated_at = excluded.updated_at "
-                "WHERE excluded.version >= twin_snapshot.version",
-                (device_id, site, version, _json(payload), _text(at or datetime.now(UTC))),
-            )
+            return self._upsert_snapshot(site, device_id, version, payload, _text(at or datetime.now(UTC)))
+
+    def _upsert_snapshot(self, site: str, device_id: str, version: int, payload: Mapping[str, Any], at: str) -> bool:
+        cursor = self._db.execute(
+            "INSERT INTO twin_snapshot (site, device_id, version, payload, updated_at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (site, device_id) DO UPDATE SET version = excluded.version, "
+            "payload = excluded.payload, updated_at = excluded.updated_at "
+            "WHERE excluded.version >= twin_snapshot.version",
+            (site, device_id, version, _json(payload), at),
+        )
         return cursor.rowcount == 1
 
-    def load_snapshots(self) -> dict[str, dict[str, Any]]:
-        """Every stored snapshot: device id -> the payload as saved."""
-        rows = self._db.execute("SELECT device_id, payload FROM twin_snapshot ORDER BY device_id")
-        return {device_id: json.loads(payload) for device_id, payload in rows}
+    def snapshots(self, *, sites: Collection[str] | None = None) -> list[Snapshot]:
+        """Every stored snapshot (of ``sites`` only, if given)."""
+        rows = self._db.execute("SELECT site, device_id, version, payload FROM twin_snapshot ORDER BY site, device_id")
+        wanted = None if sites is None else set(sites)
+        return [
+            Snapshot(site, device_id, version, json.loads(payload))
+            for site, device_id, version, payload in rows
+            if wanted is None or site in wanted
+        ]
+
+    def load_snapshots(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """Every stored snapshot: (site, device id) -> the payload as saved."""
+        return {(s.site, s.device_id): dict(s.payload) for s in self.snapshots()}
 
 
 # --------------------------------------------------------------------------------------- encoding
@@ -530,6 +772,66 @@ def _response(row: tuple[Any, ...]) -> AlarmResponse:
     )
 
 
+def _escalation_row(e: Escalation) -> tuple[object, ...]:
+    return (
+        e.escalation_id,
+        e.key,
+        e.device_id,
+        e.site,
+        str(e.code),
+        Priority(e.priority).value,
+        e.level,
+        e.tier,
+        json.dumps(list(e.recipients)),
+        json.dumps(list(e.notified)),
+        _text(e.unacknowledged_since),
+        _text(e.due_at),
+        _text(e.at),
+        e.alarm_version,
+        AlarmState(e.alarm_state).value,
+        e.message,
+    )
+
+
+def _escalation(row: tuple[Any, ...]) -> Escalation:
+    (
+        eid,
+        key,
+        device_id,
+        site,
+        code,
+        priority,
+        level,
+        tier,
+        recipients,
+        notified,
+        since,
+        due_at,
+        at,
+        version,
+        state,
+        message,
+    ) = row
+    return Escalation(
+        escalation_id=eid,
+        key=key,
+        device_id=device_id,
+        site=site,
+        code=code,
+        priority=Priority(priority),
+        level=level,
+        tier=tier,
+        recipients=tuple(json.loads(recipients)),
+        notified=tuple(json.loads(notified)),
+        unacknowledged_since=_time(since),
+        due_at=_time(due_at),
+        at=_time(at),
+        alarm_version=version,
+        alarm_state=AlarmState(state),
+        message=message,
+    )
+
+
 def _source(text: str) -> Source:
     if text == "device":
         return "device"
@@ -588,9 +890,11 @@ __all__ = [
     "AlarmResponse",
     "CommandRecord",
     "DeviceEventKey",
+    "Escalation",
     "Journal",
     "JournalConflict",
     "JournalError",
+    "PumpFrame",
     "TrainingEvent",
     "dedupe_key",
 ]

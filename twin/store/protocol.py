@@ -16,6 +16,7 @@ Identity of what a batch holds (so that a repeat is recognised):
 * a device alarm event by :class:`~twin.alarms.device_events.DeviceEventKey`;
 * a command status by ``(command_id, status)``;
 * a response by ``response_id``; a training event by ``(session_id, event)``;
+* an escalation by ``escalation_id``; a session pump frame by ``(session_id, site, device_id, seq)``;
 * a snapshot is an upsert per ``(site, device_id)``; an older ``version`` never overwrites a newer one.
 
 Failure modes every back end raises the same way:
@@ -35,10 +36,12 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from twin.alarms.device_events import DeviceEventKey
+from twin.alarms.escalation import Escalation
 from twin.alarms.lifecycle import Alarm, Transition
 from twin.alarms.responses import AlarmResponse
 from twin.mirror.commands import CommandRecord
 from twin.training.events import TrainingEvent
+from twin.training.frames import PumpFrame
 
 
 class StoreUnavailable(Exception):
@@ -78,6 +81,10 @@ class Batch:
     responses: Sequence[AlarmResponse] = ()
     training_events: Sequence[TrainingEvent] = ()
     snapshots: Sequence[Snapshot] = ()
+    escalations: Sequence[Escalation] = ()
+    """Unanswered alarms reaching a tier of their ladder (``twin.alarms.escalation``)."""
+    frames: Sequence[PumpFrame] = ()
+    """What training-session pumps showed (``twin.training.frames``), for replays."""
     fence: Fence | None = None
 
     @property
@@ -89,6 +96,8 @@ class Batch:
             or self.responses
             or self.training_events
             or self.snapshots
+            or self.escalations
+            or self.frames
         )
 
 
@@ -103,11 +112,13 @@ class Restored:
     """Device alarm events already applied (for exact deduplication of redeliveries)."""
     commands: Sequence[CommandRecord] = ()
     """Every command status, in log order: the last status of a command wins."""
+    escalations: Sequence[Escalation] = ()
+    """Every escalation, in journal order: the ladders already climbed (so none is sent twice)."""
 
 
 class JournalStore(Protocol):
     """The append-only journal (alarm transitions, device events, command log, responses,
-    training events) and the per-device snapshots."""
+    training events, escalations, session pump frames) and the per-device snapshots."""
 
     async def commit(self, batch: Batch) -> None:
         """Write ``batch`` in one transaction (see the module docstring for identity and errors)."""
@@ -152,6 +163,18 @@ class JournalStore(Protocol):
         """Training session events in the order they were recorded."""
         ...
 
+    async def escalations(
+        self, *, key: str | None = None, since: datetime | None = None, until: datetime | None = None
+    ) -> list[Escalation]:
+        """Escalations in the order they were recorded (``since <= at <= until``)."""
+        ...
+
+    async def frames(
+        self, session_id: str | None = None, *, since: datetime | None = None, until: datetime | None = None
+    ) -> list[PumpFrame]:
+        """Session pump frames in the order they were recorded."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -170,7 +193,8 @@ class LeaseStore(Protocol):
     """Partition leases and replica liveness (PostgreSQL; a single SQLite twin needs none)."""
 
     async def heartbeat(self, replica: str, now: datetime, ttl: timedelta) -> list[str]:
-        """Say ``replica`` is alive until ``now + ttl``; return every live replica id, sorted."""
+        """Say ``replica`` is alive until ``now + ttl``; return every live replica id, sorted.
+        A zero ``ttl`` says the replica is leaving: it is not live from ``now`` on."""
         ...
 
     async def acquire(self, partition: int, replica: str, now: datetime, ttl: timedelta) -> Lease | None:

@@ -64,14 +64,22 @@ def schema_version(db: sqlite3.Connection) -> int:
 @contextmanager
 def transaction(db: sqlite3.Connection) -> Iterator[None]:
     """One write transaction, taking the write lock at once so that checks and writes inside it
-    see the latest committed state. Rolls back on any exception."""
+    see the latest committed state. Rolls back on any exception (unless SQLite already did: it
+    rolls back by itself on a full disk, an I/O error or running out of memory, and a second
+    ROLLBACK would hide the error that mattered)."""
     db.execute("BEGIN IMMEDIATE")
     try:
         yield
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:
+            db.execute("ROLLBACK")
         raise
-    db.execute("COMMIT")
+    try:
+        db.execute("COMMIT")
+    except BaseException:  # e.g. the disk filled up at the commit itself: end the transaction either way
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
 
 
 def migrate(

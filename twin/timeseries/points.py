@@ -22,14 +22,17 @@ short version:
   very same timestamp, so InfluxDB's overwrite-on-same-key rule turns at-least-once delivery into
   exactly-once storage. Timestamps are exact to the microsecond.
 
-Line protocol is produced by ``influxdb_client``'s ``Point`` (InfluxData's own encoder and
-escaper). Two things it cannot carry faithfully in tag values were found against a real
-InfluxDB 1.6.7 and are normalised first (:func:`stored_tag_value`): control characters (a tab
-or newline is written as a ``\\t``/``\\n`` escape that 1.x stores literally) become a space, and
-trailing backslashes are dropped (a trailing ``\\`` would escape the separator). Measurement
-names, tag keys and field keys are the schema's own constants, so they are checked instead
-(:func:`check_name`; no backslash in measurement names and field keys, where 1.x unescapes
-``\\"`` and ``\\=``). String field values round-trip exactly, newlines and all.
+Line protocol is written by :mod:`twin.timeseries.lines`, which escapes exactly as InfluxData's
+own encoder (``influxdb_client``'s ``Point``) does: the tests compare the two byte for byte over
+random points, and write them to a real influxd and read them back. (The client library is not
+used at run time: importing it costs the pure core an ``asyncio`` import and 17 µs a point.) Two
+things line protocol cannot carry faithfully in tag values were found against a real InfluxDB
+1.6.7 and are normalised first (:func:`stored_tag_value`): control characters (a tab or newline
+is written as a ``\\t``/``\\n`` escape that 1.x stores literally) become a space, and trailing
+backslashes are dropped (a trailing ``\\`` would escape the separator). Measurement names, tag keys
+and field keys are the schema's own constants, so they are checked instead (:func:`check_name`;
+no backslash in measurement names and field keys, where 1.x unescapes ``\\"`` and ``\\=``). String
+field values round-trip exactly, newlines and all.
 """
 
 from __future__ import annotations
@@ -42,10 +45,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
-from typing import Any, Final
-
-from influxdb_client.client.write import point as _client_point
-from influxdb_client.domain.write_precision import WritePrecision
+from typing import Final
 
 from twin.contract.alarms import AlarmCode, Priority
 from twin.contract.messages import AlarmEvent, AlarmEventType, Birth, DeviceMessage, Drug, State, Telemetry
@@ -71,9 +71,6 @@ MAX_STRING_FIELD_BYTES: Final = 64 * 1024 - 1
 MAX_TEXT_CHARS: Final = 4000
 """Free text (comments, reasons, messages) is cut to this many characters, marked with ``…``.
 The alarm journal keeps the whole text; time series are for dashboards."""
-
-_LineProtocolPoint: Any = _client_point.Point
-"""InfluxData's encoder. The client ships no annotations; it is used in one place, ``InfluxPoint.line_protocol``."""
 
 MIN_TIME_NS: Final = -(2**63) + 2
 MAX_TIME_NS: Final = 2**63 - 2
@@ -185,34 +182,54 @@ class InfluxPoint:
         (measurement and tags) is the same for every point of a series, so it is encoded once
         and remembered (:func:`_series_key`); the fields and the time are encoded every time.
         """
-        key = _series_key(self.measurement, tuple(self.tags.items()))
-        point = _LineProtocolPoint(_FIELDS_ONLY)
-        for field_key, field_value in self.fields.items():
-            point.field(field_key, field_value)
-        point.time(self.time_ns, WritePrecision.NS)
-        line: str = point.to_line_protocol()
-        return key + line[len(_FIELDS_ONLY) + 1 :]
+        return _series_key(self.measurement, tuple(self.tags.items())) + field_set(self.fields) + f" {self.time_ns}"
 
 
-_FIELDS_ONLY: Final = "m"
-_PROBE_FIELD: Final = "x=true"
+_ESCAPE_MEASUREMENT: Final = str.maketrans({",": r"\,", " ": r"\ ", "\n": r"\n", "\t": r"\t", "\r": r"\r"})
+_ESCAPE_KEY: Final = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ ", "\n": r"\n", "\t": r"\t", "\r": r"\r"})
+_ESCAPE_STRING: Final = str.maketrans({'"': r"\"", "\\": r"\\"})
+
+
+def _escape_tag_value(value: str) -> str:
+    escaped = value.translate(_ESCAPE_KEY)
+    return escaped + " " if escaped.endswith("\\") else escaped
 
 
 @lru_cache(maxsize=65536)
 def _series_key(measurement: str, tags: tuple[tuple[str, str], ...]) -> str:
-    """``measurement,tag=value,... `` (with the trailing space), escaped by ``Point``.
+    """``measurement,tag=value,... `` (sorted tags, with the trailing space), escaped as line protocol
+    wants (InfluxData's rules: commas and spaces in a measurement; commas, equals signs and spaces in
+    tag keys and values; an empty tag is left out)."""
+    parts = [measurement.translate(_ESCAPE_MEASUREMENT)]
+    for tag_key, tag_value in sorted(tags):
+        key = tag_key.translate(_ESCAPE_KEY)
+        value = _escape_tag_value(stored_tag_value(tag_value))
+        if key and value:
+            parts.append(f"{key}={value}")
+    return ",".join(parts) + " "
 
-    ``Point`` writes ``<measurement><,tags> <fields><time>``: with one known field and no time,
-    the key is the line without that field.
-    """
-    point = _LineProtocolPoint(measurement)
-    for tag_key, tag_value in tags:
-        point.tag(tag_key, stored_tag_value(tag_value))
-    point.field("x", True)
-    line: str = point.to_line_protocol()
-    if not line.endswith(" " + _PROBE_FIELD):
-        raise AssertionError(f"unexpected line protocol from influxdb_client: {line!r}")
-    return line[: -len(_PROBE_FIELD)]
+
+@lru_cache(maxsize=4096)
+def _field_key(key: str) -> str:
+    return key.translate(_ESCAPE_KEY)
+
+
+def field_value(value: FieldValue) -> str:
+    """One field value as line protocol writes it: a float without a trailing ``.0``, an integer
+    with ``i``, a boolean in lower case, a string quoted with ``\\`` and ``"`` escaped."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return f"{value}i"
+    if isinstance(value, float):
+        text = str(value)
+        return text[:-2] if text.endswith(".0") else text
+    return '"' + value.translate(_ESCAPE_STRING) + '"'
+
+
+def field_set(fields: Mapping[str, FieldValue]) -> str:
+    """``key=value,...`` in sorted key order."""
+    return ",".join(f"{_field_key(k)}={field_value(fields[k])}" for k in sorted(fields))
 
 
 # ------------------------------------------------------------------------------------------- time

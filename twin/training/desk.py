@@ -10,19 +10,33 @@ conditions) the desk freezes the score, journals ``completed``/``aborted`` with 
 ``training`` points to InfluxDB and says so on the live stream.
 
 While a session runs, its score is computed on demand from the journal (the trainees'
-acknowledgements, silences and responses), and a ``training`` event (the session with its
-per-trainee summary) goes out on the live stream whenever an alarm on a session pump is raised or
-a trainee acts, so the instructor's page follows the trainees as they work.
+acknowledgements, silences and responses, the escalations of unanswered alarms, the floods at the
+scenario's flood sites), and a ``training`` event (the session without anyone's scores: every
+console hears the stream) goes out on the live stream whenever an alarm on a session pump is
+raised or a trainee acts, so the instructor's page refetches and follows the trainees as they work.
+
+For the debrief (``twin.training.replay``) the desk also journals what a replay plays back and the
+rest of the journal does not hold: each scenario step as it happens (training events ``step-<n>``:
+the fault, refill, reprogram, bolus or patient symptom, its pump, its simulated offset and outcome),
+and a :class:`~twin.training.frames.PumpFrame` of every session pump whose figures moved
+(:func:`~twin.training.frames.worth_recording`), from the start to the end, timed at the arrival of
+the message that moved them.
 
 A twin restarted during a session finds it ``running`` in the journal with no run behind it: the
 desk ends it as ``aborted`` ("the twin restarted during the session"), scored on what the journal
 holds up to then.
+
+The desk hears the twin and the runner through their event streams (synchronous callbacks that
+must not wait); what it has to journal or compute in answer goes onto a queue that the desk's own
+task (:meth:`TrainingDesk.run`, one named task of the process) works off, in order.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -32,16 +46,30 @@ from twin.alarms.lifecycle import Transition, TransitionEvent
 from twin.alarms.responses import AlarmResponse
 from twin.roles import Role
 from twin.scenarios.runner import ScenarioRefused, ScenarioRun, ScenarioRunner
+from twin.service.events import AlarmTransitioned, DeviceUpdated, Notice, ResponseMade, TwinEvent
 from twin.service.twin_service import TwinService
+from twin.store.protocol import Batch
 from twin.store.users import UserStore
 from twin.timeseries.points import training_response_point
 from twin.training.events import TrainingEvent
-from twin.training.scoring import TrainingScore, acts, expected_responses, occurrences, score, scored_devices
+from twin.training.frames import PumpFrame, frame_state, worth_recording
+from twin.training.replay import STEP_EVENT_PREFIX
+from twin.training.scoring import (
+    TrainingScore,
+    acts,
+    expected_responses,
+    flood_sites,
+    floods,
+    occurrences,
+    score,
+    scored_devices,
+)
 from twin.training.session import (
     SessionStatus,
     TrainingSession,
     ended_event,
     fold,
+    only_trainee,
     session_json,
     started_event,
     training_points,
@@ -70,13 +98,45 @@ class TrainingDesk:
         self.service = service
         self.users = users
         self._actor = ""  # who pulled the run's lever, while the runner calls back
-        self.sessions: dict[str, TrainingSession] = fold(service.journal.training_events())
+        self.sessions: dict[str, TrainingSession] = {}
+        self._work: deque[tuple[ScenarioRun, str, str]] = deque()
+        self._wake = asyncio.Event()
+        self._scored: set[str] = set()
+        self._moved: set[tuple[str, str]] = set()  # session pumps changed since their last frame
+        # (session, site, pump) -> the last frame's seq, state and time
+        self._frames: dict[tuple[str, str, str], tuple[int, dict[str, Any] | None, datetime]] = {}
+        self._steps: dict[str, int] = {}  # session -> steps journaled
+        runner.listeners.append(self._on_run)
+        service.hub.listen(self._on_event)
+
+    async def restore(self) -> None:
+        """Load the sessions from the journal; one that was running when the twin stopped ends as aborted."""
+        self.sessions = fold(await self.service.store.training_events())
         for session in list(self.sessions.values()):
             if session.active:  # no run survives a restart
-                self._end(session, "aborted", actor="twin", reason=RESTARTED)
-        runner.listeners.append(self._on_run)
-        service.transition_listeners.append(self._on_transition)
-        service.response_listeners.append(self._on_response)
+                await self._end(session, "aborted", actor="twin", reason=RESTARTED)
+
+    async def run(self) -> None:
+        """The desk's task: answer what the runner and the twin told it, in order."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self.drain()
+
+    async def drain(self) -> None:
+        """Work off what is queued (the task does it; awaited methods do it before they return)."""
+        while self._work:
+            run, event, actor = self._work.popleft()
+            await self._handle_run(run, event, actor)
+        active = self.active
+        if self._moved and active is not None:
+            moved, self._moved = self._moved, set()
+            await self._record_frames(active, self.service.clock(), moved)
+        for session_id in list(self._scored):
+            self._scored.discard(session_id)
+            session = self.sessions.get(session_id)
+            if session is not None and session.active:
+                await self._announce(session, "scored")
 
     # ---------------------------------------------------------------------------------- queries
 
@@ -101,38 +161,53 @@ class TrainingDesk:
             return []
         return sorted(u.username for u in self.users.all() if u.role is Role.TRAINEE and not u.disabled)
 
-    def score(self, session: TrainingSession) -> TrainingScore:
+    async def score(self, session: TrainingSession) -> TrainingScore:
         """The final score of an ended session, or the score so far of a running one."""
         if session.final is not None:
             return session.final
-        return self._compute(session, end=None, ended=False)
+        return await self._compute(session, end=None, ended=False)
 
-    def json(self, session: TrainingSession, *, detail: bool = True, reveal: bool = True) -> dict[str, Any]:
+    async def json(
+        self, session: TrainingSession, *, detail: bool = True, reveal: bool = True, only: str | None = None
+    ) -> dict[str, Any]:
         """The session as the API shows it (:func:`~twin.training.session.session_json`), with its
-        run's timeline ``progress`` (simulated seconds, pauses excluded) while it runs."""
-        body = session_json(session, self.score(session), detail=detail, reveal=reveal)
+        run's timeline ``progress`` (simulated seconds, pauses excluded) while it runs. With
+        ``only``, the report holds that trainee's rows, summary and acts alone (a trainee's view)."""
+        result = await self.score(session)
+        if only is not None:
+            result = only_trainee(result, only)
+        body = session_json(session, result, detail=detail, reveal=reveal)
         # only while it runs: run ids start again at run-1 when the twin restarts
         run = self.runner.runs.get(session.run_id) if session.active else None
         body["progress"] = run.progress() if run is not None else None
         return body
 
-    def _compute(self, session: TrainingSession, *, end: datetime | None, ended: bool) -> TrainingScore:
-        journal = self.service.journal
+    async def _compute(self, session: TrainingSession, *, end: datetime | None, ended: bool) -> TrainingScore:
+        store = self.service.store
         devices = frozenset(session.devices)
         trainees = frozenset(session.trainees)
-        transitions = journal.transitions(since=session.started_at)
-        responses = journal.responses(since=session.started_at)
+        transitions = await store.transitions(since=session.started_at)
+        responses = await store.responses(since=session.started_at)
+        escalations = await store.escalations(since=session.started_at)
+        sites = flood_sites(session.expected)
+        window_end = end if end is not None else self.service.clock()
         return score(
             occurrences(transitions, devices, session.started_at, end),
             acts(transitions, responses, trainees, devices, session.started_at, end),
             session.trainees,
             session.expected,
             ended=ended,
+            escalations=[e for e in escalations if e.device_id in devices and (end is None or e.due_at <= end)],
+            flood_periods=floods(transitions, sites, session.started_at, window_end) if sites else (),
         )
+
+    def sites_of(self, session: TrainingSession) -> dict[str, str]:
+        """Pump -> site, for the session's pumps the twin knows."""
+        return {t.device_id: t.site for t in self.service.fleet.devices.values() if t.device_id in session.devices}
 
     # --------------------------------------------------------------------------------- commands
 
-    def start(
+    async def start(
         self, scenario: str, trainees: Sequence[str], *, instructor: str, speed: float | None = None
     ) -> TrainingSession:
         """Start ``scenario`` live as a session for ``trainees``. Raises :class:`TrainingRefused`
@@ -161,22 +236,24 @@ class TrainingDesk:
             started_at=self.service.clock(),
             expected=expected_responses(run.timeline),
         )
-        self.service.journal.record_training_event(started_event(session))
+        await self.service.store.commit(Batch(training_events=[started_event(session)]))
         self.sessions[session.session_id] = session
+        await self._record_frames(session, session.started_at)  # the baseline the replay starts from
         log.info("training session %s: %s for %s, by %s", session.session_id, session.scenario, names, instructor)
-        self._announce(session, "started")
+        await self._announce(session, "started")
+        await self.drain()
         return session
 
-    def pause(self, session_id: str, *, by: str) -> TrainingSession:
-        return self._run_action(session_id, by, "pause")
+    async def pause(self, session_id: str, *, by: str) -> TrainingSession:
+        return await self._run_action(session_id, by, "pause")
 
-    def resume(self, session_id: str, *, by: str) -> TrainingSession:
-        return self._run_action(session_id, by, "resume")
+    async def resume(self, session_id: str, *, by: str) -> TrainingSession:
+        return await self._run_action(session_id, by, "resume")
 
-    def abort(self, session_id: str, reason: str, *, by: str) -> TrainingSession:
-        return self._run_action(session_id, by, "abort", reason)
+    async def abort(self, session_id: str, reason: str, *, by: str) -> TrainingSession:
+        return await self._run_action(session_id, by, "abort", reason)
 
-    def _run_action(self, session_id: str, by: str, verb: str, reason: str = "") -> TrainingSession:
+    async def _run_action(self, session_id: str, by: str, verb: str, reason: str = "") -> TrainingSession:
         session = self.get(session_id)
         if not session.active:
             raise TrainingRefused("session_finished", f"session {session_id} is already {session.status}")
@@ -187,9 +264,10 @@ class TrainingDesk:
             elif verb == "resume":
                 self.runner.resume(session.run_id)
             else:
-                self.runner.abort(session.run_id, reason, by=by)
+                await self.runner.abort(session.run_id, reason, by=by)
         finally:
             self._actor = ""
+        await self.drain()
         return self.sessions[session_id]
 
     # -------------------------------------------------------------------------------- listeners
@@ -198,30 +276,36 @@ class TrainingDesk:
         return next((s for s in self.sessions.values() if s.run_id == run.run_id and s.active), None)
 
     def _on_run(self, run: ScenarioRun, event: str) -> None:
+        if event in ("paused", "resumed", "completed", "aborted", "step", "patient_symptom"):
+            self._work.append((run, event, self._actor or run.aborted_by or "scenario"))
+            self._wake.set()
+
+    async def _handle_run(self, run: ScenarioRun, event: str, actor: str) -> None:
         session = self._session_of(run)
         if session is None:
             return
-        actor = self._actor or run.aborted_by or "scenario"
+        await self._record_steps(session, run)
         if event in ("paused", "resumed"):
             status: SessionStatus = "paused" if event == "paused" else "running"
             if session.status == status:
                 return
-            count = 1 + sum(
-                1 for e in self.service.journal.training_events(session.session_id) if e.event.startswith(event)
-            )
+            earlier = await self.service.store.training_events(session.session_id)
+            count = 1 + sum(1 for e in earlier if e.event.startswith(event))
             at = self.service.clock()
-            self.service.journal.record_training_event(
-                TrainingEvent(session.session_id, f"{event}-{count}", actor, at, {})
+            await self.service.store.commit(
+                Batch(training_events=[TrainingEvent(session.session_id, f"{event}-{count}", actor, at, {})])
             )
             session = replace(session, status=status)
             self.sessions[session.session_id] = session
-            self._announce(session, event)
+            await self._announce(session, event)
         elif event in ("completed", "aborted"):
-            self._end(session, event, actor=actor, reason=run.aborted_reason)
+            await self._end(session, event, actor=actor, reason=run.aborted_reason)
 
-    def _end(self, session: TrainingSession, status: str, *, actor: str, reason: str | None) -> None:
+    async def _end(self, session: TrainingSession, status: str, *, actor: str, reason: str | None) -> None:
         at = self.service.clock()
-        final = self._compute(session, end=at, ended=True)
+        if reason != RESTARTED:
+            await self._record_frames(session, at)  # how the pumps were left
+        final = await self._compute(session, end=at, ended=True)
         ended = replace(
             session,
             status="completed" if status == "completed" else "aborted",
@@ -229,13 +313,87 @@ class TrainingDesk:
             aborted_reason=reason,
             final=final,
         )
-        self.service.journal.record_training_event(ended_event(ended, actor))
+        await self.service.store.commit(Batch(training_events=[ended_event(ended, actor)]))
         self.sessions[session.session_id] = ended
-        writer = self.service.writer
-        if writer is not None:
-            writer.submit([training_response_point(p) for p in training_points(ended, final)])
+        points = self.service.points
+        if points is not None:
+            lines = [training_response_point(p).line_protocol().encode() for p in training_points(ended, final)]
+            try:
+                points.persist([(line, False) for line in lines])
+            except OSError:
+                log.exception("training session %s: its points could not be spooled", session.session_id)
         log.info("training session %s %s", session.session_id, ended.status)
-        self._announce(ended, ended.status)
+        await self._announce(ended, ended.status)
+
+    def _on_event(self, event: TwinEvent) -> None:
+        if isinstance(event, AlarmTransitioned):
+            self._on_transition(event.transition)
+        elif isinstance(event, ResponseMade):
+            self._on_response(event.response)
+        elif isinstance(event, DeviceUpdated):
+            session = self.active
+            if session is not None and event.key[1] in session.devices:
+                self._moved.add(event.key)
+                self._wake.set()
+
+    # ------------------------------------------------------------------------- replay records
+
+    async def _record_steps(self, session: TrainingSession, run: ScenarioRun) -> None:
+        """Journal the run's steps dispatched since the last call (``step-<n>``), and the abort's
+        restores; a step dropped by an abort never happened and is not journaled."""
+        done = self._steps.get(session.session_id, 0)
+        happened = [s for s in [*run.steps, *run.restores] if s.status not in ("scheduled", "dropped")]
+        if len(happened) <= done:
+            return
+        at = self.service.clock()
+        sim = run.sim
+        events = []
+        for number, step in enumerate(happened[done:], start=done + 1):
+            cue = step.cue
+            detail = {
+                "index": number,
+                "step_id": cue.step_id,
+                "step": cue.step,
+                "device_id": cue.device_id,
+                "at_s": cue.at_s,
+                "sim_time": sim.at(run.start_s + cue.at_s).isoformat(),
+                "note": cue.note,
+                "symptom": cue.symptom,
+                "severity": cue.severity.value if cue.severity is not None else None,
+                "responses": [r.value for r in cue.responses],
+                "actions": [a.type for a in cue.actions],
+                "status": step.status,
+                "reason": step.reason,
+                "command_ids": list(step.command_ids),
+            }
+            events.append(TrainingEvent(session.session_id, f"{STEP_EVENT_PREFIX}{number}", run.actor, at, detail))
+        await self.service.store.commit(Batch(training_events=events))
+        self._steps[session.session_id] = len(happened)
+
+    async def _record_frames(
+        self, session: TrainingSession, now: datetime, keys: set[tuple[str, str]] | None = None
+    ) -> None:
+        """Journal a frame of each session pump (of ``keys``, if given) whose figures moved since
+        its last frame, timed at the message that moved them."""
+        frames: list[PumpFrame] = []
+        for key, twin in self.service.fleet.devices.items():
+            if twin.device_id not in session.devices or (keys is not None and key not in keys):
+                continue
+            where = (session.session_id, twin.site, twin.device_id)
+            state = frame_state(
+                {"presence": twin.presence.value},
+                twin.reported.model_dump(mode="json") if twin.reported is not None else None,
+                twin.telemetry.model_dump(mode="json") if twin.telemetry is not None else None,
+            )
+            seq, previous, previous_at = self._frames.get(where, (0, None, session.started_at))
+            if not worth_recording(previous, state):
+                continue
+            made = [t for t in (twin.last_seen_at, twin.presence_since) if t is not None]
+            at = min(now, max([previous_at, *made]))
+            frames.append(PumpFrame(session.session_id, twin.site, twin.device_id, seq + 1, at, state))
+            self._frames[where] = (seq + 1, state, at)
+        if frames:
+            await self.service.store.commit(Batch(frames=frames))
 
     def _on_transition(self, transition: Transition) -> None:
         session = self.active
@@ -244,22 +402,26 @@ class TrainingDesk:
         staff = transition.event in (TransitionEvent.ACKNOWLEDGE, TransitionEvent.SILENCE)
         if staff and transition.actor not in session.trainees:
             return
-        self._announce(session, "scored")
+        self._scored.add(session.session_id)
+        self._wake.set()
 
     def _on_response(self, response: AlarmResponse) -> None:
         session = self.active
         if session is not None and response.actor in session.trainees and response.device_id in session.devices:
-            self._announce(session, "scored")
+            self._scored.add(session.session_id)
+            self._wake.set()
 
-    def _announce(self, session: TrainingSession, event: str) -> None:
+    async def _announce(self, session: TrainingSession, event: str) -> None:
         """The session, with its per-trainee summary, on the live stream (``training``). Never
         raises: the stream is a courtesy, the journal is the record."""
-        if event == "scored" and self.service.bus.subscribers == 0:
+        if event == "scored" and self.service.hub.subscribers == 0:
             return
         try:
-            body = self.json(session, detail=False, reveal=not session.active)  # trainees hear it too
+            body = await self.json(session, detail=False, reveal=not session.active)  # trainees hear it too
+            # every console hears the stream: nobody's scores on it (the pages fetch what their user may see)
+            body["report"]["trainees"] = []
             body["event"] = event
-            self.service.bus.publish("training", body, coalesce_key=f"training:{session.session_id}")
+            self.service.hub.publish(Notice("training", body, coalesce=session.session_id))
         except Exception:
             log.exception("training session %s: the live update failed", session.session_id)
 

@@ -19,7 +19,7 @@ from typing import Any, Final, Literal
 from twin.contract.alarms import Priority
 from twin.timeseries.points import TrainingResponsePoint, TrainingVerdict
 from twin.training.events import TrainingEvent
-from twin.training.scoring import Act, AlarmScore, Occurrence, TraineeSummary, TrainingScore, Verdict
+from twin.training.scoring import Act, AlarmScore, Occurrence, TeamSummary, TraineeSummary, TrainingScore, Verdict
 
 SessionStatus = Literal["running", "paused", "completed", "aborted"]
 FINAL: Final = frozenset({"completed", "aborted"})
@@ -142,6 +142,9 @@ def row_json(r: AlarmScore) -> dict[str, Any]:
         "matched": list(r.matched),
         "verdict": r.verdict.value,
         "score": r.score,
+        "in_order": r.in_order,
+        "escalated_at": _iso(r.escalated_at),
+        "escalation_level": r.escalation_level,
     }
 
 
@@ -172,8 +175,17 @@ def summary_json(t: TraineeSummary) -> dict[str, Any]:
     }
 
 
+def team_json(t: TeamSummary) -> dict[str, Any]:
+    return {
+        "alarms": t.alarms,
+        "acknowledged": t.acknowledged,
+        "acknowledged_before_escalation": t.acknowledged_before_escalation,
+        "escalated": t.escalated,
+    }
+
+
 def score_json(score: TrainingScore, *, detail: bool = True) -> dict[str, Any]:
-    body: dict[str, Any] = {"trainees": [summary_json(t) for t in score.trainees]}
+    body: dict[str, Any] = {"trainees": [summary_json(t) for t in score.trainees], "team": team_json(score.team)}
     if detail:
         body["alarms"] = [row_json(r) for r in score.alarms]
         body["actions"] = [act_json(a) for a in score.actions]
@@ -205,6 +217,9 @@ def score_from_json(body: dict[str, Any]) -> TrainingScore:
                 tuple(r["matched"]),
                 Verdict(r["verdict"]),
                 float(r["score"]),
+                r.get("in_order"),
+                datetime.fromisoformat(r["escalated_at"]) if r.get("escalated_at") else None,
+                int(r.get("escalation_level", 0)),
             )
         )
     trainees = tuple(
@@ -234,7 +249,19 @@ def score_from_json(body: dict[str, Any]) -> TrainingScore:
         )
         for a in body["actions"]
     )
-    return TrainingScore(trainees, tuple(rows), actions)
+    team = TeamSummary(**body["team"]) if "team" in body else TeamSummary()  # reports before escalation had none
+    return TrainingScore(trainees, tuple(rows), actions, team)
+
+
+def only_trainee(score: TrainingScore, trainee: str) -> TrainingScore:
+    """The score as ``trainee`` may see it: their own summary, rows and acts; the team's figures
+    stay (they are the team's, not another trainee's)."""
+    return TrainingScore(
+        tuple(t for t in score.trainees if t.trainee == trainee),
+        tuple(r for r in score.alarms if r.trainee == trainee),
+        tuple(a for a in score.actions if a.trainee == trainee),
+        score.team,
+    )
 
 
 def session_json(
@@ -284,6 +311,8 @@ CSV_COLUMNS: Final = (
     "matched",
     "verdict",
     "score",
+    "escalated_at",
+    "escalation_level",
 )
 
 
@@ -313,6 +342,8 @@ def report_csv(session: TrainingSession, score: TrainingScore, *, reveal: bool =
                 ";".join(r.matched),
                 r.verdict.value,
                 f"{r.score:.4f}",
+                _iso(r.escalated_at) or "",
+                r.escalation_level,
             )
         )
     return out.getvalue()
@@ -352,7 +383,7 @@ def training_points(session: TrainingSession, score: TrainingScore) -> list[Trai
                 at=o.raised_at,
                 time_to_ack_s=r.time_to_ack_s,
                 time_to_respond_s=r.time_to_respond_s,
-                device=o.device_id,
+                device=o.device_id or None,  # a flood row is the site's, not one pump's
             )
         )
     return points
@@ -365,6 +396,7 @@ __all__ = [
     "TrainingSession",
     "ended_event",
     "fold",
+    "only_trainee",
     "report_csv",
     "score_from_json",
     "score_json",

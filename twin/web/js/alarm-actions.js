@@ -159,6 +159,9 @@ async function respondDialog(ctx, alarm) {
   const rate = h("input", { type: "number", step: "any", min: "0.048", max: "24", value: reported.current_rate_ml_per_day ?? "" });
   const refill = h("fieldset", { hidden: true }, h("legend", {}, "Refill sent to the pump"), field("r-volume", "Volume filled (mL)", volume), field("r-drug", "Drug", drug), field("r-conc", "Concentration (mg/mL)", concentration), field("r-residual", "Measured residual (mL, optional)", residual));
   const reprogram = h("fieldset", { hidden: true }, h("legend", {}, "New program sent to the pump"), field("p-rate", "Continuous rate (mL/day)", rate));
+  const bolusVolume = h("input", { type: "number", step: "0.01", min: "0.01", max: "5", value: device.identity?.catheter_volume_ml || 0.25 });
+  const bolusMinutes = h("input", { type: "number", step: "1", min: "1", max: "1440", value: 30 });
+  const bolus = h("fieldset", { hidden: true }, h("legend", {}, "Bridge bolus sent to the pump (about the catheter's volume)"), field("b-volume", "Volume (mL)", bolusVolume), field("b-minutes", "Over (minutes)", bolusMinutes));
   function shown() {
     const spec = actions.find((a) => a.action === select.value);
     description.textContent = spec ? spec.description : "";
@@ -166,7 +169,9 @@ async function respondDialog(ctx, alarm) {
     // pump's flow of 0 mL/day, below the reprogram minimum, would block every response); a
     // disabled fieldset's fields do not
     refill.hidden = refill.disabled = spec?.applies !== "refill";
-    reprogram.hidden = reprogram.disabled = spec?.applies !== "reprogram";
+    reprogram.hidden = reprogram.disabled = spec?.applies !== "reprogram" || Boolean(spec?.preset);
+    bolus.hidden = bolus.disabled = spec?.applies !== "clinician_bolus";
+    if (spec?.bolus_minutes) bolusMinutes.value = spec.bolus_minutes;
   }
   select.addEventListener("change", shown);
   const form = h(
@@ -177,6 +182,7 @@ async function respondDialog(ctx, alarm) {
     description,
     refill,
     reprogram,
+    bolus,
     field("response-note", "Note", note),
     h("div", { class: "buttons" }, h("button", { type: "button", onclick: () => d.close() }, "Cancel"), h("button", { type: "submit", class: "primary" }, "Record response")),
     error,
@@ -187,7 +193,12 @@ async function respondDialog(ctx, alarm) {
     event.preventDefault();
     const spec = actions.find((a) => a.action === select.value);
     const body = { action: select.value, note: note.value.trim() || null };
-    if (spec.applies === "refill") {
+    if (spec.preset) {
+      // a fixed command (stop, interrogate); a real pump is read through its gateway: record only
+      if (device.identity?.simulated !== false || spec.applies !== "interrogate") body.command = spec.preset;
+    } else if (spec.applies === "clinician_bolus") {
+      body.command = { type: "clinician_bolus", volume_ml: Number(bolusVolume.value), duration_minutes: Number(bolusMinutes.value) };
+    } else if (spec.applies === "refill") {
       body.command = { type: "refill", volume_ml: Number(volume.value), drug: drug.value.trim(), concentration_mg_per_ml: Number(concentration.value) };
       if (residual.value !== "") body.command.measured_residual_ml = Number(residual.value);
     } else if (spec.applies === "reprogram") {

@@ -1,5 +1,6 @@
 // The console's shell: sign-in, hash routes (#/fleet, #/alarms, #/device/<id>, #/training,
-// #/training/<session_id>), the live stream, the alarm sound, the header and the trainee banner.
+// #/training/<session_id>, #/replay/<session_id>, #/record[/<name>]), the live stream, the alarm
+// sound, the header, the trainee banner and the "escalated to you" notice.
 // Views (views/*.js) render from the shared ConsoleState.
 
 import { api, onSignedOut } from "./api.js";
@@ -7,6 +8,7 @@ import { AlarmAudio } from "./alarm-audio.js";
 import { nextSilenceEnd, soundingPriority } from "./alarm-sound.js";
 import { serverNow, syncTo } from "./clock.js";
 import { fill, h } from "./dom.js";
+import { EscalationNotice } from "./escalation-notice.js";
 import { ConsoleState } from "./state.js";
 import { LiveStream } from "./stream.js";
 import { TrainingBanner } from "./training-banner.js";
@@ -14,6 +16,8 @@ import { alarmsView } from "./views/alarms.js";
 import { deviceView } from "./views/device.js";
 import { fleetView } from "./views/fleet.js";
 import { loginView } from "./views/login.js";
+import { recordView } from "./views/record.js";
+import { replayView } from "./views/replay.js";
 import { trainingView } from "./views/training.js";
 import { trainingReportView } from "./views/training-report.js";
 
@@ -34,7 +38,9 @@ const soundState = document.getElementById("sound-state");
 const streamStatus = document.getElementById("stream-status");
 const latest = document.getElementById("latest-alarm");
 const navTraining = document.getElementById("nav-training");
+const navRecord = document.getElementById("nav-record");
 const banner = new TrainingBanner(document.getElementById("training-banner"), () => ctx.me?.username);
+const escalated = new EscalationNotice(document.getElementById("escalation-notice"), () => ctx.me?.username);
 let view = null;
 let stream = null;
 let pending = null;
@@ -61,6 +67,7 @@ function scheduleRender(changed) {
 
 function render(what) {
   if (what.alarms) updateAlarmSignals();
+  if (what.alarms) escalated.show(ctx.state.alarms);
   if (what.training) banner.onSession(what.training);
   if (view && view.update) view.update(what);
 }
@@ -119,6 +126,7 @@ async function loadSnapshot() {
   ctx.state.loadDevices(devices);
   ctx.state.loadAlarms(alarms);
   ctx.changed();
+  escalated.refresh(ctx.state.alarms);
 }
 
 function startStream() {
@@ -128,6 +136,7 @@ function startStream() {
       banner.refresh(); // events missed while disconnected may have started or ended a session
     },
     onEvent: (kind, data) => {
+      if (kind === "escalation") escalated.onEscalation(data, ctx.state.alarms);
       const changed = ctx.state.apply(kind, data);
       if (changed.announce) announce(changed.announce);
       scheduleRender(changed);
@@ -158,6 +167,8 @@ function route() {
   else if (name === "training" && arg) view = trainingReportView(ctx, decodeURIComponent(arg));
   else if (name === "training") view = trainingView(ctx);
   else if (name === "device" && arg) view = deviceView(ctx, decodeURIComponent(arg));
+  else if (name === "replay" && arg) view = replayView(ctx, decodeURIComponent(arg));
+  else if (name === "record") view = recordView(ctx, arg ? decodeURIComponent(arg) : null);
   else view = fleetView(ctx);
   fill(main);
   view.mount(main);
@@ -174,6 +185,7 @@ function signedIn(me) {
   document.getElementById("who").textContent = `${me.username} (${me.role})`;
   header.hidden = false;
   navTraining.hidden = !ctx.can("run_scenario");
+  navRecord.hidden = !ctx.can("respond"); // trainees and up have a record (instructors pick whose)
   banner.refresh();
   showSoundState();
   startStream();
@@ -189,6 +201,7 @@ function signedOut() {
   header.hidden = true;
   fill(latest);
   banner.clear();
+  escalated.clear();
   if (view && view.unmount) view.unmount();
   view = loginView(ctx, signedIn);
   fill(main);

@@ -71,6 +71,7 @@ export function trainingReportView(ctx, sessionId) {
           h("a", { href: `${path}/report.csv`, download: `${s.session_id}.csv`, dataset: { testid: "download-csv" } }, "CSV"),
           " · ",
           h("a", { href: `${path}/report.json`, download: `${s.session_id}.json`, dataset: { testid: "download-json" } }, "JSON"),
+          isLive(s) && !ctx.can("run_scenario") ? null : [" · ", h("a", { href: `#/replay/${encodeURIComponent(s.session_id)}`, dataset: { testid: "replay-link" } }, "Replay the session")],
         ),
       ),
       h("section", { class: "panel", "aria-label": "Scores per trainee" }, h("h3", {}, "Trainees"), traineeTable(s.report)),

@@ -1,7 +1,7 @@
 """Backfill: months of pump history into InfluxDB in one go, so a new Grafana has data to show.
 
 ``pumptwin sim --speed max --duration 90d --influx-url http://...`` runs the fleet as fast as
-possible with the twin *in the same process* (no broker: :class:`twin.service.inprocess.InProcessTwin`)
+possible with the twin *in the same process* (no broker: :class:`twin.app.headless.HeadlessStage`)
 and writes everything the twin would write live — telemetry, state changes, device alarm events,
 the alarm lifecycle, twin alerts, command outcomes — stamped with simulation time, through the
 same :class:`twin.influx.writer.InfluxWriter` (batched, retried, spooled when InfluxDB is away).
@@ -14,23 +14,23 @@ import asyncio
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Final
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from twin.app.headless import HeadlessStage, headless_service
 from twin.influx.writer import InfluxWriter
-from twin.service.inprocess import InProcessTwin
 from twin.settings import InfluxSettings
 from twin.sim.runner import SimPlan
-from twin.store.journal import Journal
 
 SLICE_S: Final = 6 * 3600.0
 """Simulated time run between yields to the writer."""
 
-MAX_BUFFERED_POINTS: Final = 200_000
-"""Points waiting in the writer at which the simulation pauses until it catches up."""
+MAX_SPOOLED_BYTES: Final = 256 * 1024 * 1024
+"""Spooled bytes not yet written at which the simulation pauses until InfluxDB catches up."""
 
 
 @dataclass(frozen=True)
@@ -57,10 +57,17 @@ async def backfill(plan: SimPlan, influx: InfluxSettings, *, console: Console, s
     with tempfile.TemporaryDirectory(prefix="pumptwin-backfill-") as scratch:
         async with InfluxWriter(influx, spool_dir) as writer:
             console.print(f"time series: {writer.describe()}")
-            journal = Journal(Path(scratch) / "journal.sqlite")
+            sim = plan.simulation()
+            service = headless_service(
+                path=Path(scratch) / "journal.sqlite",
+                points=writer,
+                clock=lambda: sim.epoch + timedelta(seconds=sim.now),
+            )
             try:
-                twin = InProcessTwin(plan.simulation(), journal, writer=writer, on_message=count)
-                twin.open_sessions()
+                await service.restore()
+                stage = HeadlessStage(sim, service, tick_every_s=SLICE_S / 24)
+                sim.observe(count)
+                await stage.open_sessions()
                 end = plan.duration_s
                 days = end / 86400.0
                 with Progress(
@@ -72,18 +79,18 @@ async def backfill(plan: SimPlan, influx: InfluxSettings, *, console: Console, s
                     console=console,
                 ) as progress:
                     task = progress.add_task("backfilling", total=round(days, 1))
-                    while twin.sim.now < end:
-                        twin.run(min(end, twin.sim.now + SLICE_S))
-                        progress.update(task, completed=round(twin.sim.now / 86400.0, 1))
+                    while sim.now < end:
+                        await stage.run(min(end, sim.now + SLICE_S))
+                        progress.update(task, completed=round(sim.now / 86400.0, 1))
                         await asyncio.sleep(0)
-                        while writer.stats.buffered > MAX_BUFFERED_POINTS:  # noqa: ASYNC110 - the writer offers no event to wait on; polling its counter every 50 ms costs nothing
+                        while writer.stats.spool_backlog_bytes > MAX_SPOOLED_BYTES:  # noqa: ASYNC110 - the writer offers no event to wait on; polling its counter every 50 ms costs nothing
                             await asyncio.sleep(0.05)
                     progress.update(task, description="writing")
                     drained = await writer.drain(600.0)
                 stats = writer.stats
-                alarms_open = len(twin.service.board.open())
+                alarms_open = sum(1 for _ in service.fleet.board.open())
             finally:
-                journal.close()
+                await service.store.close()
     return BackfillResult(
         messages=messages,
         points_accepted=stats.accepted,

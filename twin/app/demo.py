@@ -19,6 +19,7 @@ from typing import Final
 
 from rich.console import Console
 
+from twin.app.serve import running_twin
 from twin.embedded_broker import embedded_broker
 from twin.mqtt_endpoint import MqttEndpoint
 from twin.pump.model import ERI_PERCENT
@@ -27,7 +28,6 @@ from twin.scenarios.fleet import resolve_fleet, training_fleet
 from twin.scenarios.model import Scenario
 from twin.scenarios.runner import ScenarioRunner, run_summary, start_when_mirrored
 from twin.scenarios.scenario_file import load_library
-from twin.service.runtime import running_twin
 from twin.settings import Settings
 from twin.sim.driver import SimDriver
 from twin.sim.fleet import PumpSpec
@@ -172,29 +172,37 @@ async def run_demo(
                 if generated:
                     console.print(f"  (on their own fleet only, with --scenario: {', '.join(generated)})")
             counts: Counter[str] = Counter()
-            watcher = asyncio.create_task(watch(endpoint, console.print, counts=counts))
-            await asyncio.sleep(0.5)  # let the watcher subscribe before the first births
-            starter = None
-            if scenario is not None:
-                console.print(f"scenario               [bold]{scenario.title}[/] ({twin.url}/api/scenario-runs)")
-                starter = asyncio.create_task(
-                    start_when_mirrored(runner, scenario.name, started_by="demo", speed=speed)
-                )
-            try:
-                await driver.run()
-            finally:
-                if starter is not None:
-                    starter.cancel()
+            driver_done = asyncio.Event()
+
+            async def watching() -> None:
+                watcher = asyncio.create_task(watch(endpoint, console.print, counts=counts))
+                try:
+                    await driver_done.wait()
+                    await asyncio.sleep(0.5)
+                finally:
+                    watcher.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
-                        await starter
-                for run in runner.runs.values():
-                    console.print(run_summary(run))
-                await asyncio.sleep(0.5)
-                watcher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watcher
-                service = twin.service
-                console.print(
-                    f"\nmessages seen: {dict(counts)}; the twin mirrors {len(service.twins)} devices, "
-                    f"{len(service.board.alarms)} alarms open"
-                )
+                        await watcher
+
+            async def driving() -> None:
+                await asyncio.sleep(0.5)  # let the watcher subscribe before the first births
+                try:
+                    await driver.run()
+                finally:
+                    driver_done.set()
+
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(watching(), name="demo-watch")
+                tasks.create_task(driving(), name="sim-driver")
+                if scenario is not None:
+                    console.print(f"scenario               [bold]{scenario.title}[/] ({twin.url}/api/scenario-runs)")
+                    tasks.create_task(
+                        start_when_mirrored(runner, scenario.name, started_by="demo", speed=speed), name="demo-start"
+                    )
+            for run in runner.runs.values():
+                console.print(run_summary(run))
+            mirrored = twin.service.fleet
+            console.print(
+                f"\nmessages seen: {dict(counts)}; the twin mirrors {len(mirrored.devices)} devices, "
+                f"{sum(1 for _ in mirrored.board.open())} alarms open"
+            )

@@ -1,0 +1,125 @@
+"""Our line-protocol encoder writes exactly what InfluxData's own encoder (influxdb_client's Point) writes."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from influxdb_client.client.write.point import Point  # the oracle: InfluxData's encoder
+from influxdb_client.domain.write_precision import WritePrecision
+
+from twin.contract.messages import CatheterState, Drug, MotorState, SimTruth, Telemetry
+from twin.timeseries.lines import device_lines, telemetry_line
+from twin.timeseries.points import DeviceTags, InfluxPoint, stored_tag_value, telemetry_point
+
+
+def reference(point: InfluxPoint) -> str:
+    ref = Point(point.measurement)
+    for key, value in point.tags.items():
+        ref.tag(key, stored_tag_value(value))
+    for key, value in point.fields.items():
+        ref.field(key, value)
+    ref.time(point.time_ns, WritePrecision.NS)
+    line: str = ref.to_line_protocol()
+    return line
+
+
+NASTY = st.sampled_from([" ", ",", "=", '"', "\\", "\n", "\t", "é", "µ", "😀", "\x00"])
+TAG_TEXT = st.text(st.one_of(NASTY, st.characters(codec="utf-8")), min_size=1, max_size=12)
+VOLUME = st.floats(min_value=0.0, max_value=1000.0, allow_nan=False) | st.integers(0, 1000).map(float)
+RATE = st.floats(min_value=0.0, max_value=1e6, allow_nan=False)
+
+
+@st.composite
+def samples(draw: st.DrawFn) -> tuple[DeviceTags, Telemetry]:
+    device = draw(st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9_.\-]{0,20}\Z"))
+    tags = DeviceTags(
+        site=draw(st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9_.\-]{0,20}\Z")),
+        device=device,
+        model=draw(TAG_TEXT),
+        drug=draw(st.none() | st.sampled_from(list(Drug))),
+        simulated=draw(st.booleans()),
+    )
+    truth = draw(
+        st.none()
+        | st.builds(
+            SimTruth,
+            reservoir_ml=VOLUME,
+            delivered_to_patient_ml_total=VOLUME,
+            lost_ml_total=VOLUME,
+            actual_concentration_mg_per_ml=st.floats(0.0, 100.0),
+            actual_dose_mg_per_day=RATE,
+            catheter=st.sampled_from(list(CatheterState)),
+        )
+    )
+    moment = datetime(1990, 1, 1, tzinfo=UTC) + timedelta(microseconds=draw(st.integers(0, 6 * 10**15)))
+    sample = Telemetry(
+        device_id=device,
+        device_time=moment,
+        session=draw(st.integers(0, 2**31)),
+        seq=draw(st.integers(0, 2**40)),
+        reservoir_ml=draw(VOLUME),
+        current_rate_ml_per_day=draw(RATE),
+        dose_mg_per_day=draw(RATE),
+        delivered_ml_total=draw(VOLUME),
+        battery_percent=draw(st.floats(0.0, 100.0)),
+        motor=draw(st.sampled_from(list(MotorState))),
+        infusing=draw(st.booleans()),
+        sim_truth=truth,
+    )
+    return tags, sample
+
+
+@settings(max_examples=400)
+@given(samples())
+def test_the_fast_telemetry_line_is_the_reference_line(case: tuple[DeviceTags, Telemetry]) -> None:
+    tags, sample = case
+    point = telemetry_point(tags, sample)
+    assert telemetry_line(tags, sample) == point.line_protocol().encode() == reference(point).encode()
+    assert device_lines(tags, sample) == [telemetry_line(tags, sample)]
+
+
+KEYS = st.sampled_from(["site", "device", "model", "drug", "code", "priority", "a b", "x,y", "k=v", "ü"])
+FIELD_KEYS = st.sampled_from(["reservoir_ml", "message", "seq", "infusing", "comment", "a b", "x,y", "k=v"])
+VALUES = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.booleans(),
+    st.text(st.one_of(NASTY, st.characters(codec="utf-8")), max_size=20),
+)
+
+
+@settings(max_examples=500)
+@given(
+    measurement=st.sampled_from(["telemetry", "state", "alarm", "command", "twin_health", "training", "a b,c"]),
+    tags=st.dictionaries(KEYS, TAG_TEXT, max_size=5),
+    fields=st.dictionaries(FIELD_KEYS, VALUES, min_size=1, max_size=6),
+    time_ns=st.integers(min_value=0, max_value=2**62),
+)
+def test_every_point_is_encoded_as_influxdata_encodes_it(
+    measurement: str, tags: dict[str, str], fields: dict[str, object], time_ns: int
+) -> None:
+    fields = {k: v for k, v in fields.items() if k not in tags}
+    if not fields:
+        return
+    point = InfluxPoint(measurement, tags, fields, time_ns)  # type: ignore[arg-type]
+    assert point.line_protocol() == reference(point)
+
+
+def test_a_sample_of_another_device_is_refused() -> None:
+    tags = DeviceTags("s", "pump-a", "m", None, True)
+    sample = Telemetry(
+        device_id="pump-b",
+        device_time=datetime(2026, 1, 1, tzinfo=UTC),
+        session=1,
+        seq=1,
+        reservoir_ml=1.0,
+        current_rate_ml_per_day=0.1,
+        dose_mg_per_day=0.1,
+        delivered_ml_total=0.0,
+        battery_percent=50.0,
+        motor=MotorState.RUNNING,
+        infusing=True,
+    )
+    with pytest.raises(ValueError, match="pump-a"):
+        telemetry_line(tags, sample)

@@ -1,0 +1,217 @@
+"""One typed event stream for everything that happens in the twin, with two kinds of subscriber.
+
+* **Observers in the process** (the scenario runner, the training desk, the paging sink) call
+  :meth:`EventHub.listen` with a callback: it gets every :data:`TwinEvent` synchronously, right
+  after the change was journaled, in order, and nothing is ever dropped for it. A callback must
+  be quick and must not block; one that raises is logged and counted and never stops ingest.
+* **Live-stream clients** (the console, over SSE) :meth:`EventHub.subscribe`. Every event goes
+  once into a shared ring of :data:`RING_CAPACITY` entries and is encoded to JSON at most once,
+  when the first client reads it, whoever reads it after; publishing is O(1) however many
+  clients there are, so 200 clients cost ingest nothing more than one. Each client reads at its
+  own pace from its own cursor; device updates are coalesced (a client behind skips to the
+  newest version of each device); a client that falls a whole ring behind is dropped with a
+  final ``resync`` event and counted in :attr:`EventHub.dropped_subscribers` (nothing is lost
+  uncounted: the client reloads what it missed from the API).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from twin.alarms.lifecycle import Alarm, Transition
+from twin.alarms.responses import AlarmResponse
+from twin.mirror.commands import TrackedCommand
+
+log = logging.getLogger(__name__)
+
+RING_CAPACITY: Final = 20_000
+"""Events kept for stream clients: about 20 s of a 1,000 msg/s fleet before a stalled client is
+dropped. A browser reads a few thousand events a second; one that cannot keep up with that is
+better told to reload than fed a backlog."""
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmTransitioned:
+    transition: Transition
+    alarm: Alarm | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceUpdated:
+    key: tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class CommandUpdated:
+    tracked: TrackedCommand
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseMade:
+    response: AlarmResponse
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Anything else a stream client should see: scenario steps and cues, training sessions,
+    escalations. ``kind`` names it on the stream; ``data`` is JSON-ready."""
+
+    kind: str
+    data: dict[str, Any]
+    coalesce: str | None = None
+
+
+TwinEvent = AlarmTransitioned | DeviceUpdated | CommandUpdated | ResponseMade | Notice
+
+Encoder = Callable[[TwinEvent], "tuple[str, dict[str, Any]] | None"]
+"""Turns an event into its stream kind and JSON-ready body (None: not for the stream)."""
+
+
+class Dropped(Exception):
+    """The client fell a whole ring behind (it gets a ``resync`` event first)."""
+
+
+@dataclass(slots=True)
+class _Entry:
+    id: int
+    event: TwinEvent
+    coalesce: object | None
+    encoded: bytes | None = None
+    kind: str = ""
+
+
+@dataclass(eq=False)
+class Subscription:
+    """One stream client's cursor into the hub's ring."""
+
+    hub: EventHub
+    cursor: int
+    closed: bool = False
+    read: int = 0
+    skipped: int = 0
+
+    async def next(self) -> list[tuple[int, str, bytes]]:
+        """The events published since the last call (waits for one; put an ``asyncio.timeout``
+        around it). Raises :class:`Dropped` once the client was dropped (it read ``resync`` last)."""
+        if self.closed:
+            raise Dropped
+        hub = self.hub
+        while self.cursor >= hub.next_id:
+            await asyncio.shield(hub.waiter())
+        return hub.read(self)
+
+
+class EventHub:
+    """See the module docstring."""
+
+    def __init__(self, encode: Encoder | None = None, *, capacity: int = RING_CAPACITY) -> None:
+        self._encode = encode
+        self._listeners: list[Callable[[TwinEvent], None]] = []
+        self._ring: list[_Entry | None] = [None] * capacity
+        self._capacity = capacity
+        self._latest: dict[object, int] = {}
+        self._ids = itertools.count(1)
+        self.next_id = 1
+        self._waiter: asyncio.Future[None] | None = None
+        self.subscriptions: set[Subscription] = set()
+        self.dropped_subscribers = 0
+        self.listener_errors = 0
+        self.published = 0
+
+    def set_encoder(self, encode: Encoder) -> None:
+        self._encode = encode
+
+    # ------------------------------------------------------------------------------ observers
+
+    def listen(self, callback: Callable[[TwinEvent], None]) -> Callable[[], None]:
+        """Call ``callback`` with every event from now on; returns the function that stops it."""
+        self._listeners.append(callback)
+
+        def stop() -> None:
+            if callback in self._listeners:
+                self._listeners.remove(callback)
+
+        return stop
+
+    # -------------------------------------------------------------------------------- publish
+
+    def publish(self, event: TwinEvent) -> None:
+        """Hand ``event`` to every observer, and to the stream clients (O(1) for them)."""
+        self.published += 1
+        for callback in list(self._listeners):
+            try:
+                callback(event)
+            except Exception:
+                self.listener_errors += 1
+                log.exception("an observer of the twin's events failed on %s", type(event).__name__)
+        if not self.subscriptions:
+            return
+        event_id = next(self._ids)
+        self.next_id = event_id + 1
+        coalesce: object | None = None
+        if isinstance(event, DeviceUpdated):
+            coalesce = ("device", event.key)
+        elif isinstance(event, Notice) and event.coalesce is not None:
+            coalesce = (event.kind, event.coalesce)
+        if coalesce is not None:
+            self._latest[coalesce] = event_id
+        self._ring[event_id % self._capacity] = _Entry(event_id, event, coalesce)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        self._waiter = None
+
+    def waiter(self) -> asyncio.Future[None]:
+        if self._waiter is None or self._waiter.done():
+            self._waiter = asyncio.get_running_loop().create_future()
+        return self._waiter
+
+    # ------------------------------------------------------------------------------ the stream
+
+    def subscribe(self) -> Subscription:
+        sub = Subscription(self, self.next_id)
+        self.subscriptions.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        sub.closed = True
+        self.subscriptions.discard(sub)
+
+    def read(self, sub: Subscription) -> list[tuple[int, str, bytes]]:
+        """What ``sub`` has not read yet (its cursor moves to the end)."""
+        end = self.next_id
+        if end - sub.cursor > self._capacity:
+            self.dropped_subscribers += 1
+            self.unsubscribe(sub)
+            body = json.dumps({"reason": "too slow: reload", "missed": end - sub.cursor}).encode()
+            sub.cursor = end
+            return [(end, "resync", body)]
+        out: list[tuple[int, str, bytes]] = []
+        for event_id in range(sub.cursor, end):
+            entry = self._ring[event_id % self._capacity]
+            if entry is None or entry.id != event_id:
+                continue
+            if entry.coalesce is not None and self._latest.get(entry.coalesce, event_id) > event_id:
+                sub.skipped += 1
+                continue  # a newer version of the same thing follows
+            if entry.encoded is None:
+                encoded = self._encode(entry.event) if self._encode is not None else None
+                if encoded is None:
+                    entry.kind, entry.encoded = "", b""
+                else:
+                    entry.kind, entry.encoded = encoded[0], json.dumps(encoded[1]).encode()
+            if entry.kind:
+                out.append((event_id, entry.kind, entry.encoded))
+        sub.read += len(out)
+        sub.cursor = end
+        return out
+
+    @property
+    def subscribers(self) -> int:
+        return len(self.subscriptions)
