@@ -447,7 +447,7 @@ def create_app(
         app.state.training = training
         app.include_router(training_router(training))
 
-    add_fhir_routes(app, TwinServiceSource(service))  # /fhir/: read-only FHIR R4 view of the pumps
+    add_fhir_routes(app, TwinServiceSource(service, predictions))  # /fhir/: read-only FHIR R4 view of the pumps
     mount_console(app)
     return app
 

@@ -10,9 +10,10 @@
 Answers are ``application/fhir+json``; an unknown resource is a 404 OperationOutcome. Every route needs a
 signed-in user allowed to read (:data:`twin.api.auth.Reader`); a missing login is the API's own 401.
 
-The routes read through :class:`FhirSource`, a small read-only interface, so that any shape of the twin
-service can serve them: :class:`TwinServiceSource` adapts today's :class:`~twin.service.twin_service.TwinService`.
-Plug them in with :func:`add_fhir_routes`.
+The routes read through :class:`FhirSource`, a small read-only interface: :class:`TwinServiceSource` reads the
+:class:`~twin.service.twin_service.TwinService`'s current fleet value (``service.fleet``, never changed) and its
+clock. Plug them in with :func:`add_fhir_routes`. Observations are the latest readings and the twin's prediction
+now; the history of readings is the time-series store's (Grafana), not served here.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ from fastapi.responses import JSONResponse
 from twin import __version__
 from twin.alarms.lifecycle import Alarm, AlarmState
 from twin.api.auth import Reader
+from twin.api.views import Predictions
 from twin.fhir import mapping
-from twin.fhir.mapping import MEDIA_TYPE, PumpRecord, fhir_id
+from twin.fhir.mapping import MEDIA_TYPE, PumpRecord
 from twin.service.twin_service import TwinService
 
 
@@ -49,15 +51,19 @@ class FhirSource(Protocol):
 
 
 class TwinServiceSource:
-    """:class:`FhirSource` over a :class:`TwinService` (its twins, predictions and alarm board)."""
+    """:class:`FhirSource` over a :class:`TwinService`: reads ``service.fleet`` (the devices, the alarm
+    board) as it stands at each request, and predicts with the API's cache (:class:`Predictions`)."""
 
-    def __init__(self, service: TwinService) -> None:
+    def __init__(self, service: TwinService, predictions: Predictions | None = None) -> None:
         self.service = service
+        self.predictions = predictions if predictions is not None else Predictions()
 
     def pumps(self) -> Sequence[PumpRecord]:
+        fleet = self.service.fleet  # one value: every record of this answer comes from the same fleet
         now = self.service.clock()
         out = []
-        for twin in sorted(self.service.twins.values(), key=lambda t: (t.site, t.device_id)):
+        for key in sorted(fleet.devices.keys()):
+            twin = fleet.devices[key]
             if twin.birth is None:
                 continue
             out.append(
@@ -67,14 +73,14 @@ class TwinServiceSource:
                     birth=twin.birth,
                     state=twin.reported,
                     telemetry=twin.telemetry,
-                    prediction=self.service.prediction(twin, now),
+                    prediction=self.predictions.get(fleet, twin, now),
                     last_seen_at=twin.last_seen_at,
                 )
             )
         return out
 
     def alarms(self) -> Sequence[Alarm]:
-        return [a for a in self.service.board.alarms.values() if a.state is not AlarmState.NORMAL]
+        return [a for a in self.service.fleet.board.alarms.values() if a.state is not AlarmState.NORMAL]
 
     def now(self) -> datetime:
         return self.service.clock()
@@ -105,7 +111,7 @@ def fhir_router(source: FhirSource) -> APIRouter:
         return _fhir(mapping.as_json(mapping.searchset(resources, str(request.url), base(request))))
 
     def pumps_by_id() -> dict[str, PumpRecord]:
-        return {fhir_id(p.device_id): p for p in source.pumps()}
+        return {p.resource_id: p for p in source.pumps()}
 
     @router.get("/metadata")
     async def metadata(_: Reader) -> JSONResponse:
@@ -139,12 +145,12 @@ def fhir_router(source: FhirSource) -> APIRouter:
         return _not_found(f"Observation/{resource_id} is not known")
 
     def issues(wanted: str | None) -> list[Any]:
-        pumps = {p.device_id: p for p in source.pumps()}
+        pumps = {(p.site, p.device_id): p for p in source.pumps()}
         out = []
-        for alarm in sorted(source.alarms(), key=lambda a: (a.device_id, a.raised_at, a.key)):
-            if wanted is not None and fhir_id(alarm.device_id) != wanted:
+        for alarm in sorted(source.alarms(), key=lambda a: (a.site, a.device_id, a.raised_at, a.key)):
+            if wanted is not None and mapping.device_fhir_id(alarm.site, alarm.device_id) != wanted:
                 continue
-            out.append(mapping.detected_issue(alarm, pumps.get(alarm.device_id)))
+            out.append(mapping.detected_issue(alarm, pumps.get((alarm.site, alarm.device_id))))
         return out
 
     @router.get("/DetectedIssue")

@@ -65,14 +65,23 @@ SIMULATED_EXTENSION: Final = EXTENSION_BASE + "simulated"
 ALARM_STATE_EXTENSION: Final = EXTENSION_BASE + "alarm-state"
 PRIORITY_EXTENSION: Final = EXTENSION_BASE + "alarm-priority"
 
-_TWIN_TITLES: Final = {
+_TWIN_TITLES: Final[dict[TwinAlertCode, str]] = {
     TwinAlertCode.DEVICE_OFFLINE: "Device offline (connection lost)",
     TwinAlertCode.DEVICE_SILENT: "Device silent (no report for too long)",
+    TwinAlertCode.INTERROGATION_OVERDUE: "Interrogation overdue (no read-out since the planned visit)",
     TwinAlertCode.REFILL_DISCREPANCY: "Refill discrepancy (measured residual off the expected one)",
     TwinAlertCode.EMPTY_BEFORE_REFILL: "Reservoir predicted empty before the planned refill",
-    TwinAlertCode.DOSE_DEVIATION: "Delivered dose off the programmed dose",
+    TwinAlertCode.CONCENTRATION_CHANGED: "Programmed concentration changed (check the syringe label)",
+    TwinAlertCode.DOSE_ESCALATION: "Opioid dose escalation (consider a catheter-tip granuloma)",
+    TwinAlertCode.INFUSION_STOPPED: "Infusion stopped",
     TwinAlertCode.RESERVOIR_LOW_PREDICTED: "Reservoir low by the mirrored calculation (no audible alarm)",
+    TwinAlertCode.RESERVOIR_EMPTY_PREDICTED: "Reservoir empty by the mirrored calculation (no audible alarm)",
+    TwinAlertCode.BATTERY_ERI_PREDICTED: "Elective replacement indicator by the mirrored calculation (no audible alarm)",
+    TwinAlertCode.BATTERY_EOS_PREDICTED: "End of service by the mirrored calculation (no audible alarm)",
+    TwinAlertCode.PATIENT_REPORT: "Patient report recorded by the clinic",
+    TwinAlertCode.IDENTITY_CONFLICT: "Identity conflict (a birth contradicted the pinned identity)",
 }
+"""A display title for every twin alert (a test checks none is missing)."""
 
 
 def alarm_term(code: str) -> Term:

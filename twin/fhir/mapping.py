@@ -27,8 +27,11 @@ R4B (4.3.0) is R4 with changes limited to the medication-definition, evidence an
 OperationOutcome and every data type used here are R4's, so what validates as R4B here is valid R4, and the
 server says ``fhirVersion: 4.0.1``.
 
-Ids. A FHIR id is ``[A-Za-z0-9\\-.]{1,64}``; a device id of the contract may also hold ``_``. An id that does
-not fit (or would be too long with its suffix) is replaced by ``h-`` and 40 hex digits of its SHA-256.
+Ids. The twin knows a pump by its site and device id (the same device id may be used at two sites), so a
+Device's id is ``<site>.<device>`` (:func:`device_fhir_id`), and its Observations add a suffix
+(``<site>.<device>.reservoir``). A FHIR id is ``[A-Za-z0-9\\-.]{1,64}``; a site or device id of the contract
+may also hold ``_`` (or a dot of its own, which would make two pumps' ids meet). An id that does not fit
+(or would be too long with its suffix) is replaced by ``h-`` and 40 hex digits of a SHA-256.
 
 Pure: no clock (``now`` is an argument), no I/O.
 """
@@ -98,6 +101,11 @@ class PumpRecord:
     prediction: Prediction | None
     last_seen_at: datetime | None
 
+    @property
+    def resource_id(self) -> str:
+        """The Device id (:func:`device_fhir_id`)."""
+        return device_fhir_id(self.site, self.device_id)
+
 
 def fhir_id(text: str, suffix: str = "") -> str:
     """A FHIR id for ``text`` (+ ``.suffix``): itself when it fits the id rule, else ``h-`` + a hash."""
@@ -105,6 +113,15 @@ def fhir_id(text: str, suffix: str = "") -> str:
     if _FHIR_ID.fullmatch(candidate):
         return candidate
     return "h-" + hashlib.sha256(candidate.encode()).hexdigest()[:40]
+
+
+def device_fhir_id(site: str, device_id: str) -> str:
+    """The Device id of the pump ``device_id`` at ``site``: ``site.device`` when that is a FHIR id and neither
+    part holds a dot of its own (so no two pumps share one), else ``h-`` + a hash of ``site/device``."""
+    candidate = f"{site}.{device_id}"
+    if "." not in site and "." not in device_id and _FHIR_ID.fullmatch(candidate):
+        return candidate
+    return "h-" + hashlib.sha256(f"{site}/{device_id}".encode()).hexdigest()[:40]
 
 
 def _concept(*terms: Term, text: str | None = None) -> CodeableConcept:
@@ -119,7 +136,7 @@ def _quantity(value: float, unit: str, ucum: str) -> Quantity:
 
 
 def device_reference(record: PumpRecord) -> Reference:
-    return Reference(reference=f"Device/{fhir_id(record.device_id)}", display=record.birth.model)
+    return Reference(reference=f"Device/{record.resource_id}", display=record.birth.model)
 
 
 # --------------------------------------------------------------------------------------------- Device
@@ -132,7 +149,7 @@ def device(record: PumpRecord) -> Device:
     status = "inactive" if state is not None and state.battery is BatteryStatus.EOS else "active"
     updated = record.last_seen_at or birth.device_time
     return Device(
-        id=fhir_id(record.device_id),
+        id=record.resource_id,
         meta=Meta(lastUpdated=updated),
         extension=[Extension(url=codes.SIMULATED_EXTENSION, valueBoolean=birth.simulated)],
         identifier=[Identifier(system=DEVICE_ID_SYSTEM, value=f"{record.site}/{record.device_id}")],
@@ -174,7 +191,7 @@ def _observation(
 ) -> Observation:
     ref = device_reference(record)
     return Observation(
-        id=fhir_id(record.device_id, suffix),
+        id=fhir_id(record.resource_id, suffix),
         status=status,
         code=code,
         subject=ref,
@@ -248,7 +265,7 @@ def observations(record: PumpRecord) -> list[Observation]:
                 _quantity(prediction.reservoir_ml, "mL", "mL"),
                 prediction.at,
                 status="preliminary",
-                derived_from=f"Observation/{fhir_id(record.device_id, 'reservoir')}",
+                derived_from=f"Observation/{fhir_id(record.resource_id, 'reservoir')}",
                 note=f"predicted by the twin from the report of {prediction.basis_at.isoformat()}"
                 + (f"; predicted empty {prediction.empty_at.isoformat()}" if prediction.empty_at else ""),
             )
@@ -264,7 +281,7 @@ def detected_issue(alarm: Alarm, record: PumpRecord | None) -> DetectedIssue:
     implicated = (
         device_reference(record)
         if record is not None
-        else Reference(reference=f"Device/{fhir_id(alarm.device_id)}", display=alarm.device_id)
+        else Reference(reference=f"Device/{device_fhir_id(alarm.site, alarm.device_id)}", display=alarm.device_id)
     )
     author = implicated if alarm.source == "device" else Reference(display="PumpTwin digital twin")
     mitigation = None

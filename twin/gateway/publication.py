@@ -12,15 +12,21 @@ A read-out becomes one device *session* of the contract (:mod:`twin.contract.mes
 The alarm events come before the state so that the twin's reconciliation of the state's active alarms
 (done on a session's first state) finds every raise already applied, with the pump's own message.
 
-Idempotent per interrogation: the session number is the interrogation time in whole seconds since
-:data:`~twin.gateway.readout.EARLIEST_INTERROGATION` (it grows with every visit, as the contract wants, and
-is the same every time the same read-out is published), sequence numbers follow the fixed order above, and an
-alarm id is a hash of the pump, the alarm code and its raise time, so an occurrence that two read-outs'
-logs both hold gets the same id. Publishing a read-out twice therefore publishes the same messages twice;
-the twin drops the repeats (same session and seq; same alarm id and event).
+Idempotent per interrogation: the session number is the interrogation time in slots of
+:data:`SESSION_SLOT` since :data:`~twin.gateway.readout.EARLIEST_INTERROGATION` (it grows with every visit, as
+the contract wants, and is the same every time the same read-out is published; :func:`session_of` says how
+two read-outs in one slot and a pump unread for years still get sessions the twin believes), sequence numbers
+follow the fixed order above, and an alarm id is a hash of the pump, the alarm code and its raise time, so an
+occurrence that two read-outs' logs both hold gets the same id. Publishing a read-out twice therefore
+publishes the same messages twice; the twin drops the repeats (same session and seq; same alarm id and event).
 
 Figures the contract needs and a programmer may not show are derived, and the docstrings say how:
 the battery charge from the projected replacement date, the delivered total from the refill log.
+
+The read-out's event log goes into the state's ``event_log`` (:func:`event_log_of`), its latest
+:data:`~twin.contract.messages.MAX_EVENT_LOG_ENTRIES` entries as the contract carries them: the twin's
+refill check subtracts the logged patient boluses, and its programming checks (concentration changed at a
+refill) read the refill entries, as they do for a simulated pump's log.
 """
 
 from __future__ import annotations
@@ -34,11 +40,14 @@ from typing import Final
 from twin.contract.alarms import ALARM_CATALOGUE
 from twin.contract.codec import CHANNELS, encode
 from twin.contract.messages import (
+    MAX_EVENT_LOG_ENTRIES,
     MIN_RATE_ML_PER_DAY,
     AlarmEvent,
     AlarmEventType,
     BatteryStatus,
     Birth,
+    DeviceLogEntry,
+    DeviceLogKind,
     DeviceMessage,
     DeviceStatus,
     InfusionMode,
@@ -55,13 +64,23 @@ from twin.contract.topics import Channel, build_topic
 from twin.gateway.readout import (
     EARLIEST_INTERROGATION,
     AlarmOccurrence,
+    ClinicianBolusEvent,
+    Event,
     Interrogation,
+    MotorEvent,
     PatientBolusEvent,
     ProgrammingEvent,
     RefillEvent,
     SelfCheckStatus,
 )
+from twin.mirror.device_twin import MAX_SESSION_JUMP
 from twin.pump.model import UNUSABLE_RESIDUAL_ML, BatteryModel
+
+SESSION_SLOT: Final = timedelta(minutes=10)
+"""A read-out's session counts these slots from 2000-01-01 UTC to its interrogation. The twin does not believe a
+session more than :data:`~twin.mirror.device_twin.MAX_SESSION_JUMP` (100,000) ahead of the one it holds (a
+forged number must not mute a pump): 100,000 slots of 10 minutes are 694 days between two visits, longer than
+any refill interval (1–6 months, DOMAIN.md); seconds, as the first gateway counted, passed it in 28 hours."""
 
 PATIENT_BOLUS_WINDOW: Final = timedelta(hours=24)
 """The therapy manager's daily maximum counts activations in a rolling 24 h (as the pump model does)."""
@@ -86,9 +105,31 @@ class Publication:
     message: DeviceMessage
 
 
-def session_of(readout: Interrogation) -> int:
-    """The contract session of a read-out: whole seconds from 2000-01-01 UTC to the interrogation."""
-    return int((readout.interrogated_at - EARLIEST_INTERROGATION).total_seconds())
+def slot_of(readout: Interrogation) -> int:
+    """Whole :data:`SESSION_SLOT` s from 2000-01-01 UTC to the interrogation."""
+    return (readout.interrogated_at - EARLIEST_INTERROGATION) // SESSION_SLOT
+
+
+def session_of(readout: Interrogation, held: Birth | None = None) -> int:
+    """The contract session of a read-out, given the birth the broker holds for its pump (``held``, read back by
+    the publisher; None: none held, or not known).
+
+    * none held: the read-out's slot (:func:`slot_of`);
+    * ``held`` is this interrogation (its device time is the interrogation time): its session, so publishing
+      again repeats the same messages;
+    * ``held`` is an older interrogation: the slot, kept above the held session (two read-outs in one slot, a
+      reading before and after a refill, get consecutive sessions) and at most
+      :data:`~twin.mirror.device_twin.MAX_SESSION_JUMP` above it (a pump unread for longer than the slots span
+      stays believable to the twin).
+
+    A held birth of a *newer* interrogation is the publisher's to refuse (it never publishes over one); for it
+    this answers the slot."""
+    slot = slot_of(readout)
+    if held is None or held.device_time > readout.interrogated_at:
+        return slot
+    if held.device_time == readout.interrogated_at:
+        return held.session
+    return min(max(slot, held.session + 1), held.session + MAX_SESSION_JUMP)
 
 
 def alarm_id(device_id: str, code: str, raised_at: datetime) -> str:
@@ -155,13 +196,13 @@ def delivered_total_ml(readout: Interrogation) -> float:
     return round(total, 6)
 
 
-def birth_of(readout: Interrogation) -> Birth:
+def birth_of(readout: Interrogation, session: int | None = None) -> Birth:
     pump = readout.pump
     at = readout.interrogated_at
     return Birth(
         device_id=readout.device_id,
         device_time=at,
-        session=session_of(readout),
+        session=session if session is not None else session_of(readout),
         seq=0,
         simulated=False,
         model=f"{pump.model} {pump.model_number}",
@@ -174,7 +215,7 @@ def birth_of(readout: Interrogation) -> Birth:
     )
 
 
-def alarm_events_of(readout: Interrogation) -> list[AlarmEvent]:
+def alarm_events_of(readout: Interrogation, session: int | None = None) -> list[AlarmEvent]:
     """Every raise and clear of the alarm log as contract events, oldest first, seq 1…n."""
     happenings: list[tuple[datetime, int, AlarmEventType, AlarmOccurrence]] = []
     for n, occurrence in enumerate(readout.alarms.log):
@@ -182,7 +223,7 @@ def alarm_events_of(readout: Interrogation) -> list[AlarmEvent]:
         if occurrence.cleared_at is not None:
             happenings.append((occurrence.cleared_at, n, AlarmEventType.CLEARED, occurrence))
     happenings.sort(key=lambda h: (h[0], h[1], h[2] is AlarmEventType.CLEARED))
-    session = session_of(readout)
+    session = session if session is not None else session_of(readout)
     out = []
     for seq, (at, _, kind, occurrence) in enumerate(happenings, start=1):
         code = occurrence.code
@@ -207,8 +248,9 @@ def alarm_events_of(readout: Interrogation) -> list[AlarmEvent]:
     return out
 
 
-def state_of(readout: Interrogation, seq: int | None = None) -> State:
-    """The contract state of the pump as the programmer read it (``seq`` defaults to the one it is published with)."""
+def state_of(readout: Interrogation, seq: int | None = None, session: int | None = None) -> State:
+    """The contract state of the pump as the programmer read it (``seq`` defaults to the one it is published with,
+    ``session`` to :func:`session_of` without a held birth)."""
     at = readout.interrogated_at
     program = readout.program
     reservoir = readout.reservoir
@@ -246,7 +288,7 @@ def state_of(readout: Interrogation, seq: int | None = None) -> State:
     return State(
         device_id=readout.device_id,
         device_time=at,
-        session=session_of(readout),
+        session=session if session is not None else session_of(readout),
         seq=seq if seq is not None else len(alarm_events_of(readout)) + 1,
         reservoir_ml=reservoir.calculated_ml,
         low_reservoir_threshold_ml=reservoir.low_threshold_ml,
@@ -268,7 +310,64 @@ def state_of(readout: Interrogation, seq: int | None = None) -> State:
         refill_reminder_at=reservoir.next_refill_at,
         patient_bolus=counters,
         program_changed_at=programming[-1].at if programming else None,
+        event_log=event_log_of(readout),
     )
+
+
+def log_entry_of(event: Event, concentration_before: float | None) -> DeviceLogEntry:
+    """One event of the read-out's log as the contract's log entry. A refill carries the concentration before
+    it (``concentration_before``: the refill before it in the log, None for the first) and after it; a
+    programming entry carries what the programmer showed as text (a read-out has no dose figures, so the twin's
+    dose-escalation trend, which needs them, does not run on read-outs)."""
+    match event:
+        case RefillEvent():
+            return DeviceLogEntry(
+                at=event.at,
+                kind=DeviceLogKind.REFILL,
+                detail=f"refill {event.volume_added_ml:g} mL {event.drug.value} {event.concentration_mg_per_ml:g} mg/mL",
+                volume_ml=event.volume_added_ml,
+                expected_residual_ml=event.calculated_residual_ml,
+                measured_residual_ml=event.measured_residual_ml,
+                concentration_before_mg_per_ml=concentration_before,
+                concentration_after_mg_per_ml=event.concentration_mg_per_ml,
+            )
+        case ProgrammingEvent():
+            return DeviceLogEntry(
+                at=event.at,
+                kind=DeviceLogKind.REPROGRAM,
+                detail=f"{event.change.value}: {event.summary}"[:200],
+            )
+        case ClinicianBolusEvent():
+            return DeviceLogEntry(
+                at=event.at,
+                kind=DeviceLogKind.CLINICIAN_BOLUS,
+                detail=f"{event.volume_ml:g} mL over {event.duration_minutes:g} min",
+                volume_ml=event.volume_ml,
+            )
+        case PatientBolusEvent():
+            if event.accepted:
+                return DeviceLogEntry(
+                    at=event.at,
+                    kind=DeviceLogKind.PATIENT_BOLUS,
+                    detail=f"{event.volume_ml:g} mL",
+                    volume_ml=event.volume_ml,
+                )
+            return DeviceLogEntry(at=event.at, kind=DeviceLogKind.PATIENT_BOLUS_REFUSED, detail=event.reason or "")
+        case MotorEvent():
+            kind = DeviceLogKind.MOTOR_STALL if event.event == "motor_stall" else DeviceLogKind.MOTOR_STALL_RECOVERY
+            return DeviceLogEntry(at=event.at, kind=kind, detail=event.event.replace("_", " "))
+
+
+def event_log_of(readout: Interrogation) -> list[DeviceLogEntry]:
+    """The read-out's event log as the state carries it: every event mapped (:func:`log_entry_of`), the latest
+    :data:`~twin.contract.messages.MAX_EVENT_LOG_ENTRIES`, oldest first."""
+    entries = []
+    concentration: float | None = None
+    for event in readout.events:
+        entries.append(log_entry_of(event, concentration))
+        if isinstance(event, RefillEvent):
+            concentration = event.concentration_mg_per_ml
+    return entries[-MAX_EVENT_LOG_ENTRIES:]
 
 
 def _refill_record(refill: RefillEvent) -> RefillRecord:
@@ -282,25 +381,27 @@ def _refill_record(refill: RefillEvent) -> RefillRecord:
     )
 
 
-def status_of(readout: Interrogation) -> DeviceStatus:
+def status_of(readout: Interrogation, session: int | None = None) -> DeviceStatus:
     return DeviceStatus(
         device_id=readout.device_id,
         device_time=readout.interrogated_at,
-        session=session_of(readout),
+        session=session if session is not None else session_of(readout),
         seq=0,
         state=StatusState.OFFLINE,
         reason=StatusReason.SHUTDOWN,
     )
 
 
-def publications(readout: Interrogation) -> list[Publication]:
-    """Everything one read-out publishes, in order (see the module docstring)."""
-    alarms = alarm_events_of(readout)
+def publications(readout: Interrogation, session: int | None = None) -> list[Publication]:
+    """Everything one read-out publishes, in order (see the module docstring), in ``session`` (default:
+    :func:`session_of` without a held birth)."""
+    session = session if session is not None else session_of(readout)
+    alarms = alarm_events_of(readout, session)
     messages: list[tuple[Channel, DeviceMessage]] = [
-        (Channel.BIRTH, birth_of(readout)),
+        (Channel.BIRTH, birth_of(readout, session)),
         *((Channel.ALARM, event) for event in alarms),
-        (Channel.STATE, state_of(readout, len(alarms) + 1)),
-        (Channel.STATUS, status_of(readout)),
+        (Channel.STATE, state_of(readout, len(alarms) + 1, session)),
+        (Channel.STATUS, status_of(readout, session)),
     ]
     out = []
     for channel, message in messages:

@@ -1,9 +1,9 @@
 """Publishing checked read-outs over MQTT, under the gateway's own broker account (the shell of the gateway).
 
 One connection per batch. For every pump in the batch the gateway first reads the broker's retained
-``birth`` (its session is the interrogation the broker holds, :func:`twin.gateway.publication.session_of`),
-then publishes the batch's read-outs of that pump oldest first, each as :func:`~twin.gateway.publication.
-publications` lists them (QoS 1: :meth:`aiomqtt.Client.publish` returns once the broker acknowledged it), and
+``birth`` (its device time is the interrogation the broker holds, its session the one the next read-out
+follows: :func:`twin.gateway.publication.session_of`), then publishes the batch's read-outs of that pump oldest
+first, each as :func:`~twin.gateway.publication.publications` lists them (QoS 1: :meth:`aiomqtt.Client.publish` returns once the broker acknowledged it), and
 reads the retained birth back to confirm the broker kept it. A read-out older than the one the broker holds is
 not published (``superseded``): its retained birth and state would replace newer facts for any twin that
 starts afresh. Publishing the one the broker holds again is harmless (the twin drops every repeat) and is
@@ -25,7 +25,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from typing import Final
 
@@ -35,7 +35,7 @@ from twin.contract.codec import ContractError, decode_device_message
 from twin.contract.messages import Birth
 from twin.contract.topics import Channel, TopicError, build_topic, parse_topic
 from twin.gateway.publication import publications, session_of
-from twin.gateway.readout import EARLIEST_INTERROGATION, Interrogation
+from twin.gateway.readout import Interrogation
 from twin.mqtt_endpoint import MqttEndpoint
 
 log = logging.getLogger(__name__)
@@ -97,14 +97,14 @@ async def connected(endpoint: MqttEndpoint, *, client_id: str | None = None) -> 
         raise GatewayError(f"MQTT broker {endpoint.url}: {exc}") from None
 
 
-async def retained_sessions(client: aiomqtt.Client, topics: Sequence[str]) -> dict[str, int]:
-    """The session of the retained birth on each of ``topics`` (a topic without one is absent)."""
+async def retained_births(client: aiomqtt.Client, topics: Sequence[str]) -> dict[str, Birth]:
+    """The retained birth on each of ``topics`` (a topic without one is absent)."""
     if not topics:
         return {}
     unique = sorted(set(topics))
     await client.subscribe([(t, 1) for t in unique])
     await client.subscribe(unique[0], qos=1)  # the ordering sentinel (module docstring)
-    sessions: dict[str, int] = {}
+    births: dict[str, Birth] = {}
     await asyncio.sleep(0)
     while True:
         try:
@@ -119,10 +119,10 @@ async def retained_sessions(client: aiomqtt.Client, topics: Sequence[str]) -> di
             birth = decode_device_message(parse_topic(topic), bytes(message.payload))
         except (ContractError, TopicError):
             continue  # not a birth the gateway can read: as if there were none
-        if isinstance(birth, Birth):
-            sessions[topic] = max(sessions.get(topic, -1), birth.session)
+        if isinstance(birth, Birth) and (topic not in births or birth.session > births[topic].session):
+            births[topic] = birth
     await client.unsubscribe(unique)
-    return sessions
+    return births
 
 
 async def publish_readouts(
@@ -135,47 +135,46 @@ async def publish_readouts(
     outcomes: list[Outcome] = []
     async with connected(endpoint, client_id=client_id) as client:
         births = [build_topic(i.readout.site, i.readout.device_id, Channel.BIRTH) for i in ordered]
-        held = await retained_sessions(client, births)
+        held = await retained_births(client, births)
         for item, birth_topic in zip(ordered, births, strict=True):
             readout = item.readout
-            session = session_of(readout)
             current = held.get(birth_topic)
-            if current is not None and current > session:
-                outcomes.append(_outcome(item, OutcomeStatus.SUPERSEDED, 0, _superseded(current)))
+            session = session_of(readout, current)
+            if current is not None and current.device_time > readout.interrogated_at:
+                outcomes.append(_outcome(item, OutcomeStatus.SUPERSEDED, 0, _superseded(current), session))
                 continue
-            messages = publications(readout)
+            messages = publications(readout, session)
             for message in messages:
                 await client.publish(
                     message.topic, message.payload, qos=message.qos, retain=message.retain, timeout=CONNECT_TIMEOUT_S
                 )
-            kept = (await retained_sessions(client, [birth_topic])).get(birth_topic)
-            if kept != session:
+            kept = (await retained_births(client, [birth_topic])).get(birth_topic)
+            if kept is None or kept.session != session:
                 raise GatewayError(
-                    f"{item.source}: the broker did not keep the birth of {readout.device_id} (holds session {kept}, "
-                    f"published {session}): may the gateway account publish for site {readout.site}? "
-                    f"(pumptwin broker gateway-site {readout.site})"
+                    f"{item.source}: the broker did not keep the birth of {readout.device_id} (holds session "
+                    f"{kept.session if kept else None}, published {session}): may the gateway account publish for "
+                    f"site {readout.site}? (pumptwin broker gateway-site {readout.site})"
                 )
-            held[birth_topic] = session
-            again = " again" if current == session else ""
+            held[birth_topic] = kept
+            again = " again" if current is not None and current.session == session else ""
             detail = f"{len(messages)} messages{again} (session {session})"
-            outcomes.append(_outcome(item, OutcomeStatus.PUBLISHED, len(messages), detail))
+            outcomes.append(_outcome(item, OutcomeStatus.PUBLISHED, len(messages), detail, session))
             log.info("published %s: %s interrogated %s", item.source, readout.device_id, readout.interrogated_at)
     return outcomes
 
 
-def _superseded(session: int) -> str:
-    when = EARLIEST_INTERROGATION + timedelta(seconds=session)
-    return f"not published: the broker holds a newer interrogation of this pump ({when:%Y-%m-%d %H:%M} UTC)"
+def _superseded(held: Birth) -> str:
+    return f"not published: the broker holds a newer interrogation of this pump ({held.device_time.isoformat()})"
 
 
-def _outcome(item: Loaded, status: OutcomeStatus, messages: int, detail: str) -> Outcome:
+def _outcome(item: Loaded, status: OutcomeStatus, messages: int, detail: str, session: int) -> Outcome:
     readout = item.readout
     return Outcome(
         source=item.source,
         site=readout.site,
         device_id=readout.device_id,
         interrogated_at=readout.interrogated_at,
-        session=session_of(readout),
+        session=session,
         status=status,
         messages=messages,
         detail=detail,
