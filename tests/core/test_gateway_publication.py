@@ -9,9 +9,11 @@ import pytest
 
 from twin.contract.codec import CHANNELS, decode_device_message
 from twin.contract.messages import (
+    MAX_EVENT_LOG_ENTRIES,
     AlarmEvent,
     AlarmEventType,
     Birth,
+    DeviceLogKind,
     DeviceStatus,
     InfusionMode,
     MotorState,
@@ -19,9 +21,18 @@ from twin.contract.messages import (
     StatusReason,
 )
 from twin.contract.topics import Channel, parse_topic
-from twin.gateway.publication import alarm_id, publications, rate_at, session_of, state_of
-from twin.gateway.readout import Interrogation
+from twin.gateway.publication import (
+    SESSION_SLOT,
+    alarm_id,
+    birth_of,
+    publications,
+    rate_at,
+    session_of,
+    state_of,
+)
+from twin.gateway.readout import EARLIEST_INTERROGATION, Interrogation, PatientBolusEvent
 from twin.gateway.readout_file import load_readout
+from twin.mirror.device_twin import MAX_SESSION_JUMP
 from twin.mirror.prediction import predict
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "interrogations"
@@ -128,3 +139,46 @@ def test_a_stalled_or_failed_pump_is_reported_not_infusing() -> None:
     assert state.stop_reason is not None
     assert state.stop_reason.value == "motor_stall"
     assert state.current_rate_ml_per_day == 0.0
+
+
+def test_the_event_log_goes_into_the_state_as_the_contract_carries_it() -> None:
+    readout = _readout("pain-0097-2026-09-14.interrogation.json")
+    log = state_of(readout).event_log
+    assert len(log) == min(len(readout.events), MAX_EVENT_LOG_ENTRIES)
+    assert [e.at for e in log] == [e.at for e in readout.events[-len(log) :]]  # the latest, oldest first
+    boluses = [e for e in readout.events if isinstance(e, PatientBolusEvent)]
+    accepted = [e for e in log if e.kind is DeviceLogKind.PATIENT_BOLUS]
+    refused = [e for e in log if e.kind is DeviceLogKind.PATIENT_BOLUS_REFUSED]
+    assert len(accepted) == sum(1 for e in boluses if e.accepted)
+    assert [e.detail for e in refused] == [e.reason for e in boluses if not e.accepted]
+    assert {e.volume_ml for e in accepted} == {0.02}
+    refills = [e for e in log if e.kind is DeviceLogKind.REFILL]
+    last = readout.last_refill
+    assert last is not None
+    assert refills[-1].measured_residual_ml == last.measured_residual_ml
+    assert refills[-1].expected_residual_ml == last.calculated_residual_ml
+    assert refills[-1].concentration_after_mg_per_ml == last.concentration_mg_per_ml
+    # a refill carries the concentration of the refill before it: what the concentration check compares
+    series = _readout("itb-0412-2026-05-11.interrogation.yaml")
+    logged = [e for e in state_of(series).event_log if e.kind is DeviceLogKind.REFILL]
+    assert logged[0].concentration_before_mg_per_ml is None
+    assert {e.concentration_before_mg_per_ml for e in logged[1:]} == {2.0}
+    assert [e.kind for e in state_of(series).event_log][-1] is DeviceLogKind.REPROGRAM
+
+
+def test_sessions_are_slots_the_twin_believes_and_follow_the_held_birth() -> None:
+    first, second = (load_readout(p) for p in SERIES[:2])
+    assert session_of(first) == (first.interrogated_at - EARLIEST_INTERROGATION) // SESSION_SLOT
+    assert 0 < session_of(second) - session_of(first) <= MAX_SESSION_JUMP
+    held = birth_of(first)
+    assert session_of(first, held) == held.session  # the same interrogation again: the same session
+    assert session_of(second, held) == session_of(second)  # the next visit: its own slot
+    # read again three minutes later (the same slot): the next session
+    after = first.model_copy(update={"interrogated_at": first.interrogated_at + timedelta(minutes=3)})
+    assert session_of(after) == session_of(first)
+    assert session_of(after, held) == held.session + 1
+    # a pump unread for three years: beyond what the twin believes, so kept within its jump
+    late = first.model_copy(update={"interrogated_at": first.interrogated_at + timedelta(days=3 * 365)})
+    assert session_of(late) - held.session > MAX_SESSION_JUMP
+    assert session_of(late, held) == held.session + MAX_SESSION_JUMP
+    assert all(m.message.session == held.session + 1 for m in publications(after, session_of(after, held)))

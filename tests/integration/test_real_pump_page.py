@@ -14,11 +14,11 @@ from tests.harness.browser import chromium, screenshot_path
 from tests.harness.mqtt import hostname_port
 from tests.harness.servers import Mosquitto
 from tests.harness.waiting import until
+from twin.app.serve import running_twin
 from twin.gateway.publication import publications
 from twin.gateway.readout_file import load_readout
 from twin.mqtt_endpoint import MqttEndpoint
 from twin.roles import Role
-from twin.service.runtime import running_twin
 from twin.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -32,9 +32,9 @@ async def test_the_device_page_shows_the_pump_between_interrogations(mosquitto: 
     settings = Settings()
     settings.data_dir = tmp_path
     settings.http.port = 0
-    settings.influx.url = None
     host, port = hostname_port(mosquitto.url)
-    async with running_twin(settings, MqttEndpoint.parse(mosquitto.url), client_id="page-twin") as twin:
+    endpoint = MqttEndpoint.parse(mosquitto.url)
+    async with running_twin(settings, endpoint, client_id="page-twin", with_influx=False) as twin:
         async with asyncio.timeout(10):
             await twin.mqtt_connected.wait()
         assert twin.users is not None
@@ -43,12 +43,8 @@ async def test_the_device_page_shows_the_pump_between_interrogations(mosquitto: 
             for path in VISITS:
                 for message in publications(load_readout(path)):
                     await gateway.publish(message.topic, message.payload, qos=message.qos, retain=message.retain)
-        await until(
-            lambda: (
-                len(twin.service.visits.get("itb-0412", ()).checks if "itb-0412" in twin.service.visits else ()) == 1
-            ),
-            timeout_s=10,
-        )  # type: ignore[arg-type]
+        key = ("st-olaf-clinic", "itb-0412")
+        await until(lambda: key in twin.service.fleet.visits and len(twin.service.fleet.visits[key].checks) == 1)
         async with chromium() as browser:
             page = await browser.new_page(viewport={"width": 1280, "height": 1100})
             errors: list[str] = []
@@ -64,9 +60,11 @@ async def test_the_device_page_shows_the_pump_between_interrogations(mosquitto: 
             assert "real pump (read-only mirror)" in text
             assert "Last interrogation" in text
             assert "Reservoir now (predicted)" in text
+            assert "Next visit due" in text
+            assert "(planned refill)" in text
             row = page.locator("tr.discrepancy")
             assert await row.count() == 1
             cells = await row.locator("td").all_text_contents()
-            assert cells[1:] == ["7.18 mL", "9.60 mL", "+2.42 mL", "beyond ±1 mL"]
+            assert cells[1:] == ["7.18 mL", "9.60 mL", "+2.42 mL", "beyond ±1 mL", "0 logged, 0.00 mL"]
             await page.screenshot(path=screenshot_path("device-real-pump"), full_page=True)
             assert errors == []

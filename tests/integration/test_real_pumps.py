@@ -25,6 +25,7 @@ import yaml
 from fhir.resources.R4B.device import Device
 
 from tests.harness.accounts import add_accounts, sign_in
+from tests.harness.inproc import new_service
 from tests.harness.servers import Mosquitto
 from tests.harness.waiting import until
 from twin.api.app import create_app
@@ -33,12 +34,12 @@ from twin.gateway.inbox import REASON_SUFFIX, Inbox
 from twin.gateway.publication import session_of
 from twin.gateway.readout import Interrogation
 from twin.gateway.readout_file import load_readout
+from twin.mirror.device_twin import DeviceTwin
 from twin.mqtt_endpoint import MqttEndpoint
 from twin.roles import Role
 from twin.service.mqtt_link import run_link
-from twin.service.twin_service import TwinService
+from twin.service.twin_service import QueueOutbox, TwinService
 from twin.settings import AuthSettings
-from twin.store.journal import Journal
 from twin.store.users import UserStore
 
 pytestmark = pytest.mark.integration
@@ -49,6 +50,7 @@ EXAMPLES = ROOT / "examples" / "interrogations"
 SERIES = sorted(EXAMPLES.glob("itb-0412-*.interrogation.yaml"))
 OTHERS = sorted(EXAMPLES.glob("pain-*.interrogation.json"))
 SITE = "st-olaf-clinic"
+KEY = (SITE, "itb-0412")
 PUMPTWIN = str(Path(sys.executable).with_name("pumptwin"))
 TOLERANCE_20_ML = 1.0  # DOMAIN.md: a refill discrepancy is flagged above 1 mL for a 20 mL pump
 
@@ -121,7 +123,7 @@ def broker(tmp_path: Path) -> Iterator[tuple[Mosquitto, dict[str, str]]]:
 async def _stack(broker: tuple[Mosquitto, dict[str, str]], data: Path) -> AsyncIterator[Stack]:
     server, passwords = broker
     clock = Clock(load_readout(SERIES[0]).interrogated_at)
-    service = TwinService(Journal(data / "journal.sqlite"), clock=clock)
+    service = await new_service(data / "journal.sqlite", clock=clock)
     users = UserStore(data / "users.sqlite")
     add_accounts(users, at=clock.now)
     app = create_app(service, users=users, auth=AuthSettings())
@@ -137,17 +139,21 @@ async def _stack(broker: tuple[Mosquitto, dict[str, str]], data: Path) -> AsyncI
         stop.set()
         await link
         users.close()
-        service.journal.close()
+        await service.store.close()
+
+
+def _twin(service: TwinService, device_id: str = "itb-0412") -> DeviceTwin | None:
+    return service.fleet.devices.get((SITE, device_id))
 
 
 def _applied(service: TwinService, readout: Interrogation) -> bool:
-    twin = service.twins.get(readout.device_id)
+    twin = service.fleet.devices.get((readout.site, readout.device_id))
     return twin is not None and twin.reported is not None and twin.reported.session == session_of(readout)
 
 
-def _fingerprint(service: TwinService) -> tuple[object, ...]:
-    twins = tuple(sorted((d, t.version, t.counters.applied) for d, t in service.twins.items()))
-    return twins, len(service.journal.transitions(limit=100_000)), dict(service.visits)
+async def _fingerprint(service: TwinService) -> tuple[object, ...]:
+    twins = tuple(sorted((k, t.version, t.counters.applied) for k, t in service.fleet.devices.items()))
+    return twins, len(await service.store.transitions(limit=100_000)), dict(service.fleet.visits)
 
 
 async def test_a_year_of_read_outs_through_the_gateway(
@@ -162,7 +168,7 @@ async def test_a_year_of_read_outs_through_the_gateway(
             assert code == 0, err
             assert out.startswith(f"published {path}: {SITE}/itb-0412"), out
             await until(lambda r=readout: _applied(service, r), timeout_s=10)  # type: ignore[misc]
-            service.tick(stack.clock.now)
+            await service.tick(stack.clock.now)
             await sign_in(api, Role.INSTRUCTOR)  # months went by on the twin's clock: a new shift, a new login
             detail = (await api.get("/api/devices/itb-0412")).json()
             assert detail["identity"]["simulated"] is False
@@ -186,15 +192,20 @@ async def test_a_year_of_read_outs_through_the_gateway(
             if beyond:
                 assert "twin predicted" in discrepancy[0]["message"]
                 assert "under-infusion" in discrepancy[0]["message"]
+            assert check["compared_with"] == "twin_prediction"
             stack.outcomes.append((path.name, check["predicted_residual_ml"], refill.measured_residual_ml, beyond))
+        for name, predicted, measured, beyond in stack.outcomes:  # the figures, for a run with -s
+            print(f"{name}: predicted {predicted:.2f} mL, measured {measured:.2f} mL, {'ALERT' if beyond else 'ok'}")
         flagged = [name for name, *_, beyond in stack.outcomes if beyond]
         assert flagged == ["itb-0412-2026-06-29.interrogation.yaml"]
-        journal = service.journal.transitions(device_id="itb-0412", limit=10_000)
+        journal = await service.store.transitions(device_id="itb-0412", limit=10_000)
         assert {t.code for t in journal} >= {"refill_discrepancy", "reservoir_low"}  # the pump's log came in too
 
         # importing the whole year again changes nothing in the twin
-        before = _fingerprint(service)
-        duplicates = service.twins["itb-0412"].counters.duplicates
+        before = await _fingerprint(service)
+        twin = _twin(service)
+        assert twin is not None
+        duplicates = twin.counters.duplicates
         code, out, err = await stack.gateway("import", *map(str, reversed(SERIES)), "--mqtt", stack.broker.url)
         assert code == 0, err
         lines = out.splitlines()
@@ -202,9 +213,9 @@ async def test_a_year_of_read_outs_through_the_gateway(
         assert [line.split(" ", 1)[0] for line in lines] == ["skipped"] * (len(SERIES) - 1) + ["published"]
         assert lines[-1].endswith(f"again (session {session_of(load_readout(SERIES[-1]))})")
         # the newest interrogation is published again (birth, 2 alarm events, state): the twin drops the repeats
-        await until(lambda: service.twins["itb-0412"].counters.duplicates == duplicates + 4, timeout_s=10)
-        service.tick(stack.clock.now)
-        assert _fingerprint(service) == before
+        await until(lambda: _twin(service).counters.duplicates == duplicates + 4, timeout_s=10)  # type: ignore[union-attr]
+        await service.tick(stack.clock.now)
+        assert await _fingerprint(service) == before
         assert service.reject_counts == {}
 
         # the other examples import cleanly; every pump is listed as real
@@ -233,12 +244,13 @@ async def test_a_year_of_read_outs_through_the_gateway(
         refill = {"type": "refill", "volume_ml": 40.0, "drug": "morphine", "concentration_mg_per_ml": 10.0}
         answer = await api.post(f"/api/alarms/{alarm['key']}/responses", json={"action": "refill", "command": refill})
         assert answer.status_code == 403, answer.text
-        assert service.journal.responses(key=alarm["key"]) == []
-        assert not service.outbound
-        assert not service.commands
+        assert await service.store.responses(key=alarm["key"]) == []
+        assert isinstance(service.outbox, QueueOutbox)
+        assert not service.outbox.queue
+        assert not service.fleet.commands
 
         # and FHIR serves them
-        fhir = await api.get("/fhir/Device/itb-0412")
+        fhir = await api.get(f"/fhir/Device/{SITE}.itb-0412")
         assert fhir.status_code == 200
         device = Device.model_validate(fhir.json())
         assert device.serialNumber == "NGP204512H"
@@ -276,7 +288,7 @@ async def test_corrupted_read_outs_are_refused_with_their_field_and_publish_noth
             assert where in err, err
             assert "nothing was published" in err
         await asyncio.sleep(0.5)
-        assert stack.service.twins == {}  # not even the good file of the batch went out
+        assert len(stack.service.fleet.devices) == 0  # not even the good file of the batch went out
 
         # a site the gateway account was not given: the broker drops it, the read-back says so
         other = load_readout(SERIES[0]).model_copy(update={"site": "other-clinic"})
@@ -285,7 +297,7 @@ async def test_corrupted_read_outs_are_refused_with_their_field_and_publish_noth
         code, _, err = await stack.gateway("import", str(elsewhere), "--mqtt", stack.broker.url)
         assert code == 2, err
         assert "pumptwin broker gateway-site other-clinic" in err, err
-        assert stack.service.twins == {}
+        assert len(stack.service.fleet.devices) == 0
 
 
 async def test_the_watched_inbox_publishes_moves_and_rejects(
@@ -310,7 +322,7 @@ async def test_the_watched_inbox_publishes_moves_and_rejects(
             assert where in reason
             assert "nothing was published" in reason
             await until(lambda: _applied(stack.service, load_readout(newer)), timeout_s=10)
-            assert "pain-0097" not in stack.service.twins
+            assert _twin(stack.service, "pain-0097") is None
             # an older visit dropped after a newer one is not published over it
             shutil.copy(older, inbox_dir / older.name)
             await until(lambda: (inbox_dir / "published" / (older.name + REASON_SUFFIX)).exists(), timeout_s=15)

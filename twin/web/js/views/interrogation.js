@@ -1,7 +1,9 @@
 // A real pump between visits: the last interrogation and its age, what the twin predicts since then
-// (low reservoir, empty, ERI, end of service: each date, and whether it has passed), and the refill
-// checks of consecutive read-outs (the residual the twin predicted from the visit before against the one
-// measured). Fed by the `interrogation` block of GET /api/devices/{id}; null for simulated pumps.
+// (low reservoir, empty, ERI, end of service: each date, and whether it has passed), when the next visit is
+// due (overdue exactly when the twin's "interrogation overdue" alert is up: the server applies one rule to
+// both), and the refill checks of consecutive read-outs (the residual the twin predicted from the visit
+// before, less the logged patient boluses, against the one measured). Fed by the `interrogation` block of
+// GET /api/devices/{id}; null for simulated pumps.
 
 import { duration, when } from "../clock.js";
 import { h } from "../dom.js";
@@ -12,6 +14,12 @@ function ml(v) {
 
 function signed(v) {
   return v === null || v === undefined ? "—" : `${v > 0 ? "+" : ""}${Number(v).toFixed(2)} mL`;
+}
+
+function visit(next) {
+  if (!next) return "—";
+  const late = next.overdue ? `; overdue since ${when(next.overdue_from)}` : "";
+  return `${when(next.due_at)} (${next.basis})${late}`;
 }
 
 function dated(entry) {
@@ -38,6 +46,7 @@ export function interrogationPanel(block) {
         ["Elective replacement (ERI)", dated(p.eri)],
         ["End of service", dated(p.eos)],
         ["Planned refill", when(block.next_refill_at)],
+        ["Next visit due", visit(block.next_visit)],
       ].map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]),
     ),
     checks.length
@@ -48,7 +57,7 @@ export function interrogationPanel(block) {
           h(
             "thead",
             {},
-            h("tr", {}, ["Refill", "Predicted", "Pump calculated", "Measured", "Difference", ""].map((t) => h("th", { scope: "col" }, t))),
+            h("tr", {}, ["Refill", "Predicted", "Pump calculated", "Measured", "Difference", "", "Patient boluses"].map((t) => h("th", { scope: "col" }, t))),
           ),
           h(
             "tbody",
@@ -66,6 +75,13 @@ export function interrogationPanel(block) {
                   h("td", {}, ml(c.measured_residual_ml)),
                   h("td", {}, signed(c.difference_ml)),
                   h("td", {}, c.exceeded ? `beyond ±${c.tolerance_ml} mL` : "within tolerance"),
+                  h(
+                    "td",
+                    {},
+                    c.compared_with === "pump_calculation"
+                      ? `${c.patient_boluses}+ logged (log too short: compared with the pump's figure)`
+                      : `${c.patient_boluses} logged, ${ml(c.patient_bolus_ml)}`,
+                  ),
                 ),
               ),
           ),
