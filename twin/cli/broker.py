@@ -176,17 +176,30 @@ def broker_provision(
         str | None,
         typer.Option("--simulator-password-env", help="Environment variable holding the simulator's password."),
     ] = None,
+    gateway_sites: Annotated[
+        str, typer.Option("--gateway-sites", help="Comma-separated real sites whose read-outs the gateway publishes.")
+    ] = "",
+    gateway_password_env: Annotated[
+        str | None,
+        typer.Option("--gateway-password-env", help="Environment variable holding the read-out gateway's password."),
+    ] = None,
     password_file: PasswordFileOption = DEFAULT_PASSWORD_FILE,
     acl_file: AclFileOption = DEFAULT_ACL_FILE,
     owner: OwnerOption = None,
 ) -> None:
-    """Set up the service side in one idempotent step (the compose init): simulation sites, twin, simulator."""
+    """Set up the service side in one idempotent step (the compose init): simulation sites, gateway sites, and
+    the twin's, the simulator's and the gateway's passwords."""
     accounts = _broker_accounts(password_file, acl_file, owner)
     sites = [s.strip() for s in simulation_sites.split(",") if s.strip()]
+    real = [s.strip() for s in gateway_sites.split(",") if s.strip()]
     with _account_errors():
         changed = accounts.add_simulation_sites(sites)
         typer.echo(f"simulation sites {', '.join(sites) or '(none)'}: {'added' if changed else 'in place'}", err=True)
-        for account, env in (("twin", twin_password_env), ("simulator", simulator_password_env)):
+        if real:
+            changed = accounts.add_gateway_sites(real)
+            typer.echo(f"gateway sites {', '.join(real)}: {'added' if changed else 'in place'}", err=True)
+        services = (("twin", twin_password_env), ("simulator", simulator_password_env), ("gateway", gateway_password_env))
+        for account, env in services:
             if env is not None:
                 _report(accounts.issue_service(account, password=password_from_env(env)), f"service account {account}")
 
