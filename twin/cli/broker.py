@@ -198,7 +198,11 @@ def broker_provision(
         if real:
             changed = accounts.add_gateway_sites(real)
             typer.echo(f"gateway sites {', '.join(real)}: {'added' if changed else 'in place'}", err=True)
-        services = (("twin", twin_password_env), ("simulator", simulator_password_env), ("gateway", gateway_password_env))
+        services = (
+            ("twin", twin_password_env),
+            ("simulator", simulator_password_env),
+            ("gateway", gateway_password_env),
+        )
         for account, env in services:
             if env is not None:
                 _report(accounts.issue_service(account, password=password_from_env(env)), f"service account {account}")
