@@ -10,9 +10,14 @@ clinic cannot see it, so no trainee, viewer, dashboard or integration may. The o
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from twin.mirror.prediction import HORIZON
+
+FORECAST_DAYS: Final = HORIZON.days
+"""The forecast's horizon in days (:data:`twin.mirror.prediction.HORIZON`, three years)."""
 
 
 class ApiView(BaseModel):
@@ -39,16 +44,33 @@ class DeviceSummary(ApiView):
     highest_priority: Literal["high", "medium", "low"] | None
     last_seen_at: datetime | None = Field(description="wall time the twin last heard from the device")
     device_time: datetime | None = Field(description="device time of the latest message")
-    device_now: datetime | None = Field(default=None, description="what the device's clock reads now (estimated)")
+    as_of: datetime | None = Field(default=None, description="wall time this summary was made (the twin's clock)")
+    device_now: datetime | None = Field(
+        default=None, description="what the device's clock reads at `as_of` (simulation time for simulated pumps)"
+    )
+    clock_rate: float = Field(
+        default=1.0, description="device seconds per wall second of `device_now` (0: the simulation stands still)"
+    )
+    reported_device_time: datetime | None = Field(default=None, description="device time of the latest state")
     report_age_s: float | None = Field(
-        default=None, description="seconds of device time since the latest message (simulated time for simulated pumps)"
+        default=None, description="seconds of device time since the latest state (simulated time for simulated pumps)"
+    )
+    message_age_s: float | None = Field(
+        default=None, description="seconds of device time since the latest message of any kind"
     )
     implant_date: datetime | None = None
+    implant_age_days: float | None = Field(default=None, description="days of device time since the implant")
     low_reservoir_at: datetime | None = Field(default=None, description="predicted (device time)")
     empty_at: datetime | None = Field(default=None, description="predicted (device time)")
-    refill_planned_at: datetime | None = Field(default=None, description="the pump's refill reminder (device time)")
+    days_to_empty: float | None = Field(
+        default=None, description="days of device time from `device_now` to `empty_at` (negative: past)"
+    )
+    refill_due_at: datetime | None = Field(default=None, description="the pump's refill reminder (device time)")
     eri_at: datetime | None = Field(default=None, description="elective replacement indicator, reached or predicted")
     eos_at: datetime | None = Field(default=None, description="end of service, scheduled or predicted")
+    forecast_days: int = Field(
+        default=FORECAST_DAYS, description="how far ahead dates are forecast: a date beyond is null, not unknown"
+    )
     version: int
 
 
@@ -243,7 +265,7 @@ class DeviceDetail(ApiView):
     telemetry: dict[str, Any] | None = Field(description="the latest sample, as the pump reported it")
     predicted: Prediction | None
     device_now: datetime | None
-    clock_rate: float
+    clock_rate: float = Field(description="device seconds per wall second of `device_now`, as in the summary")
     report_interval_s: float | None
     session: int | None
     last_seq: int | None

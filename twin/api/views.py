@@ -42,6 +42,14 @@ def summary(fleet: Fleet, twin: DeviceTwin, now: datetime) -> models.DeviceSumma
     reservoir_at = tele.device_time if newer_tele and tele else (state.device_time if state else None)
     device_now = fleet.device_now(twin, now)
     outlook = fleet.forecast(twin)
+    implant = twin.birth.implant_date if twin.birth else None
+    empty_at = outlook.empty_at if outlook else None
+
+    def age_s(since: datetime | None) -> float | None:
+        """Device seconds from ``since`` to ``device_now`` (never negative: a clock estimate lags)."""
+        return max(0.0, (device_now - since).total_seconds()) if device_now is not None and since is not None else None
+
+    implant_age_s = age_s(implant)
     return models.DeviceSummary(
         device_id=twin.device_id,
         site=twin.site,
@@ -60,16 +68,22 @@ def summary(fleet: Fleet, twin: DeviceTwin, now: datetime) -> models.DeviceSumma
         highest_priority=highest_priority(alarms),
         last_seen_at=twin.last_seen_at,
         device_time=twin.last_device_time,
+        as_of=now,
         device_now=device_now,
-        report_age_s=(
-            (device_now - twin.last_device_time).total_seconds()
-            if device_now is not None and twin.last_device_time is not None
+        clock_rate=fleet.clock_rate(twin),
+        reported_device_time=state.device_time if state else None,
+        report_age_s=age_s(state.device_time if state else None),
+        message_age_s=age_s(twin.last_device_time),
+        implant_date=implant,
+        implant_age_days=implant_age_s / 86400.0 if implant_age_s is not None else None,
+        low_reservoir_at=outlook.low_reservoir_at if outlook else None,
+        empty_at=empty_at,
+        days_to_empty=(
+            (empty_at - device_now).total_seconds() / 86400.0
+            if empty_at is not None and device_now is not None
             else None
         ),
-        implant_date=twin.birth.implant_date if twin.birth else None,
-        low_reservoir_at=outlook.low_reservoir_at if outlook else None,
-        empty_at=outlook.empty_at if outlook else None,
-        refill_planned_at=state.refill_reminder_at if state else None,
+        refill_due_at=state.refill_reminder_at if state else None,
         eri_at=(state.eri_at if state and state.eri_at else outlook.eri_at if outlook else None),
         eos_at=(state.eos_at if state and state.eos_at else outlook.eos_at if outlook else None),
         version=twin.version,
@@ -139,7 +153,7 @@ def detail(fleet: Fleet, twin: DeviceTwin, now: datetime, predictions: Predictio
         telemetry=reported_telemetry(twin.telemetry),
         predicted=prediction_view(predictions.get(fleet, twin, now)),
         device_now=fleet.device_now(twin, now),
-        clock_rate=twin.clock_rate,
+        clock_rate=fleet.clock_rate(twin),
         report_interval_s=twin.report_interval_s,
         session=twin.session,
         last_seq=twin.last_seq,

@@ -66,7 +66,7 @@ from twin.mirror.alerts import (
     silence_limit,
     silent_for,
 )
-from twin.mirror.clock import SiteClock, device_time, newer, site_clock
+from twin.mirror.clock import SiteClock, device_rate, device_time, newer, site_clock
 from twin.mirror.commands import CommandState, TrackedCommand
 from twin.mirror.device_twin import RECORDED, DeviceTwin, Presence, Verdict, mark_silent, order
 from twin.mirror.effects import (
@@ -156,6 +156,13 @@ class Fleet(NamedTuple):
         if self.config.twin_clock_is_device_clock and twin.simulated is not False:
             return now
         return device_time(twin, self.clocks.get(twin.site), now)
+
+    def clock_rate(self, twin: DeviceTwin) -> float:
+        """Device seconds per wall second of :meth:`device_now` (1 when the twin's clock is the
+        device's)."""
+        if self.config.twin_clock_is_device_clock and twin.simulated is not False:
+            return 1.0
+        return device_rate(twin, self.clocks.get(twin.site))
 
     def forecast(self, twin: DeviceTwin) -> Forecast | None:
         """The dates the device's latest state implies (cached per state)."""
