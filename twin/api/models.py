@@ -190,6 +190,71 @@ class TelemetrySample(ApiView):
     infusing: bool
 
 
+class PredictedDate(ApiView):
+    """A date the twin predicts from the last read-out, and whether it has already passed (wall clock)."""
+
+    at: datetime | None = Field(description="null: not within the pump model's horizon (3 years)")
+    passed: bool
+
+
+class InterrogationOutlook(ApiView):
+    """A real pump now, as the twin predicts it from its last read-out."""
+
+    at: datetime
+    reservoir_ml: float
+    battery_percent: float
+    low_reservoir: PredictedDate
+    empty: PredictedDate
+    eri: PredictedDate
+    eos: PredictedDate
+
+
+class NextVisit(ApiView):
+    """When the pump should next be read; ``overdue`` holds exactly while the ``interrogation_overdue``
+    alert's condition does (the same rule)."""
+
+    due_at: datetime
+    basis: str = Field(description="planned refill, predicted low-reservoir date or drug's stability limit")
+    overdue_from: datetime = Field(description="due_at plus the clinic's grace period")
+    overdue: bool
+
+
+class RefillCheck(ApiView):
+    """One refill of a real pump, checked against the twin's prediction from the read-out before it."""
+
+    refill_at: datetime
+    basis_at: datetime = Field(description="the interrogation the prediction started from")
+    interrogated_at: datetime = Field(description="the interrogation that reported this refill")
+    program_residual_ml: float = Field(description="predicted from the previous read-out's program alone")
+    patient_boluses: int = Field(description="accepted patient boluses the new read-out's log shows in between")
+    patient_bolus_ml: float
+    bolus_log_complete: bool = Field(description="the event log reaches back to the previous read-out")
+    predicted_residual_ml: float = Field(description="program_residual_ml less the logged patient boluses")
+    calculated_residual_ml: float = Field(description="the pump's own calculated residual")
+    measured_residual_ml: float | None
+    compared_with: Literal["twin_prediction", "pump_calculation"] = Field(
+        description="pump_calculation when the bolus log does not reach back (the boluses counted are a lower bound)"
+    )
+    difference_ml: float | None = Field(description="measured minus what it was compared with")
+    unexplained_ml: float = Field(description="predicted minus the pump's calculated residual")
+    tolerance_ml: float
+    exceeded: bool
+
+
+class Interrogation(ApiView):
+    """A real pump between visits (null for a simulated pump): the last read-out and its age (wall clock),
+    the twin's prediction since, the next visit, and the refill checks of consecutive read-outs."""
+
+    last_interrogation_at: datetime
+    age_s: float
+    reported_reservoir_ml: float = Field(description="calculated by the pump at the last interrogation")
+    next_refill_at: datetime | None = Field(description="the pump's refill reminder")
+    next_visit: NextVisit
+    predicted: InterrogationOutlook | None = Field(description="null when the pump model cannot start from the state")
+    last_refill_check: RefillCheck | None = Field(description="the check of the last refill, if the twin made one")
+    refill_checks: list[RefillCheck] = Field(description="oldest first")
+
+
 class DeviceDetail(ApiView):
     """One device: identity, reported state, latest sample, prediction, side by side with their times."""
 
@@ -207,6 +272,9 @@ class DeviceDetail(ApiView):
     counters: Counters
     alarms: list[AlarmView]
     commands: list[CommandView]
+    interrogation: Interrogation | None = Field(
+        default=None, description="real pumps: the last interrogation and the twin between visits"
+    )
 
 
 class SimulatorTruth(ApiView):

@@ -15,6 +15,7 @@ import { deviceAgeS, deviceWhen, span } from "../device-clock.js";
 import { fill, h } from "../dom.js";
 import { guidanceBlock } from "../guidance.js";
 import { cueCard } from "./patient-reports.js";
+import { interrogationPanel } from "./interrogation.js";
 
 const DETAIL_EVERY_MS = 2000;
 const HISTORY_EVERY_MS = 10000;
@@ -140,6 +141,7 @@ export function deviceView(ctx, deviceId) {
         ),
         h("tbody", {}, rows.map(([label, ...values]) => h("tr", {}, h("th", { scope: "row" }, label), values.map((v) => h("td", {}, v))))),
       ),
+      interrogationPanel(detail.interrogation),
     );
     drawCommands();
     prefillCommand();
