@@ -79,6 +79,7 @@ async def test_a_stale_fence_writes_nothing_of_any_kind(db: Database) -> None:
     assert (restored.alarms, restored.snapshots, restored.device_events, restored.commands) == ({}, [], frozenset(), [])
     assert await journal.responses() == []
     assert await journal.training_events() == []
+    assert (await journal.escalations(), await journal.frames(), restored.escalations) == ([], [], [])
 
 
 async def test_no_lease_or_a_released_lease_fences_everything_out(db: Database) -> None:
