@@ -97,6 +97,7 @@ ALARM_COLUMNS: Final[tuple[Column, ...]] = (
     ("shelved_by", "text"),
     ("version", "int4"),
     ("unacknowledged_since", "timestamptz"),
+    ("latch_pending", "bool"),
 )
 
 RESPONSE_COLUMNS: Final[tuple[Column, ...]] = (
@@ -335,12 +336,13 @@ def alarm_row(a: Alarm) -> tuple[object, ...]:
         a.shelved_by,
         a.version,
         a.unacknowledged_since,
+        a.latch_pending,
     )
 
 
 def alarm_from(row: Sequence[Any]) -> Alarm:
     (key, device_id, site, code, source, priority, latching, message, raised_at, condition_active, state) = row[:11]
-    cleared_at, acknowledged_by, acknowledged_at, silenced_until, shelved_until, shelved_by, version, unack = row[11:]
+    cleared_at, acknowledged_by, acknowledged_at, silenced_until, shelved_until, shelved_by, version, unack = row[11:19]
     return Alarm(
         key=key,
         device_id=device_id,
@@ -361,6 +363,7 @@ def alarm_from(row: Sequence[Any]) -> Alarm:
         shelved_by=shelved_by,
         version=version,
         unacknowledged_since=_utc(unack),
+        latch_pending=row[19],
     )
 
 

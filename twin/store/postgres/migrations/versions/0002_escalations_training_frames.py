@@ -1,4 +1,5 @@
-"""Escalations of unanswered alarms and the pump frames of training sessions.
+"""Escalations of unanswered alarms, the pump frames of training sessions, and the latch an
+alarm keeps while it is suppressed.
 
 Revision ID: 0002
 Revises: 0001
@@ -14,7 +15,17 @@ PostgreSQL's types:
 * ``training_frame``: every :class:`~twin.training.frames.PumpFrame` (what a session pump showed:
   a replay plays them back). Identity ``(session_id, site, device_id, seq)`` (unique).
 
-Both are append-only: ``UPDATE``, ``DELETE`` and ``TRUNCATE`` are refused by trigger (SQLSTATE
+* ``current_alarm.latch_pending``: :attr:`~twin.alarms.lifecycle.Alarm.latch_pending` (a latched
+  occurrence nobody acknowledged is hidden by a shelve or out of service: it comes back
+  cleared-unacknowledged, never normal), which revision 0001 did not keep, so a store planned a
+  shelved alarm's next transition against an alarm without it. Existing rows are filled from the
+  journal by the lifecycle's rule: a latching alarm now shelved or out of service owes its
+  acknowledgement iff, since it last was neither, it entered suppression from ``AU``/``CU`` or
+  its condition returned (``raise``). The row trigger (versions only move forward) is off for that
+  one update; a CHECK then holds the lifecycle's invariant (only for a latching alarm, only while
+  shelved or out of service).
+
+The two new tables are append-only: ``UPDATE``, ``DELETE`` and ``TRUNCATE`` are refused by trigger (SQLSTATE
 23001, ``restrict_violation``) with revision 0001's ``pumptwin_append_only()``. Indexes serve
 the store's reads: by key, by site (restore of some partitions' sites) and by time for
 escalations; by session and by time for frames, each in journal order (``id``).
@@ -70,6 +81,22 @@ CREATE TABLE training_frame (
 );
 CREATE INDEX training_frame_session ON training_frame (session_id, id);
 CREATE INDEX training_frame_at ON training_frame (at);
+
+ALTER TABLE current_alarm ADD COLUMN latch_pending boolean NOT NULL DEFAULT false;
+ALTER TABLE current_alarm DISABLE TRIGGER current_alarm_moves_on;
+UPDATE current_alarm AS c SET latch_pending = true
+WHERE c.latching AND c.state IN ('shelved', 'out_of_service') AND EXISTS (
+    SELECT 1 FROM alarm_journal AS j
+    WHERE j.key = c.key
+      AND j.version > (
+          SELECT coalesce(max(o.version), 0) FROM alarm_journal AS o
+          WHERE o.key = c.key AND o.to_state NOT IN ('shelved', 'out_of_service')
+      )
+      AND (j.event = 'raise' OR j.from_state IN ('active_unacknowledged', 'cleared_unacknowledged'))
+);
+ALTER TABLE current_alarm ENABLE TRIGGER current_alarm_moves_on;
+ALTER TABLE current_alarm ADD CONSTRAINT current_alarm_latch_pending
+    CHECK (NOT latch_pending OR (latching AND state IN ('shelved', 'out_of_service')));
 """
 
 
