@@ -1,12 +1,15 @@
 """Broker accounts: who may connect to the Mosquitto broker, and what each account may publish and read.
 
-Three kinds of account, each a username in Mosquitto's password file with its rights in the ACL file:
+Four kinds of account, each a username in Mosquitto's password file with its rights in the ACL file:
 
 * a **device** (username = device id): publishes only its own topics
   (``pumptwin/v1/<site>/<id>/{birth,state,telemetry,alarm,status,cmd/result}``) and reads only its own ``cmd``;
 * **twin**: reads everything under ``pumptwin/v1/#``; writes ``cmd`` only in simulation sites;
 * **simulator**: publishes for any device of a simulation site and reads those devices' ``cmd``;
   it also publishes the site's simulation clock (``pumptwin/v1/{site}/clock``).
+* **gateway**: publishes interrogation read-outs of real pumps (``birth``, ``state``, ``alarm``, ``status``) for
+  any device of a *gateway site*, and reads those devices' retained ``birth`` (to know which interrogation the
+  broker holds). A gateway site is a real site: never a simulation site, and the twin commands nothing there.
 
 The safety rule of the product (real pumps are read-only mirrors) is enforced here a second time, in the
 broker, below the twin's own check of the ``simulated`` flag: simulated devices live in *simulation sites*,
@@ -48,11 +51,16 @@ from twin.contract.topics import TOPIC_ROOT, Channel, TopicError, validate_id
 
 TWIN_ACCOUNT: Final = "twin"
 SIMULATOR_ACCOUNT: Final = "simulator"
-SERVICE_ACCOUNTS: Final = (TWIN_ACCOUNT, SIMULATOR_ACCOUNT)
+GATEWAY_ACCOUNT: Final = "gateway"
+SERVICE_ACCOUNTS: Final = (TWIN_ACCOUNT, SIMULATOR_ACCOUNT, GATEWAY_ACCOUNT)
 """Usernames that are not device ids; a device may not be called one of these."""
 
 DEVICE_CHANNELS: Final = tuple(spec.channel for spec in CHANNELS.values() if spec.publisher == "device")
 """The channels a device publishes on (taken from the contract, so a new device channel is granted here too)."""
+
+GATEWAY_CHANNELS: Final = (Channel.BIRTH, Channel.STATE, Channel.ALARM, Channel.STATUS)
+"""What a read-out gateway publishes (``twin.gateway.publication``): no telemetry (a read-out is not a stream) and
+no command results (real pumps get no commands)."""
 
 GENERATED_PASSWORD_BYTES: Final = 24
 """Random bytes in a generated password: 192 bits, 32 URL-safe characters. Mosquitto's PBKDF2 uses only 101
@@ -101,6 +109,7 @@ class AccessPolicy:
 
     simulation_sites: frozenset[str] = frozenset()
     devices: tuple[DeviceAccount, ...] = ()
+    gateway_sites: frozenset[str] = frozenset()
 
     def device(self, device_id: str) -> DeviceAccount | None:
         return next((d for d in self.devices if d.device_id == device_id), None)
@@ -145,6 +154,12 @@ class AccessPolicy:
         _valid_id(site, "site")
         if site in self.simulation_sites:
             return self
+        if site in self.gateway_sites:
+            raise AccountError(
+                "site_has_gateway",
+                f"site {site!r} is a gateway site: its pumps are real, and a simulation site lets the twin command "
+                "every device in it",
+            )
         real = sorted(d.device_id for d in self.devices if d.site == site)
         if real:
             raise AccountError(
@@ -153,6 +168,17 @@ class AccessPolicy:
                 "every device in it, so it cannot hold real pumps",
             )
         return dataclasses.replace(self, simulation_sites=self.simulation_sites | {site})
+
+    def with_gateway_site(self, site: str) -> AccessPolicy:
+        """This policy with ``site`` declared a gateway site (the gateway publishes read-outs of its real pumps);
+        refused for a simulation site."""
+        _valid_id(site, "site")
+        if site in self.simulation_sites:
+            raise AccountError(
+                "gateway_in_simulation_site",
+                f"site {site!r} is a simulation site: read-outs of real pumps never go there",
+            )
+        return dataclasses.replace(self, gateway_sites=self.gateway_sites | {site})
 
     def without_device(self, device_id: str) -> AccessPolicy:
         return dataclasses.replace(self, devices=tuple(d for d in self.devices if d.device_id != device_id))
@@ -191,6 +217,17 @@ def render_acl(policy: AccessPolicy) -> str:
         lines.extend(f"topic write {_topic(site, '+', channel)}" for channel in DEVICE_CHANNELS)
         lines.append(f"topic read {_topic(site, '+', Channel.CMD)}")
         lines.append(f"topic write {TOPIC_ROOT}/{site}/{Channel.CLOCK.value}")
+    gateway_sites = sorted(policy.gateway_sites)
+    if gateway_sites:  # no block without sites: files written before the gateway existed read back unchanged
+        lines.append("")
+        lines.append(
+            f"# gateway: publishes read-outs of the real pumps of its sites ({', '.join(gateway_sites)}) "
+            "and reads back their births"
+        )
+        lines.append(f"user {GATEWAY_ACCOUNT}")
+        for site in gateway_sites:
+            lines.extend(f"topic write {_topic(site, '+', channel)}" for channel in GATEWAY_CHANNELS)
+            lines.append(f"topic read {_topic(site, '+', Channel.BIRTH)}")
     for device in sorted(policy.devices):
         kind = "simulated" if policy.is_simulated(device) else "real"
         lines.append("")
@@ -202,6 +239,7 @@ def render_acl(policy: AccessPolicy) -> str:
 
 
 _TWIN_CMD = re.compile(rf"{re.escape(TOPIC_ROOT)}/([^/]+)/\+/cmd")
+_GATEWAY_BIRTH = re.compile(rf"{re.escape(TOPIC_ROOT)}/([^/]+)/\+/birth")
 _DEVICE_TOPIC = re.compile(rf"{re.escape(TOPIC_ROOT)}/([^/]+)/([^/]+)/.+")
 
 
@@ -232,6 +270,11 @@ def parse_acl(text: str) -> AccessPolicy:
         for access, topic in users.get(TWIN_ACCOUNT, [])
         if access == "write" and (m := _TWIN_CMD.fullmatch(topic))
     )
+    gateway_sites = frozenset(
+        m.group(1)
+        for access, topic in users.get(GATEWAY_ACCOUNT, [])
+        if access == "read" and (m := _GATEWAY_BIRTH.fullmatch(topic))
+    )
     devices = []
     for user, rights in users.items():
         if user in SERVICE_ACCOUNTS:
@@ -240,7 +283,7 @@ def parse_acl(text: str) -> AccessPolicy:
         if first is None:
             raise AccountError("acl_edited", f"ACL rights of user {user!r} are not a device's")
         devices.append(DeviceAccount(device_id=user, site=first.group(1)))
-    policy = AccessPolicy(simulation_sites=sites, devices=tuple(sorted(devices)))
+    policy = AccessPolicy(simulation_sites=sites, devices=tuple(sorted(devices)), gateway_sites=gateway_sites)
     expected = render_acl(policy)
     if expected != text:
         _raise_first_difference(expected, text)
@@ -416,8 +459,20 @@ class BrokerAccounts:
             self._write_policy(updated)
             return True
 
+    def add_gateway_sites(self, sites: Iterable[str]) -> bool:
+        """Declare gateway sites: the gateway account may publish read-outs for their real pumps."""
+        with self._locked():
+            policy = self.policy()
+            updated = policy
+            for site in sites:
+                updated = updated.with_gateway_site(site)
+            if updated == policy and self.acl_file.exists():
+                return False
+            self._write_policy(updated)
+            return True
+
     def issue_service(self, account: str, *, password: str | None = None, rotate: bool = False) -> Issued:
-        """Give the twin or the simulator its password; its rights are always in the ACL.
+        """Give the twin, the simulator or the gateway its password; its rights follow from the declared sites.
 
         With ``password`` (an operator's choice, e.g. from ``.env``): set it, unless the stored hash already
         matches. Without: generate one if the account has none (or ``rotate``), and return it.

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from twin.grafana import dashboards, model
+from twin.grafana import dashboards, model, panels
 from twin.grafana.__main__ import main
 from twin.grafana.interpolation import references
 from twin.grafana.model import Dashboard, Panel, Query
@@ -22,7 +22,7 @@ JSON_DIR = ROOT / "dashboards" / "json"
 PROVISIONING = ROOT / "dashboards" / "provisioning"
 FILES = sorted(JSON_DIR.glob("*.json"))
 LOADED: dict[str, dict[str, Any]] = {path.name: json.loads(path.read_text(encoding="utf-8")) for path in FILES}
-MACROS = {"timeFilter", "interval", "__interval", "__interval_ms"}
+MACROS = {"timeFilter", "interval", "__interval", "__interval_ms", "__from", "__to"}
 """What Grafana's InfluxDB backend replaces itself (twin.grafana.interpolation.expand_macros)."""
 
 
@@ -151,13 +151,27 @@ def test_every_reference_is_a_variable_of_the_dashboard_or_a_backend_macro() -> 
         assert variables <= used, f"{name}: variables nobody uses: {sorted(variables - used)}"
 
 
-def test_panel_queries_are_bounded_by_the_dashboards_time_range() -> None:
+def test_every_query_is_bounded_in_time() -> None:
+    """A panel reads the dashboard's range, or (a latest-state panel) the state window that ends
+    with it; a variable's options come from the range too (InfluxDB 3 looks at one day only for an
+    unbounded SHOW TAG VALUES) and are refreshed when it changes. Never now(): a backfilled or
+    accelerated history lies in the future or the past of the wall clock."""
     for name, dashboard in LOADED.items():
         for where, text in _queries(dashboard):
-            if where.startswith("variable"):
-                continue  # SHOW TAG VALUES takes no time range on InfluxDB 1.x
-            assert "$timeFilter" in text, f"{name} {where}"
+            assert "$timeFilter" in text or panels.STATE_WINDOW in text, f"{name} {where}"
             assert "now()" not in text, f"{name} {where}: use $timeFilter, not now()"
+        for variable in dashboard["templating"]["list"]:
+            if variable["type"] == "query":
+                assert variable["refresh"] == 2, f"{name} ${variable['name']}: refresh on time range change"
+
+
+def test_latest_state_panels_look_back_further_than_the_range() -> None:
+    """A pump publishes its state on change only: a panel of latest states filtered by a one-day
+    range would lose every pump that did not change that day."""
+    for name, dashboard in LOADED.items():
+        for where, text in _queries(dashboard):
+            if 'FROM "state"' in text and "last(" in text and "GROUP BY time(" not in text:
+                assert panels.STATE_WINDOW in text, f"{name} {where}: a latest-state query bounded by the range"
 
 
 def test_variables_that_offer_all_are_multi_value() -> None:
@@ -224,9 +238,11 @@ def test_layout_wraps_rows_at_24_columns() -> None:
 
 
 def test_building_dashboards_does_no_io_beyond_writing_the_files() -> None:
-    """model and dashboards import only the standard library and each other; only write_all and
-    stale_files (in dashboards) touch the file system."""
-    for module in (model, dashboards):
+    """model, panels and the dashboard modules import only the standard library and each other;
+    only write_all and stale_files (in dashboards) touch the file system."""
+    from twin.grafana.dashboards import alarms, device, fleet, training
+
+    for module in (model, panels, dashboards, fleet, device, alarms, training):
         tree = ast.parse(inspect.getsource(module))
         imported = {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
         imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
@@ -238,6 +254,12 @@ def test_building_dashboards_does_no_io_beyond_writing_the_files() -> None:
             "pathlib",
             "typing",
             "twin.grafana.model",
+            "twin.grafana.panels",
+            "twin.grafana.dashboards.alarms",
+            "twin.grafana.dashboards.device",
+            "twin.grafana.dashboards.fleet",
+            "twin.grafana.dashboards.training",
+            "twin.pump.model",  # the ERI percentage: one figure, the pump model's
         }
     readers = {
         node.name

@@ -500,3 +500,24 @@ def test_points_module_is_pure() -> None:
     functions = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
     assert not methods & {"now", "utcnow", "today", "fromtimestamp"}
     assert not functions & {"open", "print", "input"}
+
+
+def test_state_point_carries_the_planned_refill_and_the_pumps_eri_date() -> None:
+    from twin.pump.model import BatteryModel
+
+    state = examples.state()
+    assert state.refill_reminder_at is not None
+    assert state.eri_at is None
+    fields = state_point(TAGS, state).fields
+    assert fields["refill_reminder_at_ms"] == int(state.refill_reminder_at.timestamp() * 1000)
+    # before ERI: the date the battery reaches it at the current flow, on the pump's clock
+    days = BatteryModel().days_to_eri(state.battery_percent, state.current_rate_ml_per_day)
+    assert 300 < days < 6 * 365
+    assert fields["eri_at_ms"] == int((state.device_time + timedelta(days=days)).timestamp() * 1000)
+    reached = state.model_copy(update={"eri_at": state.device_time - timedelta(days=3), "refill_reminder_at": None})
+    fields = state_point(TAGS, reached).fields
+    assert fields["eri_at_ms"] == int(reached.eri_at.timestamp() * 1000)  # type: ignore[union-attr]
+    assert "refill_reminder_at_ms" not in fields
+    # a faster flow drains the battery sooner
+    faster = state.model_copy(update={"current_rate_ml_per_day": state.current_rate_ml_per_day * 4})
+    assert points.pump_eri_at(faster) < points.pump_eri_at(state)

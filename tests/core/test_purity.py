@@ -48,6 +48,9 @@ PURE_MODULES = (
     "twin.store.feed",
     "twin.cluster.partitions",
     "twin.cluster.leases",
+    "twin.gateway.readout",
+    "twin.gateway.publication",
+    "twin.fhir.codes",
 )
 SHELL_MODULES = frozenset({"twin.contract.asyncapi", "twin.training.desk"})
 """Shell modules that live beside the core they serve: the AsyncAPI generator writes a file; the

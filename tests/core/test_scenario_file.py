@@ -174,3 +174,71 @@ def test_the_example_in_the_format_docstring_is_a_valid_scenario() -> None:
     scenario = parse_scenario(textwrap.dedent(example), "model.__doc__")
     assert scenario.name == "catheter-kink"
     assert scenario.expect[0].kind == "alarm"
+
+
+# seven planted mistakes, of every kind the checks know; line numbers are what the test checks
+PLANTED = """\
+name: Bad Name
+title: Drill
+description: A pump stalls.
+learning_objectives: [Interrogate]
+duration: 1d
+colour: red
+fleet:
+  kind: inline
+  pumps:
+    - device_id: p1
+      site: s1
+      drug: baclofen
+      concentration_mg_per_ml: 2.0
+      program: {mode: continuous, rate_ml_per_day: 0.3}
+      reservoir_ml: 18
+timeline:
+  - at: 2h
+    id: stall
+    id: stall2
+    step: inject_fault
+    devices: {ids: [p1]}
+    fault: {fault: motor_stall, cause: wear}
+  - at: 3h
+    id: pain
+    step: patient_symptom
+    devices: {ids: [p1]}
+    symptom: Pain
+    severity: awful
+  - at: 3d
+    id: late
+    step: clear_fault
+    devices: {ids: [p1]}
+    fault: all
+expect:
+  - {kind: alarm, code: motor_stall, devices: {ids: [p1]}, after: nosuch, within: 1m}
+  - {kind: alarm, code: motor_stall, devices: {ids: [p9]}, after: stall, within: 1m}
+  - {kind: alarm, code: motor_stall, devices: {ids: [p1]}, after: pain, within: 1m}
+"""
+
+
+def test_every_mistake_of_a_file_is_reported_in_one_pass() -> None:
+    """Field mistakes, a duplicate key and the meaning of the rest, all at once, in line order;
+    nothing that only follows from a bad step (``after: pain`` names a step whose severity is
+    wrong, ``after: stall`` one whose id was given twice) is reported."""
+    assert [(p.line, p.path, p.message) for p in _problems(PLANTED)] == [
+        (1, "name", "String should match pattern '^[a-z0-9][a-z0-9-]*$'"),
+        (6, "colour", "unknown field 'colour'"),
+        (19, "timeline[0].id", "key 'id' appears twice"),
+        (28, "timeline[1].severity", "Input should be 'mild', 'moderate', 'severe' or 'life_threatening'"),
+        (29, "timeline[2].at", "3d is beyond the scenario's duration of 1d"),
+        (35, "expect[0].after", "no step with id 'nosuch' (known: late, start)"),
+        (36, "expect[1].devices.ids[0]", "no pump 'p9' in the fleet"),
+    ]
+
+
+def test_a_bad_title_does_not_hide_the_timeline_and_a_models_own_check_is_reached() -> None:
+    text = GOOD.replace("title: Drill", "title: ''").replace("    after: stall", "    after: nowhere")
+    assert [_where(p) for p in _problems(text)] == [(2, "title"), (27, "expect[0].after")]
+    # the scenario's own check (duration above zero) runs only once every field is valid: a
+    # second pass, without the bad step, reaches it
+    text = GOOD.replace("duration: 1d", "duration: 0s").replace("      cause: wear", "      cause: gremlins")
+    problems = _problems(text)
+    assert [_where(p) for p in problems] == [(1, "(scenario)"), (22, "timeline[0].fault.cause")]
+    assert problems[0].message.startswith("duration must be positive")

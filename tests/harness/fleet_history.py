@@ -273,6 +273,7 @@ def simulate_fleet_history(*, pumps: int = 30, days: int = 30, seed: int = 20260
     flood = [fault(device_id, MotorStallFault(cause="mri", recover_after_s=5400.0)) for device_id in by_site["sim-lab"]]
     flood += [fault(device_id, MemoryErrorFault()) for device_id in by_site["sim-lab"][:3]]
     script: list[tuple[float, Callable[[], None]]] = [
+        (1.0, command(first, refill(first, 45.0), actor="nurse.okafor")),  # its next refill is after the month
         (2.5, command(first, ReprogramAction(program=continuous), actor="dr.ng")),
         (3.0, command(reminded[0], refill(reminded[0], 9.0), actor="nurse.okafor")),
         (3.5, command(second, ClinicianBolusAction(volume_ml=0.1, duration_minutes=30), actor="dr.ng", expired=True)),

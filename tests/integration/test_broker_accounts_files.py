@@ -15,6 +15,7 @@ from twin.cli import app
 pytestmark = pytest.mark.integration
 
 TWIN_PASSWORD = "twin-password-from-dotenv"
+GATEWAY_PASSWORD = "gateway-password-of-some-length"
 SIM_PASSWORD = "simulator-password-from-dotenv"
 
 
@@ -176,6 +177,25 @@ def test_cli_provision_is_the_compose_init(tmp_path: Path) -> None:
     before = _snapshot(accounts)
     assert _run(tmp_path, *args, env=env)[0] == 0
     assert _snapshot(accounts) == before
+
+
+def test_cli_provision_declares_gateway_sites_and_the_gateway_password(tmp_path: Path) -> None:
+    env = {"TWIN_PW": TWIN_PASSWORD, "GATEWAY_PW": GATEWAY_PASSWORD}
+    args = ["provision", "--simulation-sites", "sim-a", "--twin-password-env", "TWIN_PW"]
+    args += ["--gateway-sites", "clinic-a, clinic-b", "--gateway-password-env", "GATEWAY_PW"]
+    code, out, _ = _run(tmp_path, *args, env=env)
+    assert (code, out) == (0, "")
+    accounts = BrokerAccounts(password_file=tmp_path / "passwd", acl_file=tmp_path / "acl")
+    assert accounts.policy().gateway_sites == {"clinic-a", "clinic-b"}
+    assert verify_password(GATEWAY_PASSWORD, accounts.password_hashes()["gateway"])
+    assert "topic write pumptwin/v1/clinic-a/+/state" in accounts.acl_file.read_text()
+    before = _snapshot(accounts)
+    assert _run(tmp_path, *args, env=env)[0] == 0
+    assert _snapshot(accounts) == before
+    # a gateway site is a real site: never a simulation site too
+    code, _, err = _run(tmp_path, "provision", "--gateway-sites", "sim-a")
+    assert code == 1
+    assert "gateway_in_simulation_site" in err
 
 
 def test_cli_provision_refuses_an_unset_password_variable(tmp_path: Path) -> None:

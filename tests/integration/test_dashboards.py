@@ -336,8 +336,56 @@ def test_battery_panels_find_the_pump_past_eri(influx: Influxd, time_range: Time
     assert {row["device"] for row in status} == history.battery_not_ok() >= history.depleted
     assert {row["battery_status"] for row in status} <= {"eri", "eos"}
     estimates = _rows(_panel_statement(fleet, "Battery: estimated days to ERI, soonest first", influx, time_range))
-    assert all(row["drain_percent_per_day"] > 0 for row in estimates)
+    assert {row["device"] for row in estimates} == history.tags.keys()  # a full battery has a date too
     assert {row["device"] for row in estimates if row["days_to_eri"] <= 0} == history.battery_not_ok()
+    eri = history.last_state("eri_at_ms")
+    end_ms = time_range.end_ms
+    for row in estimates:
+        assert row["eri_date"] == eri[row["device"]]
+        assert row["days_to_eri"] == pytest.approx((eri[row["device"]] - end_ms) / 86_400_000)  # type: ignore[operator]
+
+
+def test_planned_refill_dates_are_the_pumps_refill_reminders(
+    influx: Influxd, time_range: TimeRange, history: FleetHistory
+) -> None:
+    fleet = DASHBOARDS["pumptwin-fleet.json"]
+    rows = _rows(_panel_statement(fleet, "Planned refill: days to the next refill, soonest first", influx, time_range))
+    planned = {device: at for device, at in history.last_state("refill_reminder_at_ms").items() if at is not None}
+    assert planned  # the clinic refills and sets a reminder
+    assert {row["device"]: row["next_refill"] for row in rows} == planned
+    for row in rows:
+        assert row["days_to_refill"] == pytest.approx((row["next_refill"] - time_range.end_ms) / 86_400_000)
+
+
+def test_latest_state_panels_keep_pumps_whose_state_did_not_change_in_the_range(
+    influx: Influxd, time_range: TimeRange, history: FleetHistory
+) -> None:
+    """The last six hours of the month: most pumps sent no state then (state is published on change
+    only), and every latest-state panel still lists them as the whole month does."""
+    last_hours = TimeRange(time_range.end - timedelta(hours=6), time_range.end)
+    state_times = [p.time_ns for p in history.points if p.measurement == "state"]
+    quiet = {
+        device
+        for device in history.tags
+        if max(p.time_ns for p in history.points if p.measurement == "state" and p.tags["device"] == device)
+        < last_hours.start_ms * 1_000_000
+    }
+    assert state_times
+    assert len(quiet) > len(history.tags) // 2, "the check needs pumps without a state change in the range"
+    fleet = DASHBOARDS["pumptwin-fleet.json"]
+    for title, ref_id in (
+        ("Battery: estimated days to ERI, soonest first", "A"),
+        ("Reservoir: days to empty, soonest first", "B"),
+        ("Battery status reported by the pump (ERI / EOS)", "A"),
+        ("Planned refill: days to the next refill, soonest first", "A"),
+    ):
+        month = _rows(_panel_statement(fleet, title, influx, time_range, ref_id=ref_id))
+        hours = _rows(_panel_statement(fleet, title, influx, last_hours, ref_id=ref_id))
+        assert sorted(r["device"] for r in hours) == sorted(r["device"] for r in month), title
+    for title in ("Pumps not infusing", "Active alarms by priority"):
+        assert _rows(_panel_statement(fleet, title, influx, last_hours)) == _rows(
+            _panel_statement(fleet, title, influx, time_range)
+        ), title
 
 
 def test_the_alarm_flood_crosses_the_line_at_the_training_site(influx: Influxd, time_range: TimeRange) -> None:

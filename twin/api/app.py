@@ -52,7 +52,9 @@ from twin.api.auth import (
     current_session,
     metrics_access,
 )
+from twin.api.catalogue import add_catalogue_routes
 from twin.api.console import mount_console
+from twin.api.fhir import TwinServiceSource, add_fhir_routes
 from twin.api.limits import BodyLimit, validation_error_without_input
 from twin.api.params import Since
 from twin.api.responses import add_response_routes
@@ -161,6 +163,8 @@ def create_app(
         version=__version__,
         description="Mirror, predicted state, alarms and commands of every intrathecal pump, real or simulated.",
         dependencies=[Depends(browser_guard)],
+        docs_url=None,  # served from the twin's own files by mount_console (no CDN)
+        redoc_url=None,
     )
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     app.state.auth = AuthState(users if users is not None else UserStore(None), auth or AuthSettings(), service.clock)
@@ -170,6 +174,7 @@ def create_app(
     add_auth_routes(app)
     # before the alarm routes: /api/alarms/{key}/responses must not reach /api/alarms/{key}/{action}
     add_response_routes(app, service)
+    add_catalogue_routes(app, service)
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
@@ -440,12 +445,16 @@ def create_app(
         from twin.api.scenarios import scenario_router
 
         app.include_router(scenario_router(scenarios))
+        from twin.api.cues import cue_router
+
+        app.include_router(cue_router(scenarios, service))
     if training is not None:
         from twin.api.training import training_router
 
         app.state.training = training
         app.include_router(training_router(training))
 
+    add_fhir_routes(app, TwinServiceSource(service, predictions))  # /fhir/: read-only FHIR R4 view of the pumps
     mount_console(app)
     return app
 

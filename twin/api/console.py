@@ -13,8 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Final
 
+import fastapi_offline
 from fastapi import FastAPI
-from fastapi.responses import RedirectResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
@@ -22,6 +24,26 @@ from starlette.types import Scope
 WEB_DIR: Final = Path(__file__).resolve().parent.parent / "web"
 
 CONSOLE_PATH: Final = "/console"
+
+DOCS_ASSETS_DIR: Final = Path(fastapi_offline.__file__).resolve().parent / "static"
+"""Swagger UI and ReDoc as files (``swagger-ui-bundle.js``, ``swagger-ui.css``,
+``redoc.standalone.js``), shipped by the ``fastapi-offline`` package; the twin serves them itself
+so that ``/docs`` and ``/redoc`` work without internet (FastAPI's defaults load them from a CDN)."""
+
+DOCS_ASSETS_PATH: Final = "/api-docs-assets"
+
+DOCS_SECURITY_HEADERS: Final = {
+    # FastAPI's Swagger and ReDoc pages start their viewer with an inline script; everything else
+    # comes from this origin, so a viewer that reaches for the internet (ReDoc's "powered by" logo
+    # is fetched from its CDN) is stopped by the browser, not just left to fail
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; "
+        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 
 SECURITY_HEADERS: Final = {
     "Content-Security-Policy": (
@@ -46,11 +68,42 @@ class ConsoleFiles(StaticFiles):
 
 
 def mount_console(app: FastAPI) -> None:
+    """The console at ``/console/``, ``/`` redirecting there, and the API docs (``/docs``,
+    ``/redoc``) from the twin's own files. The app must be made with ``docs_url=None,
+    redoc_url=None`` (or FastAPI's CDN pages would answer first)."""
     app.mount(CONSOLE_PATH, ConsoleFiles(directory=WEB_DIR, html=True), name="console")
+    app.mount(DOCS_ASSETS_PATH, StaticFiles(directory=DOCS_ASSETS_DIR), name="api-docs-assets")
+    openapi_url = app.openapi_url or "/openapi.json"
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        page = get_swagger_ui_html(
+            openapi_url=openapi_url,
+            title=f"{app.title}: Swagger UI",
+            swagger_js_url=f"{DOCS_ASSETS_PATH}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS_PATH}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS_PATH}/favicon.png",
+            # no "valid" badge fetched from validator.swagger.io
+            swagger_ui_parameters={"validatorUrl": None},
+        )
+        page.headers.update(DOCS_SECURITY_HEADERS)
+        return page
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        page = get_redoc_html(
+            openapi_url=openapi_url,
+            title=f"{app.title}: ReDoc",
+            redoc_js_url=f"{DOCS_ASSETS_PATH}/redoc.standalone.js",
+            redoc_favicon_url=f"{DOCS_ASSETS_PATH}/favicon.png",
+            with_google_fonts=False,
+        )
+        page.headers.update(DOCS_SECURITY_HEADERS)
+        return page
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:
         return RedirectResponse(f"{CONSOLE_PATH}/", status_code=307)
 
 
-__all__ = ["CONSOLE_PATH", "WEB_DIR", "mount_console"]
+__all__ = ["CONSOLE_PATH", "DOCS_ASSETS_PATH", "WEB_DIR", "mount_console"]

@@ -10,9 +10,14 @@ clinic cannot see it, so no trainee, viewer, dashboard or integration may. The o
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from twin.mirror.prediction import HORIZON
+
+FORECAST_DAYS: Final = HORIZON.days
+"""The forecast's horizon in days (:data:`twin.mirror.prediction.HORIZON`, three years)."""
 
 
 class ApiView(BaseModel):
@@ -39,16 +44,33 @@ class DeviceSummary(ApiView):
     highest_priority: Literal["high", "medium", "low"] | None
     last_seen_at: datetime | None = Field(description="wall time the twin last heard from the device")
     device_time: datetime | None = Field(description="device time of the latest message")
-    device_now: datetime | None = Field(default=None, description="what the device's clock reads now (estimated)")
+    as_of: datetime | None = Field(default=None, description="wall time this summary was made (the twin's clock)")
+    device_now: datetime | None = Field(
+        default=None, description="what the device's clock reads at `as_of` (simulation time for simulated pumps)"
+    )
+    clock_rate: float = Field(
+        default=1.0, description="device seconds per wall second of `device_now` (0: the simulation stands still)"
+    )
+    reported_device_time: datetime | None = Field(default=None, description="device time of the latest state")
     report_age_s: float | None = Field(
-        default=None, description="seconds of device time since the latest message (simulated time for simulated pumps)"
+        default=None, description="seconds of device time since the latest state (simulated time for simulated pumps)"
+    )
+    message_age_s: float | None = Field(
+        default=None, description="seconds of device time since the latest message of any kind"
     )
     implant_date: datetime | None = None
+    implant_age_days: float | None = Field(default=None, description="days of device time since the implant")
     low_reservoir_at: datetime | None = Field(default=None, description="predicted (device time)")
     empty_at: datetime | None = Field(default=None, description="predicted (device time)")
-    refill_planned_at: datetime | None = Field(default=None, description="the pump's refill reminder (device time)")
+    days_to_empty: float | None = Field(
+        default=None, description="days of device time from `device_now` to `empty_at` (negative: past)"
+    )
+    refill_due_at: datetime | None = Field(default=None, description="the pump's refill reminder (device time)")
     eri_at: datetime | None = Field(default=None, description="elective replacement indicator, reached or predicted")
     eos_at: datetime | None = Field(default=None, description="end of service, scheduled or predicted")
+    forecast_days: int = Field(
+        default=FORECAST_DAYS, description="how far ahead dates are forecast: a date beyond is null, not unknown"
+    )
     version: int
 
 
@@ -168,6 +190,71 @@ class TelemetrySample(ApiView):
     infusing: bool
 
 
+class PredictedDate(ApiView):
+    """A date the twin predicts from the last read-out, and whether it has already passed (wall clock)."""
+
+    at: datetime | None = Field(description="null: not within the pump model's horizon (3 years)")
+    passed: bool
+
+
+class InterrogationOutlook(ApiView):
+    """A real pump now, as the twin predicts it from its last read-out."""
+
+    at: datetime
+    reservoir_ml: float
+    battery_percent: float
+    low_reservoir: PredictedDate
+    empty: PredictedDate
+    eri: PredictedDate
+    eos: PredictedDate
+
+
+class NextVisit(ApiView):
+    """When the pump should next be read; ``overdue`` holds exactly while the ``interrogation_overdue``
+    alert's condition does (the same rule)."""
+
+    due_at: datetime
+    basis: str = Field(description="planned refill, predicted low-reservoir date or drug's stability limit")
+    overdue_from: datetime = Field(description="due_at plus the clinic's grace period")
+    overdue: bool
+
+
+class RefillCheck(ApiView):
+    """One refill of a real pump, checked against the twin's prediction from the read-out before it."""
+
+    refill_at: datetime
+    basis_at: datetime = Field(description="the interrogation the prediction started from")
+    interrogated_at: datetime = Field(description="the interrogation that reported this refill")
+    program_residual_ml: float = Field(description="predicted from the previous read-out's program alone")
+    patient_boluses: int = Field(description="accepted patient boluses the new read-out's log shows in between")
+    patient_bolus_ml: float
+    bolus_log_complete: bool = Field(description="the event log reaches back to the previous read-out")
+    predicted_residual_ml: float = Field(description="program_residual_ml less the logged patient boluses")
+    calculated_residual_ml: float = Field(description="the pump's own calculated residual")
+    measured_residual_ml: float | None
+    compared_with: Literal["twin_prediction", "pump_calculation"] = Field(
+        description="pump_calculation when the bolus log does not reach back (the boluses counted are a lower bound)"
+    )
+    difference_ml: float | None = Field(description="measured minus what it was compared with")
+    unexplained_ml: float = Field(description="predicted minus the pump's calculated residual")
+    tolerance_ml: float
+    exceeded: bool
+
+
+class Interrogation(ApiView):
+    """A real pump between visits (null for a simulated pump): the last read-out and its age (wall clock),
+    the twin's prediction since, the next visit, and the refill checks of consecutive read-outs."""
+
+    last_interrogation_at: datetime
+    age_s: float
+    reported_reservoir_ml: float = Field(description="calculated by the pump at the last interrogation")
+    next_refill_at: datetime | None = Field(description="the pump's refill reminder")
+    next_visit: NextVisit
+    predicted: InterrogationOutlook | None = Field(description="null when the pump model cannot start from the state")
+    last_refill_check: RefillCheck | None = Field(description="the check of the last refill, if the twin made one")
+    refill_checks: list[RefillCheck] = Field(description="oldest first")
+
+
 class DeviceDetail(ApiView):
     """One device: identity, reported state, latest sample, prediction, side by side with their times."""
 
@@ -178,13 +265,16 @@ class DeviceDetail(ApiView):
     telemetry: dict[str, Any] | None = Field(description="the latest sample, as the pump reported it")
     predicted: Prediction | None
     device_now: datetime | None
-    clock_rate: float
+    clock_rate: float = Field(description="device seconds per wall second of `device_now`, as in the summary")
     report_interval_s: float | None
     session: int | None
     last_seq: int | None
     counters: Counters
     alarms: list[AlarmView]
     commands: list[CommandView]
+    interrogation: Interrogation | None = Field(
+        default=None, description="real pumps: the last interrogation and the twin between visits"
+    )
 
 
 class SimulatorTruth(ApiView):

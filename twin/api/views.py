@@ -15,6 +15,7 @@ from twin.alarms.responses import AlarmResponse
 from twin.api import models
 from twin.contract.alarms import PRIORITY_RANK, Priority
 from twin.contract.messages import Telemetry
+from twin.mirror import interrogation
 from twin.mirror.commands import TrackedCommand
 from twin.mirror.device_twin import DeviceTwin
 from twin.mirror.fleet import Fleet
@@ -41,6 +42,14 @@ def summary(fleet: Fleet, twin: DeviceTwin, now: datetime) -> models.DeviceSumma
     reservoir_at = tele.device_time if newer_tele and tele else (state.device_time if state else None)
     device_now = fleet.device_now(twin, now)
     outlook = fleet.forecast(twin)
+    implant = twin.birth.implant_date if twin.birth else None
+    empty_at = outlook.empty_at if outlook else None
+
+    def age_s(since: datetime | None) -> float | None:
+        """Device seconds from ``since`` to ``device_now`` (never negative: a clock estimate lags)."""
+        return max(0.0, (device_now - since).total_seconds()) if device_now is not None and since is not None else None
+
+    implant_age_s = age_s(implant)
     return models.DeviceSummary(
         device_id=twin.device_id,
         site=twin.site,
@@ -59,16 +68,22 @@ def summary(fleet: Fleet, twin: DeviceTwin, now: datetime) -> models.DeviceSumma
         highest_priority=highest_priority(alarms),
         last_seen_at=twin.last_seen_at,
         device_time=twin.last_device_time,
+        as_of=now,
         device_now=device_now,
-        report_age_s=(
-            (device_now - twin.last_device_time).total_seconds()
-            if device_now is not None and twin.last_device_time is not None
+        clock_rate=fleet.clock_rate(twin),
+        reported_device_time=state.device_time if state else None,
+        report_age_s=age_s(state.device_time if state else None),
+        message_age_s=age_s(twin.last_device_time),
+        implant_date=implant,
+        implant_age_days=implant_age_s / 86400.0 if implant_age_s is not None else None,
+        low_reservoir_at=outlook.low_reservoir_at if outlook else None,
+        empty_at=empty_at,
+        days_to_empty=(
+            (empty_at - device_now).total_seconds() / 86400.0
+            if empty_at is not None and device_now is not None
             else None
         ),
-        implant_date=twin.birth.implant_date if twin.birth else None,
-        low_reservoir_at=outlook.low_reservoir_at if outlook else None,
-        empty_at=outlook.empty_at if outlook else None,
-        refill_planned_at=state.refill_reminder_at if state else None,
+        refill_due_at=state.refill_reminder_at if state else None,
         eri_at=(state.eri_at if state and state.eri_at else outlook.eri_at if outlook else None),
         eos_at=(state.eos_at if state and state.eos_at else outlook.eos_at if outlook else None),
         version=twin.version,
@@ -138,7 +153,7 @@ def detail(fleet: Fleet, twin: DeviceTwin, now: datetime, predictions: Predictio
         telemetry=reported_telemetry(twin.telemetry),
         predicted=prediction_view(predictions.get(fleet, twin, now)),
         device_now=fleet.device_now(twin, now),
-        clock_rate=twin.clock_rate,
+        clock_rate=fleet.clock_rate(twin),
         report_interval_s=twin.report_interval_s,
         session=twin.session,
         last_seq=twin.last_seq,
@@ -153,6 +168,74 @@ def detail(fleet: Fleet, twin: DeviceTwin, now: datetime, predictions: Predictio
         ),
         alarms=[alarm_view(a) for a in fleet.board.of_device(twin.key)],
         commands=[command_view(t) for t in commands],
+        interrogation=interrogation_view(fleet, twin, now),
+    )
+
+
+def _predicted_date(seen: interrogation.Outlook, moment: datetime | None) -> models.PredictedDate:
+    return models.PredictedDate(at=moment, passed=seen.passed(moment))
+
+
+def refill_check_view(c: interrogation.RefillCheck) -> models.RefillCheck:
+    return models.RefillCheck(
+        refill_at=c.refill_at,
+        basis_at=c.basis_at,
+        interrogated_at=c.interrogated_at,
+        program_residual_ml=c.program_residual_ml,
+        patient_boluses=c.patient_boluses,
+        patient_bolus_ml=c.patient_bolus_ml,
+        bolus_log_complete=c.bolus_log_complete,
+        predicted_residual_ml=c.predicted_residual_ml,
+        calculated_residual_ml=c.calculated_residual_ml,
+        measured_residual_ml=c.measured_residual_ml,
+        compared_with=c.compared_with.value,
+        difference_ml=c.difference_ml,
+        unexplained_ml=c.unexplained_ml,
+        tolerance_ml=c.tolerance_ml,
+        exceeded=c.exceeded,
+    )
+
+
+def interrogation_view(fleet: Fleet, twin: DeviceTwin, now: datetime) -> models.Interrogation | None:
+    """The ``interrogation`` block of a real pump's detail (None for a simulated pump, or before its first
+    read-out): the outlook at wall time ``now``, the next visit and every refill check kept."""
+    state = twin.reported
+    if not interrogation.is_readout(twin) or state is None:
+        return None
+    try:
+        seen: interrogation.Outlook | None = interrogation.outlook(twin.birth, state, now)
+    except (ValueError, OverflowError):
+        seen = None
+    visits = fleet.visits.get(twin.key)
+    checks = visits.checks if visits is not None else ()
+    last = visits.check_of(state.last_refill) if visits is not None else None
+    upcoming = interrogation.next_visit_of(state, fleet.forecast(twin), now, fleet.config.policy)
+    return models.Interrogation(
+        last_interrogation_at=state.device_time,
+        age_s=max(0.0, (now - state.device_time).total_seconds()),
+        reported_reservoir_ml=state.reservoir_ml,
+        next_refill_at=state.refill_reminder_at,
+        next_visit=models.NextVisit(
+            due_at=upcoming.due_at,
+            basis=upcoming.basis,
+            overdue_from=upcoming.overdue_from,
+            overdue=upcoming.overdue,
+        ),
+        predicted=(
+            models.InterrogationOutlook(
+                at=seen.at,
+                reservoir_ml=seen.predicted_reservoir_ml,
+                battery_percent=seen.predicted_battery_percent,
+                low_reservoir=_predicted_date(seen, seen.low_reservoir_at),
+                empty=_predicted_date(seen, seen.empty_at),
+                eri=_predicted_date(seen, seen.eri_at),
+                eos=_predicted_date(seen, seen.eos_at),
+            )
+            if seen is not None
+            else None
+        ),
+        last_refill_check=refill_check_view(last) if last is not None else None,
+        refill_checks=[refill_check_view(c) for c in checks],
     )
 
 

@@ -19,12 +19,11 @@ from pathlib import Path
 from typing import Final
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from twin.app.headless import HeadlessStage, headless_service
 from twin.influx.writer import InfluxWriter
 from twin.settings import InfluxSettings
-from twin.sim.runner import SimPlan
+from twin.sim.runner import SimPlan, simulated_progress, simulated_text
 
 SLICE_S: Final = 6 * 3600.0
 """Simulated time run between yields to the writer."""
@@ -69,19 +68,11 @@ async def backfill(plan: SimPlan, influx: InfluxSettings, *, console: Console, s
                 sim.observe(count)
                 await stage.open_sessions()
                 end = plan.duration_s
-                days = end / 86400.0
-                with Progress(
-                    TextColumn("[progress.description]{task.description}"),
-                    BarColumn(),
-                    MofNCompleteColumn(),
-                    TextColumn("simulated days"),
-                    TimeElapsedColumn(),
-                    console=console,
-                ) as progress:
-                    task = progress.add_task("backfilling", total=round(days, 1))
+                with simulated_progress(console) as progress:
+                    task = progress.add_task("backfilling", total=end, simulated=simulated_text(0.0, end))
                     while sim.now < end:
                         await stage.run(min(end, sim.now + SLICE_S))
-                        progress.update(task, completed=round(sim.now / 86400.0, 1))
+                        progress.update(task, completed=sim.now, simulated=simulated_text(sim.now, end))
                         await asyncio.sleep(0)
                         while writer.stats.spool_backlog_bytes > MAX_SPOOLED_BYTES:  # noqa: ASYNC110 - the writer offers no event to wait on; polling its counter every 50 ms costs nothing
                             await asyncio.sleep(0.05)

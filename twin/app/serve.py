@@ -156,7 +156,6 @@ async def running_twin(
             if not spool_dir.is_absolute():
                 spool_dir = data_dir / spool_dir.name
             writer = await stack.enter_async_context(InfluxWriter(settings.influx, spool_dir))
-            log.info("time series: %s", writer.describe())
         service = TwinService(store, points=writer, name=client_id, config=config)
         await service.restore()
 
@@ -247,4 +246,5 @@ async def serve_forever(settings: Settings, endpoint_url: str | None) -> None:
         )
         running = await stack.enter_async_context(running_twin(settings, endpoint))
         print(f"twin service: {running.url} (API docs {running.url}/docs), MQTT {endpoint.url}", flush=True)
+        print(f"time series: {running.writer.describe() if running.writer is not None else 'disabled'}", flush=True)
         await asyncio.Event().wait()

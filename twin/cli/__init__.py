@@ -5,7 +5,7 @@ owns. The modules behind the commands (simulation, twin, API) load only when a c
 ``pumptwin --help`` starts fast.
 """
 
-from twin.cli import broker, contract, demo, scenario, serve, sim, users, watch
+from twin.cli import broker, contract, demo, gateway, scenario, serve, sim, users, watch
 from twin.cli.app import app
 
-__all__ = ["app", "broker", "contract", "demo", "scenario", "serve", "sim", "users", "watch"]
+__all__ = ["app", "broker", "contract", "demo", "gateway", "scenario", "serve", "sim", "users", "watch"]

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from twin import broker_accounts
 
 broker_app = typer.Typer(
-    help="Broker accounts: device credentials, simulation sites, the twin and simulator accounts (Mosquitto).",
+    help="Broker accounts: device credentials, simulation and gateway sites, the service accounts (Mosquitto).",
     no_args_is_help=True,
 )
 app.add_typer(broker_app, name="broker")
@@ -130,9 +130,22 @@ def broker_simulation_site(
     typer.echo(f"simulation sites {', '.join(sites)}: {'added' if changed else 'already declared'}", err=True)
 
 
+@broker_app.command("gateway-site")
+def broker_gateway_site(
+    sites: Annotated[list[str], typer.Argument(help="Real sites whose pumps the read-out gateway publishes.")],
+    password_file: PasswordFileOption = DEFAULT_PASSWORD_FILE,
+    acl_file: AclFileOption = DEFAULT_ACL_FILE,
+    owner: OwnerOption = None,
+) -> None:
+    """Declare gateway sites: the gateway account may publish interrogation read-outs of their real pumps."""
+    with _account_errors():
+        changed = _broker_accounts(password_file, acl_file, owner).add_gateway_sites(sites)
+    typer.echo(f"gateway sites {', '.join(sites)}: {'added' if changed else 'already declared'}", err=True)
+
+
 @broker_app.command("service")
 def broker_service(
-    account: Annotated[str, typer.Argument(help="twin or simulator.")],
+    account: Annotated[str, typer.Argument(help="twin, simulator or gateway.")],
     password_env: Annotated[
         str | None,
         typer.Option("--password-env", help="Take the password from this environment variable (else generate one)."),
@@ -142,7 +155,7 @@ def broker_service(
     acl_file: AclFileOption = DEFAULT_ACL_FILE,
     owner: OwnerOption = None,
 ) -> None:
-    """Issue the twin's or the simulator's password (their rights follow from the simulation sites)."""
+    """Issue the twin's, the simulator's or the gateway's password (rights follow from the declared sites)."""
     password = password_from_env(password_env)
     with _account_errors():
         issued = _broker_accounts(password_file, acl_file, owner).issue_service(
@@ -163,17 +176,34 @@ def broker_provision(
         str | None,
         typer.Option("--simulator-password-env", help="Environment variable holding the simulator's password."),
     ] = None,
+    gateway_sites: Annotated[
+        str, typer.Option("--gateway-sites", help="Comma-separated real sites whose read-outs the gateway publishes.")
+    ] = "",
+    gateway_password_env: Annotated[
+        str | None,
+        typer.Option("--gateway-password-env", help="Environment variable holding the read-out gateway's password."),
+    ] = None,
     password_file: PasswordFileOption = DEFAULT_PASSWORD_FILE,
     acl_file: AclFileOption = DEFAULT_ACL_FILE,
     owner: OwnerOption = None,
 ) -> None:
-    """Set up the service side in one idempotent step (the compose init): simulation sites, twin, simulator."""
+    """Set up the service side in one idempotent step (the compose init): simulation sites, gateway sites, and
+    the twin's, the simulator's and the gateway's passwords."""
     accounts = _broker_accounts(password_file, acl_file, owner)
     sites = [s.strip() for s in simulation_sites.split(",") if s.strip()]
+    real = [s.strip() for s in gateway_sites.split(",") if s.strip()]
     with _account_errors():
         changed = accounts.add_simulation_sites(sites)
         typer.echo(f"simulation sites {', '.join(sites) or '(none)'}: {'added' if changed else 'in place'}", err=True)
-        for account, env in (("twin", twin_password_env), ("simulator", simulator_password_env)):
+        if real:
+            changed = accounts.add_gateway_sites(real)
+            typer.echo(f"gateway sites {', '.join(real)}: {'added' if changed else 'in place'}", err=True)
+        services = (
+            ("twin", twin_password_env),
+            ("simulator", simulator_password_env),
+            ("gateway", gateway_password_env),
+        )
+        for account, env in services:
             if env is not None:
                 _report(accounts.issue_service(account, password=password_from_env(env)), f"service account {account}")
 
@@ -191,6 +221,7 @@ def broker_show(
         policy = accounts.policy()
     hashes = accounts.password_hashes()
     typer.echo(f"simulation sites: {', '.join(sorted(policy.simulation_sites)) or '(none)'}")
+    typer.echo(f"gateway sites: {', '.join(sorted(policy.gateway_sites)) or '(none)'}")
     for account in SERVICE_ACCOUNTS:
         typer.echo(f"service {account}: {'password set' if account in hashes else 'NO PASSWORD'}")
     for device in policy.devices:

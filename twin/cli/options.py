@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Final
 
 import typer
 
@@ -14,30 +15,43 @@ DataDirOption = Annotated[
 ]
 
 
-def parse_duration(text: str) -> float:
-    """'90d', '12h', '30m', '45s', '1d12h' or plain seconds -> seconds."""
+DURATION_FORMS: Final = "90d, 12h, 30m, 45s, 1d12h or plain seconds"
+SPEED_FORMS: Final = "a factor of real time above 0 (1, 60, 3600, or 60x) or 'max' (as fast as possible)"
+
+
+def parse_duration(text: str, *, option: str = "--duration") -> float:
+    """'90d', '12h', '30m', '45s', '1d12h' or plain seconds -> seconds (more than 0).
+
+    Raises :class:`typer.BadParameter` naming ``option`` and the forms allowed."""
     units = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
-    text = text.strip().lower()
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        return float(text)
-    parts = re.findall(r"(\d+(?:\.\d+)?)([dhms])", text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise typer.BadParameter(f"{text!r} is not a duration like 90d, 12h, 30m, 45s or 1d12h")
-    return sum(float(n) * units[u] for n, u in parts)
+    clean = text.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", clean):
+        seconds = float(clean)
+    else:
+        parts = re.findall(r"(\d+(?:\.\d+)?)([dhms])", clean)
+        if not parts or "".join(n + u for n, u in parts) != clean:
+            raise typer.BadParameter(f"{text!r} is not a duration; allowed: {DURATION_FORMS}", param_hint=f"'{option}'")
+        seconds = sum(float(n) * units[u] for n, u in parts)
+    if seconds <= 0:
+        raise typer.BadParameter(f"{text!r} is no time at all; allowed: {DURATION_FORMS}", param_hint=f"'{option}'")
+    return seconds
 
 
-def parse_speed(text: str) -> float | None:
-    """'1', '60', '3600', '60x' or 'max' (as fast as possible: None)."""
-    text = text.strip().lower()
-    if text in ("max", "fast", "asap"):  # before the "x" suffix goes: "max" ends in x
+def parse_speed(text: str, *, option: str = "--speed") -> float | None:
+    """'1', '60', '3600', '60x' or 'max' (as fast as possible: None).
+
+    Anything else is refused (:class:`typer.BadParameter` naming ``option`` and the forms allowed):
+    a word that merely sounds fast ('fast', 'asap') once ran at max without a word, which is not
+    what a user who meant "quickly, but watchable" wanted."""
+    clean = text.strip().lower()
+    if clean == "max":  # before the "x" suffix goes: "max" ends in x
         return None
-    text = text.removesuffix("x")
     try:
-        speed = float(text)
+        speed = float(clean.removesuffix("x"))
     except ValueError:
-        raise typer.BadParameter(f"{text!r} is not a speed: use a factor like 1, 60, 3600 or 'max'") from None
-    if speed <= 0:
-        raise typer.BadParameter("speed must be positive")
+        raise typer.BadParameter(f"{text!r} is not a speed; allowed: {SPEED_FORMS}", param_hint=f"'{option}'") from None
+    if not math.isfinite(speed) or speed <= 0:
+        raise typer.BadParameter(f"{text!r} is not a speed; allowed: {SPEED_FORMS}", param_hint=f"'{option}'")
     return speed
 
 

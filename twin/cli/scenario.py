@@ -142,8 +142,8 @@ def validate(files: Annotated[list[Path], typer.Argument(help="Scenario files (o
 
     bad = 0
     for file in files:
-        path = find_scenario(file)
         try:
+            path = find_scenario(file)
             scenario = load_scenario(path)
         except ScenarioFileError as exc:
             bad += 1

@@ -18,7 +18,7 @@ def sim(
     pumps: Annotated[int, typer.Option("--pumps", "-n", min=1, help="Pumps to generate (ignored with --fleet).")] = 20,
     fleet: Annotated[Path | None, typer.Option("--fleet", help="YAML fleet file instead of a generated fleet.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for the fleet, the clinic and the hazards.")] = 1,
-    speed: Annotated[str, typer.Option(help="Speed factor: 1, 60, 3600 ... or 'max'.")] = "1",
+    speed: Annotated[str, typer.Option(help="Speed: a factor of real time (1, 60, 3600 ...) or 'max'.")] = "1",
     duration: Annotated[
         str | None, typer.Option(help="Simulated time to run (90d, 12h ...); default: until stopped.")
     ] = None,
@@ -76,7 +76,7 @@ def sim(
         speed=speed_factor,
         duration_s=duration_s,
         start=start,
-        telemetry_every_s=parse_duration(telemetry_every) if telemetry_every else None,
+        telemetry_every_s=parse_duration(telemetry_every, option="--telemetry-every") if telemetry_every else None,
         random_faults=random_faults,
         clinic=clinic,
     )

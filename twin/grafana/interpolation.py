@@ -32,8 +32,13 @@ The rules, from Grafana's sources (``public/app/plugins/datasource/influxdb/data
    → the interval in Grafana's units (``1h``, ``10m``, ``30s``, ``1d``: the largest unit that fits,
    truncated, so 90 minutes is ``1h``), ``$__interval_ms`` → milliseconds.
 
-Not modelled: ad-hoc filters, ``$__from``/``$__to`` and other global variables, formats other than
-``raw``/``regex``, and the browser-only (non-proxy) query path.
+5. **The time range's global variables** ``$__from``/``${__from}`` and ``$__to``/``${__to}``: epoch
+   milliseconds of the range's ends (Grafana's default format for them). Grafana replaces them in
+   the browser with the other variables; the text that reaches InfluxDB is the same, so they are
+   replaced here with the backend macros. ``${__to}ms - 180d`` is InfluxQL time arithmetic.
+
+Not modelled: ad-hoc filters, other global variables, formats other than ``raw``/``regex`` (also
+for ``__from``/``__to``), and the browser-only (non-proxy) query path.
 """
 
 from __future__ import annotations
@@ -227,6 +232,10 @@ def interpolate_variables(
     return _REFERENCE.sub(replace, text)
 
 
+_RANGE_FROM: Final = re.compile(r"\$\{__from\}|\$__from\b")
+_RANGE_TO: Final = re.compile(r"\$\{__to\}|\$__to\b")
+
+
 def format_interval(interval: timedelta) -> str:
     """The plugin SDK's ``gtime.FormatInterval``: the largest unit that fits, truncated."""
     for unit, suffix in _INTERVAL_UNITS:
@@ -236,10 +245,13 @@ def format_interval(interval: timedelta) -> str:
 
 
 def expand_macros(text: str, time_range: TimeRange, interval: timedelta) -> str:
-    """Step 2, in Grafana's backend (``query.go`` ``Build``): the time filter and the interval."""
+    """Step 2, in Grafana's backend (``query.go`` ``Build``): the time filter and the interval; and
+    the range's ends (``$__from``, ``$__to``: see the module docstring, rule 5)."""
     interval_text = format_interval(interval)
     interval_ms = interval // timedelta(milliseconds=1)
     text = text.replace("$timeFilter", f"time >= {time_range.start_ms}ms and time <= {time_range.end_ms}ms")
+    text = _RANGE_FROM.sub(str(time_range.start_ms), text)
+    text = _RANGE_TO.sub(str(time_range.end_ms), text)
     text = text.replace("$interval", interval_text)
     text = text.replace("$__interval_ms", str(interval_ms))
     return text.replace("$__interval", interval_text)

@@ -138,14 +138,19 @@ def query_variable(
     refresh_on_time_change: bool = False,
     sort_descending: bool = False,
     hide_label: bool = False,
+    all_value: str | None = None,
 ) -> JSON:
     """A variable whose options come from an InfluxQL query (``SHOW TAG VALUES ...``).
 
     Options are sorted alphabetically (``sort`` 1, or 2 descending) and refreshed when the
     dashboard loads (``refresh`` 1) or when the time range changes (2). A variable with All
     starts at All; one without starts at its first option (``current`` left empty).
+    ``all_value``: what All stands for in a query (``.*`` in a regex filter: every value, also
+    those the option query did not find), instead of the list of the options.
     """
+    extra: JSON = {"allValue": all_value} if all_value is not None else {}
     return {
+        **extra,
         "current": {"text": ["All"], "value": ["$__all"]} if include_all and multi else {},
         "datasource": dict(DATASOURCE),
         "definition": query,

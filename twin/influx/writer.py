@@ -359,12 +359,15 @@ class InfluxWriter:
         )
 
     def describe(self) -> str:
-        """Where points go, in one line (no secrets)."""
+        """Where points go, in one line for people (no secrets). The writer's owner prints it once
+        (``pumptwin serve`` under its address line, the demo in its banner, a backfill at its
+        start); the writer itself does not, so that a user reads it once."""
         s = self.settings
+        limit = _size_text(s.spool_max_bytes)
         if s.url is None:
             return (
-                f"InfluxDB URL not set: points are only spooled to {self.spool_dir} "
-                f"(limit {s.spool_max_bytes} bytes), for a writer with a URL to send later"
+                f"no InfluxDB (PUMPTWIN_INFLUX__URL not set): points are kept in the spool {self.spool_dir} "
+                f"(up to {limit}) until a twin with a URL sends them"
             )
         url = httpx.URL(s.url).copy_with(username=None, password=None)
         target = f"database {s.database!r}" + (
@@ -376,10 +379,7 @@ class InfluxWriter:
             auth = f"user {s.username!r}"
         else:
             auth = "no auth"
-        return (
-            f"points go to InfluxDB {url} ({target}, {auth}, gzip {'on' if s.gzip else 'off'}, "
-            f"batches of {s.batch_size} or every {s.flush_interval_s} s) through the spool {self.spool_dir}"
-        )
+        return f"InfluxDB {url} ({target}, {auth}), spooled on disk first in {self.spool_dir} (up to {limit})"
 
     # ------------------------------------------------------------------------------- lifecycle
 
@@ -389,10 +389,7 @@ class InfluxWriter:
         self._spool_stats = self._spool.stats()
         self._end = self._spool.end
         self._acknowledged = self._spool.acknowledged
-        if s.url is None:
-            log.warning("%s", self.describe())
-        else:
-            log.info("%s", self.describe())
+        if s.url is not None:
             self._client = httpx.AsyncClient(
                 base_url=s.url,
                 timeout=s.timeout_s,
@@ -401,7 +398,8 @@ class InfluxWriter:
             )
         if self._spool_stats.backlog_bytes:
             log.info(
-                "the spool holds %d bytes left by an earlier run: replaying them first", self._spool_stats.backlog_bytes
+                "the spool holds %s of points left by an earlier run: sending them first",
+                _size_text(self._spool_stats.backlog_bytes),
             )
         self._task_group = asyncio.TaskGroup()
         await self._task_group.__aenter__()
@@ -689,6 +687,15 @@ class InfluxWriter:
             log.info("InfluxDB at %s takes writes again: sending the spool", self.settings.url)
         self._failing = False
         self._reachable = True
+
+
+def _size_text(size_bytes: int) -> str:
+    """A size as people read it: ``536870912`` -> ``512 MiB``, ``2048`` -> ``2 KiB``."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if size_bytes >= scale:
+            value = size_bytes / scale
+            return f"{value:.0f} {unit}" if value >= 10 or value.is_integer() else f"{value:.1f} {unit}"
+    return f"{size_bytes} bytes"
 
 
 __all__ = ["Disposition", "InfluxWriter", "WriterStats", "backoff_s", "disposition", "influx_reason", "retry_after_s"]

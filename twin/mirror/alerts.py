@@ -285,7 +285,7 @@ def _patient_report(reports: Sequence[PatientReport], now: datetime, policy: Ale
 def _interrogation_overdue(
     state: State, outlook: Forecast | None, device_now: datetime, policy: AlertPolicy
 ) -> list[AlertCondition]:
-    due, basis = _next_visit(state, outlook)
+    due, basis = next_visit(state, outlook)
     if device_now <= due + policy.interrogation_grace:
         return []
     late = (device_now - due).days
@@ -298,7 +298,7 @@ def _interrogation_overdue(
     ]
 
 
-def _next_visit(state: State, outlook: Forecast | None) -> tuple[datetime, str]:
+def next_visit(state: State, outlook: Forecast | None) -> tuple[datetime, str]:
     """When the pump should next have been read: the planned refill, else the forecast's
     worst-case low-reservoir date, else the drug's stability limit from the report."""
     if state.refill_reminder_at is not None:

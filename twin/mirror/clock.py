@@ -58,3 +58,13 @@ def device_time(twin: DeviceTwin, clock: SiteClock | None, wall: datetime) -> da
     if clock is not None and twin.simulated is not False:
         return clock.now(wall)
     return twin.device_now(wall)
+
+
+def device_rate(twin: DeviceTwin, clock: SiteClock | None) -> float:
+    """How fast :func:`device_time` runs on: device seconds per wall second (so that a console can
+    run the pump's clock on between two readings). A site clock's speed (0 when paused or when
+    running flat out: :meth:`SiteClock.now` holds still then), else the rate estimated from the
+    pump's reports."""
+    if clock is not None and twin.simulated is not False:
+        return clock.speed or 0.0
+    return twin.clock_rate

@@ -156,9 +156,14 @@ class DeviceTwin(NamedTuple):
 
     def device_now(self, now: datetime) -> datetime | None:
         """What the device's clock reads at wall time ``now`` (estimated from its reports), or None
-        if never heard. :func:`twin.mirror.clock.device_time` prefers a site clock when there is one."""
+        if never heard. :func:`twin.mirror.clock.device_time` prefers a site clock when there is one.
+
+        A real pump's clock is a real clock, read at interrogations weeks apart: its time now is ``now``
+        (an estimate from two read-outs imported minutes apart would be meaningless)."""
         if self.last_device_time is None or self.last_seen_at is None:
             return None
+        if self.birth is not None and not self.birth.simulated:
+            return now
         elapsed = max(0.0, (now - self.last_seen_at).total_seconds())
         return self.last_device_time + timedelta(seconds=elapsed * self.clock_rate)
 

@@ -1,8 +1,9 @@
 """The twin's whole state as one value, and every change to it as one pure step.
 
-:class:`Fleet` holds every device twin, the alarm board, the commands, the simulation clocks and
-the forecasts, in persistent maps (``immutables.Map``): a step makes a new fleet in O(log n) and
-shares the rest with the old one. Every change is a function ``(fleet, ...) -> (fleet, effects)``:
+:class:`Fleet` holds every device twin, the alarm board, the commands, the simulation clocks,
+the forecasts, the patient reports and the real pumps' refill checks, in persistent maps
+(``immutables.Map``): a step makes a new fleet in O(log n) and shares the rest with the old one.
+Every change is a function ``(fleet, ...) -> (fleet, effects)``:
 
 * :func:`apply` — one MQTT message as received (topic, payload bytes, the arrival stamp);
 * :func:`tick` — the clock: shelve and audio-pause expiries, silent devices, time-driven twin
@@ -54,6 +55,7 @@ from twin.contract.messages import (
 from twin.contract.topics import Channel, TopicError, build_topic, parse_topic
 from twin.mirror import alarm_board as boards
 from twin.mirror import commands as desk
+from twin.mirror import interrogation
 from twin.mirror.alarm_board import Board, DeviceKey
 from twin.mirror.alerts import (
     ALERT_PRIORITY,
@@ -64,7 +66,7 @@ from twin.mirror.alerts import (
     silence_limit,
     silent_for,
 )
-from twin.mirror.clock import SiteClock, device_time, newer, site_clock
+from twin.mirror.clock import SiteClock, device_rate, device_time, newer, site_clock
 from twin.mirror.commands import CommandState, TrackedCommand
 from twin.mirror.device_twin import RECORDED, DeviceTwin, Presence, Verdict, mark_silent, order
 from twin.mirror.effects import (
@@ -132,6 +134,10 @@ class Fleet(NamedTuple):
     config: FleetConfig = FleetConfig()
     reports: Map[DeviceKey, tuple[PatientReport, ...]] = _EMPTY
     """Patient reports the clinic recorded, per device, while they are recent enough to be an alert."""
+    visits: Map[DeviceKey, interrogation.Visits] = _EMPTY
+    """Real pumps: the refill checks of consecutive read-outs (:mod:`twin.mirror.interrogation`), which
+    replace the pump-calculated refill comparison. In the fleet value, so a commit that fails keeps the
+    old checks with the old fleet; saved with the device's snapshot, so a restart keeps them."""
 
     # -------------------------------------------------------------------------------- views
 
@@ -150,6 +156,13 @@ class Fleet(NamedTuple):
         if self.config.twin_clock_is_device_clock and twin.simulated is not False:
             return now
         return device_time(twin, self.clocks.get(twin.site), now)
+
+    def clock_rate(self, twin: DeviceTwin) -> float:
+        """Device seconds per wall second of :meth:`device_now` (1 when the twin's clock is the
+        device's)."""
+        if self.config.twin_clock_is_device_clock and twin.simulated is not False:
+            return 1.0
+        return device_rate(twin, self.clocks.get(twin.site))
 
     def forecast(self, twin: DeviceTwin) -> Forecast | None:
         """The dates the device's latest state implies (cached per state)."""
@@ -266,7 +279,7 @@ def _apply_message(
             fleet, resent = _resend_pending(fleet, twin, received_at)
             effects += resent
         if isinstance(message, State):
-            fleet, made = _on_state(fleet, twin, message, received_at)
+            fleet, made = _on_state(fleet, before, twin, message, received_at)
             effects += made
         elif isinstance(message, Telemetry):
             fleet, made = _on_telemetry(fleet, before, twin, received_at)
@@ -280,10 +293,17 @@ def _apply_message(
     return fleet, effects
 
 
-def _on_state(fleet: Fleet, twin: DeviceTwin, state: State, at: datetime) -> tuple[Fleet, list[Effect]]:
+def _on_state(
+    fleet: Fleet, before: DeviceTwin, twin: DeviceTwin, state: State, at: datetime
+) -> tuple[Fleet, list[Effect]]:
     effects: list[Effect] = []
     outlook = _forecast(twin.birth, state)
     fleet = fleet._replace(forecasts=fleet.forecasts.set(twin.key, ((state.session, state.seq), outlook)))
+    if twin.simulated is False:  # a real pump's read-out: check its refill against the read-out before
+        held = fleet.visits.get(twin.key)
+        visits = interrogation.record(held, before, twin, fleet.config.policy)
+        if visits is not held and visits is not None:
+            fleet = fleet._replace(visits=fleet.visits.set(twin.key, visits))
     if twin.birth is not None and twin.birth.audible_alarms:
         board, transitions = boards.reconcile(fleet.board, twin.site, twin.device_id, state.active_alarms, at)
         if transitions:
@@ -314,6 +334,10 @@ def _evaluate(fleet: Fleet, twin: DeviceTwin, now: datetime) -> tuple[Fleet, lis
         device_now=fleet.device_now(twin, now),
         reports=fleet.reports.get(twin.key, ()),
     )
+    if twin.simulated is False:
+        conditions = interrogation.refill_conditions(
+            twin, conditions, fleet.visits.get(twin.key), now, fleet.config.policy
+        )
     board, transitions = boards.on_conditions(fleet.board, twin.site, twin.device_id, conditions, now)
     if not transitions:
         return fleet, []
@@ -524,12 +548,14 @@ def restored(
     board: Board,
     commands: Map[str, TrackedCommand],
     config: FleetConfig,
+    visits: Map[DeviceKey, interrogation.Visits] = _EMPTY,
 ) -> Fleet:
-    """A fleet from what a store restored (snapshots, the folded journal, the command log)."""
+    """A fleet from what a store restored (snapshots with the real pumps' refill checks, the folded
+    journal, the command log)."""
     sites: dict[str, int] = {}
     for site, _ in devices:
         sites[site] = sites.get(site, 0) + 1
-    return Fleet(devices=devices, board=board, commands=commands, sites=Map(sites), config=config)
+    return Fleet(devices=devices, board=board, commands=commands, sites=Map(sites), config=config, visits=visits)
 
 
 def device_event_marks(fleet: Fleet) -> list[DeviceEventKey]:

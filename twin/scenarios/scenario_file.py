@@ -19,8 +19,10 @@ and :func:`load_library` read files; :func:`parse_scenario` is pure.
 
 from __future__ import annotations
 
+import copy
+import difflib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -40,6 +42,9 @@ CATALOGUE_DIR: Final = _PACKAGED_CATALOGUE if _PACKAGED_CATALOGUE.is_dir() else 
 
 SUFFIXES: Final = (".yaml", ".yml")
 
+FILE_LEVEL: Final = "(file)"
+"""The ``path`` of a problem with the file as a whole (cannot be read, no such scenario)."""
+
 
 @dataclass(frozen=True, slots=True)
 class FileProblem:
@@ -52,6 +57,8 @@ class FileProblem:
     message: str
 
     def __str__(self) -> str:
+        if self.path == FILE_LEVEL:
+            return f"{self.source}: {self.message}"
         return f"{self.source}:{self.line}:{self.column}: {self.path}: {self.message}"
 
 
@@ -69,10 +76,18 @@ class _Marks:
 
     nodes: dict[Location, yaml.Node]
     keys: dict[Location, yaml.Mark]
+    shadowed: set[str] = field(default_factory=set)
+    """Scalar values of keys given twice (the first value: YAML keeps the last)."""
 
 
 def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
-    """A checked scenario from YAML ``text``; raises :class:`ScenarioFileError` naming line and field."""
+    """A checked scenario from YAML ``text``; raises :class:`ScenarioFileError` naming line and field.
+
+    Every mistake is reported in one pass: duplicate keys, the fields pydantic refuses, and the
+    meaning (offsets, references, selections) of everything that is valid. A list item with a
+    mistake (a step, an expectation, a pump) is left out of a second validation so that the rest
+    is still checked; a problem that only follows from leaving it out (a reference to that step,
+    a selection of that pump) is not reported (see :func:`_prune`)."""
     loader = yaml.SafeLoader(text)
     try:
         try:
@@ -91,20 +106,186 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
         data = loader.construct_document(root)
     finally:
         loader.dispose()
-    if problems:
-        raise ScenarioFileError([_locate(p, marks, source) for p in problems])
     if not isinstance(data, dict):
-        raise ScenarioFileError([_locate(ScenarioProblem((), "a scenario is a mapping of fields"), marks, source)])
-    try:
-        scenario = Scenario.model_validate(data)
-    except ValidationError as exc:
-        raise ScenarioFileError([_locate(p, marks, source) for p in _pydantic_problems(exc)]) from None
-    try:
-        fleet = resolve_fleet(scenario)
-        expand(scenario, fleet.members, fleet.epoch)
-    except ScenarioInvalid as exc:
-        raise ScenarioFileError([_locate(p, marks, source) for p in exc.problems]) from None
+        problems.append(ScenarioProblem((), "a scenario is a mapping of fields"))
+        raise ScenarioFileError([_locate(p, marks, source) for p in problems])
+    duplicates = [p.loc[:-2] for p in problems if p.loc and p.loc[-1] == "#duplicate"]
+    scenario, found = _check(data, duplicates, marks.shadowed)
+    problems += found
+    if problems:
+        located = [_locate(p, marks, source) for p in _unique(problems)]
+        raise ScenarioFileError(sorted(located, key=lambda p: (p.line, p.column)))
+    assert scenario is not None
     return scenario
+
+
+MAX_CHECK_PASSES: Final = 5
+"""Validations of a file with its bad items left out: each pass may uncover mistakes that the
+previous one's could not reach (a model's own checks run only once its fields are valid)."""
+
+_NEUTRAL_VALUES: Final[dict[str, Any]] = {
+    "name": "unnamed",
+    "title": "untitled",
+    "description": "no description",
+    "learning_objectives": ["none"],
+}
+"""Stand-ins for top-level fields that the meaning checks do not read, so that a bad name or title
+does not hide a timeline's mistakes."""
+
+
+def _check(
+    data: dict[str, Any], duplicates: list[Location], shadowed: set[str]
+) -> tuple[Scenario | None, list[ScenarioProblem]]:
+    """Validate ``data`` (fields, then meaning); every problem found, and the scenario when there
+    are none. Problems are located in ``data`` as given, whatever was left out to find them.
+    ``duplicates``: mappings with a key given twice (already reported), left out of the checks
+    with the identifiers ``shadowed`` by the second value."""
+    problems: list[ScenarioProblem] = []
+    pruned = _Pruned(data)
+    if duplicates:
+        pruned.prune_at(duplicates)
+        pruned.names |= shadowed
+    for _ in range(MAX_CHECK_PASSES):
+        try:
+            scenario = Scenario.model_validate(pruned.data)
+        except ValidationError as exc:
+            found = [p for p in (pruned.original(q) for q in _pydantic_problems(exc)) if p is not None]
+            problems += found
+            if not pruned.prune_at([p.loc for p in found]):
+                return None, problems
+            continue
+        try:
+            fleet = resolve_fleet(scenario)
+            expand(scenario, fleet.members, fleet.epoch)
+        except ScenarioInvalid as exc:
+            problems += [p for p in (pruned.original(q) for q in exc.problems) if p is not None]
+        return (scenario if not problems else None), problems
+    return None, problems
+
+
+class _Pruned:
+    """The scenario's data with its bad parts left out, and the way back to the file's locations.
+
+    A bad list item (the first list index of a problem's location) is removed; any other bad field
+    is removed (a field with a default then takes it) or, for a name, title or description, given a
+    neutral stand-in. Identifiers of removed items (``id``, ``device_id``) are remembered: a later
+    problem located at a value that names one of them is a consequence of the removal, not a
+    mistake of the file."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data: dict[str, Any] = copy.deepcopy(data)
+        self._kept: dict[Location, list[int]] = {}
+        """Per list (original location): the original index of each item still in the pruned list."""
+        self._gone: set[Location] = set()
+        self.names: set[str] = set()
+        self._raw = data
+
+    def original(self, problem: ScenarioProblem) -> ScenarioProblem | None:
+        """``problem`` (located in the pruned data) located in the original data, or ``None`` if it
+        only follows from what was left out."""
+        loc: list[str | int] = []
+        for part in problem.loc:
+            if isinstance(part, int) and tuple(loc) in self._kept:
+                kept = self._kept[tuple(loc)]
+                part = kept[part] if part < len(kept) else part
+            loc.append(part)
+        where = tuple(loc)
+        if any(where[: len(g)] == g for g in self._gone):
+            return None  # e.g. "missing field" for a field that was removed
+        if self.names and _names_any(_at(self._raw, where), self.names):
+            return None
+        return ScenarioProblem(where, problem.message)
+
+    def prune_at(self, locations: list[Location]) -> bool:
+        """Leave out what each location (original) points into; ``False`` if nothing more could go."""
+        changed = False
+        for loc in sorted(set(locations), key=len, reverse=True):
+            target = _prune_target(loc)
+            if target is None or any(target[: len(g)] == g for g in self._gone):
+                continue
+            if self._remove(target):
+                self._gone.add(target)
+                changed = True
+        return changed
+
+    def _remove(self, target: Location) -> bool:
+        *parent_loc, last = target
+        parent = self._locate(tuple(parent_loc))
+        if isinstance(last, int):
+            if not isinstance(parent, list):
+                return False
+            kept = self._kept.setdefault(tuple(parent_loc), list(range(len(parent))))
+            if last not in kept:
+                return False
+            position = kept.index(last)
+            self.names |= _identifiers(parent[position])
+            del parent[position]
+            del kept[position]
+            return True
+        if not isinstance(parent, dict) or last not in parent:
+            return False
+        if len(target) == 1 and last in _NEUTRAL_VALUES:
+            if parent[last] == _NEUTRAL_VALUES[last]:
+                return False
+            parent[last] = copy.deepcopy(_NEUTRAL_VALUES[last])
+            return True
+        del parent[last]
+        return True
+
+    def _locate(self, loc: Location) -> Any:
+        """The node of the pruned data at an original location (``None`` if it is gone)."""
+        node: Any = self.data
+        for n, part in enumerate(loc):
+            if isinstance(part, int):
+                kept = self._kept.get(tuple(loc[:n]))
+                if kept is not None:
+                    if part not in kept:
+                        return None
+                    part = kept.index(part)
+                if not isinstance(node, list) or part >= len(node):
+                    return None
+                node = node[part]
+            else:
+                if not isinstance(node, dict) or part not in node:
+                    return None
+                node = node[part]
+        return node
+
+
+def _prune_target(loc: Location) -> Location | None:
+    """What to leave out for a problem at ``loc``: the list item it is in (its first index), else
+    the top-level field it names (``None`` for the scenario as a whole)."""
+    for n, part in enumerate(loc):
+        if isinstance(part, int):
+            return loc[: n + 1]
+    return loc[:1] or None
+
+
+def _identifiers(item: Any) -> set[str]:
+    if not isinstance(item, dict):
+        return set()
+    return {str(item[k]) for k in ("id", "device_id") if isinstance(item.get(k), str | int)}
+
+
+def _at(data: Any, loc: Location) -> Any:
+    node = data
+    for part in loc:
+        in_list = isinstance(part, int) and isinstance(node, list) and part < len(node)
+        if not (in_list or (isinstance(part, str) and isinstance(node, dict) and part in node)):
+            return None
+        node = node[part]
+    return node
+
+
+def _names_any(value: Any, names: set[str]) -> bool:
+    """Does ``value`` (a scalar, or a selection's lists) name one of ``names``?"""
+    if isinstance(value, str | int) and not isinstance(value, bool):
+        return str(value) in names
+    if isinstance(value, list):
+        return bool(value) and all(_names_any(v, names) for v in value)
+    if isinstance(value, dict):
+        return any(_names_any(v, names) for v in value.values() if isinstance(v, list))
+    return False
 
 
 def load_scenario(path: Path) -> Scenario:
@@ -112,16 +293,34 @@ def load_scenario(path: Path) -> Scenario:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioFileError([FileProblem(str(path), 1, 1, "(file)", f"cannot read: {exc}")]) from None
+        raise ScenarioFileError([FileProblem(str(path), 1, 1, FILE_LEVEL, f"cannot read: {exc}")]) from None
     return parse_scenario(text, str(path))
 
 
 def find_scenario(name_or_path: str | Path, directory: Path = CATALOGUE_DIR) -> Path:
-    """A scenario file given as a path, or as the name of a scenario of ``directory``."""
+    """A scenario file given as a path, or as the name of a scenario of ``directory``.
+
+    Raises :class:`ScenarioFileError` for a name that is neither a file nor in the catalogue; the
+    message lists the catalogue's names (the closest first, when one is close)."""
     path = Path(name_or_path)
-    if path.exists() or path.suffix in SUFFIXES:
+    if path.exists() or path.suffix in SUFFIXES or len(path.parts) > 1:
         return path
-    return directory / f"{name_or_path}.yaml"
+    candidate = directory / f"{name_or_path}.yaml"
+    if candidate.exists():
+        return candidate
+    names = catalogue_names(directory)
+    close = difflib.get_close_matches(str(name_or_path), names, n=3, cutoff=0.6)
+    hint = f"did you mean {', '.join(close)}? " if close else ""
+    message = (
+        f"no scenario {str(name_or_path)!r} (neither a file nor in the catalogue {directory}); {hint}"
+        f"the catalogue has: {', '.join(names) if names else '(nothing)'}"
+    )
+    raise ScenarioFileError([FileProblem(str(name_or_path), 1, 1, FILE_LEVEL, message)])
+
+
+def catalogue_names(directory: Path = CATALOGUE_DIR) -> list[str]:
+    """The names of the scenarios of ``directory`` (file names without suffix), sorted."""
+    return [p.stem for p in scenario_files(directory)] if directory.is_dir() else []
 
 
 def scenario_files(directory: Path) -> list[Path]:
@@ -164,6 +363,9 @@ def _index(node: yaml.Node, path: Location, marks: _Marks, problems: list[Scenar
             if key in seen:
                 marks.keys.setdefault((*path, key, "#duplicate"), key_node.start_mark)
                 problems.append(ScenarioProblem((*path, key, "#duplicate"), f"key {key!r} appears twice"))
+                first = next(v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == key)
+                if isinstance(first, yaml.ScalarNode):
+                    marks.shadowed.add(first.value)
                 continue
             seen.add(key)
             marks.keys[(*path, key)] = key_node.start_mark

@@ -41,6 +41,7 @@ from twin.scenarios.model import (
     AlarmFloodExpectation,
     BolusStep,
     ClearFaultStep,
+    DeviceSelection,
     InjectFaultStep,
     InterrogateStep,
     Location,
@@ -339,6 +340,9 @@ def _expectations(
         window = _window(expectation.after, expectation.within, step_times, duration_s, loc)
         if isinstance(window, ScenarioProblem):
             problems.append(window)
+            devices = getattr(expectation, "devices", None)
+            if isinstance(devices, DeviceSelection):  # its own mistakes, in the same pass
+                problems += select(devices, members, (*loc, "devices"))[1]
             continue
         begin, end = window
         match expectation:

@@ -65,12 +65,13 @@ from twin.mirror.effects import (
     ResponseRecorded,
 )
 from twin.mirror.fleet import Fleet, FleetConfig
+from twin.mirror.interrogation import Visits
 from twin.service.events import AlarmTransitioned, CommandUpdated, DeviceUpdated, EventHub, ResponseMade
 from twin.service.health import Health, Status
 from twin.service.metrics import ServiceMetrics
 from twin.store.journal import JournalConflict, JournalError
 from twin.store.protocol import Batch, JournalStore, Snapshot, StoreUnavailable
-from twin.store.snapshots import snapshot_to_twin, twin_to_snapshot
+from twin.store.snapshots import snapshot_to_twin, snapshot_visits, twin_to_snapshot
 from twin.timeseries.lines import device_lines, telemetry_line
 from twin.timeseries.points import (
     AlarmTransitionPoint,
@@ -211,17 +212,24 @@ class TwinService:
         twin was down are applied and journaled."""
         found = await self.store.restore(sites=list(sites) if sites is not None else None)
         devices: dict[DeviceKey, Any] = {}
+        visits: dict[DeviceKey, Visits] = {}
         for snapshot in found.snapshots:
-            twin = snapshot_to_twin(dict(snapshot.payload))
+            payload = dict(snapshot.payload)
+            twin = snapshot_to_twin(payload)
             if twin is not None:
                 devices[twin.key] = twin
+                checks = snapshot_visits(payload)
+                if checks is not None:
+                    visits[twin.key] = checks
         commands = {}
         for record in found.commands:  # in log order: the last status of a command wins
             tracked = tracked_from_log(record)
             if tracked is not None:
                 commands[tracked.command_id] = tracked
         board = restored(found.alarms.values(), found.device_events)
-        fleet = steps.restored(devices=Map(devices), board=board, commands=Map(commands), config=self.fleet.config)
+        fleet = steps.restored(
+            devices=Map(devices), board=board, commands=Map(commands), config=self.fleet.config, visits=Map(visits)
+        )
         async with self._lock:
             self.fleet = fleet
             fleet, effects = steps.tick(fleet, self.clock())
@@ -552,7 +560,8 @@ class TwinService:
         for key in keys:
             twin = self.fleet.devices.get(key)
             if twin is not None:
-                snapshots.append(Snapshot(twin.site, twin.device_id, twin.version, twin_to_snapshot(twin)))
+                payload = twin_to_snapshot(twin, self.fleet.visits.get(key))
+                snapshots.append(Snapshot(twin.site, twin.device_id, twin.version, payload))
         await self.store.commit(Batch(snapshots=snapshots))
         self._dirty.difference_update(keys)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Final
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from twin.embedded_broker import embedded_broker
 from twin.mqtt_endpoint import MqttEndpoint
@@ -116,24 +116,49 @@ async def run_simulator(plan: SimPlan, endpoint: MqttEndpoint | None, console: C
         return driver
 
 
-async def _run_with_progress(driver: SimDriver, duration_s: float, console: Console) -> None:
-    days = duration_s / 86400.0
-    with Progress(
+def simulated_span(seconds: float) -> str:
+    """Simulated time for a progress line, at most two units: ``1d 02h``, ``2h 05m``, ``45m``, ``30s``."""
+    left = max(0, round(seconds))
+    days, left = divmod(left, 86400)
+    hours, left = divmod(left, 3600)
+    minutes, secs = divmod(left, 60)
+    if days:
+        return f"{days}d {hours:02d}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m" if minutes else f"{secs}s"
+
+
+def simulated_progress(console: Console) -> Progress:
+    """A progress bar over simulated *seconds* (tasks get ``total`` in seconds), written as
+    "2h 05m of 1d 00h simulated": right for a one-hour run and for a year (a count of whole days
+    read "0/0" for anything under a day)."""
+    return Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("simulated days"),
+        TextColumn("{task.fields[simulated]}"),
         TimeElapsedColumn(),
         console=console,
         transient=False,
-    ) as progress:
-        task = progress.add_task("simulating", total=round(days, 2))
+    )
+
+
+def simulated_text(done_s: float, total_s: float) -> str:
+    return f"{simulated_span(min(done_s, total_s))} of {simulated_span(total_s)} simulated"
+
+
+async def _run_with_progress(driver: SimDriver, duration_s: float, console: Console) -> None:
+    with simulated_progress(console) as progress:
+        task = progress.add_task("simulating", total=duration_s, simulated=simulated_text(0.0, duration_s))
 
         def update(sim_now: float) -> None:
-            progress.update(task, completed=round(min(sim_now, duration_s) / 86400.0, 2))
+            done = min(sim_now, duration_s)
+            progress.update(task, completed=done, simulated=simulated_text(done, duration_s))
 
         await driver.run(on_progress=update)
-        progress.update(task, description="published", completed=round(days, 2))
+        progress.update(
+            task, description="published", completed=duration_s, simulated=simulated_text(duration_s, duration_s)
+        )
 
 
 async def _run_with_status(driver: SimDriver, console: Console) -> None:

@@ -3,8 +3,11 @@ taking a partition over, resumes each device at its exact sequence numbers.
 
 A payload is the twin's whole ordering state (session, the highest sequence number and the window
 of numbers seen, the numbers of the reported state and sample), its identity (the pinned birth),
-what was reported and the presence. An unreadable payload (a damaged row, a newer format) is
-skipped with a warning: the device's retained birth and state rebuild it on the next subscribe.
+what was reported and the presence; for a real pump, also the refill checks of its consecutive
+read-outs (``visits``, :mod:`twin.mirror.interrogation`: they need the read-out before, which a
+restart would otherwise lose). An unreadable payload (a damaged row, a newer format) is
+skipped with a warning: the device's retained birth and state rebuild it on the next subscribe;
+unreadable refill checks are dropped with a warning and the twin is kept.
 """
 
 from __future__ import annotations
@@ -15,11 +18,13 @@ from typing import Any, Final
 
 from twin.contract.messages import Birth, State, Telemetry
 from twin.mirror.device_twin import DeviceTwin, Presence
+from twin.mirror.interrogation import Visits, visits_from_json, visits_json
 
 log = logging.getLogger(__name__)
 
 FORMAT: Final = 2
-"""Version of the payload layout (2: devices keyed by site, a window of seen sequence numbers)."""
+"""Version of the payload layout (2: devices keyed by site, a window of seen sequence numbers; an
+optional ``visits`` list, absent from payloads written before it, which read back without checks)."""
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -30,8 +35,8 @@ def _dt(value: Any) -> datetime | None:
     return datetime.fromisoformat(value) if isinstance(value, str) else None
 
 
-def twin_to_snapshot(twin: DeviceTwin) -> dict[str, Any]:
-    return {
+def twin_to_snapshot(twin: DeviceTwin, visits: Visits | None = None) -> dict[str, Any]:
+    payload = {
         "format": FORMAT,
         "site": twin.site,
         "device_id": twin.device_id,
@@ -55,6 +60,9 @@ def twin_to_snapshot(twin: DeviceTwin) -> dict[str, Any]:
         "version": twin.version,
         "reported_at": _iso(twin.reported_at),
     }
+    if visits is not None and visits.checks:
+        payload["visits"] = visits_json(visits)
+    return payload
 
 
 def snapshot_to_twin(payload: dict[str, Any]) -> DeviceTwin | None:
@@ -87,4 +95,16 @@ def snapshot_to_twin(payload: dict[str, Any]) -> DeviceTwin | None:
         )
     except (KeyError, ValueError, TypeError) as exc:
         log.warning("ignoring an unreadable snapshot: %s", exc)
+        return None
+
+
+def snapshot_visits(payload: dict[str, Any]) -> Visits | None:
+    """The refill checks a payload holds (None without any, or, logged, when they cannot be read)."""
+    data = payload.get("visits")
+    if data is None:
+        return None
+    try:
+        return visits_from_json(data)
+    except (KeyError, ValueError, TypeError) as exc:
+        log.warning("ignoring the unreadable refill checks of a snapshot: %s", exc)
         return None

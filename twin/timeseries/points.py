@@ -49,6 +49,7 @@ from typing import Final
 
 from twin.contract.alarms import AlarmCode, Priority
 from twin.contract.messages import AlarmEvent, AlarmEventType, Birth, DeviceMessage, Drug, State, Telemetry
+from twin.pump.model import BatteryModel
 
 FieldValue = float | int | bool | str
 """What a field holds. ``float`` and ``int`` are distinct InfluxDB types: a field keeps the type it
@@ -360,12 +361,34 @@ def state_point(tags: DeviceTags, state: State) -> InfluxPoint:
         fields["program_rate_ml_per_day"] = float(state.program.rate_ml_per_day)
     if state.stop_reason is not None:
         fields["stop_reason"] = state.stop_reason.value
+    if state.refill_reminder_at is not None:
+        fields["refill_reminder_at_ms"] = _epoch_ms(state.refill_reminder_at)
+    fields["eri_at_ms"] = _epoch_ms(pump_eri_at(state))
     return InfluxPoint(
         STATE,
         replace(tags, drug=state.drug).as_tags(),
         fields,
         timestamp_ns(state.device_time, _device_discriminator(state.seq)),
     )
+
+
+DEFAULT_BATTERY: Final = BatteryModel()
+"""The battery model of the simulated pumps (its drain figures are the pump model's)."""
+
+
+def pump_eri_at(state: State, battery: BatteryModel = DEFAULT_BATTERY) -> datetime:
+    """The pump's elective replacement date as of ``state``: when it was reached, or, before, the
+    date the battery reaches ERI at the current flow (``battery``'s drain: the base drain plus the
+    share of every mL pumped). A pump that stopped still drains its base share, so the date moves
+    only as the flow does. Device time."""
+    if state.eri_at is not None:
+        return state.eri_at
+    return state.device_time + timedelta(days=battery.days_to_eri(state.battery_percent, state.current_rate_ml_per_day))
+
+
+def _epoch_ms(at: datetime) -> int:
+    """A date as a field: integer milliseconds since 1970 UTC (Grafana's ``dateTimeAsIso`` unit)."""
+    return int(at.timestamp() * 1000)
 
 
 def alarm_event_point(tags: DeviceTags, event: AlarmEvent) -> InfluxPoint:

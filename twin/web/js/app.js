@@ -1,7 +1,10 @@
-// The console's shell: sign-in, hash routes (#/fleet, #/alarms, #/device/<id>, #/training,
-// #/training/<session_id>, #/replay/<session_id>, #/record[/<name>]), the live stream, the alarm
-// sound, the header, the trainee banner and the "escalated to you" notice.
-// Views (views/*.js) render from the shared ConsoleState.
+// The console's shell: sign-in, hash routes (the ROUTES table), the live stream, the alarm sound,
+// the header, the latest-alarm strip, the trainee banner and the "escalated to you" notice. Views
+// (views/*.js) render from the shared ConsoleState.
+//
+// A page is one row of ROUTES: its name (the hash #/<name>[/<arg>]), the view to build (given the
+// context and the decoded argument, or undefined), the permission it needs (null: any signed-in
+// user; a user without it gets the fleet) and its nav link, if any. Adding a page is adding a row.
 
 import { api, onSignedOut } from "./api.js";
 import { AlarmAudio } from "./alarm-audio.js";
@@ -16,10 +19,28 @@ import { alarmsView } from "./views/alarms.js";
 import { deviceView } from "./views/device.js";
 import { fleetView } from "./views/fleet.js";
 import { loginView } from "./views/login.js";
+import { patientReportsView } from "./views/patient-reports.js";
 import { recordView } from "./views/record.js";
 import { replayView } from "./views/replay.js";
 import { trainingView } from "./views/training.js";
 import { trainingReportView } from "./views/training-report.js";
+import { usersView } from "./views/users.js";
+import { loadGuidance } from "./guidance.js";
+import { CueBoard } from "./cues.js";
+
+/** name -> { view(ctx, arg), permission, nav }: see the header comment. Order = nav order. */
+export const ROUTES = {
+  fleet: { view: (ctx) => fleetView(ctx), permission: null, nav: "nav-fleet" },
+  alarms: { view: (ctx) => alarmsView(ctx), permission: null, nav: "nav-alarms" },
+  reports: { view: (ctx) => patientReportsView(ctx), permission: null, nav: "nav-reports" },
+  device: { view: (ctx, arg) => (arg ? deviceView(ctx, arg) : fleetView(ctx)), permission: null, nav: null },
+  training: { view: (ctx, arg) => (arg ? trainingReportView(ctx, arg) : trainingView(ctx)), permission: null, nav: "nav-training", navPermission: "run_scenario" },
+  replay: { view: (ctx, arg) => (arg ? replayView(ctx, arg) : fleetView(ctx)), permission: null, nav: null },
+  // trainees and up have a record (instructors pick whose)
+  record: { view: (ctx, arg) => recordView(ctx, arg ?? null), permission: null, nav: "nav-record", navPermission: "respond" },
+  users: { view: (ctx) => usersView(ctx), permission: "manage_users", nav: "nav-users" },
+};
+const DEFAULT_ROUTE = "fleet";
 
 const PRIORITY_WORD = { high: "High", medium: "Medium", low: "Low" };
 
@@ -29,7 +50,18 @@ const ctx = {
   audio: new AlarmAudio(),
   can: (permission) => Boolean(ctx.me && ctx.me.permissions.includes(permission)),
   changed: () => scheduleRender({ alarms: true, devices: true, commands: true, responses: true }),
+  cues: null,
 };
+let cuesSeen = null; // cue ids already shown (null until the first load: old reports are not announced)
+ctx.cues = new CueBoard(() => {
+  const open = ctx.cues.unanswered();
+  document.getElementById("report-count").textContent = open.length ? String(open.length) : "";
+  const fresh = cuesSeen === null ? [] : open.filter((c) => !cuesSeen.has(c.cue_id));
+  cuesSeen = new Set(ctx.cues.cards.map((c) => c.cue_id));
+  if (fresh.length) announceCue(fresh[0]);
+  else clearAnsweredCue();
+  scheduleRender({ cues: true });
+});
 
 const main = document.getElementById("main");
 const header = document.getElementById("top");
@@ -37,8 +69,6 @@ const soundToggle = document.getElementById("sound-toggle");
 const soundState = document.getElementById("sound-state");
 const streamStatus = document.getElementById("stream-status");
 const latest = document.getElementById("latest-alarm");
-const navTraining = document.getElementById("nav-training");
-const navRecord = document.getElementById("nav-record");
 const banner = new TrainingBanner(document.getElementById("training-banner"), () => ctx.me?.username);
 const escalated = new EscalationNotice(document.getElementById("escalation-notice"), () => ctx.me?.username);
 let view = null;
@@ -52,6 +82,9 @@ function scheduleRender(changed) {
   if (pending) {
     for (const k of ["devices", "alarms", "commands", "responses"]) pending[k] = pending[k] || changed[k];
     pending.training = changed.training || pending.training;
+    pending.scenario = changed.scenario || pending.scenario;
+    pending.guidance = changed.guidance || pending.guidance;
+    pending.cues = changed.cues || pending.cues;
     for (const key of changed.keys || []) pending.keys.add(key);
     for (const id of changed.deviceIds || []) pending.deviceIds.add(id);
     return;
@@ -66,8 +99,11 @@ function scheduleRender(changed) {
 }
 
 function render(what) {
-  if (what.alarms) updateAlarmSignals();
-  if (what.alarms) escalated.show(ctx.state.alarms);
+  if (what.alarms) {
+    updateAlarmSignals();
+    clearAnsweredAnnouncement();
+    escalated.show(ctx.state.alarms);
+  }
   if (what.training) banner.onSession(what.training);
   if (view && view.update) view.update(what);
 }
@@ -107,6 +143,25 @@ soundToggle.addEventListener("click", async () => {
   showSoundState();
 });
 
+/** The strip says the latest alarm that asks for an answer, until it is answered (acknowledged,
+ * cleared, shelved ...): then it empties, so it never shows an alarm nobody needs to act on. */
+function clearAnsweredAnnouncement() {
+  const key = latest.firstChild?.dataset?.key;
+  if (!key) return;
+  const alarm = ctx.state.alarms.get(key);
+  if (!alarm || alarm.state !== "active_unacknowledged") fill(latest);
+}
+
+/** A new patient report is said in the same strip as a new alarm, until someone answers it. */
+function announceCue(card) {
+  fill(latest, h("span", { dataset: { cue: card.cue_id } }, `Patient report (${card.severity.replaceAll("_", "-")}) on ${card.device_id}: ${card.symptom}`));
+}
+
+function clearAnsweredCue() {
+  const id = latest.firstChild?.dataset?.cue;
+  if (id && !ctx.cues.unanswered().some((c) => c.cue_id === id)) fill(latest);
+}
+
 function announce(alarm) {
   fill(
     latest,
@@ -133,12 +188,18 @@ function startStream() {
   stream = new LiveStream({
     onOpen: () => {
       loadSnapshot().catch(() => {});
+      ctx.cues.refetch.request();
       banner.refresh(); // events missed while disconnected may have started or ended a session
     },
     onEvent: (kind, data) => {
       if (kind === "escalation") escalated.onEscalation(data, ctx.state.alarms);
       const changed = ctx.state.apply(kind, data);
       if (changed.announce) announce(changed.announce);
+      ctx.cues.noticed(changed);
+      if (changed.guidance) {
+        loadGuidance().then(() => scheduleRender({ alarms: true, guidance: changed.guidance }));
+        return;
+      }
       scheduleRender(changed);
     },
     onStatus: (up) => {
@@ -154,25 +215,32 @@ function startStream() {
 
 // ------------------------------------------------------------------------------------- routes
 
+function allowed(spec, key = "permission") {
+  return !spec[key] || ctx.can(spec[key]);
+}
+
 function route() {
   if (!ctx.me) return;
-  const hash = location.hash || "#/fleet";
-  const [, name, arg] = hash.match(/^#\/([a-z]+)(?:\/(.+))?$/) || [];
+  const hash = location.hash || `#/${DEFAULT_ROUTE}`;
+  const [, asked, rawArg] = hash.match(/^#\/([a-z-]+)(?:\/(.+))?$/) || [];
+  const name = ROUTES[asked] && allowed(ROUTES[asked]) ? asked : DEFAULT_ROUTE;
   if (view && view.unmount) view.unmount();
   for (const link of document.querySelectorAll(".top nav a")) {
     if (link.getAttribute("href") === `#/${name}`) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
-  if (name === "alarms") view = alarmsView(ctx);
-  else if (name === "training" && arg) view = trainingReportView(ctx, decodeURIComponent(arg));
-  else if (name === "training") view = trainingView(ctx);
-  else if (name === "device" && arg) view = deviceView(ctx, decodeURIComponent(arg));
-  else if (name === "replay" && arg) view = replayView(ctx, decodeURIComponent(arg));
-  else if (name === "record") view = recordView(ctx, arg ? decodeURIComponent(arg) : null);
-  else view = fleetView(ctx);
+  view = ROUTES[name].view(ctx, name === asked && rawArg ? decodeURIComponent(rawArg) : undefined);
   fill(main);
   view.mount(main);
   main.focus({ preventScroll: true });
+}
+
+function showNav() {
+  for (const spec of Object.values(ROUTES)) {
+    if (!spec.nav) continue;
+    const link = document.getElementById(spec.nav);
+    if (link) link.hidden = !allowed(spec) || !allowed(spec, "navPermission");
+  }
 }
 
 window.addEventListener("hashchange", route);
@@ -184,8 +252,8 @@ function signedIn(me) {
   syncTo(me.now);
   document.getElementById("who").textContent = `${me.username} (${me.role})`;
   header.hidden = false;
-  navTraining.hidden = !ctx.can("run_scenario");
-  navRecord.hidden = !ctx.can("respond"); // trainees and up have a record (instructors pick whose)
+  showNav();
+  loadGuidance().then(() => scheduleRender({ alarms: true, guidance: {} }));
   banner.refresh();
   showSoundState();
   startStream();
@@ -197,6 +265,9 @@ function signedOut() {
   stream = null;
   ctx.me = null;
   ctx.state = new ConsoleState();
+  ctx.cues.cards = [];
+  cuesSeen = null;
+  document.getElementById("report-count").textContent = "";
   ctx.audio.setPriority(null);
   header.hidden = true;
   fill(latest);

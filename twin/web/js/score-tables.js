@@ -13,12 +13,19 @@ function headRow(titles) {
   return h("thead", {}, h("tr", {}, titles.map((t) => h("th", { scope: "col" }, t))));
 }
 
-export function verdictChip(verdict) {
+/**
+ * The verdict as a chip. A row judged `incorrect` in which the trainee acknowledged but recorded
+ * no response says so ("Acknowledged, no response"): the trainee did not choose a wrong action,
+ * they chose none, and a cross would say otherwise.
+ */
+export function verdictChip(verdict, row = null) {
+  const silent = verdict === "incorrect" && row && !(row.responses || []).length && row.time_to_ack_s !== null && row.time_to_ack_s !== undefined;
+  const shown = silent ? "no-response" : verdict;
   return h(
     "span",
-    { class: `chip verdict-${verdict}`, dataset: { testid: "report-verdict", verdict } },
-    h("span", { "aria-hidden": "true" }, VERDICT_MARK[verdict] || ""),
-    ` ${verdictWord(verdict)}`,
+    { class: `chip verdict-${shown}`, dataset: { testid: "report-verdict", verdict, shown } },
+    h("span", { "aria-hidden": "true" }, silent ? "○" : VERDICT_MARK[verdict] || ""),
+    ` ${silent ? "Acknowledged, no response" : verdictWord(verdict)}`,
   );
 }
 
@@ -84,7 +91,7 @@ export function alarmTable(report, { reveal = true } = {}) {
             { dataset: { testid: "report-expected" } },
             reveal ? actionWords(a.expected) : h("span", { class: "muted" }, "shown when the session ends"),
           ),
-          h("td", {}, verdictChip(a.verdict)),
+          h("td", {}, verdictChip(a.verdict, a)),
           h("td", { class: "num", dataset: { testid: "report-score" } }, rowScore(a.score)),
         ),
       ),

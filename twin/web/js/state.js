@@ -16,6 +16,9 @@ const OPEN_STATES = new Set([
 /** States in which an alarm colours its device's tile: the condition still asks for attention. */
 const SIGNALLING_STATES = new Set(["active_unacknowledged", "active_acknowledged", "cleared_unacknowledged"]);
 const RANK = { high: 3, medium: 2, low: 1 };
+/** Hours of wall time an alarm that went back to normal stays on the alarm list (a shift): long
+ * enough to record the follow-up ("re-interrogate after recovery"), unless dismissed sooner. */
+export const FOLLOW_UP_HOURS = 12;
 /** Transition events after which an alarm asks anew for an answer (announced to screen readers). */
 const ANNOUNCING_EVENTS = new Set(["raise", "reraise", "unshelve", "shelve_expired", "return_to_service"]);
 
@@ -70,6 +73,8 @@ export class ConsoleState {
       responses: false,
       announce: null,
       training: null,
+      scenario: null,
+      guidance: null,
       keys: new Set(),
       deviceIds: new Set(),
     };
@@ -91,18 +96,30 @@ export class ConsoleState {
       changed.keys.add(data.key);
     } else if (kind === "training") {
       changed.training = data;
+    } else if (kind === "scenario") {
+      changed.scenario = data; // a run started, ended, or a patient reported a symptom: cue cards refetch
+    } else if (kind === "guidance") {
+      changed.guidance = data;
     }
     return changed;
   }
 
-  /** Alarms staff see (not normal, unless `withNormal`), most urgent first: priority, then
-   * unanswered, then newest. */
-  openAlarms({ withNormal = false } = {}) {
+  /** Alarms staff see (not normal, unless `withNormal`), most urgent first: open before back to
+   * normal, then priority, then unanswered, then newest. `followUp` ({ sinceMs, dismissed }): also the alarms that went back
+   * to normal at or after `sinceMs` (server clock, epoch ms) whose `followUpId` is not in the set
+   * `dismissed`: an alarm that cleared or was acknowledged stays until its follow-up is done. */
+  openAlarms({ withNormal = false, followUp = null } = {}) {
     const unanswered = (a) => (a.state === "active_unacknowledged" || a.state === "cleared_unacknowledged" ? 0 : 1);
+    const following = (a) =>
+      followUp !== null &&
+      a.state === "normal" &&
+      resolvedAtMs(a) >= followUp.sinceMs &&
+      !followUp.dismissed.has(followUpId(a));
     return [...this.alarms.values()]
-      .filter((a) => withNormal || OPEN_STATES.has(a.state))
+      .filter((a) => withNormal || OPEN_STATES.has(a.state) || following(a))
       .sort(
         (a, b) =>
+          Number(a.state === "normal") - Number(b.state === "normal") || // follow-ups after what is open
           RANK[b.priority] - RANK[a.priority] ||
           unanswered(a) - unanswered(b) ||
           Date.parse(b.raised_at) - Date.parse(a.raised_at) ||
@@ -127,4 +144,16 @@ export class ConsoleState {
   sites() {
     return [...new Set([...this.devices.values()].map((d) => d.site))].sort();
   }
+}
+
+/** When an alarm went back to normal (server clock, epoch ms): the later of its clear and its
+ * acknowledgement; -Infinity if neither is known. */
+export function resolvedAtMs(alarm) {
+  const times = [alarm.cleared_at, alarm.acknowledged_at].map((t) => (t ? Date.parse(t) : NaN)).filter((t) => !Number.isNaN(t));
+  return times.length ? Math.max(...times) : -Infinity;
+}
+
+/** One occurrence of an alarm point (a point raised again is a new occurrence to follow up). */
+export function followUpId(alarm) {
+  return `${alarm.key}@${alarm.raised_at}`;
 }

@@ -7,7 +7,7 @@
 // `resync` event (the console fell too far behind) means: open a fresh stream and reload — not a
 // page reload, which would lose the browser's permission to play sound.
 
-const KINDS = ["device", "alarm", "command", "response", "training", "escalation"];
+const KINDS = ["device", "alarm", "command", "response", "training", "scenario", "guidance", "escalation"];
 /** Reconnect delays, ms: quick at first, then no more often than every 15 s. */
 const BACKOFF_MS = [500, 1000, 2000, 5000, 15000];
 

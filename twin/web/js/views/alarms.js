@@ -1,24 +1,58 @@
-// The alarm list: priority, state, age, device, message, and the actions the user may take. Rows
-// are kept per alarm key and updated in place; each row records when it was first drawn
-// (data-rendered-at, epoch ms), which the browser test compares with the publish time.
+// The alarm list: priority, state, age, device, message, what the alarm means and what staff do
+// (unless the instructor hid it), and the actions the user may take. Rows are kept per alarm key
+// and updated in place; each row records when it was first drawn (data-rendered-at, epoch ms),
+// which the browser test compares with the publish time.
+//
+// An alarm that goes back to normal (acknowledged then cleared, or cleared then acknowledged)
+// stays on the list, marked "back to normal: follow-up", for FOLLOW_UP_HOURS or until the user
+// marks its follow-up done: what comes after the alarm (re-interrogate after a stall recovered,
+// check the refill) is recorded against it like any response. "Done" is the user's own list
+// (kept in this browser), not a change to the alarm.
 
 import { actionsSignature, alarmButtons, refreshHistory, stateWords } from "../alarm-actions.js";
-import { age } from "../clock.js";
+import { age, serverNow } from "../clock.js";
 import { fill, h } from "../dom.js";
+import { guidance, guidanceBlock } from "../guidance.js";
+import { FOLLOW_UP_HOURS, followUpId } from "../state.js";
 
 const PRIORITY_WORD = { high: "High", medium: "Medium", low: "Low" };
 const FLASHING = new Set(["active_unacknowledged", "active_acknowledged", "cleared_unacknowledged"]);
+const DONE_STORAGE = "pumptwin.followUpsDone";
+const DONE_KEPT = 500; // follow-ups remembered as done (the oldest are forgotten first)
+
+function loadDone() {
+  try {
+    return new Set(JSON.parse(localStorage.getItem(DONE_STORAGE) || "[]"));
+  } catch {
+    return new Set();
+  }
+}
+
+function saveDone(done) {
+  try {
+    localStorage.setItem(DONE_STORAGE, JSON.stringify([...done].slice(-DONE_KEPT)));
+  } catch {
+    // a browser without storage forgets the list at reload: the rows come back, nothing is lost
+  }
+}
 
 export function alarmsView(ctx) {
   let body;
   let caption;
   let status;
   let withNormal = false;
+  const done = loadDone();
   const rows = new Map();
 
   const report = (text) => {
     status.textContent = text;
   };
+
+  function markDone(alarm) {
+    done.add(followUpId(alarm));
+    saveDone(done);
+    update();
+  }
 
   function row(alarm) {
     let tr = rows.get(alarm.key);
@@ -26,36 +60,52 @@ export function alarmsView(ctx) {
       tr = h(
         "tr",
         { dataset: { key: alarm.key, renderedAt: String(Date.now()) } },
-        h("td", { class: "priority" }),
-        h("td", { class: "state" }),
-        h("td", { class: "age" }),
-        h("td", { class: "device" }),
-        h("td", { class: "message" }),
-        h("td", {}, h("div", { class: "actions" })),
+        h("td", { class: "priority", "data-label": "Priority" }),
+        h("td", { class: "state", "data-label": "State" }),
+        h("td", { class: "age", "data-label": "Age" }),
+        h("td", { class: "device", "data-label": "Device" }),
+        h("td", { class: "message", "data-label": "Alarm" }),
+        h("td", { class: "actions-cell", "data-label": "Actions" }, h("div", { class: "actions" })),
       );
       rows.set(alarm.key, tr);
     }
     const [priority, state, ageCell, device, message, actionsCell] = tr.children;
-    tr.className = `state-${alarm.state}`;
+    const followUp = alarm.state === "normal" && !withNormal;
+    tr.className = `state-${alarm.state}${followUp ? " follow-up" : ""}`;
     tr.dataset.state = alarm.state;
     tr.dataset.priority = alarm.priority;
+    tr.dataset.followUp = followUp ? "true" : "";
     const badgeClass = FLASHING.has(alarm.state) ? `badge prio-${alarm.priority}` : "badge quiet";
     fill(priority, h("span", { class: badgeClass }, PRIORITY_WORD[alarm.priority]));
-    fill(state, stateWords(alarm.state), alarm.silenced_until ? h("div", { class: "muted" }, "audio paused") : null);
+    fill(
+      state,
+      followUp ? "back to normal: follow-up" : stateWords(alarm.state),
+      alarm.silenced_until ? h("div", { class: "muted" }, "audio paused") : null,
+      alarm.acknowledged_by ? h("div", { class: "muted" }, `acknowledged by ${alarm.acknowledged_by}`) : null,
+    );
     ageCell.textContent = age(alarm.raised_at);
     fill(device, h("a", { href: `#/device/${encodeURIComponent(alarm.device_id)}` }, alarm.device_id), h("div", { class: "muted" }, alarm.site));
-    message.textContent = alarm.message;
-    const signature = actionsSignature(ctx, alarm);
+    const messageSig = `${alarm.message}|${guidance().hidden}|${Boolean(guidance().codes[alarm.code])}`;
+    if (message.dataset.sig !== messageSig) {
+      message.dataset.sig = messageSig; // rebuilt only when it changes: an opened guidance stays open
+      fill(message, h("div", { class: "text" }, alarm.message), guidanceBlock(alarm.code));
+    }
+    const signature = `${actionsSignature(ctx, alarm)}|${followUp}`;
     const actions = actionsCell.firstChild;
     if (actions.dataset.signature !== signature) {
       actions.dataset.signature = signature;
-      fill(actions, alarmButtons(ctx, alarm, report));
+      fill(
+        actions,
+        alarmButtons(ctx, alarm, report),
+        followUp ? h("button", { type: "button", dataset: { action: "follow-up-done" }, "aria-label": `Follow-up of ${alarm.code} on ${alarm.device_id} done`, onclick: () => markDone(alarm) }, "Follow-up done") : null,
+      );
     }
     return tr;
   }
 
   function update() {
-    const alarms = ctx.state.openAlarms({ withNormal });
+    const followUp = { sinceMs: serverNow() - FOLLOW_UP_HOURS * 3_600_000, dismissed: done };
+    const alarms = ctx.state.openAlarms({ withNormal, followUp });
     const wanted = new Set(alarms.map((a) => a.key));
     for (const [key, tr] of rows) {
       if (!wanted.has(key)) {
@@ -70,8 +120,12 @@ export function alarmsView(ctx) {
       if (expected !== tr) body.insertBefore(tr, expected);
       previous = tr;
     }
+    const following = alarms.filter((a) => a.state === "normal").length;
     const what = withNormal ? "alarm" : "open alarm";
-    caption.textContent = alarms.length ? `${alarms.length} ${what}${alarms.length === 1 ? "" : "s"}, most urgent first` : `No ${what}s.`;
+    const open = alarms.length - (withNormal ? 0 : following);
+    caption.textContent = alarms.length
+      ? `${open} ${what}${open === 1 ? "" : "s"}${!withNormal && following ? `, ${following} back to normal awaiting follow-up` : ""}, most urgent first`
+      : `No ${what}s.`;
   }
 
   return {
@@ -82,26 +136,28 @@ export function alarmsView(ctx) {
       const toggle = h("input", { type: "checkbox", id: "with-normal" });
       toggle.addEventListener("change", () => {
         withNormal = toggle.checked;
+        for (const tr of rows.values()) tr.remove();
+        rows.clear();
         update();
       });
       main.append(
         h("h2", {}, "Alarms"),
-        h("div", { class: "toolbar" }, h("label", { for: "with-normal" }, toggle, " Show alarms back to normal (their history)")),
+        h("div", { class: "toolbar" }, h("label", { for: "with-normal" }, toggle, " Show every alarm back to normal (their history)")),
         status,
         h(
           "table",
           { class: "alarms" },
           caption,
-          h("thead", {}, h("tr", {}, ["Priority", "State", "Age", "Device", "Message", "Actions"].map((t) => h("th", { scope: "col" }, t)))),
+          h("thead", {}, h("tr", {}, ["Priority", "State", "Age", "Device", "Alarm", "Actions"].map((t) => h("th", { scope: "col" }, t)))),
           body,
         ),
       );
       update();
     },
     update(changed) {
-      if (changed.alarms || changed.responses) {
+      if (changed.alarms || changed.responses || changed.guidance) {
         update();
-        refreshHistory(changed.keys);
+        refreshHistory(changed.keys || new Set());
       }
     },
     tick() {

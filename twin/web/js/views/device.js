@@ -1,14 +1,21 @@
-// One pump: identity; reported and predicted state side by side with the report's age; recent
-// history as charts; its alarms and commands; and, for instructors, a form to send a command.
+// One pump: identity; what it reported (its last state message), what it last measured (its last
+// telemetry sample) and what the twin predicts now, side by side, each column with its own time
+// and age on the pump's clock (never one message's time with another's age); recent history as
+// charts; its alarms (with what they mean and what to do), the patients' reports about it, its
+// commands; and, for instructors, a form to send a command.
 // The device detail is refetched when the stream says the device changed (at most every
 // DETAIL_EVERY_MS) and the history every HISTORY_EVERY_MS, so a fast simulation does not flood
 // the twin with requests.
 
 import { actionsSignature, alarmButtons, refreshHistory, stateWords } from "../alarm-actions.js";
 import { api } from "../api.js";
-import { age, duration, when } from "../clock.js";
+import { serverNow, when } from "../clock.js";
 import { lineChart } from "../chart.js";
+import { deviceAgeS, deviceWhen, span } from "../device-clock.js";
 import { fill, h } from "../dom.js";
+import { guidanceBlock } from "../guidance.js";
+import { cueCard } from "./patient-reports.js";
+import { interrogationPanel } from "./interrogation.js";
 
 const DETAIL_EVERY_MS = 2000;
 const HISTORY_EVERY_MS = 10000;
@@ -69,6 +76,11 @@ export function deviceView(ctx, deviceId) {
   function drawDetail() {
     const id = detail.identity || {};
     const s = detail.summary;
+    const now = serverNow();
+    const ago = (iso) => {
+      const a = deviceAgeS(iso, s, now);
+      return a === null ? "—" : `${span(a)} ago`;
+    };
     fill(
       sections.identity,
       h("h3", {}, "Identity"),
@@ -77,41 +89,59 @@ export function deviceView(ctx, deviceId) {
         ["Model", id.model || "—"],
         ["Serial", id.serial || "—"],
         ["Firmware", id.firmware || "—"],
-        ["Implanted", when(id.implant_date)],
+        ["Implanted", id.implant_date ? `${deviceWhen(id.implant_date)} (${ago(id.implant_date)})` : "—"],
         ["Reservoir capacity", num(id.reservoir_capacity_ml, 1, "mL")],
         ["Catheter volume", num(id.catheter_volume_ml, 2, "mL")],
         ["Kind", s.simulated === false ? "real pump (read-only mirror)" : "simulated pump"],
         ["Presence", `${s.presence}${s.presence_reason ? ` (${s.presence_reason})` : ""}`],
-        ["Last message", `${age(s.last_seen_at)} ago`],
+        ["Pump clock now", deviceWhen(s.device_now)],
+        ["Last message", s.device_time ? `${deviceWhen(s.device_time)} (${ago(s.device_time)})` : "—"],
       ]),
     );
     const r = detail.reported || {};
+    const t = detail.telemetry || {};
     const p = detail.predicted || {};
-    const reportAge = p.report_age_s ?? null;
+    const has = { r: Boolean(detail.reported), t: Boolean(detail.telemetry), p: Boolean(detail.predicted) };
+    const cell = (present, value) => (present ? value : "—");
     const rows = [
-      ["Reservoir", num(r.reservoir_ml, 2, "mL"), num(p.reservoir_ml, 2, "mL")],
-      ["Battery", num(r.battery_percent, 1, "%"), num(p.battery_percent, 1, "%")],
-      ["Infusing", yesNo(r.infusing), yesNo(p.infusing)],
-      ["Delivered since implant", num(r.delivered_ml_total, 1, "mL"), num(p.delivered_ml_total, 1, "mL")],
-      ["Flow now", num(r.current_rate_ml_per_day, 3, "mL/day"), "—"],
-      ["Drug", r.drug ? `${r.drug} ${num(r.concentration_mg_per_ml, 3, "mg/mL")}` : "—", "—"],
-      ["Motor", r.motor || "—", "—"],
-      ["Low reservoir", r.reservoir_ml !== undefined && r.reservoir_ml <= r.low_reservoir_threshold_ml ? "yes" : "no", p.reservoir_low_now === undefined ? "—" : yesNo(p.reservoir_low_now)],
-      ["Predicted low reservoir", "", when(p.low_reservoir_at)],
-      ["Predicted empty", "", when(p.empty_at)],
-      ["Elective replacement (ERI)", when(r.eri_at), when(p.eri_at)],
-      ["End of service (EOS)", when(r.eos_at), when(p.eos_at)],
+      ["Reservoir (calculated)", cell(has.r, num(r.reservoir_ml, 2, "mL")), cell(has.t, num(t.reservoir_ml, 2, "mL")), cell(has.p, num(p.reservoir_ml, 2, "mL"))],
+      ["Battery", cell(has.r, num(r.battery_percent, 1, "%")), cell(has.t, num(t.battery_percent, 1, "%")), cell(has.p, num(p.battery_percent, 1, "%"))],
+      ["Infusing", yesNo(r.infusing), yesNo(t.infusing), yesNo(p.infusing)],
+      ["Flow now", cell(has.r, num(r.current_rate_ml_per_day, 3, "mL/day")), cell(has.t, num(t.current_rate_ml_per_day, 3, "mL/day")), "—"],
+      ["Delivered since implant", cell(has.r, num(r.delivered_ml_total, 1, "mL")), cell(has.t, num(t.delivered_ml_total, 1, "mL")), cell(has.p, num(p.delivered_ml_total, 1, "mL"))],
+      ["Motor", r.motor || "—", t.motor || "—", "—"],
+      ["Drug", r.drug ? `${r.drug} ${num(r.concentration_mg_per_ml, 3, "mg/mL")}` : "—", has.t ? num(t.dose_mg_per_day, 3, "mg/day") : "—", "—"],
+      ["Low reservoir", has.r ? yesNo(r.reservoir_ml <= r.low_reservoir_threshold_ml) : "—", "—", p.reservoir_low_now === undefined ? "—" : yesNo(p.reservoir_low_now)],
+      ["Planned refill (refill reminder)", deviceWhen(r.refill_reminder_at), "—", "—"],
+      ["Low reservoir reached", "—", "—", deviceWhen(p.low_reservoir_at)],
+      ["Empty", "—", "—", deviceWhen(p.empty_at)],
+      ["Elective replacement (ERI)", r.eri_at ? `reached ${deviceWhen(r.eri_at)}` : "not reached", "—", deviceWhen(p.eri_at)],
+      ["End of service (EOS)", deviceWhen(r.eos_at), "—", deviceWhen(p.eos_at)],
     ];
+    const head = (title, time, note, testid) =>
+      h("th", { scope: "col", dataset: { testid } }, h("div", {}, title), h("div", { class: "muted small" }, time ? `${deviceWhen(time)}` : "none yet"), time ? h("div", { class: "muted small" }, note) : null);
     fill(
       sections.state,
-      h("h3", {}, "Reported and predicted"),
+      h("h3", {}, "Reported, measured and predicted"),
       h(
         "table",
         { class: "compare" },
-        h("caption", {}, detail.reported ? `Reported at device time ${when(r.device_time)}, ${reportAge === null ? age(detail.reported_received_at) : duration(reportAge)} ago; predicted for now.` : "No state reported yet."),
-        h("thead", {}, h("tr", {}, h("th", { scope: "col" }, ""), h("th", { scope: "col" }, "Reported"), h("th", { scope: "col" }, "Predicted now"))),
-        h("tbody", {}, rows.map(([label, rep, pred]) => h("tr", {}, h("th", { scope: "row" }, label), h("td", {}, rep), h("td", {}, pred)))),
+        h("caption", {}, "Each column on the pump's clock: its time, and how long ago that was. The pump only calculates its reservoir; the prediction runs the pump's model on from the newer of the two reports."),
+        h(
+          "thead",
+          {},
+          h(
+            "tr",
+            {},
+            h("th", { scope: "col" }, ""),
+            head("Reported state", r.device_time, ago(r.device_time), "col-reported"),
+            head("Latest telemetry", t.device_time, ago(t.device_time), "col-telemetry"),
+            head("Predicted now", p.at, has.p ? `from the ${p.basis} of ${deviceWhen(p.basis_at)}, ${span(p.report_age_s)} on` : "", "col-predicted"),
+          ),
+        ),
+        h("tbody", {}, rows.map(([label, ...values]) => h("tr", {}, h("th", { scope: "row" }, label), values.map((v) => h("td", {}, v))))),
       ),
+      interrogationPanel(detail.interrogation),
     );
     drawCommands();
     prefillCommand();
@@ -127,10 +157,11 @@ export function deviceView(ctx, deviceId) {
       lineChart({
         title: "Reservoir",
         unit: "mL",
+        max: detail?.identity?.reservoir_capacity_ml ?? null,
         series: [{ label: "calculated by the pump", points: series("reservoir_ml") }, ...(truth.length ? [{ label: "true (simulation)", cls: "truth", points: truth }] : [])],
       }),
       lineChart({ title: "Dose", unit: "mg/day", series: [{ label: "programmed", points: series("dose_mg_per_day") }] }),
-      lineChart({ title: "Battery", unit: "%", series: [{ label: "battery", points: series("battery_percent") }] }),
+      lineChart({ title: "Battery", unit: "%", max: 100, series: [{ label: "battery", points: series("battery_percent") }] }),
     );
   }
 
@@ -151,12 +182,19 @@ export function deviceView(ctx, deviceId) {
             "li",
             { dataset: { key: a.key, state: a.state } },
             h("span", { class: `badge prio-${a.priority}` }, PRIORITY_WORD[a.priority]),
-            ` ${a.message} · ${stateWords(a.state)} · ${age(a.raised_at)} `,
+            ` ${a.message} · ${stateWords(a.state)} · raised ${when(a.raised_at)} `,
+            guidanceBlock(a.code),
             h("div", { class: "actions", dataset: { signature: actionsSignature(ctx, a) } }, alarmButtons(ctx, a, (text) => (commandStatus.textContent = text))),
           ),
         ),
       ),
     );
+  }
+
+  function drawCues() {
+    const cards = ctx.cues.of(deviceId);
+    sections.cues.hidden = !cards.length;
+    fill(sections.cues, h("h3", {}, "Patient reports"), cards.map((c) => cueCard(ctx, c)));
   }
 
   function drawCommands() {
@@ -227,20 +265,23 @@ export function deviceView(ctx, deviceId) {
         state: h("section", { class: "panel", "aria-label": "Reported and predicted state" }),
         charts: h("section", { class: "panel", "aria-label": "History" }),
         alarms: h("section", { class: "panel", "aria-label": "Alarms" }),
+        cues: h("section", { class: "panel", "aria-label": "Patient reports", hidden: true }),
         commands: h("section", { class: "panel", "aria-label": "Commands" }),
       };
       main.append(
         h("p", {}, h("a", { href: "#/fleet" }, "← Fleet")),
         h("h2", {}, `Pump ${deviceId}`),
         h("div", { class: "columns" }, sections.identity, sections.state),
-        h("div", { class: "columns" }, sections.charts, h("div", {}, sections.alarms, sections.commands, ctx.can("command") ? h("section", { class: "panel" }, commandForm()) : null)),
+        h("div", { class: "columns" }, sections.charts, h("div", {}, sections.alarms, sections.cues, sections.commands, ctx.can("command") ? h("section", { class: "panel" }, commandForm()) : null)),
       );
       drawAlarms();
+      drawCues();
       loadDetail();
       loadHistory();
     },
     update(changed) {
-      if (changed.alarms) {
+      if (changed.cues) drawCues();
+      if (changed.alarms || changed.guidance) {
         drawAlarms();
         refreshHistory(changed.keys);
       }

@@ -7,6 +7,7 @@
 import { api } from "../api.js";
 import { serverNow, when } from "../clock.js";
 import { fill, h } from "../dom.js";
+import { guidance, loadGuidance, setGuidanceHidden } from "../guidance.js";
 import { Refetcher } from "../refetch.js";
 import { alarmTable, traineeTable } from "../score-tables.js";
 import { clockTime, elapsedSeconds, isLive, liveSession, projectProgress, scenarioTime, sortSessions, statusWord, traineeScore, wallDuration } from "../training.js";
@@ -32,6 +33,28 @@ function facts(pairs) {
 
 export function statusChip(status, testid) {
   return h("span", { class: `chip status-${status}`, dataset: testid ? { testid, status } : { status } }, statusWord(status));
+}
+
+/** The instructor's switch: hide what alarms mean and what to do from trainees, for a test. */
+function guidanceSwitch() {
+  const box = h("input", { type: "checkbox", id: "guidance-hidden", dataset: { testid: "guidance-switch" }, checked: guidance().hidden });
+  const note = h("span", { class: "muted", role: "status" });
+  box.addEventListener("change", async () => {
+    try {
+      const g = await setGuidanceHidden(box.checked);
+      note.textContent = g.hidden ? "Trainees no longer see it (nor can they read it from the API)." : "Trainees see it again.";
+    } catch (error) {
+      note.textContent = error.message;
+      box.checked = !box.checked;
+    }
+  });
+  loadGuidance().then((g) => (box.checked = g.hidden));
+  return h(
+    "section",
+    { class: "panel", "aria-label": "Alarm guidance" },
+    h("label", { for: "guidance-hidden" }, box, " Hide the alarm guidance (what each alarm means, what staff do) from trainees, for a test "),
+    note,
+  );
 }
 
 export function trainingView(ctx) {
@@ -361,6 +384,7 @@ export function trainingView(ctx) {
           h("h2", {}, "Training"),
           instructor ? null : h("p", { class: "muted" }, "Instructors start and run training sessions; here are the sessions so far and their reports."),
           sections.live,
+          instructor ? guidanceSwitch() : null,
           instructor ? sections.start : null,
           sections.past,
         ),
