@@ -29,6 +29,7 @@ from twin.cluster.leases import release as released
 from twin.contract.alarms import AlarmCode, Priority
 from twin.store.feed import Committed, FeedEvent, Resync
 from twin.store.postgres import Database, Limits, PostgresCommitFeed, PostgresJournalStore, PostgresLeaseStore
+from twin.store.postgres.journal import ALARM_COLUMNS, TRANSITION_COLUMNS, alarm_row, transition_row
 from twin.store.postgres.schema import MIGRATIONS_DIR, head, migrate, migrate_sync
 from twin.store.protocol import Batch, Fence, Snapshot, StaleEpoch, StoreUnavailable
 
@@ -36,6 +37,7 @@ pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 TTL = timedelta(seconds=10)
+MIN = timedelta(minutes=1)
 QUICK = Limits(call_timeout_s=2.0, statement_timeout_s=1.5, lock_timeout_s=1.0, connect_timeout_s=1.0)
 """Short limits for tests that take the server away: a call fails within seconds."""
 
@@ -79,6 +81,7 @@ async def test_a_stale_fence_writes_nothing_of_any_kind(db: Database) -> None:
     assert (restored.alarms, restored.snapshots, restored.device_events, restored.commands) == ({}, [], frozenset(), [])
     assert await journal.responses() == []
     assert await journal.training_events() == []
+    assert (await journal.escalations(), await journal.frames(), restored.escalations) == ([], [], [])
 
 
 async def test_no_lease_or_a_released_lease_fences_everything_out(db: Database) -> None:
@@ -370,6 +373,106 @@ async def test_replicas_starting_together_migrate_once(postgres_server: Postgres
     assert outputs == [head()] * 3
     assert await asyncio.gather(*(migrate(url) for _ in range(3))) == [head()] * 3
     assert postgres_server.psql("SELECT version_num FROM alembic_version", database=name) == head()
+
+
+def _latched_histories() -> list[lc.Transition]:
+    """Latching alarms left shelved or out of service in every way that decides their latch, and
+    one non-latching: the key says what the lifecycle makes of each."""
+    made: list[lc.Transition] = []
+    at = T0
+
+    def step(result: tuple[lc.Alarm, list[lc.Transition]]) -> lc.Alarm:
+        made.extend(result[1])
+        return result[0]
+
+    def raised(key: str, *, latching: bool = True) -> lc.Alarm:
+        return step(
+            lc.raise_alarm(
+                key, "pump-1", "clinic-a", AlarmCode.MOTOR_STALL, "device", Priority.HIGH, key, at, latching=latching
+            )
+        )
+
+    shelf = timedelta(hours=4)
+    a = raised("owes/shelved-from-au")
+    a = step(lc.shelve(a, "nurse:ana", at + MIN, shelf, "MRI"))
+    step(lc.condition_cleared(a, at + 2 * MIN))
+    a = raised("owes/returned-while-shelved")
+    a = step(lc.acknowledge(a, "nurse:ana", at + MIN))
+    a = step(lc.condition_cleared(a, at + 2 * MIN))
+    a = step(lc.shelve(a, "nurse:ana", at + 3 * MIN, shelf, "refill"))
+    a = step(lc.condition_returned(a, at + 4 * MIN))
+    step(lc.condition_cleared(a, at + 5 * MIN))
+    a = raised("owes/shelved-then-out-of-service")
+    a = step(lc.shelve(a, "nurse:ana", at + MIN, shelf, "MRI"))
+    a = step(lc.remove_from_service(a, "dr:bo", at + 2 * MIN, "pump explanted"))
+    step(lc.condition_cleared(a, at + 3 * MIN))
+    a = raised("settled/acknowledged-before-the-shelf")
+    a = step(lc.acknowledge(a, "nurse:ana", at + MIN))
+    a = step(lc.condition_cleared(a, at + 2 * MIN))
+    step(lc.shelve(a, "nurse:ana", at + 3 * MIN, shelf, "refill"))
+    a = raised("settled/an-earlier-shelf-owed-it")
+    a = step(lc.shelve(a, "nurse:ana", at + MIN, shelf, "MRI"))
+    a = step(lc.unshelve(a, "nurse:ana", at + 2 * MIN))
+    a = step(lc.acknowledge(a, "nurse:ana", at + 3 * MIN))
+    a = step(lc.condition_cleared(a, at + 4 * MIN))
+    step(lc.remove_from_service(a, "dr:bo", at + 5 * MIN, "pump explanted"))
+    a = raised("settled/not-latching", latching=False)
+    a = step(lc.shelve(a, "nurse:ana", at + MIN, shelf, "MRI"))
+    step(lc.condition_cleared(a, at + 2 * MIN))
+    return made
+
+
+async def test_an_upgrade_from_0001_fills_the_latch_of_suppressed_alarms_from_the_journal(
+    postgres_server: Postgres, tmp_path: Path
+) -> None:
+    """Revision 0001 kept no ``latch_pending``: a database written then is upgraded with each
+    alarm's latch folded from its journal, so the next unshelve comes back as the lifecycle says."""
+    ini = tmp_path / "alembic.ini"
+    ini.write_text(f"[alembic]\nscript_location = {MIGRATIONS_DIR}\n")
+    name = f"from_0001_{time.monotonic_ns()}"
+    url = postgres_server.create_database(name)
+    env = {**os.environ, "PUMPTWIN_DATABASE__URL": url}
+    alembic = str(Path(sys.executable).parent / "alembic")
+    upgrade = await asyncio.create_subprocess_exec(alembic, "-c", str(ini), "upgrade", "0001", env=env)
+    assert await upgrade.wait() == 0
+    made = _latched_histories()
+    live = lc.replay(made)
+    assert {k for k, a in live.items() if a.latch_pending} == {k for k in live if k.startswith("owes/")}
+    journal_columns = ", ".join([*(n for n, _ in TRANSITION_COLUMNS), "recorded_at", "recorded_by"])
+    alarm_columns = ", ".join(n for n, _ in ALARM_COLUMNS if n != "latch_pending")  # 0001's columns
+    async with await psycopg.AsyncConnection.connect(url) as raw:
+        for t in made:
+            row = (*transition_row(t), T0, "replica-0001")
+            await raw.execute(
+                f"INSERT INTO alarm_journal ({journal_columns}) VALUES ({', '.join(['%s'] * len(row))})".encode(), row
+            )
+        for alarm in live.values():
+            row = alarm_row(alarm)[:-1]
+            await raw.execute(
+                f"INSERT INTO current_alarm ({alarm_columns}) VALUES ({', '.join(['%s'] * len(row))})".encode(), row
+            )
+
+    assert await migrate(url) == head()
+    async with Database(url, replica="replica-a") as db:
+        journal = PostgresJournalStore(db)
+        assert await journal.current_alarms() == live
+        later = T0 + timedelta(hours=1)
+        resumed = [
+            *lc.unshelve(live["owes/shelved-from-au"], "nurse:ana", later)[1],
+            *lc.return_to_service(live["owes/shelved-then-out-of-service"], "dr:bo", later)[1],
+            *lc.unshelve(live["settled/acknowledged-before-the-shelf"], "nurse:ana", later)[1],
+        ]
+        await journal.commit(Batch(transitions=resumed))
+        after = await journal.current_alarms()
+    assert after["owes/shelved-from-au"].state is lc.AlarmState.CLEARED_UNACKNOWLEDGED
+    assert after["owes/shelved-then-out-of-service"].state is lc.AlarmState.CLEARED_UNACKNOWLEDGED
+    assert after["settled/acknowledged-before-the-shelf"].state is lc.AlarmState.NORMAL
+    assert after == lc.replay([*made, *resumed])
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as raw:
+        with pytest.raises(psycopg.errors.CheckViolation, match="current_alarm_latch_pending"):
+            await raw.execute(
+                "UPDATE current_alarm SET latch_pending = true, version = version + 1 WHERE key = 'settled/not-latching'"
+            )
 
 
 def test_an_operator_runs_the_same_migrations_with_alembic(postgres_server: Postgres, tmp_path: Path) -> None:

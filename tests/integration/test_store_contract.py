@@ -4,7 +4,8 @@ real PostgreSQL (started by the test session). Each test runs on both unless it 
 The journal: batches come back exactly and in journal order; a repeat changes nothing; a conflict,
 a version gap or a transition that does not fold refuses the whole batch; current alarms are the
 fold of the journal; snapshots keep the newest version; restore gives what a restarted twin needs;
-random alarm histories committed in random batches, repeated, come back as the lifecycle made
+escalations and session pump frames keep their identity, come back in the order recorded and
+filter the same way; random alarm histories committed in random batches, repeated, come back as the lifecycle made
 them. The accounts: the :class:`~twin.store.users.UserStore` rules. Append-only is enforced by the
 database itself (a plain client cannot update or delete). PostgreSQL-only parts (fences, leases,
 the feed, the database going away) are in ``test_postgres_store.py``.
@@ -28,6 +29,7 @@ from tests.harness.alarm_operations import START, Operation, run, sequences
 from tests.harness.postgres import Postgres, fresh_database
 from twin.alarms import lifecycle as lc
 from twin.alarms.device_events import DeviceEventKey
+from twin.alarms.escalation import Escalation, escalation_id
 from twin.alarms.lifecycle import Alarm, Transition
 from twin.alarms.responses import AlarmResponse
 from twin.contract.alarms import AlarmCode, Priority
@@ -40,6 +42,7 @@ from twin.store.postgres import Database, PostgresAccountStore, PostgresJournalS
 from twin.store.protocol import Batch, JournalStore, Snapshot
 from twin.store.users import UserError
 from twin.training.events import TrainingEvent
+from twin.training.frames import PumpFrame
 
 pytestmark = pytest.mark.integration
 
@@ -139,6 +142,34 @@ def training(event: str) -> TrainingEvent:
     return TrainingEvent("session-1", event, "dr:bo", T0, {"scenario": "motor-stall-mri-recovery"})
 
 
+def escalation(
+    level: int, at: datetime, *, key: str = "pump-1/motor_stall", site: str = "clinic-a", tier: str = "charge nurse"
+) -> Escalation:
+    """The alarm ``key`` (raised at T0, unanswered) reaching tier ``level`` of its ladder at ``at``."""
+    return Escalation(
+        escalation_id=escalation_id(key, T0, level),
+        key=key,
+        device_id=key.split("/")[0],
+        site=site,
+        code=key.split("/")[1],
+        priority=Priority.HIGH,
+        level=level,
+        tier=tier,
+        recipients=("role:instructor",),
+        notified=("ana", "bo"),
+        unacknowledged_since=T0,
+        due_at=T0 + 2 * level * MIN,
+        at=at,
+        alarm_version=1,
+        alarm_state=lc.AlarmState.ACTIVE_UNACKNOWLEDGED,
+        message="Motor stall",
+    )
+
+
+def frame(seq: int, at: datetime, *, session: str = "session-1", device_id: str = "pump-1") -> PumpFrame:
+    return PumpFrame(session, "clinic-a", device_id, seq, at, {"reservoir_ml": 20.0 - seq, "active_alarms": []})
+
+
 def full_batch(transitions: Sequence[Transition]) -> Batch:
     return Batch(
         transitions=transitions,
@@ -147,6 +178,8 @@ def full_batch(transitions: Sequence[Transition]) -> Batch:
         responses=(response(),),
         training_events=(training("started"),),
         snapshots=(Snapshot("clinic-a", "pump-1", 3, {"reservoir_ml": 12.5, "status": "online"}),),
+        escalations=(escalation(1, T0 + 2 * MIN),),
+        frames=(frame(1, T0), frame(2, T0 + MIN)),
     )
 
 
@@ -159,7 +192,10 @@ async def everything(journal: JournalStore) -> tuple[object, ...]:
         await journal.commands(),
         await journal.responses(),
         await journal.training_events(),
+        await journal.escalations(),
+        await journal.frames(),
         restored.device_events,
+        restored.escalations,
     )
 
 
@@ -181,6 +217,9 @@ async def test_a_batch_comes_back_exactly_and_in_journal_order(backend: Backend)
     assert restored.alarms == live
     assert restored.device_events == {DeviceEventKey("clinic-a", "pump-1", "a1", "raised", "motor_stall")}
     assert list(restored.commands) == [command("pending"), command("applied", T0 + MIN)]
+    assert await backend.journal.escalations() == [escalation(1, T0 + 2 * MIN)]
+    assert list(restored.escalations) == [escalation(1, T0 + 2 * MIN)]
+    assert await backend.journal.frames() == [frame(1, T0), frame(2, T0 + MIN)]
 
 
 async def test_committing_a_batch_again_changes_nothing(backend: Backend) -> None:
@@ -211,13 +250,15 @@ async def test_a_conflict_refuses_the_whole_batch(backend: Backend) -> None:
     assert await backend.journal.commands() == []
     assert await backend.journal.responses() == []
     assert await backend.journal.snapshots() == []
+    assert await backend.journal.escalations() == []
+    assert await backend.journal.frames() == []
 
 
 async def test_a_version_gap_refuses_the_whole_batch(backend: Backend) -> None:
     _, made = story()
     with pytest.raises(JournalError, match="v2: version 1 was never recorded"):
         await backend.journal.commit(full_batch([made[1]]))
-    assert await everything(backend.journal) == ([], {}, [], [], [], [], frozenset())
+    assert await everything(backend.journal) == ([], {}, [], [], [], [], [], [], frozenset(), [])
 
 
 async def test_a_transition_that_does_not_follow_from_the_alarm_is_refused(backend: Backend) -> None:
@@ -235,6 +276,10 @@ async def test_current_alarms_and_snapshots_by_site(backend: Backend) -> None:
         Batch(
             transitions=made,
             snapshots=(Snapshot("clinic-a", "pump-1", 1, {"n": 1}), Snapshot("clinic-b", "pump-2", 1, {"n": 2})),
+            escalations=(
+                escalation(1, T0 + 2 * MIN),
+                escalation(1, T0 + 3 * MIN, key="pump-2/reservoir_low", site="clinic-b"),
+            ),
         )
     )
     assert await backend.journal.current_alarms(sites=["clinic-b"]) == {
@@ -244,6 +289,10 @@ async def test_current_alarms_and_snapshots_by_site(backend: Backend) -> None:
     restored = await backend.journal.restore(sites=["clinic-a"])
     assert restored.alarms == {"pump-1/motor_stall": live["pump-1/motor_stall"]}
     assert restored.snapshots == [Snapshot("clinic-a", "pump-1", 1, {"n": 1})]
+    assert list(restored.escalations) == [escalation(1, T0 + 2 * MIN)]
+    elsewhere = await backend.journal.restore(sites=["clinic-b"])
+    assert list(elsewhere.escalations) == [escalation(1, T0 + 3 * MIN, key="pump-2/reservoir_low", site="clinic-b")]
+    assert (await backend.journal.restore(sites=["clinic-z"])).escalations == []
 
 
 async def test_an_older_snapshot_never_overwrites_a_newer_one(backend: Backend) -> None:
@@ -287,10 +336,66 @@ async def test_commands_responses_and_training_events_keep_their_identity(backen
     assert [e.event for e in await backend.journal.training_events("session-1")] == ["started", "completed"]
 
 
+async def test_escalations_and_frames_keep_their_identity(backend: Backend) -> None:
+    """A repeat (the same identity again, alone or with new records) appends nothing; the record
+    first written under an identity stays (a repeat is not compared, as for responses)."""
+    await backend.journal.commit(Batch(escalations=(escalation(1, T0 + 2 * MIN),), frames=(frame(1, T0),)))
+    await backend.journal.commit(
+        Batch(
+            escalations=(escalation(1, T0 + 2 * MIN), escalation(2, T0 + 5 * MIN, tier="physician on call")),
+            frames=(frame(1, T0), frame(2, T0 + MIN), frame(1, T0, device_id="pump-2")),
+        )
+    )
+    await backend.journal.commit(
+        Batch(escalations=(replace(escalation(1, T0 + 2 * MIN), notified=("someone else",)),), frames=(frame(2, T0),))
+    )
+    assert await backend.journal.escalations() == [
+        escalation(1, T0 + 2 * MIN),
+        escalation(2, T0 + 5 * MIN, tier="physician on call"),
+    ]
+    assert await backend.journal.frames() == [frame(1, T0), frame(2, T0 + MIN), frame(1, T0, device_id="pump-2")]
+
+
+async def test_escalations_and_frames_filter_and_come_back_in_the_order_recorded(backend: Backend) -> None:
+    """Recorded order, not time order: the later-made record was written first here."""
+    late, early = escalation(2, T0 + 6 * MIN), escalation(1, T0 + 2 * MIN)
+    other = escalation(1, T0 + 4 * MIN, key="pump-2/reservoir_low", site="clinic-b")
+    await backend.journal.commit(Batch(escalations=(late, other), frames=(frame(3, T0 + 2 * MIN),)))
+    await backend.journal.commit(
+        Batch(escalations=(early,), frames=(frame(1, T0), frame(1, T0 + MIN, session="session-2")))
+    )
+    assert await backend.journal.escalations() == [late, other, early]
+    assert await backend.journal.escalations(key="pump-1/motor_stall") == [late, early]
+    assert await backend.journal.escalations(since=T0 + 4 * MIN) == [late, other]  # since <= at
+    assert await backend.journal.escalations(until=T0 + 4 * MIN) == [other, early]  # at <= until
+    assert await backend.journal.escalations(key="pump-1/motor_stall", since=T0 + 3 * MIN, until=T0 + 6 * MIN) == [late]
+    assert await backend.journal.escalations(key="pump-9/none") == []
+    assert await backend.journal.frames() == [
+        frame(3, T0 + 2 * MIN),
+        frame(1, T0),
+        frame(1, T0 + MIN, session="session-2"),
+    ]
+    assert await backend.journal.frames("session-1") == [frame(3, T0 + 2 * MIN), frame(1, T0)]
+    assert await backend.journal.frames(since=T0 + MIN) == [
+        frame(3, T0 + 2 * MIN),
+        frame(1, T0 + MIN, session="session-2"),
+    ]
+    assert await backend.journal.frames("session-1", until=T0 + MIN) == [frame(1, T0)]
+    assert await backend.journal.frames(since=T0 + MIN, until=T0 + MIN) == [frame(1, T0 + MIN, session="session-2")]
+    assert await backend.journal.frames("session-9") == []
+
+
 async def test_what_json_cannot_hold_is_refused_and_nothing_is_written(backend: Backend) -> None:
     with pytest.raises(ValueError, match=r"(?i)nan|out of range"):
         await backend.journal.commit(Batch(snapshots=(Snapshot("clinic-a", "pump-1", 1, {"x": float("nan")}),)))
     assert await backend.journal.snapshots() == []
+    nan_frame = replace(frame(2, T0), state={"reservoir_ml": float("nan")})
+    with pytest.raises(ValueError, match=r"(?i)nan|out of range"):
+        await backend.journal.commit(
+            Batch(escalations=(escalation(1, T0 + 2 * MIN),), frames=(frame(1, T0), nan_frame))
+        )
+    assert await backend.journal.escalations() == []
+    assert await backend.journal.frames() == []
 
 
 @pytest.mark.parametrize(
@@ -302,12 +407,40 @@ async def test_what_json_cannot_hold_is_refused_and_nothing_is_written(backend: 
         ("UPDATE command_log SET status = 'applied'", "command_log"),
         ("DELETE FROM alarm_response", "alarm_response"),
         ("DELETE FROM training_event", "training_event"),
+        ("UPDATE alarm_escalation SET notified = notified", "alarm_escalation"),
+        ("DELETE FROM alarm_escalation WHERE level = 1", "alarm_escalation"),
+        ("UPDATE training_frame SET seq = seq + 100", "training_frame"),
+        ("DELETE FROM training_frame WHERE seq = 1", "training_frame"),
     ],
 )
 async def test_the_database_itself_refuses_to_rewrite_the_journal(backend: Backend, statement: str, table: str) -> None:
     _, made = story()
     await backend.journal.commit(full_batch(made))
     before = await everything(backend.journal)
+    with pytest.raises((sqlite3.IntegrityError, psycopg.errors.RestrictViolation), match=rf"{table} is append-only"):
+        backend.refuse_update(statement)
+    assert await everything(backend.journal) == before
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        "alarm_journal",
+        "device_alarm_event",
+        "command_log",
+        "alarm_response",
+        "training_event",
+        "alarm_escalation",
+        "training_frame",
+    ],
+)
+async def test_the_database_itself_refuses_to_empty_a_journal_table(backend: Backend, table: str) -> None:
+    """Emptying a table at once: PostgreSQL's ``TRUNCATE`` (which row triggers do not see), SQLite's
+    unqualified ``DELETE`` (its truncate optimisation, which a delete trigger turns off)."""
+    _, made = story()
+    await backend.journal.commit(full_batch(made))
+    before = await everything(backend.journal)
+    statement = f"TRUNCATE {table}" if backend.kind == "postgres" else f"DELETE FROM {table}"
     with pytest.raises((sqlite3.IntegrityError, psycopg.errors.RestrictViolation), match=rf"{table} is append-only"):
         backend.refuse_update(statement)
     assert await everything(backend.journal) == before

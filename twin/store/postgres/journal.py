@@ -12,10 +12,13 @@ A commit is one transaction, in this order:
    compared with the stored transitions (:class:`~twin.store.journal.JournalConflict`);
 3. the new transitions are appended (one ``INSERT ... SELECT FROM jsonb_to_recordset(...)``:
    one round trip whatever the batch's size), ``current_alarm`` is upserted with the folded alarms, then device
-   events, commands, responses and training events are appended and the snapshots upserted
-   (``ON CONFLICT DO NOTHING``: a repeat writes nothing);
+   events, commands, responses, training events, escalations and session pump frames are
+   appended and the snapshots upserted (``ON CONFLICT DO NOTHING`` on each record's identity: a
+   repeat writes nothing);
 4. a notice of what was new goes out with ``pg_notify`` (:mod:`twin.store.feed`): delivered to
-   the other replicas when the transaction commits, never if it does not.
+   the other replicas when the transaction commits, never if it does not. The feed's notices
+   have no field for escalations and frames, so those are written but not announced (a batch of
+   nothing else sends no notice).
 
 If a concurrent transaction appended a planned (key, version) first (two writers on one key:
 possible only without fences), the transaction is run again and finds the row a repeat or a
@@ -37,6 +40,7 @@ from typing import Any, Final, cast
 from psycopg import AsyncConnection, sql
 
 from twin.alarms.device_events import DeviceEventKey
+from twin.alarms.escalation import Escalation
 from twin.alarms.lifecycle import Alarm, AlarmState, Source, Transition, TransitionEvent
 from twin.alarms.responses import AlarmResponse
 from twin.contract.alarms import Priority
@@ -47,6 +51,7 @@ from twin.store.local import MARKS_RESTORED_FOR
 from twin.store.postgres.database import Database, LostRace
 from twin.store.protocol import Batch, Restored, Snapshot, StaleEpoch
 from twin.training.events import TrainingEvent
+from twin.training.frames import PumpFrame
 
 Column = tuple[str, str]
 """A column's name and its PostgreSQL type (the cast of its value in a bulk insert)."""
@@ -92,6 +97,7 @@ ALARM_COLUMNS: Final[tuple[Column, ...]] = (
     ("shelved_by", "text"),
     ("version", "int4"),
     ("unacknowledged_since", "timestamptz"),
+    ("latch_pending", "bool"),
 )
 
 RESPONSE_COLUMNS: Final[tuple[Column, ...]] = (
@@ -135,6 +141,34 @@ SNAPSHOT_COLUMNS: Final[tuple[Column, ...]] = (
     ("device_id", "text"),
     ("version", "int8"),
     ("payload", "jsonb"),
+)
+
+ESCALATION_COLUMNS: Final[tuple[Column, ...]] = (
+    ("escalation_id", "text"),
+    ("key", "text"),
+    ("device_id", "text"),
+    ("site", "text"),
+    ("code", "text"),
+    ("priority", "text"),
+    ("level", "int4"),
+    ("tier", "text"),
+    ("recipients", "text[]"),
+    ("notified", "text[]"),
+    ("unacknowledged_since", "timestamptz"),
+    ("due_at", "timestamptz"),
+    ("at", "timestamptz"),
+    ("alarm_version", "int4"),
+    ("alarm_state", "text"),
+    ("message", "text"),
+)
+
+FRAME_COLUMNS: Final[tuple[Column, ...]] = (
+    ("session_id", "text"),
+    ("site", "text"),
+    ("device_id", "text"),
+    ("seq", "int4"),
+    ("at", "timestamptz"),
+    ("state", "jsonb"),
 )
 
 DEVICE_EVENT_COLUMNS: Final[tuple[Column, ...]] = (
@@ -302,12 +336,13 @@ def alarm_row(a: Alarm) -> tuple[object, ...]:
         a.shelved_by,
         a.version,
         a.unacknowledged_since,
+        a.latch_pending,
     )
 
 
 def alarm_from(row: Sequence[Any]) -> Alarm:
     (key, device_id, site, code, source, priority, latching, message, raised_at, condition_active, state) = row[:11]
-    cleared_at, acknowledged_by, acknowledged_at, silenced_until, shelved_until, shelved_by, version, unack = row[11:]
+    cleared_at, acknowledged_by, acknowledged_at, silenced_until, shelved_until, shelved_by, version, unack = row[11:19]
     return Alarm(
         key=key,
         device_id=device_id,
@@ -328,6 +363,7 @@ def alarm_from(row: Sequence[Any]) -> Alarm:
         shelved_by=shelved_by,
         version=version,
         unacknowledged_since=_utc(unack),
+        latch_pending=row[19],
     )
 
 
@@ -390,6 +426,59 @@ def training_from(row: Sequence[Any]) -> TrainingEvent:
     return TrainingEvent(session_id, event, actor, at.astimezone(UTC), detail)
 
 
+def escalation_row(e: Escalation) -> tuple[object, ...]:
+    return (
+        e.escalation_id,
+        e.key,
+        e.device_id,
+        e.site,
+        str(e.code),
+        Priority(e.priority).value,
+        e.level,
+        e.tier,
+        list(e.recipients),
+        list(e.notified),
+        _aware(e.unacknowledged_since),
+        _aware(e.due_at),
+        _aware(e.at),
+        e.alarm_version,
+        AlarmState(e.alarm_state).value,
+        e.message,
+    )
+
+
+def escalation_from(row: Sequence[Any]) -> Escalation:
+    (eid, key, device_id, site, code, priority, level, tier, recipients, notified, since, due_at, at) = row[:13]
+    alarm_version, alarm_state, message = row[13:]
+    return Escalation(
+        escalation_id=eid,
+        key=key,
+        device_id=device_id,
+        site=site,
+        code=code,
+        priority=Priority(priority),
+        level=level,
+        tier=tier,
+        recipients=tuple(recipients),
+        notified=tuple(notified),
+        unacknowledged_since=since.astimezone(UTC),
+        due_at=due_at.astimezone(UTC),
+        at=at.astimezone(UTC),
+        alarm_version=alarm_version,
+        alarm_state=AlarmState(alarm_state),
+        message=message,
+    )
+
+
+def frame_row(f: PumpFrame) -> tuple[object, ...]:
+    return (f.session_id, f.site, f.device_id, f.seq, _aware(f.at), dict(f.state))
+
+
+def frame_from(row: Sequence[Any]) -> PumpFrame:
+    session_id, site, device_id, seq, at, state = row
+    return PumpFrame(session_id, site, device_id, seq, at.astimezone(UTC), state)
+
+
 _INSERT_TRANSITIONS: Final = _bulk_insert(
     "alarm_journal",
     TRANSITION_COLUMNS,
@@ -421,6 +510,15 @@ _INSERT_RESPONSES: Final = _bulk_insert(
 _INSERT_TRAINING: Final = _bulk_insert(
     "training_event", TRAINING_COLUMNS, (), "ON CONFLICT (session_id, event) DO NOTHING RETURNING session_id, event"
 )
+_INSERT_ESCALATIONS: Final = _bulk_insert(
+    "alarm_escalation",
+    ESCALATION_COLUMNS,
+    (("recorded_at", "timestamptz"),),
+    "ON CONFLICT (escalation_id) DO NOTHING",
+)
+_INSERT_FRAMES: Final = _bulk_insert(
+    "training_frame", FRAME_COLUMNS, (), "ON CONFLICT (session_id, site, device_id, seq) DO NOTHING"
+)
 _UPSERT_SNAPSHOTS: Final = _bulk_insert(
     "twin_snapshot",
     SNAPSHOT_COLUMNS,
@@ -436,6 +534,8 @@ _SELECT_ALARMS: Final = _select(ALARM_COLUMNS, "current_alarm")
 _SELECT_RESPONSES: Final = _select(RESPONSE_COLUMNS, "alarm_response")
 _SELECT_COMMANDS: Final = _select(COMMAND_COLUMNS, "command_log")
 _SELECT_TRAINING: Final = _select(TRAINING_COLUMNS, "training_event")
+_SELECT_ESCALATIONS: Final = _select(ESCALATION_COLUMNS, "alarm_escalation")
+_SELECT_FRAMES: Final = _select(FRAME_COLUMNS, "training_frame")
 
 
 def _where(
@@ -544,6 +644,13 @@ class PostgresJournalStore:
             for name, statement, columns, rows, constants in parts
             if rows
         ]
+        unannounced = (
+            (_INSERT_ESCALATIONS, ESCALATION_COLUMNS, [escalation_row(e) for e in batch.escalations], (recorded_at,)),
+            (_INSERT_FRAMES, FRAME_COLUMNS, [frame_row(f) for f in batch.frames], ()),
+        )
+        for statement, columns, rows, constants in unannounced:
+            if rows:
+                await conn.execute(statement, _bulk_params(columns, rows, constants))
         if inserting is not None:
             assert plan is not None
             inserted = await inserting.fetchall()
@@ -594,7 +701,11 @@ class PostgresJournalStore:
             where, params = _where((), () if wanted is None else (("site = ANY(%s)", wanted),))
             cursor = await conn.execute(_SELECT_COMMANDS + where + sql.SQL(" ORDER BY id"), params)
             commands = [command_from(row) for row in await cursor.fetchall()]
-            return Restored(alarms=alarms, snapshots=snapshots, device_events=marks, commands=commands)
+            cursor = await conn.execute(_SELECT_ESCALATIONS + where + sql.SQL(" ORDER BY id"), params)
+            escalations = [escalation_from(row) for row in await cursor.fetchall()]
+            return Restored(
+                alarms=alarms, snapshots=snapshots, device_events=marks, commands=commands, escalations=escalations
+            )
 
         return await self.db.run(read)
 
@@ -647,6 +758,32 @@ class PostgresJournalStore:
         where, params = _where((("session_id", session_id),))
         rows = await self.db.fetchall(_SELECT_TRAINING + where + sql.SQL(" ORDER BY id"), params)
         return [training_from(row) for row in rows]
+
+    async def escalations(
+        self, *, key: str | None = None, since: datetime | None = None, until: datetime | None = None
+    ) -> list[Escalation]:
+        """``since``: ``at >= since``; ``until``: ``at <= until``; in the order recorded."""
+        extra: list[tuple[str, object]] = []
+        if since is not None:
+            extra.append(("at >= %s", _aware(since)))
+        if until is not None:
+            extra.append(("at <= %s", _aware(until)))
+        where, params = _where((("key", key),), extra)
+        rows = await self.db.fetchall(_SELECT_ESCALATIONS + where + sql.SQL(" ORDER BY id"), params)
+        return [escalation_from(row) for row in rows]
+
+    async def frames(
+        self, session_id: str | None = None, *, since: datetime | None = None, until: datetime | None = None
+    ) -> list[PumpFrame]:
+        """``since``: ``at >= since``; ``until``: ``at <= until``; in the order recorded."""
+        extra: list[tuple[str, object]] = []
+        if since is not None:
+            extra.append(("at >= %s", _aware(since)))
+        if until is not None:
+            extra.append(("at <= %s", _aware(until)))
+        where, params = _where((("session_id", session_id),), extra)
+        rows = await self.db.fetchall(_SELECT_FRAMES + where + sql.SQL(" ORDER BY id"), params)
+        return [frame_from(row) for row in rows]
 
     async def close(self) -> None:
         """The store does not own the database: close the :class:`Database` instead."""
