@@ -76,7 +76,7 @@ def _stored(influxd: Influxd) -> dict[str, list[tuple[int, int]]]:
 
 def _accepted(twin: RunningTwin) -> set[tuple[str, int, int]]:
     """(device, session, seq) of every telemetry sample this twin applied (its in-memory history)."""
-    return {(key[1], t.session, t.seq) for key, h in twin.service.history.items() for t in h}
+    return {(key[1], t.session, t.seq) for key in twin.service.history for t in twin.service.history_of(key)}
 
 
 async def test_outage_drill_every_point_exactly_once(broker: Mosquitto, influxd: Influxd, tmp_path: Path) -> None:

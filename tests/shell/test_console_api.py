@@ -4,6 +4,7 @@ twin's own files."""
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -200,3 +201,38 @@ async def test_a_cards_answers_go_to_the_patient_report_alarm_the_twin_raises_fo
     key = cue_key(SITE, DEVICE)
     alarm = service.fleet.board.alarms[key]  # the alarm point a card's answers are recorded against
     assert (alarm.code, alarm.priority, alarm.condition_active) == (CUE_CODE, Priority.HIGH, True)
+
+
+async def test_the_device_history_is_the_pumps_own_figures_in_device_time_order(
+    app: tuple[FastAPI, TwinService, Clock], clients: dict[Role | None, httpx.AsyncClient]
+) -> None:
+    """Samples that arrive late are plotted where they belong; the page gets at most ``limit`` of
+    the latest; nothing of the simulator's truth; and what the twin keeps in memory is exact tuples
+    of atomic values, which the cyclic collector stops tracking (``HistorySample``)."""
+    _, service, _ = app
+    first = examples.telemetry()
+    assert first.sim_truth is not None  # a simulated pump's sample: the history must leave its truth out
+    order = [0, 2, 1, 4, 3]  # seq 2 arrives before seq 1, 4 before 3
+    samples = [
+        first.model_copy(
+            update={
+                "seq": first.seq + i,
+                "device_time": first.device_time + timedelta(minutes=10 * i),
+                "reservoir_ml": first.reservoir_ml - 0.01 * i,
+            }
+        )
+        for i in order
+    ]
+    await feed(service, SITE, DEVICE, [(Channel.TELEMETRY, s) for s in samples])
+    answer = await clients[Role.TRAINEE].get(f"/api/devices/{DEVICE}/history", params={"limit": 4})
+    assert answer.status_code == 200
+    body = answer.json()
+    assert [datetime.fromisoformat(s["device_time"]) for s in body] == [
+        first.device_time + timedelta(minutes=10 * i) for i in (1, 2, 3, 4)
+    ]
+    assert [s["reservoir_ml"] for s in body] == pytest.approx([first.reservoir_ml - 0.01 * i for i in (1, 2, 3, 4)])
+    assert all(not any("true" in name or "truth" in name for name in s) for s in body)
+    kept = service.history[(SITE, DEVICE)]
+    assert len(kept) == 5
+    gc.collect()
+    assert not any(gc.is_tracked(s) for s in kept)

@@ -255,7 +255,7 @@ def create_app(
         device_id: str, _: Reader, site: str | None = None, limit: int = Query(default=360, ge=1, le=720)
     ) -> list[models.TelemetrySample]:
         twin = _twin(device_id, site)
-        samples = sorted(service.history.get(twin.key, ()), key=lambda s: s.device_time)
+        samples = service.history_of(twin.key)
         return [
             models.TelemetrySample(
                 device_time=s.device_time,

@@ -36,7 +36,7 @@ from twin.contract.messages import Birth
 from twin.contract.topics import Channel, TopicError, build_topic, parse_topic
 from twin.gateway.publication import publications, session_of
 from twin.gateway.readout import Interrogation
-from twin.mqtt_endpoint import MqttEndpoint
+from twin.mqtt_endpoint import NO_DELAY, MqttEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,7 @@ async def connected(endpoint: MqttEndpoint, *, client_id: str | None = None) -> 
         clean_session=True,
         timeout=CONNECT_TIMEOUT_S,
         max_queued_incoming_messages=0,
+        socket_options=NO_DELAY,
     )
     try:
         async with client:

@@ -43,7 +43,7 @@ from typing import Any, Final
 import aiomqtt
 
 from twin.contract.topics import Channel, subscription
-from twin.mqtt_endpoint import MqttEndpoint
+from twin.mqtt_endpoint import NO_DELAY, MqttEndpoint
 from twin.service.health import Status
 from twin.service.twin_service import QueueOutbox, Received, TwinService
 from twin.store.protocol import StoreUnavailable
@@ -116,6 +116,7 @@ async def run_link(
                 keepalive=30,
                 tls_context=endpoint.tls_context(),
                 timeout=10,
+                socket_options=NO_DELAY,
             )
             paho = client._client  # private: aiomqtt 2.x exposes neither manual ack nor a raw callback
             paho.manual_ack_set(True)

@@ -45,7 +45,7 @@ import aiomqtt
 from twin.contract.codec import ContractError, decode_command, encode
 from twin.contract.messages import Command, SimClock
 from twin.contract.topics import Channel, build_topic, parse_topic, site_topic
-from twin.mqtt_endpoint import MqttEndpoint
+from twin.mqtt_endpoint import NO_DELAY, MqttEndpoint
 from twin.service.mqtt_link import raise_if_cancelling
 from twin.sim.device import Outgoing, SimulatedDevice
 from twin.sim.simulation import FleetSimulation
@@ -162,6 +162,7 @@ class DeviceLink:
                     ),
                     tls_context=endpoint.tls_context(),
                     timeout=10,
+                    socket_options=NO_DELAY,
                 ) as client:
                     attempt = 0
                     self.driver.stats.connections += 1
@@ -402,6 +403,7 @@ class SimDriver:
                     keepalive=30,
                     tls_context=endpoint.tls_context(),
                     timeout=10,
+                    socket_options=NO_DELAY,
                 ) as client:
                     attempt = 0
                     while not stop.is_set():
