@@ -93,7 +93,7 @@ class _Twin:
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
         self._server = uvicorn.Server(config)
         serving = asyncio.create_task(self._server.serve())
-        while not self._server.started and not serving.done():
+        while not self._server.started and not serving.done():  # noqa: ASYNC110 - uvicorn offers no started event
             await asyncio.sleep(0.02)
         self._ready.set()
         try:
