@@ -39,7 +39,7 @@ from tests.harness.influx_fleet import device_tags, sample_message
 from twin.app.backfill import backfill
 from twin.influx.writer import GZIP_LEVEL
 from twin.settings import InfluxSettings
-from twin.sim.runner import SimPlan
+from twin.sim.plan import SimPlan
 from twin.timeseries.lines import telemetry_line
 
 DAY_S = 86_400.0
