@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from twin.contract import examples
-from twin.contract.messages import Drug
+from twin.contract.messages import Drug, Telemetry
 from twin.influx.writer import InfluxWriter
 from twin.settings import InfluxSettings
 from twin.timeseries.points import DeviceTags, InfluxPoint, telemetry_point
@@ -30,9 +30,14 @@ def device_tags(device: int) -> DeviceTags:
 
 
 def sample(device: int, seq: int) -> InfluxPoint:
+    """The telemetry point of :func:`sample_message`."""
+    return telemetry_point(device_tags(device), sample_message(device, seq))
+
+
+def sample_message(device: int, seq: int) -> Telemetry:
     """Telemetry of ``device`` with sequence number ``seq``, ``seq`` sample periods after :data:`START`."""
     base = examples.telemetry()
-    telemetry = base.model_copy(
+    return base.model_copy(
         update={
             "device_id": f"pump-{device:03d}",
             "seq": seq,
@@ -41,7 +46,6 @@ def sample(device: int, seq: int) -> InfluxPoint:
             "reservoir_ml": max(0.0, 20.0 - seq * 0.001),
         }
     )
-    return telemetry_point(device_tags(device), telemetry)
 
 
 def fleet_round(devices: int, seq: int) -> list[InfluxPoint]:

@@ -126,7 +126,7 @@ def test_an_unknown_scenario_name_is_answered_with_the_catalogue() -> None:
 def test_a_short_run_shows_its_progress_in_hours_not_zero_days() -> None:
     from rich.console import Console
 
-    from twin.sim.runner import simulated_progress, simulated_text
+    from twin.app.progress import simulated_progress, simulated_text
 
     assert simulated_text(1800, 3600) == "30m of 1h 00m simulated"
     assert simulated_text(5000, 3600) == "1h 00m of 1h 00m simulated"

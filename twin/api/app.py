@@ -55,7 +55,7 @@ from twin.api.auth import (
 from twin.api.catalogue import add_catalogue_routes
 from twin.api.console import mount_console
 from twin.api.fhir import TwinServiceSource, add_fhir_routes
-from twin.api.limits import BodyLimit, validation_error_without_input
+from twin.api.limits import BodyLimit, document_validation_problem, validation_error_without_input
 from twin.api.params import Since
 from twin.api.responses import add_response_routes
 from twin.contract.messages import (
@@ -456,6 +456,7 @@ def create_app(
 
     add_fhir_routes(app, TwinServiceSource(service, predictions))  # /fhir/: read-only FHIR R4 view of the pumps
     mount_console(app)
+    document_validation_problem(app)
     return app
 
 

@@ -13,12 +13,56 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from fastapi import Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MAX_ERRORS: Final = 10
+
+
+class FieldError(BaseModel):
+    """One thing wrong with a request: where (``loc``, e.g. ``["body", "password"]``), what, and
+    pydantic's error type. Never the value."""
+
+    loc: list[str] = Field(max_length=8)
+    msg: str = Field(max_length=200)
+    type: str = Field(max_length=64)
+
+
+class ValidationProblem(BaseModel):
+    """A 422 answer: ``invalid_request`` with ``errors`` for a request that does not match the API
+    (:func:`validation_error_without_input`), or a rule's own reason (``weak_password``, ...)
+    without them."""
+
+    reason: str
+    detail: str
+    errors: list[FieldError] = Field(default_factory=list, max_length=MAX_ERRORS)
+
+
+def document_validation_problem(app: FastAPI) -> None:
+    """Make ``app``'s OpenAPI document say what its 422 answers are: FastAPI documents its own
+    default body (``HTTPValidationError``: ``detail`` a list, with the input) on every route,
+    which the twin replaced (found by the schemathesis pass, ``tests/integration/test_api_fuzz.py``).
+    The component keeps its name, so every route's reference to it stays valid."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        spec = build()
+        schemas = spec.get("components", {}).get("schemas", {})
+        if "HTTPValidationError" in schemas:
+            problem = ValidationProblem.model_json_schema(ref_template="#/components/schemas/{model}")
+            definitions = problem.pop("$defs", {})
+            schemas["HTTPValidationError"] = problem
+            schemas.update(definitions)
+            schemas.pop("ValidationError", None)
+        app.openapi_schema = spec
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 class BodyLimit:

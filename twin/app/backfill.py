@@ -21,9 +21,10 @@ from typing import Final
 from rich.console import Console
 
 from twin.app.headless import HeadlessStage, headless_service
+from twin.app.progress import simulated_progress, simulated_text
 from twin.influx.writer import InfluxWriter
 from twin.settings import InfluxSettings
-from twin.sim.runner import SimPlan, simulated_progress, simulated_text
+from twin.sim.plan import SimPlan
 
 SLICE_S: Final = 6 * 3600.0
 """Simulated time run between yields to the writer."""

@@ -31,7 +31,7 @@ from twin.scenarios.scenario_file import load_library
 from twin.settings import Settings
 from twin.sim.driver import SimDriver
 from twin.sim.fleet import PumpSpec
-from twin.sim.runner import SimPlan
+from twin.sim.plan import SimPlan
 from twin.sim.watch import watch
 from twin.store.users import UserError, UserStore, hash_password
 

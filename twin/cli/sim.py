@@ -54,10 +54,11 @@ def sim(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run a fleet of virtual pumps that publish over MQTT."""
+    from twin.app.simulator import run_simulator
     from twin.contract.topics import TopicError, validate_id
     from twin.mqtt_endpoint import MqttEndpoint
     from twin.settings import Settings
-    from twin.sim.runner import SimPlan, run_simulator
+    from twin.sim.plan import SimPlan
 
     setup_logging(verbose)
     speed_factor = parse_speed(speed)
