@@ -34,7 +34,7 @@ lock:
 asyncapi:
 	$(BIN)/pumptwin contract asyncapi
 
-# Write dashboards/json/*.json from twin/grafana/dashboards/ (a module per dashboard; the JSON files are generated: edit the Python).
+# Write dashboards/json/*.json and dashboards/instructor/*.json from twin/grafana/dashboards/ (a module per dashboard; the JSON files are generated: edit the Python).
 dashboards:
 	$(BIN)/python -m twin.grafana
 

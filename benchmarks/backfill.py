@@ -11,7 +11,7 @@ Starts its own influxd (``tests/harness/servers.py``) in a temp dir, then:
   alarm lifecycle, twin alerts), and everything it writes (telemetry, states, alarm events,
   transitions, commands) spooled and sent by the :class:`~twin.influx.InfluxWriter`, until the
   writer has drained. Points per second = points written / wall seconds.
-* ``ceiling``: as many telemetry lines as the backfill wrote, encoded beforehand (not timed),
+* ``ceiling``: as many lines as the backfill wrote (telemetry samples and their ``sim_truth``), encoded beforehand (not timed),
   POSTed in batches of the same size, gzip as the writer, with one ``httpx.AsyncClient``, waiting
   for each answer: influxd's own ingest ceiling for this client on this machine.
 
@@ -40,7 +40,7 @@ from twin.app.backfill import backfill
 from twin.influx.writer import GZIP_LEVEL
 from twin.settings import InfluxSettings
 from twin.sim.plan import SimPlan
-from twin.timeseries.lines import telemetry_line
+from twin.timeseries.lines import telemetry_lines
 
 DAY_S = 86_400.0
 
@@ -86,14 +86,18 @@ async def _main(pumps: int, days: float, telemetry_every_h: float, seed: int) ->
                 raise RuntimeError(f"the backfill did not write everything: {result}")
             telemetry_stored = _stored(influxd, "backfill")
             devices = min(pumps, 1000)
-            per_device = -(-result.points_written // devices)
-            lines = [
-                telemetry_line(device_tags(d), sample_message(d, seq))
-                for seq in range(per_device)
-                for d in range(devices)
-            ][: result.points_written]
+            lines: list[bytes] = []
+            samples = 0
+            seq = 0
+            while len(lines) < result.points_written:  # a sample and its truth, device by device
+                for d in range(devices):
+                    lines += [line for line in telemetry_lines(device_tags(d), sample_message(d, seq)) if line]
+                    samples += 1
+                    if len(lines) >= result.points_written:
+                        break
+                seq += 1
             ceiling_s = await _ceiling(influxd.url, "ceiling", lines, settings)
-            if _stored(influxd, "ceiling") != len(lines):
+            if _stored(influxd, "ceiling") != samples:
                 raise RuntimeError("the ceiling database does not hold every line")
         finally:
             influxd.stop()

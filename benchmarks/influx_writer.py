@@ -7,7 +7,8 @@ same telemetry (``devices × samples`` samples of simulated pumps) into a fresh 
 batches of the settings' ``batch_size`` (default 5000), gzip as the settings say (default on):
 
 * ``writer``: the twin's own path, end to end: each sample encoded as the ingest encodes it
-  (:func:`twin.timeseries.lines.telemetry_line`: each device's escaped series key made once),
+  (:func:`twin.timeseries.lines.telemetry_lines`: the ``telemetry`` line and, simulated pumps
+  being what they are, its ``sim_truth`` line; each device's escaped series keys made once),
   handed to :meth:`twin.influx.InfluxWriter.persist` (the write-ahead spool, on the caller's
   thread, as the twin does before it acknowledges a message) 1,000 at a time, yielding to the loop
   in between as a twin receiving messages would, then one sender, until ``drain`` returns.
@@ -18,7 +19,7 @@ batches of the settings' ``batch_size`` (default 5000), gzip as the settings say
   (:meth:`~twin.timeseries.points.InfluxPoint.line_protocol`) first.
 
 Each contender runs ``--runs`` times, alternating; the median counts. Every database is checked to
-hold exactly ``devices × samples`` telemetry points. The last line printed is JSON:
+hold exactly ``devices × samples`` telemetry points (and as many ``sim_truth`` points went with them). The last line printed is JSON:
 ``{"figure": writer, "baseline": baseline_preencoded, "ratio": writer / baseline_preencoded, ...}``.
 """
 
@@ -41,8 +42,8 @@ from tests.harness.servers import Influxd
 from twin.contract.messages import Telemetry
 from twin.influx.writer import GZIP_LEVEL, InfluxWriter
 from twin.settings import InfluxSettings
-from twin.timeseries.lines import telemetry_line
-from twin.timeseries.points import DeviceTags, InfluxPoint, telemetry_point
+from twin.timeseries.lines import telemetry_lines
+from twin.timeseries.points import DeviceTags, InfluxPoint, sim_truth_point, telemetry_point
 
 HANDOVER_CHUNK = 1000
 """Points per ``submit`` call in the writer run."""
@@ -74,12 +75,16 @@ async def _writer_run(settings: InfluxSettings, samples: list[tuple[DeviceTags, 
     async with InfluxWriter(settings) as writer:
         for start in range(0, len(samples), HANDOVER_CHUNK):
             chunk = samples[start : start + HANDOVER_CHUNK]
-            writer.persist([(telemetry_line(tags, message), True) for tags, message in chunk])
+            writer.persist([(line, True) for tags, message in chunk for line in _both(tags, message) if line])
             await asyncio.sleep(0)
         if not await writer.drain(600):
             raise RuntimeError(f"the writer did not drain: {writer.stats}")
-        if writer.stats.written != len(samples):
-            raise RuntimeError(f"the writer wrote {writer.stats.written} of {len(samples)}")
+        if writer.stats.written != 2 * len(samples):
+            raise RuntimeError(f"the writer wrote {writer.stats.written} of {2 * len(samples)}")
+
+
+def _both(tags: DeviceTags, message: Telemetry) -> tuple[bytes, bytes | None]:
+    return telemetry_lines(tags, message)
 
 
 def _stored(influxd: Influxd, db: str) -> int:
@@ -112,15 +117,17 @@ async def _timed(run: Callable[[], Awaitable[None]]) -> float:
 async def _main(devices: int, samples: int, runs: int, gzip_on: bool) -> dict[str, object]:
     tags = [device_tags(device) for device in range(devices)]
     messages = [(tags[device], sample_message(device, seq)) for seq in range(samples) for device in range(devices)]
-    points = [telemetry_point(t, m) for t, m in messages]
+    points = [p for t, m in messages for p in (telemetry_point(t, m), sim_truth_point(t, m)) if p is not None]
     total = len(points)
+    if total != 2 * len(messages):
+        raise RuntimeError("every sample of a simulated pump has a sim_truth point")
     with tempfile.TemporaryDirectory(prefix="bench-influx-") as tmp:
         work = Path(tmp)
         influxd = _start_influxd(work)
         try:
             base = InfluxSettings(url=influxd.url, gzip=gzip_on)
             started = time.perf_counter()
-            lines = [telemetry_line(t, m) for t, m in messages]
+            lines = [line for t, m in messages for line in _both(t, m) if line]
             encode_s = time.perf_counter() - started
             if lines != [p.line_protocol().encode() for p in points]:
                 raise RuntimeError("the fast encoder and the point encoder disagree")
@@ -143,8 +150,8 @@ async def _main(devices: int, samples: int, runs: int, gzip_on: bool) -> dict[st
             for run in range(runs):
                 for db in (f"writer{run}", f"baseline{run}", f"preencoded{run}"):
                     stored = _stored(influxd, db)
-                    if stored != total:
-                        raise RuntimeError(f"{db} holds {stored} points, not {total}")
+                    if stored != len(messages):
+                        raise RuntimeError(f"{db} holds {stored} telemetry points, not {len(messages)}")
         finally:
             influxd.stop()
     rate = {name: total / statistics.median(values) for name, values in seconds.items()}

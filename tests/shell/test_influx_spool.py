@@ -69,6 +69,32 @@ def test_reading_does_not_consume_until_acknowledged(tmp_path: Path, open_spool:
     assert spool.stats().backlog_bytes == 0
 
 
+def test_the_next_batch_is_read_ahead_without_consuming_the_one_before(tmp_path: Path, open_spool: SpoolOpener) -> None:
+    """The sender reads batch n+1 while batch n is on its way: reading after n's end neither
+    acknowledges n nor skips anything, across a segment boundary too; reading before the
+    acknowledged position is refused."""
+    spool = open_spool(tmp_path, 64 * MiB, segment_bytes=4096)
+    for name in "abcdefgh":
+        spool.append(_lines(name, 20))  # ~300 bytes a record: several segments
+    first = spool.read(20, MiB)
+    assert first is not None
+    seen = first.lines()
+    batch = first
+    while (ahead := spool.read(20, MiB, after=batch.end)) is not None:
+        assert spool.acknowledged < ahead.end
+        seen += ahead.lines()
+        spool.ack(batch)  # the one before, delivered, is acknowledged only now
+        batch = ahead
+    assert seen == [line for name in "abcdefgh" for line in _lines(name, 20)]
+    again = spool.read(20, MiB)
+    assert again is not None
+    assert again.lines() == batch.lines()  # the last one read ahead is still not acknowledged
+    spool.ack(batch)
+    assert spool.read(20, MiB) is None
+    with pytest.raises(ValueError, match="acknowledged"):
+        spool.read(20, MiB, after=first.end)
+
+
 def test_records_are_read_together_up_to_the_limits_and_at_least_one(tmp_path: Path, open_spool: SpoolOpener) -> None:
     spool = open_spool(tmp_path, 64 * MiB)
     for name in "abc":

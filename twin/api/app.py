@@ -421,6 +421,7 @@ def create_app(
     async def healthz() -> JSONResponse:
         """``ok`` only when every part of the twin is (ingest, journal, time series, clock and
         every task of the process); 503 otherwise, with each part's status and detail."""
+        extra = health() if health is not None else {}  # first: it may report parts as of now
         report = service.health.as_json()
         body: dict[str, Any] = {
             **report,
@@ -428,7 +429,6 @@ def create_app(
             "open_alarms": sum(1 for _ in service.fleet.board.open()),
         }
         if health is not None:
-            extra = health()
             body.update({k: v for k, v in extra.items() if k != "status"})
             if extra.get("status", "ok") != "ok" and body["status"] == "ok":
                 body["status"] = extra["status"]

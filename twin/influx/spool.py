@@ -296,12 +296,15 @@ class Spool:
 
     # ---------------------------------------------------------------------------------- reading
 
-    def read(self, max_lines: int, max_bytes: int) -> SpoolBatch | None:
-        """The next records after the acknowledged position, as many as fit ``max_lines`` and
-        ``max_bytes`` (at least one record, however big). ``None`` when nothing is waiting.
+    def read(self, max_lines: int, max_bytes: int, *, after: SpoolPosition | None = None) -> SpoolBatch | None:
+        """The next records after the acknowledged position (or after ``after``, the end of a batch
+        read but not acknowledged yet: the sender reads the next batch while the one before is on
+        its way), as many as fit ``max_lines`` and ``max_bytes`` (at least one record, however
+        big). ``None`` when nothing is waiting.
 
         Reading does not move the acknowledged position: the same batch is read again until
         :meth:`ack`. A batch may hold no lines when only damaged bytes were found (ack it all the same).
+        Raises ``ValueError`` for an ``after`` before the acknowledged position.
         """
         with self._lock:
             bodies: list[bytes] = []
@@ -309,6 +312,10 @@ class Spool:
             size = 0
             skipped = 0
             position = self._cursor
+            if after is not None:
+                if after < position:
+                    raise ValueError(f"cannot read after {after}: everything before {position} is acknowledged")
+                position = after
             for index in sorted(i for i in self._sizes if i >= position.segment):
                 offset = position.offset if index == position.segment else 0
                 limit = self._sizes[index]

@@ -531,10 +531,19 @@ class InfluxWriter:
         except httpx.HTTPError as error:
             log.debug("InfluxDB not reachable at start (%s): will try again before the first write", error)
         settled: SpoolBatch | None = None
+        ahead: asyncio.Task[tuple[SpoolBatch | None, bytes | None]] | None = None
         while True:
             self._data_waiting.clear()
-            # one trip to a worker thread per batch: acknowledge the last, read and compress the next
-            stats, acknowledged, batch, payload = await asyncio.to_thread(self._settle_and_read, spool, settled)
+            read_ahead = await ahead if ahead is not None else (None, None)
+            ahead = None
+            if read_ahead[0] is not None:
+                # the batch after the one just delivered was read (and compressed) while that one was
+                # on its way: acknowledge the delivered one and go on with it
+                stats, acknowledged = await asyncio.to_thread(self._settle, spool, settled)
+                batch, payload = read_ahead
+            else:
+                # one trip to a worker thread: acknowledge the last, read and compress the next
+                stats, acknowledged, batch, payload = await asyncio.to_thread(self._settle_and_read, spool, settled)
             if settled is not None:
                 self._spool_stats, self._acknowledged = stats, acknowledged
                 self._progress.set()
@@ -543,8 +552,27 @@ class InfluxWriter:
                 await self._data_waiting.wait()
                 continue
             if batch.line_count:
-                await self._deliver(batch.body, batch.line_count, batch.lines, payload)
+                ahead = asyncio.ensure_future(asyncio.to_thread(self._read_after, spool, batch.end))
+                try:
+                    await self._deliver(batch.body, batch.line_count, batch.lines, payload)
+                except BaseException:
+                    ahead.cancel()
+                    raise
             settled = batch
+
+    def _settle(self, spool: Spool, settled: SpoolBatch | None) -> tuple[SpoolStats, SpoolPosition]:
+        """Worker thread: acknowledge ``settled``."""
+        if settled is not None:
+            spool.ack(settled)
+        return spool.stats(), spool.acknowledged
+
+    def _read_after(self, spool: Spool, end: SpoolPosition) -> tuple[SpoolBatch | None, bytes | None]:
+        """Worker thread: the batch after ``end`` (not acknowledged yet), compressed: read while the
+        batch before it is being sent, so that InfluxDB's time and the reading and compressing
+        overlap (gzip and file reads release the GIL)."""
+        batch = spool.read(self.settings.batch_size, MAX_REQUEST_BYTES, after=end)
+        payload = self._compress(batch.body) if batch is not None and batch.line_count else None
+        return batch, payload
 
     def _settle_and_read(
         self, spool: Spool, settled: SpoolBatch | None

@@ -24,10 +24,11 @@ Pure.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Final
 
-from twin.contract.messages import DeviceMessage, Telemetry
+from twin.contract.messages import CatheterState, DeviceMessage, MotorState, Telemetry
 from twin.timeseries.points import (
     _DEVICE_DISCRIMINATORS,
     SIM_TRUTH,
@@ -35,7 +36,6 @@ from twin.timeseries.points import (
     DeviceTags,
     _series_key,
     device_points,
-    timestamp_ns,
 )
 
 
@@ -45,27 +45,17 @@ def series_key(measurement: str, tags: DeviceTags) -> str:
     return _series_key(measurement, tuple(tags.as_tags().items()))
 
 
-_TELEMETRY_KEYS: Final = (
-    "battery_percent=",
-    ",current_rate_ml_per_day=",
-    ",delivered_ml_total=",
-    ",dose_mg_per_day=",
-    ",reservoir_ml=",
-)
-_TRUTH_KEYS: Final = (
-    "true_actual_concentration_mg_per_ml=",
-    ",true_actual_dose_mg_per_day=",
-    ",true_delivered_to_patient_ml_total=",
-    ",true_lost_ml_total=",
-    ",true_reservoir_ml=",
-)
+_MICROSECOND: Final = timedelta(microseconds=1)
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MOTOR: Final = {state: f'"{state.value}"' for state in MotorState}
+_CATHETER: Final = {state: f'"{state.value}"' for state in CatheterState}
+_INFUSING: Final = {True: "true", False: "false"}
 
 
-def _floats(keys: tuple[str, ...], values: tuple[float, ...]) -> str:
-    """``key=value`` pairs of floats, each written as line protocol writes a float (see the module
-    docstring); one comprehension instead of a call per value (this runs for every sample)."""
-    texts = [str(float(v)) for v in values]
-    return "".join(k + (t[:-2] if t.endswith(".0") else t) for k, t in zip(keys, texts, strict=True))
+def _num(value: float) -> str:
+    """A float field as line protocol writes it (:func:`twin.timeseries.points.field_value`)."""
+    text = str(float(value))
+    return text[:-2] if text.endswith(".0") else text
 
 
 @lru_cache(maxsize=65_536)
@@ -79,29 +69,38 @@ def telemetry_lines(tags: DeviceTags, t: Telemetry) -> tuple[bytes, bytes | None
     ``sim_truth`` line: ``None`` without truth, or for a pump whose birth says it is real. The same
     bytes as :func:`twin.timeseries.points.telemetry_point` and
     :func:`~twin.timeseries.points.sim_truth_point`; one device check, one timestamp and one
-    cache lookup for both (this runs for every sample)."""
+    cache lookup for both, each line one f-string (this runs for every sample: 5.0 µs for both
+    lines against 10.1 µs built a field at a time, best of 9, same run, on the loaded 2-core
+    machine)."""
     if t.device_id != tags.device:
         raise ValueError(f"message of {t.device_id!r} mapped with the tags of {tags.device!r}")
     telemetry_key, truth_key = _sample_keys(tags)
-    time = f" {timestamp_ns(t.device_time, t.seq % _DEVICE_DISCRIMINATORS)}"
-    counters = f"seq={t.seq}i,session={t.session}i"
+    moment = t.device_time
+    if moment.tzinfo is None:
+        raise ValueError("a point's time must be timezone-aware")
+    seq = t.seq
+    time = (moment - _EPOCH) // _MICROSECOND * 1000 + seq % _DEVICE_DISCRIMINATORS
     # sorted field keys: battery, current_rate, delivered, dose, infusing, motor, reservoir, seq, session
-    head = _floats(
-        _TELEMETRY_KEYS[:4],
-        (t.battery_percent, t.current_rate_ml_per_day, t.delivered_ml_total, t.dose_mg_per_day),
-    )
-    head += f',infusing={"true" if t.infusing else "false"},motor="{t.motor.value}"'
-    head += _floats(_TELEMETRY_KEYS[4:], (t.reservoir_ml,)) + "," + counters
-    telemetry = f"{telemetry_key}{head}{time}".encode()
+    telemetry = (
+        f"{telemetry_key}battery_percent={_num(t.battery_percent)}"
+        f",current_rate_ml_per_day={_num(t.current_rate_ml_per_day)}"
+        f",delivered_ml_total={_num(t.delivered_ml_total)},dose_mg_per_day={_num(t.dose_mg_per_day)}"
+        f",infusing={_INFUSING[t.infusing]},motor={_MOTOR[t.motor]},reservoir_ml={_num(t.reservoir_ml)}"
+        f",seq={seq}i,session={t.session}i {time}"
+    ).encode()
     truth = t.sim_truth
     if truth is None or not tags.simulated:
         return telemetry, None
     # sorted field keys: seq, session, true_actual_concentration, true_actual_dose, true_catheter,
     # true_delivered_to_patient, true_lost, true_reservoir
-    body = _floats(_TRUTH_KEYS[:2], (truth.actual_concentration_mg_per_ml, truth.actual_dose_mg_per_day))
-    body += f',true_catheter="{truth.catheter.value}"'
-    body += _floats(_TRUTH_KEYS[2:], (truth.delivered_to_patient_ml_total, truth.lost_ml_total, truth.reservoir_ml))
-    return telemetry, f"{truth_key}{counters},{body}{time}".encode()
+    return telemetry, (
+        f"{truth_key}seq={seq}i,session={t.session}i"
+        f",true_actual_concentration_mg_per_ml={_num(truth.actual_concentration_mg_per_ml)}"
+        f",true_actual_dose_mg_per_day={_num(truth.actual_dose_mg_per_day)}"
+        f",true_catheter={_CATHETER[truth.catheter]}"
+        f",true_delivered_to_patient_ml_total={_num(truth.delivered_to_patient_ml_total)}"
+        f",true_lost_ml_total={_num(truth.lost_ml_total)},true_reservoir_ml={_num(truth.reservoir_ml)} {time}"
+    ).encode()
 
 
 def telemetry_line(tags: DeviceTags, t: Telemetry) -> bytes:
