@@ -125,10 +125,10 @@ class Ledger:
             self.published.append((sent, info))
 
     def taken(self) -> list[Sent]:
-        return [s for s, info in self.published if info is not None and info.is_published()]
+        return [s for s, info in self.published if info is not None and _acknowledged(info)]
 
     def waiting(self) -> int:
-        return sum(1 for _, info in self.published if info is None or not info.is_published())
+        return sum(1 for _, info in self.published if info is None or not _acknowledged(info))
 
     # ----------------------------------------------------------------------------------- reckoning
 
@@ -241,3 +241,10 @@ def _mirrored(states: list[Sent], snapshots: dict[str, Any]) -> Tally:
             tally.lost += 1
             tally.note(f"{device}: mirrors state seq {reported.get('seq')}, last sent {s.seq}")
     return tally
+
+
+def _acknowledged(info: Any) -> bool:
+    """The broker sent PUBACK for this message. paho's ``is_published()`` raises for a message first
+    published while disconnected even once it was sent and acknowledged after the reconnect (its
+    ``rc`` stays ``MQTT_ERR_NO_CONN``), so the flag it reads is read directly."""
+    return bool(info._published)
