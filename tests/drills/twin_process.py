@@ -135,6 +135,33 @@ class TwinProcess:
             raise RuntimeError(f"/healthz answered {status}: {body!r}")
         return body
 
+    def counters(self, devices: list[str], site: str, password: str) -> dict[str, dict[str, int]]:
+        """Each device's ordering counters (``/api/devices/{id}``: applied, duplicates, late, ...),
+        signed in as the ``viewer`` account (see :meth:`add_viewer`)."""
+        import httpx
+
+        assert self.url is not None, "the twin is not running"
+        with httpx.Client(base_url=self.url, timeout=10) as client:
+            answer = client.post("/api/login", json={"username": "viewer", "password": password})
+            answer.raise_for_status()
+            out = {}
+            for device in devices:
+                detail = client.get(f"/api/devices/{device}", params={"site": site})
+                detail.raise_for_status()
+                out[device] = detail.json()["counters"]
+            return out
+
+    def add_viewer(self, password: str) -> None:
+        """A console account (role viewer) in the twin's user store, before it starts."""
+        from datetime import UTC, datetime
+
+        from twin.roles import Role
+        from twin.store.users import UserStore, hash_password
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with UserStore(self.data_dir / "users.sqlite") as users:
+            users.add("viewer", Role.VIEWER, hash_password(password), actor="drill", at=datetime.now(UTC))
+
     def metric(self, name: str) -> float:
         """The sum of one Prometheus metric's samples (all labels) from ``/metrics``."""
         _, text = self.get("/metrics")
