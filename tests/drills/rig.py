@@ -287,14 +287,22 @@ class Rig:
         deadline = time.monotonic() + timeout_s / 3
         while not self._influx_caught_up() and time.monotonic() < deadline:
             time.sleep(0.5)  # if it never catches up, the reckoning says what is missing
+        stored, stable_since = -1, time.monotonic()
+        while time.monotonic() - stable_since < 1.5 and time.monotonic() < deadline + 30:
+            now = self._count("telemetry")  # the spool's last telemetry batches, sent after the states
+            if now != stored:
+                stored, stable_since = now, time.monotonic()
+            time.sleep(0.3)
+
+    def _count(self, measurement: str) -> int:
+        result = self.influxd.query(f'SELECT count("seq") FROM "{measurement}"', db=DATABASE)
+        series = result["results"][0].get("series", [])  # type: ignore[index, union-attr]
+        return int(series[0]["values"][0][1]) if series else 0
 
     def _influx_caught_up(self) -> bool:
         taken = self.ledger.taken()
         want = sum(1 for s in taken if s.channel == "state")
-        result = self.influxd.query('SELECT count("seq") FROM "state"', db=DATABASE)
-        series = result["results"][0].get("series", [])  # type: ignore[index, union-attr]
-        have = series[0]["values"][0][1] if series else 0
-        return bool(have >= want) and self.twin.metric("pumptwin_ingest_backlog") == 0
+        return self._count("state") >= want and self.twin.metric("pumptwin_ingest_backlog") == 0
 
     def reckon(self, **notes: Any) -> Reckoning:
         """Stop the twin cleanly (its snapshots are flushed) and count."""
