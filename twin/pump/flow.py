@@ -36,6 +36,9 @@ class DailySchedule:
     _cum: tuple[float, ...] = field(init=False, repr=False, compare=False)
     _day_total: float = field(init=False, repr=False, compare=False)
     _seg_rates: tuple[float, ...] = field(init=False, repr=False, compare=False)
+    _memo: list[float] = field(init=False, repr=False, compare=False)
+    """The last two (t, cumulative(t)) answers, newest first: a pump asks for the same instants
+    over and over (its clock, its next event), so :meth:`cumulative` answers those from here."""
 
     def __post_init__(self) -> None:
         if not self.starts or len(self.starts) != len(self.rates):
@@ -61,6 +64,7 @@ class DailySchedule:
         object.__setattr__(self, "_cum", tuple(cum))
         object.__setattr__(self, "_day_total", cum[-1])
         object.__setattr__(self, "_seg_rates", tuple(seg_rates))
+        object.__setattr__(self, "_memo", [math.nan, 0.0, math.nan, 0.0])
 
     @classmethod
     def constant(cls, rate_per_s: float, day_origin_s: float = 0.0) -> DailySchedule:
@@ -84,7 +88,22 @@ class DailySchedule:
         return self._seg_rate(min(i, len(self._bounds) - 2))
 
     def cumulative(self, t: float) -> float:
-        """Amount accumulated from ``day_origin_s`` to ``t`` (negative before the origin)."""
+        """Amount accumulated from ``day_origin_s`` to ``t`` (negative before the origin).
+
+        Memoised: the last two instants asked for are answered from :attr:`_memo` (the same float
+        :meth:`cumulative_direct` computes; NaN never matches, so it is always computed)."""
+        memo = self._memo
+        if t == memo[0]:
+            return memo[1]
+        if t == memo[2]:
+            return memo[3]
+        value = self.cumulative_direct(t)
+        memo[2], memo[3] = memo[0], memo[1]
+        memo[0], memo[1] = t, value
+        return value
+
+    def cumulative_direct(self, t: float) -> float:
+        """:meth:`cumulative` computed, without the memo."""
         x = t - self.day_origin_s
         days = math.floor(x / SECONDS_PER_DAY)
         within = x - days * SECONDS_PER_DAY

@@ -364,6 +364,11 @@ class Pump:
         self.program_changed_at: float | None = None
         self._schedule = schedule_of(start.program, day_origin_s)
         self._battery_schedule: tuple[DailySchedule, DailySchedule] | None = None
+        # memos of values computed from the state (each checked against what it was computed from)
+        self._motor_flow: tuple[DailySchedule, Bolus | None, Flow] | None = None
+        self._battery_flows: tuple[Flow, Flow] | None = None
+        self._idle_battery_flow: Flow | None = None
+        self._next_event_memo: tuple[tuple[object, ...], tuple[float, EventKind]] | None = None
         # belief
         self.reservoir_ml = start.reservoir_ml
         self.delivered_ml_total = start.delivered_ml_total
@@ -480,13 +485,20 @@ class Pump:
         return CatheterState.PATENT
 
     def motor_flow(self) -> Flow | None:
-        """What the motor pushes (mL/s) from now on, or None when it is not turning."""
+        """What the motor pushes (mL/s) from now on, or None when it is not turning (one
+        :class:`Flow` per schedule and bolus, kept while they last)."""
         if not self.motor_running:
             return None
+        schedule, bolus = self._schedule, self.bolus
+        memo = self._motor_flow
+        if memo is not None and memo[0] is schedule and memo[1] is bolus:
+            return memo[2]
         overlay = None
-        if self.bolus is not None:
-            overlay = Overlay(self.bolus.start, self.bolus.end, self.bolus.rate_ml_per_s)
-        return Flow(self._schedule, overlay)
+        if bolus is not None:
+            overlay = Overlay(bolus.start, bolus.end, bolus.rate_ml_per_s)
+        flow = Flow(schedule, overlay)
+        self._motor_flow = (schedule, bolus, flow)
+        return flow
 
     def belief_flow(self) -> Flow | None:
         """What the pump's calculation counts (mL/s): the motor's flow, or during a stall the
@@ -514,17 +526,27 @@ class Pump:
         return self.actual_concentration_mg_per_ml if tip is None else tip
 
     def _battery_flow(self, motor: Flow | None) -> Flow:
+        """The battery's drain (percent/s) while the motor pushes ``motor`` (one :class:`Flow`
+        per motor flow, kept while it lasts)."""
         model = self.config.battery
         base = model.base_percent_per_day / SECONDS_PER_DAY
         if motor is None:
-            return Flow(DailySchedule.constant(base, self._day_origin))
+            idle = self._idle_battery_flow
+            if idle is None:
+                idle = self._idle_battery_flow = Flow(DailySchedule.constant(base, self._day_origin))
+            return idle
+        flows = self._battery_flows
+        if flows is not None and flows[0] is motor:
+            return flows[1]
         k = model.percent_per_ml
         overlay = motor.overlay
         cached = self._battery_schedule
         if cached is None or cached[0] is not motor.base:
             cached = (motor.base, motor.base.scaled(k, base))  # one per program, not per call
             self._battery_schedule = cached
-        return Flow(cached[1], Overlay(overlay.start, overlay.end, overlay.rate * k) if overlay else None)
+        flow = Flow(cached[1], Overlay(overlay.start, overlay.end, overlay.rate * k) if overlay else None)
+        self._battery_flows = (motor, flow)
+        return flow
 
     def current_rate_ml_per_day(self, t: float) -> float:
         motor = self.motor_flow()
@@ -620,7 +642,51 @@ class Pump:
         )
 
     def next_event(self) -> tuple[float, EventKind]:
-        """The earliest scheduled event after the clock, and its kind (``inf, NONE`` if none)."""
+        """The earliest scheduled event after the clock, and its kind (``inf, NONE`` if none).
+
+        Memoised: answered from the last computation while everything it was computed from is
+        unchanged (:meth:`_next_event_key`), else computed (:meth:`next_event_direct`)."""
+        key = self._next_event_key()
+        memo = self._next_event_memo
+        if memo is not None and memo[0] == key:
+            return memo[1]
+        value = self.next_event_direct()
+        self._next_event_memo = (key, value)
+        return value
+
+    def _next_event_key(self) -> tuple[object, ...]:
+        """Everything :meth:`next_event_direct` reads (the flows through what they are made of)."""
+        alarms = self.alarms
+        return (
+            self.t,
+            self.config,
+            self._day_origin,
+            self.program.mode,
+            self.memory_error,
+            self.battery_status,
+            self.motor_stalled,
+            self._schedule,
+            self.bolus,
+            self._belief_empty,
+            AlarmCode.RESERVOIR_LOW in alarms,
+            self.reservoir_ml,
+            self.low_threshold_ml,
+            self.flow_bias,
+            self.fault_bias,
+            self.occlusion,
+            self._truth_dry,
+            self.true_reservoir_ml,
+            self.catheter_contents.volume_to_next_change_ml(self.actual_concentration_mg_per_ml),
+            self.battery_percent,
+            self.eos_at,
+            self.stall_recover_at,
+            self.refill_reminder_at,
+            AlarmCode.REFILL_REMINDER in alarms,
+            self.radio_silent_until,
+        )
+
+    def next_event_direct(self) -> tuple[float, EventKind]:
+        """:meth:`next_event`, computed."""
         t = self.t
         best: tuple[float, EventKind] = (math.inf, EventKind.NONE)
 
