@@ -488,3 +488,10 @@ def test_memoised_next_events_and_amounts_equal_the_direct_computation(
         direct_effects += direct.process_due(t + 30 * SECONDS_PER_DAY)
     assert effects == direct_effects
     assert _snapshot(memo) == _snapshot(direct)
+
+
+@given(rate=st.floats(min_value=0.0, max_value=1e3) | st.just(0.0))
+def test_a_constant_schedules_segments_are_the_general_computations(rate: float) -> None:
+    from twin.pump.flow import _constant_segments, _segments
+
+    assert _constant_segments(rate) == _segments((0.0,), (rate,))

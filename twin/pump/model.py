@@ -307,15 +307,10 @@ class Bolus:
         return self.volume_ml / (self.end - self.start)
 
 
-@dataclass(frozen=True, slots=True)
-class _Projection:
-    reservoir_ml: float
-    delivered_ml_total: float
-    true_reservoir_ml: float
-    to_patient_ml: float
-    leaked_ml: float
-    battery_percent: float
-    out_ml: float  # what left the reservoir into the catheter
+_Projection = tuple[float, float, float, float, float, float, float]
+"""Where the moving quantities stand at an instant: reservoir (belief), delivered total, true
+reservoir, to the patient, leaked, battery percent, and what left the reservoir into the catheter
+(a plain tuple: one is made at every step)."""
 
 
 def schedule_of(program: Program, day_origin_s: float) -> DailySchedule:
@@ -589,7 +584,7 @@ class Pump:
         if self.battery_status is BatteryStatus.OK and dt > 0:
             battery -= self._battery_flow(motor).amount_between(self.t, t)
             battery = max(battery, self.config.battery.eri_percent)
-        return _Projection(reservoir, delivered, true_res, patient, leaked, battery, out)
+        return reservoir, delivered, true_res, patient, leaked, battery, out
 
     def _through_catheter(self, out_ml: float) -> None:
         """``out_ml`` left the reservoir: push it through the catheter; the leak's share of what
@@ -601,44 +596,51 @@ class Pump:
         """Move the clock to ``t`` (no event may fall strictly between: use :meth:`process_due`)."""
         if t <= self.t:
             return
-        p = self._project(t)
-        self.reservoir_ml, self.delivered_ml_total = p.reservoir_ml, p.delivered_ml_total
-        self.true_reservoir_ml, self.to_patient_ml, self.leaked_ml = p.true_reservoir_ml, p.to_patient_ml, p.leaked_ml
-        self.battery_percent = p.battery_percent
-        self._through_catheter(p.out_ml)
+        (
+            self.reservoir_ml,
+            self.delivered_ml_total,
+            self.true_reservoir_ml,
+            self.to_patient_ml,
+            self.leaked_ml,
+            self.battery_percent,
+            out_ml,
+        ) = self._project(t)
+        self._through_catheter(out_ml)
         self.t = t
         self._prune_patient_boluses(t)
 
     def sample(self, t: float) -> Sample:
         """The pump at ``t`` (>= its clock), without changing it."""
         t = max(t, self.t)
-        p = self._project(t)
-        rate = self.current_rate_ml_per_day(t)
+        reservoir, delivered, true_res, patient, leaked, battery, out = self._project(t)
         motor = self.motor_flow()
+        motor_rate = motor.rate_at(t) if motor is not None else 0.0  # what current_rate_ml_per_day reads
+        rate = 0.0 if motor is None or self._belief_empty else motor_rate * SECONDS_PER_DAY
         tip = self.tip_concentration_mg_per_ml
         true_rate = (
-            motor.rate_at(t) * SECONDS_PER_DAY * self.truth_multiplier * (1.0 - self.leak)
+            motor_rate * SECONDS_PER_DAY * self.truth_multiplier * (1.0 - self.leak)
             if motor is not None and not self._truth_dry
             else 0.0
         )
-        battery = p.battery_percent if self.battery_status is BatteryStatus.OK else self.battery_percent_at(t)
+        if self.battery_status is not BatteryStatus.OK:
+            battery = self.battery_percent_at(t)
         return Sample(
-            at=t,
-            reservoir_ml=p.reservoir_ml,
-            delivered_ml_total=p.delivered_ml_total,
-            current_rate_ml_per_day=rate,
-            dose_mg_per_day=rate * self.concentration_mg_per_ml,
-            battery_percent=battery,
-            motor=self.motor,
-            infusing=self.infusing,
-            true_reservoir_ml=p.true_reservoir_ml,
-            to_patient_ml=p.to_patient_ml,
-            lost_ml=p.leaked_ml + self.pocket_ml,
-            actual_concentration_mg_per_ml=self.actual_concentration_mg_per_ml,
-            actual_dose_mg_per_day=true_rate * tip,
-            catheter=self.catheter,
-            to_patient_mg=self.to_patient_mg + p.out_ml * (1.0 - self.leak) * tip,
-            tip_concentration_mg_per_ml=tip,
+            t,
+            reservoir,
+            delivered,
+            rate,
+            rate * self.concentration_mg_per_ml,
+            battery,
+            self.motor,
+            self.infusing,
+            true_res,
+            patient,
+            leaked + self.pocket_ml,
+            self.actual_concentration_mg_per_ml,
+            true_rate * tip,
+            self.catheter,
+            self.to_patient_mg + out * (1.0 - self.leak) * tip,
+            tip,
         )
 
     def next_event(self) -> tuple[float, EventKind]:

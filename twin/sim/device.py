@@ -50,7 +50,7 @@ from twin.contract.messages import (
     WireModel,
 )
 from twin.contract.topics import Channel
-from twin.pump.model import AlarmChange, ClinicalEvent, Effect, LogEntry, Outcome, Pump
+from twin.pump.model import AlarmChange, ClinicalEvent, Effect, LogEntry, Outcome, Pump, RefillLog
 
 COMMAND_MEMORY: Final = 512
 """Command ids a device remembers for idempotency. A twin re-sends a pending command at most a
@@ -110,6 +110,8 @@ class SimulatedDevice:
         self._results: OrderedDict[str, CommandResult] = OrderedDict()
         self.clinical_log: list[ClinicalEvent] = []
         self._wire_log: dict[int, DeviceLogEntry] = {}  # pump log serial -> its wire form, built once
+        self._event_log: tuple[Pump, int, list[DeviceLogEntry]] | None = None  # the last event_log() answer
+        self._refill_record: tuple[RefillLog, RefillRecord] | None = None  # the last refill's wire form
         self.on_alarm: Callable[[SimulatedDevice, AlarmChange], None] | None = None
         """Hears every alarm the pump raises or clears, audible or not (the simulated clinic and its
         tally); what the twin hears goes through the messages only."""
@@ -212,7 +214,17 @@ class SimulatedDevice:
     # ------------------------------------------------------------------------------ messages
 
     def event_log(self) -> list[DeviceLogEntry]:
-        """The pump's event log as the contract carries it (each entry converted once)."""
+        """The pump's event log as the contract carries it (each entry converted once; the list
+        made again only when the log has changed)."""
+        pump = self.pump
+        cached = self._event_log
+        if cached is not None and cached[0] is pump and cached[1] == pump.log_serial:
+            return list(cached[2])
+        entries = self._event_log_entries()
+        self._event_log = (pump, pump.log_serial, entries)
+        return list(entries)
+
+    def _event_log_entries(self) -> list[DeviceLogEntry]:
         entries = []
         known = self._wire_log
         for entry in self.pump.log:
@@ -257,14 +269,19 @@ class SimulatedDevice:
         refill = None
         if p.last_refill is not None:
             r = p.last_refill
-            refill = RefillRecord(
-                at=self.at(r.at),
-                expected_residual_ml=round(r.expected_residual_ml, 4),
-                measured_residual_ml=round(r.measured_residual_ml, 4),
-                volume_added_ml=r.volume_added_ml,
-                drug=r.drug,
-                concentration_mg_per_ml=r.concentration_mg_per_ml,
-            )
+            known = self._refill_record
+            if known is not None and known[0] is r:
+                refill = known[1]  # immutable: every state until the next refill carries the same one
+            else:
+                refill = RefillRecord(
+                    at=self.at(r.at),
+                    expected_residual_ml=round(r.expected_residual_ml, 4),
+                    measured_residual_ml=round(r.measured_residual_ml, 4),
+                    volume_added_ml=r.volume_added_ml,
+                    drug=r.drug,
+                    concentration_mg_per_ml=r.concentration_mg_per_ml,
+                )
+                self._refill_record = (r, refill)
         pb = None
         if p.program.patient_bolus is not None:
             last = p.last_patient_bolus_at

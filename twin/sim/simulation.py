@@ -221,6 +221,7 @@ class FleetSimulation:
         self.tally: Counter[str] = Counter()
         self.events: list[FleetEvent] | None = [] if record_events else None
         self._lives: dict[str, _Life] = {}
+        self._refill_flows: dict[str, tuple[Program, Flow]] = {}  # device -> (program, its worst-case flow)
         self._radio: dict[str, _Radio] = {}
         self._rngs: dict[str, random.Random] = {}
         self.refills_done = 0
@@ -246,7 +247,7 @@ class FleetSimulation:
                 offset = (index * 7.919) % telemetry_interval_s  # spread samples over the interval
                 self._spawn(self._telemetry_start, device, telemetry_interval_s, offset)
             if clinic_refills:
-                self._book_refill(device, self._next_refill_at(device.pump, device.pump.reservoir_ml, None))
+                self._book_refill(device, self._next_refill_at(device, device.pump.reservoir_ml, None))
                 if device.pump.battery_status.value != "ok":
                     self._book_replacement(device, "battery_eri", self.clinic.eri_replacement_days)
             if random_faults:
@@ -428,11 +429,17 @@ class FleetSimulation:
     def _rng(self, device: SimulatedDevice) -> random.Random:
         return self._rngs[device.device_id]
 
-    def _next_refill_at(self, pump: Pump, volume_ml: float, filled_at: float | None) -> float:
-        """When the clinic books the next refill of ``pump`` holding ``volume_ml`` (see
+    def _next_refill_at(self, device: SimulatedDevice, volume_ml: float, filled_at: float | None) -> float:
+        """When the clinic books the next refill of the device's pump holding ``volume_ml`` (see
         :mod:`twin.sim.clinic`): worst-case boluses, a margin, the drug's stability limit."""
-        policy, now = self.clinic, self.now
-        flow = Flow(schedule_of(worst_case_program(pump.program), self._day_origin))
+        policy, now, pump, device_id = self.clinic, self.now, device.pump, device.device_id
+        program = pump.program
+        cached = self._refill_flows.get(device_id)
+        if cached is not None and cached[0] is program:
+            flow = cached[1]
+        else:  # the programmer's worst-case flow, once per program
+            flow = Flow(schedule_of(worst_case_program(program), self._day_origin))
+            self._refill_flows[device_id] = (program, flow)
         if pump.config.valve_gated:
             target, margin = PROMETRA_REFILL_TARGET_ML, policy.prometra_margin_days
         else:
@@ -478,7 +485,7 @@ class FleetSimulation:
             )
             self._record(device, "pocket_fill")
         volume = pump.config.reservoir_capacity_ml
-        appointment = self._next_refill_at(pump, volume, self.now)
+        appointment = self._next_refill_at(device, volume, self.now)
         reminder = appointment + self.clinic.reminder_after_appointment_days * SECONDS_PER_DAY
         action = RefillAction(
             volume_ml=volume,
@@ -521,7 +528,7 @@ class FleetSimulation:
             return  # the pump was replaced meanwhile, with the right program
         self._reprogram(device, patient.prescribed, correction=True)
         # the programmer computes the refill date again from the corrected program
-        self._book_refill(device, self._next_refill_at(device.pump, device.pump.reservoir_ml, patient.last_fill_at))
+        self._book_refill(device, self._next_refill_at(device, device.pump.reservoir_ml, patient.last_fill_at))
 
     def _pump_alarm(self, device: SimulatedDevice, change: AlarmChange) -> None:
         """Every alarm a pump raises, audible or not: tallied; the clinic acts on what it hears
@@ -630,7 +637,7 @@ class FleetSimulation:
         self._record(device, "replacement", cause)
         self._surgery(device)
         self._wake_up(device.device_id)
-        self._book_refill(device, self._next_refill_at(pump, pump.reservoir_ml, self.now))
+        self._book_refill(device, self._next_refill_at(device, pump.reservoir_ml, self.now))
         if self.random_faults:
             self._spawn(self._stall_hazard, device, patient.pump_generation)
 
