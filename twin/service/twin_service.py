@@ -298,16 +298,20 @@ class TwinService:
     async def _commit(self, fleet: Fleet, effects: list[Effect]) -> None:
         """Steps 2 and 3 of the module docstring. Must be called under the lock."""
         batch, lines = self._durable(fleet, effects)
+        wrote = False
         try:
             if lines and self.points is not None:
                 self.points.persist(lines)
+                wrote = True
             if not batch.empty:
                 await self.store.commit(batch)
+                wrote = True
         except (StoreUnavailable, OSError) as exc:
             if self.health.report("journal", Status.DEGRADED, str(exc)[:300]):
                 log.error("the journal cannot be written: %s; messages are not acknowledged until it can", exc)
             raise StoreUnavailable(str(exc)) from exc
-        if self.health.parts["journal"].status is not Status.OK:
+        # only a write that succeeded says the journal takes writes again (a tick with nothing to write does not)
+        if wrote and self.health.parts["journal"].status is not Status.OK:
             log.info("the journal takes writes again")
             self.health.ok("journal")
         self.fleet = fleet
