@@ -565,6 +565,16 @@ class Pump:
     def _project(self, t: float) -> _Projection:
         """Everything that moves between events, at ``t`` (no event may fall in between)."""
         dt = t - self.t
+        if dt <= 0:  # nothing moves: what the computation below gives when nothing has flowed
+            return (
+                self.reservoir_ml,
+                self.delivered_ml_total,
+                self.true_reservoir_ml,
+                self.to_patient_ml,
+                self.leaked_ml,
+                self.battery_percent,
+                0.0,
+            )
         motor = self.motor_flow()
         belief = self.belief_flow()
         counted = belief.amount_between(self.t, t) if belief is not None and dt > 0 else 0.0
@@ -613,7 +623,9 @@ class Pump:
         """The pump at ``t`` (>= its clock), without changing it."""
         t = max(t, self.t)
         reservoir, delivered, true_res, patient, leaked, battery, out = self._project(t)
-        motor = self.motor_flow()
+        commanded = self._motor_commanded
+        running = commanded and not self.motor_stalled
+        motor = self.motor_flow() if running else None
         motor_rate = motor.rate_at(t) if motor is not None else 0.0  # what current_rate_ml_per_day reads
         rate = 0.0 if motor is None or self._belief_empty else motor_rate * SECONDS_PER_DAY
         tip = self.tip_concentration_mg_per_ml
@@ -631,8 +643,8 @@ class Pump:
             rate,
             rate * self.concentration_mg_per_ml,
             battery,
-            self.motor,
-            self.infusing,
+            MotorState.STALLED if self.motor_stalled else MotorState.RUNNING if commanded else MotorState.STOPPED,
+            running and not self._belief_empty,
             true_res,
             patient,
             leaked + self.pocket_ml,

@@ -16,11 +16,12 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Final, TypedDict
+from typing import Final, TypedDict, TypeVar
 
 from twin.contract.alarms import ALARM_CATALOGUE
 from twin.contract.codec import CHANNELS
 from twin.contract.messages import (
+    CONTRACT_VERSION,
     Action,
     ActiveBolus,
     AlarmEvent,
@@ -58,6 +59,27 @@ few times within minutes, so a few hundred ids is ample; oldest are forgotten fi
 
 
 Details = dict[str, float | int | str | bool | None]
+
+_M = TypeVar("_M", bound=WireModel)
+_set = object.__setattr__
+
+
+def _unchecked(model: type[_M], values: dict[str, object], fields_set: frozenset[str]) -> _M:
+    """``model`` made from ``values`` without validating them (what pydantic's ``model_construct``
+    does, without its per-field loop): ``values`` must hold every field, in the model's order, each
+    in the form validation would give it; ``fields_set`` names the fields given explicitly. The
+    states the simulator makes this way are checked against the contract in
+    tests/core/test_fleet_partition.py (each validates, equal, to the same JSON)."""
+    message = model.__new__(model)
+    _set(message, "__dict__", values)
+    _set(message, "__pydantic_fields_set__", set(fields_set))
+    _set(message, "__pydantic_extra__", None)
+    _set(message, "__pydantic_private__", None)
+    return message
+
+
+_STATE_FIELDS_SET: Final = frozenset(State.model_fields) - {"contract_version", "kind"}
+"""The fields a state was validated from (every one but the two constants)."""
 
 
 class Envelope(TypedDict):
@@ -296,30 +318,42 @@ class SimulatedDevice:
                 refused_total=p.patient_bolus_refused,
                 last_accepted_at=self.at(last) if last is not None else None,
             )
-        state = State(
-            **self._envelope(t),
-            reservoir_ml=round(sample.reservoir_ml, 4),
-            low_reservoir_threshold_ml=p.low_threshold_ml,
-            unusable_residual_ml=p.config.unusable_residual_ml,
-            drug=p.drug,
-            concentration_mg_per_ml=p.concentration_mg_per_ml,
-            program=p.program,
-            current_rate_ml_per_day=round(sample.current_rate_ml_per_day, 6),
-            infusing=sample.infusing,
-            stop_reason=p.stop_reason,
-            bolus=bolus,
-            motor=sample.motor,
-            battery_percent=round(sample.battery_percent, 3),
-            battery=p.battery_status,
-            eri_at=self.at(p.eri_at) if p.eri_at is not None else None,
-            eos_at=self.at(p.eos_at) if p.eos_at is not None else None,
-            active_alarms=sorted(p.alarms) if p.config.audible_alarms else [],
-            delivered_ml_total=round(sample.delivered_ml_total, 4),
-            last_refill=refill,
-            refill_reminder_at=self.at(p.refill_reminder_at) if p.refill_reminder_at is not None else None,
-            patient_bolus=pb,
-            program_changed_at=self.at(p.program_changed_at) if p.program_changed_at is not None else None,
-            event_log=self._event_log_entries(),  # validation copies the list
+        self._seq += 1
+        # every value in the form validation gives it (floats as floats, the model's own objects),
+        # in the model's field order: the state is made without validating it again
+        state = _unchecked(
+            State,
+            {
+                "contract_version": CONTRACT_VERSION,
+                "device_id": self.identity.device_id,
+                "device_time": self.at(t),
+                "session": self.session,
+                "seq": self._seq,
+                "kind": "state",
+                "reservoir_ml": float(round(sample.reservoir_ml, 4)),
+                "low_reservoir_threshold_ml": float(p.low_threshold_ml),
+                "unusable_residual_ml": float(p.config.unusable_residual_ml),
+                "drug": p.drug,
+                "concentration_mg_per_ml": float(p.concentration_mg_per_ml),
+                "program": p.program,
+                "current_rate_ml_per_day": float(round(sample.current_rate_ml_per_day, 6)),
+                "infusing": sample.infusing,
+                "stop_reason": p.stop_reason,
+                "bolus": bolus,
+                "motor": sample.motor,
+                "battery_percent": float(round(sample.battery_percent, 3)),
+                "battery": p.battery_status,
+                "eri_at": self.at(p.eri_at) if p.eri_at is not None else None,
+                "eos_at": self.at(p.eos_at) if p.eos_at is not None else None,
+                "active_alarms": sorted(p.alarms) if p.config.audible_alarms else [],
+                "delivered_ml_total": float(round(sample.delivered_ml_total, 4)),
+                "last_refill": refill,
+                "refill_reminder_at": self.at(p.refill_reminder_at) if p.refill_reminder_at is not None else None,
+                "patient_bolus": pb,
+                "program_changed_at": self.at(p.program_changed_at) if p.program_changed_at is not None else None,
+                "event_log": list(self._event_log_entries()),
+            },
+            _STATE_FIELDS_SET,
         )
         return Outgoing(Channel.STATE, state)
 
