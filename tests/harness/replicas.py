@@ -75,24 +75,24 @@ class Replica:
             "PUMPTWIN_MQTT__SITES": json.dumps(self.sites),
             **self.env,
         }
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [
-                PUMPTWIN,
-                "serve",
-                "--mqtt",
-                self.mqtt_url,
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--data-dir",
-                str(self.workdir / self.name),
-            ],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        with self.log_path.open("ab") as log:  # the child keeps its own descriptor
+            self.process = subprocess.Popen(
+                [
+                    PUMPTWIN,
+                    "serve",
+                    "--mqtt",
+                    self.mqtt_url,
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--data-dir",
+                    str(self.workdir / self.name),
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         self.paused = False
 
     def wait_ready(self, timeout_s: float = 60.0) -> None:

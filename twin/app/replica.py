@@ -431,27 +431,41 @@ class PartitionHost:
             await self._stop(partition)
 
     async def _serve(self, lease: Lease) -> None:
+        """Start serving: the partition's own task loads it and connects (the keeper's tick does
+        not wait for either, so one slow restore never delays the renewal of the other leases)."""
         p = lease.partition
         await self._stop(p)
         sites = sorted(s for s in self.sites if partition_of(s, self.partitions) == p)
         part = Partition(lease, sites)
         if sites:
+            part.task = self.tasks.create_task(self._run(part), name=f"partition-{p}")
+        self.served[p] = part
+        self.taken_over += 1
+
+    async def _load(self, part: Partition) -> TwinService | None:
+        """The partition's service, restored from its snapshots and journal tail (tried again
+        while the database is unavailable); None if the partition is stopped meanwhile."""
+        p = part.lease.partition
+        attempt = 0
+        while True:
             service = TwinService(
-                FencedJournal(self.db, Fence(p, lease.epoch)),
+                FencedJournal(self.db, Fence(p, part.lease.epoch)),
                 points=self.points,
                 hub=EventHub(),
                 name=f"{self.settings.cluster.replica_id}/p{p}",
             )
-            await service.restore(sites=sites)  # the partition's snapshots and journal tail
-            part.service = service
-            if self.settings.escalation.enabled:
-                part.escalator = Escalator(service, self.settings.escalation.policy(), users=self.users)
-                await part.escalator.restore()
-            self.view.adopt(service, p)
-            part.task = self.tasks.create_task(self._run(part), name=f"partition-{p}")
-            log.info("partition %d: serving %d sites under epoch %d", p, len(sites), lease.epoch)
-        self.served[p] = part
-        self.taken_over += 1
+            try:
+                await service.restore(sites=part.sites)
+                if self.settings.escalation.enabled:
+                    part.escalator = Escalator(service, self.settings.escalation.policy(), users=self.users)
+                    await part.escalator.restore()
+                return service
+            except StoreUnavailable as error:
+                if part.stop.is_set():
+                    return None
+                log.warning("partition %d: cannot load it yet (%s)", p, error)
+                await asyncio.sleep(RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)])
+                attempt += 1
 
     async def _stop(self, partition: int) -> None:
         part = self.served.pop(partition, None)
@@ -479,9 +493,18 @@ class PartitionHost:
     async def _run(self, part: Partition) -> None:
         """The partition's link, clock and escalations until it is stopped or lost. A failure
         other than losing the partition ends the replica (the task group's rule)."""
-        service = part.service
-        assert service is not None
         p = part.lease.partition
+        try:
+            service = await self._load(part)
+        except StaleEpoch as error:  # the restore's first tick was refused: taken over already
+            log.warning("partition %d given up while loading: %s", p, error)
+            self._lose(part)
+            return
+        if service is None or part.stop.is_set():
+            return
+        part.service = service
+        self.view.adopt(service, p)
+        log.info("partition %d: serving %d sites under epoch %d", p, len(part.sites), part.lease.epoch)
 
         async def link() -> None:
             await run_link(
