@@ -78,7 +78,7 @@ from twin.mirror.alarm_board import Board, DeviceKey, restored
 from twin.mirror.device_twin import DeviceTwin
 from twin.mirror.fleet import Fleet, FleetConfig
 from twin.mqtt_endpoint import NO_DELAY, MqttEndpoint
-from twin.service.escalator import Escalator
+from twin.service.escalator import Escalator, escalation_json
 from twin.service.events import (
     AlarmTransitioned,
     CommandUpdated,
@@ -323,6 +323,8 @@ class FleetView(TwinService):
             hub.publish(CommandUpdated(tracked))
         for response in event.responses:
             hub.publish(ResponseMade(response))
+        for escalation in event.escalations:  # as the owner's escalator streams them
+            hub.publish(Notice("escalation", escalation_json(escalation)))
 
     # --------------------------------------------------------------------- staff actions
 
@@ -419,6 +421,7 @@ class PartitionHost:
         self.taken_over = 0
         self.lost = 0
         self._lock = asyncio.Lock()
+        self._retired_in = 0
 
     # ------------------------------------------------------------------ keeper's interface
 
@@ -473,11 +476,20 @@ class PartitionHost:
             return
         self.view.release(partition)
         part.stop.set()
+        self._retired_in += _count_in(part)
         if part.task is not None and part.task is not asyncio.current_task():
             await asyncio.wait([part.task])
         if part.service is not None and not part.lost:
             with contextlib.suppress(StaleEpoch, StoreUnavailable):  # a restart resumes from the last saved
                 await part.service.flush_snapshots(everything=True)
+
+    def serving(self) -> list[int]:
+        """The partitions loaded and connected to the broker (their messages are being ingested)."""
+        return sorted(p for p, part in self.served.items() if part.service is not None and part.connected.is_set())
+
+    def messages_in(self) -> int:
+        """Messages the partitions served here took in since this replica started."""
+        return self._retired_in + sum(_count_in(part) for part in self.served.values())
 
     # -------------------------------------------------------------------- one partition
 
@@ -548,6 +560,7 @@ class PartitionHost:
         if self.served.get(p) is part:
             del self.served[p]
             self.view.release(p)
+            self._retired_in += _count_in(part)
         if self.keeper is not None:
             held = self.keeper.held.get(p)
             if held is not None and held.epoch == part.lease.epoch:
@@ -575,6 +588,19 @@ class PartitionHost:
             if lease is None or lease.epoch != part.lease.epoch:
                 return
             await self._serve(lease)
+
+
+def _count_in(part: Partition) -> int:
+    if part.service is None:
+        return 0
+    return int(
+        sum(
+            sample.value
+            for metric in part.service.metrics.messages_in.collect()
+            for sample in metric.samples
+            if sample.name.endswith("_total")
+        )
+    )
 
 
 def _ttl(settings: Settings) -> Any:
@@ -703,6 +729,8 @@ async def serve_replica(settings: Settings, endpoint: MqttEndpoint, *, with_infl
             return {
                 "replica": replica,
                 "partitions": sorted(host.served),
+                "serving": host.serving(),
+                "messages_in": host.messages_in(),
                 "births_on_new_sites": host.births_on_new_sites,
                 "feed_events": view.feed_events,
             }
