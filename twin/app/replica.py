@@ -172,6 +172,8 @@ class BlockingAccounts:
             self._call(self._db.close())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5.0)
+        if not self._thread.is_alive():
+            self._loop.close()
 
 
 # --------------------------------------------------------------------------------- the view
@@ -672,7 +674,8 @@ def owner_lookup(db: Database) -> Callable[[int], Coroutine[Any, Any, tuple[str 
     return owner
 
 
-def _limits(settings: Settings) -> Limits:
+def database_limits(settings: Settings) -> Limits:
+    """The pool's limits from the settings (as :func:`twin.store.backend.open_stores` sets them)."""
     call = settings.database.call_timeout_s
     return Limits(
         call_timeout_s=call,
@@ -692,7 +695,7 @@ async def serve_replica(settings: Settings, endpoint: MqttEndpoint, *, with_infl
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    limits = _limits(settings)
+    limits = database_limits(settings)
     async with contextlib.AsyncExitStack() as stack:
         pg = await stack.enter_async_context(postgres_stores(url, replica=replica, limits=limits))
         users = cast(UserStore, BlockingAccounts(url, replica=replica, limits=limits))
@@ -790,6 +793,7 @@ __all__ = [
     "Partition",
     "PartitionHost",
     "advertised_url",
+    "database_limits",
     "partition_client_id",
     "serve_replica",
 ]
