@@ -56,6 +56,7 @@ from twin.api.auth import (
 from twin.api.catalogue import add_catalogue_routes
 from twin.api.console import mount_console
 from twin.api.fhir import TwinServiceSource, add_fhir_routes
+from twin.api.forwarding import NotServedHere, forward
 from twin.api.limits import BodyLimit, document_validation_problem, validation_error_without_input
 from twin.api.params import Since
 from twin.api.responses import add_response_routes
@@ -186,6 +187,15 @@ def create_app(
 
     app.add_exception_handler(RequestValidationError, validation_error_without_input)
 
+    @app.exception_handler(NotServedHere)
+    async def _elsewhere(request: Request, exc: NotServedHere) -> JSONResponse:
+        """A replica's action on a partition it does not serve, on a route that does not forward."""
+        return JSONResponse(
+            status_code=503,
+            content={"reason": "not_served_here", "detail": f"{exc}: send it there", "owner_url": exc.url},
+            headers={"Retry-After": "3"},
+        )
+
     @app.exception_handler(StoreUnavailable)
     async def _store_down(request: Request, exc: StoreUnavailable) -> JSONResponse:
         return JSONResponse(
@@ -270,13 +280,17 @@ def create_app(
             for s in samples[-limit:]
         ]
 
-    @app.post("/api/devices/{device_id}/commands", status_code=202, tags=["commands"])
+    @app.post(
+        "/api/devices/{device_id}/commands", status_code=202, tags=["commands"], response_model=models.CommandView
+    )
     async def send_command(
-        device_id: str, body: CommandBody, user: Commander, site: str | None = None
-    ) -> models.CommandView:
+        device_id: str, body: CommandBody, user: Commander, request: Request, site: str | None = None
+    ) -> models.CommandView | Response:
         twin = _twin(device_id, site)
         try:
             tracked = await service.send_command(twin.key, body.action, user.username)
+        except NotServedHere as exc:  # a replica that does not serve the device's site (twin.api.forwarding)
+            return await forward(request, exc, replica=service.name, json_body=body.model_dump(mode="json"))
         except CommandRefused as exc:
             status = 404 if exc.reason == "unknown_device" else 403
             raise _problem(status, exc.reason, str(exc)) from None
@@ -327,13 +341,14 @@ def create_app(
         response.headers["X-Total-Count"] = str(len(alarms))
         return [views.alarm_view(a) for a in alarms[offset : offset + limit]]
 
-    @app.post("/api/alarms/{key:path}/{action}", tags=["alarms"])
+    @app.post("/api/alarms/{key:path}/{action}", tags=["alarms"], response_model=models.AlarmView)
     async def act_on_alarm(
         key: Annotated[str, Path(description="alarm key, e.g. st-olaf-clinic/pump-0001/reservoir_low")],
         action: Literal["acknowledge", "silence", "shelve", "unshelve", "remove-from-service", "return-to-service"],
         body: Annotated[AlarmActionBody, Body()],
         user: Annotated[User, Depends(allowed_by_path("action", ALARM_ACTION_PERMISSIONS))],
-    ) -> models.AlarmView:
+        request: Request,
+    ) -> models.AlarmView | Response:
         """Acknowledge and silence: trainee; shelve and unshelve: instructor; remove from and
         return to service: admin (:data:`ALARM_ACTION_PERMISSIONS`). Shelving needs a reason
         (``comment``)."""
@@ -345,6 +360,8 @@ def create_app(
                 duration=timedelta(minutes=body.minutes) if body.minutes else None,
                 comment=body.comment,
             )
+        except NotServedHere as exc:  # a replica that does not serve the alarm's site (twin.api.forwarding)
+            return await forward(request, exc, replica=service.name, json_body=body.model_dump(mode="json"))
         except AlarmError as exc:
             status = 404 if exc.reason == "unknown_alarm" else 422 if exc.reason in ALARM_ERRORS_OF_THE_REQUEST else 409
             raise _problem(status, exc.reason, str(exc)) from None
