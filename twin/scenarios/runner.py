@@ -320,14 +320,15 @@ class ScenarioRun:
 
     async def _report(self, cue: Cue) -> None:
         """The clinic records what the patient reports: the twin shows it as a ``patient_report``
-        alert, raised at the cue's simulation time (the simulation stands still while it plays)."""
+        alert, timed at the cue's simulation time (the simulation stands still while it plays)."""
         key = self._device_key(cue.device_id)
         if key is None or cue.symptom is None:
             return
         priority = SYMPTOM_PRIORITY[cue.severity] if cue.severity is not None else Priority.MEDIUM
         self._now_s = cue.at_s
+        at = self.sim.at(self.start_s + cue.at_s)
         try:
-            await self.service.patient_report(key, PatientReport(self.service.clock(), cue.symptom, priority))
+            await self.service.patient_report(key, PatientReport(at, cue.symptom, priority))
         finally:
             self._now_s = None
 
@@ -654,7 +655,9 @@ class ScenarioRunner:
         sim = self.driver.sim
         fleet = self.service.fleet
         twin = fleet.devices.get((transition.site, transition.device_id))
-        device_time = fleet.device_now(twin, transition.at) if twin is not None else None
+        # the site's watermark: the device time of the step that made the transition (the run hears
+        # of it as that step is committed)
+        device_time = fleet.alert_now(twin, transition.at) if twin is not None else None
         if device_time is None:
             return sim.now
         return (device_time - sim.epoch).total_seconds()
