@@ -30,7 +30,7 @@ and the fleet at most ``sites`` sites; a message from a device beyond them is re
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Final, NamedTuple
 
@@ -308,6 +308,10 @@ def _apply_message(
     elif outcome.presence_changed:
         effects.append(DeviceChanged(key))
     if twin.simulated is not False and twin.last_device_time is not None:
+        # what this message made happened at its own device time (the watermark may be ahead of it:
+        # the site's clock and other pumps' messages come on other connections)
+        stamp = message.device_time
+        effects = [replace(e, device_time=stamp) if type(e) is AlarmTransitions else e for e in effects]
         fleet, made = _heard(fleet, key[0], twin.last_device_time, received_at)
         effects += made
     return fleet, effects
@@ -383,7 +387,8 @@ def _evaluate(fleet: Fleet, twin: DeviceTwin, now: datetime) -> tuple[Fleet, lis
     board, transitions = boards.on_conditions(fleet.board, twin.site, twin.device_id, conditions, now)
     if not transitions:
         return fleet, []
-    return fleet._replace(board=board), [AlarmTransitions(tuple(transitions))]
+    stamp = device_now if twin.simulated is not False else None
+    return fleet._replace(board=board), [AlarmTransitions(tuple(transitions), device_time=stamp)]
 
 
 def _identity_alarm(fleet: Fleet, twin: DeviceTwin, message: str, at: datetime) -> tuple[Fleet, list[Effect]]:
@@ -531,7 +536,11 @@ def record_patient_report(
     keep = fleet.config.policy.patient_report_for
     kept = tuple(r for r in fleet.reports.get(key, ()) if report.at - r.at < keep)
     fleet = fleet._replace(reports=fleet.reports.set(key, (*kept, report)))
-    return _evaluate(fleet, twin, now or report.at)
+    effects: list[Effect] = []
+    if twin.simulated is not False:  # the simulation says it is this late at the pump's site
+        fleet, effects = _heard(fleet, key[0], report.at, now or report.at)
+    fleet, made = _evaluate(fleet, fleet.devices.get(key, twin), now or report.at)
+    return fleet, effects + made
 
 
 def record_response(fleet: Fleet, response: AlarmResponse) -> tuple[Fleet, list[Effect]]:

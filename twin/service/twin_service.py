@@ -395,7 +395,7 @@ class TwinService:
                 assert isinstance(effect, AlarmTransitions)
                 for t in effect.transitions:
                     self.metrics.alarm_transitions.labels(t.event.value).inc()
-                    hub.publish(AlarmTransitioned(t, fleet.board.alarms.get(t.key)))
+                    hub.publish(AlarmTransitioned(t, fleet.board.alarms.get(t.key), effect.device_time))
             elif kind is CommandChanged:
                 assert isinstance(effect, CommandChanged)
                 self.metrics.commands.labels(effect.tracked.state.value).inc()
