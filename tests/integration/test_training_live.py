@@ -205,3 +205,61 @@ async def test_a_session_scored_from_what_trainees_did_and_written_to_influxdb(
                 pytest.approx(stall["time_to_ack_s"], abs=1e-3),
             )
             assert verdicts[("trainee2", "memory_error")] == ("missed", None)
+
+
+async def test_two_sessions_of_a_scenario_in_a_row_start_alike_and_score_the_same_for_the_same_actions(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    async with live_sim(mosquitto, tmp_path, parse_scenario(SESSION_DRILL), client_id="test-training-twice") as live:
+        service = live.twin.service
+        reports = []
+        baselines = []
+        async with (
+            client_as(live.twin.url, Role.INSTRUCTOR) as instructor,
+            client_as(live.twin.url, Role.TRAINEE) as trainee,
+        ):
+            for _ in range(2):
+                body = {"scenario": "stall-drill", "trainees": ["trainee"], "speed": 1200}
+                started = await instructor.post("/api/training/sessions", json=body)
+                assert started.status_code == 201, started.text
+                session = started.json()
+                sid, (site,) = session["session_id"], session["sites"]
+                stall, memory = f"{site}/tr-a/motor_stall", f"{site}/tr-b/memory_error"
+                await until(lambda: stall in service.fleet.board.alarms, what="the stall")  # noqa: B023
+                assert (await trainee.post(f"/api/alarms/{stall}/acknowledge", json={})).status_code == 200
+                answer = await trainee.post(f"/api/alarms/{stall}/responses", json={"action": "rotor_study"})
+                assert answer.status_code == 201
+                await until(lambda: memory in service.fleet.board.alarms, what="the memory error")  # noqa: B023
+                ended = await instructor.post(f"/api/training/sessions/{sid}/abort", json={"reason": "done"})
+                assert ended.status_code == 200, ended.text
+                reports.append(ended.json())
+                frames = await service.store.frames(sid)
+                first_frames = {}
+                for f in frames:  # the first frame of each pump: its state when the session began
+                    first_frames.setdefault(f.device_id, f.state)
+                baselines.append(
+                    {d: (f["device_time"], f["reservoir_ml"], f["motor"]) for d, f in sorted(first_frames.items())}
+                )
+    first, second = reports
+    assert first["sites"] != second["sites"]  # each its own pumps
+    assert baselines[0] == baselines[1] != []  # each from the scenario's baseline, not from how the first left them
+
+    def scored(report: dict) -> list[tuple[object, ...]]:
+        return sorted(
+            (r["device_id"], r["code"], r["verdict"], tuple(r["matched"]), r["score"])
+            for r in report["report"]["alarms"]
+        )
+
+    assert scored(first) == scored(second)
+    assert [(r["code"], r["verdict"]) for r in sorted(first["report"]["alarms"], key=lambda r: r["code"])] == [
+        ("memory_error", "missed"),
+        ("motor_stall", "correct"),
+    ]
+
+    def summary(report: dict) -> list[tuple[object, ...]]:  # without the median time to acknowledge (wall seconds)
+        return [
+            (t["trainee"], t["correct"], t["missed"], t["incorrect"], t["score"]) for t in report["report"]["trainees"]
+        ]
+
+    assert summary(first) == summary(second)
+    assert (first["drill"]["misfired"], second["drill"]["misfired"]) == (False, False)

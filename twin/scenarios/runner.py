@@ -595,8 +595,9 @@ class ScenarioRunner:
         self._token = uuid.uuid4().hex[:4]  # run ids (and so sites) differ from a previous process's
         self._fits: dict[str, str | None] = {}
         self.listeners: list[Callable[[ScenarioRun, str], None]] = []
-        """Called with each live run and the event (``started``, ``paused``, ``resumed``,
-        ``completed``, ``aborted``, ``patient_symptom``, ``step``), after the run changed."""
+        """Called with each live run and the event (``started``, ``began``: the twin mirrors its
+        pumps and the timeline runs, ``paused``, ``resumed``, ``completed``, ``aborted``,
+        ``patient_symptom``, ``step``), after the run changed."""
 
     def attach(self, service: TwinService, stages: StageFactory) -> None:
         """Join the twin, and the factory of the runs' stages."""
@@ -693,6 +694,7 @@ class ScenarioRunner:
                 run.begin(announce=False)
                 if run.status is RunStatus.RUNNING:  # not paused by the instructor meanwhile
                     stage.resume()
+                self._announce(run, "began")
             elif not run.status.final:
                 await run.abort(NOT_MIRRORED, by=run.actor)
             await driving

@@ -167,8 +167,13 @@ class TrainingDesk:
         return mine[-1] if mine else None
 
     def _watching(self, site: str, device_id: str) -> list[TrainingSession]:
-        """The active sessions a pump belongs to."""
-        return [s for s in self.active if _owns(s, site, device_id)]
+        """The active sessions a pump belongs to (once their run began: before that the pumps are
+        still appearing, and the baseline frames come when it begins)."""
+        return [s for s in self.active if _owns(s, site, device_id) and self._began(s)]
+
+    def _began(self, session: TrainingSession) -> bool:
+        run = self.runner.runs.get(session.run_id)
+        return run is None or run._began
 
     def trainees(self) -> list[str]:
         """The active trainee accounts, by name."""
@@ -255,7 +260,6 @@ class TrainingDesk:
         )
         await self.service.store.commit(Batch(training_events=[started_event(session)]))
         self.sessions[session.session_id] = session
-        await self._record_frames(session, session.started_at)  # the baseline the replay starts from
         log.info("training session %s: %s for %s, by %s", session.session_id, session.scenario, names, instructor)
         await self._announce(session, "started")
         await self.drain()
@@ -293,7 +297,7 @@ class TrainingDesk:
         return next((s for s in self.sessions.values() if s.run_id == run.run_id and s.active), None)
 
     def _on_run(self, run: ScenarioRun, event: str) -> None:
-        if event in ("paused", "resumed", "completed", "aborted", "step", "patient_symptom"):
+        if event in ("began", "paused", "resumed", "completed", "aborted", "step", "patient_symptom"):
             self._work.append((run, event, self._actor or run.aborted_by or "scenario"))
             self._wake.set()
 
@@ -302,7 +306,9 @@ class TrainingDesk:
         if session is None:
             return
         await self._record_steps(session, run)
-        if event in ("paused", "resumed"):
+        if event == "began":  # the twin mirrors the session's pumps: the baseline the replay starts from
+            await self._record_frames(session, self.service.clock(), baseline=True)
+        elif event in ("paused", "resumed"):
             status: SessionStatus = "paused" if event == "paused" else "running"
             if session.status == status:
                 return
@@ -395,10 +401,16 @@ class TrainingDesk:
         self._steps[session.session_id] = len(happened)
 
     async def _record_frames(
-        self, session: TrainingSession, now: datetime, keys: set[tuple[str, str]] | None = None
+        self,
+        session: TrainingSession,
+        now: datetime,
+        keys: set[tuple[str, str]] | None = None,
+        *,
+        baseline: bool = False,
     ) -> None:
         """Journal a frame of each session pump (of ``keys``, if given) whose figures moved since
-        its last frame, timed at the message that moved them."""
+        its last frame, timed at the message that moved them; the ``baseline`` frames (when the
+        run begins) at the session's start: the run's clock stood still at second 0 until then."""
         frames: list[PumpFrame] = []
         for key, twin in self.service.fleet.devices.items():
             if not _owns(session, twin.site, twin.device_id) or (keys is not None and key not in keys):
@@ -413,7 +425,7 @@ class TrainingDesk:
             if not worth_recording(previous, state):
                 continue
             made = [t for t in (twin.last_seen_at, twin.presence_since) if t is not None]
-            at = min(now, max([previous_at, *made]))
+            at = session.started_at if baseline else min(now, max([previous_at, *made]))
             frames.append(PumpFrame(session.session_id, twin.site, twin.device_id, seq + 1, at, state))
             self._frames[where] = (seq + 1, state, at)
         if frames:
