@@ -382,7 +382,9 @@ async def _pages(live: LiveSim, browser: Browser, outside: Outside, errors: list
         assert text.startswith(title), text
         assert "UTC" in text, text  # its own device time
     assert "ago" in (await trainee.text_content("[data-testid=col-reported]") or "")
-    await trainee.wait_for_selector("figure.chart svg polyline", timeout=WAIT_MS)
+    # attached, not "visible": the session's pump is minutes old and stalled, its reservoir line flat
+    # (a flat polyline has an empty bounding box, which Playwright counts as hidden)
+    await trainee.wait_for_selector("figure.chart svg polyline", state="attached", timeout=WAIT_MS)
     assert await trainee.get_attribute("figure.chart svg", "data-axis-lo") == "0"
     await trainee.wait_for_selector("section[aria-label='Patient reports'] [data-testid=cue-card]", timeout=WAIT_MS)
     await _shot(trainee, "device")
