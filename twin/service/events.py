@@ -23,6 +23,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Final
 
 from twin.alarms.lifecycle import Alarm, Transition
@@ -41,6 +42,8 @@ better told to reload than fed a backlog."""
 class AlarmTransitioned:
     transition: Transition
     alarm: Alarm | None
+    device_time: datetime | None = None
+    """A simulated pump's: the simulation's time at the step that made it (see ``AlarmTransitions``)."""
 
 
 @dataclass(frozen=True, slots=True)
