@@ -18,7 +18,8 @@ const REFETCH_EVERY_MS = 1000;
 const DEFAULT_SPEED = 60;
 
 const REFUSALS = {
-  run_active: "A scenario or a training session is already running: end it first.",
+  too_many_runs: "Four sessions (or scenario runs) at once is the most this twin runs: end one first.",
+  invalid_scenario: "This scenario cannot run: its fleet or timeline does not resolve.",
   not_a_trainee: "Only trainee accounts can be scored in a session.",
   unknown_trainee: "One of the chosen trainees has no active account.",
 };
