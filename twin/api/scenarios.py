@@ -1,8 +1,9 @@
 """Scenario routes of the HTTP API, present when the process runs a simulation (``pumptwin demo``).
 
-* ``GET /api/scenarios`` — the scenarios on offer, each with whether it can start on the running
-  fleet now (``runnable``, ``not_runnable_because``); ``GET /api/scenarios/{name}`` — one of them;
-* ``POST /api/scenarios/{name}/start`` (optional ``speed``) — start a live run;
+* ``GET /api/scenarios`` — the scenarios on offer, each with whether it can start now
+  (``runnable``, ``not_runnable_because``); ``GET /api/scenarios/{name}`` — one of them;
+* ``POST /api/scenarios/{name}/start`` (optional ``speed``) — start a live run, on pumps of its own
+  (the scenario's fleet from its baseline, sites ``tr-<run>.<site>``, its own simulation);
 * ``GET /api/scenario-runs`` — every run: status, timeline progress, expectation counts;
   ``GET /api/scenario-runs/{run_id}`` — the same with the report so far;
 * ``POST /api/scenario-runs/{run_id}/pause`` | ``resume`` | ``abort`` — pause stops the timeline
@@ -12,7 +13,7 @@
 Run status changes (and the symptoms patients report) are pushed on the live stream
 (``/api/stream``) as ``scenario`` events, in the list's compact form.
 Errors are JSON with a stable ``reason``: ``unknown_scenario``/``unknown_run`` (404),
-``not_attached`` (503), ``run_active``, ``run_finished``, ``flat_out``, ``invalid_for_fleet`` (409).
+``not_attached`` (503), ``too_many_runs``, ``run_finished``, ``invalid_scenario`` (409).
 Reading needs a session (any role); starting, pausing, resuming and aborting need the instructor
 role (``Permission.RUN_SCENARIO``); the acting user is the one signed in. Handlers are ``async`` for the same reason as the rest of the API: the service is only ever touched
 from the event loop's thread.

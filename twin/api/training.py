@@ -29,7 +29,7 @@ Errors are JSON with a stable ``reason``: ``unknown_session``, ``unknown_trainee
 (404), ``not_your_record`` (403), ``session_running`` (a replay, 409), ``invalid_window`` (422),
 ``no_trainees``,
 ``unknown_trainee``, ``not_a_trainee`` (422), ``session_finished`` and the scenario runner's
-refusals (``run_active``, ``flat_out``, ``invalid_for_fleet``: 409; ``unknown_scenario``: 404;
+refusals (``too_many_runs``, ``invalid_scenario``: 409; ``unknown_scenario``: 404;
 ``not_attached``: 503). Reading needs a session (any role); starting and steering a session need
 the instructor role (``Permission.RUN_SCENARIO``): a trainee cannot start one (403).
 """

@@ -16,7 +16,7 @@ Pure: no I/O, no clock; the same scenario and seed always give the same fleet.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -191,22 +191,6 @@ def scenario_simulation(scenario: Scenario, fleet: ScenarioFleet) -> FleetSimula
         clinic_refills=scenario.clinic_refills,
         random_faults=False,
     )
-
-
-def training_fleet(library: Mapping[str, Scenario]) -> tuple[list[PumpSpec], list[str]]:
-    """One fleet on which every scenario of ``library`` with an inline fleet can start live: the
-    union of their pumps (by device id; a pump two scenarios share is taken from the first by
-    name). Returns the pumps and the names of the scenarios whose fleet is generated (they select
-    by index or site, so they run on their own fleet: ``pumptwin demo --scenario NAME``)."""
-    specs: dict[str, PumpSpec] = {}
-    generated: list[str] = []
-    for name, scenario in sorted(library.items()):
-        if isinstance(scenario.fleet, InlineFleet):
-            for spec in scenario.fleet.pumps:
-                specs.setdefault(spec.device_id, spec)
-        else:
-            generated.append(name)
-    return [specs[d] for d in sorted(specs)], generated
 
 
 def _generated(fleet: GeneratedFleet, seed: int, epoch: datetime, problems: list[ScenarioProblem]) -> list[PumpSpec]:

@@ -70,6 +70,7 @@ const soundState = document.getElementById("sound-state");
 const streamStatus = document.getElementById("stream-status");
 const latest = document.getElementById("latest-alarm");
 const banner = new TrainingBanner(document.getElementById("training-banner"), () => ctx.me?.username);
+ctx.sessionSites = () => banner.liveSites(); // a trainee's alarm list shows the session's own pumps
 const escalated = new EscalationNotice(document.getElementById("escalation-notice"), () => ctx.me?.username);
 let view = null;
 let stream = null;
@@ -189,7 +190,7 @@ function startStream() {
     onOpen: () => {
       loadSnapshot().catch(() => {});
       ctx.cues.refetch.request();
-      banner.refresh(); // events missed while disconnected may have started or ended a session
+      banner.refresh().then(() => scheduleRender({ alarms: true })); // events missed while disconnected may have started or ended a session
     },
     onEvent: (kind, data) => {
       if (kind === "escalation") escalated.onEscalation(data, ctx.state.alarms);
@@ -254,7 +255,7 @@ function signedIn(me) {
   header.hidden = false;
   showNav();
   loadGuidance().then(() => scheduleRender({ alarms: true, guidance: {} }));
-  banner.refresh();
+  banner.refresh().then(() => scheduleRender({ alarms: true }));
   showSoundState();
   startStream();
   route();

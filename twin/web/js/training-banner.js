@@ -35,6 +35,14 @@ export class TrainingBanner {
     } else if (!this.session) this.show(null);
   }
 
+  /** The sites of the running or paused session the user is a trainee of ([] if none): the
+   * session's own pumps, which the alarm list shows (the rest of the fleet on request). */
+  liveSites() {
+    const session = this.session;
+    if (!session || !bannerMessage(session, this.getUsername())?.live) return [];
+    return session.sites || [];
+  }
+
   /** A `training` stream event: a session started, paused, resumed, ended or was scored. */
   onSession(session) {
     if (!isTraineeOf(session, this.getUsername())) return;

@@ -8,6 +8,9 @@
 // marks its follow-up done: what comes after the alarm (re-interrogate after a stall recovered,
 // check the refill) is recorded against it like any response. "Done" is the user's own list
 // (kept in this browser), not a change to the alarm.
+//
+// A trainee in a training session sees the session's own pumps (its sites, `tr-<run>.<site>`):
+// the alarms of the rest of the fleet are counted under the table and shown, greyed, on request.
 
 import { actionsSignature, alarmButtons, refreshHistory, stateWords } from "../alarm-actions.js";
 import { age, serverNow } from "../clock.js";
@@ -41,6 +44,8 @@ export function alarmsView(ctx) {
   let caption;
   let status;
   let withNormal = false;
+  let withOutside = false;
+  let outsideToggle;
   const done = loadDone();
   const rows = new Map();
 
@@ -105,7 +110,12 @@ export function alarmsView(ctx) {
 
   function update() {
     const followUp = { sinceMs: serverNow() - FOLLOW_UP_HOURS * 3_600_000, dismissed: done };
-    const alarms = ctx.state.openAlarms({ withNormal, followUp });
+    const everything = ctx.state.openAlarms({ withNormal, followUp });
+    const sites = ctx.sessionSites ? ctx.sessionSites() : [];
+    const inSession = (a) => !sites.length || sites.includes(a.site);
+    const alarms = withOutside ? everything : everything.filter(inSession);
+    const outside = everything.length - everything.filter(inSession).length;
+    if (outsideToggle) outsideToggle.hidden = !sites.length;
     const wanted = new Set(alarms.map((a) => a.key));
     for (const [key, tr] of rows) {
       if (!wanted.has(key)) {
@@ -116,6 +126,7 @@ export function alarmsView(ctx) {
     let previous = null;
     for (const alarm of alarms) {
       const tr = row(alarm);
+      tr.classList.toggle("outside-session", !inSession(alarm));
       const expected = previous ? previous.nextSibling : body.firstChild;
       if (expected !== tr) body.insertBefore(tr, expected);
       previous = tr;
@@ -126,6 +137,9 @@ export function alarmsView(ctx) {
     caption.textContent = alarms.length
       ? `${open} ${what}${open === 1 ? "" : "s"}${!withNormal && following ? `, ${following} back to normal awaiting follow-up` : ""}, most urgent first`
       : `No ${what}s.`;
+    if (sites.length && outside && !withOutside) {
+      caption.textContent += ` (your training session's pumps; ${outside} alarm${outside === 1 ? "" : "s"} of pumps outside it not shown)`;
+    }
   }
 
   return {
@@ -140,9 +154,15 @@ export function alarmsView(ctx) {
         rows.clear();
         update();
       });
+      const outsideBox = h("input", { type: "checkbox", id: "with-outside" });
+      outsideBox.addEventListener("change", () => {
+        withOutside = outsideBox.checked;
+        update();
+      });
+      outsideToggle = h("label", { for: "with-outside", hidden: true, dataset: { testid: "with-outside" } }, outsideBox, " Show pumps outside the training session");
       main.append(
         h("h2", {}, "Alarms"),
-        h("div", { class: "toolbar" }, h("label", { for: "with-normal" }, toggle, " Show every alarm back to normal (their history)")),
+        h("div", { class: "toolbar" }, h("label", { for: "with-normal" }, toggle, " Show every alarm back to normal (their history)"), " ", outsideToggle),
         status,
         h(
           "table",
@@ -155,7 +175,7 @@ export function alarmsView(ctx) {
       update();
     },
     update(changed) {
-      if (changed.alarms || changed.responses || changed.guidance) {
+      if (changed.alarms || changed.responses || changed.guidance || changed.training) {
         update();
         refreshHistory(changed.keys || new Set());
       }

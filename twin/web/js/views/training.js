@@ -13,11 +13,13 @@ import { alarmTable, traineeTable } from "../score-tables.js";
 import { clockTime, elapsedSeconds, isLive, liveSession, projectProgress, scenarioTime, sortSessions, statusWord, traineeScore, wallDuration } from "../training.js";
 
 /** A busy fleet changes a session's report many times a second; one refetch a second is plenty. */
+const MAX_LIVE_SESSIONS = 4; // the twin's MAX_LIVE_RUNS: each session runs its own pumps, side by side
 const REFETCH_EVERY_MS = 1000;
 const DEFAULT_SPEED = 60;
 
 const REFUSALS = {
-  run_active: "A scenario or a training session is already running: end it first.",
+  too_many_runs: "Four sessions (or scenario runs) at once is the most this twin runs: end one first.",
+  invalid_scenario: "This scenario cannot run: its fleet or timeline does not resolve.",
   not_a_trainee: "Only trainee accounts can be scored in a session.",
   unknown_trainee: "One of the chosen trainees has no active account.",
 };
@@ -204,9 +206,9 @@ export function trainingView(ctx) {
 
   function drawForm() {
     if (!instructor || !form) return;
-    const running = isLive(shown);
-    if (running) {
-      fill(sections.start, h("p", { class: "muted" }, "One session at a time: pause, abort or wait for the running session to end before starting another."));
+    const running = sessions.filter(isLive).length;
+    if (running >= MAX_LIVE_SESSIONS) {
+      fill(sections.start, h("p", { class: "muted" }, `${MAX_LIVE_SESSIONS} sessions at once is the most this twin runs: end one before starting another.`));
     } else if (form.parentNode !== sections.start) {
       fill(sections.start, form);
     }
