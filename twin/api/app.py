@@ -41,6 +41,7 @@ from twin.alarms.lifecycle import AlarmError
 from twin.alarms.load import alarm_load
 from twin.api import models, views
 from twin.api.auth import (
+    STREAM_DEVICE_PACE_S,
     STREAM_SESSION_RECHECK_S,
     AuthState,
     Commander,
@@ -70,6 +71,7 @@ from twin.contract.messages import (
 from twin.mirror.commands import CommandRefused
 from twin.mirror.device_twin import DeviceTwin
 from twin.roles import Permission
+from twin.service.events import sse_chunk
 from twin.service.twin_service import TwinService
 from twin.settings import AuthSettings
 from twin.store.protocol import StoreUnavailable
@@ -404,7 +406,7 @@ def create_app(
         sub = service.hub.subscribe()
         loop = asyncio.get_running_loop()
 
-        async def events() -> AsyncIterator[dict[str, str]]:
+        async def events() -> AsyncIterator[dict[str, str] | bytes]:
             try:
                 yield {"event": "hello", "data": json.dumps({"version": __version__})}
                 recheck_at = loop.time() + STREAM_SESSION_RECHECK_S
@@ -415,13 +417,14 @@ def create_app(
                         recheck_at = loop.time() + STREAM_SESSION_RECHECK_S
                     try:
                         async with asyncio.timeout(max(0.0, recheck_at - loop.time())):
-                            batch = await sub.next()
+                            batch = await sub.next(pace_s=STREAM_DEVICE_PACE_S)
                     except TimeoutError:
                         continue
-                    for event_id, kind, data in batch:
-                        yield {"event": kind, "id": str(event_id), "data": data.decode()}
-                        if kind == "resync":
-                            return
+                    # The whole batch in one write: one event per send made the stream the twin's
+                    # largest cost at 1,000 messages/s (a socket write per device summary).
+                    yield sse_chunk(batch)
+                    if batch and batch[-1][1] == "resync":
+                        return
             finally:
                 service.hub.unsubscribe(sub)
 

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import signal
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -236,7 +237,7 @@ async def running_twin(
 
 
 async def serve_forever(settings: Settings, endpoint_url: str | None) -> None:
-    """``pumptwin serve``: run until cancelled (Ctrl-C); a failed task ends it with the error."""
+    """``pumptwin serve``: run until SIGTERM or Ctrl-C (a clean stop); a failed task ends it with the error."""
     from twin.embedded_broker import embedded_broker
 
     async with contextlib.AsyncExitStack() as stack:
@@ -256,7 +257,21 @@ async def serve_forever(settings: Settings, endpoint_url: str | None) -> None:
         print(f"twin service: {running.url} (API docs {running.url}/docs), MQTT {endpoint.url}", flush=True)
         print(f"time series: {running.writer.describe() if running.writer is not None else 'disabled'}", flush=True)
         settle_heap()
-        await asyncio.Event().wait()
+        await _terminated()
+
+
+async def _terminated() -> None:
+    """Wait for SIGTERM (``docker stop``, systemd, Kubernetes), then return, so that the twin stops
+    the clean way: what it received is applied and acknowledged, every device is snapshotted and
+    the spool is sent for a moment. Python's default for SIGTERM ends the process on the spot."""
+    terminated = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, terminated.set)
+    try:
+        await terminated.wait()
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+    log.info("SIGTERM: the twin stops")
 
 
 def settle_heap() -> None:

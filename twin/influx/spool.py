@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import struct
 import sys
@@ -59,6 +60,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Final, Self
+
+log = logging.getLogger(__name__)
 
 MAGIC: Final = b"\xffPT\xfe"
 _HEADER: Final = struct.Struct(">4sII")
@@ -188,6 +191,7 @@ class Spool:
         self._active_index: int | None = None
         self._unsynced = False
         self._cursor = cursor
+        self._cursor_failing = False
         self._drop_consumed()
         self._save_cursor()
 
@@ -382,7 +386,21 @@ class Spool:
             self._cursor = batch.end
             self._skipped += batch.skipped_bytes
             self._drop_consumed()
-            self._save_cursor()
+            try:
+                self._save_cursor()
+            except OSError as error:
+                # The disk is full or read-only. The cursor stays right in memory, so the sender goes
+                # on; on disk it lags, which after a restart only replays batches InfluxDB already
+                # holds (harmless). Raising here ended the writer, and with it the twin.
+                if not self._cursor_failing:
+                    log.warning(
+                        "cannot save the spool cursor in %s (%s): saved again at the next batch", self.directory, error
+                    )
+                self._cursor_failing = True
+            else:
+                if self._cursor_failing:
+                    log.info("the spool cursor in %s is saved again", self.directory)
+                self._cursor_failing = False
 
     def _drop_consumed(self) -> None:
         for index in sorted(self._sizes):

@@ -44,10 +44,15 @@ DeviceKey = tuple[str, str]
 
 TWIN_CODES: Final = frozenset(code.value for code in TwinAlertCode)
 
-MARKS_PER_POINT: Final = 16
+MARKS_PER_POINT: Final = 64
 """Device events remembered per alarm point for deduplication. A repeat comes within the broker's
-in-flight window or a device's replay of its offline queue: the last few occurrences of one
-condition on one pump. Older repeats are checked against the journal, which refuses them too."""
+in-flight window (``max_inflight_messages 20`` in broker/mosquitto.conf: what a killed twin had not
+acknowledged) or a device's replay of its offline queue, and a twin restarted from a snapshot a
+second old has not seen their sequence numbers, so these marks are what recognise them: all 20 of a
+window may be one flapping alarm's. Nothing else does (the journal writes a repeated mark as a
+no-op and the transitions it caused as new ones), hence more than the window, with room for a
+device's replay. 16 let a raise four events old re-raise its cleared alarm
+(tests/core/test_alarm_marks.py)."""
 
 DEFAULT_SHELVE: Final = timedelta(hours=1)
 
@@ -100,7 +105,10 @@ def restored(alarms: Iterable[Alarm], marks: Iterable[DeviceEventKey] = ()) -> B
     by_point: dict[str, list[DeviceEventKey]] = {}
     for mark in marks:
         by_point.setdefault(alarm_key(mark.site, mark.device_id, mark.code), []).append(mark)
-    mark_map = Map({k: tuple(v[-MARKS_PER_POINT:]) for k, v in by_point.items()})
+    # every mark the store restored (it keeps a bounded time, twin.store.local.MARKS_RESTORED_FOR), not the
+    # last MARKS_PER_POINT: the store hands them over unordered, and "the last" of an unordered set could
+    # leave out the very events a restarted twin is about to be sent again
+    mark_map = Map({k: tuple(v) for k, v in by_point.items()})
     return Board(alarm_map, index_map, Map(), mark_map, due_map)
 
 

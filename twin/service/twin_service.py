@@ -40,7 +40,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, NamedTuple, Protocol
 
@@ -298,20 +298,43 @@ class TwinService:
     async def _commit(self, fleet: Fleet, effects: list[Effect]) -> None:
         """Steps 2 and 3 of the module docstring. Must be called under the lock."""
         batch, lines = self._durable(fleet, effects)
+        snapshots = self._snapshots(fleet, effects)
+        if snapshots:
+            batch = replace(batch, snapshots=snapshots)
+        wrote = False
         try:
             if lines and self.points is not None:
                 self.points.persist(lines)
+                wrote = True
             if not batch.empty:
                 await self.store.commit(batch)
+                wrote = True
         except (StoreUnavailable, OSError) as exc:
             if self.health.report("journal", Status.DEGRADED, str(exc)[:300]):
                 log.error("the journal cannot be written: %s; messages are not acknowledged until it can", exc)
             raise StoreUnavailable(str(exc)) from exc
-        if self.health.parts["journal"].status is not Status.OK:
+        # only a write that succeeded says the journal takes writes again (a tick with nothing to write does not)
+        if wrote and self.health.parts["journal"].status is not Status.OK:
             log.info("the journal takes writes again")
             self.health.ok("journal")
         self.fleet = fleet
         self._carry_out(fleet, effects)
+
+    def _snapshots(self, fleet: Fleet, effects: list[Effect]) -> list[Snapshot]:
+        """The snapshots of the devices ``effects`` changed (those a restart could not rebuild from
+        the next message), for the same transaction as the rest of the batch: a twin killed after
+        the commit must restart with the ordering state (sequence window, reported state) that goes
+        with its journal, or a redelivered state older than an alarm's journaled clear would be
+        taken as news and raise the alarm again (the twin-kill drill: 40 alarms re-raised)."""
+        keys = {effect.key for effect in effects if type(effect) is DeviceChanged and effect.snapshot}
+        out = []
+        for key in keys:
+            twin = fleet.devices.get(key)
+            if twin is not None:
+                out.append(
+                    Snapshot(twin.site, twin.device_id, twin.version, twin_to_snapshot(twin, fleet.visits.get(key)))
+                )
+        return out
 
     def _durable(self, fleet: Fleet, effects: list[Effect]) -> tuple[Batch, list[tuple[bytes, bool]]]:
         """The journal batch and the time-series lines of ``effects`` (one pass, dispatched by type:
@@ -388,14 +411,14 @@ class TwinService:
                     )
             elif kind is DeviceChanged:
                 assert isinstance(effect, DeviceChanged)
-                if effect.snapshot:
-                    dirty.add(effect.key)
+                if effect.snapshot:  # snapshotted in the batch's own transaction (_snapshots)
+                    dirty.discard(effect.key)
                 hub.publish(DeviceUpdated(effect.key))
             elif kind is AlarmTransitions:
                 assert isinstance(effect, AlarmTransitions)
                 for t in effect.transitions:
                     self.metrics.alarm_transitions.labels(t.event.value).inc()
-                    hub.publish(AlarmTransitioned(t, fleet.board.alarms.get(t.key)))
+                    hub.publish(AlarmTransitioned(t, fleet.board.alarms.get(t.key), effect.device_time))
             elif kind is CommandChanged:
                 assert isinstance(effect, CommandChanged)
                 self.metrics.commands.labels(effect.tracked.state.value).inc()
@@ -564,10 +587,11 @@ class TwinService:
 
     async def patient_report(self, key: DeviceKey, report: PatientReport) -> None:
         """Record a patient's report about a pump (a call the clinic logged, a scenario's symptom):
-        a ``patient_report`` alert on the pump for :attr:`AlertPolicy.patient_report_for`. An unknown
-        device is ignored (nothing to attach the report to)."""
+        a ``patient_report`` alert on the pump for :attr:`AlertPolicy.patient_report_for`, raised
+        now; ``report.at`` is on the pump's clock (the simulation's for a simulated pump). An
+        unknown device is ignored (nothing to attach the report to)."""
         async with self._lock:
-            fleet, effects = steps.record_patient_report(self.fleet, key, report)
+            fleet, effects = steps.record_patient_report(self.fleet, key, report, self.clock())
             await self._commit(fleet, effects)
 
     # --------------------------------------------------------------------------------- clock
