@@ -74,6 +74,19 @@ async def _until(predicate: Callable[[], bool], limit_s: float = 30.0) -> None:
     await until(predicate, timeout_s=limit_s)
 
 
+async def _healthy(api: httpx.AsyncClient, limit_s: float = 20.0) -> dict:
+    """/healthz once it says ok (200). On a loaded 2-core machine the clock loop may lag past its
+    1 s bound for a moment and /healthz rightly says degraded then; what the tests assert is that
+    the twin is healthy, not that it never lagged. Fails with the last answer."""
+    deadline = asyncio.get_running_loop().time() + limit_s
+    while True:
+        answer = await api.get("/healthz")
+        if answer.status_code == 200 or asyncio.get_running_loop().time() > deadline:
+            assert answer.status_code == 200, answer.text
+            return answer.json()
+        await asyncio.sleep(0.2)
+
+
 def _spy(sim: FleetSimulation, produced: list[AlarmEvent]) -> None:
     forward = sim.sink
 
@@ -156,7 +169,7 @@ async def test_simulator_to_twin_end_to_end_with_api_and_stream(mosquitto: Mosqu
                 for name in ("pumptwin_processing_lag_seconds", "pumptwin_ingest_backlog", "pumptwin_active_alarms"):
                     assert name in metrics
                 assert 'pumptwin_devices{presence="online"} 30.0' in metrics
-                health = (await api.get("/healthz")).json()
+                health = await _healthy(api)
                 assert health["status"] == "ok", health
                 assert health["parts"]["ingest"]["status"] == "ok"
                 assert health["parts"]["ingest"]["detail"].startswith("connected to mqtt://")
@@ -222,7 +235,7 @@ async def test_hostile_payloads_are_counted_and_the_service_stays_up(mosquitto: 
         assert service.twin_of(device).counters.duplicates == 1
         assert service.twin_of(device).reported == examples.state()  # nothing hostile got in
         async with httpx.AsyncClient(base_url=twin.url) as api:
-            assert (await api.get("/healthz")).status_code == 200
+            await _healthy(api)
             metrics = (await api.get("/metrics")).text
         assert 'pumptwin_rejects_total{reason="schema"} 3.0' in metrics
         assert 'pumptwin_dropped_total{reason="duplicate"} 1.0' in metrics
