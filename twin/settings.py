@@ -138,6 +138,11 @@ class ClusterSettings(BaseModel):
         max_length=200,
         description="this replica's id; must be unique per process (default: host-pid-random)",
     )
+    http_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="where the other replicas reach this replica's API (default: http://<host name>:<port>)",
+    )
 
 
 class EscalationTierSettings(BaseModel):

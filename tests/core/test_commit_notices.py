@@ -23,8 +23,9 @@ notices = st.builds(
     responses=st.lists(names, max_size=50).map(tuple),
     training_events=st.lists(st.tuples(names, names), max_size=20).map(tuple),
     snapshots=st.lists(st.tuples(names, names), max_size=100).map(tuple),
+    escalations=st.lists(names, max_size=30).map(tuple),
 )
-FIELDS = ("transitions", "device_events", "commands", "responses", "training_events", "snapshots")
+FIELDS = ("transitions", "device_events", "commands", "responses", "training_events", "snapshots", "escalations")
 
 
 @given(notices, st.sampled_from([300, 1000, 7900]))

@@ -307,3 +307,78 @@ def test_dashboard_provider_reads_the_mounted_json_directory() -> None:
     mounts = dict(m.split(":")[:2] for m in SERVICES["grafana"]["volumes"] if m.startswith("./"))
     assert mounts["./dashboards/json"] == entry["options"]["path"]
     assert mounts["./dashboards/provisioning"] == "/etc/grafana/provisioning"
+
+
+# -- profile "scale": EMQX cluster, PostgreSQL, twin replicas ---------------------------------------------
+
+SCALE = {name: service for name, service in SERVICES.items() if "scale" in service.get("profiles", [])}
+
+
+def test_the_default_stack_has_no_profile_and_the_scale_profile_is_whole() -> None:
+    """``docker compose up`` starts what it always did; ``--profile scale`` adds the cluster."""
+    for name in ("broker-accounts", "mosquitto", "influxdb", "twin", "simulator", "gateway", "grafana"):
+        assert "profiles" not in SERVICES[name], name
+    assert set(SCALE) == {
+        "emqx-accounts",
+        "emqx1",
+        "emqx2",
+        "emqx3",
+        "postgres",
+        "twin-1",
+        "twin-2",
+        "twin-3",
+        "simulator-scale",
+    }
+    for name, service in SCALE.items():  # a scale service may need the shared ones, never another profile's
+        for dependency in service.get("depends_on") or {}:
+            assert dependency in SCALE or "profiles" not in SERVICES[dependency], (name, dependency)
+
+
+def test_emqx_nodes_form_one_static_cluster() -> None:
+    nodes = {name: service for name, service in SCALE.items() if service.get("image", "").startswith("emqx/emqx:5.")}
+    assert len(nodes) == 3
+    names = {}
+    for name, service in nodes.items():
+        env = service["environment"]
+        node = env["EMQX_NODE__NAME"]
+        host = node.split("@", 1)[1]
+        assert service["hostname"] == host, name
+        assert host in service["networks"]["default"]["aliases"], name
+        assert env["EMQX_CLUSTER__DISCOVERY_STRATEGY"] == "static", name
+        assert env["EMQX_AUTHENTICATION__1__BACKEND"] == "built_in_database", name  # no anonymous clients
+        names[name] = node
+        data = [v for v in service["volumes"] if v.endswith(":/opt/emqx/data")]
+        assert len(data) == 1, name
+    seeds = {env["EMQX_CLUSTER__STATIC__SEEDS"] for env in (s["environment"] for s in nodes.values())}
+    assert len(seeds) == 1, "every node is given the same seeds"
+    assert set(seeds.pop().strip("[]").split(",")) == set(names.values())
+    cookies = {s["environment"]["EMQX_NODE__COOKIE"] for s in nodes.values()}
+    assert cookies == {"${EMQX_NODE_COOKIE:?set EMQX_NODE_COOKIE in .env (see .env.example)}"}
+    volumes = {tuple(v for v in s["volumes"] if v.endswith(":/opt/emqx/data")) for s in nodes.values()}
+    assert len(volumes) == 3, "each node keeps its own data"
+
+
+def test_twin_replicas_share_postgres_and_lease_the_same_partitions() -> None:
+    replicas = {name: s for name, s in SCALE.items() if s.get("command", [])[:2] == ["pumptwin", "serve"]}
+    assert len(replicas) == 3
+    hosts = {SERVICES[n]["hostname"] for n in ("emqx1", "emqx2", "emqx3")}
+    ids, brokers, partitions = set(), set(), set()
+    for name, service in replicas.items():
+        env = service["environment"]
+        assert re.fullmatch(
+            r"postgresql://pumptwin:\$\{POSTGRES_PASSWORD:\?[^}]*\}@postgres:5432/pumptwin",
+            env["PUMPTWIN_DATABASE__URL"],
+        ), name
+        assert env["PUMPTWIN_CLUSTER__HTTP_URL"] == f"http://{name}:{env['PUMPTWIN_HTTP__PORT']}", name
+        ids.add(env["PUMPTWIN_CLUSTER__REPLICA_ID"])
+        partitions.add(env["PUMPTWIN_CLUSTER__PARTITIONS"])
+        mqtt = service["command"][service["command"].index("--mqtt") + 1]
+        brokers.add(mqtt.removeprefix("mqtt://").split(":")[0])
+        assert service["depends_on"]["postgres"]["condition"] == "service_healthy", name
+        assert any(v.endswith(":/var/lib/pumptwin") for v in service["volumes"]), name
+    assert len(ids) == 3, "replica ids are unique"
+    assert len(partitions) == 1, "P is one setting for the deployment"
+    assert brokers == hosts, "each replica reaches another node of the cluster"
+    auth = SCALE["emqx-accounts"]
+    assert auth["environment"].keys() == {"MQTT_TWIN_PASSWORD", "MQTT_SIMULATOR_PASSWORD"}
+    assert any(v.startswith("emqx-auth:") for v in auth["volumes"])

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
+from unittest.mock import patch
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -37,8 +39,8 @@ from twin.contract.messages import (
     TelemetryLossFault,
     WrongConcentrationFault,
 )
-from twin.pump.flow import SECONDS_PER_DAY
-from twin.pump.model import AlarmChange, Effect, Pump, PumpConfig, PumpStart
+from twin.pump.flow import SECONDS_PER_DAY, DailySchedule, Flow
+from twin.pump.model import AlarmChange, Effect, EventKind, Pump, PumpConfig, PumpStart
 from twin.sim.reference import SteppedPump
 
 TOL = 1e-6
@@ -376,3 +378,120 @@ def test_battery_life_matches_the_domain_figures() -> None:
     assert 5.5 <= model.days_to_eri(100, 0.3) / 365 <= 6.5  # about 6 years at a typical rate
     assert 4.0 <= model.days_to_eri(100, 1.0) / 365 <= 5.0  # faster at high flow
     assert model.days_to_eri(100, 0.048) / 365 <= 7.0  # never more than about 7 years
+
+
+class _DirectPump(Pump):
+    """The pump with every memo bypassed: next events, flows and cumulative amounts computed each time."""
+
+    def next_event(self) -> tuple[float, EventKind]:
+        return self.next_event_direct()
+
+    def motor_flow(self) -> Flow | None:
+        self._motor_flow = None
+        return super().motor_flow()
+
+    def _battery_flow(self, motor: Flow | None) -> Flow:
+        self._battery_flows, self._idle_battery_flow = None, None
+        return super()._battery_flow(motor)
+
+
+class _RecordingPump(Pump):
+    """Records the instance attributes read while ``record`` is set (methods and properties are
+    class attributes: what they read of the instance is recorded instead)."""
+
+    def __getattribute__(self, name: str) -> object:
+        attributes = object.__getattribute__(self, "__dict__")
+        record = attributes.get("record")
+        if record is not None and name in attributes:
+            record.add(name)
+        return object.__getattribute__(self, name)
+
+
+_MEMOS = {"_motor_flow", "_battery_flows", "_idle_battery_flow", "_battery_schedule", "_next_event_memo"}
+
+
+def _reads(pump: Pump, what: Callable[[], object]) -> set[str]:
+    pump.__dict__["record"] = reads = set()
+    try:
+        what()
+    finally:
+        del pump.__dict__["record"]
+    return reads - _MEMOS
+
+
+def _snapshot(pump: Pump) -> tuple[object, ...]:
+    """Everything that moves in a pump, exactly."""
+    return (
+        pump.t,
+        pump.reservoir_ml,
+        pump.delivered_ml_total,
+        pump.true_reservoir_ml,
+        pump.to_patient_ml,
+        pump.leaked_ml,
+        pump.to_patient_mg,
+        pump.battery_percent,
+        pump.battery_status,
+        pump.eri_at,
+        pump.eos_at,
+        pump.catheter_contents.segments,
+        sorted(pump.alarms),
+        list(pump.log),
+        pump.last_refill,
+    )
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    program=programs(),
+    reservoir=st.floats(min_value=0.0, max_value=20.0),
+    threshold=st.floats(min_value=0.5, max_value=5.0),
+    battery=st.floats(min_value=10.5, max_value=100.0),
+    ops=steps,
+    seed=st.integers(min_value=0, max_value=2**32),
+    origin_min=st.integers(min_value=-1439, max_value=0),
+)
+def test_memoised_next_events_and_amounts_equal_the_direct_computation(
+    program: Program, reservoir: float, threshold: float, battery: float, ops: list, seed: int, origin_min: int
+) -> None:
+    """The memos (next event, flows, cumulative amounts) answer exactly what computing gives, after
+    every kind of change; a pump run with every memo bypassed ends in exactly the same state."""
+    start = _start(program, reservoir, threshold, battery)
+    origin = origin_min * 60.0
+    memo = _RecordingPump(PumpConfig(), start, rng=random.Random(seed), day_origin_s=origin)
+    effects: list[Effect] = []
+    t = 0.0
+    for dt, op in ops:
+        t += dt
+        assert memo.next_event() == memo.next_event_direct()
+        effects += memo.process_due(t)
+        assert memo.next_event() == memo.next_event_direct()
+        effects += _apply(memo, t, op)
+        assert memo.next_event() == memo.next_event_direct()
+        # the memo's key covers everything the computation reads of the pump (the alarms and the
+        # catheter as the computation asks them: two alarm codes, the volume to the next change)
+        assert _reads(memo, memo.next_event_direct) <= _reads(memo, memo._next_event_key)
+        for flow in (memo.motor_flow(), memo.belief_flow(), memo._battery_flow(memo.motor_flow())):
+            if flow is not None:
+                for when in (memo.t, memo.t + dt, memo.next_event()[0]):
+                    if math.isfinite(when):
+                        assert flow.base.cumulative(when) == flow.base.cumulative_direct(when)
+    effects += memo.process_due(t + 30 * SECONDS_PER_DAY)
+
+    with patch.object(DailySchedule, "cumulative", DailySchedule.cumulative_direct):
+        direct = _DirectPump(PumpConfig(), start, rng=random.Random(seed), day_origin_s=origin)
+        direct_effects: list[Effect] = []
+        t = 0.0
+        for dt, op in ops:
+            t += dt
+            direct_effects += direct.process_due(t)
+            direct_effects += _apply(direct, t, op)
+        direct_effects += direct.process_due(t + 30 * SECONDS_PER_DAY)
+    assert effects == direct_effects
+    assert _snapshot(memo) == _snapshot(direct)
+
+
+@given(rate=st.floats(min_value=0.0, max_value=1e3) | st.just(0.0))
+def test_a_constant_schedules_segments_are_the_general_computations(rate: float) -> None:
+    from twin.pump.flow import _constant_segments, _segments
+
+    assert _constant_segments(rate) == _segments((0.0,), (rate,))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from unittest.mock import patch
 
 import pytest
 
@@ -294,3 +295,27 @@ def test_prometra_pumps_have_no_audible_alarms(silent: bool) -> None:
     alarms = log.of(AlarmEvent)
     assert bool(alarms) is not silent
     assert log.of(Birth)[0].audible_alarms is not silent
+
+
+def test_every_states_event_log_is_the_pumps_log_converted_afresh() -> None:
+    """The device keeps its wire event log up to date entry by entry; ten years of refills and
+    reprogrammings (the log wraps at its capacity several times, pumps are replaced) carry, in
+    every state, exactly the pump's log converted afresh when the state is made."""
+    specs = generate_fleet(6, seed=11, start=EPOCH)
+    made = SimulatedDevice.state
+    checked = 0
+
+    def state(device: SimulatedDevice, t: float) -> Outgoing:
+        nonlocal checked
+        outgoing = made(device, t)
+        assert isinstance(outgoing.message, State)
+        assert outgoing.message.event_log == [device._wire_entry(e) for e in device.pump.log]
+        checked += 1
+        return outgoing
+
+    with patch.object(SimulatedDevice, "state", state):
+        sim = FleetSimulation(specs, epoch=EPOCH, seed=2, sink=Log(), clinic_refills=True, random_faults=True)
+        sim.open_sessions(1)
+        sim.run(10 * 365.25 * DAY)
+    assert checked > 6 * 10 * 8
+    assert sum(v for k, v in sim.tally.items() if k.startswith("replacement:")) >= 1

@@ -1,6 +1,6 @@
-"""A live twin with a simulated fleet and the scenario runner in one process, as ``pumptwin demo``
-runs them, on a real Mosquitto (and, when given, a real InfluxDB): the setup every live scenario
-and training test shares."""
+"""A live twin and the scenario runner in one process, as ``pumptwin demo`` runs them, on a real
+Mosquitto (and, when given, a real InfluxDB): the setup every live scenario and training test
+shares. Each run owns its pumps (its own simulation and driver), as in the demo."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from tests.harness.servers import Influxd, Mosquitto
 from tests.harness.waiting import until
 from twin.app.serve import RunningTwin, running_twin
 from twin.mqtt_endpoint import MqttEndpoint
-from twin.scenarios.model import InlineFleet, Scenario
-from twin.scenarios.runner import ScenarioRunner
+from twin.scenarios.model import Scenario
+from twin.scenarios.runner import ScenarioRun, ScenarioRunner
 from twin.settings import EscalationSettings, Settings
 from twin.sim.driver import SimDriver
 from twin.sim.simulation import FleetSimulation
@@ -28,45 +28,48 @@ EPOCH = datetime(2026, 4, 1, tzinfo=UTC)
 @dataclass
 class LiveSim:
     twin: RunningTwin
-    driver: SimDriver
-    sim: FleetSimulation
     runner: ScenarioRunner
+    endpoint: MqttEndpoint
+
+    def driver(self, run: ScenarioRun | str) -> SimDriver:
+        """The simulation driver a live run owns."""
+        stage = self.runner.stage_of(self.runner.get(run) if isinstance(run, str) else run)
+        assert isinstance(stage, SimDriver)
+        return stage
+
+    def sim(self, run: ScenarioRun | str) -> FleetSimulation:
+        return self.driver(run).sim
+
+    async def begun(self, run: ScenarioRun | str) -> ScenarioRun:
+        """Wait until ``run``'s timeline has begun (the twin mirrors its pumps)."""
+        found = self.runner.get(run) if isinstance(run, str) else run
+        await until(lambda: found._began or found.status.final, what=f"run {found.run_id} begins")
+        return found
 
 
 @contextlib.asynccontextmanager
 async def live_sim(
     mosquitto: Mosquitto,
     data_dir: Path,
-    scenario: Scenario,
+    scenario: Scenario | Sequence[Scenario],
     *,
     client_id: str,
-    speed: float = 600.0,
-    seed: int = 3,
     influxd: Influxd | None = None,
     database: str = "pumptwin",
-    real: Sequence[str] = (),
     prepare: Callable[[], Awaitable[None]] | None = None,
     escalation: EscalationSettings | None = None,
+    max_live_runs: int | None = None,
 ) -> AsyncIterator[LiveSim]:
-    """Simulate the pumps of ``scenario``'s inline fleet at ``speed`` (telemetry every 10
-    simulated minutes, no clinic refills), run the twin (HTTP on a free port, InfluxDB at
-    ``influxd`` or none) and a runner offering ``scenario``; yield once the twin mirrors every
-    pump, with one account per role added. The pumps named in ``real`` are not simulated: the
-    test plays them as real pumps, publishing them in ``prepare`` (awaited once the simulation
-    runs). ``escalation``: the twin's escalation ladders and webhook (default: the defaults).
-    Stops it all on exit."""
-    assert isinstance(scenario.fleet, InlineFleet)
-    sim = FleetSimulation(
-        [p for p in scenario.fleet.pumps if p.device_id not in real],
-        epoch=EPOCH,
-        seed=seed,
-        sink=lambda *_: None,
-        telemetry_interval_s=600.0,
-        clinic_refills=False,
-    )
+    """Run the twin (HTTP on a free port, InfluxDB at ``influxd`` or none) with a runner offering
+    ``scenario`` (or several), attached as ``pumptwin demo`` attaches it: each run gets its own
+    :class:`SimDriver` on ``mosquitto``. ``prepare`` is awaited once the twin is connected (a
+    test publishes its real pumps there). Yields with one account per role added. Stops it all
+    on exit (every run's simulation too)."""
+    scenarios = [scenario] if isinstance(scenario, Scenario) else list(scenario)
     endpoint = MqttEndpoint.parse(mosquitto.url)
-    driver = SimDriver(sim, endpoint, speed=speed)
-    runner = ScenarioRunner({scenario.name: scenario})
+    runner = ScenarioRunner(
+        {s.name: s for s in scenarios}, **({"max_live_runs": max_live_runs} if max_live_runs else {})
+    )
     settings = Settings()
     settings.data_dir = data_dir
     settings.http.port = 0
@@ -78,19 +81,12 @@ async def live_sim(
     async with running_twin(settings, endpoint, client_id=client_id, scenarios=runner) as twin:
         async with asyncio.timeout(10):
             await twin.mqtt_connected.wait()
-        runner.attach(twin.service, driver)
-        driving = asyncio.create_task(driver.run())
+        runner.attach(twin.service, lambda sim, speed: SimDriver(sim, endpoint, speed=speed, session_base=1))
         try:
             if prepare is not None:
                 await prepare()
-            everyone = [*sim.devices, *real]
-            await until(
-                lambda: all((t := twin.service.twin_of(d)) is not None and t.reported is not None for d in everyone),
-                what="the twin mirrors every pump",
-            )
             assert twin.users is not None
             add_accounts(twin.users)
-            yield LiveSim(twin, driver, sim, runner)
+            yield LiveSim(twin, runner, endpoint)
         finally:
-            driver.stop()
-            await driving
+            await runner.close()

@@ -197,6 +197,8 @@ async def _pages(live: LiveSim, browser: Browser, outside: Outside, errors: list
     )
     assert started[0] == 201, started
     session_id = started[1]["session_id"]
+    prefix = f"tr-{started[1]['run_id']}."  # the session's own pumps, on sites of its own
+    stall_key, other_key, report_key = (f"{prefix}{key}" for key in (STALL_KEY, OTHER_KEY, REPORT_KEY))
 
     # ----------------------------------------------------------------- the trainee's fleet
     trainee = await _page(browser, outside, errors, url, Role.TRAINEE, "#/fleet")
@@ -236,8 +238,8 @@ async def _pages(live: LiveSim, browser: Browser, outside: Outside, errors: list
 
     # -------------------------------------- the alarms: guidance, acknowledge, the strip
     await trainee.click("#nav-alarms")
-    row = trainee.locator(f'tr[data-key="{STALL_KEY}"]')
-    other = trainee.locator(f'tr[data-key="{OTHER_KEY}"]')
+    row = trainee.locator(f'tr[data-key="{stall_key}"]')
+    other = trainee.locator(f'tr[data-key="{other_key}"]')
     await row.wait_for(timeout=WAIT_MS)
     await other.wait_for(timeout=WAIT_MS)
     guidance = row.locator("[data-testid=guidance]")
@@ -248,7 +250,7 @@ async def _pages(live: LiveSim, browser: Browser, outside: Outside, errors: list
     await _shot(trainee, "alarms-guidance")
     # ---------------------------- a phone, 390 px wide: Acknowledge on screen, nothing wider
     phone = await _page(browser, outside, errors, url, Role.TRAINEE, "#/alarms", width=390, height=844)
-    phone_row = phone.locator(f'tr[data-key="{OTHER_KEY}"]')
+    phone_row = phone.locator(f'tr[data-key="{other_key}"]')
     await phone_row.wait_for(timeout=WAIT_MS)
     await _fits(phone, 390)
     for action in ("acknowledge", "respond"):
@@ -270,8 +272,8 @@ async def _pages(live: LiveSim, browser: Browser, outside: Outside, errors: list
     )
     await row.locator("button[data-action=acknowledge]").click()
     await other.locator("button[data-action=acknowledge]").click()
-    await trainee.wait_for_selector(f'tr[data-key="{STALL_KEY}"][data-state="active_acknowledged"]', timeout=WAIT_MS)
-    await trainee.wait_for_selector(f'tr[data-key="{OTHER_KEY}"][data-state="active_acknowledged"]', timeout=WAIT_MS)
+    await trainee.wait_for_selector(f'tr[data-key="{stall_key}"][data-state="active_acknowledged"]', timeout=WAIT_MS)
+    await trainee.wait_for_selector(f'tr[data-key="{other_key}"][data-state="active_acknowledged"]', timeout=WAIT_MS)
     # the strip no longer names an alarm once both are answered (a patient's report may be there)
     await trainee.wait_for_function("() => !document.querySelector('#latest-alarm [data-key]')", timeout=WAIT_MS)
     # the instructor's console, open since before the drill, announced the patient's report
@@ -297,13 +299,13 @@ async def _pages(live: LiveSim, browser: Browser, outside: Outside, errors: list
     await desk.reload()
     await desk.wait_for_selector("[data-testid=guidance-switch]", timeout=WAIT_MS)
     await desk.check("[data-testid=guidance-switch]")
-    await trainee.wait_for_selector(f'tr[data-key="{STALL_KEY}"] [data-testid=guidance-hidden]', timeout=WAIT_MS)
+    await trainee.wait_for_selector(f'tr[data-key="{stall_key}"] [data-testid=guidance-hidden]', timeout=WAIT_MS)
     assert await trainee.locator("[data-testid=guidance-meaning]").count() == 0
     withheld = await trainee.evaluate("async () => (await (await fetch('/api/alarm-guidance')).json()).codes")
     assert withheld == {}  # not sent at all, not just not drawn
     await _shot(trainee, "alarms-guidance-hidden")
     await desk.uncheck("[data-testid=guidance-switch]")
-    await trainee.wait_for_selector(f'tr[data-key="{STALL_KEY}"] [data-testid=guidance]', timeout=WAIT_MS)
+    await trainee.wait_for_selector(f'tr[data-key="{stall_key}"] [data-testid=guidance]', timeout=WAIT_MS)
 
     # ------------------------------------------- the patient's report: a cue card, answered
     await trainee.wait_for_function(
@@ -333,7 +335,7 @@ async def _pages(live: LiveSim, browser: Browser, outside: Outside, errors: list
     await trainee.wait_for_function("() => document.getElementById('report-count').textContent === ''", timeout=WAIT_MS)
     await trainee.wait_for_function("() => !document.querySelector('#latest-alarm [data-cue]')", timeout=WAIT_MS)
     # the answer is a response to the patient_report alarm the twin raised for the report: scored
-    answers = await service.store.responses(key=REPORT_KEY)
+    answers = await service.store.responses(key=report_key)
     assert [(r.action, r.actor, r.detail.get("run_id"), r.detail.get("step_id")) for r in answers] == [
         ("interrogate", "trainee", started[1]["run_id"], "heard")
     ]
@@ -351,7 +353,7 @@ async def _pages(live: LiveSim, browser: Browser, outside: Outside, errors: list
     )
     assert cleared == 202
     await trainee.wait_for_selector(
-        f'tr[data-key="{STALL_KEY}"][data-state="normal"][data-follow-up="true"]', timeout=WAIT_MS
+        f'tr[data-key="{stall_key}"][data-state="normal"][data-follow-up="true"]', timeout=WAIT_MS
     )
     assert "back to normal" in (await row.locator(".state").text_content() or "")
     await _shot(trainee, "alarms-follow-up")
@@ -361,7 +363,7 @@ async def _pages(live: LiveSim, browser: Browser, outside: Outside, errors: list
     await trainee.fill("#response-note", "re-interrogated after the stall recovered: motor turning")
     await trainee.click("dialog button[type=submit]")
     await trainee.wait_for_selector("dialog", state="detached", timeout=WAIT_MS)
-    [recorded] = await service.store.responses(key=STALL_KEY)
+    [recorded] = await service.store.responses(key=stall_key)
     assert (recorded.action, recorded.alarm_state) == ("interrogate", "normal")
     await row.locator("button[data-action=follow-up-done]").click()
     await row.wait_for(state="detached", timeout=WAIT_MS)
@@ -380,7 +382,9 @@ async def _pages(live: LiveSim, browser: Browser, outside: Outside, errors: list
         assert text.startswith(title), text
         assert "UTC" in text, text  # its own device time
     assert "ago" in (await trainee.text_content("[data-testid=col-reported]") or "")
-    await trainee.wait_for_selector("figure.chart svg polyline", timeout=WAIT_MS)
+    # attached, not "visible": the session's pump is minutes old and stalled, its reservoir line flat
+    # (a flat polyline has an empty bounding box, which Playwright counts as hidden)
+    await trainee.wait_for_selector("figure.chart svg polyline", state="attached", timeout=WAIT_MS)
     assert await trainee.get_attribute("figure.chart svg", "data-axis-lo") == "0"
     await trainee.wait_for_selector("section[aria-label='Patient reports'] [data-testid=cue-card]", timeout=WAIT_MS)
     await _shot(trainee, "device")
@@ -395,10 +399,10 @@ async def _pages(live: LiveSim, browser: Browser, outside: Outside, errors: list
     report = await desk.evaluate(
         "async (id) => (await (await fetch(`/api/training/sessions/${id}`)).json()).report", session_id
     )
-    [answered] = [a for a in report["alarms"] if a["key"] == REPORT_KEY and a["trainee"] == "trainee"]
+    [answered] = [a for a in report["alarms"] if a["key"] == report_key and a["trainee"] == "trainee"]
     assert "interrogate" in answered["matched"], answered  # the card's answer counts for the session
     await desk.goto(f"{url}/console/#/training/{session_id}")
-    silent = desk.locator(f'[data-testid=report-row][data-key="{OTHER_KEY}"] [data-testid=report-verdict]')
+    silent = desk.locator(f'[data-testid=report-row][data-key="{other_key}"] [data-testid=report-verdict]')
     await silent.wait_for(timeout=WAIT_MS)
     assert await silent.get_attribute("data-shown") == "no-response"
     assert (await silent.text_content() or "").strip() == "○ Acknowledged, no response"

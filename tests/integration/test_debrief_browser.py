@@ -125,14 +125,17 @@ async def test_an_unanswered_alarm_escalates_and_the_session_is_replayed_and_rec
             await desk.wait_for_selector("[data-testid=training-status][data-status=running]", timeout=WAIT_MS)
             session_id = await desk.get_attribute("section.live-session", "data-session")
             assert session_id
+            (run,) = live.runner.active  # the session's own pumps, on a site of its own
+            site = run.timeline.sites["db-a"]
+            stall_key, memory_key = (f"{site}/{key.split('/', 1)[1]}" for key in (STALL, MEMORY))
             await idle.locator("[data-testid=training-banner]").wait_for(state="visible", timeout=WAIT_MS)
 
             # ------------------------------------------- one trainee answers the stall at once
-            stall_row = answering.locator(f'tr[data-key="{STALL}"]')
+            stall_row = answering.locator(f'tr[data-key="{stall_key}"]')
             await stall_row.wait_for(timeout=WAIT_MS)
             await stall_row.locator("button[data-action=acknowledge]").click()
             await answering.wait_for_selector(
-                f'tr[data-key="{STALL}"][data-state="active_acknowledged"]', timeout=WAIT_MS
+                f'tr[data-key="{stall_key}"][data-state="active_acknowledged"]', timeout=WAIT_MS
             )
             await stall_row.locator("button[data-action=respond]").click()
             await answering.wait_for_selector("dialog #response-action", timeout=WAIT_MS)
@@ -141,12 +144,14 @@ async def test_an_unanswered_alarm_escalates_and_the_session_is_replayed_and_rec
             await answering.wait_for_selector("dialog", state="detached", timeout=WAIT_MS)
 
             # ------------- nobody answers the memory error: it escalates on schedule, to the instructor
-            await idle.locator(f'tr[data-key="{MEMORY}"]').wait_for(timeout=WAIT_MS)  # trainee2 sees it, does nothing
-            notice = desk.locator(f'[data-testid=escalation-item][data-key="{MEMORY}"]')
+            await idle.locator(f'tr[data-key="{memory_key}"]').wait_for(
+                timeout=WAIT_MS
+            )  # trainee2 sees it, does nothing
+            notice = desk.locator(f'[data-testid=escalation-item][data-key="{memory_key}"]')
             await notice.wait_for(timeout=WAIT_MS + TIER_1_S * 1000)
             shown_ms = time.time() * 1000
-            (escalation,) = service.store.journal.escalations(key=MEMORY)
-            memory = service.fleet.board.alarms[MEMORY]
+            (escalation,) = service.store.journal.escalations(key=memory_key)
+            memory = service.fleet.board.alarms[memory_key]
             assert memory.unacknowledged_since == escalation.unacknowledged_since
             assert escalation.due_at == escalation.unacknowledged_since + timedelta(seconds=TIER_1_S)
             late_s = (escalation.at - escalation.due_at).total_seconds()
@@ -160,7 +165,7 @@ async def test_an_unanswered_alarm_escalates_and_the_session_is_replayed_and_rec
             text = await desk.text_content("[data-testid=escalation-notice]") or ""
             assert "Escalated to you" in text
             assert "charge nurse" in text
-            assert service.store.journal.escalations(key=STALL) == []  # answered before its tier
+            assert service.store.journal.escalations(key=stall_key) == []  # answered before its tier
             assert await answering.locator("[data-testid=escalation-item]").count() == 0  # not theirs
             await until(lambda: pager.bodies(), what="the pager receives the escalation")
             assert [b["escalation_id"] for b in pager.bodies()] == [escalation.escalation_id]
@@ -190,7 +195,7 @@ async def test_an_unanswered_alarm_escalates_and_the_session_is_replayed_and_rec
             assert columns == ["trainee", "trainee2"]  # side by side
             # jump to the first alarm: the stall, unacknowledged yet
             await desk.click("[data-testid=replay-next-alarm]")
-            first = desk.locator(f'[data-testid=replay-alarm][data-key="{STALL}"]')
+            first = desk.locator(f'[data-testid=replay-alarm][data-key="{stall_key}"]')
             await first.wait_for(timeout=WAIT_MS)
             assert await first.get_attribute("data-state") == "active_unacknowledged"
             await desk.screenshot(path=screenshot_path("debrief-replay-stall"), full_page=True)
@@ -203,7 +208,7 @@ async def test_an_unanswered_alarm_escalates_and_the_session_is_replayed_and_rec
             assert await first.get_attribute("data-state") == "active_acknowledged"
             assert await desk.get_attribute("[data-testid=replay-pump][data-device=db-a]", "data-motor") == "stalled"
             assert await desk.get_attribute("[data-testid=replay-pump][data-device=db-b]", "data-infusing") == "false"
-            memory_row = desk.locator(f'[data-testid=replay-alarm][data-key="{MEMORY}"]')
+            memory_row = desk.locator(f'[data-testid=replay-alarm][data-key="{memory_key}"]')
             assert await memory_row.get_attribute("data-state") == "active_unacknowledged"
             assert await memory_row.get_attribute("data-escalation-level") == "1"
             acts = await desk.locator("[data-testid=replay-act][data-trainee=trainee]").evaluate_all(
@@ -211,9 +216,9 @@ async def test_an_unanswered_alarm_escalates_and_the_session_is_replayed_and_rec
             )
             assert acts == ["acknowledge", "rotor_study"]
             assert await desk.locator("[data-testid=replay-act][data-trainee=trainee2]").count() == 0
-            verdict = desk.locator(f'[data-testid=replay-row][data-trainee=trainee][data-key="{STALL}"]')
+            verdict = desk.locator(f'[data-testid=replay-row][data-trainee=trainee][data-key="{stall_key}"]')
             assert await verdict.get_attribute("data-verdict") == "correct"
-            missed = desk.locator(f'[data-testid=replay-row][data-trainee=trainee2][data-key="{MEMORY}"]')
+            missed = desk.locator(f'[data-testid=replay-row][data-trainee=trainee2][data-key="{memory_key}"]')
             assert await missed.get_attribute("data-verdict") == "missed"
             steps = await desk.locator("[data-testid=replay-step]").evaluate_all(
                 "els => els.map(e => [e.dataset.step, e.dataset.device, e.dataset.done])"

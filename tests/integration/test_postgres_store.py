@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.harness.postgres import Postgres, fresh_database
-from tests.integration.test_store_contract import full_batch, journal_order, story
+from tests.integration.test_store_contract import escalation, full_batch, journal_order, story
 from twin.alarms import lifecycle as lc
 from twin.cluster.leases import LeaseRow, grant
 from twin.cluster.leases import release as released
@@ -234,7 +234,14 @@ async def test_a_replica_hears_what_another_commits_once(postgres_url: str) -> N
         assert [r.response_id for r in event.responses] == ["resp-1"]
         assert [e.event for e in event.training_events] == ["started"]
         assert [s.device_id for s in event.snapshots] == ["pump-1"]
+        assert [e.level for e in event.escalations] == [1]
         await PostgresJournalStore(b).commit(full_batch(made))  # a repeat: nothing new, nothing heard
+        climbed = escalation(2, T0 + timedelta(minutes=5))
+        await PostgresJournalStore(b).commit(Batch(escalations=(climbed,)))  # the stream shows escalations too
+        event = await asyncio.wait_for(heard.get(), 10)
+        assert isinstance(event, Committed)
+        assert list(event.escalations) == [climbed]
+        await PostgresJournalStore(b).commit(Batch(escalations=(climbed,)))  # a repeat is not announced
         await PostgresJournalStore(b).commit(Batch(snapshots=(Snapshot("clinic-b", "pump-2", 1, {"n": 2}),)))
         event = await asyncio.wait_for(heard.get(), 10)
         assert isinstance(event, Committed)

@@ -1,7 +1,8 @@
-"""Live scenario runs on a real Mosquitto: the simulator driver, the twin (with its HTTP API) and the
-scenario runner in one process, as in ``pumptwin demo``. Start, pause (the simulation clock stops),
-resume, abort (the pumps back to their baseline), and a fault aimed at a real pump refused and
-recorded. Every wait is on a condition, never on a duration."""
+"""Live scenario runs on a real Mosquitto: the twin (with its HTTP API) and the scenario runner in
+one process, as in ``pumptwin demo``, each run on pumps of its own (its own simulation and driver).
+Start, a second run of the same scenario beside it (sites of its own) and the bound on runs, pause
+(the run's clock stops), resume, abort (the pumps back to their baseline, the run's simulation
+stopped). Every wait is on a condition, never on a duration."""
 
 from __future__ import annotations
 
@@ -10,37 +11,29 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiomqtt
 import httpx
 import pytest
 
 from tests.harness.accounts import client_as
-from tests.harness.live_sim import live_sim
-from tests.harness.mqtt import hostname_port
+from tests.harness.live_sim import LiveSim, live_sim
 from tests.harness.servers import Mosquitto
 from tests.harness.waiting import until
 from twin.app.serve import RunningTwin
-from twin.contract import examples
-from twin.contract.codec import encode
 from twin.contract.messages import CatheterState, MotorState
-from twin.contract.topics import Channel, build_topic
 from twin.mirror.commands import CommandState
 from twin.roles import Role
 from twin.scenarios.runner import ScenarioRunner
 from twin.scenarios.scenario_file import parse_scenario
 from twin.service.events import Notice, TwinEvent
-from twin.sim.driver import SimDriver
-from twin.sim.simulation import FleetSimulation
 
 pytestmark = pytest.mark.integration
 
 SITE = "scen-live"
-REAL = "real-0001"
 
 LIVE_DRILL = f"""\
 name: live-drill
 title: Live drill
-description: Faults on three simulated pumps, and one aimed at a real pump (which the twin refuses).
+description: Faults on three simulated pumps.
 learning_objectives: [Run a drill live]
 speed: 1800
 duration: 30d
@@ -53,12 +46,9 @@ fleet:
        program: {{mode: continuous, rate_ml_per_day: 0.4}}, reservoir_ml: 15}}
     - {{device_id: sim-c, site: {SITE}, drug: morphine, concentration_mg_per_ml: 10.0,
        program: {{mode: continuous, rate_ml_per_day: 0.4}}, reservoir_ml: 15}}
-    - {{device_id: {REAL}, site: {SITE}, drug: baclofen, concentration_mg_per_ml: 2.0,
-       program: {{mode: continuous, rate_ml_per_day: 0.3}}, reservoir_ml: 10}}
 timeline:
   - {{at: 0s, id: occlusion, step: inject_fault, devices: {{ids: [sim-a]}},
      fault: {{fault: catheter_occlusion, fraction: 1.0}}}}
-  - {{at: 0s, id: real-fault, step: inject_fault, devices: {{ids: [{REAL}]}}, fault: {{fault: motor_stall}}}}
   - {{at: 30m, id: stall, step: inject_fault, devices: {{ids: [sim-b]}}, fault: {{fault: motor_stall}}}}
   - {{at: 10m, id: itch, step: patient_symptom, devices: {{ids: [sim-a]}}, symptom: itching without a rash,
      severity: moderate}}
@@ -71,34 +61,17 @@ expect:
 
 @dataclass
 class Live:
+    harness: LiveSim
     twin: RunningTwin
-    driver: SimDriver
-    sim: FleetSimulation
     runner: ScenarioRunner
     api: httpx.AsyncClient
     notices: list[Notice]
 
 
-async def _publish_real_pump(mosquitto: Mosquitto) -> None:
-    """A gateway's read-out of a real pump: birth with ``simulated: false``, then its state."""
-    birth = examples.birth().model_copy(update={"device_id": REAL, "simulated": False})
-    state = examples.state().model_copy(update={"device_id": REAL})
-    host, port = hostname_port(mosquitto.url)
-    async with aiomqtt.Client(host, port) as client:
-        await client.publish(build_topic(SITE, REAL, Channel.BIRTH), encode(birth), qos=1, retain=True)
-        await client.publish(build_topic(SITE, REAL, Channel.STATE), encode(state), qos=1, retain=True)
-
-
 @contextlib.asynccontextmanager
 async def _live(mosquitto: Mosquitto, data_dir: Path) -> AsyncIterator[Live]:
     async with live_sim(
-        mosquitto,
-        data_dir,
-        parse_scenario(LIVE_DRILL),
-        client_id="test-scenario-twin",
-        seed=5,
-        real=[REAL],
-        prepare=lambda: _publish_real_pump(mosquitto),
+        mosquitto, data_dir, parse_scenario(LIVE_DRILL), client_id="test-scenario-twin", max_live_runs=2
     ) as live:
         notices: list[Notice] = []
 
@@ -109,7 +82,7 @@ async def _live(mosquitto: Mosquitto, data_dir: Path) -> AsyncIterator[Live]:
         stop = live.twin.service.hub.listen(heard)
         try:
             async with client_as(live.twin.url, Role.INSTRUCTOR) as api:
-                yield Live(live.twin, live.driver, live.sim, live.runner, api, notices)
+                yield Live(live, live.twin, live.runner, api, notices)
         finally:
             stop()
 
@@ -123,63 +96,65 @@ def _step(run: dict, step_id: str) -> dict:
     return step
 
 
-async def test_start_pause_resume_abort_and_a_real_pump_refused(mosquitto: Mosquitto, tmp_path: Path) -> None:
+async def test_start_beside_another_run_pause_resume_abort(mosquitto: Mosquitto, tmp_path: Path) -> None:
     async with _live(mosquitto, tmp_path) as live:
-        service, sim, api = live.twin.service, live.sim, live.api
+        service, api = live.twin.service, live.api
 
         listed = (await api.get("/api/scenarios")).json()
         assert [(s["name"], s["runnable"]) for s in listed] == [("live-drill", True)]
         assert (await api.post("/api/scenarios/nope/start", json={})).status_code == 404
 
-        # ---- start
+        # ---- start: the run's own pumps, on sites of its own, at its own speed
         started = await api.post("/api/scenarios/live-drill/start", json={"speed": 3600})
         assert started.status_code == 201, started.text
         run_id = started.json()["run_id"]
-        run = live.runner.get(run_id)
-        assert live.driver.speed == 3600
+        run = await live.harness.begun(run_id)
+        driver, sim = live.harness.driver(run), live.harness.sim(run)
+        assert driver.speed == 3600
+        site = run.timeline.sites["sim-b"]
+        assert site == f"tr-{run_id}.{SITE}"
+        # ---- a second run of the same scenario beside it: its own pumps; a third is one too many
+        other = await api.post("/api/scenarios/live-drill/start", json={"speed": 600})
+        assert other.status_code == 201, other.text
+        other_run = await live.harness.begun(other.json()["run_id"])
+        assert other_run.timeline.sites["sim-b"] != site
         again = await api.post("/api/scenarios/live-drill/start", json={})
-        assert again.status_code == 409
-        assert again.json()["reason"] == "run_active"
+        assert (again.status_code, again.json()["reason"]) == (409, "too_many_runs")
+        await live.runner.abort(other_run.run_id, "one is enough", by="instructor")
+        await until(lambda: live.harness.driver(other_run).finished.is_set(), what="the second run's simulation stops")
 
         def stalled() -> bool:
-            twin = service.twin_of("sim-b")
-            return twin.reported is not None and twin.reported.motor is MotorState.STALLED
+            twin = service.twin_of("sim-b", site)
+            return twin is not None and twin.reported is not None and twin.reported.motor is MotorState.STALLED
 
         await until(stalled, what="the stall step reaches sim-b")
         await until(
-            lambda: f"{SITE}/sim-b/motor_stall" in service.fleet.board.alarms,
+            lambda: f"{site}/sim-b/motor_stall" in service.fleet.board.alarms,
             what="the twin raises sim-b's motor stall",
         )
-
-        # ---- the fault aimed at the real pump: refused by the twin, recorded, the run goes on
-        body = (await api.get(f"/api/scenario-runs/{run_id}")).json()
-        real = _step(body, "real-fault")
-        assert real["status"] == "refused"
-        assert real["reason"].startswith("real_device_read_only")
-        assert not [c for c in service.fleet.commands.values() if c.device_id == REAL]
-        assert body["status"] == "running"
+        assert f"{other_run.timeline.sites['sim-b']}/sim-b/motor_stall" not in service.fleet.board.alarms
 
         # ---- pause: the timeline and the simulation clock stop
         paused = await api.post(f"/api/scenario-runs/{run_id}/pause", json={})
         assert paused.status_code == 200
         assert paused.json()["status"] == "paused"
-        assert live.driver.paused
+        assert driver.paused
         at_pause = sim.now
         done_at_pause = run.progress()["steps_done"]
         # the driver still applies commands while paused, at the paused time: a refill proves the
         # loop is alive, and its state's device time proves the clock did not move
         refill = {"type": "refill", "volume_ml": 18, "drug": "morphine", "concentration_mg_per_ml": 10.0}
-        sent = await api.post("/api/devices/sim-c/commands", json={"action": refill})
+        sent = await api.post(f"/api/devices/sim-c/commands?site={site}", json={"action": refill})
         assert sent.status_code == 202, sent.text
         command_id = sent.json()["command_id"]
         await until(
             lambda: service.fleet.commands[command_id].state is CommandState.APPLIED, what="the refill is applied"
         )
         await until(
-            lambda: (s := service.twin_of("sim-c").reported) is not None and s.last_refill is not None,
+            lambda: (s := service.twin_of("sim-c", site).reported) is not None and s.last_refill is not None,
             what="the refill's state reaches the twin",
         )
-        sim_c = service.twin_of("sim-c").reported
+        sim_c = service.twin_of("sim-c", site).reported
         assert sim_c is not None
         assert sim_c.last_refill is not None
         assert sim_c.last_refill.at == sim.at(at_pause)
@@ -192,7 +167,7 @@ async def test_start_pause_resume_abort_and_a_real_pump_refused(mosquitto: Mosqu
         # ---- resume: both run again
         resumed = await api.post(f"/api/scenario-runs/{run_id}/resume", json={})
         assert resumed.json()["status"] == "running"
-        assert not live.driver.paused
+        assert not driver.paused
         await until(lambda: sim.now > at_pause + 600, what="simulation time advances again")
 
         # ---- the report so far: both expected alarms, at the simulation time they happened
@@ -202,7 +177,7 @@ async def test_start_pause_resume_abort_and_a_real_pump_refused(mosquitto: Mosqu
         so_far = (await api.get(f"/api/scenario-runs/{run_id}")).json()["report"]["expectations"]
         assert [(e["code"], e["status"]) for e in so_far] == [("patient_report", "met"), ("motor_stall", "met")]
         stall_seen = so_far[1]["observed_at_s"]
-        assert 1800 <= stall_seen <= 1800 + 600  # raised at the 30m step (the twin's estimate of the pump's clock)
+        assert stall_seen == 1800  # raised at the 30m step: the device time of the pump's alarm
 
         # ---- abort: the kill switch
         aborted = await api.post(f"/api/scenario-runs/{run_id}/abort", json={"reason": "drill over"})
@@ -215,36 +190,33 @@ async def test_start_pause_resume_abort_and_a_real_pump_refused(mosquitto: Mosqu
         assert sorted(s["device_id"] for s in restores) == [
             "sim-a",
             "sim-b",
-        ]  # not the real pump, not the untouched one
+        ]  # not the untouched one
         assert (await api.post(f"/api/scenario-runs/{run_id}/pause", json={})).status_code == 409
 
-        restore_ids = [c.command_id for c in service.fleet.commands.values() if c.command.action.type == "clear_fault"]
+        restore_ids = [
+            c.command_id
+            for c in service.fleet.commands.values()
+            if c.command.action.type == "clear_fault" and c.site == site
+        ]
         assert len(restore_ids) == 2
         await until(
             lambda: all(service.fleet.commands[c].state is CommandState.APPLIED for c in restore_ids),
             what="both pumps apply clear_fault: all",
         )
-        cleared_at = sim.now
+        await until(lambda: driver.finished.is_set(), what="the aborted run's simulation stops")
 
         def baseline() -> bool:
-            a, b = service.twin_of("sim-a"), service.twin_of("sim-b")
-            tele = a.telemetry
-            return (
-                b.reported is not None
-                and b.reported.motor is MotorState.RUNNING
-                and tele is not None
-                and tele.device_time >= sim.at(cleared_at)
-                and tele.sim_truth is not None
-                and tele.sim_truth.catheter is CatheterState.PATENT
-            )
+            b = service.twin_of("sim-b", site)
+            return b.reported is not None and b.reported.motor is MotorState.RUNNING
 
+        assert sim.devices["sim-a"].pump.catheter is CatheterState.PATENT  # the simulator's truth
         await until(baseline, what="sim-a's catheter patent and sim-b's motor running, as the twin sees them")
-        assert f"{SITE}/sim-b/motor_stall" in service.fleet.board.alarms
-        assert not service.fleet.board.alarms[f"{SITE}/sim-b/motor_stall"].condition_active
+        assert f"{site}/sim-b/motor_stall" in service.fleet.board.alarms
+        assert not service.fleet.board.alarms[f"{site}/sim-b/motor_stall"].condition_active
         assert sim.devices["sim-c"].pump.memory_error is False  # the dropped step never happened
 
         listed_runs = (await api.get("/api/scenario-runs")).json()
-        assert [(r["run_id"], r["status"]) for r in listed_runs] == [(run_id, "aborted")]
+        assert [(r["run_id"], r["status"]) for r in listed_runs] == [(run_id, "aborted"), (other_run.run_id, "aborted")]
         assert listed_runs[0]["expectations"] == {"met": 2, "missed": 0, "pending": 0}
         assert "report" not in listed_runs[0]  # the list stays small; the run's own page has the report
 

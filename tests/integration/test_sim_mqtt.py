@@ -36,6 +36,7 @@ from twin.sim.device import Outgoing, SimulatedDevice
 from twin.sim.driver import SimDriver
 from twin.sim.fleet import generate_fleet
 from twin.sim.simulation import FleetSimulation
+from twin.sim.watch import watch
 
 pytestmark = pytest.mark.integration
 
@@ -185,3 +186,31 @@ async def test_broker_restart_mid_run_loses_no_alarm_event(mosquitto: Mosquitto)
     expected = {(a.device_id, a.alarm_id, a.event) for a in produced}
     assert expected <= received, f"lost alarm events: {sorted(expected - received)[:5]}"
     assert len(expected) > 3
+
+
+async def test_the_watch_view_prints_events_and_passes_over_site_clocks(mosquitto: Mosquitto) -> None:
+    """``pumptwin demo``'s live view: births and alarms printed, a site's clock counted and not
+    reported as a rejected message (it once printed a "rejected .../clock" line per clock tick)."""
+    lines: list[str] = []
+    counts: Counter[str] = Counter()
+    sim = _fleet()
+    driver = SimDriver(sim, MqttEndpoint.parse(mosquitto.url), speed=SPEED)
+    viewer = asyncio.create_task(watch(MqttEndpoint.parse(mosquitto.url), lines.append, counts=counts))
+    await asyncio.sleep(0.5)
+    runner = asyncio.create_task(driver.run())
+    try:
+        for _ in range(300):
+            if counts["clock"] >= 3 and sum("ALARM" in line for line in lines) >= 1:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        driver.stop()
+        await runner
+        viewer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await viewer
+    assert counts["clock"] >= 3, counts
+    assert counts["birth"] == 50, counts
+    assert any(" birth " in line for line in lines)
+    assert any("ALARM" in line for line in lines)
+    assert counts["rejected"] == 0, [line for line in lines if line.startswith("rejected")][:3]

@@ -53,7 +53,6 @@ ALARM_ON_PAGE_WITHIN_MS = 2000.0
 WAIT_MS = 20_000  # generous waits for things to appear; never a pass/fail timing criterion
 SITE = "training-ward"
 STALLED = "drill-a"
-ALARM_KEY = f"{SITE}/{STALLED}/motor_stall"
 SPEED = 60  # x real time: the stall comes 5 simulated minutes = 5 s after the start
 
 DRILL = f"""\
@@ -141,6 +140,8 @@ async def test_training_session_in_chromium_alarm_within_2_s_scored_correct_and_
         assert await desk.text_content("[data-testid=training-live-scenario]") == "Motor stall drill"
         session_id = await desk.get_attribute("section.live-session", "data-session")
         assert session_id
+        (run,) = live.runner.active  # the session's own pumps, on a site of its own
+        alarm_key = f"{run.timeline.sites[STALLED]}/{STALLED}/motor_stall"
 
         # ------------------------------------------------------------ the trainee's banner
         banner = trainee.locator("[data-testid=training-banner]")
@@ -151,10 +152,10 @@ async def test_training_session_in_chromium_alarm_within_2_s_scored_correct_and_
         assert await trainee.text_content("[data-testid=training-banner-status]") == "Running"
 
         # ---------------------------------------- the stall: on the trainee's page within 2 s
-        row = trainee.locator(f'tr[data-key="{ALARM_KEY}"]')
+        row = trainee.locator(f'tr[data-key="{alarm_key}"]')
         await row.wait_for(timeout=WAIT_MS)
         rendered_ms = float(await row.get_attribute("data-rendered-at") or "nan")
-        [raise_] = [t for t in service.store.journal.transitions(key=ALARM_KEY) if t.event is TransitionEvent.RAISE]
+        [raise_] = [t for t in service.store.journal.transitions(key=alarm_key) if t.event is TransitionEvent.RAISE]
         [fault] = [
             c for c in service.fleet.commands.values() if c.action_type == "inject_fault" and c.device_id == STALLED
         ]
@@ -178,7 +179,7 @@ async def test_training_session_in_chromium_alarm_within_2_s_scored_correct_and_
         before_click_ms = time.time() * 1000.0
         await row.locator("button[data-action=acknowledge]").click()
         await trainee.wait_for_selector(
-            f'tr[data-key="{ALARM_KEY}"][data-state="active_acknowledged"]', timeout=WAIT_MS
+            f'tr[data-key="{alarm_key}"][data-state="active_acknowledged"]', timeout=WAIT_MS
         )
         shown_acked_ms = time.time() * 1000.0
         await row.locator("button[data-action=respond]").click()
@@ -189,9 +190,9 @@ async def test_training_session_in_chromium_alarm_within_2_s_scored_correct_and_
         await trainee.wait_for_selector("dialog", state="detached", timeout=WAIT_MS)
 
         # ------------------------------------------ the instructor sees the verdict live
-        live_row = desk.locator(f'[data-testid=report-row][data-key="{ALARM_KEY}"][data-trainee=trainee]')
+        live_row = desk.locator(f'[data-testid=report-row][data-key="{alarm_key}"][data-trainee=trainee]')
         await desk.wait_for_selector(
-            f'[data-testid=report-row][data-key="{ALARM_KEY}"][data-verdict=correct]', timeout=WAIT_MS
+            f'[data-testid=report-row][data-key="{alarm_key}"][data-verdict=correct]', timeout=WAIT_MS
         )
         assert "rotor study" in (await live_row.locator("[data-testid=report-responses]").text_content() or "")
         await desk.wait_for_selector("[data-testid=trainee-row][data-trainee=trainee]", timeout=WAIT_MS)
@@ -201,7 +202,7 @@ async def test_training_session_in_chromium_alarm_within_2_s_scored_correct_and_
         await desk.click("[data-testid=training-pause]")
         await desk.wait_for_selector("[data-testid=training-status][data-status=paused]", timeout=WAIT_MS)
         await trainee.wait_for_selector("[data-testid=training-banner][data-status=paused]", timeout=WAIT_MS)
-        assert live.driver.paused
+        assert live.driver(run).paused
         await desk.click("[data-testid=training-resume]")
         await desk.wait_for_selector("[data-testid=training-status][data-status=running]", timeout=WAIT_MS)
         await desk.click("[data-testid=training-abort]")
@@ -218,7 +219,7 @@ async def test_training_session_in_chromium_alarm_within_2_s_scored_correct_and_
         await desk.click("[data-testid=training-report-link]")
         await desk.wait_for_selector("[data-testid=report-status][data-status=aborted]", timeout=WAIT_MS)
         assert "drill over" in (await desk.text_content("[data-testid=report-aborted-reason]") or "")
-        report_row = desk.locator(f'[data-testid=report-row][data-key="{ALARM_KEY}"][data-trainee=trainee]')
+        report_row = desk.locator(f'[data-testid=report-row][data-key="{alarm_key}"][data-trainee=trainee]')
         await report_row.wait_for(timeout=WAIT_MS)
         assert await report_row.get_attribute("data-verdict") == "correct"
         assert (
@@ -227,9 +228,9 @@ async def test_training_session_in_chromium_alarm_within_2_s_scored_correct_and_
         shown_ack = await report_row.locator("[data-testid=report-time-to-ack]").text_content()
 
         body = await (await desk.request.get(f"{url}/api/training/sessions/{session_id}")).json()
-        [scored] = [a for a in body["report"]["alarms"] if a["key"] == ALARM_KEY]
+        [scored] = [a for a in body["report"]["alarms"] if a["key"] == alarm_key]
         ack_s = scored["time_to_ack_s"]
-        [ack] = [t for t in service.store.journal.transitions(key=ALARM_KEY) if t.event is TransitionEvent.ACKNOWLEDGE]
+        [ack] = [t for t in service.store.journal.transitions(key=alarm_key) if t.event is TransitionEvent.ACKNOWLEDGE]
         print(
             f"time to acknowledge: report {shown_ack}, API {ack_s:.3f} s, journal {ack.time_to_ack_s:.3f} s; "
             f"test clock: raise -> click {(before_click_ms - raised_ms) / 1000:.3f} s, "
@@ -269,7 +270,7 @@ async def test_training_session_in_chromium_alarm_within_2_s_scored_correct_and_
         await trainee.click("[data-testid=training-banner] a")
         await trainee.wait_for_selector("[data-testid=report-status][data-status=aborted]", timeout=WAIT_MS)
         expected = await trainee.locator(
-            f'[data-testid=report-row][data-key="{ALARM_KEY}"] [data-testid=report-expected]'
+            f'[data-testid=report-row][data-key="{alarm_key}"] [data-testid=report-expected]'
         ).text_content()
         assert expected == "rotor study, interrogate"
         await trainee.screenshot(path=screenshot_path("training-report-trainee"), full_page=True)

@@ -92,31 +92,32 @@ async def test_an_unanswered_alarm_escalates_and_the_session_replays_and_records
             )
             assert started.status_code == 201, started.text
             sid = started.json()["session_id"]
+            (site,) = started.json()["sites"]  # the session's own pumps, on a site of its own
 
             # ---- trainee answers the stall at once; nobody answers the memory error
-            await until(lambda: f"{SITE}/db-a/motor_stall" in service.fleet.board.alarms, what="the stall alarm")
-            assert (await trainee.post(f"/api/alarms/{SITE}/db-a/motor_stall/acknowledge", json={})).status_code == 200
+            await until(lambda: f"{site}/db-a/motor_stall" in service.fleet.board.alarms, what="the stall alarm")
+            assert (await trainee.post(f"/api/alarms/{site}/db-a/motor_stall/acknowledge", json={})).status_code == 200
             answer = await trainee.post(
-                f"/api/alarms/{SITE}/db-a/motor_stall/responses", json={"action": "rotor_study"}
+                f"/api/alarms/{site}/db-a/motor_stall/responses", json={"action": "rotor_study"}
             )
             assert answer.status_code == 201
-            await until(lambda: f"{SITE}/db-b/memory_error" in service.fleet.board.alarms, what="the memory error")
-            memory = service.fleet.board.alarms[f"{SITE}/db-b/memory_error"]
+            await until(lambda: f"{site}/db-b/memory_error" in service.fleet.board.alarms, what="the memory error")
+            memory = service.fleet.board.alarms[f"{site}/db-b/memory_error"]
             assert memory.unacknowledged_since is not None
 
             # ---- it escalates on schedule: journal, the instructor's "escalated to you", the pager
             await until(
-                lambda: service.store.journal.escalations(key=f"{SITE}/db-b/memory_error"), what="the escalation"
+                lambda: service.store.journal.escalations(key=f"{site}/db-b/memory_error"), what="the escalation"
             )
-            (escalated,) = service.store.journal.escalations(key=f"{SITE}/db-b/memory_error")
+            (escalated,) = service.store.journal.escalations(key=f"{site}/db-b/memory_error")
             assert escalated.due_at == memory.unacknowledged_since + timedelta(seconds=TIER_1_S)
             late_s = (escalated.at - escalated.due_at).total_seconds()
             print(f"\nescalation made {late_s * 1000:.0f} ms after its deadline (the clock ticks every second)")
             assert 0 <= late_s < 2.0
             assert (escalated.level, escalated.notified) == (1, ("instructor",))
-            assert service.store.journal.escalations(key=f"{SITE}/db-a/motor_stall") == []  # answered in time
+            assert service.store.journal.escalations(key=f"{site}/db-a/motor_stall") == []  # answered in time
             mine = (await instructor.get("/api/escalations/mine")).json()
-            assert [(e["key"], e["tier"]) for e in mine] == [(f"{SITE}/db-b/memory_error", "charge nurse")]
+            assert [(e["key"], e["tier"]) for e in mine] == [(f"{site}/db-b/memory_error", "charge nurse")]
             assert (await trainee.get("/api/escalations/mine")).json() == []
             await until(lambda: pager.bodies(), what="the pager receives the escalation")
             (paged,) = pager.bodies()
@@ -152,12 +153,12 @@ async def test_an_unanswered_alarm_escalates_and_the_session_replays_and_records
             assert replay["steps"][2]["symptom"] == "Headache and agitation"
             assert ("clear_fault", "db-a", "abort") in steps  # the abort's restores
             alarms = {a["key"]: a for a in replay["alarms"]}
-            assert [t["event"] for t in alarms[f"{SITE}/db-a/motor_stall"]["transitions"]][:2] == [
+            assert [t["event"] for t in alarms[f"{site}/db-a/motor_stall"]["transitions"]][:2] == [
                 "raise",
                 "acknowledge",
             ]
-            assert alarms[f"{SITE}/db-a/motor_stall"]["expected"] == ["rotor_study", "interrogate"]
-            assert [e["level"] for e in alarms[f"{SITE}/db-b/memory_error"]["escalations"]] == [1]
+            assert alarms[f"{site}/db-a/motor_stall"]["expected"] == ["rotor_study", "interrogate"]
+            assert [e["level"] for e in alarms[f"{site}/db-b/memory_error"]["escalations"]] == [1]
             people = {t["trainee"]: t for t in replay["trainees"]}
             assert [a["action"] for a in people["trainee"]["acts"]] == ["acknowledge", "rotor_study"]
             assert people["trainee2"]["acts"] == []
@@ -175,11 +176,11 @@ async def test_an_unanswered_alarm_escalates_and_the_session_replays_and_records
             # any window of the journal
             window = await instructor.get(
                 "/api/training/replay",
-                params={"since": replay["start"], "until": replay["end"], "site": SITE},
+                params={"since": replay["start"], "until": replay["end"], "site": site},
             )
             assert window.status_code == 200, window.text
             body = window.json()
-            assert {a["key"] for a in body["alarms"]} >= {f"{SITE}/db-a/motor_stall", f"{SITE}/db-b/memory_error"}
+            assert {a["key"] for a in body["alarms"]} >= {f"{site}/db-a/motor_stall", f"{site}/db-b/memory_error"}
             assert [t["trainee"] for t in body["trainees"]] == ["trainee"]  # who acted in the window
             refused = await instructor.get(
                 "/api/training/replay", params={"since": replay["end"], "until": replay["start"]}

@@ -66,7 +66,7 @@ async def test_a_session_scored_from_what_trainees_did_and_written_to_influxdb(
         influxd=influxd,
         database=DATABASE,
     ) as live:
-        twin, driver, service = live.twin, live.driver, live.twin.service
+        twin, service = live.twin, live.twin.service
         assert twin.users is not None
         twin.users.add("trainee2", Role.TRAINEE, hash_password("trainee2-password"), actor="test", at=EPOCH)
         async with (
@@ -85,6 +85,9 @@ async def test_a_session_scored_from_what_trainees_did_and_written_to_influxdb(
             assert started.status_code == 201, started.text
             session = started.json()
             sid = session["session_id"]
+            (site,) = session["sites"]  # the session's own pumps, on a site of its own
+            assert site == f"tr-{session['run_id']}.{SITE}"
+            driver = live.driver(session["run_id"])
             assert (driver.speed, session["speed"]) == (1200, 1200)
             assert (session["status"], session["instructor"], session["devices"]) == (
                 "running",
@@ -97,19 +100,19 @@ async def test_a_session_scored_from_what_trainees_did_and_written_to_influxdb(
 
             # ---- the stall: trainee acknowledges and asks for a rotor study; trainee2 answers wrongly
             await until(
-                lambda: f"{SITE}/tr-a/motor_stall" in service.fleet.board.alarms, what="the stall alarm on tr-a"
+                lambda: f"{site}/tr-a/motor_stall" in service.fleet.board.alarms, what="the stall alarm on tr-a"
             )
             await until(
-                lambda: f"{SITE}/tr-b/memory_error" in service.fleet.board.alarms, what="the memory error on tr-b"
+                lambda: f"{site}/tr-b/memory_error" in service.fleet.board.alarms, what="the memory error on tr-b"
             )
             sent_at = time.monotonic()
-            acked = await trainee.post(f"/api/alarms/{SITE}/tr-a/motor_stall/acknowledge", json={})
+            acked = await trainee.post(f"/api/alarms/{site}/tr-a/motor_stall/acknowledge", json={})
             ack_wall_s = time.monotonic() - sent_at
             assert acked.status_code == 200, acked.text
-            study = await trainee.post(f"/api/alarms/{SITE}/tr-a/motor_stall/responses", json={"action": "rotor_study"})
+            study = await trainee.post(f"/api/alarms/{site}/tr-a/motor_stall/responses", json={"action": "rotor_study"})
             assert study.status_code == 201, study.text
             wrong = await trainee2.post(
-                f"/api/alarms/{SITE}/tr-a/motor_stall/responses", json={"action": "escalate_physician"}
+                f"/api/alarms/{site}/tr-a/motor_stall/responses", json={"action": "escalate_physician"}
             )
             assert wrong.status_code == 201, wrong.text
 
@@ -120,7 +123,7 @@ async def test_a_session_scored_from_what_trainees_did_and_written_to_influxdb(
             early_csv = (await trainee.get(f"/api/training/sessions/{sid}/report.csv")).text
             assert {r["expected"] for r in csv.DictReader(io.StringIO(early_csv))} == {""}
             live = (await instructor.get(f"/api/training/sessions/{sid}")).json()
-            assert live["expected"][f"{SITE}/tr-a/motor_stall"] == ["rotor_study", "interrogate"]
+            assert live["expected"][f"{site}/tr-a/motor_stall"] == ["rotor_study", "interrogate"]
             rows = {(r["trainee"], r["code"]): r for r in live["report"]["alarms"]}
             assert rows[("trainee", "motor_stall")]["verdict"] == "correct"
             assert rows[("trainee2", "motor_stall")]["verdict"] == "pending"  # could still get it right
@@ -131,7 +134,7 @@ async def test_a_session_scored_from_what_trainees_did_and_written_to_influxdb(
             assert aborted.status_code == 200, aborted.text
             final = aborted.json()
             assert (final["status"], final["aborted_reason"]) == ("aborted", "debrief")
-            assert driver.speed == 600  # the session gave the clock its pace back
+            await until(lambda: driver.finished.is_set(), what="the session's simulation stops with it")
             assert (await trainee.get("/api/training/current")).json() == {"session": None}
             again = await instructor.post(f"/api/training/sessions/{sid}/abort", json={})
             assert (again.status_code, again.json()["reason"]) == (409, "session_finished")
@@ -140,7 +143,7 @@ async def test_a_session_scored_from_what_trainees_did_and_written_to_influxdb(
             stall = rows[("trainee", "motor_stall")]
             (ack,) = [
                 t
-                for t in service.store.journal.transitions(key=f"{SITE}/tr-a/motor_stall")
+                for t in service.store.journal.transitions(key=f"{site}/tr-a/motor_stall")
                 if t.event is TransitionEvent.ACKNOWLEDGE
             ]
             raised = datetime.fromisoformat(stall["raised_at"])
@@ -202,3 +205,61 @@ async def test_a_session_scored_from_what_trainees_did_and_written_to_influxdb(
                 pytest.approx(stall["time_to_ack_s"], abs=1e-3),
             )
             assert verdicts[("trainee2", "memory_error")] == ("missed", None)
+
+
+async def test_two_sessions_of_a_scenario_in_a_row_start_alike_and_score_the_same_for_the_same_actions(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    async with live_sim(mosquitto, tmp_path, parse_scenario(SESSION_DRILL), client_id="test-training-twice") as live:
+        service = live.twin.service
+        reports = []
+        baselines = []
+        async with (
+            client_as(live.twin.url, Role.INSTRUCTOR) as instructor,
+            client_as(live.twin.url, Role.TRAINEE) as trainee,
+        ):
+            for _ in range(2):
+                body = {"scenario": "stall-drill", "trainees": ["trainee"], "speed": 1200}
+                started = await instructor.post("/api/training/sessions", json=body)
+                assert started.status_code == 201, started.text
+                session = started.json()
+                sid, (site,) = session["session_id"], session["sites"]
+                stall, memory = f"{site}/tr-a/motor_stall", f"{site}/tr-b/memory_error"
+                await until(lambda: stall in service.fleet.board.alarms, what="the stall")  # noqa: B023
+                assert (await trainee.post(f"/api/alarms/{stall}/acknowledge", json={})).status_code == 200
+                answer = await trainee.post(f"/api/alarms/{stall}/responses", json={"action": "rotor_study"})
+                assert answer.status_code == 201
+                await until(lambda: memory in service.fleet.board.alarms, what="the memory error")  # noqa: B023
+                ended = await instructor.post(f"/api/training/sessions/{sid}/abort", json={"reason": "done"})
+                assert ended.status_code == 200, ended.text
+                reports.append(ended.json())
+                frames = await service.store.frames(sid)
+                first_frames = {}
+                for f in frames:  # the first frame of each pump: its state when the session began
+                    first_frames.setdefault(f.device_id, f.state)
+                baselines.append(
+                    {d: (f["device_time"], f["reservoir_ml"], f["motor"]) for d, f in sorted(first_frames.items())}
+                )
+    first, second = reports
+    assert first["sites"] != second["sites"]  # each its own pumps
+    assert baselines[0] == baselines[1] != []  # each from the scenario's baseline, not from how the first left them
+
+    def scored(report: dict) -> list[tuple[object, ...]]:
+        return sorted(
+            (r["device_id"], r["code"], r["verdict"], tuple(r["matched"]), r["score"])
+            for r in report["report"]["alarms"]
+        )
+
+    assert scored(first) == scored(second)
+    assert [(r["code"], r["verdict"]) for r in sorted(first["report"]["alarms"], key=lambda r: r["code"])] == [
+        ("memory_error", "missed"),
+        ("motor_stall", "correct"),
+    ]
+
+    def summary(report: dict) -> list[tuple[object, ...]]:  # without the median time to acknowledge (wall seconds)
+        return [
+            (t["trainee"], t["correct"], t["missed"], t["incorrect"], t["score"]) for t in report["report"]["trainees"]
+        ]
+
+    assert summary(first) == summary(second)
+    assert (first["drill"]["misfired"], second["drill"]["misfired"]) == (False, False)

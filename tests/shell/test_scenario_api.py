@@ -102,24 +102,16 @@ async def test_starting_without_a_simulation_is_refused(api: httpx.AsyncClient) 
     assert (missing.status_code, missing.json()["reason"]) == (404, "unknown_run")
 
 
-async def test_a_simulation_running_flat_out_has_no_clock_for_a_live_run(
+async def test_a_run_owns_its_pumps_so_any_scenario_is_runnable_and_the_bound_is_kept(
     api: httpx.AsyncClient, service: TwinService, runner: ScenarioRunner
 ) -> None:
-    runner.attach(service, _driver(speed=None))
-    response = await api.post("/api/scenarios/kill-switch/start", json={"speed": 60})
-    assert (response.status_code, response.json()["reason"]) == (409, "flat_out")
-
-
-async def test_a_scenario_whose_pumps_the_twin_does_not_mirror_is_refused(
-    api: httpx.AsyncClient, service: TwinService, runner: ScenarioRunner
-) -> None:
-    runner.attach(service, _driver(speed=60.0))  # the twin mirrors nothing yet: p1..p3 are unknown
+    runner.attach(service, lambda sim, speed: SimDriver(sim, MqttEndpoint.parse("mqtt://127.0.0.1:1"), speed=speed))
     (listed,) = (await api.get("/api/scenarios")).json()
-    assert listed["runnable"] is False
-    assert "no pump 'p2' in the fleet" in listed["not_runnable_because"]
+    assert (listed["runnable"], listed["not_runnable_because"]) == (True, None)  # the twin mirrors none of p1..p3
+    runner.max_live_runs = 0
     response = await api.post("/api/scenarios/kill-switch/start", json={})
-    assert (response.status_code, response.json()["reason"]) == (409, "invalid_for_fleet")
-    assert "no pump 'p2' in the fleet" in response.json()["detail"]
+    assert (response.status_code, response.json()["reason"]) == (409, "too_many_runs")
+    assert (await api.get("/api/scenario-runs")).json() == []
     bad = await api.post("/api/scenarios/kill-switch/start", json={"speed": -1})
     assert bad.status_code == 422
 

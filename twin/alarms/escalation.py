@@ -41,8 +41,12 @@ Rules
 * Each tier is reached once per ladder; its :class:`Escalation` is recorded with its deadline
   (``due_at``) and the moment it was made (``at``, at most one clock tick later). Tiers that fell
   due together (a twin that was down) are all made at once, in order: each should have been told.
-* ``now`` and the alarm's times must be on one clock. In a simulated training session that is the
-  clock the twin uses for the device (the caller feeds it); this module never reads one.
+* ``now`` and the alarm's times must be on one clock; this module never reads one. The service
+  feeds the twin's wall clock, for simulated pumps too (a decision, ``docs/console.md``): the
+  ladder is a threshold on how long *people* take to answer, and people answer in wall time (time
+  to acknowledge is measured on it). On a training session's simulated clock at 600x a high alarm
+  would escalate 0.2 s after it sounded. Every threshold about the *device* (silence, forecasts,
+  patient reports) runs on the simulation's clock (:mod:`twin.mirror.clock`).
 
 Pure: no I/O, no clock, no globals. Failure modes: ``ValueError`` for a policy that is not a ladder
 (levels not 1, 2, 3 ..., delays not increasing, a tier with nobody to tell, an unknown role) and

@@ -72,6 +72,11 @@ from twin.store.users import (
 
 SESSION_COOKIE: Final = "pumptwin_session"
 
+STREAM_DEVICE_PACE_S: Final = 0.1
+"""A stream client gets device summaries at most ten times a second (newer ones replace older
+ones meanwhile); alarms, commands and responses go out at once. One write per event made the
+stream the twin's largest cost at 1,000 messages/s (BENCHMARKS.md, alarm_latency)."""
+
 STREAM_SESSION_RECHECK_S: Final = 30.0
 """How long a live stream may outlive its session (logout, disabled user, expiry) at most. Checking
 on every event would cost a lookup per event per browser; a half-minute tail of read-only events

@@ -190,7 +190,12 @@ def training_router(desk: TrainingDesk) -> APIRouter:
         if only is not None:
             result = only_trainee(result, only)
         end = session.ended_at or desk.service.clock()
-        commands = [c for d in session.devices for c in await store.commands(device_id=d)]
+        commands = [
+            c
+            for d in session.devices
+            for c in await store.commands(device_id=d)
+            if not session.sites or c.site in session.sites
+        ]
         return session_replay(
             session,
             result,

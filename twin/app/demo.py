@@ -24,9 +24,8 @@ from twin.embedded_broker import embedded_broker
 from twin.mqtt_endpoint import MqttEndpoint
 from twin.pump.model import ERI_PERCENT
 from twin.roles import Role
-from twin.scenarios.fleet import resolve_fleet, training_fleet
 from twin.scenarios.model import Scenario
-from twin.scenarios.runner import ScenarioRunner, run_summary, start_when_mirrored
+from twin.scenarios.runner import ScenarioRefused, ScenarioRunner, run_summary
 from twin.scenarios.scenario_file import load_library
 from twin.settings import Settings
 from twin.sim.driver import SimDriver
@@ -94,15 +93,15 @@ async def run_demo(
     scenario: Scenario | None = None,
     training: bool = False,
 ) -> None:
-    """With ``scenario``, the fleet is the scenario's and the scenario runs live once every pump is
-    mirrored; either way the catalogue is offered on the API (``/api/scenarios``).
+    """The demo fleet runs at ``speed``; the catalogue is offered on the API (``/api/scenarios``),
+    and every scenario run (a training session) runs on pumps of its own: the scenario's fleet from
+    its baseline, in a simulation of its own at the run's speed, on sites ``tr-<run>.<site>``
+    (:class:`~twin.scenarios.runner.ScenarioRunner`). With ``scenario``, that scenario starts
+    once the twin is up.
 
-    With ``training`` (and no ``scenario``), the fleet is every pump of the catalogue's inline
-    scenarios (:func:`~twin.scenarios.fleet.training_fleet`), without random faults or clinic
-    refills, and nothing starts by itself: an instructor starts training sessions from the
-    console, and each session sets the clock to its scenario's speed. ``speed`` (default 1x)
-    is the pace between sessions: slow, so that the pumps are still as the scenarios wrote them
-    when a session starts."""
+    With ``training``, the demo fleet has no random faults (its alarms would only distract from
+    the sessions'), and nothing starts by itself: an instructor starts training sessions from the
+    console; several can run at once."""
     console = Console()
     settings = Settings()
     settings.http.port = http_port if _port_free(http_port) else 0  # 8080 taken: any free port (printed)
@@ -129,20 +128,10 @@ async def run_demo(
                 random_faults=True,
                 clinic=True,
             )
-            generated: list[str] = []
-            if scenario is None and training:
-                specs, generated = training_fleet(library)
-                plan = dataclasses.replace(plan, specs=specs, random_faults=False, clinic=False)
-            elif scenario is None:
-                plan = dataclasses.replace(plan, specs=demo_fleet(plan.specs))
-            else:
-                fleet = resolve_fleet(scenario)
-                plan = dataclasses.replace(
-                    plan, specs=list(fleet.specs), seed=fleet.seed, random_faults=False, clinic=scenario.clinic_refills
-                )
+            plan = dataclasses.replace(plan, specs=demo_fleet(plan.specs), random_faults=not training)
             sim = plan.simulation()
             driver = SimDriver(sim, endpoint, speed=plan.speed, end_s=plan.duration_s)
-            runner.attach(twin.service, driver)
+            runner.attach(twin.service, lambda own, pace: SimDriver(own, endpoint, speed=pace, session_base=1))
             console.rule("[bold]PumpTwin demo")
             console.print(f"embedded MQTT broker   {url}")
             console.print(f"twin service           [bold cyan]{twin.url}[/]  (API docs {twin.url}/docs)")
@@ -158,19 +147,13 @@ async def run_demo(
                 f"{len(plan.specs)} simulated pumps, "
                 f"{'as fast as possible' if speed is None else f'{speed:g}x real time'}; Ctrl-C to stop\n"
             )
-            if not training and scenario is None:
-                console.print(
-                    "training sessions: the catalogue's scenarios need their own pumps: "
-                    "[bold].venv/bin/pumptwin demo --training[/]"
-                )
             if training:
                 console.print(
                     "[bold]training[/]: sign in as an instructor, open "
                     f"[bold cyan]{twin.url}/console/#/training[/], pick a scenario and trainees, start; "
-                    "trainees sign in from another browser."
+                    "trainees sign in from another browser. Each session runs the scenario's own pumps "
+                    "(sites tr-<run>.<site>), from its baseline, at its own speed."
                 )
-                if generated:
-                    console.print(f"  (on their own fleet only, with --scenario: {', '.join(generated)})")
             counts: Counter[str] = Counter()
             driver_done = asyncio.Event()
 
@@ -196,9 +179,11 @@ async def run_demo(
                 tasks.create_task(driving(), name="sim-driver")
                 if scenario is not None:
                     console.print(f"scenario               [bold]{scenario.title}[/] ({twin.url}/api/scenario-runs)")
-                    tasks.create_task(
-                        start_when_mirrored(runner, scenario.name, started_by="demo", speed=speed), name="demo-start"
-                    )
+                    try:
+                        runner.start(scenario.name, speed=speed, started_by="demo")
+                    except ScenarioRefused as exc:
+                        console.print(f"[red]scenario {scenario.name} not started: {exc}[/]")
+            await runner.close()
             for run in runner.runs.values():
                 console.print(run_summary(run))
             mirrored = twin.service.fleet

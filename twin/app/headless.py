@@ -31,7 +31,7 @@ from twin.contract.codec import decode_command, encode
 from twin.contract.topics import build_topic, parse_topic
 from twin.mirror.fleet import FleetConfig
 from twin.scenarios.evaluation import ScenarioReport
-from twin.scenarios.fleet import resolve_fleet
+from twin.scenarios.fleet import resolve_fleet, scenario_simulation
 from twin.scenarios.model import Scenario
 from twin.scenarios.runner import Handler, ScenarioRun
 from twin.scenarios.timeline import expand
@@ -156,15 +156,7 @@ class HeadlessRun:
         self.fleet = resolve_fleet(scenario, seed=seed)
         self.timeline = expand(scenario, self.fleet.members, self.fleet.epoch)
         telemetry_s = scenario.telemetry_every.total_seconds()
-        self.sim = FleetSimulation(
-            list(self.fleet.specs),
-            epoch=self.fleet.epoch,
-            seed=self.fleet.seed,
-            sink=lambda *_: None,  # the stage's
-            telemetry_interval_s=telemetry_s,
-            clinic_refills=scenario.clinic_refills,
-            random_faults=False,
-        )
+        self.sim = scenario_simulation(scenario, self.fleet)  # its sink: the stage's
         epoch = self.fleet.epoch
         self.service = headless_service(clock=lambda: epoch + timedelta(seconds=self.sim.now))
         # the twin re-evaluates its alerts on every report; its tick adds silence and expiries

@@ -248,6 +248,11 @@ async def serve_forever(settings: Settings, endpoint_url: str | None) -> None:
             password=settings.mqtt.password.get_secret_value() if settings.mqtt.password else None,
             ca_file=settings.mqtt.ca_file,
         )
+        if settings.database.url is not None:  # one replica among several (docs/scale.md)
+            from twin.app.replica import serve_replica
+
+            await serve_replica(settings, endpoint)
+            return
         running = await stack.enter_async_context(running_twin(settings, endpoint))
         print(f"twin service: {running.url} (API docs {running.url}/docs), MQTT {endpoint.url}", flush=True)
         print(f"time series: {running.writer.describe() if running.writer is not None else 'disabled'}", flush=True)

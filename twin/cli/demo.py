@@ -26,8 +26,8 @@ def demo(
         bool,
         typer.Option(
             "--training",
-            help="A fleet for training sessions: every pump of the catalogue's scenarios, at 1x until an "
-            "instructor starts a session in the console.",
+            help="For training sessions: the demo fleet at 1x without random faults; an instructor starts "
+            "sessions in the console, each on the scenario's own pumps at its own speed.",
         ),
     ] = False,
 ) -> None:

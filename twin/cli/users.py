@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -13,7 +16,8 @@ from twin.cli.options import DataDirOption
 from twin.roles import Role
 
 users_app = typer.Typer(
-    help="Console accounts (roles viewer < trainee < instructor < admin), in <data dir>/users.sqlite.",
+    help="Console accounts (roles viewer < trainee < instructor < admin), in <data dir>/users.sqlite, "
+    "or in PostgreSQL when PUMPTWIN_DATABASE__URL is set (the accounts every replica shares).",
     no_args_is_help=True,
 )
 app.add_typer(users_app, name="users")
@@ -24,6 +28,29 @@ def _users_file(data_dir: Path | None) -> Path:
     from twin.settings import Settings
 
     return (data_dir or Settings().data_dir) / USERS_FILE
+
+
+@contextlib.contextmanager
+def _accounts(data_dir: Path | None) -> Iterator[Any]:
+    """The account store: the replicas' PostgreSQL when a database URL is set, else the SQLite file."""
+    from twin.settings import Settings
+    from twin.store.users import UserStore
+
+    settings = Settings()
+    if settings.database.url is None:
+        with UserStore(_users_file(data_dir)) as store:
+            yield store
+        return
+    from twin.app.replica import BlockingAccounts, database_limits
+    from twin.store.postgres.schema import migrate_sync
+
+    url = settings.database.url.get_secret_value()
+    migrate_sync(url)
+    accounts = BlockingAccounts(url, replica=f"cli-{os.getpid()}", limits=database_limits(settings))
+    try:
+        yield accounts
+    finally:
+        accounts.close()
 
 
 @users_app.command("add")
@@ -43,7 +70,7 @@ def users_add(
     import sys
     from datetime import UTC, datetime
 
-    from twin.store.users import UserError, UserStore, check_password, check_username, hash_password
+    from twin.store.users import UserError, check_password, check_username, hash_password
 
     if password_env and password_stdin:
         raise typer.BadParameter("give --password-env or --password-stdin, not both")
@@ -56,7 +83,7 @@ def users_add(
         else:
             password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
         password_hash = hash_password(check_password(password))
-        with UserStore(_users_file(data_dir)) as store:
+        with _accounts(data_dir) as store:
             user = store.add(name, role, password_hash, actor=f"cli:{getpass.getuser()}", at=datetime.now(UTC))
     except UserError as exc:
         typer.echo(f"refused ({exc.reason}): {exc}", err=True)
@@ -67,9 +94,7 @@ def users_add(
 @users_app.command("list")
 def users_list(data_dir: DataDirOption = None) -> None:
     """List the console accounts: name, role, and whether the account is disabled."""
-    from twin.store.users import UserStore
-
-    with UserStore(_users_file(data_dir)) as store:
+    with _accounts(data_dir) as store:
         users = store.all()
     if not users:
         typer.echo("no users yet: pumptwin users add NAME --role admin")

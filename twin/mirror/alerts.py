@@ -9,7 +9,8 @@ Connection and reporting:
 
 * ``device_offline`` — the connection was lost (last will).
 * ``device_silent`` — a *simulated* pump has been quiet for longer than expected, on the
-  simulation's clock (:mod:`twin.mirror.clock`), so a live run at 600x and a headless run agree.
+  simulation's clock (:mod:`twin.mirror.clock`: the latest device time heard from its site), so a
+  live run at 600x and a headless run agree.
 * ``interrogation_overdue`` — a *real* pump is read only at clinic visits: no read-out since the
   planned refill date plus a grace period means the visit was missed (replaces a fixed silence
   limit, which cannot fit refill intervals of 1 to 6 months).
@@ -47,6 +48,14 @@ dangerous: when delivery may stop or fall for a baclofen or clonidine patient (w
 
 :func:`evaluate` is pure: it returns the conditions that hold now; the service compares them with
 the alerts already raised and raises or clears them through the alarm lifecycle.
+
+**Clocks.** Every time threshold of a *simulated* pump runs on the device's clock (``device_now``,
+the simulation's time at its site), patient reports included; a real pump's silence and its patient
+reports run on the twin's wall clock (its programming and refill rules on the times the pump
+reported, as for every pump). :func:`next_change` says, for the same inputs, at which device time
+the result of :func:`evaluate` can next change, so that the twin re-evaluates a simulated pump
+exactly when the simulation's clock passes that time (however fast the simulation runs) instead of
+on the wall clock's ticks.
 """
 
 from __future__ import annotations
@@ -223,7 +232,8 @@ def evaluate(
     """The twin alerts that hold for ``twin`` at wall time ``now``, given the forecast of its
     latest state (``outlook``), what the device's clock reads now (``device_now``, from
     :func:`twin.mirror.clock.device_time`; the twin's own estimate when not given) and the patient
-    reports recorded for it (any order)."""
+    reports recorded for it (any order; timed on the device's clock for a simulated pump, on the
+    wall clock for a real one)."""
     out: list[AlertCondition] = []
     if device_now is None:
         device_now = twin.device_now(now)
@@ -237,7 +247,7 @@ def evaluate(
             out.append(
                 AlertCondition(TwinAlertCode.DEVICE_SILENT, "silence", f"No report for {minutes:.0f} simulated min")
             )
-    out += _patient_report(reports, now, policy)
+    out += _patient_report(reports, report_clock(twin, now, device_now), policy)
     state = twin.reported
     if state is None:
         return out
@@ -261,6 +271,97 @@ def evaluate(
                 condition.code, condition.instance, f"{condition.message} ({drug}: withdrawal risk)", Priority.HIGH
             )
         out.append(condition)
+    return out
+
+
+def report_clock(twin: DeviceTwin, now: datetime, device_now: datetime | None) -> datetime:
+    """The clock patient reports about ``twin`` are timed on: the device's for a simulated pump
+    (a scenario's symptom happens at a simulated time), the twin's wall clock for a real one."""
+    if twin.simulated is not False and device_now is not None:
+        return device_now
+    return now
+
+
+_TICK: Final = timedelta(microseconds=1)
+"""The resolution of ``datetime``: a rule that holds when ``t > d`` first holds at ``d + _TICK``."""
+
+
+def next_change(
+    twin: DeviceTwin,
+    outlook: Forecast | None,
+    now: datetime,
+    policy: AlertPolicy = AlertPolicy(),
+    *,
+    device_now: datetime | None = None,
+    reports: Sequence[PatientReport] = (),
+) -> datetime | None:
+    """The earliest device time after ``device_now`` at which :func:`evaluate` (same arguments,
+    only the device's clock moved on) may return other conditions (codes, instances, priorities),
+    or ``None`` if no time alone changes them. Never late: for every device time ``t`` with
+    ``device_now <= t < next_change(...)`` the conditions are those at ``device_now``. It may be
+    early (a deadline at which nothing visible changes); the caller then asks again.
+
+    For a simulated pump the wall clock does not matter (its rules all run on the device's clock);
+    for a real pump the twin's wall-clock rules (presence, patient reports) are left to its ticks,
+    and only its device-clock deadlines are given."""
+    if device_now is None:
+        device_now = twin.device_now(now)
+    if device_now is None:
+        return None
+    simulated = twin.simulated is not False
+    found: list[datetime] = []
+    heard = twin.last_device_time
+    if (
+        simulated
+        and twin.last_seen_at is not None
+        and heard is not None
+        and twin.presence_reason not in ("will", "shutdown")
+    ):
+        found.append(heard + silence_limit(twin, policy) + _TICK)
+    if simulated:
+        for r in reports:
+            found += [r.at, r.at + policy.patient_report_for]
+    state = twin.reported
+    if state is not None and twin.birth is not None:
+        found += _state_deadlines(twin, state, outlook, policy, simulated=simulated)
+    later = [t for t in found if t > device_now]
+    return min(later) if later else None
+
+
+def _state_deadlines(
+    twin: DeviceTwin, state: State, outlook: Forecast | None, policy: AlertPolicy, *, simulated: bool
+) -> list[datetime]:
+    """Every device time at which a rule on the reported state may change its mind (see
+    :func:`next_change`): the boundaries of each rule's comparisons with the device's clock."""
+    out: list[datetime] = []
+    if not simulated:
+        due, _ = next_visit(state, outlook)
+        out.append(due + policy.interrogation_grace + _TICK)
+    refill = state.last_refill
+    if refill is not None and refill.measured_residual_ml is not None:
+        out.append(refill.at + policy.discrepancy_active_for)
+    if outlook is not None and state.refill_reminder_at is None:
+        empty_at = outlook.worst_empty_at or outlook.empty_at
+        if empty_at is not None:
+            out.append(empty_at - policy.empty_warning + _TICK)
+    for e in state.event_log:
+        if e.kind in _PROGRAMMING:
+            out.append(e.at + policy.concentration_check_for)
+            out.append(e.at + policy.escalation_window + _TICK)
+    if state.program.mode is InfusionMode.STOPPED:
+        since = state.program_changed_at or state.device_time
+        out.append(since + policy.stopped_grace + _TICK)
+    if not twin.birth or twin.birth.audible_alarms:
+        return out
+    if outlook is not None:
+        for t in (outlook.worst_low_reservoir_at, outlook.low_reservoir_at, outlook.empty_at, outlook.eri_at):
+            if t is not None:
+                out.append(t)
+        if outlook.eos_at is not None:
+            out.append(outlook.eos_at)
+    for t in (state.eri_at, state.eos_at):
+        if t is not None:
+            out.append(t)
     return out
 
 

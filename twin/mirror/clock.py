@@ -6,9 +6,18 @@ which may go 600 or 3,600 times faster than the wall, or stand still while an in
 session. So that a live session does what the headless run of the same scenario does, the twin
 runs a simulated pump's thresholds (silence, forecasts) on simulated time:
 
-* from its site's :class:`~twin.contract.messages.SimClock` message when the simulator publishes
-  one (exact, and it knows about pauses and changes of speed);
-* otherwise from the pump's own reports: its last device time advanced at its estimated clock rate.
+* **thresholds** run on the site's *watermark*: the latest simulated time the twin has heard from
+  the site, in its :class:`~twin.contract.messages.SimClock` messages and in the device time of
+  every message of its pumps (:func:`advance`). It never runs ahead of what the simulation
+  published, stands still while a session is paused or the simulation has stopped, and is the
+  same whether the simulation runs at 1x or 600x: a pump silent for six simulated hours is silent
+  when the site's other messages say six hours have passed, not when the wall clock guesses so.
+  The twin re-evaluates a site's pumps when its watermark passes their next deadline
+  (:func:`twin.mirror.alerts.next_change`), and the transitions are made by the step (message)
+  that moved the watermark;
+* **displays** (the console's "report age", the device page's clock) run the site clock on at its
+  speed from the latest clock message (:func:`device_time`, :func:`device_rate`), or from the
+  pump's own reports at its estimated clock rate.
 
 Pure: wall time is an argument.
 """
@@ -50,6 +59,24 @@ def newer(current: SiteClock | None, message: SimClock) -> bool:
     if current is None or current.run != message.run:
         return True
     return message.seq > current.seq
+
+
+def advance(watermark: datetime | None, heard: datetime) -> datetime:
+    """A site's watermark once ``heard`` (a device time or a clock message's time) was heard."""
+    return heard if watermark is None or heard > watermark else watermark
+
+
+def threshold_time(twin: DeviceTwin, watermark: datetime | None, wall: datetime) -> datetime | None:
+    """The device time ``twin``'s time thresholds are evaluated at: its site's watermark for a
+    simulated pump (its own last device time if the site has none yet), the twin's estimate of
+    the pump's clock for a real one."""
+    if twin.simulated is not False:
+        if watermark is None:
+            return twin.last_device_time
+        if twin.last_device_time is not None and twin.last_device_time > watermark:
+            return twin.last_device_time
+        return watermark
+    return twin.device_now(wall)
 
 
 def device_time(twin: DeviceTwin, clock: SiteClock | None, wall: datetime) -> datetime | None:

@@ -12,6 +12,7 @@ durable ones are written does the service acknowledge the messages and carry out
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from twin.alarms.device_events import DeviceEventKey
 from twin.alarms.lifecycle import Transition
@@ -24,10 +25,14 @@ DeviceKey = tuple[str, str]
 
 @dataclass(frozen=True, slots=True)
 class AlarmTransitions:
-    """Alarm transitions to journal (with the device alarm event they apply, if one did)."""
+    """Alarm transitions to journal (with the device alarm event they apply, if one did).
+    ``device_time``: for a simulated pump's, the simulation's time at the step that made them
+    (its site's watermark then: :mod:`twin.mirror.clock`), so a scenario run times them exactly
+    even when the twin takes a run of messages at once."""
 
     transitions: tuple[Transition, ...]
     device_event: DeviceEventKey | None = None
+    device_time: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,7 @@ and the fleet at most ``sites`` sites; a message from a device beyond them is re
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Final, NamedTuple
 
@@ -63,10 +63,11 @@ from twin.mirror.alerts import (
     PatientReport,
     TwinAlertCode,
     evaluate,
+    next_change,
     silence_limit,
     silent_for,
 )
-from twin.mirror.clock import SiteClock, device_rate, device_time, newer, site_clock
+from twin.mirror.clock import SiteClock, advance, device_rate, device_time, newer, site_clock, threshold_time
 from twin.mirror.commands import CommandState, TrackedCommand
 from twin.mirror.device_twin import RECORDED, DeviceTwin, Presence, Verdict, mark_silent, order
 from twin.mirror.effects import (
@@ -138,6 +139,12 @@ class Fleet(NamedTuple):
     """Real pumps: the refill checks of consecutive read-outs (:mod:`twin.mirror.interrogation`), which
     replace the pump-calculated refill comparison. In the fleet value, so a commit that fails keeps the
     old checks with the old fleet; saved with the device's snapshot, so a restart keeps them."""
+    watermarks: Map[str, datetime] = _EMPTY
+    """Per site, the latest simulated time heard from it (clock messages and its pumps' device
+    times): the clock simulated pumps' time thresholds run on (:mod:`twin.mirror.clock`)."""
+    due: Map[str, datetime] = _EMPTY
+    """Per site, the earliest watermark at which one of its simulated pumps' alerts may change
+    (:func:`twin.mirror.alerts.next_change`; possibly early): passing it re-evaluates the site."""
 
     # -------------------------------------------------------------------------------- views
 
@@ -156,6 +163,13 @@ class Fleet(NamedTuple):
         if self.config.twin_clock_is_device_clock and twin.simulated is not False:
             return now
         return device_time(twin, self.clocks.get(twin.site), now)
+
+    def alert_now(self, twin: DeviceTwin, now: datetime) -> datetime | None:
+        """The device time ``twin``'s time thresholds are evaluated at (wall time ``now``): its
+        site's watermark for a simulated pump (:func:`twin.mirror.clock.threshold_time`)."""
+        if self.config.twin_clock_is_device_clock and twin.simulated is not False:
+            return now
+        return threshold_time(twin, self.watermarks.get(twin.site), now)
 
     def clock_rate(self, twin: DeviceTwin) -> float:
         """Device seconds per wall second of :meth:`device_now` (1 when the twin's clock is the
@@ -205,7 +219,10 @@ def apply(fleet: Fleet, topic: str, payload: bytes, received_at: datetime) -> tu
             if not newer(current, clock):
                 return fleet, [Counted("dropped", "duplicate")]
             fleet = fleet._replace(clocks=fleet.clocks.set(address.site, site_clock(clock, received_at)))
-            return fleet, [ClockChanged(address.site), Counted("messages_in", channel.value)]
+            if current is not None and current.run != clock.run:  # a new simulation: its time starts afresh
+                fleet = fleet._replace(watermarks=fleet.watermarks.set(address.site, clock.sim_time))
+            fleet, made = _heard(fleet, address.site, clock.sim_time, received_at)
+            return fleet, [ClockChanged(address.site), Counted("messages_in", channel.value), *made]
         message = decode_device_message(address, payload)
     except ContractError as exc:
         return fleet, [Rejected(exc.reason, topic, str(exc))]
@@ -290,6 +307,34 @@ def _apply_message(
         effects.append(DeviceChanged(key, snapshot=not isinstance(message, Telemetry) or twin.version % 10 == 0))
     elif outcome.presence_changed:
         effects.append(DeviceChanged(key))
+    if twin.simulated is not False and twin.last_device_time is not None:
+        # what this message made happened at its own device time (the watermark may be ahead of it:
+        # the site's clock and other pumps' messages come on other connections)
+        stamp = message.device_time
+        effects = [replace(e, device_time=stamp) if type(e) is AlarmTransitions else e for e in effects]
+        fleet, made = _heard(fleet, key[0], twin.last_device_time, received_at)
+        effects += made
+    return fleet, effects
+
+
+def _heard(fleet: Fleet, site: str, heard: datetime, at: datetime) -> tuple[Fleet, list[Effect]]:
+    """``site``'s simulation was heard at ``heard`` (device time; wall time ``at``): its watermark
+    moves on, and if that passes the site's next deadline its simulated pumps are re-evaluated,
+    the transitions made by this step."""
+    watermark = fleet.watermarks.get(site)
+    moved = advance(watermark, heard)
+    if moved is watermark:
+        return fleet, []
+    fleet = fleet._replace(watermarks=fleet.watermarks.set(site, moved))
+    due = fleet.due.get(site)
+    if due is None or due > moved:
+        return fleet, []
+    fleet = fleet._replace(due=fleet.due.delete(site))
+    effects: list[Effect] = []
+    for key, twin in list(fleet.devices.items()):
+        if key[0] == site and twin.simulated is not False and twin.last_seen_at is not None:
+            fleet, made = _tick_device(fleet, key, twin, at)
+            effects += made
     return fleet, effects
 
 
@@ -326,14 +371,15 @@ def _on_telemetry(fleet: Fleet, before: DeviceTwin, twin: DeviceTwin, at: dateti
 def _evaluate(fleet: Fleet, twin: DeviceTwin, now: datetime) -> tuple[Fleet, list[Effect]]:
     if twin.birth is None:
         return fleet, []
-    conditions = evaluate(
-        twin,
-        fleet.forecast(twin),
-        now,
-        fleet.config.policy,
-        device_now=fleet.device_now(twin, now),
-        reports=fleet.reports.get(twin.key, ()),
-    )
+    outlook = fleet.forecast(twin)
+    device_now = fleet.alert_now(twin, now)
+    reports = fleet.reports.get(twin.key, ())
+    conditions = evaluate(twin, outlook, now, fleet.config.policy, device_now=device_now, reports=reports)
+    if twin.simulated is not False:  # when the site's clock must pass for this pump to be looked at again
+        deadline = next_change(twin, outlook, now, fleet.config.policy, device_now=device_now, reports=reports)
+        due = fleet.due.get(twin.site)
+        if deadline is not None and (due is None or deadline < due):
+            fleet = fleet._replace(due=fleet.due.set(twin.site, deadline))
     if twin.simulated is False:
         conditions = interrogation.refill_conditions(
             twin, conditions, fleet.visits.get(twin.key), now, fleet.config.policy
@@ -341,7 +387,8 @@ def _evaluate(fleet: Fleet, twin: DeviceTwin, now: datetime) -> tuple[Fleet, lis
     board, transitions = boards.on_conditions(fleet.board, twin.site, twin.device_id, conditions, now)
     if not transitions:
         return fleet, []
-    return fleet._replace(board=board), [AlarmTransitions(tuple(transitions))]
+    stamp = device_now if twin.simulated is not False else None
+    return fleet._replace(board=board), [AlarmTransitions(tuple(transitions), device_time=stamp)]
 
 
 def _identity_alarm(fleet: Fleet, twin: DeviceTwin, message: str, at: datetime) -> tuple[Fleet, list[Effect]]:
@@ -475,17 +522,25 @@ def act_on_alarm(
     return fleet._replace(board=board), alarm, effects
 
 
-def record_patient_report(fleet: Fleet, key: DeviceKey, report: PatientReport) -> tuple[Fleet, list[Effect]]:
+def record_patient_report(
+    fleet: Fleet, key: DeviceKey, report: PatientReport, now: datetime | None = None
+) -> tuple[Fleet, list[Effect]]:
     """A patient's report the clinic recorded about ``key``'s pump: a ``patient_report`` alert
-    (:mod:`twin.mirror.alerts`). Reports older than the alert's window are forgotten. An unknown
-    device changes nothing."""
+    (:mod:`twin.mirror.alerts`) raised at wall time ``now`` (default: the report's time). The
+    report is timed on the pump's clock: the simulation's for a simulated pump (a scenario's
+    symptom), the wall clock for a real one. Reports older than the alert's window are
+    forgotten. An unknown device changes nothing."""
     twin = fleet.devices.get(key)
     if twin is None:
         return fleet, []
     keep = fleet.config.policy.patient_report_for
     kept = tuple(r for r in fleet.reports.get(key, ()) if report.at - r.at < keep)
     fleet = fleet._replace(reports=fleet.reports.set(key, (*kept, report)))
-    return _evaluate(fleet, twin, report.at)
+    effects: list[Effect] = []
+    if twin.simulated is not False:  # the simulation says it is this late at the pump's site
+        fleet, effects = _heard(fleet, key[0], report.at, now or report.at)
+    fleet, made = _evaluate(fleet, fleet.devices.get(key, twin), now or report.at)
+    return fleet, effects + made
 
 
 def record_response(fleet: Fleet, response: AlarmResponse) -> tuple[Fleet, list[Effect]]:
@@ -507,23 +562,11 @@ def tick(fleet: Fleet, now: datetime) -> tuple[Fleet, list[Effect]]:
     if transitions:
         fleet = fleet._replace(board=board)
         effects.append(AlarmTransitions(tuple(transitions)))
-    policy = fleet.config.policy
     for key, twin in list(fleet.devices.items()):
         if twin.last_seen_at is None:
             continue
-        try:
-            if twin.presence is Presence.ONLINE and twin.presence_reason != "silent":
-                unheard = _unheard(fleet, twin, now)
-                if unheard is not None and unheard > silence_limit(twin, policy):
-                    silent = mark_silent(twin, now)
-                    fleet = fleet._replace(devices=fleet.devices.set(key, silent))
-                    fleet = _presence_changed(fleet, silent, now)
-                    effects.append(DeviceChanged(key))
-                    twin = silent
-            fleet, made = _evaluate(fleet, twin, now)
-            effects += made
-        except (ArithmeticError, ValueError, AlarmError) as exc:
-            effects.append(Counted("tick_errors", type(exc).__name__))
+        fleet, made = _tick_device(fleet, key, twin, now)
+        effects += made
     commands = fleet.commands
     for tracked in list(commands.values()):
         new = desk.expire(tracked, now, fleet.config.command_timeout)
@@ -535,8 +578,28 @@ def tick(fleet: Fleet, now: datetime) -> tuple[Fleet, list[Effect]]:
     return fleet, effects
 
 
+def _tick_device(fleet: Fleet, key: DeviceKey, twin: DeviceTwin, now: datetime) -> tuple[Fleet, list[Effect]]:
+    """One device's time-driven rules at wall time ``now`` (its presence, its alerts). A device
+    whose rules fail (a bug, or dates no forecast can hold) is skipped and counted."""
+    effects: list[Effect] = []
+    try:
+        if twin.presence is Presence.ONLINE and twin.presence_reason != "silent":
+            unheard = _unheard(fleet, twin, now)
+            if unheard is not None and unheard > silence_limit(twin, fleet.config.policy):
+                silent = mark_silent(twin, now)
+                fleet = fleet._replace(devices=fleet.devices.set(key, silent))
+                fleet = _presence_changed(fleet, silent, now)
+                effects.append(DeviceChanged(key))
+                twin = silent
+        fleet, made = _evaluate(fleet, twin, now)
+        effects += made
+    except (ArithmeticError, ValueError, AlarmError) as exc:
+        effects.append(Counted("tick_errors", type(exc).__name__))
+    return fleet, effects
+
+
 def _unheard(fleet: Fleet, twin: DeviceTwin, now: datetime) -> timedelta | None:
-    return silent_for(twin, now, fleet.device_now(twin, now))
+    return silent_for(twin, now, fleet.alert_now(twin, now))
 
 
 # ------------------------------------------------------------------------------------------ restore

@@ -36,31 +36,22 @@ class DailySchedule:
     _cum: tuple[float, ...] = field(init=False, repr=False, compare=False)
     _day_total: float = field(init=False, repr=False, compare=False)
     _seg_rates: tuple[float, ...] = field(init=False, repr=False, compare=False)
+    _memo: list[float] = field(init=False, repr=False, compare=False)
+    """The last two (t, cumulative(t)) answers, newest first: a pump asks for the same instants
+    over and over (its clock, its next event), so :meth:`cumulative` answers those from here."""
 
     def __post_init__(self) -> None:
-        if not self.starts or len(self.starts) != len(self.rates):
-            raise ValueError("a schedule needs one rate per step and at least one step")
-        if any(r < 0 or not math.isfinite(r) for r in self.rates):
-            raise ValueError("rates must be finite and non-negative")
-        if list(self.starts) != sorted(set(self.starts)) or self.starts[0] < 0 or self.starts[-1] >= SECONDS_PER_DAY:
-            raise ValueError("step starts must be increasing, within one day")
-        # Normalise into segments covering [0, day): the step running at midnight is the last one.
-        bounds = [0.0]
-        seg_rates = [self.rates[-1]]
-        for start, rate in zip(self.starts, self.rates, strict=True):
-            if start == 0.0:
-                seg_rates[0] = rate
-            else:
-                bounds.append(start)
-                seg_rates.append(rate)
-        bounds.append(SECONDS_PER_DAY)
-        cum = [0.0]
-        for i, rate in enumerate(seg_rates):
-            cum.append(cum[-1] + rate * (bounds[i + 1] - bounds[i]))
-        object.__setattr__(self, "_bounds", tuple(bounds))
-        object.__setattr__(self, "_cum", tuple(cum))
+        starts, rates = self.starts, self.rates
+        if starts == (0.0,) and len(rates) == 1 and 0.0 <= rates[0] < math.inf:
+            derived = _constant_segments(rates[0])  # a continuous program: the common case, cheaply
+        else:
+            derived = _segments(starts, rates)
+        bounds, cum, seg_rates = derived
+        object.__setattr__(self, "_bounds", bounds)
+        object.__setattr__(self, "_cum", cum)
         object.__setattr__(self, "_day_total", cum[-1])
-        object.__setattr__(self, "_seg_rates", tuple(seg_rates))
+        object.__setattr__(self, "_seg_rates", seg_rates)
+        object.__setattr__(self, "_memo", [math.nan, 0.0, math.nan, 0.0])
 
     @classmethod
     def constant(cls, rate_per_s: float, day_origin_s: float = 0.0) -> DailySchedule:
@@ -84,7 +75,22 @@ class DailySchedule:
         return self._seg_rate(min(i, len(self._bounds) - 2))
 
     def cumulative(self, t: float) -> float:
-        """Amount accumulated from ``day_origin_s`` to ``t`` (negative before the origin)."""
+        """Amount accumulated from ``day_origin_s`` to ``t`` (negative before the origin).
+
+        Memoised: the last two instants asked for are answered from :attr:`_memo` (the same float
+        :meth:`cumulative_direct` computes; NaN never matches, so it is always computed)."""
+        memo = self._memo
+        if t == memo[0]:
+            return memo[1]
+        if t == memo[2]:
+            return memo[3]
+        value = self.cumulative_direct(t)
+        memo[2], memo[3] = memo[0], memo[1]
+        memo[0], memo[1] = t, value
+        return value
+
+    def cumulative_direct(self, t: float) -> float:
+        """:meth:`cumulative` computed, without the memo."""
         x = t - self.day_origin_s
         days = math.floor(x / SECONDS_PER_DAY)
         within = x - days * SECONDS_PER_DAY
@@ -112,6 +118,38 @@ class DailySchedule:
         offset = (rem - self._cum[i]) / rate if rate > 0 else 0.0
         t = self.day_origin_s + days * SECONDS_PER_DAY + self._bounds[i] + offset
         return max(t, t0)
+
+
+Segments = tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]]
+"""A schedule's day as segments: bounds (from 0 to a day), cumulative amounts at them, rates."""
+
+
+def _segments(starts: tuple[float, ...], rates: tuple[float, ...]) -> Segments:
+    """Steps normalised into segments covering [0, day): the step running at midnight is the last one."""
+    if not starts or len(starts) != len(rates):
+        raise ValueError("a schedule needs one rate per step and at least one step")
+    if any(r < 0 or not math.isfinite(r) for r in rates):
+        raise ValueError("rates must be finite and non-negative")
+    if list(starts) != sorted(set(starts)) or starts[0] < 0 or starts[-1] >= SECONDS_PER_DAY:
+        raise ValueError("step starts must be increasing, within one day")
+    bounds = [0.0]
+    seg_rates = [rates[-1]]
+    for start, rate in zip(starts, rates, strict=True):
+        if start == 0.0:
+            seg_rates[0] = rate
+        else:
+            bounds.append(start)
+            seg_rates.append(rate)
+    bounds.append(SECONDS_PER_DAY)
+    cum = [0.0]
+    for i, rate in enumerate(seg_rates):
+        cum.append(cum[-1] + rate * (bounds[i + 1] - bounds[i]))
+    return tuple(bounds), tuple(cum), tuple(seg_rates)
+
+
+def _constant_segments(rate: float) -> Segments:
+    """:func:`_segments` of one step from midnight at ``rate`` (finite, non-negative), computed directly."""
+    return (0.0, SECONDS_PER_DAY), (0.0, 0.0 + rate * SECONDS_PER_DAY), (rate,)
 
 
 @dataclass(frozen=True, slots=True)

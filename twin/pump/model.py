@@ -307,15 +307,10 @@ class Bolus:
         return self.volume_ml / (self.end - self.start)
 
 
-@dataclass(frozen=True, slots=True)
-class _Projection:
-    reservoir_ml: float
-    delivered_ml_total: float
-    true_reservoir_ml: float
-    to_patient_ml: float
-    leaked_ml: float
-    battery_percent: float
-    out_ml: float  # what left the reservoir into the catheter
+_Projection = tuple[float, float, float, float, float, float, float]
+"""Where the moving quantities stand at an instant: reservoir (belief), delivered total, true
+reservoir, to the patient, leaked, battery percent, and what left the reservoir into the catheter
+(a plain tuple: one is made at every step)."""
 
 
 def schedule_of(program: Program, day_origin_s: float) -> DailySchedule:
@@ -364,6 +359,11 @@ class Pump:
         self.program_changed_at: float | None = None
         self._schedule = schedule_of(start.program, day_origin_s)
         self._battery_schedule: tuple[DailySchedule, DailySchedule] | None = None
+        # memos of values computed from the state (each checked against what it was computed from)
+        self._motor_flow: tuple[DailySchedule, Bolus | None, Flow] | None = None
+        self._battery_flows: tuple[Flow, Flow] | None = None
+        self._idle_battery_flow: Flow | None = None
+        self._next_event_memo: tuple[tuple[object, ...], tuple[float, EventKind]] | None = None
         # belief
         self.reservoir_ml = start.reservoir_ml
         self.delivered_ml_total = start.delivered_ml_total
@@ -480,13 +480,20 @@ class Pump:
         return CatheterState.PATENT
 
     def motor_flow(self) -> Flow | None:
-        """What the motor pushes (mL/s) from now on, or None when it is not turning."""
+        """What the motor pushes (mL/s) from now on, or None when it is not turning (one
+        :class:`Flow` per schedule and bolus, kept while they last)."""
         if not self.motor_running:
             return None
+        schedule, bolus = self._schedule, self.bolus
+        memo = self._motor_flow
+        if memo is not None and memo[0] is schedule and memo[1] is bolus:
+            return memo[2]
         overlay = None
-        if self.bolus is not None:
-            overlay = Overlay(self.bolus.start, self.bolus.end, self.bolus.rate_ml_per_s)
-        return Flow(self._schedule, overlay)
+        if bolus is not None:
+            overlay = Overlay(bolus.start, bolus.end, bolus.rate_ml_per_s)
+        flow = Flow(schedule, overlay)
+        self._motor_flow = (schedule, bolus, flow)
+        return flow
 
     def belief_flow(self) -> Flow | None:
         """What the pump's calculation counts (mL/s): the motor's flow, or during a stall the
@@ -514,17 +521,27 @@ class Pump:
         return self.actual_concentration_mg_per_ml if tip is None else tip
 
     def _battery_flow(self, motor: Flow | None) -> Flow:
+        """The battery's drain (percent/s) while the motor pushes ``motor`` (one :class:`Flow`
+        per motor flow, kept while it lasts)."""
         model = self.config.battery
         base = model.base_percent_per_day / SECONDS_PER_DAY
         if motor is None:
-            return Flow(DailySchedule.constant(base, self._day_origin))
+            idle = self._idle_battery_flow
+            if idle is None:
+                idle = self._idle_battery_flow = Flow(DailySchedule.constant(base, self._day_origin))
+            return idle
+        flows = self._battery_flows
+        if flows is not None and flows[0] is motor:
+            return flows[1]
         k = model.percent_per_ml
         overlay = motor.overlay
         cached = self._battery_schedule
         if cached is None or cached[0] is not motor.base:
             cached = (motor.base, motor.base.scaled(k, base))  # one per program, not per call
             self._battery_schedule = cached
-        return Flow(cached[1], Overlay(overlay.start, overlay.end, overlay.rate * k) if overlay else None)
+        flow = Flow(cached[1], Overlay(overlay.start, overlay.end, overlay.rate * k) if overlay else None)
+        self._battery_flows = (motor, flow)
+        return flow
 
     def current_rate_ml_per_day(self, t: float) -> float:
         motor = self.motor_flow()
@@ -548,6 +565,16 @@ class Pump:
     def _project(self, t: float) -> _Projection:
         """Everything that moves between events, at ``t`` (no event may fall in between)."""
         dt = t - self.t
+        if dt <= 0:  # nothing moves: what the computation below gives when nothing has flowed
+            return (
+                self.reservoir_ml,
+                self.delivered_ml_total,
+                self.true_reservoir_ml,
+                self.to_patient_ml,
+                self.leaked_ml,
+                self.battery_percent,
+                0.0,
+            )
         motor = self.motor_flow()
         belief = self.belief_flow()
         counted = belief.amount_between(self.t, t) if belief is not None and dt > 0 else 0.0
@@ -567,7 +594,7 @@ class Pump:
         if self.battery_status is BatteryStatus.OK and dt > 0:
             battery -= self._battery_flow(motor).amount_between(self.t, t)
             battery = max(battery, self.config.battery.eri_percent)
-        return _Projection(reservoir, delivered, true_res, patient, leaked, battery, out)
+        return reservoir, delivered, true_res, patient, leaked, battery, out
 
     def _through_catheter(self, out_ml: float) -> None:
         """``out_ml`` left the reservoir: push it through the catheter; the leak's share of what
@@ -579,48 +606,101 @@ class Pump:
         """Move the clock to ``t`` (no event may fall strictly between: use :meth:`process_due`)."""
         if t <= self.t:
             return
-        p = self._project(t)
-        self.reservoir_ml, self.delivered_ml_total = p.reservoir_ml, p.delivered_ml_total
-        self.true_reservoir_ml, self.to_patient_ml, self.leaked_ml = p.true_reservoir_ml, p.to_patient_ml, p.leaked_ml
-        self.battery_percent = p.battery_percent
-        self._through_catheter(p.out_ml)
+        (
+            self.reservoir_ml,
+            self.delivered_ml_total,
+            self.true_reservoir_ml,
+            self.to_patient_ml,
+            self.leaked_ml,
+            self.battery_percent,
+            out_ml,
+        ) = self._project(t)
+        self._through_catheter(out_ml)
         self.t = t
         self._prune_patient_boluses(t)
 
     def sample(self, t: float) -> Sample:
         """The pump at ``t`` (>= its clock), without changing it."""
         t = max(t, self.t)
-        p = self._project(t)
-        rate = self.current_rate_ml_per_day(t)
-        motor = self.motor_flow()
+        reservoir, delivered, true_res, patient, leaked, battery, out = self._project(t)
+        commanded = self._motor_commanded
+        running = commanded and not self.motor_stalled
+        motor = self.motor_flow() if running else None
+        motor_rate = motor.rate_at(t) if motor is not None else 0.0  # what current_rate_ml_per_day reads
+        rate = 0.0 if motor is None or self._belief_empty else motor_rate * SECONDS_PER_DAY
         tip = self.tip_concentration_mg_per_ml
         true_rate = (
-            motor.rate_at(t) * SECONDS_PER_DAY * self.truth_multiplier * (1.0 - self.leak)
+            motor_rate * SECONDS_PER_DAY * self.truth_multiplier * (1.0 - self.leak)
             if motor is not None and not self._truth_dry
             else 0.0
         )
-        battery = p.battery_percent if self.battery_status is BatteryStatus.OK else self.battery_percent_at(t)
+        if self.battery_status is not BatteryStatus.OK:
+            battery = self.battery_percent_at(t)
         return Sample(
-            at=t,
-            reservoir_ml=p.reservoir_ml,
-            delivered_ml_total=p.delivered_ml_total,
-            current_rate_ml_per_day=rate,
-            dose_mg_per_day=rate * self.concentration_mg_per_ml,
-            battery_percent=battery,
-            motor=self.motor,
-            infusing=self.infusing,
-            true_reservoir_ml=p.true_reservoir_ml,
-            to_patient_ml=p.to_patient_ml,
-            lost_ml=p.leaked_ml + self.pocket_ml,
-            actual_concentration_mg_per_ml=self.actual_concentration_mg_per_ml,
-            actual_dose_mg_per_day=true_rate * tip,
-            catheter=self.catheter,
-            to_patient_mg=self.to_patient_mg + p.out_ml * (1.0 - self.leak) * tip,
-            tip_concentration_mg_per_ml=tip,
+            t,
+            reservoir,
+            delivered,
+            rate,
+            rate * self.concentration_mg_per_ml,
+            battery,
+            MotorState.STALLED if self.motor_stalled else MotorState.RUNNING if commanded else MotorState.STOPPED,
+            running and not self._belief_empty,
+            true_res,
+            patient,
+            leaked + self.pocket_ml,
+            self.actual_concentration_mg_per_ml,
+            true_rate * tip,
+            self.catheter,
+            self.to_patient_mg + out * (1.0 - self.leak) * tip,
+            tip,
         )
 
     def next_event(self) -> tuple[float, EventKind]:
-        """The earliest scheduled event after the clock, and its kind (``inf, NONE`` if none)."""
+        """The earliest scheduled event after the clock, and its kind (``inf, NONE`` if none).
+
+        Memoised: answered from the last computation while everything it was computed from is
+        unchanged (:meth:`_next_event_key`), else computed (:meth:`next_event_direct`)."""
+        key = self._next_event_key()
+        memo = self._next_event_memo
+        if memo is not None and memo[0] == key:
+            return memo[1]
+        value = self.next_event_direct()
+        self._next_event_memo = (key, value)
+        return value
+
+    def _next_event_key(self) -> tuple[object, ...]:
+        """Everything :meth:`next_event_direct` reads (the flows through what they are made of)."""
+        alarms = self.alarms
+        return (
+            self.t,
+            self.config,
+            self._day_origin,
+            self.program.mode,
+            self.memory_error,
+            self.battery_status,
+            self.motor_stalled,
+            self._schedule,
+            self.bolus,
+            self._belief_empty,
+            AlarmCode.RESERVOIR_LOW in alarms,
+            self.reservoir_ml,
+            self.low_threshold_ml,
+            self.flow_bias,
+            self.fault_bias,
+            self.occlusion,
+            self._truth_dry,
+            self.true_reservoir_ml,
+            self.catheter_contents.volume_to_next_change_ml(self.actual_concentration_mg_per_ml),
+            self.battery_percent,
+            self.eos_at,
+            self.stall_recover_at,
+            self.refill_reminder_at,
+            AlarmCode.REFILL_REMINDER in alarms,
+            self.radio_silent_until,
+        )
+
+    def next_event_direct(self) -> tuple[float, EventKind]:
+        """:meth:`next_event`, computed."""
         t = self.t
         best: tuple[float, EventKind] = (math.inf, EventKind.NONE)
 

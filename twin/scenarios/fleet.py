@@ -4,9 +4,9 @@ Two kinds of fleet meet selections:
 
 * a **headless** run builds the scenario's own fleet (:func:`resolve_fleet`: generated from a seed
   with its overrides applied, or written out inline) and selects among its pumps;
-* a **live** run joins a simulation that is already running and selects among the devices the
-  twin mirrors (their birth and latest state), real pumps included: a fault step may well pick a
-  real pump, and then the twin refuses it (a safety rule the runner records, never works around).
+* a **live** run owns its pumps too: the same fleet, with each site renamed ``tr-<run>.<site>``
+  (:func:`owned_fleet`) so that two runs, or a run and the rest of the fleet, never share a pump,
+  a site or a site's alarms; the run's own simulation starts from the scenario's baseline.
 
 Both are reduced to :class:`FleetMember` rows. ``index`` is the position in the fleet sorted by
 device id, so it means the same thing for generated, inline and live fleets.
@@ -33,6 +33,7 @@ from twin.scenarios.model import (
     ScenarioProblem,
 )
 from twin.sim.fleet import PumpSpec, default_epoch, generate_fleet
+from twin.sim.simulation import FleetSimulation
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +142,55 @@ def resolve_fleet(scenario: Scenario, *, seed: int | None = None) -> ScenarioFle
     if problems:
         raise ScenarioInvalid(problems)
     return ScenarioFleet(epoch, run_seed, tuple(specs))
+
+
+def owned_fleet(scenario: Scenario, prefix: str, *, seed: int | None = None) -> tuple[Scenario, ScenarioFleet]:
+    """The scenario's own fleet (as :func:`resolve_fleet` gives it headless: the same pumps, seed
+    and epoch) with every site renamed ``<prefix><site>``, and the scenario with its references
+    to sites (selections' ``sites``, a flood's ``site``) renamed alike. Raises
+    :class:`ScenarioInvalid` as :func:`resolve_fleet` does, or for a renamed site that is no
+    longer a valid id."""
+    fleet = resolve_fleet(scenario, seed=seed)
+    specs = tuple(s.model_copy(update={"site": f"{prefix}{s.site}"}) for s in fleet.specs)
+    body = scenario.model_dump()
+    for part in ("timeline", "expect", "abort_when"):
+        body[part] = _renamed(body[part], prefix)
+    try:
+        renamed = Scenario.model_validate(body)
+    except ValidationError as exc:
+        problems = [ScenarioProblem(tuple(e["loc"]), e["msg"]) for e in exc.errors(include_url=False)]
+        raise ScenarioInvalid(problems) from None
+    return renamed, ScenarioFleet(fleet.epoch, fleet.seed, specs)
+
+
+def _renamed(value: object, prefix: str) -> object:
+    if isinstance(value, dict):
+        out: dict[str, object] = {}
+        for key, item in value.items():
+            if key == "site" and isinstance(item, str):
+                out[key] = f"{prefix}{item}"
+            elif key == "sites" and isinstance(item, list):
+                out[key] = [f"{prefix}{site}" for site in item]
+            else:
+                out[key] = _renamed(item, prefix)
+        return out
+    if isinstance(value, list):
+        return [_renamed(item, prefix) for item in value]
+    return value
+
+
+def scenario_simulation(scenario: Scenario, fleet: ScenarioFleet) -> FleetSimulation:
+    """The simulation of a scenario's fleet, headless or live: its telemetry interval and clinic
+    setting, no random faults (only the timeline's). Its sink is the caller's to set."""
+    return FleetSimulation(
+        list(fleet.specs),
+        epoch=fleet.epoch,
+        seed=fleet.seed,
+        sink=lambda *_: None,
+        telemetry_interval_s=scenario.telemetry_every.total_seconds(),
+        clinic_refills=scenario.clinic_refills,
+        random_faults=False,
+    )
 
 
 def training_fleet(library: Mapping[str, Scenario]) -> tuple[list[PumpSpec], list[str]]:

@@ -22,26 +22,37 @@ straight into a twin service, no broker, the twin's clock the simulation's; the 
 fleet and seed, as fast as possible or paced at ``speed`` x real time. The report is a function
 of the scenario and its seed.
 
-**Live** (:class:`ScenarioRunner`): attached to a :class:`~twin.sim.driver.SimDriver` and the
-:class:`~twin.service.twin_service.TwinService` of the same process (``pumptwin demo``). Start
-picks the pumps among the devices the twin mirrors; pause stops the timeline *and* the simulation
-clock (``SimDriver.pause``); resume restarts both; abort is the kill switch: pending steps are
-dropped, every pump the run sent a command to gets ``clear_fault: all`` through the twin (the safe
-baseline), and the run is recorded as aborted with its reason. A run sets the clock to its speed
-and gives the clock its earlier speed back when it ends. A scenario's own abort conditions
-pull the same switch. Run status changes go out on the twin's event stream as ``scenario`` notices.
+**Live** (:class:`ScenarioRunner`), in a process that runs the twin (``pumptwin demo``): each run
+owns its pumps. It starts the scenario's own fleet from its baseline (the headless run's pumps,
+seed and epoch: :func:`~twin.scenarios.fleet.owned_fleet`) in a simulation of its own, driven over
+MQTT by its own :class:`~twin.sim.driver.SimDriver` at the run's speed, on sites named
+``tr-<run id>.<site>``: the rest of the twin's fleet keeps its own pace, and two runs (even of the
+same scenario) never share a pump. The timeline begins at simulation second 0 once the twin
+mirrors every pump of the run; pause stops the timeline *and* the run's clock; resume restarts
+both; abort is the kill switch: pending steps are dropped, every pump the run sent a command to
+gets ``clear_fault: all`` through the twin (the safe baseline), and the run is recorded as aborted
+with its reason. A scenario's own abort conditions pull the same switch. When a run ends its
+simulation stops (its pumps close their sessions: "shutdown", neither offline nor silent). At most
+:data:`MAX_LIVE_RUNS` run at once. Run status changes go out on the twin's event stream as
+``scenario`` notices.
 
-One live run at a time: a second would share, and fight over, the one simulation clock.
+Live and headless share the rules that make them agree: a cue lands on its simulated second (the
+clock stands still while it plays), and the twin runs a simulated pump's time thresholds on its
+site's simulated clock (:mod:`twin.mirror.clock`), so a live run at 600x reproduces its headless
+result (``tests/integration/test_catalogue_live.py`` checks the whole catalogue).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
+import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Final, Literal, Protocol
 
 from twin.alarms.lifecycle import Transition
@@ -64,7 +75,7 @@ from twin.scenarios.evaluation import (
     watch_alarm,
     watch_dose,
 )
-from twin.scenarios.fleet import FleetMember, ordered_members
+from twin.scenarios.fleet import ScenarioFleet, owned_fleet, scenario_simulation
 from twin.scenarios.model import SYMPTOM_PRIORITY, Scenario, ScenarioInvalid
 from twin.scenarios.timeline import Cue, Timeline, expand
 from twin.service.events import AlarmTransitioned, Notice, TwinEvent
@@ -146,6 +157,7 @@ class ScenarioRun:
         abort_conditions: bool = True,
         on_change: Callable[[ScenarioRun, str], None] = lambda run, event: None,
         start_s: float | None = None,
+        settle: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.run_id = run_id
         self.scenario = scenario
@@ -159,6 +171,7 @@ class ScenarioRun:
         self.started_by = started_by
         self.actor = scenario_actor(scenario)
         self._transition_time = transition_time
+        self._settle = settle
         self._abort_conditions = abort_conditions
         self._on_change = on_change
         self.status = RunStatus.RUNNING
@@ -172,31 +185,43 @@ class ScenarioRun:
         self.dose_samples = 0
         self.vigil = Vigil()
         self.steps = [_StepState(cue) for cue in timeline.cues]
+        self._sites = frozenset(timeline.sites.values())
         self.restores: list[_StepState] = []
         self._log_seen: dict[str, int] = {}
         self._resumed = asyncio.Event()
         self._resumed.set()
         self._began = False
+        self._observing = False
         self._stops: list[Callable[[], None]] = []
         self._abort_check_at: float | None = None
         self._now_s: float | None = None  # set while the run itself makes the twin raise something
 
     # ------------------------------------------------------------------------------ lifecycle
 
-    def begin(self) -> None:
-        """Start observing, and hand every cue to the stage from the simulation's current time."""
-        if self._began:
-            raise RuntimeError("a run begins once")
-        self._began = True
+    def observe(self) -> None:
+        """Start hearing the twin's transitions and the pumps' messages (before the pumps first
+        publish, so that an alarm their first state raises is the run's too)."""
+        if self._observing:
+            return
+        self._observing = True
         for device_id, device in self.sim.devices.items():
             self._log_seen[device_id] = len(device.clinical_log)
         self._stops.append(self.service.hub.listen(self.on_event))
         self._stops.append(self.sim.observe(self.on_device_message))
+
+    def begin(self, *, announce: bool = True) -> None:
+        """Observe (if not yet), and hand every cue to the stage from the simulation's current
+        time; ``announce``: say ``started`` (a live run said so when it was asked to start)."""
+        if self._began:
+            raise RuntimeError("a run begins once")
+        self._began = True
+        self.observe()
         for index, step in enumerate(self.steps):
             self.stage.at(self.start_s + step.cue.at_s, self._cue_handler(index))
         self.stage.at(self.start_s + self.timeline.duration_s, self._timeline_done)
         self._schedule_abort_check()
-        self._on_change(self, "started")
+        if announce:
+            self._on_change(self, "started")
 
     def _cue_handler(self, index: int) -> Handler:
         async def play() -> None:
@@ -209,7 +234,15 @@ class ScenarioRun:
     async def _timeline_done(self) -> None:
         await self._while_paused()
         if not self.status.final:
-            self._complete()
+            await self.settle()  # what the pumps published up to the end is the run's too
+            if not self.status.final:
+                self._complete()
+
+    async def settle(self) -> None:
+        """Wait until the twin has heard what the run's pumps published so far (live: their
+        messages travel over MQTT after the clock moved on; headless: at once)."""
+        if self._settle is not None:
+            await self._settle()
 
     @property
     def elapsed_s(self) -> float:
@@ -320,14 +353,15 @@ class ScenarioRun:
 
     async def _report(self, cue: Cue) -> None:
         """The clinic records what the patient reports: the twin shows it as a ``patient_report``
-        alert, raised at the cue's simulation time (the simulation stands still while it plays)."""
+        alert, timed at the cue's simulation time (the simulation stands still while it plays)."""
         key = self._device_key(cue.device_id)
         if key is None or cue.symptom is None:
             return
         priority = SYMPTOM_PRIORITY[cue.severity] if cue.severity is not None else Priority.MEDIUM
         self._now_s = cue.at_s
+        at = self.sim.at(self.start_s + cue.at_s)
         try:
-            await self.service.patient_report(key, PatientReport(self.service.clock(), cue.symptom, priority))
+            await self.service.patient_report(key, PatientReport(at, cue.symptom, priority))
         finally:
             self._now_s = None
 
@@ -360,13 +394,20 @@ class ScenarioRun:
     def on_event(self, event: TwinEvent) -> None:
         """What the twin did (its event stream): the run keeps the alarm transitions."""
         if isinstance(event, AlarmTransitioned):
-            self.on_transition(event.transition)
+            self.on_transition(event.transition, event.device_time)
 
-    def on_transition(self, transition: Transition) -> None:
-        """A transition the twin journaled."""
-        if self.status.final:
+    def on_transition(self, transition: Transition, device_time: datetime | None = None) -> None:
+        """A transition the twin journaled (of the run's own sites: other runs' and the rest of the
+        fleet's are not this run's business), timed at ``device_time`` (the simulation's time at
+        the step that made it, when the twin says) or by the run's ``transition_time``."""
+        if self.status.final or transition.site not in self._sites:
             return
-        at_s = self._now_s if self._now_s is not None else self._transition_time(transition) - self.start_s
+        if self._now_s is not None:
+            at_s = self._now_s
+        elif device_time is not None:
+            at_s = (device_time - self.sim.epoch).total_seconds() - self.start_s
+        else:
+            at_s = self._transition_time(transition) - self.start_s
         observation = AlarmObservation(at_s, transition)
         self.alarms.append(observation)
         vigil = watch_alarm(self.vigil, observation)
@@ -376,7 +417,7 @@ class ScenarioRun:
 
     def on_device_message(self, device: SimulatedDevice, outgoing: Outgoing, t: float) -> None:
         """Something a simulated pump published at simulation second ``t`` (from the sink)."""
-        if self.status.final or not self._began:
+        if self.status.final or not self._observing:
             return
         device_id = device.device_id
         log_entries = device.clinical_log
@@ -488,7 +529,7 @@ class ScenarioRefused(ValueError):
 
 
 class LiveStage(Stage, Protocol):
-    """A stage that follows the wall clock (the live driver): it can be paused and change speed."""
+    """A stage that follows the wall clock (the live driver): it can be paused and stopped."""
 
     speed: float | None
 
@@ -499,39 +540,74 @@ class LiveStage(Stage, Protocol):
 
     def resume(self) -> None: ...
 
-    def set_speed(self, speed: float) -> None: ...
+    def stop(self) -> None: ...
 
-    def sim_target(self) -> float: ...
+    async def run(self) -> None: ...
+
+
+StageFactory = Callable[[FleetSimulation, float], LiveStage]
+"""Makes the live stage of a run: its own simulation at the run's speed (``pumptwin demo``: a
+:class:`~twin.sim.driver.SimDriver` on the twin's broker, with ``session_base=1``: the run's pumps
+are new to the twin, so their sessions count from 1 as headless; a session number from the wall
+clock would be an implausible jump from what a pump published before its first session)."""
+
+MAX_LIVE_RUNS: Final = 4
+"""Live runs at once: each runs its own simulation, one MQTT connection per pump, at up to
+thousands of times real time; four sessions of a dozen pumps keep a laptop's twin responsive. [A]"""
+
+MIRROR_TIMEOUT_S: Final = 60.0
+"""How long a live run waits for the twin to mirror its pumps before it gives up (aborted)."""
+
+NOT_MIRRORED: Final = "the twin did not mirror the run's pumps in time"
+
+SETTLE_TIMEOUT_S: Final = 3.0
+"""How long the end of a live run waits for the twin to hear its pumps' last messages."""
+
+
+@dataclass
+class _Owned:
+    """What a live run owns besides itself: its stage (simulation and driver) and their task."""
+
+    stage: LiveStage
+    keys: tuple[tuple[str, str], ...]
+    task: asyncio.Task[None] | None = None
 
 
 class ScenarioRunner:
-    """Live scenario runs on the simulation and twin of this process (see the module docstring).
+    """Live scenario runs, each on its own simulation, observed through the twin of this process
+    (see the module docstring).
 
     Built with the scenarios it offers; :meth:`attach` joins it to the running twin service and
-    simulation driver (until then, starting a run is refused with ``not_attached``).
+    gives it the factory of its stages (until then, starting a run is refused with
+    ``not_attached``). A run starts from the scenario's own fleet and baseline (the headless run's
+    pumps, seed and epoch), on sites of its own (``tr-<run id>.<site>``), at the run's speed, and
+    its simulation stops when the run ends: the rest of the twin's fleet keeps its own pace.
     """
 
-    def __init__(self, library: Mapping[str, Scenario]) -> None:
+    def __init__(self, library: Mapping[str, Scenario], *, max_live_runs: int = MAX_LIVE_RUNS) -> None:
         self.library = dict(library)
+        self.max_live_runs = max_live_runs
         self.runs: dict[str, ScenarioRun] = {}
         self.service: TwinService | None = None
-        self.driver: LiveStage | None = None
+        self.stages: StageFactory | None = None
+        self._owned: dict[str, _Owned] = {}
         self._ids = itertools.count(1)
-        self._paused_clock = False
-        self._speed_before: float | None = None
+        self._token = uuid.uuid4().hex[:4]  # run ids (and so sites) differ from a previous process's
+        self._fits: dict[str, str | None] = {}
         self.listeners: list[Callable[[ScenarioRun, str], None]] = []
-        """Called with each live run and the event (``started``, ``paused``, ``resumed``,
-        ``completed``, ``aborted``, ``patient_symptom``, ``step``), after the run changed."""
+        """Called with each live run and the event (``started``, ``began``: the twin mirrors its
+        pumps and the timeline runs, ``paused``, ``resumed``, ``completed``, ``aborted``,
+        ``patient_symptom``, ``step``), after the run changed."""
 
-    def attach(self, service: TwinService, driver: LiveStage) -> None:
-        """Join the twin and the driver (the stage live runs play on)."""
+    def attach(self, service: TwinService, stages: StageFactory) -> None:
+        """Join the twin, and the factory of the runs' stages."""
         self.service = service
-        self.driver = driver
+        self.stages = stages
 
     @property
-    def active(self) -> ScenarioRun | None:
-        """The run that is running or paused, if any."""
-        return next((r for r in self.runs.values() if not r.status.final), None)
+    def active(self) -> list[ScenarioRun]:
+        """The runs that are running or paused."""
+        return [r for r in self.runs.values() if not r.status.final]
 
     def get(self, run_id: str) -> ScenarioRun:
         run = self.runs.get(run_id)
@@ -539,132 +615,226 @@ class ScenarioRunner:
             raise ScenarioRefused("unknown_run", f"no scenario run {run_id!r}")
         return run
 
-    def members(self) -> tuple[FleetMember, ...]:
-        """The devices the twin mirrors (with a birth), as selections see them."""
-        assert self.service is not None
-        rows = []
-        for twin in self.service.fleet.devices.values():
-            if twin.birth is None:
-                continue
-            state = twin.reported
-            rows.append(
-                FleetMember(
-                    0,
-                    twin.device_id,
-                    twin.site,
-                    state.drug if state else None,
-                    state.concentration_mg_per_ml if state else None,
-                    twin.birth.reservoir_capacity_ml,
-                    twin.birth.simulated,
-                )
-            )
-        return ordered_members(rows)
+    def keys_of(self, run: ScenarioRun) -> tuple[tuple[str, str], ...]:
+        """The (site, pump) keys a run owns."""
+        owned = self._owned.get(run.run_id)
+        return owned.keys if owned is not None else ()
 
     def fits(self, scenario: Scenario) -> str | None:
-        """Why ``scenario`` cannot start live on the running fleet (``None``: it can): no
-        simulation attached, or a selection the mirrored fleet cannot satisfy."""
-        if self.service is None or self.driver is None:
+        """Why ``scenario`` cannot start live (``None``: it can): nothing attached, or a fleet or
+        timeline that does not resolve."""
+        if self.service is None or self.stages is None:
             return "no simulation is running in this process"
-        sim = self.driver.sim
-        try:
-            expand(scenario, self.members(), sim.at(sim.now))
-        except ScenarioInvalid as exc:
-            return f"cannot run on this fleet: {exc}"
-        return None
+        if scenario.name not in self._fits:
+            try:
+                _prepare(scenario, "tr-check.")
+                self._fits[scenario.name] = None
+            except ScenarioInvalid as exc:
+                self._fits[scenario.name] = f"cannot run: {exc}"
+        return self._fits[scenario.name]
 
     def start(self, name: str, *, speed: float | None = None, started_by: str = "trainer") -> ScenarioRun:
-        """Start scenario ``name`` now, at ``speed`` (default: the scenario's) x real time.
+        """Start scenario ``name`` now on its own pumps, at ``speed`` (default: the scenario's) x
+        real time. The run's timeline begins once the twin mirrors every pump of it (the
+        simulation stands still until then).
 
-        Raises :class:`ScenarioRefused`: ``unknown_scenario``, ``not_attached``, ``run_active``,
-        ``flat_out`` (the simulation runs as fast as possible: no clock to pace a live run),
-        ``invalid_for_fleet`` (a selection the running fleet cannot satisfy)."""
+        Raises :class:`ScenarioRefused`: ``unknown_scenario``, ``not_attached``,
+        ``too_many_runs`` (:attr:`max_live_runs` running or paused), ``invalid_scenario`` (a fleet
+        or timeline that does not resolve)."""
         scenario = self.library.get(name)
         if scenario is None:
             known = ", ".join(sorted(self.library)) or "none"
             raise ScenarioRefused("unknown_scenario", f"no scenario {name!r} (the catalogue: {known})")
-        service, driver = self.service, self.driver
-        if service is None or driver is None:
+        service, stages = self.service, self.stages
+        if service is None or stages is None:
             raise ScenarioRefused("not_attached", "no simulation is running in this process")
         active = self.active
-        if active is not None:
+        if len(active) >= self.max_live_runs:
+            running = ", ".join(f"{r.run_id} ({r.scenario.name})" for r in active)
             raise ScenarioRefused(
-                "run_active", f"run {active.run_id} ({active.scenario.name}) is {active.status.value}"
+                "too_many_runs", f"{len(active)} live runs at once is the most this twin runs: {running}"
             )
-        if driver.speed is None:
-            raise ScenarioRefused("flat_out", "the simulation runs as fast as possible; a live run needs a speed")
-        sim = driver.sim
+        run_id = f"run-{next(self._ids)}-{self._token}"
         try:
-            timeline = expand(scenario, self.members(), sim.at(sim.now))
+            renamed, fleet, timeline = _prepare(scenario, f"tr-{run_id}.")
         except ScenarioInvalid as exc:
-            raise ScenarioRefused("invalid_for_fleet", f"{name} cannot run on this fleet: {exc}") from None
-        self._speed_before = driver.speed
-        driver.set_speed(speed if speed is not None else scenario.speed)
-        run_id = f"run-{next(self._ids)}"
+            raise ScenarioRefused("invalid_scenario", f"{name} cannot run: {exc}") from None
+        sim = scenario_simulation(renamed, fleet)
+        stage = stages(sim, speed if speed is not None else scenario.speed)
+        stage.pause()  # until the twin mirrors every pump: the run starts from second 0, as headless
         run = ScenarioRun(
             run_id,
-            scenario,
+            renamed,
             timeline,
-            stage=driver,
+            stage=stage,
             service=service,
             mode="live",
-            seed=sim.seed,
+            seed=fleet.seed,
             started_by=started_by,
             transition_time=self._transition_time,
             on_change=self._announce,
-            # the simulation has only run up to its last event; the wall clock says it is later:
-            # time the timeline from when the start was asked for, or its first steps come early
-            start_s=driver.sim_target(),
+            settle=lambda: self._caught_up(sim),
         )
+        keys = tuple((sim.sites[d], d) for d in sorted(sim.devices))
+        owned = _Owned(stage, keys)
         self.runs[run_id] = run
-        run.begin()
+        self._owned[run_id] = owned
+        owned.task = asyncio.get_running_loop().create_task(self._play(run, owned), name=f"scenario-{run_id}")
+        self._announce(run, "started")
         return run
 
+    async def _play(self, run: ScenarioRun, owned: _Owned) -> None:
+        """A live run's life: its simulation runs (paused) while the twin mirrors its pumps, then
+        the timeline begins and the clock goes; when the run ends its simulation stops."""
+        stage = owned.stage
+        run.observe()  # the pumps' first states may raise alarms: the run hears them, as headless
+        driving = asyncio.create_task(stage.run(), name=f"sim-{run.run_id}")
+        try:
+            if await self._mirrored(run, owned.keys, driving):
+                run.begin(announce=False)
+                if run.status is RunStatus.RUNNING:  # not paused by the instructor meanwhile
+                    stage.resume()
+                self._announce(run, "began")
+            elif not run.status.final:
+                await run.abort(NOT_MIRRORED, by=run.actor)
+            await driving
+        except Exception:
+            log.exception("scenario run %s failed", run.run_id)
+            if not run.status.final:
+                run.status = RunStatus.ABORTED
+                run.aborted_reason = "the run's simulation failed"
+                run.aborted_by = run.actor
+                run.ended_s = run.sim.now
+                run._finalise("aborted")
+        finally:
+            stage.stop()
+            if not driving.done():
+                with contextlib.suppress(Exception):
+                    await driving
+
+    async def _mirrored(self, run: ScenarioRun, keys: Sequence[tuple[str, str]], driving: asyncio.Task[None]) -> bool:
+        """Wait until the twin mirrors (birth and state) every pump of ``keys``; False if the
+        simulation ended, the run was aborted meanwhile, or it took too long."""
+        service = self.service
+        assert service is not None
+
+        def mirrored() -> bool:
+            devices = service.fleet.devices
+            return all((t := devices.get(k)) is not None and t.reported is not None for k in keys)
+
+        changed = asyncio.Event()
+        stop = service.hub.listen(lambda event: changed.set())
+        try:
+            async with asyncio.timeout(MIRROR_TIMEOUT_S):
+                while not mirrored():
+                    if driving.done() or run.status.final:
+                        return False
+                    changed.clear()
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(1.0):
+                            await changed.wait()
+        except TimeoutError:
+            log.warning("scenario run: %s within %g s", NOT_MIRRORED, MIRROR_TIMEOUT_S)
+            return False
+        finally:
+            stop()
+        return True
+
+    async def _caught_up(self, sim: FleetSimulation) -> None:
+        """Wait (at most :data:`SETTLE_TIMEOUT_S`) until the twin's clock of every site of ``sim``
+        reached the simulation's time: the clock message at that time comes after the pumps'
+        messages before it."""
+        service = self.service
+        assert service is not None
+        target = sim.at(sim.now)
+        sites = set(sim.sites.values())
+
+        def heard() -> bool:
+            marks = service.fleet.watermarks
+            return all((m := marks.get(site)) is not None and m >= target for site in sites)
+
+        changed = asyncio.Event()
+        stop = service.hub.listen(lambda event: changed.set())
+        try:
+            async with asyncio.timeout(SETTLE_TIMEOUT_S):
+                while not heard():
+                    changed.clear()
+                    with contextlib.suppress(TimeoutError):  # a clock message tells the hub nothing: look again
+                        async with asyncio.timeout(0.02):
+                            await changed.wait()
+        except TimeoutError:
+            log.info("a live run ended before the twin heard its pumps' last messages")
+        finally:
+            stop()
+
+    def stage_of(self, run: ScenarioRun) -> LiveStage:
+        """The stage (simulation driver) a live run owns."""
+        return self._stage(run)
+
+    def _stage(self, run: ScenarioRun) -> LiveStage:
+        owned = self._owned.get(run.run_id)
+        if owned is None:
+            raise ScenarioRefused("unknown_run", f"no live stage for run {run.run_id!r}")
+        return owned.stage
+
     def pause(self, run_id: str) -> ScenarioRun:
-        """Hold the run's timeline and stop the simulation clock."""
+        """Hold the run's timeline and stop its simulation clock."""
         run = self.get(run_id)
         run.pause()
-        assert self.driver is not None
-        if not self.driver.paused:
-            self.driver.pause()
-            self._paused_clock = True
+        self._stage(run).pause()
         return run
 
     def resume(self, run_id: str) -> ScenarioRun:
         run = self.get(run_id)
         run.resume()
-        self._release_clock()
+        if run._began:
+            self._stage(run).resume()
         return run
 
     async def abort(self, run_id: str, reason: str, *, by: str) -> ScenarioRun:
-        """The kill switch (see :meth:`ScenarioRun.abort`); the clock runs again if the run had stopped it."""
+        """The kill switch (see :meth:`ScenarioRun.abort`); the clock runs again if the run was
+        paused (the clear_fault commands must reach the pumps)."""
         run = self.get(run_id)
-        self._release_clock()  # the clear_fault commands must reach the pumps
+        run._require_active()
+        self._stage(run).resume()
         await run.abort(reason, by=by)
         return run
 
-    def _release_clock(self) -> None:
-        if self._paused_clock and self.driver is not None:
-            self.driver.resume()
-        self._paused_clock = False
+    async def close(self) -> None:
+        """Stop every live run's simulation (the process is stopping)."""
+        for owned in list(self._owned.values()):
+            owned.stage.stop()
+        for owned in list(self._owned.values()):
+            if owned.task is not None and not owned.task.done():
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await owned.task
 
     def _transition_time(self, transition: Transition) -> float:
-        """A transition's simulation second: the device's clock at that wall time, as the twin knows it."""
+        """A transition's simulation second: its site's watermark, the device time of the step
+        that made it (the run hears of it as the step is committed)."""
         assert self.service is not None
-        assert self.driver is not None
-        sim = self.driver.sim
+        run = self._run_at(transition.site)
+        if run is None:
+            return 0.0
+        sim = run.sim
         fleet = self.service.fleet
         twin = fleet.devices.get((transition.site, transition.device_id))
-        device_time = fleet.device_now(twin, transition.at) if twin is not None else None
+        device_time = fleet.alert_now(twin, transition.at) if twin is not None else None
         if device_time is None:
             return sim.now
         return (device_time - sim.epoch).total_seconds()
 
+    def _run_at(self, site: str) -> ScenarioRun | None:
+        for run_id, owned in self._owned.items():
+            if any(s == site for s, _ in owned.keys):
+                return self.runs[run_id]
+        return None
+
     def _announce(self, run: ScenarioRun, event: str) -> None:
-        if run.status.final and self._paused_clock:
-            self._release_clock()  # a run that aborts itself while paused gives the clock back
-        if run.status.final and self.driver is not None and self._speed_before is not None:
-            self.driver.set_speed(self._speed_before)  # the run borrowed the clock's pace: give it back
-            self._speed_before = None
+        if run.status.final:
+            owned = self._owned.get(run.run_id)
+            if owned is not None:
+                owned.stage.stop()  # the run's pumps go quiet ("shutdown"): no silence, no alarms
         for listener in list(self.listeners):
             listener(run, event)
         if self.service is None:
@@ -682,6 +852,11 @@ class ScenarioRunner:
         self.service.hub.publish(Notice("scenario", body))
 
 
+def _prepare(scenario: Scenario, prefix: str) -> tuple[Scenario, ScenarioFleet, Timeline]:
+    renamed, fleet = owned_fleet(scenario, prefix)
+    return renamed, fleet, expand(renamed, fleet.members, fleet.epoch)
+
+
 def scenario_json(scenario: Scenario) -> dict[str, Any]:
     """What the catalogue shows of a scenario."""
     return {
@@ -695,38 +870,3 @@ def scenario_json(scenario: Scenario) -> dict[str, Any]:
         "expectations": len(scenario.expect),
         "abort_conditions": [c.kind for c in scenario.abort_when],
     }
-
-
-async def start_when_mirrored(
-    runner: ScenarioRunner, name: str, *, started_by: str, speed: float | None = None, timeout_s: float = 60.0
-) -> ScenarioRun | None:
-    """Start ``name`` (at ``speed``, default the scenario's) once the twin mirrors (birth and state)
-    every simulated pump of the attached driver; None (logged) if that does not happen within
-    ``timeout_s`` or the start is refused."""
-    assert runner.driver is not None
-    assert runner.service is not None
-    sim = runner.driver.sim
-    keys = [(sim.sites[d], d) for d in sim.devices]
-    service = runner.service
-
-    def mirrored() -> bool:
-        devices = service.fleet.devices
-        return all((t := devices.get(k)) is not None and t.reported is not None for k in keys)
-
-    changed = asyncio.Event()
-    stop = service.hub.listen(lambda event: changed.set())
-    try:
-        async with asyncio.timeout(timeout_s):
-            while not mirrored():
-                changed.clear()
-                await changed.wait()
-    except TimeoutError:
-        log.warning("scenario %s not started: the twin did not mirror every pump within %g s", name, timeout_s)
-        return None
-    finally:
-        stop()
-    try:
-        return runner.start(name, speed=speed, started_by=started_by)
-    except ScenarioRefused as exc:
-        log.warning("scenario %s not started: %s", name, exc)
-        return None

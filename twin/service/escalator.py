@@ -14,7 +14,9 @@ already reached is never sent again, and tiers that fell due while it was down a
 first tick.
 
 Time: the tick's ``now``, the twin's clock (``TwinService.clock``); the alarms'
-``unacknowledged_since`` is on the same clock. Failure modes: a journal write that fails
+``unacknowledged_since`` is on the same clock: the wall clock, for a training session's simulated
+pumps too, because escalation measures how long people take to answer (see
+:mod:`twin.alarms.escalation`). Failure modes: a journal write that fails
 (``StoreUnavailable``) is logged and the tick is tried again a second later: nothing was announced,
 and the same escalations are still due; a sink that raises is logged and does not stop the others.
 """

@@ -17,11 +17,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Final
 
 from twin.alarms.lifecycle import Alarm, Transition
@@ -40,6 +42,8 @@ better told to reload than fed a backlog."""
 class AlarmTransitioned:
     transition: Transition
     alarm: Alarm | None
+    device_time: datetime | None = None
+    """A simulated pump's: the simulation's time at the step that made it (see ``AlarmTransitions``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,14 +100,29 @@ class Subscription:
     read: int = 0
     skipped: int = 0
 
-    async def next(self) -> list[tuple[int, str, bytes]]:
+    last_read_at: float = float("-inf")
+
+    async def next(self, *, pace_s: float = 0.0) -> list[tuple[int, str, bytes]]:
         """The events published since the last call (waits for one; put an ``asyncio.timeout``
-        around it). Raises :class:`Dropped` once the client was dropped (it read ``resync`` last)."""
+        around it). Raises :class:`Dropped` once the client was dropped (it read ``resync`` last).
+
+        With ``pace_s``, a batch that holds only coalesced updates (device summaries, notices
+        with a coalescing key) waits until ``pace_s`` after the previous read, so that newer
+        versions replace older ones and one write carries them all; anything else (an alarm, a
+        command, a response) ends the wait at once."""
         if self.closed:
             raise Dropped
         hub = self.hub
         while self.cursor >= hub.next_id:
             await asyncio.shield(hub.waiter())
+        loop = asyncio.get_running_loop()
+        if pace_s > 0:
+            deadline = self.last_read_at + pace_s
+            while hub.last_urgent_id < self.cursor and (remaining := deadline - loop.time()) > 0:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(remaining):
+                        await asyncio.shield(hub.waiter())
+        self.last_read_at = loop.time()
         return hub.read(self)
 
 
@@ -118,6 +137,8 @@ class EventHub:
         self._latest: dict[object, int] = {}
         self._ids = itertools.count(1)
         self.next_id = 1
+        self.last_urgent_id = 0
+        """The id of the newest event that is not coalesced (see :meth:`Subscription.next`)."""
         self._waiter: asyncio.Future[None] | None = None
         self.subscriptions: set[Subscription] = set()
         self.dropped_subscribers = 0
@@ -161,6 +182,8 @@ class EventHub:
             coalesce = (event.kind, event.coalesce)
         if coalesce is not None:
             self._latest[coalesce] = event_id
+        else:
+            self.last_urgent_id = event_id
         self._ring[event_id % self._capacity] = _Entry(event_id, event, coalesce)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
@@ -215,3 +238,12 @@ class EventHub:
     @property
     def subscribers(self) -> int:
         return len(self.subscriptions)
+
+
+def sse_chunk(batch: Iterable[tuple[int, str, bytes]]) -> bytes:
+    """Server-sent events framing of a batch read from the hub, as one chunk (``event``, ``id``,
+    ``data`` lines and a blank line each, CRLF as sse-starlette writes them). ``data`` is one line
+    of JSON (``json.dumps`` escapes newlines), so it needs no splitting."""
+    return b"".join(
+        b"event: %s\r\nid: %d\r\ndata: %s\r\n\r\n" % (kind.encode(), event_id, data) for event_id, kind, data in batch
+    )

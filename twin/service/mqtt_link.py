@@ -93,8 +93,11 @@ async def run_link(
     sites: list[str] | None = None,
     client_id: str = "pumptwin-twin",
     connected: asyncio.Event | None = None,
+    may_connect: Callable[[], bool] | None = None,
 ) -> None:
-    """Stay connected until ``stop``; reconnect with back-off when the broker goes away."""
+    """Stay connected until ``stop``; reconnect with back-off when the broker goes away.
+    ``may_connect``: asked before every (re)connect; False ends the link (a replica whose lease on
+    the partition ran out must not take the partition's session back from its new owner)."""
     attempt = 0
     outbox = service.outbox
     if not isinstance(outbox, QueueOutbox):
@@ -104,6 +107,9 @@ async def run_link(
     health = service.health
     health.report("ingest", Status.DEGRADED, f"connecting to {endpoint.url}")
     while not stop.is_set():
+        if may_connect is not None and not may_connect():
+            health.report("ingest", Status.DOWN, "not connecting: this replica may no longer serve these sites")
+            return
         inbox = Inbox(service.clock)
         try:
             client = aiomqtt.Client(

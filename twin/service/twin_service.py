@@ -418,7 +418,7 @@ class TwinService:
                 assert isinstance(effect, AlarmTransitions)
                 for t in effect.transitions:
                     self.metrics.alarm_transitions.labels(t.event.value).inc()
-                    hub.publish(AlarmTransitioned(t, fleet.board.alarms.get(t.key)))
+                    hub.publish(AlarmTransitioned(t, fleet.board.alarms.get(t.key), effect.device_time))
             elif kind is CommandChanged:
                 assert isinstance(effect, CommandChanged)
                 self.metrics.commands.labels(effect.tracked.state.value).inc()
@@ -587,10 +587,11 @@ class TwinService:
 
     async def patient_report(self, key: DeviceKey, report: PatientReport) -> None:
         """Record a patient's report about a pump (a call the clinic logged, a scenario's symptom):
-        a ``patient_report`` alert on the pump for :attr:`AlertPolicy.patient_report_for`. An unknown
-        device is ignored (nothing to attach the report to)."""
+        a ``patient_report`` alert on the pump for :attr:`AlertPolicy.patient_report_for`, raised
+        now; ``report.at`` is on the pump's clock (the simulation's for a simulated pump). An
+        unknown device is ignored (nothing to attach the report to)."""
         async with self._lock:
-            fleet, effects = steps.record_patient_report(self.fleet, key, report)
+            fleet, effects = steps.record_patient_report(self.fleet, key, report, self.clock())
             await self._commit(fleet, effects)
 
     # --------------------------------------------------------------------------------- clock

@@ -16,11 +16,12 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Final, TypedDict
+from typing import Final, TypedDict, TypeVar
 
 from twin.contract.alarms import ALARM_CATALOGUE
 from twin.contract.codec import CHANNELS
 from twin.contract.messages import (
+    CONTRACT_VERSION,
     Action,
     ActiveBolus,
     AlarmEvent,
@@ -50,7 +51,7 @@ from twin.contract.messages import (
     WireModel,
 )
 from twin.contract.topics import Channel
-from twin.pump.model import AlarmChange, ClinicalEvent, Effect, LogEntry, Outcome, Pump
+from twin.pump.model import AlarmChange, ClinicalEvent, Effect, LogEntry, Outcome, Pump, RefillLog
 
 COMMAND_MEMORY: Final = 512
 """Command ids a device remembers for idempotency. A twin re-sends a pending command at most a
@@ -58,6 +59,27 @@ few times within minutes, so a few hundred ids is ample; oldest are forgotten fi
 
 
 Details = dict[str, float | int | str | bool | None]
+
+_M = TypeVar("_M", bound=WireModel)
+_set = object.__setattr__
+
+
+def _unchecked(model: type[_M], values: dict[str, object], fields_set: frozenset[str]) -> _M:
+    """``model`` made from ``values`` without validating them (what pydantic's ``model_construct``
+    does, without its per-field loop): ``values`` must hold every field, in the model's order, each
+    in the form validation would give it; ``fields_set`` names the fields given explicitly. The
+    states the simulator makes this way are checked against the contract in
+    tests/core/test_fleet_partition.py (each validates, equal, to the same JSON)."""
+    message = model.__new__(model)
+    _set(message, "__dict__", values)
+    _set(message, "__pydantic_fields_set__", set(fields_set))
+    _set(message, "__pydantic_extra__", None)
+    _set(message, "__pydantic_private__", None)
+    return message
+
+
+_STATE_FIELDS_SET: Final = frozenset(State.model_fields) - {"contract_version", "kind"}
+"""The fields a state was validated from (every one but the two constants)."""
 
 
 class Envelope(TypedDict):
@@ -109,7 +131,8 @@ class SimulatedDevice:
         self._birth_seq = 0
         self._results: OrderedDict[str, CommandResult] = OrderedDict()
         self.clinical_log: list[ClinicalEvent] = []
-        self._wire_log: dict[int, DeviceLogEntry] = {}  # pump log serial -> its wire form, built once
+        self._event_log: tuple[Pump, int, list[DeviceLogEntry]] | None = None  # pump, log serial, wire log
+        self._refill_record: tuple[RefillLog, RefillRecord] | None = None  # the last refill's wire form
         self.on_alarm: Callable[[SimulatedDevice, AlarmChange], None] | None = None
         """Hears every alarm the pump raises or clears, audible or not (the simulated clinic and its
         tally); what the twin hears goes through the messages only."""
@@ -121,7 +144,6 @@ class SimulatedDevice:
         out = self._from_effects(self.pump.explant(t), t)
         self.pump = pump
         self.identity = identity
-        self._wire_log = {}
         return [*out, *self._birth(t), self.state(t)]
 
     # --------------------------------------------------------------------------------- time
@@ -213,16 +235,34 @@ class SimulatedDevice:
 
     def event_log(self) -> list[DeviceLogEntry]:
         """The pump's event log as the contract carries it (each entry converted once)."""
-        entries = []
-        known = self._wire_log
-        for entry in self.pump.log:
-            wire = known.get(entry.serial)
-            if wire is None:
-                wire = known[entry.serial] = self._wire_entry(entry)
-            entries.append(wire)
-        if len(known) > 2 * len(entries) + 8:
-            keep = {e.serial for e in self.pump.log}
-            self._wire_log = {k: v for k, v in known.items() if k in keep}
+        return list(self._event_log_entries())
+
+    def _event_log_entries(self) -> list[DeviceLogEntry]:
+        """The wire form of the pump's log, kept up to date as entries are added (at the end, with
+        consecutive serials) and fall off (at the start); rebuilt if the log is anything else. A
+        list, once made, is never changed (every change makes a new one)."""
+        pump, log = self.pump, self.pump.log
+        cached = self._event_log
+        if cached is not None and cached[0] is pump:
+            _, known, entries = cached
+            serial = pump.log_serial
+            if known == serial:
+                return entries
+            added = serial - known
+            kept_count = len(log) - added
+            if (
+                0 < added <= len(log)
+                and len(entries) >= kept_count
+                and log[-1].serial == serial
+                and log[0].serial == serial - len(log) + 1
+            ):
+                fresh = [self._wire_entry(log[i]) for i in range(kept_count, len(log))]
+                kept = entries[len(entries) - kept_count :] if kept_count else []
+                entries = [*kept, *fresh]
+                self._event_log = (pump, serial, entries)
+                return entries
+        entries = [self._wire_entry(entry) for entry in log]
+        self._event_log = (pump, pump.log_serial, entries)
         return entries
 
     def _wire_entry(self, e: LogEntry) -> DeviceLogEntry:
@@ -257,14 +297,19 @@ class SimulatedDevice:
         refill = None
         if p.last_refill is not None:
             r = p.last_refill
-            refill = RefillRecord(
-                at=self.at(r.at),
-                expected_residual_ml=round(r.expected_residual_ml, 4),
-                measured_residual_ml=round(r.measured_residual_ml, 4),
-                volume_added_ml=r.volume_added_ml,
-                drug=r.drug,
-                concentration_mg_per_ml=r.concentration_mg_per_ml,
-            )
+            known = self._refill_record
+            if known is not None and known[0] is r:
+                refill = known[1]  # immutable: every state until the next refill carries the same one
+            else:
+                refill = RefillRecord(
+                    at=self.at(r.at),
+                    expected_residual_ml=round(r.expected_residual_ml, 4),
+                    measured_residual_ml=round(r.measured_residual_ml, 4),
+                    volume_added_ml=r.volume_added_ml,
+                    drug=r.drug,
+                    concentration_mg_per_ml=r.concentration_mg_per_ml,
+                )
+                self._refill_record = (r, refill)
         pb = None
         if p.program.patient_bolus is not None:
             last = p.last_patient_bolus_at
@@ -273,30 +318,42 @@ class SimulatedDevice:
                 refused_total=p.patient_bolus_refused,
                 last_accepted_at=self.at(last) if last is not None else None,
             )
-        state = State(
-            **self._envelope(t),
-            reservoir_ml=round(sample.reservoir_ml, 4),
-            low_reservoir_threshold_ml=p.low_threshold_ml,
-            unusable_residual_ml=p.config.unusable_residual_ml,
-            drug=p.drug,
-            concentration_mg_per_ml=p.concentration_mg_per_ml,
-            program=p.program,
-            current_rate_ml_per_day=round(sample.current_rate_ml_per_day, 6),
-            infusing=sample.infusing,
-            stop_reason=p.stop_reason,
-            bolus=bolus,
-            motor=sample.motor,
-            battery_percent=round(sample.battery_percent, 3),
-            battery=p.battery_status,
-            eri_at=self.at(p.eri_at) if p.eri_at is not None else None,
-            eos_at=self.at(p.eos_at) if p.eos_at is not None else None,
-            active_alarms=sorted(p.alarms) if p.config.audible_alarms else [],
-            delivered_ml_total=round(sample.delivered_ml_total, 4),
-            last_refill=refill,
-            refill_reminder_at=self.at(p.refill_reminder_at) if p.refill_reminder_at is not None else None,
-            patient_bolus=pb,
-            program_changed_at=self.at(p.program_changed_at) if p.program_changed_at is not None else None,
-            event_log=self.event_log(),
+        self._seq += 1
+        # every value in the form validation gives it (floats as floats, the model's own objects),
+        # in the model's field order: the state is made without validating it again
+        state = _unchecked(
+            State,
+            {
+                "contract_version": CONTRACT_VERSION,
+                "device_id": self.identity.device_id,
+                "device_time": self.at(t),
+                "session": self.session,
+                "seq": self._seq,
+                "kind": "state",
+                "reservoir_ml": float(round(sample.reservoir_ml, 4)),
+                "low_reservoir_threshold_ml": float(p.low_threshold_ml),
+                "unusable_residual_ml": float(p.config.unusable_residual_ml),
+                "drug": p.drug,
+                "concentration_mg_per_ml": float(p.concentration_mg_per_ml),
+                "program": p.program,
+                "current_rate_ml_per_day": float(round(sample.current_rate_ml_per_day, 6)),
+                "infusing": sample.infusing,
+                "stop_reason": p.stop_reason,
+                "bolus": bolus,
+                "motor": sample.motor,
+                "battery_percent": float(round(sample.battery_percent, 3)),
+                "battery": p.battery_status,
+                "eri_at": self.at(p.eri_at) if p.eri_at is not None else None,
+                "eos_at": self.at(p.eos_at) if p.eos_at is not None else None,
+                "active_alarms": sorted(p.alarms) if p.config.audible_alarms else [],
+                "delivered_ml_total": float(round(sample.delivered_ml_total, 4)),
+                "last_refill": refill,
+                "refill_reminder_at": self.at(p.refill_reminder_at) if p.refill_reminder_at is not None else None,
+                "patient_bolus": pb,
+                "program_changed_at": self.at(p.program_changed_at) if p.program_changed_at is not None else None,
+                "event_log": list(self._event_log_entries()),
+            },
+            _STATE_FIELDS_SET,
         )
         return Outgoing(Channel.STATE, state)
 

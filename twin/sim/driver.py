@@ -377,7 +377,7 @@ class SimDriver:
     def clock_message(self, site: str) -> SimClock:
         """The clock of ``site`` as it stands (speed 0 while paused or holding for a cue)."""
         moving = self.speed is not None and not self._paused and not self._holding
-        now = self.sim_target() if moving else self.sim.now
+        now = self.sim.now  # what has been simulated (and published): never ahead of the pumps' messages
         self._clock_seq += 1
         return SimClock(
             site=site,

@@ -1,10 +1,17 @@
 """A fleet of simulated pumps on one SimPy environment, with the clinic that looks after them.
 
-Each pump is a SimPy process that sleeps until its pump model's next computed event (or until a
-command wakes it), so a quiet pump costs nothing between events. Optional processes per pump
-sample telemetry at its publish times, run the clinic (:mod:`twin.sim.clinic`: refills booked from
-the predicted date, replacements, catheter revisions, dose adjustments) and inject faults at random
-with the published hazard rates.
+Each pump sleeps until its pump model's next computed event (or until a command wakes it), so a
+quiet pump costs nothing between events. Per pump, telemetry is sampled at its publish times, the
+clinic (:mod:`twin.sim.clinic`: refills booked from the predicted date, replacements, catheter
+revisions, dose adjustments) looks after it and faults are injected at random with the published
+hazard rates.
+
+None of this runs as a SimPy process: each is a chain of SimPy events with callbacks (see
+:class:`_Call`), scheduled exactly as the process it stands for would schedule its own events (a
+start event at once, URGENT, as a process's initialisation; the timeout it would sleep on; for a
+pump's life, the condition event a ``timeout | wake`` would trigger), so the order in which
+events due at the same instant run is the processes' order, and what the fleet does is the same,
+at a fraction of the cost of a generator per appointment.
 
 Everything a device publishes goes to a ``sink`` callable, in order, with the simulation time.
 What the clinic does and what befalls the pumps is tallied (:attr:`FleetSimulation.tally`) and,
@@ -21,12 +28,13 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter, deque
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final, Literal
 
 import simpy
+from simpy.events import NORMAL, URGENT, EventPriority
 
 from twin.contract.alarms import AlarmCode
 from twin.contract.messages import (
@@ -143,6 +151,37 @@ class _Radio:
     commands: deque[Command] = field(default_factory=deque)
 
 
+class _Call(simpy.Event):
+    """An event that calls ``fn`` when it is processed, scheduled as it is made (``delay`` from
+    now, at ``priority``), the way SimPy's own :class:`~simpy.events.Timeout` schedules itself."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        fn: Callable[[simpy.Event], None],
+        delay: float = 0.0,
+        priority: EventPriority = NORMAL,
+    ) -> None:
+        self.env = env
+        self.callbacks = [fn]
+        self._value = None
+        self._ok = True
+        env.schedule(self, priority, delay)
+
+
+@dataclass(slots=True)
+class _Life:
+    """Where one pump's life loop stands (the loop: sleep until the pump's next event or a wake-up,
+    bring the pump up to now, deliver held commands, sleep again). ``token`` names the current
+    sleep; ``armed``: asleep and not yet triggered; ``woken``: this sleep's wake-up was sent;
+    ``direct``: the pump has no next event (it sleeps on the wake-up alone)."""
+
+    token: int = 0
+    armed: bool = False
+    woken: bool = True  # no wake-up until the life has started
+    direct: bool = False
+
+
 class FleetSimulation:
     """Pumps of a fleet, their clinic and their hazards, on one SimPy environment.
 
@@ -181,7 +220,8 @@ class FleetSimulation:
         self.patients: dict[str, Patient] = {}
         self.tally: Counter[str] = Counter()
         self.events: list[FleetEvent] | None = [] if record_events else None
-        self._wake: dict[str, simpy.Event] = {}
+        self._lives: dict[str, _Life] = {}
+        self._refill_flows: dict[str, tuple[Program, Flow]] = {}  # device -> (program, its worst-case flow)
         self._radio: dict[str, _Radio] = {}
         self._rngs: dict[str, random.Random] = {}
         self.refills_done = 0
@@ -201,12 +241,13 @@ class FleetSimulation:
             )
             self._rngs[spec.device_id] = random.Random(f"clinic:{seed}:{spec.device_id}")
             device.on_alarm = self._pump_alarm
-            self.env.process(self._life(device))
+            life = self._lives[spec.device_id] = _Life()
+            self._spawn(self._arm, device, life)
             if telemetry_interval_s:
                 offset = (index * 7.919) % telemetry_interval_s  # spread samples over the interval
-                self.env.process(self._telemetry(device, telemetry_interval_s, offset))
+                self._spawn(self._telemetry_start, device, telemetry_interval_s, offset)
             if clinic_refills:
-                self._book_refill(device, self._next_refill_at(device.pump, device.pump.reservoir_ml, None))
+                self._book_refill(device, self._next_refill_at(device, device.pump.reservoir_ml, None))
                 if device.pump.battery_status.value != "ok":
                     self._book_replacement(device, "battery_eri", self.clinic.eri_replacement_days)
             if random_faults:
@@ -317,50 +358,88 @@ class FleetSimulation:
         self._wake_up(device_id)
 
     def _wake_up(self, device_id: str) -> None:
-        wake = self._wake.get(device_id)
-        if wake is not None and not wake.triggered:
-            wake.succeed()
+        """Wake a pump's life now (as triggering the wake-up event its process waits on)."""
+        life = self._lives.get(device_id)
+        if life is None or life.woken:
+            return
+        life.woken = True
+        device, token = self.devices[device_id], life.token
+        _Call(self.env, lambda _: self._life_triggered(device, life, token))
 
     # ------------------------------------------------------------------------------- processes
 
-    def _life(self, device: SimulatedDevice) -> Generator[simpy.Event, object, None]:
-        env = self.env
-        while True:
-            when, _ = device.pump.next_event()
-            wake = env.event()
-            self._wake[device.device_id] = wake
-            if math.isinf(when):
-                yield wake
-            else:
-                yield env.timeout(max(0.0, when - env.now)) | wake
-            self._emit(device, device.advance(env.now))
-            radio = self._radio[device.device_id]
-            while radio.commands and not device.silent:
-                self._emit(device, device.handle(radio.commands.popleft(), env.now))
+    def _spawn(self, start: Callable[..., None], *args: object) -> None:
+        """Run ``start(*args)`` when a SimPy process made now would take its first step: an URGENT
+        event now, after the ones already made."""
+        _Call(self.env, lambda _: start(*args), 0.0, URGENT)
 
-    def _telemetry(
-        self, device: SimulatedDevice, interval: float, offset: float
-    ) -> Generator[simpy.Event, object, None]:
-        yield self.env.timeout(offset)
-        while True:
-            messages = device.advance(self.now)
-            if messages:
-                self._wake_up(device.device_id)  # the pump changed on the way: let its life re-plan
-            if not device.silent:
-                messages.append(device.telemetry(self.now))
-            self._emit(device, messages)
-            yield self.env.timeout(interval)
+    def _after(self, at: float, fn: Callable[..., None], *args: object) -> None:
+        """Call ``fn(*args)`` at ``at`` (or now if it is past), as a process made now that sleeps
+        until ``at`` would: the start event, then the timeout from the start."""
+
+        def start() -> None:
+            _Call(self.env, lambda _: fn(*args), max(0.0, at - self.now))
+
+        self._spawn(start)
+
+    def _arm(self, device: SimulatedDevice, life: _Life) -> None:
+        """The top of a pump's life loop: sleep until the pump's next event or a wake-up."""
+        when, _ = device.pump.next_event()
+        life.token += 1
+        life.armed, life.woken = True, False
+        token = life.token
+        life.direct = math.isinf(when)
+        if not life.direct:
+            _Call(self.env, lambda _: self._life_triggered(device, life, token), max(0.0, when - self.env.now))
+
+    def _life_triggered(self, device: SimulatedDevice, life: _Life, token: int) -> None:
+        """The timeout or the wake-up of a sleep: the first one ends it. Woken from a sleep on the
+        wake-up alone, the life runs at once; from ``timeout | wake``, once that condition's own
+        event is processed."""
+        if token != life.token or not life.armed:
+            return
+        life.armed = False
+        if life.direct:
+            self._live(device, life)
+        else:
+            _Call(self.env, lambda _: self._live(device, life))
+
+    def _live(self, device: SimulatedDevice, life: _Life) -> None:
+        now = self.env.now
+        self._emit(device, device.advance(now))
+        radio = self._radio[device.device_id]
+        while radio.commands and not device.silent:
+            self._emit(device, device.handle(radio.commands.popleft(), now))
+        self._arm(device, life)
+
+    def _telemetry_start(self, device: SimulatedDevice, interval: float, offset: float) -> None:
+        _Call(self.env, lambda _: self._telemetry(device, interval), offset)
+
+    def _telemetry(self, device: SimulatedDevice, interval: float) -> None:
+        messages = device.advance(self.now)
+        if messages:
+            self._wake_up(device.device_id)  # the pump changed on the way: let its life re-plan
+        if not device.silent:
+            messages.append(device.telemetry(self.now))
+        self._emit(device, messages)
+        _Call(self.env, lambda _: self._telemetry(device, interval), interval)
 
     # ---------------------------------------------------------------------------------- clinic
 
     def _rng(self, device: SimulatedDevice) -> random.Random:
         return self._rngs[device.device_id]
 
-    def _next_refill_at(self, pump: Pump, volume_ml: float, filled_at: float | None) -> float:
-        """When the clinic books the next refill of ``pump`` holding ``volume_ml`` (see
+    def _next_refill_at(self, device: SimulatedDevice, volume_ml: float, filled_at: float | None) -> float:
+        """When the clinic books the next refill of the device's pump holding ``volume_ml`` (see
         :mod:`twin.sim.clinic`): worst-case boluses, a margin, the drug's stability limit."""
-        policy, now = self.clinic, self.now
-        flow = Flow(schedule_of(worst_case_program(pump.program), self._day_origin))
+        policy, now, pump, device_id = self.clinic, self.now, device.pump, device.device_id
+        program = pump.program
+        cached = self._refill_flows.get(device_id)
+        if cached is not None and cached[0] is program:
+            flow = cached[1]
+        else:  # the programmer's worst-case flow, once per program
+            flow = Flow(schedule_of(worst_case_program(program), self._day_origin))
+            self._refill_flows[device_id] = (program, flow)
         if pump.config.valve_gated:
             target, margin = PROMETRA_REFILL_TARGET_ML, policy.prometra_margin_days
         else:
@@ -373,7 +452,7 @@ class FleetSimulation:
         patient = self.patients[device.device_id]
         patient.refill_generation += 1
         patient.refill_at = at
-        self.env.process(self._refill_appointment(device, patient.refill_generation, at))
+        self._after(at, self._refill_appointment, device, patient.refill_generation)
 
     def _bring_refill_forward(self, device: SimulatedDevice, span: tuple[float, float]) -> None:
         at = self.now + uniform_days(self._rng(device), span)
@@ -381,8 +460,7 @@ class FleetSimulation:
         if patient.refill_at is None or at < patient.refill_at:
             self._book_refill(device, at)
 
-    def _refill_appointment(self, device: SimulatedDevice, generation: int, at: float) -> Generator[simpy.Event]:
-        yield self.env.timeout(max(0.0, at - self.now))
+    def _refill_appointment(self, device: SimulatedDevice, generation: int) -> None:
         patient = self.patients[device.device_id]
         if patient.refill_generation != generation:
             return  # rebooked meanwhile
@@ -407,7 +485,7 @@ class FleetSimulation:
             )
             self._record(device, "pocket_fill")
         volume = pump.config.reservoir_capacity_ml
-        appointment = self._next_refill_at(pump, volume, self.now)
+        appointment = self._next_refill_at(device, volume, self.now)
         reminder = appointment + self.clinic.reminder_after_appointment_days * SECONDS_PER_DAY
         action = RefillAction(
             volume_ml=volume,
@@ -438,20 +516,19 @@ class FleetSimulation:
             program = _scaled(intended, rng.choice(PROGRAMMING_ERROR_FACTORS))
             self._record(device, "programming_error")
             found = self.now + uniform_days(rng, self.clinic.programming_error_found_days)
-            self.env.process(self._correct_program(device, self.patients[device.device_id].pump_generation, found))
+            self._after(found, self._correct_program, device, self.patients[device.device_id].pump_generation)
         self.bedside(device.device_id, ReprogramAction(program=program))
         self._record(device, "reprogram", "correction" if correction else "")
         if not correction:
             self.patients[device.device_id].prescribed = intended
 
-    def _correct_program(self, device: SimulatedDevice, generation: int, at: float) -> Generator[simpy.Event]:
-        yield self.env.timeout(max(0.0, at - self.now))
+    def _correct_program(self, device: SimulatedDevice, generation: int) -> None:
         patient = self.patients[device.device_id]
         if patient.pump_generation != generation:
             return  # the pump was replaced meanwhile, with the right program
         self._reprogram(device, patient.prescribed, correction=True)
         # the programmer computes the refill date again from the corrected program
-        self._book_refill(device, self._next_refill_at(device.pump, device.pump.reservoir_ml, patient.last_fill_at))
+        self._book_refill(device, self._next_refill_at(device, device.pump.reservoir_ml, patient.last_fill_at))
 
     def _pump_alarm(self, device: SimulatedDevice, change: AlarmChange) -> None:
         """Every alarm a pump raises, audible or not: tallied; the clinic acts on what it hears
@@ -477,7 +554,7 @@ class FleetSimulation:
                 self._bring_refill_forward(device, policy.empty_refill_days if audible else SILENT_EMPTY_FOUND_DAYS)
             case AlarmCode.MOTOR_STALL if audible and device.pump.awaiting_interrogation:
                 at = self.now + uniform_days(self._rng(device), policy.post_mri_interrogation_days)
-                self.env.process(self._interrogate_later(device, patient.pump_generation, at))
+                self._after(at, self._interrogate_later, device, patient.pump_generation)
             case AlarmCode.MOTOR_STALL if audible and device.pump.stall_recover_at is None:
                 self._book_replacement(device, "motor_stall", policy.stall_replacement_days)
             case AlarmCode.MEMORY_ERROR if audible:
@@ -489,10 +566,9 @@ class FleetSimulation:
             case _:
                 pass
 
-    def _interrogate_later(self, device: SimulatedDevice, generation: int, at: float) -> Generator[simpy.Event]:
+    def _interrogate_later(self, device: SimulatedDevice, generation: int) -> None:
         """The post-MRI interrogation (a pump held in telemetry mode resumes; a stall that stays after
         it is permanent: replacement)."""
-        yield self.env.timeout(max(0.0, at - self.now))
         if self.patients[device.device_id].pump_generation != generation:
             return
         self.bedside(device.device_id, InterrogateAction())
@@ -510,12 +586,9 @@ class FleetSimulation:
         patient.replacement_generation += 1
         patient.replacement_at = at
         patient.replacement_cause = cause
-        self.env.process(self._replacement_appointment(device, patient.replacement_generation, at, urgent))
+        self._after(at, self._replacement_appointment, device, patient.replacement_generation, urgent)
 
-    def _replacement_appointment(
-        self, device: SimulatedDevice, generation: int, at: float, urgent: bool
-    ) -> Generator[simpy.Event]:
-        yield self.env.timeout(max(0.0, at - self.now))
+    def _replacement_appointment(self, device: SimulatedDevice, generation: int, urgent: bool) -> None:
         patient = self.patients[device.device_id]
         if patient.replacement_generation != generation:
             return
@@ -525,7 +598,7 @@ class FleetSimulation:
             at = self.now + uniform_days(self._rng(device), self.clinic.rebook_replacement_days)
             patient.replacement_generation += 1
             patient.replacement_at = at
-            self.env.process(self._replacement_appointment(device, patient.replacement_generation, at, False))
+            self._after(at, self._replacement_appointment, device, patient.replacement_generation, False)
             return
         self._replace_pump(device, patient.replacement_cause)
 
@@ -564,16 +637,15 @@ class FleetSimulation:
         self._record(device, "replacement", cause)
         self._surgery(device)
         self._wake_up(device.device_id)
-        self._book_refill(device, self._next_refill_at(pump, pump.reservoir_ml, self.now))
+        self._book_refill(device, self._next_refill_at(device, pump.reservoir_ml, self.now))
         if self.random_faults:
-            self.env.process(self._stall_hazard(device, patient.pump_generation))
+            self._spawn(self._stall_hazard, device, patient.pump_generation)
 
     def _surgery(self, device: SimulatedDevice) -> None:
         if self.random_faults and self._rng(device).random() < self.hazards.infection_per_procedure:
             self._record(device, "infection")
 
-    def _revise_catheter(self, device: SimulatedDevice, generation: int, at: float) -> Generator[simpy.Event]:
-        yield self.env.timeout(max(0.0, at - self.now))
+    def _revise_catheter(self, device: SimulatedDevice, generation: int) -> None:
         patient = self.patients[device.device_id]
         if patient.catheter_generation != generation:
             return
@@ -587,26 +659,29 @@ class FleetSimulation:
         patient.catheter_starts.append(self.now)
         self._record(device, "catheter_revision")
         self._surgery(device)
-        self.env.process(self._catheter_hazard(device, patient.catheter_generation))
+        self._spawn(self._catheter_hazard, device, patient.catheter_generation)
 
     # --------------------------------------------------------------------------------- hazards
 
     def _start_hazards(self, device: SimulatedDevice) -> None:
         patient = self.patients[device.device_id]
-        self.env.process(self._stall_hazard(device, patient.pump_generation))
-        self.env.process(self._catheter_hazard(device, patient.catheter_generation))
+        self._spawn(self._stall_hazard, device, patient.pump_generation)
+        self._spawn(self._catheter_hazard, device, patient.catheter_generation)
         if DRUGS[device.pump.drug].opioid and self.hazards.granuloma_per_opioid_year > 0:
-            self.env.process(self._granuloma_hazard(device))
+            self._spawn(self._granuloma_hazard, device)
 
     def _hazard_rng(self, device: SimulatedDevice, what: str, generation: int) -> random.Random:
         return random.Random(f"hazard:{self.seed}:{device.device_id}:{what}:{generation}")
 
-    def _stall_hazard(self, device: SimulatedDevice, generation: int) -> Generator[simpy.Event]:
+    def _stall_hazard(self, device: SimulatedDevice, generation: int) -> None:
         """One pump's motor stall: a Poisson process at its drug's rate (never on a valve-gated pump)."""
         rate = self.hazards.motor_stall_rate(device.pump.drug, valve_gated=device.pump.config.valve_gated)
         if rate <= 0:
             return
-        yield self.env.timeout(self._hazard_rng(device, "stall", generation).expovariate(rate / SECONDS_PER_YEAR))
+        delay = self._hazard_rng(device, "stall", generation).expovariate(rate / SECONDS_PER_YEAR)
+        _Call(self.env, lambda _: self._motor_stall(device, generation), delay)
+
+    def _motor_stall(self, device: SimulatedDevice, generation: int) -> None:
         if self.patients[device.device_id].pump_generation != generation:
             return
         self._record(
@@ -614,48 +689,56 @@ class FleetSimulation:
         )
         self.bedside(device.device_id, InjectFaultAction(fault=MotorStallFault(cause="wear")))
 
-    def _catheter_hazard(self, device: SimulatedDevice, generation: int) -> Generator[simpy.Event]:
+    def _catheter_hazard(self, device: SimulatedDevice, generation: int) -> None:
         """The catheter's complications: first-year hazard, then the later one; worked up and revised."""
-        rng = self._hazard_rng(device, "catheter", generation)
-        patient = self.patients[device.device_id]
-        while True:
-            age = self.now - patient.catheter_since
-            yield self.env.timeout(next_catheter_complication(rng, age, self.hazards))
-            if patient.catheter_generation != generation:
-                return
-            if patient.catheter_faulty:
-                continue  # already under work-up (a granuloma): this one is the same revision
-            band = "year_1" if self.now - patient.catheter_since < SECONDS_PER_YEAR else "later"
-            if rng.random() < self.hazards.catheter_occlusion_share:
-                fault: CatheterOcclusionFault | CatheterLeakFault = CatheterOcclusionFault(
-                    fraction=round(rng.uniform(*OCCLUSION_FRACTION), 2)
-                )
-            else:
-                fault = CatheterLeakFault(fraction=round(rng.uniform(*LEAK_FRACTION), 2))
-            self._record(device, "catheter_complication", f"{fault.fault}:{band}")
-            self.bedside(device.device_id, InjectFaultAction(fault=fault))
-            patient.catheter_faulty = True
-            if self.clinic_refills:
-                at = self.now + uniform_days(rng, self.clinic.catheter_workup_days)
-                self.env.process(self._revise_catheter(device, generation, at))
-            return
+        self._catheter_wait(device, generation, self._hazard_rng(device, "catheter", generation))
 
-    def _granuloma_hazard(self, device: SimulatedDevice) -> Generator[simpy.Event]:
-        """A catheter-tip granuloma on an opioid: slow, partial, found late and revised."""
-        rng = self._hazard_rng(device, "granuloma", 0)
+    def _catheter_wait(self, device: SimulatedDevice, generation: int, rng: random.Random) -> None:
+        age = self.now - self.patients[device.device_id].catheter_since
+        delay = next_catheter_complication(rng, age, self.hazards)
+        _Call(self.env, lambda _: self._catheter_complication(device, generation, rng), delay)
+
+    def _catheter_complication(self, device: SimulatedDevice, generation: int, rng: random.Random) -> None:
         patient = self.patients[device.device_id]
+        if patient.catheter_generation != generation:
+            return
+        if patient.catheter_faulty:
+            # already under work-up (a granuloma): this one is the same revision
+            self._catheter_wait(device, generation, rng)
+            return
+        band = "year_1" if self.now - patient.catheter_since < SECONDS_PER_YEAR else "later"
+        if rng.random() < self.hazards.catheter_occlusion_share:
+            fault: CatheterOcclusionFault | CatheterLeakFault = CatheterOcclusionFault(
+                fraction=round(rng.uniform(*OCCLUSION_FRACTION), 2)
+            )
+        else:
+            fault = CatheterLeakFault(fraction=round(rng.uniform(*LEAK_FRACTION), 2))
+        self._record(device, "catheter_complication", f"{fault.fault}:{band}")
+        self.bedside(device.device_id, InjectFaultAction(fault=fault))
+        patient.catheter_faulty = True
+        if self.clinic_refills:
+            at = self.now + uniform_days(rng, self.clinic.catheter_workup_days)
+            self._after(at, self._revise_catheter, device, generation)
+
+    def _granuloma_hazard(self, device: SimulatedDevice) -> None:
+        """A catheter-tip granuloma on an opioid: slow, partial, found late and revised."""
+        self._granuloma_wait(device, self._hazard_rng(device, "granuloma", 0))
+
+    def _granuloma_wait(self, device: SimulatedDevice, rng: random.Random) -> None:
         rate = self.hazards.granuloma_per_opioid_year / SECONDS_PER_YEAR
-        while True:
-            yield self.env.timeout(rng.expovariate(rate))
-            if patient.catheter_faulty:
-                continue
+        _Call(self.env, lambda _: self._granuloma(device, rng), rng.expovariate(rate))
+
+    def _granuloma(self, device: SimulatedDevice, rng: random.Random) -> None:
+        patient = self.patients[device.device_id]
+        if not patient.catheter_faulty:
             fraction = round(rng.uniform(*GRANULOMA_FRACTION), 2)
             self._record(device, "granuloma")
             self.bedside(device.device_id, InjectFaultAction(fault=CatheterOcclusionFault(fraction=fraction)))
             patient.catheter_faulty = True
             if self.clinic_refills:
                 at = self.now + uniform_days(rng, self.clinic.granuloma_workup_days)
-                self.env.process(self._revise_catheter(device, patient.catheter_generation, at))
+                self._after(at, self._revise_catheter, device, patient.catheter_generation)
+        self._granuloma_wait(device, rng)
 
     def bedside(self, device_id: str, action: Action) -> str | None:
         """Something done to a pump in person (or happening to it), not through the twin: a refill at

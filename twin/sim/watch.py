@@ -13,7 +13,7 @@ import aiomqtt
 
 from twin.contract.codec import ContractError, decode_device_message
 from twin.contract.messages import AlarmEvent, Birth, CommandResult, DeviceStatus
-from twin.contract.topics import Channel, TopicError, parse_topic, subscription
+from twin.contract.topics import SITE_CHANNELS, Channel, TopicError, parse_topic, subscription
 from twin.mqtt_endpoint import MqttEndpoint
 
 
@@ -38,8 +38,9 @@ async def watch(
             payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
             try:
                 address = parse_topic(str(message.topic))
-                if address.channel is Channel.CMD:
-                    counts["cmd"] += 1
+                if address.channel is Channel.CMD or address.channel in SITE_CHANNELS:
+                    # Commands go to pumps, and a site's clock is the simulation's, not an event.
+                    counts[address.channel.value] += 1
                     continue
                 decoded = decode_device_message(address, payload)
             except (TopicError, ContractError) as exc:

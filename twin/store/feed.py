@@ -6,7 +6,7 @@ A commit that wrote something announces it, *inside its own transaction*, with P
 ``NOTIFY``: the notice is delivered when (and only if) the commit is, to every replica listening.
 A notice names what was written by identity only — ``(key, version)`` of each transition,
 ``(command_id, status)``, ``response_id``, ``(session_id, event)``, ``(site, device_id)`` of each
-snapshot, the device-event keys — so that it stays small whatever a comment or a snapshot holds;
+snapshot, the device-event keys, ``escalation_id`` — so that it stays small whatever a comment or a snapshot holds;
 the receiving replica reads the rows (:class:`Committed` carries them). PostgreSQL caps a payload
 at 8,000 bytes: a big commit is announced in several notices (:func:`encode_notices`).
 
@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 from twin.alarms.device_events import DeviceEventKey
+from twin.alarms.escalation import Escalation
 from twin.alarms.lifecycle import Alarm, Transition
 from twin.alarms.responses import AlarmResponse
 from twin.mirror.commands import CommandRecord
@@ -50,6 +51,7 @@ class CommitNotice:
     responses: tuple[str, ...] = ()
     training_events: tuple[tuple[str, str], ...] = ()
     snapshots: tuple[tuple[str, str], ...] = ()
+    escalations: tuple[str, ...] = ()
     overflow: bool = False
 
     @property
@@ -61,11 +63,20 @@ class CommitNotice:
             or self.responses
             or self.training_events
             or self.snapshots
+            or self.escalations
             or self.overflow
         )
 
 
-_FIELDS: Final = ("transitions", "device_events", "commands", "responses", "training_events", "snapshots")
+_FIELDS: Final = (
+    "transitions",
+    "device_events",
+    "commands",
+    "responses",
+    "training_events",
+    "snapshots",
+    "escalations",
+)
 
 
 def _item(name: str, value: object) -> object:
@@ -130,6 +141,7 @@ def decode_notice(payload: str) -> CommitNotice:
             responses=tuple(str(r) for r in body.get("responses", ())),
             training_events=tuple((str(s), str(e)) for s, e in body.get("training_events", ())),
             snapshots=tuple((str(s), str(d)) for s, d in body.get("snapshots", ())),
+            escalations=tuple(str(e) for e in body.get("escalations", ())),
             overflow=bool(body.get("x", False)),
         )
     except (ValueError, TypeError, KeyError) as error:
@@ -150,6 +162,7 @@ class Committed:
     responses: Sequence[AlarmResponse] = ()
     training_events: Sequence[TrainingEvent] = ()
     snapshots: Sequence[Snapshot] = ()
+    escalations: Sequence[Escalation] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,11 +3,18 @@ simulation (``pumptwin demo``); the imperative shell around :mod:`twin.training.
 
 An instructor starts a session with a scenario and trainees: the desk checks that every trainee
 is an active ``trainee`` account, starts the scenario live through the
-:class:`~twin.scenarios.runner.ScenarioRunner` (so the runner's refusals apply: one live run at a
-time, real pumps never get faults) and journals ``started``. Pause, resume and abort go to the
+:class:`~twin.scenarios.runner.ScenarioRunner` (so the runner's refusals apply: at most
+:data:`~twin.scenarios.runner.MAX_LIVE_RUNS` at once) and journals ``started``. The session owns its
+pumps: the run's own simulation of the scenario's fleet, from its baseline, on sites of its own
+(``tr-<run>.<site>``), at the session's speed; the session's score, frames and live updates cover
+those sites alone, so several sessions (of the same scenario too) run side by side, and the rest
+of the fleet is none of their business. Pause, resume and abort go to the
 run; when the run ends (its timeline done, aborted by the instructor or by one of its own abort
 conditions) the desk freezes the score, journals ``completed``/``aborted`` with it, writes the
-``training`` points to InfluxDB and says so on the live stream.
+``training`` points to InfluxDB and says so on the live stream. The report also says whether the
+*drill* did what the scenario promised (``drill``): an expectation of the scenario itself that was
+missed (a scheduled alarm that never came, an alarm that should not have come) means the drill
+misfired, and the trainees' score is not the measure of that session.
 
 While a session runs, its score is computed on demand from the journal (the trainees'
 acknowledgements, silences and responses, the escalations of unanswered alarms, the floods at the
@@ -40,11 +47,12 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from twin.alarms.lifecycle import Transition, TransitionEvent
 from twin.alarms.responses import AlarmResponse
 from twin.roles import Role
+from twin.scenarios.evaluation import ScenarioReport
 from twin.scenarios.runner import ScenarioRefused, ScenarioRun, ScenarioRunner
 from twin.service.events import AlarmTransitioned, DeviceUpdated, Notice, ResponseMade, TwinEvent
 from twin.service.twin_service import TwinService
@@ -128,10 +136,12 @@ class TrainingDesk:
         while self._work:
             run, event, actor = self._work.popleft()
             await self._handle_run(run, event, actor)
-        active = self.active
-        if self._moved and active is not None:
+        if self._moved:
             moved, self._moved = self._moved, set()
-            await self._record_frames(active, self.service.clock(), moved)
+            for active in self.active:
+                mine = {k for k in moved if _owns(active, *k)}
+                if mine:
+                    await self._record_frames(active, self.service.clock(), mine)
         for session_id in list(self._scored):
             self._scored.discard(session_id)
             session = self.sessions.get(session_id)
@@ -147,13 +157,23 @@ class TrainingDesk:
         return session
 
     @property
-    def active(self) -> TrainingSession | None:
-        return next((s for s in self.sessions.values() if s.active), None)
+    def active(self) -> list[TrainingSession]:
+        """The sessions running or paused."""
+        return [s for s in self.sessions.values() if s.active]
 
     def current_for(self, username: str) -> TrainingSession | None:
-        """The running or paused session ``username`` is a trainee of."""
-        active = self.active
-        return active if active is not None and username in active.trainees else None
+        """The running or paused session ``username`` is a trainee of (the latest, if several)."""
+        mine = [s for s in self.active if username in s.trainees]
+        return mine[-1] if mine else None
+
+    def _watching(self, site: str, device_id: str) -> list[TrainingSession]:
+        """The active sessions a pump belongs to (once their run began: before that the pumps are
+        still appearing, and the baseline frames come when it begins)."""
+        return [s for s in self.active if _owns(s, site, device_id) and self._began(s)]
+
+    def _began(self, session: TrainingSession) -> bool:
+        run = self.runner.runs.get(session.run_id)
+        return run is None or run._began
 
     def trainees(self) -> list[str]:
         """The active trainee accounts, by name."""
@@ -177,18 +197,20 @@ class TrainingDesk:
         if only is not None:
             result = only_trainee(result, only)
         body = session_json(session, result, detail=detail, reveal=reveal)
-        # only while it runs: run ids start again at run-1 when the twin restarts
+        # only while it runs: a restarted twin has none of the runs it had
         run = self.runner.runs.get(session.run_id) if session.active else None
         body["progress"] = run.progress() if run is not None else None
+        if run is not None:
+            body["drill"] = drill_json(run.report())
         return body
 
     async def _compute(self, session: TrainingSession, *, end: datetime | None, ended: bool) -> TrainingScore:
         store = self.service.store
         devices = frozenset(session.devices)
         trainees = frozenset(session.trainees)
-        transitions = await store.transitions(since=session.started_at)
-        responses = await store.responses(since=session.started_at)
-        escalations = await store.escalations(since=session.started_at)
+        transitions = [t for t in await store.transitions(since=session.started_at) if _site_of(session, t.site)]
+        responses = [r for r in await store.responses(since=session.started_at) if _site_of(session, r.site)]
+        escalations = [e for e in await store.escalations(since=session.started_at) if _site_of(session, e.site)]
         sites = flood_sites(session.expected)
         window_end = end if end is not None else self.service.clock()
         return score(
@@ -203,7 +225,7 @@ class TrainingDesk:
 
     def sites_of(self, session: TrainingSession) -> dict[str, str]:
         """Pump -> site, for the session's pumps the twin knows."""
-        return {t.device_id: t.site for t in self.service.fleet.devices.values() if t.device_id in session.devices}
+        return {t.device_id: t.site for t in self.service.fleet.devices.values() if _owns(session, t.site, t.device_id)}
 
     # --------------------------------------------------------------------------------- commands
 
@@ -223,7 +245,6 @@ class TrainingDesk:
             if user.role is not Role.TRAINEE:
                 raise TrainingRefused("not_a_trainee", f"{name!r} is a {user.role.value}, not a trainee")
         run = self.runner.start(scenario, speed=speed, started_by=instructor)
-        assert self.runner.driver is not None
         session = TrainingSession(
             session_id=f"t-{uuid.uuid4().hex[:8]}",
             scenario=run.scenario.name,
@@ -232,13 +253,13 @@ class TrainingDesk:
             instructor=instructor,
             trainees=names,
             devices=scored_devices(run.timeline),
-            speed=float(self.runner.driver.speed or run.scenario.speed),
+            speed=float(self.runner.stage_of(run).speed or run.scenario.speed),
             started_at=self.service.clock(),
             expected=expected_responses(run.timeline),
+            sites=tuple(sorted(set(run.timeline.sites.values()))),
         )
         await self.service.store.commit(Batch(training_events=[started_event(session)]))
         self.sessions[session.session_id] = session
-        await self._record_frames(session, session.started_at)  # the baseline the replay starts from
         log.info("training session %s: %s for %s, by %s", session.session_id, session.scenario, names, instructor)
         await self._announce(session, "started")
         await self.drain()
@@ -276,7 +297,7 @@ class TrainingDesk:
         return next((s for s in self.sessions.values() if s.run_id == run.run_id and s.active), None)
 
     def _on_run(self, run: ScenarioRun, event: str) -> None:
-        if event in ("paused", "resumed", "completed", "aborted", "step", "patient_symptom"):
+        if event in ("began", "paused", "resumed", "completed", "aborted", "step", "patient_symptom"):
             self._work.append((run, event, self._actor or run.aborted_by or "scenario"))
             self._wake.set()
 
@@ -285,7 +306,9 @@ class TrainingDesk:
         if session is None:
             return
         await self._record_steps(session, run)
-        if event in ("paused", "resumed"):
+        if event == "began":  # the twin mirrors the session's pumps: the baseline the replay starts from
+            await self._record_frames(session, self.service.clock(), baseline=True)
+        elif event in ("paused", "resumed"):
             status: SessionStatus = "paused" if event == "paused" else "running"
             if session.status == status:
                 return
@@ -299,9 +322,17 @@ class TrainingDesk:
             self.sessions[session.session_id] = session
             await self._announce(session, event)
         elif event in ("completed", "aborted"):
-            await self._end(session, event, actor=actor, reason=run.aborted_reason)
+            await self._end(session, event, actor=actor, reason=run.aborted_reason, drill=drill_json(run.report()))
 
-    async def _end(self, session: TrainingSession, status: str, *, actor: str, reason: str | None) -> None:
+    async def _end(
+        self,
+        session: TrainingSession,
+        status: str,
+        *,
+        actor: str,
+        reason: str | None,
+        drill: dict[str, Any] | None = None,
+    ) -> None:
         at = self.service.clock()
         if reason != RESTARTED:
             await self._record_frames(session, at)  # how the pumps were left
@@ -312,6 +343,7 @@ class TrainingDesk:
             ended_at=at,
             aborted_reason=reason,
             final=final,
+            drill=drill,
         )
         await self.service.store.commit(Batch(training_events=[ended_event(ended, actor)]))
         self.sessions[session.session_id] = ended
@@ -330,11 +362,9 @@ class TrainingDesk:
             self._on_transition(event.transition)
         elif isinstance(event, ResponseMade):
             self._on_response(event.response)
-        elif isinstance(event, DeviceUpdated):
-            session = self.active
-            if session is not None and event.key[1] in session.devices:
-                self._moved.add(event.key)
-                self._wake.set()
+        elif isinstance(event, DeviceUpdated) and self._watching(*event.key):
+            self._moved.add(event.key)
+            self._wake.set()
 
     # ------------------------------------------------------------------------- replay records
 
@@ -371,13 +401,19 @@ class TrainingDesk:
         self._steps[session.session_id] = len(happened)
 
     async def _record_frames(
-        self, session: TrainingSession, now: datetime, keys: set[tuple[str, str]] | None = None
+        self,
+        session: TrainingSession,
+        now: datetime,
+        keys: set[tuple[str, str]] | None = None,
+        *,
+        baseline: bool = False,
     ) -> None:
         """Journal a frame of each session pump (of ``keys``, if given) whose figures moved since
-        its last frame, timed at the message that moved them."""
+        its last frame, timed at the message that moved them; the ``baseline`` frames (when the
+        run begins) at the session's start: the run's clock stood still at second 0 until then."""
         frames: list[PumpFrame] = []
         for key, twin in self.service.fleet.devices.items():
-            if twin.device_id not in session.devices or (keys is not None and key not in keys):
+            if not _owns(session, twin.site, twin.device_id) or (keys is not None and key not in keys):
                 continue
             where = (session.session_id, twin.site, twin.device_id)
             state = frame_state(
@@ -389,27 +425,27 @@ class TrainingDesk:
             if not worth_recording(previous, state):
                 continue
             made = [t for t in (twin.last_seen_at, twin.presence_since) if t is not None]
-            at = min(now, max([previous_at, *made]))
+            at = session.started_at if baseline else min(now, max([previous_at, *made]))
             frames.append(PumpFrame(session.session_id, twin.site, twin.device_id, seq + 1, at, state))
             self._frames[where] = (seq + 1, state, at)
         if frames:
             await self.service.store.commit(Batch(frames=frames))
 
     def _on_transition(self, transition: Transition) -> None:
-        session = self.active
-        if session is None or transition.event not in _WATCHED or transition.device_id not in session.devices:
+        if transition.event not in _WATCHED:
             return
         staff = transition.event in (TransitionEvent.ACKNOWLEDGE, TransitionEvent.SILENCE)
-        if staff and transition.actor not in session.trainees:
-            return
-        self._scored.add(session.session_id)
-        self._wake.set()
-
-    def _on_response(self, response: AlarmResponse) -> None:
-        session = self.active
-        if session is not None and response.actor in session.trainees and response.device_id in session.devices:
+        for session in self._watching(transition.site, transition.device_id):
+            if staff and transition.actor not in session.trainees:
+                continue
             self._scored.add(session.session_id)
             self._wake.set()
+
+    def _on_response(self, response: AlarmResponse) -> None:
+        for session in self._watching(response.site, response.device_id):
+            if response.actor in session.trainees:
+                self._scored.add(session.session_id)
+                self._wake.set()
 
     async def _announce(self, session: TrainingSession, event: str) -> None:
         """The session, with its per-trainee summary, on the live stream (``training``). Never
@@ -426,4 +462,43 @@ class TrainingDesk:
             log.exception("training session %s: the live update failed", session.session_id)
 
 
-__all__ = ["RESTARTED", "TrainingDesk", "TrainingRefused"]
+def _site_of(session: TrainingSession, site: str) -> bool:
+    """Is ``site`` one of the session's (every site, for a session journaled before sessions had
+    sites of their own)?"""
+    return not session.sites or site in session.sites
+
+
+def _owns(session: TrainingSession, site: str, device_id: str) -> bool:
+    return _site_of(session, site) and device_id in session.devices
+
+
+MISFIRE_KINDS: Final = frozenset({"alarm", "no_alarm", "alarm_flood"})
+"""Expectations about what the drill itself does (the alarms it should raise, or not): one of
+them missed means the drill misfired."""
+
+
+def drill_json(report: ScenarioReport) -> dict[str, Any]:
+    """Did the drill do what its scenario promised? ``misfired`` with the expectations of the
+    scenario itself that were missed (each with its code, pumps and why), and the counts."""
+    missed = [r for r in report.expectations if r.status == "missed" and r.expected.kind in MISFIRE_KINDS]
+    return {
+        "misfired": bool(missed),
+        "met": sum(1 for r in report.expectations if r.status == "met"),
+        "missed": len(missed),
+        "pending": sum(1 for r in report.expectations if r.status == "pending"),
+        "expectations": [
+            {
+                "index": r.expected.index,
+                "kind": r.expected.kind,
+                "code": r.expected.code,
+                "event": r.expected.event,
+                "device_ids": list(r.expected.device_ids),
+                "site": r.expected.site,
+                "detail": r.detail,
+            }
+            for r in missed
+        ],
+    }
+
+
+__all__ = ["MISFIRE_KINDS", "RESTARTED", "TrainingDesk", "TrainingRefused", "drill_json"]

@@ -172,6 +172,9 @@ def session_replay(
     ``twin.api.training``)."""
     start = session.started_at
     devices = frozenset(session.devices)
+    owned = frozenset(session.sites)  # the session's own sites (none: a session from before they had them)
+    transitions = [t for t in transitions if not owned or t.site in owned]
+    escalations = [e for e in escalations if not owned or e.site in owned]
     seen = [t for t in transitions if t.device_id in devices and _inside(t.at, start, end)]
     expected = session.expected if reveal else {}
     trainees = [t.trainee for t in result.trainees]

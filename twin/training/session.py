@@ -43,6 +43,12 @@ class TrainingSession:
     """The score frozen when the session ended (``None`` while it runs)."""
     expected: dict[str, tuple[str, ...]] = field(default_factory=dict)
     """Alarm key -> the staff responses the scenario expects (fixed at the start)."""
+    sites: tuple[str, ...] = ()
+    """The sites of the session's own pumps (``tr-<run>.<site>``): its score covers those alone.
+    Empty for a session journaled before sessions owned their pumps (every site then)."""
+    drill: dict[str, Any] | None = None
+    """Whether the drill did what its scenario promised, frozen at the end
+    (:func:`twin.training.desk.drill_json`)."""
 
     @property
     def active(self) -> bool:
@@ -63,6 +69,7 @@ def started_event(session: TrainingSession) -> TrainingEvent:
             "devices": list(session.devices),
             "speed": session.speed,
             "expected": {key: list(names) for key, names in session.expected.items()},
+            "sites": list(session.sites),
         },
     )
 
@@ -70,7 +77,11 @@ def started_event(session: TrainingSession) -> TrainingEvent:
 def ended_event(session: TrainingSession, actor: str) -> TrainingEvent:
     if session.status not in FINAL or session.ended_at is None or session.final is None:
         raise ValueError(f"session {session.session_id} has not ended")
-    detail: dict[str, Any] = {"aborted_reason": session.aborted_reason, "score": score_json(session.final)}
+    detail: dict[str, Any] = {
+        "aborted_reason": session.aborted_reason,
+        "score": score_json(session.final),
+        "drill": session.drill,
+    }
     return TrainingEvent(session.session_id, session.status, actor, session.ended_at, detail)
 
 
@@ -92,6 +103,7 @@ def fold(events: Iterable[TrainingEvent]) -> dict[str, TrainingSession]:
                 float(d["speed"]),
                 e.at,
                 expected={key: tuple(names) for key, names in d.get("expected", {}).items()},
+                sites=tuple(d.get("sites", ())),
             )
             continue
         session = sessions.get(e.session_id)
@@ -108,6 +120,7 @@ def fold(events: Iterable[TrainingEvent]) -> dict[str, TrainingSession]:
                 ended_at=e.at,
                 aborted_reason=e.detail.get("aborted_reason"),
                 final=score_from_json(e.detail["score"]),
+                drill=e.detail.get("drill"),
             )
     return sessions
 
@@ -278,6 +291,7 @@ def session_json(
         "instructor": session.instructor,
         "trainees": list(session.trainees),
         "devices": list(session.devices),
+        "sites": list(session.sites),
         "speed": session.speed,
         "status": session.status,
         "started_at": session.started_at.isoformat(),
@@ -285,6 +299,7 @@ def session_json(
         "aborted_reason": session.aborted_reason,
         "expected": {key: list(names) for key, names in session.expected.items()} if reveal else {},
         "report": score_json(score, detail=detail),
+        "drill": session.drill,
     }
     if not reveal:
         for row in body["report"].get("alarms", []):

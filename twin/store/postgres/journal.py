@@ -514,7 +514,7 @@ _INSERT_ESCALATIONS: Final = _bulk_insert(
     "alarm_escalation",
     ESCALATION_COLUMNS,
     (("recorded_at", "timestamptz"),),
-    "ON CONFLICT (escalation_id) DO NOTHING",
+    "ON CONFLICT (escalation_id) DO NOTHING RETURNING escalation_id",
 )
 _INSERT_FRAMES: Final = _bulk_insert(
     "training_frame", FRAME_COLUMNS, (), "ON CONFLICT (session_id, site, device_id, seq) DO NOTHING"
@@ -632,6 +632,13 @@ class PostgresJournalStore:
                 (),
             ),
             (
+                "escalations",
+                _INSERT_ESCALATIONS,
+                ESCALATION_COLUMNS,
+                [escalation_row(e) for e in batch.escalations],
+                (recorded_at,),
+            ),
+            (
                 "snapshots",
                 _UPSERT_SNAPSHOTS,
                 SNAPSHOT_COLUMNS,
@@ -644,10 +651,7 @@ class PostgresJournalStore:
             for name, statement, columns, rows, constants in parts
             if rows
         ]
-        unannounced = (
-            (_INSERT_ESCALATIONS, ESCALATION_COLUMNS, [escalation_row(e) for e in batch.escalations], (recorded_at,)),
-            (_INSERT_FRAMES, FRAME_COLUMNS, [frame_row(f) for f in batch.frames], ()),
-        )
+        unannounced = ((_INSERT_FRAMES, FRAME_COLUMNS, [frame_row(f) for f in batch.frames], ()),)
         for statement, columns, rows, constants in unannounced:
             if rows:
                 await conn.execute(statement, _bulk_params(columns, rows, constants))
@@ -668,6 +672,7 @@ class PostgresJournalStore:
                 responses=tuple(r[0] for r in notice.get("responses", ())),
                 training_events=tuple(notice.get("training_events", ())),
                 snapshots=tuple(notice.get("snapshots", ())),
+                escalations=tuple(r[0] for r in notice.get("escalations", ())),
             )
         )
         if payloads:
@@ -838,6 +843,13 @@ class PostgresJournalStore:
                     ([s for s, _ in notice.snapshots], [d for _, d in notice.snapshots]),
                 )
                 snapshots = [Snapshot(*row) for row in await cursor.fetchall()]
+            escalations: list[Escalation] = []
+            if notice.escalations:
+                cursor = await conn.execute(
+                    _SELECT_ESCALATIONS + sql.SQL(" WHERE escalation_id = ANY(%s) ORDER BY id"),
+                    (list(notice.escalations),),
+                )
+                escalations = [escalation_from(row) for row in await cursor.fetchall()]
             return Committed(
                 origin=notice.origin,
                 transitions=transitions,
@@ -847,6 +859,7 @@ class PostgresJournalStore:
                 responses=responses,
                 training_events=training,
                 snapshots=snapshots,
+                escalations=escalations,
             )
 
         return await self.db.run(read)
