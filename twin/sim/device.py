@@ -70,8 +70,9 @@ def _unchecked(model: type[_M], values: dict[str, object], fields_set: frozenset
     """``model`` made from ``values`` without validating them (what pydantic's ``model_construct``
     does, without its per-field loop): ``values`` must hold every field, in the model's order, each
     in the form validation would give it; ``fields_set`` names the fields given explicitly. The
-    states the simulator makes this way are checked against the contract in
-    tests/core/test_fleet_partition.py (each validates, equal, to the same JSON)."""
+    states, log entries and refill records the simulator makes this way are checked against the
+    contract in tests/core/test_fleet_partition.py (each message of a fleet-year validates, equal,
+    to the same JSON)."""
     message = model.__new__(model)
     _set(message, "__dict__", values)
     _set(message, "__pydantic_fields_set__", set(fields_set))
