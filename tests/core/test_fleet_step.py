@@ -217,3 +217,33 @@ def test_births_and_states_of_real_pumps_are_never_answered_with_a_rebirth() -> 
     jump = examples.telemetry().model_copy(update={"seq": 5000})
     fleet, effects = feed(fleet, (topic(Channel.TELEMETRY), encode(jump)))
     assert not [e for e in effects if isinstance(e, Publish)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    reservoir_ml=st.floats(min_value=0.0, max_value=20.0),
+    later=st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=400)),
+)
+def test_a_simulated_pumps_rules_do_not_move_with_the_wall_clock_so_the_tick_leaves_them_out(
+    reservoir_ml: float, later: timedelta
+) -> None:
+    """The clock loop skips simulated pumps (their time rules run on the site's watermark): sound
+    only if evaluating one at any wall time changes nothing, which this checks by evaluating it."""
+    fleet = born()
+    state = examples.state().model_copy(update={"seq": 2, "reservoir_ml": reservoir_ml, "active_alarms": []})
+    fleet, _ = feed(fleet, (topic(Channel.STATE), encode(state)), start=T0 + timedelta(minutes=1))
+    key = (SITE, DEV)
+    evaluated, made = steps._tick_device(fleet, key, fleet.devices[key], T0 + later)
+    assert [e for e in made if isinstance(e, AlarmTransitions)] == []
+    assert evaluated.board == fleet.board
+    assert evaluated.devices[key] == fleet.devices[key]
+    ticked, effects = steps.tick(fleet, T0 + later)
+    assert ticked.board == fleet.board
+    assert not [e for e in effects if isinstance(e, AlarmTransitions)]
+
+
+def test_the_tick_still_evaluates_a_real_pump_on_the_wall_clock() -> None:
+    fleet = born(simulated=False)
+    _, effects = steps.tick(fleet, T0 + timedelta(days=200))  # its read-out is long overdue by now
+    raised = [t for e in effects if isinstance(e, AlarmTransitions) for t in e.transitions]
+    assert raised, effects

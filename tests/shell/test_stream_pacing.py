@@ -59,3 +59,27 @@ def test_a_batch_is_framed_as_server_sent_events() -> None:
         b'event: alarm\r\nid: 7\r\ndata: {"a": 1}\r\n\r\nevent: device\r\nid: 8\r\ndata: {"b": "x\\ny"}\r\n\r\n'
     )
     assert sse_chunk([]) == b""
+
+
+async def test_a_split_read_gives_the_urgent_events_encoded_and_leaves_the_summaries_for_after() -> None:
+    encoded: list[str] = []
+
+    def encode(e: object) -> tuple[str, dict] | None:
+        assert isinstance(e, Notice)
+        encoded.append(e.kind)
+        return e.kind, e.data
+
+    hub = EventHub(encode)
+    sub = hub.subscribe()
+    for v in range(3):
+        hub.publish(Notice("device", {"v": v}, coalesce=f"pump-{v}"))
+    hub.publish(Notice("alarm", {"code": "x"}))
+    first, later = await sub.next_split(pace_s=5.0)  # the alarm ends any wait
+    assert [k for _, k, _ in first] == ["alarm"]
+    assert encoded == ["alarm"]  # nothing else encoded before the alarm can be written
+    hub.publish(Notice("device", {"v": 9}, coalesce="pump-0"))  # supersedes pump-0's summary meanwhile
+    rest = hub.encode_later(sub, later)
+    assert [d for _, _, d in rest] == [b'{"v": 1}', b'{"v": 2}']
+    again, later = await sub.next_split()  # the newer version of pump-0, as the next read
+    assert again == []
+    assert [d for _, _, d in hub.encode_later(sub, later)] == [b'{"v": 9}']

@@ -417,14 +417,18 @@ def create_app(
                         recheck_at = loop.time() + STREAM_SESSION_RECHECK_S
                     try:
                         async with asyncio.timeout(max(0.0, recheck_at - loop.time())):
-                            batch = await sub.next(pace_s=STREAM_DEVICE_PACE_S)
+                            first, later = await sub.next_split(pace_s=STREAM_DEVICE_PACE_S)
                     except TimeoutError:
                         continue
-                    # The whole batch in one write: one event per send made the stream the twin's
-                    # largest cost at 1,000 messages/s (a socket write per device summary).
-                    yield sse_chunk(batch)
-                    if batch and batch[-1][1] == "resync":
-                        return
+                    # A read in at most two writes: one event per send made the stream the twin's
+                    # largest cost at 1,000 messages/s (a socket write per device summary). Alarms,
+                    # commands and responses go first; the device summaries are encoded after.
+                    if first:
+                        yield sse_chunk(first)
+                        if first[-1][1] == "resync":
+                            return
+                    if later and (rest := service.hub.encode_later(sub, later)):
+                        yield sse_chunk(rest)
             finally:
                 service.hub.unsubscribe(sub)
 
