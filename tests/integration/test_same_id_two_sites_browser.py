@@ -1,7 +1,7 @@
 """One pump id at two sites in Chromium (issue 17: two training sessions of one scenario run the same
 pump ids on ``tr-<run1>.<site>`` and ``tr-<run2>.<site>``): the fleet page shows both pumps, each
 device page shows its own site's values, and a command sent from one page reaches that site's pump
-only (the twin's command topic, read on a real Mosquitto)."""
+only (the twin's command topic, read on a real Mosquitto); an old link without the site offers both."""
 
 from __future__ import annotations
 
@@ -71,6 +71,14 @@ async def test_fleet_and_device_pages_keep_two_pumps_with_one_id_apart(mosquitto
                 )
                 assert sorted(await tiles.evaluate_all("els => els.map(e => e.dataset.site)")) == sorted(RESERVOIR)
                 await page.screenshot(path=screenshot_path("fleet-same-id-two-sites"), full_page=True)
+
+                # an old link without a site: the twin answers 409, the page offers each site's pump
+                await page.goto(f"{twin.url}/#/device/{DEVICE}")
+                links = page.locator("[data-testid=device-sites] a")
+                await links.first.wait_for(timeout=WAIT_MS)
+                assert await links.evaluate_all("els => els.map(e => e.getAttribute('href'))") == [
+                    f"#/device/{site}/{DEVICE}" for site in sorted(RESERVOIR)
+                ]
 
                 for site, reservoir in RESERVOIR.items():
                     await page.goto(f"{twin.url}/#/fleet")

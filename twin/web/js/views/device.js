@@ -16,7 +16,7 @@ import { fill, h } from "../dom.js";
 import { guidanceBlock } from "../guidance.js";
 import { cueCard } from "./patient-reports.js";
 import { interrogationPanel } from "./interrogation.js";
-import { deviceKey, deviceOfRoute, isOf } from "../state.js";
+import { deviceHref, deviceKey, deviceOfRoute, isOf } from "../state.js";
 
 const DETAIL_EVERY_MS = 2000;
 const HISTORY_EVERY_MS = 10000;
@@ -62,6 +62,13 @@ export function deviceView(ctx, routeArg) {
       for (const c of detail.commands) ctx.state.commands.set(c.command_id, c);
       drawDetail();
     } catch (error) {
+      if (error.reason === "ambiguous_device") {
+        // an old link without a site, to an id known at several sites: offer each site's pump
+        const found = await api(`/api/devices?q=${encodeURIComponent(deviceId)}`).catch(() => []);
+        const sites = found.filter((d) => d.device_id === deviceId).map((d) => d.site).sort();
+        fill(sections.identity, h("p", { class: "error", role: "alert" }, `Pump ${deviceId} is known at several sites: pick one.`), h("ul", { dataset: { testid: "device-sites" } }, sites.map((s) => h("li", {}, h("a", { href: deviceHref(s, deviceId) }, s)))));
+        return;
+      }
       fill(sections.identity, h("p", { class: "error", role: "alert" }, error.status === 404 ? `No pump ${deviceId}${site ? ` at ${site}` : ""}.` : error.message));
     }
   }
