@@ -2,7 +2,7 @@
 set against what the twin made durable of it.
 
 *Sent* is what the broker took responsibility for: a QoS 1 message whose PUBACK the publisher got
-(paho's ``MQTTMessageInfo.is_published``). A message published while the broker was away waits in
+(the flag paho sets on the PUBACK). A message published while the broker was away waits in
 the publisher and is sent (and counted) once it is back, as a pump's offline queue would be.
 
 What the twin kept is read from its own durable records, never from its memory:

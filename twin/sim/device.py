@@ -33,8 +33,10 @@ from twin.contract.messages import (
     CommandResult,
     CommandStatus,
     DeviceLogEntry,
+    DeviceLogKind,
     DeviceMessage,
     DeviceStatus,
+    Drug,
     InjectFaultAction,
     InterrogateAction,
     PatientBolusAction,
@@ -68,8 +70,9 @@ def _unchecked(model: type[_M], values: dict[str, object], fields_set: frozenset
     """``model`` made from ``values`` without validating them (what pydantic's ``model_construct``
     does, without its per-field loop): ``values`` must hold every field, in the model's order, each
     in the form validation would give it; ``fields_set`` names the fields given explicitly. The
-    states the simulator makes this way are checked against the contract in
-    tests/core/test_fleet_partition.py (each validates, equal, to the same JSON)."""
+    states, log entries and refill records the simulator makes this way are checked against the
+    contract in tests/core/test_fleet_partition.py (each message of a fleet-year validates, equal,
+    to the same JSON)."""
     message = model.__new__(model)
     _set(message, "__dict__", values)
     _set(message, "__pydantic_fields_set__", set(fields_set))
@@ -80,6 +83,8 @@ def _unchecked(model: type[_M], values: dict[str, object], fields_set: frozenset
 
 _STATE_FIELDS_SET: Final = frozenset(State.model_fields) - {"contract_version", "kind"}
 """The fields a state was validated from (every one but the two constants)."""
+_LOG_ENTRY_FIELDS_SET: Final = frozenset(DeviceLogEntry.model_fields)
+_REFILL_RECORD_FIELDS_SET: Final = frozenset(RefillRecord.model_fields)
 
 
 class Envelope(TypedDict):
@@ -266,20 +271,29 @@ class SimulatedDevice:
         return entries
 
     def _wire_entry(self, e: LogEntry) -> DeviceLogEntry:
-        def r(value: float | None) -> float | None:
-            return None if value is None else round(value, 6)
+        """A log entry's wire form, made without validating it again (see :func:`_unchecked`)."""
 
-        return DeviceLogEntry(
-            at=self.at(e.at),
-            kind=e.kind,
-            detail=e.detail,
-            volume_ml=r(e.volume_ml),
-            expected_residual_ml=r(e.expected_residual_ml),
-            measured_residual_ml=r(e.measured_residual_ml),
-            concentration_before_mg_per_ml=e.concentration_before_mg_per_ml,
-            concentration_after_mg_per_ml=e.concentration_after_mg_per_ml,
-            dose_before_mg_per_day=r(e.dose_before_mg_per_day),
-            dose_after_mg_per_day=r(e.dose_after_mg_per_day),
+        def r(value: float | None) -> float | None:
+            return None if value is None else float(round(value, 6))
+
+        def f(value: float | None) -> float | None:
+            return None if value is None else float(value)
+
+        return _unchecked(
+            DeviceLogEntry,
+            {
+                "at": self.at(e.at),
+                "kind": DeviceLogKind(e.kind),
+                "detail": str(e.detail),
+                "volume_ml": r(e.volume_ml),
+                "expected_residual_ml": r(e.expected_residual_ml),
+                "measured_residual_ml": r(e.measured_residual_ml),
+                "concentration_before_mg_per_ml": f(e.concentration_before_mg_per_ml),
+                "concentration_after_mg_per_ml": f(e.concentration_after_mg_per_ml),
+                "dose_before_mg_per_day": r(e.dose_before_mg_per_day),
+                "dose_after_mg_per_day": r(e.dose_after_mg_per_day),
+            },
+            _LOG_ENTRY_FIELDS_SET,
         )
 
     def state(self, t: float) -> Outgoing:
@@ -301,13 +315,17 @@ class SimulatedDevice:
             if known is not None and known[0] is r:
                 refill = known[1]  # immutable: every state until the next refill carries the same one
             else:
-                refill = RefillRecord(
-                    at=self.at(r.at),
-                    expected_residual_ml=round(r.expected_residual_ml, 4),
-                    measured_residual_ml=round(r.measured_residual_ml, 4),
-                    volume_added_ml=r.volume_added_ml,
-                    drug=r.drug,
-                    concentration_mg_per_ml=r.concentration_mg_per_ml,
+                refill = _unchecked(
+                    RefillRecord,
+                    {
+                        "at": self.at(r.at),
+                        "expected_residual_ml": float(round(r.expected_residual_ml, 4)),
+                        "measured_residual_ml": float(round(r.measured_residual_ml, 4)),
+                        "volume_added_ml": float(r.volume_added_ml),
+                        "drug": Drug(r.drug),
+                        "concentration_mg_per_ml": float(r.concentration_mg_per_ml),
+                    },
+                    _REFILL_RECORD_FIELDS_SET,
                 )
                 self._refill_record = (r, refill)
         pb = None

@@ -298,6 +298,8 @@ class FleetSimulation:
 
     def _emit(self, device: SimulatedDevice, messages: list[Outgoing]) -> None:
         radio = self._radio[device.device_id]
+        if not messages and not radio.held:
+            return
         if device.silent:
             radio.held.extend(m for m in messages if m.channel is not Channel.TELEMETRY)
             return
@@ -309,9 +311,10 @@ class FleetSimulation:
             self._publish(device, m)
 
     def _publish(self, device: SimulatedDevice, m: Outgoing) -> None:
-        self.sink(device, m, self.now)
+        now = self.now
+        self.sink(device, m, now)
         for observer in self.observers:
-            observer(device, m, self.now)
+            observer(device, m, now)
 
     def observe(self, observer: Sink) -> Callable[[], None]:
         """Tell ``observer`` of every message from now on; returns the function that stops it."""
