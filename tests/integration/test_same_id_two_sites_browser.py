@@ -1,7 +1,7 @@
 """One pump id at two sites in Chromium (issue 17: two training sessions of one scenario run the same
 pump ids on ``tr-<run1>.<site>`` and ``tr-<run2>.<site>``): the fleet page shows both pumps, each
 device page shows its own site's values, and a command sent from one page reaches that site's pump
-only (the twin's command topic, read on a real Mosquitto); an old link without the site offers both."""
+only (the twin's command topic, read on a real Mosquitto); an old link without the site offers both; an alarm's respond dialog reads its own site's pump."""
 
 from __future__ import annotations
 
@@ -101,4 +101,24 @@ async def test_fleet_and_device_pages_keep_two_pumps_with_one_id_apart(mosquitto
                         topic = str(message.topic)
                         break
                 assert topic == build_topic("tr-run2.ward", DEVICE, Channel.CMD)
+
+                # an alarm of the second site's pump: its row links to that pump, and the respond
+                # dialog (which reads the pump's detail, given its site) opens and records the answer
+                await pumps.publish(build_topic("tr-run2.ward", DEVICE, Channel.ALARM), encode(examples.alarm()), qos=1)
+                key = f"tr-run2.ward/{DEVICE}/reservoir_low"
+                await page.goto(f"{twin.url}/#/alarms")
+                row = page.locator(f'tr[data-key="{key}"]')
+                await row.wait_for(timeout=WAIT_MS)
+                assert await row.locator(f'a[href="#/device/tr-run2.ward/{DEVICE}"]').count() == 1
+                await row.locator("button[data-action=respond]").click()
+                await page.wait_for_selector("dialog #response-action", timeout=WAIT_MS)
+                await page.select_option("#response-action", "assess_withdrawal")
+                await page.click("dialog button[type=submit]")
+                await page.wait_for_selector("dialog", state="detached", timeout=WAIT_MS)
+                [recorded] = twin.service.store.journal.responses(key=key)
+                assert (recorded.site, recorded.device_id, recorded.action) == (
+                    "tr-run2.ward",
+                    DEVICE,
+                    "assess_withdrawal",
+                )
                 assert errors == []
