@@ -194,7 +194,7 @@ async def test_console_in_chromium_alarm_on_page_within_2_s_acknowledge_respond_
         assert twin.service.store.journal.transitions(key=ALARM_KEY)[-1].actor == "trainee"
 
         # ------------------------------------------------------------------------ device page
-        await row.locator(f'a[href="#/device/{DEVICE}"]').click()
+        await row.locator(f'a[href="#/device/{SITE}/{DEVICE}"]').click()
         await page.wait_for_selector("table.compare", timeout=WAIT_MS)
         await page.wait_for_selector("figure.chart svg polyline", timeout=WAIT_MS)
         assert await page.locator("#cmd-type").count() == 0  # commands are for instructors

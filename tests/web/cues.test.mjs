@@ -30,3 +30,13 @@ test("an answer to a pump's patient_report alarm refetches the cards; one to a s
   cues.noticed(state.apply("scenario", { run_id: "run-1", event: "patient_symptom" }));
   assert.equal(cues.asked, 2);
 });
+
+test("a pump's patient reports are its site's: two sessions of one scenario report on the same id", () => {
+  const cues = board();
+  cues.cards = [
+    { cue_id: "run-1/s1/p1", device_id: "p1", site: "tr-run-1.ward", run_status: "running", responses: [] },
+    { cue_id: "run-2/s1/p1", device_id: "p1", site: "tr-run-2.ward", run_status: "running", responses: [] },
+  ];
+  assert.deepEqual(cues.of("p1", "tr-run-1.ward").map((c) => c.cue_id), ["run-1/s1/p1"]);
+  assert.deepEqual(cues.of("p1", "tr-run-2.ward").map((c) => c.cue_id), ["run-2/s1/p1"]);
+});

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { ConsoleState } from "../../twin/web/js/state.js";
+import { ConsoleState, deviceHref, deviceKey, deviceOfRoute, isOf } from "../../twin/web/js/state.js";
 
 const alarm = (key, version, extra = {}) => ({
   key,
@@ -75,4 +75,45 @@ test("a training event is passed on as it is, and changes nothing else", () => {
   assert.equal(changed.training, session);
   assert.equal(changed.alarms || changed.devices || changed.commands || changed.responses, false);
   assert.equal(s.apply("alarm", transition(alarm("p1/x", 1), "raise", "active_unacknowledged")).training, null);
+});
+
+// Two training sessions of one scenario run the same pump ids at two sites (issue 17).
+const pump = (site, version, extra = {}) => ({ device_id: "p1", site, version, reservoir_ml: 10, ...extra });
+
+test("the same device id at two sites is two devices; each keeps its own newest copy", () => {
+  const s = new ConsoleState();
+  s.loadDevices([pump("tr-a.ward", 3, { reservoir_ml: 11 }), pump("tr-b.ward", 1, { reservoir_ml: 22 })]);
+  assert.equal(s.devices.size, 2);
+  const changed = s.apply("device", pump("tr-b.ward", 2, { reservoir_ml: 21 }));
+  assert.equal(changed.devices, true);
+  assert.deepEqual([...changed.deviceKeys], [deviceKey("tr-b.ward", "p1")]);
+  assert.equal(s.apply("device", pump("tr-a.ward", 2, { reservoir_ml: 99 })).devices, false); // older than site a's copy
+  assert.equal(s.devices.get(deviceKey("tr-a.ward", "p1")).reservoir_ml, 11);
+  assert.equal(s.devices.get(deviceKey("tr-b.ward", "p1")).reservoir_ml, 21);
+  assert.deepEqual(s.sites(), ["tr-a.ward", "tr-b.ward"]);
+});
+
+test("alarms, priorities and commands of a pump are its site's only", () => {
+  const s = new ConsoleState();
+  s.loadAlarms([
+    { ...alarm("tr-a.ward/p1/motor_stall", 1, { priority: "high" }), device_id: "p1", site: "tr-a.ward" },
+    { ...alarm("tr-b.ward/p1/reservoir_low", 1, { priority: "low" }), device_id: "p1", site: "tr-b.ward" },
+  ]);
+  assert.deepEqual(s.alarmsOf("p1", "tr-a.ward").map((a) => a.key), ["tr-a.ward/p1/motor_stall"]);
+  assert.deepEqual(s.alarmsOf("p1", "tr-b.ward").map((a) => a.key), ["tr-b.ward/p1/reservoir_low"]);
+  assert.equal(s.highestPriority("p1", "tr-a.ward"), "high");
+  assert.equal(s.highestPriority("p1", "tr-b.ward"), "low");
+  assert.equal(s.alarmsOf("p1").length, 2); // no site (an old link): the id at any site
+  const command = s.apply("command", { command_id: "c-1", device_id: "p1", site: "tr-b.ward" });
+  assert.deepEqual([...command.deviceKeys], [deviceKey("tr-b.ward", "p1")]);
+  assert.equal(isOf(s.commands.get("c-1"), "p1", "tr-a.ward"), false);
+  assert.equal(isOf(s.commands.get("c-1"), "p1", "tr-b.ward"), true);
+});
+
+test("a device route names its site and id, and reads back the same pump", () => {
+  const href = deviceHref("tr-a1b2.ward-3", "itb 7");
+  assert.equal(href, "#/device/tr-a1b2.ward-3/itb%207");
+  const arg = decodeURIComponent(href.slice("#/device/".length)); // as the app's router passes it
+  assert.deepEqual(deviceOfRoute(arg), { site: "tr-a1b2.ward-3", deviceId: "itb 7" });
+  assert.deepEqual(deviceOfRoute("itb-0412"), { site: null, deviceId: "itb-0412" }); // an old link
 });

@@ -147,7 +147,7 @@ function field(id, labelText, input) {
 
 async function respondDialog(ctx, alarm) {
   const error = errorBox();
-  const [actions, device] = await Promise.all([responseActions(), api(`/api/devices/${encodeURIComponent(alarm.device_id)}`)]);
+  const [actions, device] = await Promise.all([responseActions(), api(`/api/devices/${encodeURIComponent(alarm.device_id)}?site=${encodeURIComponent(alarm.site)}`)]);
   const reported = device.reported || {};
   const select = h("select", { required: true }, actions.map((a) => h("option", { value: a.action, dataset: { applies: a.applies || "" } }, a.title)));
   const note = h("textarea", { rows: 3, maxlength: 2000 });

@@ -87,10 +87,10 @@ function scheduleRender(changed) {
     pending.guidance = changed.guidance || pending.guidance;
     pending.cues = changed.cues || pending.cues;
     for (const key of changed.keys || []) pending.keys.add(key);
-    for (const id of changed.deviceIds || []) pending.deviceIds.add(id);
+    for (const key of changed.deviceKeys || []) pending.deviceKeys.add(key);
     return;
   }
-  pending = { ...changed, keys: new Set(changed.keys || []), deviceIds: new Set(changed.deviceIds || []) };
+  pending = { ...changed, keys: new Set(changed.keys || []), deviceKeys: new Set(changed.deviceKeys || []) };
   // a timer, not requestAnimationFrame: an alarm console in a background tab must still update
   setTimeout(() => {
     const what = pending;

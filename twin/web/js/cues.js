@@ -4,6 +4,7 @@
 
 import { api } from "./api.js";
 import { Refetcher } from "./refetch.js";
+import { isOf } from "./state.js";
 
 export const CUE_CODE = "patient_report";
 const REFETCH_EVERY_MS = 1000;
@@ -43,8 +44,9 @@ export class CueBoard {
     return this.live().filter((c) => !c.responses.length);
   }
 
-  of(deviceId) {
-    return this.cards.filter((c) => c.device_id === deviceId);
+  /** Cards about pump `deviceId` at `site` (any site when none is given). */
+  of(deviceId, site = null) {
+    return this.cards.filter((c) => isOf(c, deviceId, site));
   }
 
   stop() {

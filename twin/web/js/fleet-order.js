@@ -49,7 +49,7 @@ function soonest(f) {
 }
 
 /**
- * The pumps to show, in order. `alarmsOf(id)` -> {priority, unanswered} (the highest signalling
+ * The pumps to show, in order. `alarmsOf(id, site)` -> {priority, unanswered} (the highest signalling
  * priority, or null, and whether any alarm of the pump waits for an acknowledgement).
  * Options: sort (a key of SORTS), site, priority (a key of PRIORITY_FILTERS), search (matched,
  * case-insensitive, against id, site, drug and model).
@@ -57,7 +57,7 @@ function soonest(f) {
 export function orderFleet(summaries, alarmsOf, nowMs, { sort = "urgency", site = "", priority = "", search = "" } = {}) {
   const needle = search.trim().toLowerCase();
   const rows = summaries
-    .map((d) => ({ d, f: figures(d, nowMs), a: alarmsOf(d.device_id) }))
+    .map((d) => ({ d, f: figures(d, nowMs), a: alarmsOf(d.device_id, d.site) }))
     .filter(({ d, a }) => {
       if (site && d.site !== site) return false;
       if (priority === "none" && a.priority) return false;

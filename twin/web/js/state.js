@@ -22,9 +22,33 @@ export const FOLLOW_UP_HOURS = 12;
 /** Transition events after which an alarm asks anew for an answer (announced to screen readers). */
 const ANNOUNCING_EVENTS = new Set(["raise", "reraise", "unshelve", "shelve_expired", "return_to_service"]);
 
+/** A device is its site and its id (the same id can exist at two sites, e.g. two training
+ * sessions of one scenario run the same pump ids on `tr-<run1>.<site>` and `tr-<run2>.<site>`).
+ * Neither contains a "/" (each is one MQTT topic level), so `<site>/<id>` names one pump. */
+export function deviceKey(site, deviceId) {
+  return `${site}/${deviceId}`;
+}
+
+/** Whether `item` (an alarm, command, cue card: anything with device_id and site) is of the pump
+ * `deviceId` at `site`; without a site (an old `#/device/<id>` link), of that id at any site. */
+export function isOf(item, deviceId, site = null) {
+  return item.device_id === deviceId && (!site || !item.site || item.site === site);
+}
+
+/** The device page's hash route: `#/device/<site>/<id>` (`#/device/<id>` when the site is unknown). */
+export function deviceHref(site, deviceId) {
+  return site ? `#/device/${encodeURIComponent(site)}/${encodeURIComponent(deviceId)}` : `#/device/${encodeURIComponent(deviceId)}`;
+}
+
+/** The pump a device route names (its decoded argument): { site (null if not given), deviceId }. */
+export function deviceOfRoute(arg) {
+  const slash = arg.indexOf("/");
+  return slash < 0 ? { site: null, deviceId: arg } : { site: arg.slice(0, slash), deviceId: arg.slice(slash + 1) };
+}
+
 export class ConsoleState {
   constructor() {
-    this.devices = new Map(); // device_id -> summary
+    this.devices = new Map(); // deviceKey(site, device_id) -> summary
     this.alarms = new Map(); // key -> alarm
     this.commands = new Map(); // command_id -> command
     this.responses = new Map(); // alarm key -> [response]
@@ -39,9 +63,10 @@ export class ConsoleState {
   }
 
   putDevice(summary) {
-    const old = this.devices.get(summary.device_id);
+    const key = deviceKey(summary.site, summary.device_id);
+    const old = this.devices.get(key);
     if (old && old.version > summary.version) return false;
-    this.devices.set(summary.device_id, summary);
+    this.devices.set(key, summary);
     return true;
   }
 
@@ -63,7 +88,7 @@ export class ConsoleState {
   /**
    * Apply one stream event (`kind`, parsed `data`); return what changed:
    * { devices, alarms, commands, responses: booleans, announce: alarm or null, keys: alarm keys
-   * touched, deviceIds: devices touched, training: the session of a `training` event or null }.
+   * touched, deviceKeys: the deviceKey of each device touched, training: the session of a `training` event or null }.
    */
   apply(kind, data) {
     const changed = {
@@ -76,11 +101,11 @@ export class ConsoleState {
       scenario: null,
       guidance: null,
       keys: new Set(),
-      deviceIds: new Set(),
+      deviceKeys: new Set(),
     };
     if (kind === "device") {
       changed.devices = this.putDevice(data);
-      changed.deviceIds.add(data.device_id);
+      changed.deviceKeys.add(deviceKey(data.site, data.device_id));
     } else if (kind === "alarm" && data.alarm) {
       changed.alarms = this.putAlarm(data.alarm);
       changed.keys.add(data.key);
@@ -90,7 +115,7 @@ export class ConsoleState {
     } else if (kind === "command") {
       this.commands.set(data.command_id, data);
       changed.commands = true;
-      changed.deviceIds.add(data.device_id);
+      changed.deviceKeys.add(deviceKey(data.site, data.device_id));
     } else if (kind === "response") {
       changed.responses = this.putResponse(data);
       changed.keys.add(data.key);
@@ -127,15 +152,16 @@ export class ConsoleState {
       );
   }
 
-  alarmsOf(deviceId) {
-    return this.openAlarms().filter((a) => a.device_id === deviceId);
+  /** The open alarms of pump `deviceId` at `site` (at any site when no site is given). */
+  alarmsOf(deviceId, site = null) {
+    return this.openAlarms().filter((a) => isOf(a, deviceId, site));
   }
 
   /** The highest priority among the device's signalling alarms (colours its tile), or null. */
-  highestPriority(deviceId) {
+  highestPriority(deviceId, site = null) {
     let best = null;
     for (const a of this.alarms.values()) {
-      if (a.device_id !== deviceId || !SIGNALLING_STATES.has(a.state)) continue;
+      if (!isOf(a, deviceId, site) || !SIGNALLING_STATES.has(a.state)) continue;
       if (best === null || RANK[a.priority] > RANK[best]) best = a.priority;
     }
     return best;

@@ -16,7 +16,7 @@ import { actionsSignature, alarmButtons, refreshHistory, stateWords } from "../a
 import { age, serverNow } from "../clock.js";
 import { fill, h } from "../dom.js";
 import { guidance, guidanceBlock } from "../guidance.js";
-import { FOLLOW_UP_HOURS, followUpId } from "../state.js";
+import { FOLLOW_UP_HOURS, deviceHref, followUpId } from "../state.js";
 
 const PRIORITY_WORD = { high: "High", medium: "Medium", low: "Low" };
 const FLASHING = new Set(["active_unacknowledged", "active_acknowledged", "cleared_unacknowledged"]);
@@ -89,7 +89,7 @@ export function alarmsView(ctx) {
       alarm.acknowledged_by ? h("div", { class: "muted" }, `acknowledged by ${alarm.acknowledged_by}`) : null,
     );
     ageCell.textContent = age(alarm.raised_at);
-    fill(device, h("a", { href: `#/device/${encodeURIComponent(alarm.device_id)}` }, alarm.device_id), h("div", { class: "muted" }, alarm.site));
+    fill(device, h("a", { href: deviceHref(alarm.site, alarm.device_id) }, alarm.device_id), h("div", { class: "muted" }, alarm.site));
     const messageSig = `${alarm.message}|${guidance().hidden}|${Boolean(guidance().codes[alarm.code])}`;
     if (message.dataset.sig !== messageSig) {
       message.dataset.sig = messageSig; // rebuilt only when it changes: an opened guidance stays open

@@ -16,6 +16,7 @@ import { fill, h } from "../dom.js";
 import { guidanceBlock } from "../guidance.js";
 import { cueCard } from "./patient-reports.js";
 import { interrogationPanel } from "./interrogation.js";
+import { deviceHref, deviceKey, deviceOfRoute, isOf } from "../state.js";
 
 const DETAIL_EVERY_MS = 2000;
 const HISTORY_EVERY_MS = 10000;
@@ -33,7 +34,17 @@ function facts(pairs) {
   return h("dl", { class: "facts" }, pairs.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
 }
 
-export function deviceView(ctx, deviceId) {
+/** The page of the pump the route names: `<site>/<id>`, or `<id>` alone (an old link: the twin
+ * answers 409 when that id is known at several sites; once the detail came, its site is used). */
+export function deviceView(ctx, routeArg) {
+  const { deviceId } = deviceOfRoute(routeArg);
+  let { site } = deviceOfRoute(routeArg);
+  const path = (suffix = "", query = "") => {
+    const params = new URLSearchParams(query);
+    if (site) params.set("site", site);
+    const q = params.toString();
+    return `/api/devices/${encodeURIComponent(deviceId)}${suffix}${q ? `?${q}` : ""}`;
+  };
   let detail = null;
   let history = [];
   let sections = {};
@@ -46,17 +57,25 @@ export function deviceView(ctx, deviceId) {
   async function loadDetail() {
     lastDetail = Date.now();
     try {
-      detail = await api(`/api/devices/${encodeURIComponent(deviceId)}`);
+      detail = await api(path());
+      site = site || detail.summary.site;
       for (const c of detail.commands) ctx.state.commands.set(c.command_id, c);
       drawDetail();
     } catch (error) {
-      fill(sections.identity, h("p", { class: "error", role: "alert" }, error.status === 404 ? `No pump ${deviceId}.` : error.message));
+      if (error.reason === "ambiguous_device") {
+        // an old link without a site, to an id known at several sites: offer each site's pump
+        const found = await api(`/api/devices?q=${encodeURIComponent(deviceId)}`).catch(() => []);
+        const sites = found.filter((d) => d.device_id === deviceId).map((d) => d.site).sort();
+        fill(sections.identity, h("p", { class: "error", role: "alert" }, `Pump ${deviceId} is known at several sites: pick one.`), h("ul", { dataset: { testid: "device-sites" } }, sites.map((s) => h("li", {}, h("a", { href: deviceHref(s, deviceId) }, s)))));
+        return;
+      }
+      fill(sections.identity, h("p", { class: "error", role: "alert" }, error.status === 404 ? `No pump ${deviceId}${site ? ` at ${site}` : ""}.` : error.message));
     }
   }
 
   async function loadHistory() {
     try {
-      history = await api(`/api/devices/${encodeURIComponent(deviceId)}/history?limit=360`);
+      history = await api(path("/history", "limit=360"));
       drawCharts();
     } catch {
       // the detail section already reports an unknown device
@@ -166,7 +185,7 @@ export function deviceView(ctx, deviceId) {
   }
 
   function drawAlarms() {
-    const alarms = ctx.state.alarmsOf(deviceId);
+    const alarms = ctx.state.alarmsOf(deviceId, site);
     if (!alarms.length) {
       fill(sections.alarms, h("h3", {}, "Alarms"), h("p", { class: "muted" }, "No open alarms."));
       return;
@@ -192,13 +211,13 @@ export function deviceView(ctx, deviceId) {
   }
 
   function drawCues() {
-    const cards = ctx.cues.of(deviceId);
+    const cards = ctx.cues.of(deviceId, site);
     sections.cues.hidden = !cards.length;
     fill(sections.cues, h("h3", {}, "Patient reports"), cards.map((c) => cueCard(ctx, c)));
   }
 
   function drawCommands() {
-    const commands = [...ctx.state.commands.values()].filter((c) => c.device_id === deviceId).sort((a, b) => Date.parse(b.created_at) - Date.parse(a.created_at)).slice(0, 20);
+    const commands = [...ctx.state.commands.values()].filter((c) => isOf(c, deviceId, site)).sort((a, b) => Date.parse(b.created_at) - Date.parse(a.created_at)).slice(0, 20);
     fill(
       sections.commands,
       h("h3", {}, "Commands"),
@@ -248,7 +267,7 @@ export function deviceView(ctx, deviceId) {
       else if (type.value === "reprogram") action = { type: "reprogram", program: { mode: "continuous", rate_ml_per_day: Number(inputs.rate.value) } };
       else action = { type: "clinician_bolus", volume_ml: Number(inputs.bolusVolume.value), duration_minutes: Number(inputs.bolusMinutes.value) };
       try {
-        const sent = await api(`/api/devices/${encodeURIComponent(deviceId)}/commands`, { method: "POST", body: { action } });
+        const sent = await api(path("/commands"), { method: "POST", body: { action } });
         commandStatus.textContent = `Sent (${sent.command_id}): ${sent.state}`;
       } catch (error) {
         commandStatus.textContent = `Refused: ${error.message}`;
@@ -270,7 +289,7 @@ export function deviceView(ctx, deviceId) {
       };
       main.append(
         h("p", {}, h("a", { href: "#/fleet" }, "← Fleet")),
-        h("h2", {}, `Pump ${deviceId}`),
+        h("h2", {}, `Pump ${deviceId}`, site ? h("span", { class: "muted", dataset: { testid: "device-site" } }, ` at ${site}`) : null),
         h("div", { class: "columns" }, sections.identity, sections.state),
         h("div", { class: "columns" }, sections.charts, h("div", {}, sections.alarms, sections.cues, sections.commands, ctx.can("command") ? h("section", { class: "panel" }, commandForm()) : null)),
       );
@@ -285,8 +304,9 @@ export function deviceView(ctx, deviceId) {
         drawAlarms();
         refreshHistory(changed.keys);
       }
-      if (changed.deviceIds.has(deviceId)) detailSoon();
-      if (changed.commands && changed.deviceIds.has(deviceId) && detail) drawCommands();
+      const touched = site ? changed.deviceKeys.has(deviceKey(site, deviceId)) : [...changed.deviceKeys].some((k) => k.endsWith(`/${deviceId}`));
+      if (touched) detailSoon();
+      if (changed.commands && touched && detail) drawCommands();
       if (changed.responses) refreshHistory(changed.keys);
     },
     unmount() {

@@ -9,6 +9,7 @@ import { serverNow } from "../clock.js";
 import { inDays, span } from "../device-clock.js";
 import { fill, h } from "../dom.js";
 import { PRIORITY_FILTERS, SORTS, orderFleet } from "../fleet-order.js";
+import { deviceHref, deviceKey } from "../state.js";
 
 const PRIORITY_WORD = { high: "HIGH", medium: "MEDIUM", low: "LOW" };
 /** Days under which a deadline is written as urgent (a refill is booked about a week ahead; ERI
@@ -35,10 +36,10 @@ export function fleetView(ctx) {
   const options = { sort: "urgency", site: "", priority: "", search: "" };
   const tiles = new Map();
 
-  function alarmsOf(id) {
-    const alarms = ctx.state.alarmsOf(id);
+  function alarmsOf(id, site) {
+    const alarms = ctx.state.alarmsOf(id, site);
     return {
-      priority: ctx.state.highestPriority(id),
+      priority: ctx.state.highestPriority(id, site),
       unanswered: alarms.some((a) => a.state === "active_unacknowledged" || a.state === "cleared_unacknowledged"),
       count: alarms.length,
     };
@@ -103,7 +104,7 @@ export function fleetView(ctx) {
     const rows = orderFleet([...ctx.state.devices.values()], alarmsOf, serverNow(), options);
     const total = ctx.state.devices.size;
     count.textContent = rows.length === total ? `${total} pump${total === 1 ? "" : "s"}` : `${rows.length} of ${total} pumps`;
-    const wanted = new Set(rows.map((r) => r.d.device_id));
+    const wanted = new Set(rows.map((r) => deviceKey(r.d.site, r.d.device_id)));
     for (const [id, li] of tiles) {
       if (!wanted.has(id)) {
         li.remove();
@@ -112,10 +113,10 @@ export function fleetView(ctx) {
     }
     let previous = null;
     for (const row of rows) {
-      const id = row.d.device_id;
+      const id = deviceKey(row.d.site, row.d.device_id);
       let li = tiles.get(id);
       if (!li) {
-        li = h("li", {}, h("a", { href: `#/device/${encodeURIComponent(id)}`, dataset: { device: id } }));
+        li = h("li", {}, h("a", { href: deviceHref(row.d.site, row.d.device_id), dataset: { device: row.d.device_id, site: row.d.site } }));
         tiles.set(id, li);
       }
       const link = li.firstChild;

@@ -8,6 +8,7 @@ import { api } from "../api.js";
 import { deviceWhen, span } from "../device-clock.js";
 import { fill, h } from "../dom.js";
 import { when } from "../clock.js";
+import { deviceHref } from "../state.js";
 
 const SEVERITY_WORD = { mild: "Mild", moderate: "Moderate", severe: "Severe", life_threatening: "Life-threatening" };
 let actions = null;
@@ -40,7 +41,7 @@ export function cueCard(ctx, card) {
       { class: "muted when" },
       h("time", { datetime: card.reported_at }, deviceWhen(card.reported_at)),
       ` on the pump's clock · ${span(card.elapsed_s)} into “${card.title}”${live ? "" : ` (${card.run_status})`} · `,
-      h("a", { href: `#/device/${encodeURIComponent(card.device_id)}` }, `pump ${card.device_id}`),
+      h("a", { href: deviceHref(card.site, card.device_id) }, `pump ${card.device_id}`),
     ),
     card.expected ? h("p", { class: "expected", dataset: { testid: "cue-expected" } }, "Expected: ", card.expected.map((e) => e.replaceAll("_", " ")).join(", ") || "—") : null,
     answered

@@ -205,11 +205,11 @@ export function replayView(ctx, sessionId) {
         h(
           "tbody",
           {},
-          rows.map(({ device_id, frame: f }) =>
+          rows.map(({ device_id, site, frame: f }) =>
             h(
               "tr",
-              { dataset: { testid: "replay-pump", device: device_id, motor: f?.motor || "", infusing: f ? String(f.infusing) : "" } },
-              h("th", { scope: "row" }, device_id),
+              { dataset: { testid: "replay-pump", device: device_id, site: site || "", motor: f?.motor || "", infusing: f ? String(f.infusing) : "" } },
+              h("th", { scope: "row" }, device_id, site ? h("div", { class: "muted" }, site) : null),
               h("td", { class: "num" }, f ? m.fixed(f.reservoir_ml, 2, "mL") : "—"),
               h("td", { class: "num" }, f ? m.fixed(f.current_rate_ml_per_day, 3, "mL/day") : "—"),
               h("td", { class: "num" }, f ? m.fixed(f.dose_mg_per_day, 3, "mg/day") : "—"),
