@@ -109,7 +109,10 @@ def with_probe_alarms(stream: list[tuple[str, bytes, int]], every: int) -> list[
         device = probes[turn % PROBE_PUMPS]
         turn += 1
         seq[device] += 1
-        clear = turn // PROBE_PUMPS % 2 == 1  # each probe pump raises, then clears, then raises...
+        # each probe pump raises, then clears, then raises... (by its own count: counting the
+        # turns of all of them made the last probe's first event a clear, which the twin rightly
+        # takes as a raise and a clear arriving late, one more raise than was published)
+        clear = seq[device] % 2 == 0
         if not clear:
             raised[device] += 1
         at = start + timedelta(seconds=index)
