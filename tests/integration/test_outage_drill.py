@@ -109,7 +109,14 @@ async def test_outage_drill_every_point_exactly_once(broker: Mosquitto, influxd:
                 await runner
                 runner = None
                 published = len(seen.messages)
-                await until(lambda: len(accepted | _accepted(twin)) >= published - 0.02 * published, what="ingest")
+                try:
+                    await until(lambda: len(accepted | _accepted(twin)) >= published - 0.02 * published, what="ingest")
+                except AssertionError as exc:  # say what was short (seen once in a full CI run, never alone)
+                    raise AssertionError(
+                        f"{exc}: published {published}, first twin {len(accepted)}, restarted twin "
+                        f"{len(_accepted(twin))}, together {len(accepted | _accepted(twin))}; restarted twin's "
+                        f"rejects {dict(twin.service.reject_counts)}, health {twin.service.health.as_json()}"
+                    ) from None
                 assert twin.writer is not None
                 assert await twin.writer.drain(120.0), "the spool drained into InfluxDB"
                 accepted |= _accepted(twin)
