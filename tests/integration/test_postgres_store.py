@@ -501,3 +501,28 @@ def test_an_operator_runs_the_same_migrations_with_alembic(postgres_server: Post
     current = subprocess.run([alembic, "-c", str(ini), "current"], env=env, capture_output=True, text=True, check=True)
     assert f"{head()} (head)" in current.stdout
     assert migrate_sync(url) == head()
+
+
+async def test_a_replica_frozen_inside_a_transaction_does_not_hold_a_lease_row_for_ever(postgres_url: str) -> None:
+    """A replica stopped (SIGSTOP, a paused VM) inside a lease transaction keeps its row lock
+    until the server ends its idle session (``idle_in_transaction_session_timeout``, which every
+    replica connection sets); until then a take-over fails fast on ``lock_timeout``, after it
+    the take-over goes through. Seen in the replicas drill: a live replica's every acquire of that
+    partition timed out while the other one was paused."""
+    limits = Limits(lock_timeout_s=0.5, idle_in_transaction_s=1.5)
+    async with Database(postgres_url, replica="replica-a", limits=limits) as db:
+        leases = PostgresLeaseStore(db)
+        await leases.acquire(3, "replica-a", T0, TTL)
+        frozen = await psycopg.AsyncConnection.connect(postgres_url, **db.conninfo())
+        try:
+            await frozen.execute("SELECT epoch FROM partition_lease WHERE partition = 3 FOR UPDATE")
+            # ...and the replica that holds it says nothing more (frozen)
+            with pytest.raises(StoreUnavailable):  # the lock is still held: a quick, clear refusal
+                await leases.acquire(3, "replica-b", T0 + TTL, TTL)
+            await asyncio.sleep(2.0)  # past the idle limit: the server ends the frozen session
+            taken = await leases.acquire(3, "replica-b", T0 + TTL, TTL)
+            assert taken is not None
+            assert (taken.owner, taken.epoch) == ("replica-b", 2)
+        finally:
+            with contextlib.suppress(psycopg.Error):
+                await frozen.close()

@@ -677,10 +677,14 @@ def owner_lookup(db: Database) -> Callable[[int], Coroutine[Any, Any, tuple[str 
 def database_limits(settings: Settings) -> Limits:
     """The pool's limits from the settings (as :func:`twin.store.backend.open_stores` sets them)."""
     call = settings.database.call_timeout_s
+    ttl = settings.cluster.lease_ttl_s
     return Limits(
         call_timeout_s=call,
         statement_timeout_s=0.8 * call,
-        lock_timeout_s=0.5 * call,
+        # a lease row locked by a frozen replica must be free again well inside the TTL, and a
+        # takeover must not wait a whole TTL on it
+        lock_timeout_s=min(0.5 * call, ttl / 3),
+        idle_in_transaction_s=min(0.5 * call, ttl / 2),
         pool_max=settings.database.pool_max,
     )
 

@@ -64,7 +64,8 @@ async def open_stores(settings: Settings, *, data_dir: Path | None = None) -> As
     limits = Limits(
         call_timeout_s=call,
         statement_timeout_s=0.8 * call,
-        lock_timeout_s=0.5 * call,
+        lock_timeout_s=min(0.5 * call, settings.cluster.lease_ttl_s / 3),
+        idle_in_transaction_s=min(0.5 * call, settings.cluster.lease_ttl_s / 2),
         pool_max=settings.database.pool_max,
     )
     async with postgres_stores(

@@ -59,6 +59,11 @@ class Limits:
     call_timeout_s: float = 10.0
     statement_timeout_s: float = 8.0
     lock_timeout_s: float = 5.0
+    idle_in_transaction_s: float = 5.0
+    """The server ends a session that holds a transaction open without a word for this long
+    (``idle_in_transaction_session_timeout``), releasing its row locks: a replica frozen (SIGSTOP,
+    a VM paused) inside a lease renewal otherwise holds that partition's lease row locked for
+    ever, and the live replicas' takeovers wait on it (the replicas drill saw it)."""
     connect_timeout_s: float = 5.0
     pool_min: int = 2
     pool_max: int = 8
@@ -125,7 +130,8 @@ class Database:
         lim = self.limits
         options = (
             f"-c TimeZone=UTC -c statement_timeout={int(lim.statement_timeout_s * 1000)} "
-            f"-c lock_timeout={int(lim.lock_timeout_s * 1000)}"
+            f"-c lock_timeout={int(lim.lock_timeout_s * 1000)} "
+            f"-c idle_in_transaction_session_timeout={max(1, int(lim.idle_in_transaction_s * 1000))}"
         )
         return {
             "application_name": f"pumptwin/{self.replica}"[:63],
