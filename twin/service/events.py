@@ -110,20 +110,8 @@ class Subscription:
         with a coalescing key) waits until ``pace_s`` after the previous read, so that newer
         versions replace older ones and one write carries them all; anything else (an alarm, a
         command, a response) ends the wait at once."""
-        if self.closed:
-            raise Dropped
-        hub = self.hub
-        while self.cursor >= hub.next_id:
-            await asyncio.shield(hub.waiter())
-        loop = asyncio.get_running_loop()
-        if pace_s > 0:
-            deadline = self.last_read_at + pace_s
-            while hub.last_urgent_id < self.cursor and (remaining := deadline - loop.time()) > 0:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(remaining):
-                        await asyncio.shield(hub.waiter())
-        self.last_read_at = loop.time()
-        return hub.read(self)
+        await self._wait(pace_s)
+        return self.hub.read(self)
 
     async def next_split(self, *, pace_s: float = 0.0) -> tuple[list[tuple[int, str, bytes]], list[_Entry]]:
         """As :meth:`next`, in two parts: what is not coalesced (alarms, commands, responses,
@@ -131,6 +119,11 @@ class Subscription:
         (:meth:`EventHub.encode_later`). A stream writes the first part before it encodes the
         second, so an alarm never waits for a tenth of a second's device summaries to be encoded
         (measured: alarm to stream p50 7.0 ms with them first, 2.9 ms without the pace)."""
+        await self._wait(pace_s)
+        return self.hub.read_split(self)
+
+    async def _wait(self, pace_s: float) -> None:
+        """Until there is something to read (and, with ``pace_s``, as :meth:`next` says)."""
         if self.closed:
             raise Dropped
         hub = self.hub
@@ -144,7 +137,6 @@ class Subscription:
                     async with asyncio.timeout(remaining):
                         await asyncio.shield(hub.waiter())
         self.last_read_at = loop.time()
-        return hub.read_split(self)
 
 
 class EventHub:
