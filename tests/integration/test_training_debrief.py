@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -126,8 +127,21 @@ async def test_an_unanswered_alarm_escalates_and_the_session_replays_and_records
                 lambda: len(service.store.journal.training_events(sid)) >= 4, what="the symptom step is journaled"
             )
 
+            # the worst order for the session's end: the kill switch's restore clears the stall and
+            # the twin hears it before the desk gets to end the session
+            stall = f"{site}/db-a/motor_stall"
+            desk = twin.desk
+            assert desk is not None
+            end_session = desk._end
+
+            async def end_after_the_restore(*args: Any, **kwargs: Any) -> None:
+                await until(lambda: service.fleet.board.alarms[stall].state.value == "normal", what="the restore")
+                await end_session(*args, **kwargs)
+
+            desk._end = end_after_the_restore  # type: ignore[method-assign]
             aborted = await instructor.post(f"/api/training/sessions/{sid}/abort", json={"reason": "debrief"})
             assert aborted.status_code == 200, aborted.text
+            desk._end = end_session  # type: ignore[method-assign]
             team = aborted.json()["report"]["team"]
             # the stall, the memory error, and the twin's patient-report alert for the symptom at 3m
             assert team == {"alarms": 3, "acknowledged": 1, "acknowledged_before_escalation": 1, "escalated": 1}
@@ -158,6 +172,12 @@ async def test_an_unanswered_alarm_escalates_and_the_session_replays_and_records
                 "acknowledge",
             ]
             assert alarms[f"{site}/db-a/motor_stall"]["expected"] == ["rotor_study", "interrogate"]
+            # the session ended when the abort was taken: the restore's clear lies after it, and
+            # the pump is left as the trainees left it (stalled), however soon the twin heard it
+            assert [t["event"] for t in alarms[stall]["transitions"]] == ["raise", "acknowledge"]
+            assert stalled[-1]["motor"] == "stalled"
+            ended = datetime.fromisoformat(replay["end"])
+            assert [t.event.value for t in service.store.journal.transitions(key=stall) if t.at > ended] == ["clear"]
             assert [e["level"] for e in alarms[f"{site}/db-b/memory_error"]["escalations"]] == [1]
             people = {t["trainee"]: t for t in replay["trainees"]}
             assert [a["action"] for a in people["trainee"]["acts"]] == ["acknowledge", "rotor_study"]

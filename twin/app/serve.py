@@ -126,6 +126,7 @@ class RunningTwin:
     tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     escalator: Escalator | None = None
     webhook: PagingWebhook | None = None
+    desk: TrainingDesk | None = None
 
 
 @contextlib.asynccontextmanager
@@ -227,6 +228,7 @@ async def running_twin(
                 supervisor.running,
                 escalator,
                 webhook,
+                desk,
             )
             try:
                 yield running

@@ -272,8 +272,11 @@ class ScenarioRun:
 
     async def abort(self, reason: str, *, by: str) -> None:
         """The kill switch: drop pending steps, send ``clear_fault: all`` through the twin to every
-        pump the run sent a command to, record the run as aborted with ``reason``."""
+        pump the run sent a command to, record the run as aborted with ``reason``. Listeners hear
+        ``aborting`` first, before any restore is sent: the moment the run ended, as its trainees
+        left it (what the restores then change lies after it)."""
         self._require_active()
+        self._on_change(self, "aborting")
         self.status = RunStatus.ABORTED
         self.aborted_reason = reason
         self.aborted_by = by
@@ -837,7 +840,7 @@ class ScenarioRunner:
                 owned.stage.stop()  # the run's pumps go quiet ("shutdown"): no silence, no alarms
         for listener in list(self.listeners):
             listener(run, event)
-        if self.service is None:
+        if self.service is None or event == "aborting":  # the consoles hear "aborted" once it has
             return
         body = run_json(run, detail=False)
         body["event"] = event

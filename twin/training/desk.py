@@ -114,6 +114,8 @@ class TrainingDesk:
         # (session, site, pump) -> the last frame's seq, state and time
         self._frames: dict[tuple[str, str, str], tuple[int, dict[str, Any] | None, datetime]] = {}
         self._steps: dict[str, int] = {}  # session -> steps journaled
+        # run -> when its abort was taken and its pumps' frames then (see _on_run)
+        self._ending: dict[str, tuple[datetime, list[PumpFrame]]] = {}
         runner.listeners.append(self._on_run)
         service.hub.listen(self._on_event)
 
@@ -297,6 +299,15 @@ class TrainingDesk:
         return next((s for s in self.sessions.values() if s.run_id == run.run_id and s.active), None)
 
     def _on_run(self, run: ScenarioRun, event: str) -> None:
+        if event == "aborting":
+            # the session ends now, before the kill switch's restores reach its pumps: its end, its
+            # score and how its pumps were left are the trainees' doing, whenever the twin hears
+            # the restores (taken here, synchronously, so no message can slip in between)
+            session = self._session_of(run)
+            if session is not None:
+                at = self.service.clock()
+                self._ending[run.run_id] = (at, self._frames_now(session, at))
+            return
         if event in ("began", "paused", "resumed", "completed", "aborted", "step", "patient_symptom"):
             self._work.append((run, event, self._actor or run.aborted_by or "scenario"))
             self._wake.set()
@@ -333,9 +344,15 @@ class TrainingDesk:
         reason: str | None,
         drill: dict[str, Any] | None = None,
     ) -> None:
-        at = self.service.clock()
-        if reason != RESTARTED:
-            await self._record_frames(session, at)  # how the pumps were left
+        ending = self._ending.pop(session.run_id, None) if session.run_id else None
+        if ending is not None:  # aborted: it ended when the abort was taken (see _on_run)
+            at, left = ending
+            if left:
+                await self.service.store.commit(Batch(frames=left))
+        else:
+            at = self.service.clock()
+            if reason != RESTARTED:
+                await self._record_frames(session, at)  # how the pumps were left
         final = await self._compute(session, end=at, ended=True)
         ended = replace(
             session,
@@ -411,6 +428,19 @@ class TrainingDesk:
         """Journal a frame of each session pump (of ``keys``, if given) whose figures moved since
         its last frame, timed at the message that moved them; the ``baseline`` frames (when the
         run begins) at the session's start: the run's clock stood still at second 0 until then."""
+        frames = self._frames_now(session, now, keys, baseline=baseline)
+        if frames:
+            await self.service.store.commit(Batch(frames=frames))
+
+    def _frames_now(
+        self,
+        session: TrainingSession,
+        now: datetime,
+        keys: set[tuple[str, str]] | None = None,
+        *,
+        baseline: bool = False,
+    ) -> list[PumpFrame]:
+        """The frames :meth:`_record_frames` journals, taken now (and counted as recorded)."""
         frames: list[PumpFrame] = []
         for key, twin in self.service.fleet.devices.items():
             if not _owns(session, twin.site, twin.device_id) or (keys is not None and key not in keys):
@@ -428,8 +458,7 @@ class TrainingDesk:
             at = session.started_at if baseline else min(now, max([previous_at, *made]))
             frames.append(PumpFrame(session.session_id, twin.site, twin.device_id, seq + 1, at, state))
             self._frames[where] = (seq + 1, state, at)
-        if frames:
-            await self.service.store.commit(Batch(frames=frames))
+        return frames
 
     def _on_transition(self, transition: Transition) -> None:
         if transition.event not in _WATCHED:
