@@ -28,6 +28,7 @@ from pathlib import Path
 import aiomqtt
 
 from tests.harness.servers import Mosquitto
+from twin.app.serve import settle_heap
 from twin.contract.codec import encode
 from twin.contract.topics import build_topic, subscription
 from twin.influx.writer import InfluxWriter
@@ -86,6 +87,7 @@ async def _prime(url: str, identifier: str) -> None:
 async def bare(url: str, stream: list[tuple[str, bytes, int]]) -> float:
     await _prime(url, "bench-bare")
     await _publish(url, stream)
+    settle_heap()  # as the twin's start-up does (below): the same collector for both
     endpoint = MqttEndpoint.parse(url)
     got = 0
     started = time.perf_counter()
@@ -109,6 +111,7 @@ async def twin(
         store = LocalJournalStore(data_dir / "journal.sqlite")
         service = TwinService(store, points=writer if points else None)
         await service.restore()
+        settle_heap()  # what `pumptwin serve` does once it has started (twin.app.serve)
         endpoint = MqttEndpoint.parse(url)
         stop, connected = asyncio.Event(), asyncio.Event()
         link = asyncio.create_task(run_link(service, endpoint, stop, client_id="bench-twin", connected=connected))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -247,3 +248,79 @@ def test_the_tick_still_evaluates_a_real_pump_on_the_wall_clock() -> None:
     _, effects = steps.tick(fleet, T0 + timedelta(days=200))  # its read-out is long overdue by now
     raised = [t for e in effects if isinstance(e, AlarmTransitions) for t in e.transitions]
     assert raised, effects
+
+
+# ------------------------------------------------ the fast path for the next sample in order
+
+
+@functools.cache
+def _fleet_stream() -> list[tuple[str, bytes]]:
+    """A recorded fleet's traffic (births, states, alarms, telemetry; low reservoirs, faults), as
+    the simulator publishes it."""
+    from twin.sim.device import Outgoing, SimulatedDevice
+    from twin.sim.fleet import generate_fleet
+    from twin.sim.simulation import FleetSimulation
+
+    epoch = datetime(2026, 1, 1, tzinfo=UTC)
+    out: list[tuple[str, bytes]] = []
+
+    def sink(device: SimulatedDevice, outgoing: Outgoing, t: float) -> None:
+        out.append((build_topic(device.identity.site, device.device_id, outgoing.channel), encode(outgoing.message)))
+
+    specs = generate_fleet(16, seed=9, start=epoch)
+    specs = [
+        s.model_copy(update={"reservoir_ml": s.low_reservoir_threshold_ml + 0.05 * (i % 5)})
+        for i, s in enumerate(specs)
+    ]
+    sim = FleetSimulation(specs, epoch=epoch, seed=9, sink=sink, telemetry_interval_s=600, random_faults=True)
+    sim.open_sessions(1)
+    sim.run(3 * 86400)
+    return out
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    drop_every=st.sampled_from([0, *range(2, 41)]),
+    swap_every=st.sampled_from([0, *range(2, 41)]),
+    tick_every=st.integers(min_value=0, max_value=300),
+    gap_s=st.sampled_from([1.0, 60.0, 7200.0]),
+)
+def test_the_fast_path_for_the_next_sample_makes_the_same_fleet_and_effects_as_the_general_path(
+    drop_every: int, swap_every: int, tick_every: int, gap_s: float
+) -> None:
+    """Every message of a fleet's traffic (with samples lost or swapped, so that gaps, late
+    samples and rebirths happen, and the clock ticking so that silences begin and end), applied
+    with the fast path and without it: the same fleet value and the same effects each time, and
+    the fast path taken for most messages."""
+    stream = _fleet_stream()
+    if drop_every:
+        stream = [m for i, m in enumerate(stream) if i % drop_every != drop_every - 1]
+    if swap_every:
+        stream = list(stream)
+        for i in range(swap_every - 1, len(stream) - 1, swap_every):
+            stream[i], stream[i + 1] = stream[i + 1], stream[i]
+    taken = [0]
+    fast = steps._next_telemetry
+
+    def counted(*args: object) -> object:
+        made = fast(*args)  # type: ignore[arg-type]
+        taken[0] += made is not None
+        return made
+
+    at = datetime(2026, 6, 1, tzinfo=UTC)
+    quick = slow = Fleet(config=FleetConfig())
+    with pytest.MonkeyPatch.context() as patch:
+        for i, (topic, payload) in enumerate(stream):
+            now = at + timedelta(seconds=i * gap_s)
+            patch.setattr(steps, "_next_telemetry", counted)
+            quick, quick_effects = steps.apply(quick, topic, payload, now)
+            patch.setattr(steps, "_next_telemetry", lambda *args: None)
+            slow, slow_effects = steps.apply(slow, topic, payload, now)
+            assert quick_effects == slow_effects, (i, topic)
+            assert quick == slow, (i, topic)
+            if tick_every and i % tick_every == tick_every - 1:
+                quick, quick_effects = steps.tick(quick, now + timedelta(hours=2))
+                slow, slow_effects = steps.tick(slow, now + timedelta(hours=2))
+                assert quick_effects == slow_effects
+                assert quick == slow
+    assert taken[0] > len(stream) // 2

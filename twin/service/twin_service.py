@@ -71,7 +71,7 @@ from twin.service.health import Health, Status
 from twin.service.metrics import ServiceMetrics
 from twin.store.journal import JournalConflict, JournalError
 from twin.store.protocol import Batch, JournalStore, Snapshot, StoreUnavailable
-from twin.store.snapshots import snapshot_to_twin, snapshot_visits, twin_to_snapshot
+from twin.store.snapshots import SnapshotEncoder, snapshot_to_twin, snapshot_visits
 from twin.timeseries.lines import device_lines, telemetry_lines
 from twin.timeseries.points import (
     AlarmTransitionPoint,
@@ -221,6 +221,7 @@ class TwinService:
         self._lock = asyncio.Lock()
         self._dirty: set[DeviceKey] = set()
         self._tags: dict[DeviceKey, DeviceTags] = {}
+        self._encoder = SnapshotEncoder()  # snapshot payloads, each model encoded once (twin.store.snapshots)
         self._counters: dict[tuple[str, str], Any] = {}
         self.started_at = clock()
         self.health.ok("journal")
@@ -332,7 +333,7 @@ class TwinService:
             twin = fleet.devices.get(key)
             if twin is not None:
                 out.append(
-                    Snapshot(twin.site, twin.device_id, twin.version, twin_to_snapshot(twin, fleet.visits.get(key)))
+                    Snapshot(twin.site, twin.device_id, twin.version, self._encoder.encode(twin, fleet.visits.get(key)))
                 )
         return out
 
@@ -619,7 +620,7 @@ class TwinService:
         for key in keys:
             twin = self.fleet.devices.get(key)
             if twin is not None:
-                payload = twin_to_snapshot(twin, self.fleet.visits.get(key))
+                payload = self._encoder.encode(twin, self.fleet.visits.get(key))
                 snapshots.append(Snapshot(twin.site, twin.device_id, twin.version, payload))
         await self.store.commit(Batch(snapshots=snapshots))
         self._dirty.difference_update(keys)

@@ -90,6 +90,7 @@ from twin.contract.alarms import Priority
 from twin.mirror.commands import CommandRecord
 from twin.store.batch_plan import JournalConflict, JournalError
 from twin.store.protocol import Batch, Snapshot
+from twin.store.snapshots import EncodedPayload
 from twin.store.sqlite import BUSY_TIMEOUT_S, SqliteStore, append_only
 from twin.training.events import TrainingEvent
 from twin.training.frames import PumpFrame
@@ -687,7 +688,8 @@ class Journal(SqliteStore):
             "ON CONFLICT (site, device_id) DO UPDATE SET version = excluded.version, "
             "payload = excluded.payload, updated_at = excluded.updated_at "
             "WHERE excluded.version >= twin_snapshot.version",
-            (site, device_id, version, _json(payload), at),
+            # an EncodedPayload (the ingest's SnapshotEncoder) brings its own text
+            (site, device_id, version, payload.text if type(payload) is EncodedPayload else _json(payload), at),
         )
         return cursor.rowcount == 1
 
