@@ -158,6 +158,7 @@ def test_the_journal_has_no_update_or_delete_api() -> None:
     public = {name for name in dir(Journal) if not name.startswith("_")}
     assert public == {
         "alarms",
+        "checkpoint_elsewhere",
         "close",
         "commands",
         "commit",

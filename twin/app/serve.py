@@ -208,6 +208,8 @@ async def running_twin(
                 ),
             )
             supervisor.start("twin-clock", run_clock(service, stop))
+            if store.journal.path is not None:  # the WAL's checkpoints off the event loop
+                supervisor.start("journal-checkpoints", store.run_checkpoints(stop))
             supervisor.start("escalator", _until_stopped(escalator.run(), stop))
             if desk is not None:
                 supervisor.start("training-desk", _until_stopped(desk.run(), stop))

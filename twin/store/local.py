@@ -33,7 +33,10 @@ replicas to hear.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 import sqlite3
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
@@ -53,6 +56,13 @@ from twin.store.protocol import Batch, Restored, Snapshot, StoreUnavailable
 from twin.store.users import AccountEvent, LoginSession, User, UserStore
 from twin.training.events import TrainingEvent
 from twin.training.frames import PumpFrame
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_EVERY_S: Final = 0.5
+"""How often ``pumptwin serve`` checkpoints the journal's WAL off the event loop (:meth:`LocalJournalStore.run_checkpoints`)."""
+DEFAULT_AUTOCHECKPOINT_PAGES: Final = 1000
+"""SQLite's own default: what a connection's commits go back to when no checkpointer runs."""
 
 MARKS_RESTORED_FOR: Final = timedelta(days=30)
 """Device-event marks loaded at start-up: those recorded in the last 30 days. A device replays
@@ -219,6 +229,37 @@ class LocalJournalStore:
 
     async def close(self) -> None:
         self.journal.close()
+
+    async def run_checkpoints(self, stop: asyncio.Event, every_s: float = CHECKPOINT_EVERY_S) -> None:
+        """Run the journal's WAL checkpoints off the event loop until ``stop`` (see
+        :class:`~twin.store.sqlite.Checkpointer`), every ``every_s`` seconds; at the end, give the
+        commits their own checkpoints back. A pass that fails is logged and tried again at the
+        next one (a full disk fails the commits too, which say so on ``/healthz``); the WAL only
+        grows meanwhile, nothing committed is at risk."""
+        checkpointer = self.journal.checkpoint_elsewhere()
+        if checkpointer is None:
+            return
+        failing = False
+        try:
+            while not stop.is_set():
+                try:
+                    frames, copied = await asyncio.to_thread(checkpointer.checkpoint)
+                except (sqlite3.Error, OSError) as exc:
+                    if not failing:
+                        log.error("the journal's WAL checkpoint failed (%s); trying again", exc)
+                    failing = True
+                else:
+                    if failing:
+                        log.info(
+                            "the journal's WAL checkpoints run again (%d of %d frames in the file)", copied, frames
+                        )
+                    failing = False
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), every_s)
+        finally:
+            checkpointer.close()
+            with contextlib.suppress(sqlite3.Error):
+                self.journal._db.execute(f"PRAGMA wal_autocheckpoint = {DEFAULT_AUTOCHECKPOINT_PAGES}")
 
     # --------------------------------------------------------------------------------- internals
 

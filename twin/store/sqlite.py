@@ -130,6 +130,15 @@ class SqliteStore:
         """Close the connection (idempotent). Committed writes are already in the file."""
         self._db.close()
 
+    def checkpoint_elsewhere(self) -> Checkpointer | None:
+        """Stop this connection's commits from running WAL checkpoints, and return the
+        :class:`Checkpointer` that must run them instead (``None`` for a store in memory: it has no
+        WAL). Without one running, the WAL grows with every commit."""
+        if self.path is None:
+            return None
+        self._db.execute("PRAGMA wal_autocheckpoint = 0")
+        return Checkpointer(self.path)
+
     def __enter__(self) -> Self:
         return self
 
@@ -154,3 +163,36 @@ __all__ = [
     "schema_version",
     "transaction",
 ]
+
+
+class Checkpointer:
+    """WAL checkpoints on a connection of their own, run off the event loop, for a store whose own
+    connection was told not to run them (:meth:`SqliteStore.checkpoint_elsewhere`).
+
+    Why: SQLite runs a checkpoint inside the commit that brings the WAL past 1,000 pages, on the
+    committing thread; for the twin that is the event loop, so one batch in a few hundred took
+    several milliseconds more (its copy of pages into the file and its ``fsync``), which is the
+    tail of an alarm's way to the live stream (BENCHMARKS.md, alarm_latency). A ``PASSIVE``
+    checkpoint from another connection neither takes nor waits for the write lock: commits go on
+    appending to the WAL while it copies what was committed before. :meth:`checkpoint` is one
+    pass, called in a worker thread (``asyncio.to_thread``: SQLite releases the GIL while it
+    copies and syncs); it returns the WAL's frames and how many of them are in the file now."""
+
+    def __init__(self, path: Path, *, error: type[Exception] = StoreError) -> None:
+        self.path = path
+        self._error = error
+        self._db: sqlite3.Connection | None = None
+
+    def checkpoint(self) -> tuple[int, int]:
+        if self._db is None:
+            # used from one worker thread at a time (the caller awaits each pass), never two at once
+            self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+        _busy, frames, copied = self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        if frames < 0:
+            raise self._error(f"{self.path}: not in WAL mode, nothing to checkpoint")
+        return int(frames), int(copied)
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
