@@ -384,6 +384,7 @@ class TwinService:
         history = self.history
         dirty = self._dirty
         counts: dict[tuple[str, str], int] = {}
+        changed: dict[DeviceKey, None] = {}
         for effect in effects:
             kind = type(effect)
             if kind is Counted:
@@ -414,7 +415,7 @@ class TwinService:
                 assert isinstance(effect, DeviceChanged)
                 if effect.snapshot:  # snapshotted in the batch's own transaction (_snapshots)
                     dirty.discard(effect.key)
-                hub.publish(DeviceUpdated(effect.key))
+                changed[effect.key] = None
             elif kind is AlarmTransitions:
                 assert isinstance(effect, AlarmTransitions)
                 for t in effect.transitions:
@@ -435,6 +436,10 @@ class TwinService:
                 self._reject(effect.reason, effect.topic, effect.detail)
         for (what, label), n in counts.items():
             self._count(Counted(what, label, n))
+        # once per device and batch, after the batch's alarms: an observer reads the device as it
+        # is now (the event names it, nothing more), so one notice says all that several would
+        for key in changed:
+            hub.publish(DeviceUpdated(key))
 
     def _count(self, effect: Counted) -> None:
         key = (effect.what, effect.label)
