@@ -56,7 +56,9 @@ file. That trade is what makes a call cheap: measured with ``benchmarks/alarm_jo
 on the 2-core build machine, 8,000 transitions recorded; median / 99th percentile): ``record`` of
 one new transition 48 µs / 250 µs, of a transition already recorded 21 µs / 24 µs,
 ``has_device_event`` 3 µs / 5 µs, ``transitions(key=…)`` of one alarm 32 µs / 51 µs. About one
-write in 200 takes 1 to 4 ms: it runs a WAL checkpoint (SQLite's default, every 1,000 pages).
+write in 200 takes 1 to 4 ms: it runs a WAL checkpoint (SQLite's default, every 1,000 pages);
+``pumptwin serve`` runs them off the event loop instead (:meth:`SqliteStore.checkpoint_elsewhere`,
+:meth:`twin.store.local.LocalJournalStore.run_checkpoints`).
 So a call takes well under a millisecond, and the twin calls the journal directly inside the event loop: a thread
 hop (``asyncio.to_thread``) would cost more than the call, and keeping every write on the loop's
 thread keeps the journal's order the order in which the twin decided. Recovery (:meth:`Journal.alarms`)
