@@ -205,6 +205,9 @@ async def _consume(service: TwinService, paho: Any, inbox: Inbox, stop: asyncio.
                 metrics.unacknowledged.set(len(batch) + len(messages))
                 await asyncio.sleep(delay)
         failures = 0
+        # let the API, the live stream and the publisher in between batches, before the
+        # acknowledgements: a stream woken by this batch's alarms writes them first
+        await asyncio.sleep(0)
         acknowledged = 0
         for m in batch:
             if m.qos > 0:
@@ -218,7 +221,6 @@ async def _consume(service: TwinService, paho: Any, inbox: Inbox, stop: asyncio.
         metrics.backlog.set(len(messages))
         metrics.unacknowledged.set(0)
         metrics.lag.set(max(0.0, (service.clock() - batch[-1].received_at).total_seconds()))
-        await asyncio.sleep(0)  # let the API and the publisher in between batches
 
 
 def read_socket(paho: Any, limit: int) -> None:
