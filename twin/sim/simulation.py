@@ -31,6 +31,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from heapq import heappop, heappush
 from typing import Final, Literal
 
 import simpy
@@ -166,7 +167,8 @@ class _Call(simpy.Event):
         self.callbacks = [fn]
         self._value = None
         self._ok = True
-        env.schedule(self, priority, delay)
+        # what env.schedule(self, priority, delay) does, without the call
+        heappush(env._queue, (env._now + delay, priority, next(env._eid), self))
 
 
 @dataclass(slots=True)
@@ -291,7 +293,7 @@ class FleetSimulation:
 
     @property
     def now(self) -> float:
-        return float(self.env.now)
+        return float(self.env._now)
 
     def at(self, t: float) -> datetime:
         return self.epoch + timedelta(seconds=t)
@@ -338,13 +340,31 @@ class FleetSimulation:
         self._emit(device, device.open_session(session, self.now))
 
     def run(self, until: float) -> None:
-        """Run the fleet up to simulation second ``until`` (events due at ``until`` included)."""
-        if until > self.now:
-            self.env.run(until=until)
-        # SimPy 4.1 re-queues its (now empty) stop event at the current time; stepping through
-        # everything due now keeps peek() honest and runs events that fall exactly on `until`
-        while self.env.peek() <= self.now:
-            self.env.step()
+        """Run the fleet up to simulation second ``until`` (events due at ``until`` included).
+
+        What ``env.run(until=until)`` followed by stepping through everything then due did (the
+        events processed, in the same order, and the clock left at the same instant), in one loop
+        without SimPy's stop event and per-event method call: every event due at or before the
+        instant SimPy's stop event would have been scheduled at (``now + (until - now)``, as
+        :meth:`simpy.Environment.schedule` computes it), in the queue's order, each processed as
+        :meth:`simpy.Environment.step` processes it."""
+        env = self.env
+        now = env._now
+        stop = now
+        if until > float(now):
+            at = until if isinstance(until, int) else float(until)
+            stop = now + (at - now)
+        queue = env._queue
+        while queue and queue[0][0] <= stop:
+            env._now, _, _, event = heappop(queue)
+            callbacks, event.callbacks = event.callbacks, None
+            for callback in callbacks:
+                callback(event)
+            if not event._ok and not hasattr(event, "_defused"):
+                exc = type(event._value)(*event._value.args)
+                exc.__cause__ = event._value
+                raise exc
+        env._now = stop
 
     def peek(self) -> float:
         """Time of the next scheduled SimPy event (``inf`` if none)."""
