@@ -495,3 +495,39 @@ def test_a_constant_schedules_segments_are_the_general_computations(rate: float)
     from twin.pump.flow import _constant_segments, _segments
 
     assert _constant_segments(rate) == _segments((0.0,), (rate,))
+
+
+def _reported_of_sample(pump: Pump, t: float) -> tuple[object, ...]:
+    s = pump.sample(t)
+    return (s.reservoir_ml, s.delivered_ml_total, s.current_rate_ml_per_day, s.battery_percent, s.motor, s.infusing)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    program=programs(),
+    reservoir=st.floats(min_value=0.0, max_value=20.0),
+    threshold=st.floats(min_value=0.5, max_value=5.0),
+    battery=st.floats(min_value=10.5, max_value=100.0),
+    ops=steps,
+    seed=st.integers(min_value=0, max_value=2**32),
+    ahead=st.floats(min_value=0.0, max_value=1.0),
+)
+def test_what_a_state_reports_is_the_samples(
+    program: Program, reservoir: float, threshold: float, battery: float, ops: list, seed: int, ahead: float
+) -> None:
+    """:meth:`Pump.reported` (what a state carries) is, value for value, what :meth:`Pump.sample`
+    gives, at the clock and before the next event, after every kind of change."""
+    pump = Pump(PumpConfig(), _start(program, reservoir, threshold, battery), rng=random.Random(seed))
+    t = 0.0
+
+    def check() -> None:
+        nxt = pump.next_event()[0]
+        for when in (pump.t, pump.t - 1.0, pump.t + ahead * (min(nxt, pump.t + SECONDS_PER_DAY) - pump.t)):
+            assert pump.reported(when) == _reported_of_sample(pump, when)
+
+    for dt, op in ops:
+        t += dt
+        pump.process_due(t)
+        check()
+        _apply(pump, t, op)
+        check()

@@ -655,6 +655,34 @@ class Pump:
             tip,
         )
 
+    def reported(self, t: float) -> tuple[float, float, float, float, MotorState, bool]:
+        """What a state reports of :meth:`sample` (``t`` >= the clock): (reservoir, delivered total,
+        current rate, battery percent, motor, infusing), each the same float or member the sample
+        holds, without the truth's figures (tests/core/test_pump_properties.py holds them equal)."""
+        t = max(t, self.t)
+        reservoir, delivered, _, _, _, battery, _ = self._project(t)
+        stalled = self.motor_stalled
+        program_mode = self.program.mode
+        commanded = not (
+            program_mode is InfusionMode.STOPPED or self.memory_error or self.battery_status is BatteryStatus.EOS
+        )
+        running = commanded and not stalled
+        rate = 0.0
+        if running and not self._belief_empty:
+            motor = self.motor_flow()
+            if motor is not None:
+                rate = motor.rate_at(t) * SECONDS_PER_DAY
+        if self.battery_status is not BatteryStatus.OK:
+            battery = self.battery_percent_at(t)
+        return (
+            reservoir,
+            delivered,
+            rate,
+            battery,
+            MotorState.STALLED if stalled else MotorState.RUNNING if commanded else MotorState.STOPPED,
+            running and not self._belief_empty,
+        )
+
     def next_event(self) -> tuple[float, EventKind]:
         """The earliest scheduled event after the clock, and its kind (``inf, NONE`` if none).
 
