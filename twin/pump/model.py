@@ -443,7 +443,12 @@ class Pump:
 
     @property
     def motor_running(self) -> bool:
-        return self._motor_commanded and not self.motor_stalled
+        return not (
+            self.motor_stalled
+            or self.program.mode is InfusionMode.STOPPED
+            or self.memory_error
+            or self.battery_status is BatteryStatus.EOS
+        )
 
     @property
     def infusing(self) -> bool:
@@ -482,8 +487,13 @@ class Pump:
     def motor_flow(self) -> Flow | None:
         """What the motor pushes (mL/s) from now on, or None when it is not turning (one
         :class:`Flow` per schedule and bolus, kept while they last)."""
-        if not self.motor_running:
-            return None
+        if (
+            self.motor_stalled
+            or self.program.mode is InfusionMode.STOPPED
+            or self.memory_error
+            or self.battery_status is BatteryStatus.EOS
+        ):
+            return None  # not self.motor_running
         schedule, bolus = self._schedule, self.bolus
         memo = self._motor_flow
         if memo is not None and memo[0] is schedule and memo[1] is bolus:
@@ -575,25 +585,28 @@ class Pump:
                 self.battery_percent,
                 0.0,
             )
+        t0, config = self.t, self.config
         motor = self.motor_flow()
-        belief = self.belief_flow()
-        counted = belief.amount_between(self.t, t) if belief is not None and dt > 0 else 0.0
+        belief = motor if motor is not None else self.belief_flow()  # belief_flow(): the motor's while it runs
+        counted = belief.amount_between(t0, t) if belief is not None else 0.0
         reservoir, delivered = self.reservoir_ml, self.delivered_ml_total
         if counted > 0 and not self._belief_empty:
-            used = min(counted, max(0.0, reservoir - self.config.unusable_residual_ml))
+            used = min(counted, max(0.0, reservoir - config.unusable_residual_ml))
             reservoir -= used
             delivered += used
-        moved = motor.amount_between(self.t, t) if motor is not None and dt > 0 else 0.0
+        moved = motor.amount_between(t0, t) if motor is not None else 0.0
         true_res, patient, leaked, out = self.true_reservoir_ml, self.to_patient_ml, self.leaked_ml, 0.0
         if moved > 0 and not self._truth_dry:
-            out = min(moved * self.truth_multiplier, max(0.0, true_res - self.config.unusable_residual_ml))
+            multiplier = max(0.0, 1.0 + self.flow_bias + self.fault_bias) * (1.0 - self.occlusion)  # truth_multiplier
+            out = min(moved * multiplier, max(0.0, true_res - config.unusable_residual_ml))
             true_res -= out
-            patient += out * (1.0 - self.leak)
-            leaked += out * self.leak
+            leak = self.leak
+            patient += out * (1.0 - leak)
+            leaked += out * leak
         battery = self.battery_percent
-        if self.battery_status is BatteryStatus.OK and dt > 0:
-            battery -= self._battery_flow(motor).amount_between(self.t, t)
-            battery = max(battery, self.config.battery.eri_percent)
+        if self.battery_status is BatteryStatus.OK:
+            battery -= self._battery_flow(motor).amount_between(t0, t)
+            battery = max(battery, config.battery.eri_percent)
         return reservoir, delivered, true_res, patient, leaked, battery, out
 
     def _through_catheter(self, out_ml: float) -> None:
@@ -729,49 +742,69 @@ class Pump:
 
     def next_event_direct(self) -> tuple[float, EventKind]:
         """:meth:`next_event`, computed."""
+        # each candidate in turn, as consider(when, kind) would: taken when earlier than the best so
+        # far, at the clock if it is before it (max(when, t): ``when`` unless t is larger)
         t = self.t
-        best: tuple[float, EventKind] = (math.inf, EventKind.NONE)
-
-        def consider(when: float, kind: EventKind) -> None:
-            nonlocal best
-            if when < best[0]:
-                best = (max(when, t), kind)
-
+        best_when, best_kind = math.inf, EventKind.NONE
         motor = self.motor_flow()
-        belief = self.belief_flow()
+        belief = motor if motor is not None else self.belief_flow()  # belief_flow(): the motor's while it runs
         residual = self.config.unusable_residual_ml
+        alarms = self.alarms
         if belief is not None and not self._belief_empty:
-            if AlarmCode.RESERVOIR_LOW not in self.alarms and self.reservoir_ml > self.low_threshold_ml:
-                consider(
-                    belief.time_to_accumulate(t, self.reservoir_ml - self.low_threshold_ml), EventKind.RESERVOIR_LOW
-                )
-            consider(belief.time_to_accumulate(t, self.reservoir_ml - residual), EventKind.RESERVOIR_EMPTY)
+            reservoir, threshold = self.reservoir_ml, self.low_threshold_ml
+            if AlarmCode.RESERVOIR_LOW not in alarms and reservoir > threshold:
+                when = belief.time_to_accumulate(t, reservoir - threshold)
+                if when < best_when:
+                    best_when, best_kind = (t if t > when else when), EventKind.RESERVOIR_LOW
+            when = belief.time_to_accumulate(t, reservoir - residual)
+            if when < best_when:
+                best_when, best_kind = (t if t > when else when), EventKind.RESERVOIR_EMPTY
         if motor is not None:
-            mult = self.truth_multiplier
+            mult = max(0.0, 1.0 + self.flow_bias + self.fault_bias) * (1.0 - self.occlusion)  # truth_multiplier
             if not self._truth_dry and mult > 0:
-                consider(motor.time_to_accumulate(t, (self.true_reservoir_ml - residual) / mult), EventKind.TRUTH_DRY)
+                when = motor.time_to_accumulate(t, (self.true_reservoir_ml - residual) / mult)
+                if when < best_when:
+                    best_when, best_kind = (t if t > when else when), EventKind.TRUTH_DRY
                 to_change = self.catheter_contents.volume_to_next_change_ml(self.actual_concentration_mg_per_ml)
                 if to_change is not None:
-                    consider(motor.time_to_accumulate(t, to_change / mult), EventKind.TIP_CONCENTRATION)
-        if self.battery_status is BatteryStatus.OK:
+                    when = motor.time_to_accumulate(t, to_change / mult)
+                    if when < best_when:
+                        best_when, best_kind = (t if t > when else when), EventKind.TIP_CONCENTRATION
+        battery_status = self.battery_status
+        if battery_status is BatteryStatus.OK:
             left = self.battery_percent - self.config.battery.eri_percent
-            consider(self._battery_flow(motor).time_to_accumulate(t, left), EventKind.BATTERY_ERI)
-        elif self.battery_status is BatteryStatus.ERI and self.eos_at is not None:
-            consider(self.eos_at, EventKind.BATTERY_EOS)
+            when = self._battery_flow(motor).time_to_accumulate(t, left)
+            if when < best_when:
+                best_when, best_kind = (t if t > when else when), EventKind.BATTERY_ERI
+        elif battery_status is BatteryStatus.ERI and self.eos_at is not None:
+            when = self.eos_at
+            if when < best_when:
+                best_when, best_kind = (t if t > when else when), EventKind.BATTERY_EOS
         if self.bolus is not None:
-            consider(self.bolus.end, EventKind.BOLUS_END)
+            when = self.bolus.end
+            if when < best_when:
+                best_when, best_kind = (t if t > when else when), EventKind.BOLUS_END
         if self.motor_stalled and self.stall_recover_at is not None:
-            consider(self.stall_recover_at, EventKind.STALL_RECOVERY)
-        if self.refill_reminder_at is not None and AlarmCode.REFILL_REMINDER not in self.alarms:
-            consider(self.refill_reminder_at, EventKind.REFILL_REMINDER)
+            when = self.stall_recover_at
+            if when < best_when:
+                best_when, best_kind = (t if t > when else when), EventKind.STALL_RECOVERY
+        if self.refill_reminder_at is not None and AlarmCode.REFILL_REMINDER not in alarms:
+            when = self.refill_reminder_at
+            if when < best_when:
+                best_when, best_kind = (t if t > when else when), EventKind.REFILL_REMINDER
         if self.radio_silent_until is not None:
-            consider(self.radio_silent_until, EventKind.RADIO_BACK)
-        return best
+            when = self.radio_silent_until
+            if when < best_when:
+                best_when, best_kind = (t if t > when else when), EventKind.RADIO_BACK
+        return best_when, best_kind
 
     def process_due(self, t: float) -> list[Effect]:
         """Apply every event due at or before ``t`` in time order, then move the clock to ``t``."""
-        effects: list[Effect] = list(self._initial_effects)
-        self._initial_effects = []
+        initial = self._initial_effects
+        effects: list[Effect] = []
+        if initial:
+            effects.extend(initial)
+            self._initial_effects = []
         while True:
             when, kind = self.next_event()
             if when > t or kind is EventKind.NONE:
