@@ -3,6 +3,7 @@ their causes exactly, agreement with a naive stepping model, determinism."""
 
 from __future__ import annotations
 
+import bisect
 import math
 import random
 from collections.abc import Callable
@@ -531,3 +532,41 @@ def test_what_a_state_reports_is_the_samples(
         check()
         _apply(pump, t, op)
         check()
+
+
+def _time_to_accumulate_before(schedule: DailySchedule, t0: float, amount: float) -> float:
+    """DailySchedule.time_to_accumulate as it was before its one-segment shortcut (206b748)."""
+    if amount <= 0:
+        return t0
+    if schedule._day_total <= 0:
+        return math.inf
+    target = schedule.cumulative_direct(t0) + amount
+    days = math.floor(target / schedule._day_total)
+    rem = target - days * schedule._day_total
+    i = bisect.bisect_left(schedule._cum, rem) - 1
+    i = max(0, min(i, len(schedule._bounds) - 2))
+    while schedule._seg_rates[i] == 0.0 and i + 1 < len(schedule._bounds) - 1 and schedule._cum[i + 1] <= rem:
+        i += 1
+    rate = schedule._seg_rates[i]
+    offset = (rem - schedule._cum[i]) / rate if rate > 0 else 0.0
+    t = schedule.day_origin_s + days * SECONDS_PER_DAY + schedule._bounds[i] + offset
+    return max(t, t0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    program=programs(),
+    origin_min=st.integers(min_value=-1439, max_value=0),
+    t0=st.floats(min_value=-1e6, max_value=1e9),
+    amount=st.floats(min_value=-1.0, max_value=50.0) | st.just(0.0),
+)
+def test_time_to_accumulate_is_the_computation_it_was(
+    program: Program, origin_min: int, t0: float, amount: float
+) -> None:
+    from twin.pump.model import schedule_of
+
+    schedule = schedule_of(program, origin_min * 60.0)
+    got = schedule.time_to_accumulate(t0, amount)
+    want = _time_to_accumulate_before(schedule, t0, amount)
+    assert got == want or (math.isnan(got) and math.isnan(want))
+    assert math.copysign(1.0, got) == math.copysign(1.0, want)
