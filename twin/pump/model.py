@@ -892,7 +892,7 @@ class Pump:
         if code in self.alarms:
             return []
         self._alarm_counter += 1
-        alarm_id = f"a{self._alarm_counter}-{code.value}"
+        alarm_id = f"a{self._alarm_counter}-{code._value_}"
         self.alarms[code] = _ActiveAlarm(alarm_id, t)
         return [AlarmChange(code, True, alarm_id, t, t, message)]
 
@@ -1002,7 +1002,7 @@ class Pump:
         self._log(
             t,
             DeviceLogKind.REFILL,
-            f"{action.volume_ml:g} mL {action.drug.value} {action.concentration_mg_per_ml:g} mg/mL",
+            f"{action.volume_ml:g} mL {action.drug._value_} {action.concentration_mg_per_ml:g} mg/mL",
             volume_ml=action.volume_ml,
             expected_residual_ml=round(expected, 4),
             measured_residual_ml=measured,
@@ -1011,7 +1011,7 @@ class Pump:
             dose_before_mg_per_day=dose_before,
             dose_after_mg_per_day=self.programmed_dose_mg_per_day,
         )
-        effects.append(ClinicalEvent("refill", t, f"{action.volume_ml:g} mL {action.drug.value}"))
+        effects.append(ClinicalEvent("refill", t, f"{action.volume_ml:g} mL {action.drug._value_}"))
         if was_dry and self.motor_running and not self._truth_dry:
             effects.append(ClinicalEvent("delivery_resumed", t, "refilled"))
         return Outcome(
@@ -1051,7 +1051,7 @@ class Pump:
             effects += self._sync_reservoir_alarms(t)
         mode = action.program.mode
         what = (
-            f"{mode.value} {self.programmed_ml_per_day:.4g} mL/day" if mode is not InfusionMode.STOPPED else "stopped"
+            f"{mode._value_} {self.programmed_ml_per_day:.4g} mL/day" if mode is not InfusionMode.STOPPED else "stopped"
         )
         self._log(
             t,
@@ -1062,11 +1062,11 @@ class Pump:
             dose_before_mg_per_day=dose_before,
             dose_after_mg_per_day=self.programmed_dose_mg_per_day,
         )
-        effects.append(ClinicalEvent("reprogram", t, mode.value))
+        effects.append(ClinicalEvent("reprogram", t, mode._value_))
         now_running = self.motor_running and not self._truth_dry
         if was_running != now_running:
             effects.append(ClinicalEvent("delivery_resumed" if now_running else "delivery_stopped", t, "reprogrammed"))
-        return Outcome(True, details={"mode": mode.value}, effects=effects)
+        return Outcome(True, details={"mode": mode._value_}, effects=effects)
 
     def interrogate(self, t: float) -> Outcome:
         """A clinician programmer reads the pump: logged; a pump held in telemetry mode by an MRI

@@ -474,7 +474,8 @@ class SimulatedDevice:
                 extra = [*self._birth(t), self.state(t)]
         if outcome is None:
             return None, {}, [], extra
-        return (None if outcome.applied else outcome.reason), dict(outcome.details), outcome.effects, extra
+        # the outcome's own details (handle copies them into its result; perform drops them)
+        return (None if outcome.applied else outcome.reason), outcome.details, outcome.effects, extra
 
     def handle(self, command: Command, t: float) -> list[Outgoing]:
         """Apply a command at ``t`` (after :meth:`advance` to ``t``): its result, then any alarms and state."""
@@ -494,7 +495,7 @@ class SimulatedDevice:
             command_id=command.command_id,
             status=CommandStatus.REJECTED if reason else CommandStatus.APPLIED,
             reason=reason,
-            details=details,
+            details=dict(details),
         )
         self._results[command.command_id] = result
         while len(self._results) > COMMAND_MEMORY:
