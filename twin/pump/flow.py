@@ -19,9 +19,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Final
 
+from twin.pump.fastinit import fast_frozen_init
+
 SECONDS_PER_DAY: Final = 86_400.0
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class DailySchedule:
     """A periodic, piecewise-constant rate: ``rates[i]`` from ``starts[i]`` (seconds after midnight)
@@ -159,6 +162,7 @@ def _constant_segments(rate: float) -> Segments:
     return (0.0, SECONDS_PER_DAY), (0.0, 0.0 + rate * SECONDS_PER_DAY), (rate,)
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class Overlay:
     """A constant extra rate from ``start`` to ``end`` (a bolus on top of the base program)."""
@@ -172,6 +176,7 @@ class Overlay:
         return self.rate * (hi - lo) if hi > lo else 0.0
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class Flow:
     """``base`` (a daily schedule) plus an optional ``overlay``: the whole rate of one quantity."""

@@ -80,6 +80,7 @@ from twin.contract.messages import (
     WrongConcentrationFault,
 )
 from twin.pump.catheter import CatheterContents
+from twin.pump.fastinit import fast_frozen_init
 from twin.pump.flow import SECONDS_PER_DAY, DailySchedule, Flow, Overlay
 
 # ------------------------------------------------------------------------------------- constants
@@ -139,6 +140,7 @@ class EventKind(StrEnum):
     NONE = "none"
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class AlarmChange:
     """A device alarm was raised or cleared at ``at`` (seconds)."""
@@ -151,6 +153,7 @@ class AlarmChange:
     message: str
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class ClinicalEvent:
     """Something that matters to the patient but is not an alarm: what the simulator's observers
@@ -163,6 +166,7 @@ class ClinicalEvent:
     detail: str = ""
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class LogEntry:
     """One entry of the pump's own event log (seconds of simulation time; see the contract's
@@ -184,6 +188,7 @@ class LogEntry:
 Effect = AlarmChange | ClinicalEvent
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """Result of a command: applied or rejected (with a reason), details and effects."""
@@ -253,6 +258,7 @@ class PumpStart:
     """A bolus in progress (the twin's prediction from a report taken during one)."""
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class Sample:
     """What the pump (and the truth behind it) looks like at one instant."""
@@ -275,6 +281,7 @@ class Sample:
     tip_concentration_mg_per_ml: float = 0.0
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class RefillLog:
     """The last refill as the pump logged it: expected (calculated) vs measured residual."""
@@ -293,6 +300,7 @@ class _ActiveAlarm:
     raised_at: float
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class Bolus:
     """A bolus on top of the base program: ``volume_ml`` evenly from ``start`` to ``end`` (seconds)."""

@@ -53,6 +53,7 @@ from twin.contract.messages import (
     WireModel,
 )
 from twin.contract.topics import Channel
+from twin.pump.fastinit import fast_frozen_init
 from twin.pump.model import AlarmChange, ClinicalEvent, Effect, LogEntry, Outcome, Pump, RefillLog
 
 COMMAND_MEMORY: Final = 512
@@ -111,6 +112,7 @@ class Identity:
     firmware: str = "pumptwin-sim-1"
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class Outgoing:
     """A message for the shell to publish on ``channel`` of this device."""

@@ -811,7 +811,7 @@ def refill_action(volume_ml: float, drug: Drug, concentration_mg_per_ml: float, 
             "refill_reminder_at": reminder_at,
         },
     )
-    _set(action, "__pydantic_fields_set__", set(_REFILL_ACTION_FIELDS_SET))
+    _set(action, "__pydantic_fields_set__", _REFILL_ACTION_FIELDS_SET)  # shared: the model is frozen
     _set(action, "__pydantic_extra__", None)
     _set(action, "__pydantic_private__", None)
     return action
