@@ -570,3 +570,24 @@ def test_time_to_accumulate_is_the_computation_it_was(
     want = _time_to_accumulate_before(schedule, t0, amount)
     assert got == want or (math.isnan(got) and math.isnan(want))
     assert math.copysign(1.0, got) == math.copysign(1.0, want)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    values=st.lists(
+        st.tuples(
+            st.floats(allow_nan=False) | st.integers(-5, 50) | st.sampled_from([0.0, -0.0, 20.0, 20]),
+            st.sampled_from(list(Drug)),
+            st.floats(allow_nan=False) | st.integers(-5, 50) | st.sampled_from([0.0, -0.0, 2.0, 2]),
+        ),
+        max_size=20,
+    )
+)
+def test_the_remembered_refill_texts_are_the_formatted_ones(values: list[tuple[float, Drug, float]]) -> None:
+    from twin.pump.model import _refill_details
+
+    for volume, drug, concentration in values + values:  # each asked twice: the second is remembered
+        assert _refill_details(volume, drug, concentration) == (
+            f"{volume:g} mL {drug.value} {concentration:g} mg/mL",
+            f"{volume:g} mL {drug.value}",
+        )

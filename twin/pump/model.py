@@ -341,6 +341,31 @@ def schedule_of(program: Program, day_origin_s: float) -> DailySchedule:
 MINIMUM_RATE_PROGRAM: Final = Program(mode=InfusionMode.MINIMUM_RATE)
 
 
+_REFILL_DETAILS: dict[tuple[type, float, Drug, type, float], tuple[str, str]] = {}
+"""The refill's log and event texts by what they are made of (a pump is refilled with the same
+volume, drug and concentration over and over); bounded by :data:`_REFILL_DETAILS_SIZE`."""
+_REFILL_DETAILS_SIZE: Final = 4096
+
+
+def _refill_details(volume_ml: float, drug: Drug, concentration_mg_per_ml: float) -> tuple[str, str]:
+    """``(f"{volume:g} mL {drug} {concentration:g} mg/mL", f"{volume:g} mL {drug}")``, remembered.
+    The key holds each number's type beside it, and zeros are never remembered (``-0.0 == 0.0``
+    formats as ``-0``): a remembered text is always the one these values format to."""
+    key = (type(volume_ml), volume_ml, drug, type(concentration_mg_per_ml), concentration_mg_per_ml)
+    known = _REFILL_DETAILS.get(key)
+    if known is not None:
+        return known
+    texts = (
+        f"{volume_ml:g} mL {drug._value_} {concentration_mg_per_ml:g} mg/mL",
+        f"{volume_ml:g} mL {drug._value_}",
+    )
+    if volume_ml and concentration_mg_per_ml:
+        if len(_REFILL_DETAILS) >= _REFILL_DETAILS_SIZE:
+            _REFILL_DETAILS.clear()
+        _REFILL_DETAILS[key] = texts
+    return texts
+
+
 class Pump:
     """One pump: its belief, the truth, its alarms. See the module docstring."""
 
@@ -1007,10 +1032,11 @@ class Pump:
         self.last_refill = RefillLog(
             t, expected, measured, action.volume_ml, action.drug, action.concentration_mg_per_ml
         )
+        detail, event_detail = _refill_details(action.volume_ml, action.drug, action.concentration_mg_per_ml)
         self._log(
             t,
             DeviceLogKind.REFILL,
-            f"{action.volume_ml:g} mL {action.drug._value_} {action.concentration_mg_per_ml:g} mg/mL",
+            detail,
             volume_ml=action.volume_ml,
             expected_residual_ml=round(expected, 4),
             measured_residual_ml=measured,
@@ -1019,7 +1045,7 @@ class Pump:
             dose_before_mg_per_day=dose_before,
             dose_after_mg_per_day=self.programmed_dose_mg_per_day,
         )
-        effects.append(ClinicalEvent("refill", t, f"{action.volume_ml:g} mL {action.drug._value_}"))
+        effects.append(ClinicalEvent("refill", t, event_detail))
         if was_dry and self.motor_running and not self._truth_dry:
             effects.append(ClinicalEvent("delivery_resumed", t, "refilled"))
         return Outcome(

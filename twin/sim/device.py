@@ -299,7 +299,7 @@ class SimulatedDevice:
         return _unchecked(
             DeviceLogEntry,
             {
-                "at": self.at(e.at),
+                "at": self._at_memoised(e.at),  # the state that carries it first is made at the same instant
                 "kind": kind if type(kind) is DeviceLogKind else DeviceLogKind(kind),
                 "detail": str(e.detail),
                 "volume_ml": None if volume is None else float(round(volume, 6)),
@@ -336,7 +336,7 @@ class SimulatedDevice:
                 refill = _unchecked(
                     RefillRecord,
                     {
-                        "at": self.at(r.at),
+                        "at": at(r.at),
                         "expected_residual_ml": float(round(r.expected_residual_ml, 4)),
                         "measured_residual_ml": float(round(r.measured_residual_ml, 4)),
                         "volume_added_ml": float(r.volume_added_ml),
@@ -362,7 +362,7 @@ class SimulatedDevice:
             {
                 "contract_version": CONTRACT_VERSION,
                 "device_id": self.identity.device_id,
-                "device_time": self.at(t),
+                "device_time": at(t),
                 "session": self.session,
                 "seq": self._seq,
                 "kind": "state",
