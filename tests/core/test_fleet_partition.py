@@ -116,3 +116,14 @@ def test_the_fast_paths_messages_are_contract_messages() -> None:
     sim.run(SECONDS_PER_YEAR)
     assert {"birth", "state", "status", "alarm"} <= set(seen)
     assert seen["state"] > 10 * len(specs)
+
+
+def test_a_share_run_in_chunks_does_what_it_does_on_one_environment(fleet: list[PumpSpec]) -> None:
+    """The benchmark's workers run their share a few pumps at a time: the same messages, refills and
+    clinic tally as the share on one environment."""
+    whole_share = simulate(fleet, YEARS * 365.25, SEED, tuned_gc=False)
+    for chunk in (1, 7, 25):
+        chunked = simulate(fleet, YEARS * 365.25, SEED, tuned_gc=True, chunk=chunk)
+        assert chunked.messages == whole_share.messages
+        assert chunked.refills == whole_share.refills
+        assert chunked.tally == whole_share.tally

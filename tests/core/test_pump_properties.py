@@ -3,6 +3,7 @@ their causes exactly, agreement with a naive stepping model, determinism."""
 
 from __future__ import annotations
 
+import bisect
 import math
 import random
 from collections.abc import Callable
@@ -495,3 +496,98 @@ def test_a_constant_schedules_segments_are_the_general_computations(rate: float)
     from twin.pump.flow import _constant_segments, _segments
 
     assert _constant_segments(rate) == _segments((0.0,), (rate,))
+
+
+def _reported_of_sample(pump: Pump, t: float) -> tuple[object, ...]:
+    s = pump.sample(t)
+    return (s.reservoir_ml, s.delivered_ml_total, s.current_rate_ml_per_day, s.battery_percent, s.motor, s.infusing)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    program=programs(),
+    reservoir=st.floats(min_value=0.0, max_value=20.0),
+    threshold=st.floats(min_value=0.5, max_value=5.0),
+    battery=st.floats(min_value=10.5, max_value=100.0),
+    ops=steps,
+    seed=st.integers(min_value=0, max_value=2**32),
+    ahead=st.floats(min_value=0.0, max_value=1.0),
+)
+def test_what_a_state_reports_is_the_samples(
+    program: Program, reservoir: float, threshold: float, battery: float, ops: list, seed: int, ahead: float
+) -> None:
+    """:meth:`Pump.reported` (what a state carries) is, value for value, what :meth:`Pump.sample`
+    gives, at the clock and before the next event, after every kind of change."""
+    pump = Pump(PumpConfig(), _start(program, reservoir, threshold, battery), rng=random.Random(seed))
+    t = 0.0
+
+    def check() -> None:
+        nxt = pump.next_event()[0]
+        for when in (pump.t, pump.t - 1.0, pump.t + ahead * (min(nxt, pump.t + SECONDS_PER_DAY) - pump.t)):
+            assert pump.reported(when) == _reported_of_sample(pump, when)
+
+    for dt, op in ops:
+        t += dt
+        pump.process_due(t)
+        check()
+        _apply(pump, t, op)
+        check()
+
+
+def _time_to_accumulate_before(schedule: DailySchedule, t0: float, amount: float) -> float:
+    """DailySchedule.time_to_accumulate as it was before its one-segment shortcut (206b748)."""
+    if amount <= 0:
+        return t0
+    if schedule._day_total <= 0:
+        return math.inf
+    target = schedule.cumulative_direct(t0) + amount
+    days = math.floor(target / schedule._day_total)
+    rem = target - days * schedule._day_total
+    i = bisect.bisect_left(schedule._cum, rem) - 1
+    i = max(0, min(i, len(schedule._bounds) - 2))
+    while schedule._seg_rates[i] == 0.0 and i + 1 < len(schedule._bounds) - 1 and schedule._cum[i + 1] <= rem:
+        i += 1
+    rate = schedule._seg_rates[i]
+    offset = (rem - schedule._cum[i]) / rate if rate > 0 else 0.0
+    t = schedule.day_origin_s + days * SECONDS_PER_DAY + schedule._bounds[i] + offset
+    return max(t, t0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    program=programs(),
+    origin_min=st.integers(min_value=-1439, max_value=0),
+    t0=st.floats(min_value=-1e6, max_value=1e9),
+    amount=st.floats(min_value=-1.0, max_value=50.0) | st.just(0.0),
+)
+def test_time_to_accumulate_is_the_computation_it_was(
+    program: Program, origin_min: int, t0: float, amount: float
+) -> None:
+    from twin.pump.model import schedule_of
+
+    schedule = schedule_of(program, origin_min * 60.0)
+    got = schedule.time_to_accumulate(t0, amount)
+    want = _time_to_accumulate_before(schedule, t0, amount)
+    assert got == want or (math.isnan(got) and math.isnan(want))
+    assert math.copysign(1.0, got) == math.copysign(1.0, want)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    values=st.lists(
+        st.tuples(
+            st.floats(allow_nan=False) | st.integers(-5, 50) | st.sampled_from([0.0, -0.0, 20.0, 20]),
+            st.sampled_from(list(Drug)),
+            st.floats(allow_nan=False) | st.integers(-5, 50) | st.sampled_from([0.0, -0.0, 2.0, 2]),
+        ),
+        max_size=20,
+    )
+)
+def test_the_remembered_refill_texts_are_the_formatted_ones(values: list[tuple[float, Drug, float]]) -> None:
+    from twin.pump.model import _refill_details
+
+    for volume, drug, concentration in values + values:  # each asked twice: the second is remembered
+        assert _refill_details(volume, drug, concentration) == (
+            f"{volume:g} mL {drug.value} {concentration:g} mg/mL",
+            f"{volume:g} mL {drug.value}",
+        )

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from unittest.mock import patch
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from twin.contract.alarms import AlarmCode
 from twin.contract.codec import decode_device_message, encode
@@ -319,3 +321,44 @@ def test_every_states_event_log_is_the_pumps_log_converted_afresh() -> None:
         sim.run(10 * 365.25 * DAY)
     assert checked > 6 * 10 * 8
     assert sum(v for k, v in sim.tally.items() if k.startswith("replacement:")) >= 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    volume=st.floats(min_value=-1.0, max_value=45.0) | st.sampled_from([20.0, 40.0, 0.0]) | st.integers(1, 40),
+    drug=st.sampled_from(list(Drug)),
+    concentration=st.floats(min_value=-1.0, max_value=101.0) | st.integers(1, 100),
+    seconds=st.floats(min_value=-2e10, max_value=7e9),
+    offset_h=st.integers(min_value=-12, max_value=12),
+)
+def test_the_clinics_refill_action_is_the_validated_one(
+    volume: float, drug: Drug, concentration: float, seconds: float, offset_h: int
+) -> None:
+    """The refill action the clinic makes without validation is the validated action (same values,
+    fields set and JSON); what validation refuses is refused the same way."""
+    from pydantic import ValidationError
+
+    from twin.sim.simulation import refill_action
+
+    try:
+        reminder = datetime(2026, 1, 1, tzinfo=timezone(timedelta(hours=offset_h))) + timedelta(seconds=seconds)
+    except OverflowError:
+        return
+    refused: list[object] | None = None
+    try:
+        want = RefillAction(
+            volume_ml=volume, drug=drug, concentration_mg_per_ml=concentration, refill_reminder_at=reminder
+        )
+    except ValidationError as error:
+        refused = list(error.errors(include_context=False))
+    if refused is not None:
+        with pytest.raises(ValidationError) as again:
+            refill_action(volume, drug, concentration, reminder)
+        assert list(again.value.errors(include_context=False)) == refused
+        return
+    got = refill_action(volume, drug, concentration, reminder)
+    assert got == want
+    assert got.model_fields_set == want.model_fields_set
+    assert got.model_dump_json() == want.model_dump_json()
+    assert [type(v) for v in got.__dict__.values()] == [type(v) for v in want.__dict__.values()]
+    assert list(got.__dict__) == list(want.__dict__)

@@ -19,9 +19,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Final
 
+from twin.pump.fastinit import fast_frozen_init
+
 SECONDS_PER_DAY: Final = 86_400.0
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class DailySchedule:
     """A periodic, piecewise-constant rate: ``rates[i]`` from ``starts[i]`` (seconds after midnight)
@@ -71,8 +74,9 @@ class DailySchedule:
 
     def rate_at(self, t: float) -> float:
         x = (t - self.day_origin_s) % SECONDS_PER_DAY
-        i = bisect.bisect_right(self._bounds, x) - 1
-        return self._seg_rate(min(i, len(self._bounds) - 2))
+        bounds = self._bounds
+        i = bisect.bisect_right(bounds, x) - 1
+        return self._seg_rates[min(i, len(bounds) - 2)]
 
     def cumulative(self, t: float) -> float:
         """Amount accumulated from ``day_origin_s`` to ``t`` (negative before the origin).
@@ -94,8 +98,9 @@ class DailySchedule:
         x = t - self.day_origin_s
         days = math.floor(x / SECONDS_PER_DAY)
         within = x - days * SECONDS_PER_DAY
-        i = min(bisect.bisect_right(self._bounds, within) - 1, len(self._bounds) - 2)
-        return days * self._day_total + self._cum[i] + self._seg_rate(i) * (within - self._bounds[i])
+        bounds = self._bounds
+        i = min(bisect.bisect_right(bounds, within) - 1, len(bounds) - 2)
+        return days * self._day_total + self._cum[i] + self._seg_rates[i] * (within - bounds[i])
 
     def amount_between(self, t0: float, t1: float) -> float:
         return self.cumulative(t1) - self.cumulative(t0)
@@ -104,20 +109,25 @@ class DailySchedule:
         """Earliest ``t >= t0`` with ``amount_between(t0, t) == amount``; ``inf`` if never."""
         if amount <= 0:
             return t0
-        if self._day_total <= 0:
+        day_total = self._day_total
+        if day_total <= 0:
             return math.inf
         target = self.cumulative(t0) + amount
-        days = math.floor(target / self._day_total)
-        rem = target - days * self._day_total
-        # find the segment where the within-day cumulative reaches rem (first with cum[i+1] >= rem and rate > 0)
-        i = bisect.bisect_left(self._cum, rem) - 1
-        i = max(0, min(i, len(self._bounds) - 2))
-        while self._seg_rate(i) == 0.0 and i + 1 < len(self._bounds) - 1 and self._cum[i + 1] <= rem:
-            i += 1
-        rate = self._seg_rate(i)
-        offset = (rem - self._cum[i]) / rate if rate > 0 else 0.0
-        t = self.day_origin_s + days * SECONDS_PER_DAY + self._bounds[i] + offset
-        return max(t, t0)
+        days = math.floor(target / day_total)
+        rem = target - days * day_total
+        cum, bounds, rates = self._cum, self._bounds, self._seg_rates
+        last = len(bounds) - 2
+        i = 0  # one segment (a continuous program): always the first, as below
+        if last > 0:
+            # find the segment where the within-day cumulative reaches rem (first with cum[i+1] >= rem and rate > 0)
+            i = bisect.bisect_left(cum, rem) - 1
+            i = max(0, min(i, last))
+            while rates[i] == 0.0 and i < last and cum[i + 1] <= rem:
+                i += 1
+        rate = rates[i]
+        offset = (rem - cum[i]) / rate if rate > 0 else 0.0
+        t = self.day_origin_s + days * SECONDS_PER_DAY + bounds[i] + offset
+        return t0 if t0 > t else t  # max(t, t0)
 
 
 Segments = tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]]
@@ -152,6 +162,7 @@ def _constant_segments(rate: float) -> Segments:
     return (0.0, SECONDS_PER_DAY), (0.0, 0.0 + rate * SECONDS_PER_DAY), (rate,)
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class Overlay:
     """A constant extra rate from ``start`` to ``end`` (a bolus on top of the base program)."""
@@ -165,6 +176,7 @@ class Overlay:
         return self.rate * (hi - lo) if hi > lo else 0.0
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class Flow:
     """``base`` (a daily schedule) plus an optional ``overlay``: the whole rate of one quantity."""
@@ -179,8 +191,10 @@ class Flow:
     def amount_between(self, t0: float, t1: float) -> float:
         if t1 <= t0:
             return 0.0
-        extra = self.overlay.amount_between(t0, t1) if self.overlay else 0.0
-        return self.base.amount_between(t0, t1) + extra
+        overlay = self.overlay
+        extra = overlay.amount_between(t0, t1) if overlay else 0.0
+        base = self.base
+        return base.cumulative(t1) - base.cumulative(t0) + extra  # base.amount_between(t0, t1) + extra
 
     def time_to_accumulate(self, t0: float, amount: float) -> float:
         """Earliest ``t >= t0`` by which ``amount`` has accumulated; ``inf`` if never."""

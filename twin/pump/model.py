@@ -80,6 +80,7 @@ from twin.contract.messages import (
     WrongConcentrationFault,
 )
 from twin.pump.catheter import CatheterContents
+from twin.pump.fastinit import fast_frozen_init
 from twin.pump.flow import SECONDS_PER_DAY, DailySchedule, Flow, Overlay
 
 # ------------------------------------------------------------------------------------- constants
@@ -139,6 +140,7 @@ class EventKind(StrEnum):
     NONE = "none"
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class AlarmChange:
     """A device alarm was raised or cleared at ``at`` (seconds)."""
@@ -151,6 +153,7 @@ class AlarmChange:
     message: str
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class ClinicalEvent:
     """Something that matters to the patient but is not an alarm: what the simulator's observers
@@ -163,6 +166,7 @@ class ClinicalEvent:
     detail: str = ""
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class LogEntry:
     """One entry of the pump's own event log (seconds of simulation time; see the contract's
@@ -184,6 +188,7 @@ class LogEntry:
 Effect = AlarmChange | ClinicalEvent
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """Result of a command: applied or rejected (with a reason), details and effects."""
@@ -253,6 +258,7 @@ class PumpStart:
     """A bolus in progress (the twin's prediction from a report taken during one)."""
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class Sample:
     """What the pump (and the truth behind it) looks like at one instant."""
@@ -275,6 +281,7 @@ class Sample:
     tip_concentration_mg_per_ml: float = 0.0
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class RefillLog:
     """The last refill as the pump logged it: expected (calculated) vs measured residual."""
@@ -293,6 +300,7 @@ class _ActiveAlarm:
     raised_at: float
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class Bolus:
     """A bolus on top of the base program: ``volume_ml`` evenly from ``start`` to ``end`` (seconds)."""
@@ -331,6 +339,31 @@ def schedule_of(program: Program, day_origin_s: float) -> DailySchedule:
 
 
 MINIMUM_RATE_PROGRAM: Final = Program(mode=InfusionMode.MINIMUM_RATE)
+
+
+_REFILL_DETAILS: dict[tuple[type, float, Drug, type, float], tuple[str, str]] = {}
+"""The refill's log and event texts by what they are made of (a pump is refilled with the same
+volume, drug and concentration over and over); bounded by :data:`_REFILL_DETAILS_SIZE`."""
+_REFILL_DETAILS_SIZE: Final = 4096
+
+
+def _refill_details(volume_ml: float, drug: Drug, concentration_mg_per_ml: float) -> tuple[str, str]:
+    """``(f"{volume:g} mL {drug} {concentration:g} mg/mL", f"{volume:g} mL {drug}")``, remembered.
+    The key holds each number's type beside it, and zeros are never remembered (``-0.0 == 0.0``
+    formats as ``-0``): a remembered text is always the one these values format to."""
+    key = (type(volume_ml), volume_ml, drug, type(concentration_mg_per_ml), concentration_mg_per_ml)
+    known = _REFILL_DETAILS.get(key)
+    if known is not None:
+        return known
+    texts = (
+        f"{volume_ml:g} mL {drug._value_} {concentration_mg_per_ml:g} mg/mL",
+        f"{volume_ml:g} mL {drug._value_}",
+    )
+    if volume_ml and concentration_mg_per_ml:
+        if len(_REFILL_DETAILS) >= _REFILL_DETAILS_SIZE:
+            _REFILL_DETAILS.clear()
+        _REFILL_DETAILS[key] = texts
+    return texts
 
 
 class Pump:
@@ -443,7 +476,12 @@ class Pump:
 
     @property
     def motor_running(self) -> bool:
-        return self._motor_commanded and not self.motor_stalled
+        return not (
+            self.motor_stalled
+            or self.program.mode is InfusionMode.STOPPED
+            or self.memory_error
+            or self.battery_status is BatteryStatus.EOS
+        )
 
     @property
     def infusing(self) -> bool:
@@ -482,8 +520,13 @@ class Pump:
     def motor_flow(self) -> Flow | None:
         """What the motor pushes (mL/s) from now on, or None when it is not turning (one
         :class:`Flow` per schedule and bolus, kept while they last)."""
-        if not self.motor_running:
-            return None
+        if (
+            self.motor_stalled
+            or self.program.mode is InfusionMode.STOPPED
+            or self.memory_error
+            or self.battery_status is BatteryStatus.EOS
+        ):
+            return None  # not self.motor_running
         schedule, bolus = self._schedule, self.bolus
         memo = self._motor_flow
         if memo is not None and memo[0] is schedule and memo[1] is bolus:
@@ -575,25 +618,28 @@ class Pump:
                 self.battery_percent,
                 0.0,
             )
+        t0, config = self.t, self.config
         motor = self.motor_flow()
-        belief = self.belief_flow()
-        counted = belief.amount_between(self.t, t) if belief is not None and dt > 0 else 0.0
+        belief = motor if motor is not None else self.belief_flow()  # belief_flow(): the motor's while it runs
+        counted = belief.amount_between(t0, t) if belief is not None else 0.0
         reservoir, delivered = self.reservoir_ml, self.delivered_ml_total
         if counted > 0 and not self._belief_empty:
-            used = min(counted, max(0.0, reservoir - self.config.unusable_residual_ml))
+            used = min(counted, max(0.0, reservoir - config.unusable_residual_ml))
             reservoir -= used
             delivered += used
-        moved = motor.amount_between(self.t, t) if motor is not None and dt > 0 else 0.0
+        moved = motor.amount_between(t0, t) if motor is not None else 0.0
         true_res, patient, leaked, out = self.true_reservoir_ml, self.to_patient_ml, self.leaked_ml, 0.0
         if moved > 0 and not self._truth_dry:
-            out = min(moved * self.truth_multiplier, max(0.0, true_res - self.config.unusable_residual_ml))
+            multiplier = max(0.0, 1.0 + self.flow_bias + self.fault_bias) * (1.0 - self.occlusion)  # truth_multiplier
+            out = min(moved * multiplier, max(0.0, true_res - config.unusable_residual_ml))
             true_res -= out
-            patient += out * (1.0 - self.leak)
-            leaked += out * self.leak
+            leak = self.leak
+            patient += out * (1.0 - leak)
+            leaked += out * leak
         battery = self.battery_percent
-        if self.battery_status is BatteryStatus.OK and dt > 0:
-            battery -= self._battery_flow(motor).amount_between(self.t, t)
-            battery = max(battery, self.config.battery.eri_percent)
+        if self.battery_status is BatteryStatus.OK:
+            battery -= self._battery_flow(motor).amount_between(t0, t)
+            battery = max(battery, config.battery.eri_percent)
         return reservoir, delivered, true_res, patient, leaked, battery, out
 
     def _through_catheter(self, out_ml: float) -> None:
@@ -655,6 +701,34 @@ class Pump:
             tip,
         )
 
+    def reported(self, t: float) -> tuple[float, float, float, float, MotorState, bool]:
+        """What a state reports of :meth:`sample` (``t`` >= the clock): (reservoir, delivered total,
+        current rate, battery percent, motor, infusing), each the same float or member the sample
+        holds, without the truth's figures (tests/core/test_pump_properties.py holds them equal)."""
+        t = max(t, self.t)
+        reservoir, delivered, _, _, _, battery, _ = self._project(t)
+        stalled = self.motor_stalled
+        program_mode = self.program.mode
+        commanded = not (
+            program_mode is InfusionMode.STOPPED or self.memory_error or self.battery_status is BatteryStatus.EOS
+        )
+        running = commanded and not stalled
+        rate = 0.0
+        if running and not self._belief_empty:
+            motor = self.motor_flow()
+            if motor is not None:
+                rate = motor.rate_at(t) * SECONDS_PER_DAY
+        if self.battery_status is not BatteryStatus.OK:
+            battery = self.battery_percent_at(t)
+        return (
+            reservoir,
+            delivered,
+            rate,
+            battery,
+            MotorState.STALLED if stalled else MotorState.RUNNING if commanded else MotorState.STOPPED,
+            running and not self._belief_empty,
+        )
+
     def next_event(self) -> tuple[float, EventKind]:
         """The earliest scheduled event after the clock, and its kind (``inf, NONE`` if none).
 
@@ -701,49 +775,69 @@ class Pump:
 
     def next_event_direct(self) -> tuple[float, EventKind]:
         """:meth:`next_event`, computed."""
+        # each candidate in turn, as consider(when, kind) would: taken when earlier than the best so
+        # far, at the clock if it is before it (max(when, t): ``when`` unless t is larger)
         t = self.t
-        best: tuple[float, EventKind] = (math.inf, EventKind.NONE)
-
-        def consider(when: float, kind: EventKind) -> None:
-            nonlocal best
-            if when < best[0]:
-                best = (max(when, t), kind)
-
+        best_when, best_kind = math.inf, EventKind.NONE
         motor = self.motor_flow()
-        belief = self.belief_flow()
+        belief = motor if motor is not None else self.belief_flow()  # belief_flow(): the motor's while it runs
         residual = self.config.unusable_residual_ml
+        alarms = self.alarms
         if belief is not None and not self._belief_empty:
-            if AlarmCode.RESERVOIR_LOW not in self.alarms and self.reservoir_ml > self.low_threshold_ml:
-                consider(
-                    belief.time_to_accumulate(t, self.reservoir_ml - self.low_threshold_ml), EventKind.RESERVOIR_LOW
-                )
-            consider(belief.time_to_accumulate(t, self.reservoir_ml - residual), EventKind.RESERVOIR_EMPTY)
+            reservoir, threshold = self.reservoir_ml, self.low_threshold_ml
+            if AlarmCode.RESERVOIR_LOW not in alarms and reservoir > threshold:
+                when = belief.time_to_accumulate(t, reservoir - threshold)
+                if when < best_when:
+                    best_when, best_kind = (t if t > when else when), EventKind.RESERVOIR_LOW
+            when = belief.time_to_accumulate(t, reservoir - residual)
+            if when < best_when:
+                best_when, best_kind = (t if t > when else when), EventKind.RESERVOIR_EMPTY
         if motor is not None:
-            mult = self.truth_multiplier
+            mult = max(0.0, 1.0 + self.flow_bias + self.fault_bias) * (1.0 - self.occlusion)  # truth_multiplier
             if not self._truth_dry and mult > 0:
-                consider(motor.time_to_accumulate(t, (self.true_reservoir_ml - residual) / mult), EventKind.TRUTH_DRY)
+                when = motor.time_to_accumulate(t, (self.true_reservoir_ml - residual) / mult)
+                if when < best_when:
+                    best_when, best_kind = (t if t > when else when), EventKind.TRUTH_DRY
                 to_change = self.catheter_contents.volume_to_next_change_ml(self.actual_concentration_mg_per_ml)
                 if to_change is not None:
-                    consider(motor.time_to_accumulate(t, to_change / mult), EventKind.TIP_CONCENTRATION)
-        if self.battery_status is BatteryStatus.OK:
+                    when = motor.time_to_accumulate(t, to_change / mult)
+                    if when < best_when:
+                        best_when, best_kind = (t if t > when else when), EventKind.TIP_CONCENTRATION
+        battery_status = self.battery_status
+        if battery_status is BatteryStatus.OK:
             left = self.battery_percent - self.config.battery.eri_percent
-            consider(self._battery_flow(motor).time_to_accumulate(t, left), EventKind.BATTERY_ERI)
-        elif self.battery_status is BatteryStatus.ERI and self.eos_at is not None:
-            consider(self.eos_at, EventKind.BATTERY_EOS)
+            when = self._battery_flow(motor).time_to_accumulate(t, left)
+            if when < best_when:
+                best_when, best_kind = (t if t > when else when), EventKind.BATTERY_ERI
+        elif battery_status is BatteryStatus.ERI and self.eos_at is not None:
+            when = self.eos_at
+            if when < best_when:
+                best_when, best_kind = (t if t > when else when), EventKind.BATTERY_EOS
         if self.bolus is not None:
-            consider(self.bolus.end, EventKind.BOLUS_END)
+            when = self.bolus.end
+            if when < best_when:
+                best_when, best_kind = (t if t > when else when), EventKind.BOLUS_END
         if self.motor_stalled and self.stall_recover_at is not None:
-            consider(self.stall_recover_at, EventKind.STALL_RECOVERY)
-        if self.refill_reminder_at is not None and AlarmCode.REFILL_REMINDER not in self.alarms:
-            consider(self.refill_reminder_at, EventKind.REFILL_REMINDER)
+            when = self.stall_recover_at
+            if when < best_when:
+                best_when, best_kind = (t if t > when else when), EventKind.STALL_RECOVERY
+        if self.refill_reminder_at is not None and AlarmCode.REFILL_REMINDER not in alarms:
+            when = self.refill_reminder_at
+            if when < best_when:
+                best_when, best_kind = (t if t > when else when), EventKind.REFILL_REMINDER
         if self.radio_silent_until is not None:
-            consider(self.radio_silent_until, EventKind.RADIO_BACK)
-        return best
+            when = self.radio_silent_until
+            if when < best_when:
+                best_when, best_kind = (t if t > when else when), EventKind.RADIO_BACK
+        return best_when, best_kind
 
     def process_due(self, t: float) -> list[Effect]:
         """Apply every event due at or before ``t`` in time order, then move the clock to ``t``."""
-        effects: list[Effect] = list(self._initial_effects)
-        self._initial_effects = []
+        initial = self._initial_effects
+        effects: list[Effect] = []
+        if initial:
+            effects.extend(initial)
+            self._initial_effects = []
         while True:
             when, kind = self.next_event()
             if when > t or kind is EventKind.NONE:
@@ -831,7 +925,7 @@ class Pump:
         if code in self.alarms:
             return []
         self._alarm_counter += 1
-        alarm_id = f"a{self._alarm_counter}-{code.value}"
+        alarm_id = f"a{self._alarm_counter}-{code._value_}"
         self.alarms[code] = _ActiveAlarm(alarm_id, t)
         return [AlarmChange(code, True, alarm_id, t, t, message)]
 
@@ -938,10 +1032,11 @@ class Pump:
         self.last_refill = RefillLog(
             t, expected, measured, action.volume_ml, action.drug, action.concentration_mg_per_ml
         )
+        detail, event_detail = _refill_details(action.volume_ml, action.drug, action.concentration_mg_per_ml)
         self._log(
             t,
             DeviceLogKind.REFILL,
-            f"{action.volume_ml:g} mL {action.drug.value} {action.concentration_mg_per_ml:g} mg/mL",
+            detail,
             volume_ml=action.volume_ml,
             expected_residual_ml=round(expected, 4),
             measured_residual_ml=measured,
@@ -950,7 +1045,7 @@ class Pump:
             dose_before_mg_per_day=dose_before,
             dose_after_mg_per_day=self.programmed_dose_mg_per_day,
         )
-        effects.append(ClinicalEvent("refill", t, f"{action.volume_ml:g} mL {action.drug.value}"))
+        effects.append(ClinicalEvent("refill", t, event_detail))
         if was_dry and self.motor_running and not self._truth_dry:
             effects.append(ClinicalEvent("delivery_resumed", t, "refilled"))
         return Outcome(
@@ -990,7 +1085,7 @@ class Pump:
             effects += self._sync_reservoir_alarms(t)
         mode = action.program.mode
         what = (
-            f"{mode.value} {self.programmed_ml_per_day:.4g} mL/day" if mode is not InfusionMode.STOPPED else "stopped"
+            f"{mode._value_} {self.programmed_ml_per_day:.4g} mL/day" if mode is not InfusionMode.STOPPED else "stopped"
         )
         self._log(
             t,
@@ -1001,11 +1096,11 @@ class Pump:
             dose_before_mg_per_day=dose_before,
             dose_after_mg_per_day=self.programmed_dose_mg_per_day,
         )
-        effects.append(ClinicalEvent("reprogram", t, mode.value))
+        effects.append(ClinicalEvent("reprogram", t, mode._value_))
         now_running = self.motor_running and not self._truth_dry
         if was_running != now_running:
             effects.append(ClinicalEvent("delivery_resumed" if now_running else "delivery_stopped", t, "reprogrammed"))
-        return Outcome(True, details={"mode": mode.value}, effects=effects)
+        return Outcome(True, details={"mode": mode._value_}, effects=effects)
 
     def interrogate(self, t: float) -> Outcome:
         """A clinician programmer reads the pump: logged; a pump held in telemetry mode by an MRI

@@ -53,6 +53,7 @@ from twin.contract.messages import (
     WireModel,
 )
 from twin.contract.topics import Channel
+from twin.pump.fastinit import fast_frozen_init
 from twin.pump.model import AlarmChange, ClinicalEvent, Effect, LogEntry, Outcome, Pump, RefillLog
 
 COMMAND_MEMORY: Final = 512
@@ -66,25 +67,30 @@ _M = TypeVar("_M", bound=WireModel)
 _set = object.__setattr__
 
 
-def _unchecked(model: type[_M], values: dict[str, object], fields_set: frozenset[str]) -> _M:
+def _unchecked(model: type[_M], values: dict[str, object], fields_set: set[str]) -> _M:
     """``model`` made from ``values`` without validating them (what pydantic's ``model_construct``
     does, without its per-field loop): ``values`` must hold every field, in the model's order, each
     in the form validation would give it; ``fields_set`` names the fields given explicitly. The
     states, log entries and refill records the simulator makes this way are checked against the
     contract in tests/core/test_fleet_partition.py (each message of a fleet-year validates, equal,
-    to the same JSON)."""
+    to the same JSON).
+
+    ``fields_set`` becomes the message's own ``__pydantic_fields_set__``, shared by every message
+    made from it: wire models are frozen, so pydantic never adds to it in place (a ``model_copy``
+    copies it before it adds the updated fields), and nothing else here may."""
     message = model.__new__(model)
     _set(message, "__dict__", values)
-    _set(message, "__pydantic_fields_set__", set(fields_set))
+    _set(message, "__pydantic_fields_set__", fields_set)
     _set(message, "__pydantic_extra__", None)
     _set(message, "__pydantic_private__", None)
     return message
 
 
-_STATE_FIELDS_SET: Final = frozenset(State.model_fields) - {"contract_version", "kind"}
+_STATE_FIELDS_SET: Final = set(State.model_fields) - {"contract_version", "kind"}
 """The fields a state was validated from (every one but the two constants)."""
-_LOG_ENTRY_FIELDS_SET: Final = frozenset(DeviceLogEntry.model_fields)
-_REFILL_RECORD_FIELDS_SET: Final = frozenset(RefillRecord.model_fields)
+_LOG_ENTRY_FIELDS_SET: Final = set(DeviceLogEntry.model_fields)
+_REFILL_RECORD_FIELDS_SET: Final = set(RefillRecord.model_fields)
+_AT_MEMO_SIZE: Final = 16
 
 
 class Envelope(TypedDict):
@@ -106,6 +112,7 @@ class Identity:
     firmware: str = "pumptwin-sim-1"
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class Outgoing:
     """A message for the shell to publish on ``channel`` of this device."""
@@ -138,6 +145,7 @@ class SimulatedDevice:
         self.clinical_log: list[ClinicalEvent] = []
         self._event_log: tuple[Pump, int, list[DeviceLogEntry]] | None = None  # pump, log serial, wire log
         self._refill_record: tuple[RefillLog, RefillRecord] | None = None  # the last refill's wire form
+        self._at_memo: dict[float, datetime] = {}  # at() of the instants states keep repeating
         self.on_alarm: Callable[[SimulatedDevice, AlarmChange], None] | None = None
         """Hears every alarm the pump raises or clears, audible or not (the simulated clinic and its
         tally); what the twin hears goes through the messages only."""
@@ -155,6 +163,17 @@ class SimulatedDevice:
 
     def at(self, t: float) -> datetime:
         return self.epoch + timedelta(seconds=t)
+
+    def _at_memoised(self, t: float) -> datetime:
+        """:meth:`at`, remembered for the last few instants asked for (a state repeats the same
+        reminder, program change and ERI times until they change; datetimes are immutable)."""
+        memo = self._at_memo
+        moment = memo.get(t)
+        if moment is None:
+            if len(memo) >= _AT_MEMO_SIZE:
+                memo.clear()
+            moment = memo[t] = self.epoch + timedelta(seconds=t)
+        return moment
 
     def seconds(self, moment: datetime) -> float:
         return (moment - self.epoch).total_seconds()
@@ -271,27 +290,25 @@ class SimulatedDevice:
         return entries
 
     def _wire_entry(self, e: LogEntry) -> DeviceLogEntry:
-        """A log entry's wire form, made without validating it again (see :func:`_unchecked`)."""
-
-        def r(value: float | None) -> float | None:
-            return None if value is None else float(round(value, 6))
-
-        def f(value: float | None) -> float | None:
-            return None if value is None else float(value)
-
+        """A log entry's wire form, made without validating it again (see :func:`_unchecked`):
+        volumes and doses rounded to 6 places, concentrations as they are, each as a float."""
+        kind = e.kind
+        volume, expected, measured = e.volume_ml, e.expected_residual_ml, e.measured_residual_ml
+        c_before, c_after = e.concentration_before_mg_per_ml, e.concentration_after_mg_per_ml
+        d_before, d_after = e.dose_before_mg_per_day, e.dose_after_mg_per_day
         return _unchecked(
             DeviceLogEntry,
             {
-                "at": self.at(e.at),
-                "kind": DeviceLogKind(e.kind),
+                "at": self._at_memoised(e.at),  # the state that carries it first is made at the same instant
+                "kind": kind if type(kind) is DeviceLogKind else DeviceLogKind(kind),
                 "detail": str(e.detail),
-                "volume_ml": r(e.volume_ml),
-                "expected_residual_ml": r(e.expected_residual_ml),
-                "measured_residual_ml": r(e.measured_residual_ml),
-                "concentration_before_mg_per_ml": f(e.concentration_before_mg_per_ml),
-                "concentration_after_mg_per_ml": f(e.concentration_after_mg_per_ml),
-                "dose_before_mg_per_day": r(e.dose_before_mg_per_day),
-                "dose_after_mg_per_day": r(e.dose_after_mg_per_day),
+                "volume_ml": None if volume is None else float(round(volume, 6)),
+                "expected_residual_ml": None if expected is None else float(round(expected, 6)),
+                "measured_residual_ml": None if measured is None else float(round(measured, 6)),
+                "concentration_before_mg_per_ml": None if c_before is None else float(c_before),
+                "concentration_after_mg_per_ml": None if c_after is None else float(c_after),
+                "dose_before_mg_per_day": None if d_before is None else float(round(d_before, 6)),
+                "dose_after_mg_per_day": None if d_after is None else float(round(d_after, 6)),
             },
             _LOG_ENTRY_FIELDS_SET,
         )
@@ -299,7 +316,8 @@ class SimulatedDevice:
     def state(self, t: float) -> Outgoing:
         """The full reported state at ``t`` (the pump's clock must be at ``t``)."""
         p = self.pump
-        sample = p.sample(t)
+        reservoir_ml, delivered_ml_total, rate_ml_per_day, battery_percent, motor, infusing = p.reported(t)
+        at = self._at_memoised
         bolus = None
         if p.bolus is not None:
             bolus = ActiveBolus(
@@ -318,7 +336,7 @@ class SimulatedDevice:
                 refill = _unchecked(
                     RefillRecord,
                     {
-                        "at": self.at(r.at),
+                        "at": at(r.at),
                         "expected_residual_ml": float(round(r.expected_residual_ml, 4)),
                         "measured_residual_ml": float(round(r.measured_residual_ml, 4)),
                         "volume_added_ml": float(r.volume_added_ml),
@@ -344,31 +362,31 @@ class SimulatedDevice:
             {
                 "contract_version": CONTRACT_VERSION,
                 "device_id": self.identity.device_id,
-                "device_time": self.at(t),
+                "device_time": at(t),
                 "session": self.session,
                 "seq": self._seq,
                 "kind": "state",
-                "reservoir_ml": float(round(sample.reservoir_ml, 4)),
+                "reservoir_ml": float(round(reservoir_ml, 4)),
                 "low_reservoir_threshold_ml": float(p.low_threshold_ml),
                 "unusable_residual_ml": float(p.config.unusable_residual_ml),
                 "drug": p.drug,
                 "concentration_mg_per_ml": float(p.concentration_mg_per_ml),
                 "program": p.program,
-                "current_rate_ml_per_day": float(round(sample.current_rate_ml_per_day, 6)),
-                "infusing": sample.infusing,
+                "current_rate_ml_per_day": float(round(rate_ml_per_day, 6)),
+                "infusing": infusing,
                 "stop_reason": p.stop_reason,
                 "bolus": bolus,
-                "motor": sample.motor,
-                "battery_percent": float(round(sample.battery_percent, 3)),
+                "motor": motor,
+                "battery_percent": float(round(battery_percent, 3)),
                 "battery": p.battery_status,
-                "eri_at": self.at(p.eri_at) if p.eri_at is not None else None,
-                "eos_at": self.at(p.eos_at) if p.eos_at is not None else None,
-                "active_alarms": sorted(p.alarms) if p.config.audible_alarms else [],
-                "delivered_ml_total": float(round(sample.delivered_ml_total, 4)),
+                "eri_at": at(p.eri_at) if p.eri_at is not None else None,
+                "eos_at": at(p.eos_at) if p.eos_at is not None else None,
+                "active_alarms": sorted(p.alarms) if p.alarms and p.config.audible_alarms else [],
+                "delivered_ml_total": float(round(delivered_ml_total, 4)),
                 "last_refill": refill,
-                "refill_reminder_at": self.at(p.refill_reminder_at) if p.refill_reminder_at is not None else None,
+                "refill_reminder_at": at(p.refill_reminder_at) if p.refill_reminder_at is not None else None,
                 "patient_bolus": pb,
-                "program_changed_at": self.at(p.program_changed_at) if p.program_changed_at is not None else None,
+                "program_changed_at": at(p.program_changed_at) if p.program_changed_at is not None else None,
                 "event_log": list(self._event_log_entries()),
             },
             _STATE_FIELDS_SET,
@@ -458,7 +476,8 @@ class SimulatedDevice:
                 extra = [*self._birth(t), self.state(t)]
         if outcome is None:
             return None, {}, [], extra
-        return (None if outcome.applied else outcome.reason), dict(outcome.details), outcome.effects, extra
+        # the outcome's own details (handle copies them into its result; perform drops them)
+        return (None if outcome.applied else outcome.reason), outcome.details, outcome.effects, extra
 
     def handle(self, command: Command, t: float) -> list[Outgoing]:
         """Apply a command at ``t`` (after :meth:`advance` to ``t``): its result, then any alarms and state."""
@@ -478,7 +497,7 @@ class SimulatedDevice:
             command_id=command.command_id,
             status=CommandStatus.REJECTED if reason else CommandStatus.APPLIED,
             reason=reason,
-            details=details,
+            details=dict(details),
         )
         self._results[command.command_id] = result
         while len(self._results) > COMMAND_MEMORY:

@@ -31,6 +31,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from heapq import heappop, heappush
 from typing import Final, Literal
 
 import simpy
@@ -38,6 +39,8 @@ from simpy.events import NORMAL, URGENT, EventPriority
 
 from twin.contract.alarms import AlarmCode
 from twin.contract.messages import (
+    EARLIEST_TIME,
+    LATEST_TIME,
     MAX_RATE_ML_PER_DAY,
     MIN_RATE_ML_PER_DAY,
     Action,
@@ -45,6 +48,7 @@ from twin.contract.messages import (
     CatheterOcclusionFault,
     ClearFaultAction,
     Command,
+    Drug,
     FlexStep,
     InfusionMode,
     InjectFaultAction,
@@ -166,7 +170,8 @@ class _Call(simpy.Event):
         self.callbacks = [fn]
         self._value = None
         self._ok = True
-        env.schedule(self, priority, delay)
+        # what env.schedule(self, priority, delay) does, without the call
+        heappush(env._queue, (env._now + delay, priority, next(env._eid), self))
 
 
 @dataclass(slots=True)
@@ -291,7 +296,7 @@ class FleetSimulation:
 
     @property
     def now(self) -> float:
-        return float(self.env.now)
+        return float(self.env._now)
 
     def at(self, t: float) -> datetime:
         return self.epoch + timedelta(seconds=t)
@@ -338,13 +343,31 @@ class FleetSimulation:
         self._emit(device, device.open_session(session, self.now))
 
     def run(self, until: float) -> None:
-        """Run the fleet up to simulation second ``until`` (events due at ``until`` included)."""
-        if until > self.now:
-            self.env.run(until=until)
-        # SimPy 4.1 re-queues its (now empty) stop event at the current time; stepping through
-        # everything due now keeps peek() honest and runs events that fall exactly on `until`
-        while self.env.peek() <= self.now:
-            self.env.step()
+        """Run the fleet up to simulation second ``until`` (events due at ``until`` included).
+
+        What ``env.run(until=until)`` followed by stepping through everything then due did (the
+        events processed, in the same order, and the clock left at the same instant), in one loop
+        without SimPy's stop event and per-event method call: every event due at or before the
+        instant SimPy's stop event would have been scheduled at (``now + (until - now)``, as
+        :meth:`simpy.Environment.schedule` computes it), in the queue's order, each processed as
+        :meth:`simpy.Environment.step` processes it."""
+        env = self.env
+        now = env._now
+        stop = now
+        if until > float(now):
+            at = until if isinstance(until, int) else float(until)
+            stop = now + (at - now)
+        queue = env._queue
+        while queue and queue[0][0] <= stop:
+            env._now, _, _, event = heappop(queue)
+            callbacks, event.callbacks = event.callbacks, None  # type: ignore[assignment]
+            for callback in callbacks:
+                callback(event)
+            if not event._ok and not hasattr(event, "_defused"):
+                exc = type(event._value)(*event._value.args)
+                exc.__cause__ = event._value
+                raise exc
+        env._now = stop
 
     def peek(self) -> float:
         """Time of the next scheduled SimPy event (``inf`` if none)."""
@@ -380,10 +403,12 @@ class FleetSimulation:
         """Call ``fn(*args)`` at ``at`` (or now if it is past), as a process made now that sleeps
         until ``at`` would: the start event, then the timeout from the start."""
 
-        def start() -> None:
-            _Call(self.env, lambda _: fn(*args), max(0.0, at - self.now))
+        env = self.env
 
-        self._spawn(start)
+        def start(_: simpy.Event) -> None:  # as self._spawn(start) runs it, a step of the process
+            _Call(env, lambda _: fn(*args), max(0.0, at - float(env._now)))
+
+        _Call(env, start, 0.0, URGENT)
 
     def _arm(self, device: SimulatedDevice, life: _Life) -> None:
         """The top of a pump's life loop: sleep until the pump's next event or a wake-up."""
@@ -490,12 +515,7 @@ class FleetSimulation:
         volume = pump.config.reservoir_capacity_ml
         appointment = self._next_refill_at(device, volume, self.now)
         reminder = appointment + self.clinic.reminder_after_appointment_days * SECONDS_PER_DAY
-        action = RefillAction(
-            volume_ml=volume,
-            drug=pump.drug,
-            concentration_mg_per_ml=pump.concentration_mg_per_ml,
-            refill_reminder_at=self.at(reminder),
-        )
+        action = refill_action(volume, pump.drug, pump.concentration_mg_per_ml, self.at(reminder))
         if self.bedside(device.device_id, action) is not None:
             return
         self.refills_done += 1
@@ -752,6 +772,49 @@ class FleetSimulation:
         self._emit(device, messages)
         self._wake_up(device_id)
         return reason
+
+
+_REFILL_ACTION_FIELDS_SET: Final = {"volume_ml", "drug", "concentration_mg_per_ml", "refill_reminder_at"}
+
+
+def refill_action(volume_ml: float, drug: Drug, concentration_mg_per_ml: float, reminder_at: datetime) -> RefillAction:
+    """``RefillAction(volume_ml=..., drug=..., concentration_mg_per_ml=..., refill_reminder_at=...)``
+    made without validating it (the clinic's own values, always valid; the pump reads them): the
+    fields in the model's order, in the form validation gives them (floats as floats, the drug as
+    the member). tests/core/test_simulation.py holds it equal to the validated action. Anything
+    validation might refuse goes through validation (and is refused as before)."""
+    if not (
+        type(drug) is Drug
+        and 0.0 < volume_ml <= 40.0
+        and 0.0 < concentration_mg_per_ml <= 100.0
+        and reminder_at.utcoffset() is not None
+        and EARLIEST_TIME <= reminder_at < LATEST_TIME
+    ):
+        return RefillAction(
+            volume_ml=volume_ml,
+            drug=drug,
+            concentration_mg_per_ml=concentration_mg_per_ml,
+            refill_reminder_at=reminder_at,
+        )
+    action = RefillAction.__new__(RefillAction)
+    _set = object.__setattr__
+    _set(
+        action,
+        "__dict__",
+        {
+            "type": "refill",
+            "volume_ml": float(volume_ml),
+            "drug": drug,
+            "concentration_mg_per_ml": float(concentration_mg_per_ml),
+            "measured_residual_ml": None,
+            "low_reservoir_threshold_ml": None,
+            "refill_reminder_at": reminder_at,
+        },
+    )
+    _set(action, "__pydantic_fields_set__", _REFILL_ACTION_FIELDS_SET)  # shared: the model is frozen
+    _set(action, "__pydantic_extra__", None)
+    _set(action, "__pydantic_private__", None)
+    return action
 
 
 def _scaled(program: Program, factor: float) -> Program:
