@@ -120,6 +120,12 @@ buffer into the spool every ``flush_interval_s``, so it only fills when the disk
 SPOOL_RETRY_S: Final = 1.0
 """After a disk error, the batcher tries the spool again at most this often (a full disk stays full a while)."""
 
+SPOOL_KEEP_RECENT_BYTES: Final = 4 * MAX_REQUEST_BYTES
+"""Bytes of the latest spooled records the spool also keeps in memory until InfluxDB confirms
+them (a writer with a URL): the sender takes them from there rather than reading and checking the
+file it has just written (``twin.influx.spool``, ``keep_recent_bytes``). Four full requests;
+behind a longer backlog (InfluxDB slow or away) the rest is read from disk, as after a restart."""
+
 GZIP_LEVEL: Final = 1
 """Fastest gzip: line protocol compresses about 10x even at level 1; higher levels cost CPU for little."""
 
@@ -403,7 +409,8 @@ class InfluxWriter:
 
     async def __aenter__(self) -> Self:
         s = self.settings
-        self._spool = await asyncio.to_thread(Spool, self.spool_dir, s.spool_max_bytes)
+        keep = SPOOL_KEEP_RECENT_BYTES if s.url is not None else 0
+        self._spool = await asyncio.to_thread(Spool, self.spool_dir, s.spool_max_bytes, keep_recent_bytes=keep)
         self._spool_stats = self._spool.stats()
         self._end = self._spool.end
         self._acknowledged = self._spool.acknowledged
