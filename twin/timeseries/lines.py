@@ -50,12 +50,8 @@ _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MOTOR: Final = {state: f'"{state.value}"' for state in MotorState}
 _CATHETER: Final = {state: f'"{state.value}"' for state in CatheterState}
 _INFUSING: Final = {True: "true", False: "false"}
-
-
-def _num(value: float) -> str:
-    """A float field as line protocol writes it (:func:`twin.timeseries.points.field_value`)."""
-    text = str(float(value))
-    return text[:-2] if text.endswith(".0") else text
+if any(".0" in text for texts in (_MOTOR, _CATHETER, _INFUSING) for text in texts.values()):  # pragma: no cover
+    raise ImportError("a string field's text holds '.0': telemetry_lines' float trimming would change it")
 
 
 @lru_cache(maxsize=65_536)
@@ -80,26 +76,37 @@ def telemetry_lines(tags: DeviceTags, t: Telemetry) -> tuple[bytes, bytes | None
         raise ValueError("a point's time must be timezone-aware")
     seq = t.seq
     time = (moment - _EPOCH) // _MICROSECOND * 1000 + seq % _DEVICE_DISCRIMINATORS
-    # sorted field keys: battery, current_rate, delivered, dose, infusing, motor, reservoir, seq, session
-    telemetry = (
-        f"{telemetry_key}battery_percent={_num(t.battery_percent)}"
-        f",current_rate_ml_per_day={_num(t.current_rate_ml_per_day)}"
-        f",delivered_ml_total={_num(t.delivered_ml_total)},dose_mg_per_day={_num(t.dose_mg_per_day)}"
-        f",infusing={_INFUSING[t.infusing]},motor={_MOTOR[t.motor]},reservoir_ml={_num(t.reservoir_ml)}"
+    # sorted field keys: battery, current_rate, delivered, dose, infusing, motor, reservoir, seq, session.
+    # Each float as repr() writes it (str() is the same for a float), then the ".0" of the integral
+    # ones taken off (as field_value does, a value at a time) by one replace over the fields: a float's
+    # text ends in ".0" only when integral (repr never writes "1.0e+16"), and a field's text can
+    # hold ".0" followed by "," or " " nowhere else (names, integers, booleans and the enum texts
+    # have none: checked at import). Never over the series key: a tag value may end in ".0".
+    telemetry = telemetry_key + (
+        f"battery_percent={float(t.battery_percent)!r}"
+        f",current_rate_ml_per_day={float(t.current_rate_ml_per_day)!r}"
+        f",delivered_ml_total={float(t.delivered_ml_total)!r},dose_mg_per_day={float(t.dose_mg_per_day)!r}"
+        f",infusing={_INFUSING[t.infusing]},motor={_MOTOR[t.motor]},reservoir_ml={float(t.reservoir_ml)!r}"
         f",seq={seq}i,session={t.session}i {time}"
-    ).encode()
+    ).replace(".0,", ",")
     truth = t.sim_truth
     if truth is None or not tags.simulated:
-        return telemetry, None
+        return telemetry.encode(), None
     # sorted field keys: seq, session, true_actual_concentration, true_actual_dose, true_catheter,
-    # true_delivered_to_patient, true_lost, true_reservoir
-    return telemetry, (
-        f"{truth_key}seq={seq}i,session={t.session}i"
-        f",true_actual_concentration_mg_per_ml={_num(truth.actual_concentration_mg_per_ml)}"
-        f",true_actual_dose_mg_per_day={_num(truth.actual_dose_mg_per_day)}"
-        f",true_catheter={_CATHETER[truth.catheter]}"
-        f",true_delivered_to_patient_ml_total={_num(truth.delivered_to_patient_ml_total)}"
-        f",true_lost_ml_total={_num(truth.lost_ml_total)},true_reservoir_ml={_num(truth.reservoir_ml)} {time}"
+    # true_delivered_to_patient, true_lost, true_reservoir (the last float before the time: " ")
+    return telemetry.encode(), (
+        truth_key
+        + (
+            f"seq={seq}i,session={t.session}i"
+            f",true_actual_concentration_mg_per_ml={float(truth.actual_concentration_mg_per_ml)!r}"
+            f",true_actual_dose_mg_per_day={float(truth.actual_dose_mg_per_day)!r}"
+            f",true_catheter={_CATHETER[truth.catheter]}"
+            f",true_delivered_to_patient_ml_total={float(truth.delivered_to_patient_ml_total)!r}"
+            f",true_lost_ml_total={float(truth.lost_ml_total)!r}"
+            f",true_reservoir_ml={float(truth.reservoir_ml)!r} {time}"
+        )
+        .replace(".0,", ",")
+        .replace(".0 ", " ")
     ).encode()
 
 
