@@ -10,6 +10,7 @@ from influxdb_client.client.write.point import Point  # the oracle: InfluxData's
 from influxdb_client.domain.write_precision import WritePrecision
 
 from twin.contract.messages import CatheterState, Drug, MotorState, SimTruth, Telemetry
+from twin.timeseries import lines as lines_module
 from twin.timeseries.lines import device_lines, sim_truth_line, telemetry_line
 from twin.timeseries.points import (
     TRUTH_FIELD_PREFIX,
@@ -207,3 +208,26 @@ def test_a_sample_of_another_device_is_refused() -> None:
         telemetry_line(tags, sample)
     with pytest.raises(ValueError, match="pump-a"):
         sim_truth_line(tags, sample.model_copy(update={"sim_truth": SIM_TRUTH}))
+
+
+def test_series_keys_are_remembered_per_tags_object_and_never_confused() -> None:
+    """The keys are found by the tags' id: tags made again (the same id, maybe, once the old ones are
+    gone) get their own keys, and the memory is cleared when full."""
+    sample = Telemetry(
+        device_id="pump-a",
+        device_time=datetime(2026, 1, 1, tzinfo=UTC),
+        session=1,
+        seq=1,
+        reservoir_ml=1.0,
+        current_rate_ml_per_day=0.1,
+        dose_mg_per_day=0.1,
+        delivered_ml_total=0.0,
+        battery_percent=50.0,
+        motor=MotorState.RUNNING,
+        infusing=True,
+    )
+    for index in range(lines_module._SAMPLE_KEYS_MAX + 10):
+        tags = DeviceTags(f"site-{index % 7}", "pump-a", f"m{index}", None, index % 2 == 0)
+        assert telemetry_line(tags, sample) == telemetry_point(tags, sample).line_protocol().encode()
+        del tags
+    assert len(lines_module._SAMPLE_KEYS) <= lines_module._SAMPLE_KEYS_MAX

@@ -54,10 +54,19 @@ if any(".0" in text for texts in (_MOTOR, _CATHETER, _INFUSING) for text in text
     raise ImportError("a string field's text holds '.0': telemetry_lines' float trimming would change it")
 
 
-@lru_cache(maxsize=65_536)
-def _sample_keys(tags: DeviceTags) -> tuple[str, str]:
-    """The ``telemetry`` and ``sim_truth`` series keys of one device: one cache lookup per sample."""
-    return series_key(TELEMETRY, tags), series_key(SIM_TRUTH, tags)
+_SAMPLE_KEYS: Final[dict[int, tuple[DeviceTags, str, str]]] = {}
+"""``id(tags)`` -> the tags (kept alive with it, so that the id is not reused while here) and their
+``telemetry`` and ``sim_truth`` series keys: one lookup per sample without hashing the tags'
+five fields (an ``lru_cache`` on the tags cost 180 ns a sample, this about 60)."""
+_SAMPLE_KEYS_MAX: Final = 65_536
+
+
+def _sample_keys(tags: DeviceTags) -> tuple[DeviceTags, str, str]:
+    """The ``telemetry`` and ``sim_truth`` series keys of one device's tags, remembered."""
+    if len(_SAMPLE_KEYS) >= _SAMPLE_KEYS_MAX:
+        _SAMPLE_KEYS.clear()
+    entry = _SAMPLE_KEYS[id(tags)] = (tags, series_key(TELEMETRY, tags), series_key(SIM_TRUTH, tags))
+    return entry
 
 
 def telemetry_lines(tags: DeviceTags, t: Telemetry) -> tuple[bytes, bytes | None]:
@@ -70,7 +79,10 @@ def telemetry_lines(tags: DeviceTags, t: Telemetry) -> tuple[bytes, bytes | None
     machine)."""
     if t.device_id != tags.device:
         raise ValueError(f"message of {t.device_id!r} mapped with the tags of {tags.device!r}")
-    telemetry_key, truth_key = _sample_keys(tags)
+    keys = _SAMPLE_KEYS.get(id(tags))
+    if keys is None or keys[0] is not tags:
+        keys = _sample_keys(tags)
+    _, telemetry_key, truth_key = keys
     moment = t.device_time
     if moment.tzinfo is None:
         raise ValueError("a point's time must be timezone-aware")
