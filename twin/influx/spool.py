@@ -10,7 +10,9 @@ Layout (``directory``):
 * ``<16-digit index>.seg`` — append-only segment files, written by one process only. A spool
   never appends to a segment it did not create: a segment left by an earlier process is sealed
   and only read. A new segment is started when the active one reaches ``segment_bytes``.
-* ``cursor.json`` — how far InfluxDB has confirmed: ``{"segment": i, "offset": n}``.
+* ``cursor.json`` — how far InfluxDB has confirmed: ``{"segment": i, "offset": n, "line": k}``: the
+  first ``k`` lines of the record at byte ``n`` of segment ``i`` and everything before it (a batch
+  read may end inside a record; a cursor without ``line``, from an older spool, means 0).
 
 Record format (integers big-endian): ``magic (4 bytes, b"\\xffPT\\xfe") | payload length (u32) |
 CRC-32 of length and payload (u32) | payload``; the payload is ``line count (u32) | each line's
