@@ -20,7 +20,9 @@ batches of the settings' ``batch_size`` (default 5000), gzip as the settings say
 
 Each contender runs ``--runs`` times, alternating; the median counts. Every database is checked to
 hold exactly ``devices × samples`` telemetry points (and as many ``sim_truth`` points went with them). The last line printed is JSON:
-``{"figure": writer, "baseline": baseline_preencoded, "ratio": writer / baseline_preencoded, ...}``.
+``{"figure": writer, "baseline": baseline_preencoded, "ratio": writer / baseline_preencoded, ...}``;
+``writer_requests``: every request of each writer run (its ``/ping`` and ``CREATE DATABASE`` included),
+``baseline_requests``: the loop's (its ``CREATE DATABASE`` and one a batch).
 """
 
 from __future__ import annotations
@@ -71,7 +73,10 @@ async def _post_loop(
             response.raise_for_status()
 
 
-async def _writer_run(settings: InfluxSettings, samples: list[tuple[DeviceTags, Telemetry]]) -> None:
+async def _writer_run(
+    settings: InfluxSettings, samples: list[tuple[DeviceTags, Telemetry]], requests: list[int] | None = None
+) -> None:
+    """The writer's run; appends to ``requests`` how many requests it made (reported, not timed)."""
     async with InfluxWriter(settings) as writer:
         for start in range(0, len(samples), HANDOVER_CHUNK):
             chunk = samples[start : start + HANDOVER_CHUNK]
@@ -81,6 +86,8 @@ async def _writer_run(settings: InfluxSettings, samples: list[tuple[DeviceTags, 
             raise RuntimeError(f"the writer did not drain: {writer.stats}")
         if writer.stats.written != 2 * len(samples):
             raise RuntimeError(f"the writer wrote {writer.stats.written} of {2 * len(samples)}")
+        if requests is not None:
+            requests.append(writer.stats.requests)
 
 
 def _both(tags: DeviceTags, message: Telemetry) -> tuple[bytes, bytes | None]:
@@ -133,11 +140,13 @@ async def _main(devices: int, samples: int, runs: int, gzip_on: bool) -> dict[st
                 raise RuntimeError("the fast encoder and the point encoder disagree")
             batches = [lines[i : i + base.batch_size] for i in range(0, total, base.batch_size)]
             seconds: dict[str, list[float]] = {"writer": [], "baseline": [], "baseline_preencoded": []}
+            requests: list[int] = []
             for run in range(runs):
                 contenders: dict[str, Callable[[], Awaitable[None]]] = {
                     "writer": lambda run=run: _writer_run(  # type: ignore[misc]
                         base.model_copy(update={"database": f"writer{run}", "spool_dir": work / f"spool{run}"}),
                         messages,
+                        requests,
                     ),
                     "baseline": lambda run=run: _post_loop(influxd.url, f"baseline{run}", None, points, base),  # type: ignore[misc]
                     "baseline_preencoded": lambda run=run: _post_loop(  # type: ignore[misc]
@@ -169,6 +178,8 @@ async def _main(devices: int, samples: int, runs: int, gzip_on: bool) -> dict[st
         "batch_size": base.batch_size,
         "gzip": gzip_on,
         "runs": runs,
+        "writer_requests": requests,
+        "baseline_requests": len(batches) + 1,
         "seconds": {name: [round(v, 3) for v in values] for name, values in seconds.items()},
     }
 

@@ -10,6 +10,7 @@ from influxdb_client.client.write.point import Point  # the oracle: InfluxData's
 from influxdb_client.domain.write_precision import WritePrecision
 
 from twin.contract.messages import CatheterState, Drug, MotorState, SimTruth, Telemetry
+from twin.timeseries import lines as lines_module
 from twin.timeseries.lines import device_lines, sim_truth_line, telemetry_line
 from twin.timeseries.points import (
     TRUTH_FIELD_PREFIX,
@@ -107,6 +108,48 @@ def test_the_fast_sim_truth_line_is_the_reference_line(case: tuple[DeviceTags, T
     assert device_lines(tags, sample) == [telemetry_line(tags, sample), sim_truth_line(tags, sample)]
 
 
+ANY_FLOAT = st.floats(allow_nan=False, allow_infinity=False) | st.sampled_from(
+    [0.0, -0.0, 1.0, -3.0, 10.0, 100.0, 1e15, 1e16, 1e17, 1e22, 1e300, 5e-324, 1e-5, 0.05, 10.05, 100.5, 2.0**53]
+)
+TELEMETRY_FLOATS = (
+    "battery_percent",
+    "current_rate_ml_per_day",
+    "delivered_ml_total",
+    "dose_mg_per_day",
+    "reservoir_ml",
+)
+TRUTH_FLOATS = (
+    "actual_concentration_mg_per_ml",
+    "actual_dose_mg_per_day",
+    "delivered_to_patient_ml_total",
+    "lost_ml_total",
+    "reservoir_ml",
+)
+
+
+@settings(max_examples=400)
+@given(
+    case=samples(simulated_with_truth=True),
+    values=st.lists(ANY_FLOAT | st.integers(-(2**60), 2**60), min_size=10, max_size=10),
+    tag_text=st.sampled_from(["Model 1.0", "lab1.0", "1.0,x", "v1.0 beta", "2.0"]),
+)
+def test_the_fast_lines_write_any_number_as_the_point_encoder_does(
+    case: tuple[DeviceTags, Telemetry], values: list[float], tag_text: str
+) -> None:
+    """Whatever the numbers (outside the contract's ranges too: huge, tiny, negative, integral,
+    integers where floats belong, as an unvalidated message may hold) and tag values ending in
+    ``.0`` (never trimmed): the same bytes as :func:`telemetry_point` and :func:`sim_truth_point`."""
+    tags, sample = case
+    tags = DeviceTags(tag_text, sample.device_id, tag_text, tags.drug, True)
+    assert sample.sim_truth is not None
+    truth = sample.sim_truth.model_copy(update=dict(zip(TRUTH_FLOATS, values[5:], strict=True)))
+    sample = sample.model_copy(update={**dict(zip(TELEMETRY_FLOATS, values[:5], strict=True)), "sim_truth": truth})
+    truth_point = sim_truth_point(tags, sample)
+    assert truth_point is not None
+    assert telemetry_line(tags, sample) == telemetry_point(tags, sample).line_protocol().encode()
+    assert sim_truth_line(tags, sample) == truth_point.line_protocol().encode()
+
+
 KEYS = st.sampled_from(["site", "device", "model", "drug", "code", "priority", "a b", "x,y", "k=v", "ü"])
 FIELD_KEYS = st.sampled_from(["reservoir_ml", "message", "seq", "infusing", "comment", "a b", "x,y", "k=v"])
 VALUES = st.one_of(
@@ -165,3 +208,26 @@ def test_a_sample_of_another_device_is_refused() -> None:
         telemetry_line(tags, sample)
     with pytest.raises(ValueError, match="pump-a"):
         sim_truth_line(tags, sample.model_copy(update={"sim_truth": SIM_TRUTH}))
+
+
+def test_series_keys_are_remembered_per_tags_object_and_never_confused() -> None:
+    """The keys are found by the tags' id: tags made again (the same id, maybe, once the old ones are
+    gone) get their own keys, and the memory is cleared when full."""
+    sample = Telemetry(
+        device_id="pump-a",
+        device_time=datetime(2026, 1, 1, tzinfo=UTC),
+        session=1,
+        seq=1,
+        reservoir_ml=1.0,
+        current_rate_ml_per_day=0.1,
+        dose_mg_per_day=0.1,
+        delivered_ml_total=0.0,
+        battery_percent=50.0,
+        motor=MotorState.RUNNING,
+        infusing=True,
+    )
+    for index in range(lines_module._SAMPLE_KEYS_MAX + 10):
+        tags = DeviceTags(f"site-{index % 7}", "pump-a", f"m{index}", None, index % 2 == 0)
+        assert telemetry_line(tags, sample) == telemetry_point(tags, sample).line_protocol().encode()
+        del tags
+    assert len(lines_module._SAMPLE_KEYS) <= lines_module._SAMPLE_KEYS_MAX

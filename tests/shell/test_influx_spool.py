@@ -15,7 +15,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from twin.influx.spool import CURSOR_FILE, MAGIC, SEGMENT_SUFFIX, Spool
+from twin.influx.spool import CURSOR_FILE, MAGIC, SEGMENT_SUFFIX, Spool, SpoolBatch
 
 MiB = 1024 * 1024
 
@@ -95,18 +95,103 @@ def test_the_next_batch_is_read_ahead_without_consuming_the_one_before(tmp_path:
         spool.read(20, MiB, after=first.end)
 
 
-def test_records_are_read_together_up_to_the_limits_and_at_least_one(tmp_path: Path, open_spool: SpoolOpener) -> None:
+def test_batches_fill_up_to_the_limits_across_records_and_hold_one_line_at_least(
+    tmp_path: Path, open_spool: SpoolOpener
+) -> None:
+    """A limit inside a record splits it: the batch ends after the lines that fit, the next one
+    starts at the line after, and a sender asking for 9 lines gets 9 whatever the records' sizes."""
     spool = open_spool(tmp_path, 64 * MiB)
     for name in "abc":
         spool.append(_lines(name, 4))
     batch = spool.read(9, MiB)
     assert batch is not None
-    assert batch.lines() == _lines("a", 4) + _lines("b", 4)  # a third record would pass 9 lines
+    assert batch.lines() == _lines("a", 4) + _lines("b", 4) + _lines("c", 1)
+    assert batch.body == b"\n".join(batch.lines())
     spool.ack(batch)
+    assert spool.acknowledged.line == 1
     batch = spool.read(2, MiB)
     assert batch is not None
-    assert batch.lines() == _lines("c", 4)  # one record, however big
+    assert batch.lines() == _lines("c", 4)[1:3]
     spool.ack(batch)
+    line = _lines("c", 4)[3]
+    batch = spool.read(5, len(line) - 1)
+    assert batch is not None
+    assert batch.lines() == [line]  # one line, however big
+    spool.ack(batch)
+    assert spool.acknowledged == spool.end
+    assert spool.read(5, MiB) is None
+    assert spool.stats().backlog_bytes == 0
+
+
+def test_the_byte_limit_cuts_between_lines(tmp_path: Path, open_spool: SpoolOpener) -> None:
+    spool = open_spool(tmp_path, 64 * MiB)
+    lines = _lines("a", 6)
+    spool.append(lines)
+    budget = len(b"\n".join(lines[:3]))
+    batch = spool.read(100, budget)
+    assert batch is not None
+    assert batch.lines() == lines[:3]
+    ahead = spool.read(100, budget - 1, after=batch.end)
+    assert ahead is not None
+    assert ahead.lines() == lines[3:5]  # three would be one byte too many
+    rest = spool.read(100, MiB, after=ahead.end)
+    assert rest is not None
+    assert rest.lines() == lines[5:]
+    assert rest.end == spool.end
+
+
+def test_a_restart_resumes_inside_a_record_where_the_cursor_says(tmp_path: Path, open_spool: SpoolOpener) -> None:
+    old = open_spool(tmp_path, 64 * MiB)
+    old.append(_lines("a", 5))
+    old.append(_lines("b", 5))
+    batch = old.read(3, MiB)
+    assert batch is not None
+    old.ack(batch)
+    old.close()
+    assert json.loads((tmp_path / CURSOR_FILE).read_text())["line"] == 3
+    new = open_spool(tmp_path, 64 * MiB)
+    assert _drain(new, max_lines=4) == _lines("a", 5)[3:] + _lines("b", 5)
+
+
+def test_a_cursor_without_a_line_from_an_older_spool_starts_at_its_record(
+    tmp_path: Path, open_spool: SpoolOpener
+) -> None:
+    old = open_spool(tmp_path, 64 * MiB)
+    old.append(_lines("a", 2))
+    old.append(_lines("b", 2))
+    batch = old.read(2, MiB)
+    assert batch is not None
+    old.ack(batch)
+    old.close()
+    saved = json.loads((tmp_path / CURSOR_FILE).read_text())
+    (tmp_path / CURSOR_FILE).write_text(json.dumps({"segment": saved["segment"], "offset": saved["offset"]}))
+    assert _drain(open_spool(tmp_path, 64 * MiB)) == _lines("b", 2)
+
+
+def test_records_kept_in_memory_read_as_the_file_does(tmp_path: Path, open_spool: SpoolOpener) -> None:
+    """``keep_recent_bytes``: the same batches, bodies and ends as reading the file, the bound
+    honoured (what passes it is read from disk), and nothing kept once acknowledged."""
+    kept = open_spool(tmp_path / "kept", 64 * MiB, segment_bytes=4096, keep_recent_bytes=2000)
+    plain = open_spool(tmp_path / "plain", 64 * MiB, segment_bytes=4096)
+    for name in "abcdefghij":
+        for spool in (kept, plain):
+            spool.append(_lines(name, 20))
+    assert 0 < kept._recent_bytes <= 2000
+    assert plain._recent_bytes == 0
+    after_kept = after_plain = None
+    for max_lines in (7, 33, 20, 1, 60, 100, 100):
+        a = kept.read(max_lines, MiB, after=after_kept)
+        b = plain.read(max_lines, MiB, after=after_plain)
+        assert (a is None) == (b is None)
+        if a is None or b is None:
+            break
+        assert (a.body, list(a.line_lengths), a.end) == (b.body, list(b.line_lengths), b.end)
+        kept.ack(a)
+        plain.ack(b)
+        after_kept, after_plain = a.end, b.end
+    assert kept.read(100, MiB) is None
+    assert kept._recent_bytes == 0
+    assert not kept._recent
 
 
 def test_lines_with_newlines_inside_string_fields_stay_whole(tmp_path: Path, open_spool: SpoolOpener) -> None:
@@ -225,7 +310,9 @@ class SpoolModel(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.directory = Path(tempfile.mkdtemp(prefix="spool-model-"))
+        self.keep = 0
         self.spool = Spool(self.directory, 64 * MiB, segment_bytes=300)
+        self.ahead: SpoolBatch | None = None
         self.waiting: deque[bytes] = deque()
         self.delivered: list[bytes] = []
         self.expected: list[bytes] = []
@@ -238,27 +325,41 @@ class SpoolModel(RuleBasedStateMachine):
         self.spool.append(lines)
         self.expected.extend(lines)
 
-    @rule(max_lines=st.integers(min_value=1, max_value=10))
-    def deliver(self, max_lines: int) -> None:
-        batch = self.spool.read(max_lines, MiB)
+    @rule(max_lines=st.integers(min_value=1, max_value=10), max_bytes=st.sampled_from([1, 20, 45, MiB]))
+    def deliver(self, max_lines: int, max_bytes: int) -> None:
+        """Read (after the batch read ahead, if any), deliver what was read ahead, then keep this
+        one as read ahead: the sender's order, with limits that fall inside records."""
+        after = self.ahead.end if self.ahead is not None else None
+        batch = self.spool.read(max_lines, max_bytes, after=after)
+        if self.ahead is not None:
+            self.delivered.extend(self.ahead.lines())
+            self.spool.ack(self.ahead)
+            self.ahead = None
         if batch is not None:
-            self.delivered.extend(batch.lines())
-            self.spool.ack(batch)
+            assert 1 <= batch.line_count <= max_lines or batch.line_count == 0
+            assert len(batch.body) <= max_bytes or batch.line_count == 1
+            self.ahead = batch
 
     @rule()
     def read_without_confirming(self) -> None:
         self.spool.read(5, MiB)
 
-    @rule()
-    def restart(self) -> None:
+    @rule(keep=st.sampled_from([0, 100, MiB]))
+    def restart(self, keep: int) -> None:
+        """A new process (what was read ahead and not delivered is read again), keeping recent
+        records in memory or not."""
         self.spool.close()
-        self.spool = Spool(self.directory, 64 * MiB, segment_bytes=300)
+        self.ahead = None
+        self.spool = Spool(self.directory, 64 * MiB, segment_bytes=300, keep_recent_bytes=keep)
 
     @invariant()
     def delivered_is_a_prefix_of_what_was_appended(self) -> None:
         assert self.delivered == self.expected[: len(self.delivered)]
 
     def teardown(self) -> None:
+        if self.ahead is not None:
+            self.delivered.extend(self.ahead.lines())
+            self.spool.ack(self.ahead)
         self.delivered.extend(_drain(self.spool))
         assert self.delivered == self.expected
         self.spool.close()

@@ -10,7 +10,9 @@ Layout (``directory``):
 * ``<16-digit index>.seg`` — append-only segment files, written by one process only. A spool
   never appends to a segment it did not create: a segment left by an earlier process is sealed
   and only read. A new segment is started when the active one reaches ``segment_bytes``.
-* ``cursor.json`` — how far InfluxDB has confirmed: ``{"segment": i, "offset": n}``.
+* ``cursor.json`` — how far InfluxDB has confirmed: ``{"segment": i, "offset": n, "line": k}``: the
+  first ``k`` lines of the record at byte ``n`` of segment ``i`` and everything before it (a batch
+  read may end inside a record; a cursor without ``line``, from an older spool, means 0).
 
 Record format (integers big-endian): ``magic (4 bytes, b"\\xffPT\\xfe") | payload length (u32) |
 CRC-32 of length and payload (u32) | payload``; the payload is ``line count (u32) | each line's
@@ -56,6 +58,7 @@ import sys
 import threading
 import zlib
 from array import array
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,10 +81,13 @@ CURSOR_FILE: Final = "cursor.json"
 
 @dataclass(frozen=True, order=True, slots=True)
 class SpoolPosition:
-    """A place in the spool: segment index and byte offset in it. Ordered as the stream is."""
+    """A place in the spool: segment index, byte offset of a record in it, and how many of that
+    record's lines come before the place (0: the record's start; a batch may end inside a record).
+    Ordered as the stream is. A place after a record's last line is the next record's start."""
 
     segment: int
     offset: int
+    line: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,20 +134,24 @@ class SpoolStats:
     skipped_bytes: int
 
 
-def _encode_record(lines: Sequence[bytes]) -> bytes:
+def _encode_record(lines: Sequence[bytes]) -> tuple[bytes, bytes, array[int]]:
+    """A record as its head (header, line count and lengths), its body (the lines joined by
+    ``\\n``, written after the head as it is: no copy of the bulk) and the lines' lengths."""
     lengths = array("I", map(len, lines))
+    wire = array("I", lengths)
     if _LITTLE_ENDIAN:
-        lengths.byteswap()
-    payload = _COUNT.pack(len(lines)) + lengths.tobytes() + b"\n".join(lines)
-    length = len(payload)
+        wire.byteswap()
+    prefix = _COUNT.pack(len(lines)) + wire.tobytes()
+    body = b"\n".join(lines)
+    length = len(prefix) + len(body)
     if length > MAX_RECORD_BYTES:
         raise ValueError(f"a spool record of {length} bytes is larger than {MAX_RECORD_BYTES}")
-    crc = zlib.crc32(payload, zlib.crc32(_COUNT.pack(length)))
-    return _HEADER.pack(MAGIC, length, crc) + payload
+    crc = zlib.crc32(body, zlib.crc32(prefix, zlib.crc32(_COUNT.pack(length))))
+    return _HEADER.pack(MAGIC, length, crc) + prefix, body, lengths
 
 
-def _decode_payload(payload: bytes) -> tuple[bytes, array[int]] | None:
-    """The body and line lengths of a payload whose checksum matched; ``None`` if inconsistent."""
+def _decode_payload(payload: bytes) -> tuple[memoryview, array[int]] | None:
+    """The body (a view: not copied) and line lengths of a payload whose checksum matched; ``None`` if inconsistent."""
     if len(payload) < _COUNT.size:
         return None
     (count,) = _COUNT.unpack_from(payload)
@@ -151,10 +161,30 @@ def _decode_payload(payload: bytes) -> tuple[bytes, array[int]] | None:
     lengths = array("I", payload[_COUNT.size : body_at])
     if _LITTLE_ENDIAN:
         lengths.byteswap()
-    body = payload[body_at:]
+    body = memoryview(payload)[body_at:]
     if count == 0 or sum(lengths) + count - 1 != len(body):
         return None
     return body, lengths
+
+
+def _fit(lengths: array[int], skip: int, room_lines: int, room_bytes: int, at_least_one: bool) -> tuple[int, int]:
+    """How many of a record's lines after its first ``skip`` fit in ``room_lines`` lines and
+    ``room_bytes`` bytes (joined by ``\\n``), and their bytes; one line at least if ``at_least_one``."""
+    take = min(len(lengths) - skip, room_lines)
+    if take <= 0:
+        take = 1 if at_least_one else 0
+        return take, lengths[skip] if take else 0
+    taken = sum(lengths[skip : skip + take]) + take - 1
+    if taken <= room_bytes:
+        return take, taken
+    taken = -1
+    for count, length in enumerate(lengths[skip : skip + take]):
+        if taken + 1 + length > room_bytes:
+            if count == 0 and at_least_one:
+                return 1, length
+            return count, max(taken, 0)
+        taken += 1 + length
+    raise AssertionError("unreachable: the lines did not fit as a whole")
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -170,12 +200,24 @@ class Spool:
 
     ``segment_bytes`` (default: ``max_bytes / 16``, between 1 and 64 MiB) is when a new segment
     starts; disk used by confirmed data is reclaimed a whole segment at a time.
+
+    ``keep_recent_bytes``: the records this spool appended are also kept in memory, until
+    acknowledged, while they hold at most this many bytes (0, the default: none), and
+    :meth:`read` takes them from there instead of reading and checking the file again: the same
+    bytes as written, for a sender that keeps up (the writer with a URL). A record appended while
+    the kept ones hold the bound is only on disk and read from there. It changes nothing on disk.
     """
 
-    def __init__(self, directory: Path, max_bytes: int, *, segment_bytes: int | None = None) -> None:
+    def __init__(
+        self, directory: Path, max_bytes: int, *, segment_bytes: int | None = None, keep_recent_bytes: int = 0
+    ) -> None:
         self.directory = Path(directory)
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes or min(64 << 20, max(1 << 20, max_bytes // 16))
+        self.keep_recent_bytes = keep_recent_bytes
+        self._recent: OrderedDict[tuple[int, int], tuple[bytes, array[int], int]] = OrderedDict()
+        """(segment, offset) of a record this spool appended -> its body, line lengths and size on disk."""
+        self._recent_bytes = 0
         self._lock = threading.Lock()
         self._shed = 0
         self._skipped = 0
@@ -259,11 +301,12 @@ class Spool:
     def _append(self, lines: Sequence[bytes], *, sync: bool = True) -> None:
         if not lines:
             return
-        record = _encode_record(lines)
+        head, body, lengths = _encode_record(lines)
         if self._active is None or self._active_index is None or self._sizes[self._active_index] >= self.segment_bytes:
             self._active, self._active_index = self._rotate()
         try:
-            self._active.write(record)
+            self._active.write(head)
+            self._active.write(body)
             self._active.flush()
             if sync:
                 os.fsync(self._active.fileno())
@@ -273,7 +316,12 @@ class Spool:
             # its last whole record (what this spool reads); a later process sees the rest as torn.
             self._seal()
             raise
-        self._sizes[self._active_index] += len(record)
+        offset = self._sizes[self._active_index]
+        size = len(head) + len(body)
+        self._sizes[self._active_index] = offset + size
+        if self._recent_bytes + len(body) <= self.keep_recent_bytes:
+            self._recent[(self._active_index, offset)] = (body, lengths, size)
+            self._recent_bytes += len(body)
 
     def _rotate(self) -> tuple[BinaryIO, int]:
         self._seal()
@@ -301,19 +349,21 @@ class Spool:
     # ---------------------------------------------------------------------------------- reading
 
     def read(self, max_lines: int, max_bytes: int, *, after: SpoolPosition | None = None) -> SpoolBatch | None:
-        """The next records after the acknowledged position (or after ``after``, the end of a batch
+        """The next lines after the acknowledged position (or after ``after``, the end of a batch
         read but not acknowledged yet: the sender reads the next batch while the one before is on
-        its way), as many as fit ``max_lines`` and ``max_bytes`` (at least one record, however
-        big). ``None`` when nothing is waiting.
+        its way), as many as fit ``max_lines`` and ``max_bytes`` of body (at least one line, however
+        big). A record is split between batches where a limit falls inside it, so that a sender
+        asking for ``batch_size`` lines gets that many whenever that many wait, whatever the
+        records' sizes. ``None`` when nothing is waiting.
 
         Reading does not move the acknowledged position: the same batch is read again until
         :meth:`ack`. A batch may hold no lines when only damaged bytes were found (ack it all the same).
         Raises ``ValueError`` for an ``after`` before the acknowledged position.
         """
         with self._lock:
-            bodies: list[bytes] = []
+            parts: list[bytes | memoryview] = []
             lengths: array[int] = array("I")
-            size = 0
+            size = 0  # of the body so far, separators included
             skipped = 0
             position = self._cursor
             if after is not None:
@@ -321,33 +371,58 @@ class Spool:
                     raise ValueError(f"cannot read after {after}: everything before {position} is acknowledged")
                 position = after
             for index in sorted(i for i in self._sizes if i >= position.segment):
-                offset = position.offset if index == position.segment else 0
+                offset, skip = (position.offset, position.line) if index == position.segment else (0, 0)
                 limit = self._sizes[index]
                 if offset >= limit:
                     position = SpoolPosition(index, limit)
                     continue
-                with self._segment_path(index).open("rb") as segment:
+                segment: BinaryIO | None = None
+                try:
                     while offset < limit:
-                        record = self._read_record(segment, offset, limit)
+                        if len(lengths) >= max_lines or (parts and size >= max_bytes):
+                            return SpoolBatch(b"\n".join(parts), lengths, SpoolPosition(index, offset, skip), skipped)
+                        record: tuple[bytes | memoryview, array[int], int] | None = self._recent.get((index, offset))
                         if record is None:
-                            resume = self._resync(segment, offset + 1, limit)
-                            skipped += resume - offset
-                            offset = resume
-                            continue
+                            if segment is None:
+                                segment = self._segment_path(index).open("rb")
+                            record = self._read_record(segment, offset, limit)
+                            if record is None:
+                                resume = self._resync(segment, offset + 1, limit)
+                                skipped += resume - offset
+                                offset, skip = resume, 0
+                                continue
                         body, record_lengths, record_size = record
-                        if bodies and (len(lengths) + len(record_lengths) > max_lines or size + len(body) > max_bytes):
-                            return SpoolBatch(b"\n".join(bodies), lengths, SpoolPosition(index, offset), skipped)
-                        bodies.append(body)
-                        lengths.extend(record_lengths)
-                        size += len(body)
-                        offset += record_size
+                        count = len(record_lengths)
+                        if skip >= count:  # a cursor past this record's lines (not one this spool saved)
+                            offset, skip = offset + record_size, 0
+                            continue
+                        room = max_bytes - size - (1 if parts else 0)
+                        take, taken_bytes = _fit(record_lengths, skip, max_lines - len(lengths), room, not lengths)
+                        if take == 0:
+                            return SpoolBatch(b"\n".join(parts), lengths, SpoolPosition(index, offset, skip), skipped)
+                        if skip == 0 and take == count:
+                            parts.append(body)
+                            lengths.extend(record_lengths)
+                        else:
+                            at = sum(record_lengths[:skip]) + skip
+                            parts.append(memoryview(body)[at : at + taken_bytes])
+                            lengths.extend(record_lengths[skip : skip + take])
+                        size += taken_bytes + (1 if len(parts) > 1 else 0)
+                        if skip + take < count:
+                            return SpoolBatch(
+                                b"\n".join(parts), lengths, SpoolPosition(index, offset, skip + take), skipped
+                            )
+                        offset, skip = offset + record_size, 0
+                finally:
+                    if segment is not None:
+                        segment.close()
                 position = SpoolPosition(index, offset)
-            if not bodies and not skipped:
+            if not parts and not skipped:
                 return None
-            return SpoolBatch(b"\n".join(bodies), lengths, position, skipped)
+            return SpoolBatch(b"\n".join(parts), lengths, position, skipped)
 
     @staticmethod
-    def _read_record(segment: BinaryIO, offset: int, limit: int) -> tuple[bytes, array[int], int] | None:
+    def _read_record(segment: BinaryIO, offset: int, limit: int) -> tuple[memoryview, array[int], int] | None:
         """Body, line lengths and total size of the record at ``offset``; ``None`` if torn or damaged."""
         if offset + _HEADER.size > limit:
             return None
@@ -415,23 +490,30 @@ class Spool:
         if self._cursor.segment not in self._sizes:
             later = [i for i in self._sizes if i > self._cursor.segment]
             self._cursor = SpoolPosition(min(later, default=self._next_index), 0)
+        recent, cursor = self._recent, (self._cursor.segment, self._cursor.offset)
+        while recent and next(iter(recent)) < cursor:  # acknowledged: only the disk keeps it now
+            _, (body, _, _) = recent.popitem(last=False)
+            self._recent_bytes -= len(body)
 
     def _load_cursor(self) -> SpoolPosition:
         first = SpoolPosition(min(self._sizes, default=0), 0)
         try:
             raw = json.loads((self.directory / CURSOR_FILE).read_text())
-            cursor = SpoolPosition(int(raw["segment"]), int(raw["offset"]))
-        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            cursor = SpoolPosition(int(raw["segment"]), int(raw["offset"]), int(raw.get("line", 0)))
+        except (FileNotFoundError, ValueError, KeyError, TypeError, AttributeError):
             return first  # no cursor (or a damaged one): replay everything, which is harmless
         if cursor.segment not in self._sizes:
             return SpoolPosition(cursor.segment, 0)  # its segment is gone: everything before it was confirmed
         if not 0 <= cursor.offset <= self._sizes[cursor.segment]:
             return SpoolPosition(cursor.segment, 0)
+        if cursor.line < 0 or cursor.offset == self._sizes[cursor.segment]:
+            return SpoolPosition(cursor.segment, cursor.offset)  # no record there to be inside of
         return cursor
 
     def _save_cursor(self) -> None:
         tmp = self.directory / (CURSOR_FILE + ".tmp")
-        tmp.write_text(json.dumps({"segment": self._cursor.segment, "offset": self._cursor.offset}))
+        cursor = self._cursor
+        tmp.write_text(json.dumps({"segment": cursor.segment, "offset": cursor.offset, "line": cursor.line}))
         os.replace(tmp, self.directory / CURSOR_FILE)
 
     # ------------------------------------------------------------------------------------- misc
@@ -449,6 +531,8 @@ class Spool:
         """Seal the active segment. The spool object is not used afterwards; its files stay."""
         with self._lock:
             self._seal()
+            self._recent.clear()
+            self._recent_bytes = 0
 
     def __enter__(self) -> Self:
         return self

@@ -120,6 +120,12 @@ buffer into the spool every ``flush_interval_s``, so it only fills when the disk
 SPOOL_RETRY_S: Final = 1.0
 """After a disk error, the batcher tries the spool again at most this often (a full disk stays full a while)."""
 
+SPOOL_KEEP_RECENT_BYTES: Final = 4 * MAX_REQUEST_BYTES
+"""Bytes of the latest spooled records the spool also keeps in memory until InfluxDB confirms
+them (a writer with a URL): the sender takes them from there rather than reading and checking the
+file it has just written (``twin.influx.spool``, ``keep_recent_bytes``). Four full requests;
+behind a longer backlog (InfluxDB slow or away) the rest is read from disk, as after a restart."""
+
 GZIP_LEVEL: Final = 1
 """Fastest gzip: line protocol compresses about 10x even at level 1; higher levels cost CPU for little."""
 
@@ -403,7 +409,8 @@ class InfluxWriter:
 
     async def __aenter__(self) -> Self:
         s = self.settings
-        self._spool = await asyncio.to_thread(Spool, self.spool_dir, s.spool_max_bytes)
+        keep = SPOOL_KEEP_RECENT_BYTES if s.url is not None else 0
+        self._spool = await asyncio.to_thread(Spool, self.spool_dir, s.spool_max_bytes, keep_recent_bytes=keep)
         self._spool_stats = self._spool.stats()
         self._end = self._spool.end
         self._acknowledged = self._spool.acknowledged
@@ -530,49 +537,63 @@ class InfluxWriter:
             await self._prepare()
         except httpx.HTTPError as error:
             log.debug("InfluxDB not reachable at start (%s): will try again before the first write", error)
+        # The delivered batch is acknowledged, and the one after the next read and compressed, in
+        # one trip to a worker thread while the next is on its way: between two requests the loop
+        # only starts the next one (a busy loop, the twin's ingest encoding, makes every extra
+        # step between requests cost a turn of it).
         settled: SpoolBatch | None = None
-        ahead: asyncio.Task[tuple[SpoolBatch | None, bytes | None]] | None = None
+        upcoming: tuple[SpoolBatch | None, bytes | None] | None = None
         while True:
             self._data_waiting.clear()
-            read_ahead = await ahead if ahead is not None else (None, None)
-            ahead = None
-            if read_ahead[0] is not None:
-                # the batch after the one just delivered was read (and compressed) while that one was
-                # on its way: acknowledge the delivered one and go on with it
-                stats, acknowledged = await asyncio.to_thread(self._settle, spool, settled)
-                batch, payload = read_ahead
-            else:
-                # one trip to a worker thread: acknowledge the last, read and compress the next
+            if upcoming is not None and upcoming[0] is not None:
+                batch, payload = upcoming
+            else:  # nothing read ahead: acknowledge the last, read the next, in one trip
                 stats, acknowledged, batch, payload = await asyncio.to_thread(self._settle_and_read, spool, settled)
-            if settled is not None:
-                self._spool_stats, self._acknowledged = stats, acknowledged
-                self._progress.set()
+                self._publish_settled(settled, stats, acknowledged)
                 settled = None
+            upcoming = None
             if batch is None:
                 await self._data_waiting.wait()
                 continue
-            if batch.line_count:
-                ahead = asyncio.ensure_future(asyncio.to_thread(self._read_after, spool, batch.end))
-                try:
-                    await self._deliver(batch.body, batch.line_count, batch.lines, payload)
-                except BaseException:
-                    ahead.cancel()
-                    raise
-            settled = batch
+            if not batch.line_count:  # only damaged bytes: nothing to send, acknowledge it all the same
+                stats, acknowledged = await asyncio.to_thread(self._settle, spool, settled, batch)
+                self._publish_settled(batch, stats, acknowledged)
+                settled = None
+                continue
+            background = asyncio.ensure_future(asyncio.to_thread(self._settle_and_read_after, spool, settled, batch))
+            try:
+                await self._deliver(batch.body, batch.line_count, batch.lines, payload)
+            except BaseException:
+                background.cancel()
+                raise
+            stats, acknowledged, after, after_payload = await background
+            self._publish_settled(settled, stats, acknowledged)
+            settled, upcoming = batch, (after, after_payload)
 
-    def _settle(self, spool: Spool, settled: SpoolBatch | None) -> tuple[SpoolStats, SpoolPosition]:
-        """Worker thread: acknowledge ``settled``."""
+    def _publish_settled(self, settled: SpoolBatch | None, stats: SpoolStats, acknowledged: SpoolPosition) -> None:
         if settled is not None:
-            spool.ack(settled)
+            self._spool_stats, self._acknowledged = stats, acknowledged
+            self._progress.set()
+
+    @staticmethod
+    def _settle(spool: Spool, *settled: SpoolBatch | None) -> tuple[SpoolStats, SpoolPosition]:
+        """Worker thread: acknowledge ``settled``, in order."""
+        for batch in settled:
+            if batch is not None:
+                spool.ack(batch)
         return spool.stats(), spool.acknowledged
 
-    def _read_after(self, spool: Spool, end: SpoolPosition) -> tuple[SpoolBatch | None, bytes | None]:
-        """Worker thread: the batch after ``end`` (not acknowledged yet), compressed: read while the
-        batch before it is being sent, so that InfluxDB's time and the reading and compressing
-        overlap (gzip and file reads release the GIL)."""
-        batch = spool.read(self.settings.batch_size, MAX_REQUEST_BYTES, after=end)
+    def _settle_and_read_after(
+        self, spool: Spool, settled: SpoolBatch | None, sending: SpoolBatch
+    ) -> tuple[SpoolStats, SpoolPosition, SpoolBatch | None, bytes | None]:
+        """Worker thread, while ``sending`` is on its way: acknowledge ``settled`` (delivered before
+        it) and read the batch after ``sending`` (not acknowledged yet), compressed. Gzip and file
+        reads release the GIL: they overlap with InfluxDB's time and the loop's work."""
+        if settled is not None:
+            spool.ack(settled)
+        batch = spool.read(self.settings.batch_size, MAX_REQUEST_BYTES, after=sending.end)
         payload = self._compress(batch.body) if batch is not None and batch.line_count else None
-        return batch, payload
+        return spool.stats(), spool.acknowledged, batch, payload
 
     def _settle_and_read(
         self, spool: Spool, settled: SpoolBatch | None
