@@ -6,12 +6,14 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
+from datetime import UTC, datetime
 
 import pytest
 
 from twin.contract.alarms import AlarmCode
 from twin.contract.messages import DeviceLogKind, Drug, State
 from twin.contract.topics import Channel
+from twin.mirror import effects
 from twin.pump import flow, model
 from twin.pump.fastinit import fast_frozen_init
 from twin.sim import device
@@ -28,6 +30,10 @@ CLASSES = [
     flow.Overlay,
     flow.Flow,
     device.Outgoing,
+    effects.AlarmTransitions,
+    effects.Recorded,
+    effects.DeviceChanged,
+    effects.Counted,
 ]
 
 _MISSING = inspect.Parameter.empty
@@ -79,6 +85,13 @@ CALLS: list[tuple[type, tuple[object, ...], dict[str, object]]] = [
     (flow.Flow, (SCHEDULE,), {}),
     (flow.Flow, (SCHEDULE, flow.Overlay(1.0, 2.0, 3.0)), {}),
     (device.Outgoing, (Channel.STATE, State.model_construct()), {}),
+    (effects.AlarmTransitions, ((),), {}),
+    (effects.AlarmTransitions, ((), None, datetime(2026, 1, 1, tzinfo=UTC)), {}),
+    (effects.Recorded, (("s", "d"), State.model_construct()), {}),
+    (effects.DeviceChanged, (("s", "d"),), {}),
+    (effects.DeviceChanged, (("s", "d"),), {"snapshot": False}),
+    (effects.Counted, ("messages_in", "telemetry"), {}),
+    (effects.Counted, ("gaps", "missing", 3), {}),
 ]
 
 

@@ -19,10 +19,12 @@ from twin.alarms.lifecycle import Transition
 from twin.alarms.responses import AlarmResponse
 from twin.contract.messages import DeviceMessage
 from twin.mirror.commands import TrackedCommand
+from twin.pump.fastinit import fast_frozen_init
 
 DeviceKey = tuple[str, str]
 
 
+@fast_frozen_init  # made for (nearly) every message: see twin.pump.fastinit
 @dataclass(frozen=True, slots=True)
 class AlarmTransitions:
     """Alarm transitions to journal (with the device alarm event they apply, if one did).
@@ -48,6 +50,7 @@ class ResponseRecorded:
     response: AlarmResponse
 
 
+@fast_frozen_init  # made for (nearly) every message: see twin.pump.fastinit
 @dataclass(frozen=True, slots=True)
 class Recorded:
     """A device message that is part of the device's history (its points are written)."""
@@ -66,6 +69,7 @@ class Publish:
     retain: bool = False
 
 
+@fast_frozen_init  # made for (nearly) every message: see twin.pump.fastinit
 @dataclass(frozen=True, slots=True)
 class DeviceChanged:
     """A device twin changed (stream it; ``snapshot``: worth saving soon)."""
@@ -79,6 +83,7 @@ class ClockChanged:
     site: str
 
 
+@fast_frozen_init  # made for (nearly) every message: see twin.pump.fastinit
 @dataclass(frozen=True, slots=True)
 class Counted:
     """Count ``n`` of ``what`` (a metric) under ``label``."""
