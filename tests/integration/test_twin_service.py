@@ -176,6 +176,7 @@ async def test_simulator_to_twin_end_to_end_with_api_and_stream(mosquitto: Mosqu
                 assert {p for p in health["parts"] if p.startswith("task:")} == {
                     "task:twin-mqtt",
                     "task:twin-clock",
+                    "task:journal-checkpoints",
                     "task:escalator",
                     "task:twin-http",
                 }
