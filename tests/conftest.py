@@ -7,9 +7,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from tests.harness import postgres as postgres_harness
 from tests.harness.servers import Influxd, Mosquitto
+
+# Property tests prove what they compute, never how fast: on the shared 2-core machines (CI
+# included) hypothesis's default 200 ms deadline per example failed a test now and then (a batch
+# of line-protocol points read back, once, with nothing wrong). Tests that set their own keep it.
+settings.register_profile("pumptwin", deadline=None)
+settings.load_profile("pumptwin")
 
 
 def _require(binary: str, package: str) -> None:
