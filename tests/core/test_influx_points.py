@@ -8,7 +8,7 @@ import unicodedata
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.harness.line_protocol import read_lines
@@ -445,6 +445,10 @@ def test_line_protocol_reads_back_to_the_same_point(point: InfluxPoint) -> None:
     assert read.time_ns == point.time_ns
 
 
+# a list of up to eight points draws eight points that each pass influx_points()'s filters: the
+# filtered-out share compounds, and the health check failed it now and then (CI, stop 22 seed
+# 327112587672954066599492481104698883113) with nothing wrong with the points it kept
+@settings(suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
 @given(batch=st.lists(influx_points(), min_size=1, max_size=8))
 def test_a_batch_joined_by_newlines_holds_exactly_its_points(batch: list[InfluxPoint]) -> None:
     body = "\n".join(point.line_protocol() for point in batch)
