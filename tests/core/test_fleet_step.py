@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from twin.alarms.lifecycle import AlarmState, alarm_key
@@ -279,6 +279,8 @@ def _fleet_stream() -> list[tuple[str, bytes]]:
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@example(drop_every=0, swap_every=0, tick_every=0, gap_s=60.0)
+@example(drop_every=2, swap_every=3, tick_every=50, gap_s=7200.0)
 @given(
     drop_every=st.sampled_from([0, *range(2, 41)]),
     swap_every=st.sampled_from([0, *range(2, 41)]),
@@ -291,7 +293,7 @@ def test_the_fast_path_for_the_next_sample_makes_the_same_fleet_and_effects_as_t
     """Every message of a fleet's traffic (with samples lost or swapped, so that gaps, late
     samples and rebirths happen, and the clock ticking so that silences begin and end), applied
     with the fast path and without it: the same fleet value and the same effects each time, and
-    the fast path taken for most messages."""
+    the fast path taken for most messages of the traffic as published."""
     stream = _fleet_stream()
     if drop_every:
         stream = [m for i, m in enumerate(stream) if i % drop_every != drop_every - 1]
@@ -323,4 +325,5 @@ def test_the_fast_path_for_the_next_sample_makes_the_same_fleet_and_effects_as_t
                 slow, slow_effects = steps.tick(slow, now + timedelta(hours=2))
                 assert quick_effects == slow_effects
                 assert quick == slow
-    assert taken[0] > len(stream) // 2
+    if not drop_every and not swap_every:  # the traffic as published: mostly the next sample in order
+        assert taken[0] > len(stream) // 2

@@ -133,21 +133,23 @@ async def test_console_in_chromium_alarm_on_page_within_2_s_acknowledge_respond_
 
         page = await _sign_in(browser, twin.url, Role.TRAINEE, errors)
         assert await page.text_content("#who") == "trainee (trainee)"
-        await page.wait_for_function("document.querySelectorAll('.tiles a.tile').length === 3", timeout=WAIT_MS)
+        await page.wait_for_function("() => document.querySelectorAll('.tiles a.tile').length === 3", timeout=WAIT_MS)
         tiles = page.locator(".tiles a.tile")
         assert sorted(await tiles.evaluate_all("els => els.map(e => e.dataset.device)")) == sorted(p for _, p in PUMPS)
         await page.select_option("#site-filter", "south-clinic")
-        await page.wait_for_function("document.querySelectorAll('.tiles a.tile').length === 1", timeout=WAIT_MS)
+        await page.wait_for_function("() => document.querySelectorAll('.tiles a.tile').length === 1", timeout=WAIT_MS)
         assert await tiles.first.get_attribute("data-device") == "pump-b1"
         await page.select_option("#site-filter", "")
-        await page.wait_for_function("document.querySelectorAll('.tiles a.tile').length === 3", timeout=WAIT_MS)
+        await page.wait_for_function("() => document.querySelectorAll('.tiles a.tile').length === 3", timeout=WAIT_MS)
         assert "baclofen" in (await page.text_content(f'a.tile[data-device="{DEVICE}"]') or "")
         await page.screenshot(path=screenshot_path("fleet"), full_page=True)
 
         # ------------------------------------------- the alarm appears within 2 s of its publish
         await page.click("#nav-alarms")
         await page.wait_for_selector("table.alarms", timeout=WAIT_MS)
-        await page.wait_for_function("document.getElementById('stream-status').textContent === 'Live'", timeout=WAIT_MS)
+        await page.wait_for_function(
+            "() => document.getElementById('stream-status').textContent === 'Live'", timeout=WAIT_MS
+        )
         await page.click("#sound-toggle")  # a user gesture: the browser may now play sound
         published_ms = time.time() * 1000.0
         await device.publish(build_topic(SITE, DEVICE, Channel.ALARM), encode(_empty_alarm()), qos=1)
@@ -162,14 +164,14 @@ async def test_console_in_chromium_alarm_on_page_within_2_s_acknowledge_respond_
         assert "Reservoir empty" in (await page.text_content("#latest-alarm") or "")  # the aria-live region
         assert await page.get_attribute("#latest-alarm", "aria-live") == "assertive"
         await page.wait_for_function(
-            "document.getElementById('sound-toggle').dataset.sounding === 'high'", timeout=WAIT_MS
+            "() => document.getElementById('sound-toggle').dataset.sounding === 'high'", timeout=WAIT_MS
         )
 
         # -------------------------------------------------------------- acknowledge, respond
         await row.locator("button[data-action=acknowledge]").click()
         await page.wait_for_selector(f'tr[data-key="{ALARM_KEY}"][data-state="active_acknowledged"]', timeout=WAIT_MS)
         await page.wait_for_function(
-            "document.getElementById('sound-toggle').dataset.sounding !== 'high'", timeout=WAIT_MS
+            "() => document.getElementById('sound-toggle').dataset.sounding !== 'high'", timeout=WAIT_MS
         )
         assert await row.locator("button[data-action=acknowledge]").count() == 0
         assert await row.locator("button[data-action=shelve]").count() == 0  # trainees do not shelve

@@ -93,7 +93,9 @@ async def _sign_in(browser: Browser, url: str, role: Role, errors: list[str], ha
     await page.fill("#password", PASSWORDS[role])
     await page.click("form.login button[type=submit]")
     await page.wait_for_selector("#who", state="visible", timeout=WAIT_MS)
-    await page.wait_for_function("document.getElementById('stream-status').textContent === 'Live'", timeout=WAIT_MS)
+    await page.wait_for_function(
+        "() => document.getElementById('stream-status').textContent === 'Live'", timeout=WAIT_MS
+    )
     return page
 
 
