@@ -37,14 +37,9 @@ def _dt(value: Any) -> datetime | None:
     return datetime.fromisoformat(value) if isinstance(value, str) else None
 
 
-def twin_to_snapshot(twin: DeviceTwin, visits: Visits | None = None) -> dict[str, Any]:
-    payload = {
-        "format": FORMAT,
-        "site": twin.site,
-        "device_id": twin.device_id,
-        "birth": twin.birth.model_dump(mode="json") if twin.birth else None,
-        "reported": twin.reported.model_dump(mode="json") if twin.reported else None,
-        "telemetry": twin.telemetry.model_dump(mode="json") if twin.telemetry else None,
+def _ordering_state(twin: DeviceTwin, visits: Visits | None) -> dict[str, Any]:
+    """The payload's fields after the models: presence, ordering state, clock, version, checks."""
+    rest: dict[str, Any] = {
         "presence": twin.presence.value,
         "presence_reason": twin.presence_reason,
         "presence_since": _iso(twin.presence_since),
@@ -63,8 +58,20 @@ def twin_to_snapshot(twin: DeviceTwin, visits: Visits | None = None) -> dict[str
         "reported_at": _iso(twin.reported_at),
     }
     if visits is not None and visits.checks:
-        payload["visits"] = visits_json(visits)
-    return payload
+        rest["visits"] = visits_json(visits)
+    return rest
+
+
+def twin_to_snapshot(twin: DeviceTwin, visits: Visits | None = None) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "site": twin.site,
+        "device_id": twin.device_id,
+        "birth": twin.birth.model_dump(mode="json") if twin.birth else None,
+        "reported": twin.reported.model_dump(mode="json") if twin.reported else None,
+        "telemetry": twin.telemetry.model_dump(mode="json") if twin.telemetry else None,
+        **_ordering_state(twin, visits),
+    }
 
 
 class EncodedPayload(Mapping[str, Any]):
@@ -129,26 +136,7 @@ class SnapshotEncoder:
         reported = self._cached(last[1] if last else None, twin.reported)
         if last is None or last[0] is not birth or last[1] is not reported:
             self._last[key] = (birth, reported)
-        rest: dict[str, Any] = {
-            "presence": twin.presence.value,
-            "presence_reason": twin.presence_reason,
-            "presence_since": _iso(twin.presence_since),
-            "session": twin.session,
-            "high_seq": twin.high_seq,
-            "seen": format(twin.seen, "x"),
-            "state_seq": twin.state_seq,
-            "telemetry_seq": twin.telemetry_seq,
-            "birth_seq": twin.birth_seq,
-            "refused_session": twin.refused_session,
-            "last_seen_at": _iso(twin.last_seen_at),
-            "last_device_time": _iso(twin.last_device_time),
-            "clock_rate": twin.clock_rate,
-            "report_interval_s": twin.report_interval_s,
-            "version": twin.version,
-            "reported_at": _iso(twin.reported_at),
-        }
-        if visits is not None and visits.checks:
-            rest["visits"] = visits_json(visits)
+        rest = _ordering_state(twin, visits)
         head = _SCALARS.encode({"format": FORMAT, "site": twin.site, "device_id": twin.device_id})
         telemetry = _model_text(twin.telemetry) if twin.telemetry is not None else "null"
         return EncodedPayload(
