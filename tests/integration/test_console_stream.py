@@ -12,9 +12,12 @@ import pytest
 from tests.harness.accounts import add_accounts, sign_in
 from tests.harness.servers import Mosquitto
 from twin.api import app as app_module
+from twin.api import views
+from twin.api.auth import STREAM_ENCODE_CHUNK
 from twin.app.serve import running_twin
 from twin.mqtt_endpoint import MqttEndpoint
 from twin.roles import Role
+from twin.service.events import Notice
 from twin.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -53,3 +56,48 @@ async def test_the_stream_needs_a_session_and_ends_after_logout(
                         seen.append(line)
             assert "event: hello" in seen
             assert (await viewer.get("/api/stream")).status_code == 401
+
+
+async def test_an_alarm_goes_out_between_chunks_of_device_summaries(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    """A read's coalesced updates are encoded and written a chunk at a time, with a turn of the
+    event loop between chunks: an alarm published meanwhile is written before the next chunk,
+    not after a whole read's summaries (2-3 ms of encoding at 1,000 msg/s; BENCHMARKS.md)."""
+    settings = Settings()
+    settings.data_dir = tmp_path
+    settings.http.port = 0
+    async with running_twin(
+        settings, MqttEndpoint.parse(mosquitto.url), client_id="stream-chunk-twin", with_influx=False
+    ) as twin:
+        assert twin.users is not None
+        add_accounts(twin.users)
+        service, loop = twin.service, asyncio.get_running_loop()
+        hub, base = service.hub, views.stream_encoder(lambda: service.fleet, service.clock)
+        encoded = [0]
+
+        def encode(event: object) -> object:
+            if isinstance(event, Notice) and event.kind == "bulk":
+                encoded[0] += 1
+                if encoded[0] == STREAM_ENCODE_CHUNK + 5:  # while the second chunk is encoded
+                    loop.call_soon(hub.publish, Notice("urgent", {"n": 1}))
+            return base(event)
+
+        hub.set_encoder(encode)  # type: ignore[arg-type]
+        bulk = 8 * STREAM_ENCODE_CHUNK
+        kinds: list[str] = []
+        async with httpx.AsyncClient(base_url=twin.url, timeout=None) as viewer:
+            await sign_in(viewer, Role.VIEWER)
+            async with viewer.stream("GET", "/api/stream") as stream:
+                lines = stream.aiter_lines()
+                async with asyncio.timeout(10):
+                    async for line in lines:
+                        if line.startswith("event: hello"):
+                            break
+                    for i in range(bulk):
+                        hub.publish(Notice("bulk", {"i": i}, coalesce=str(i)))
+                    async for line in lines:
+                        if line.startswith("event: "):
+                            kinds.append(line.removeprefix("event: "))
+                            if len(kinds) == bulk + 1:
+                                break
+    assert kinds.count("bulk") == bulk
+    assert kinds.index("urgent") == 2 * STREAM_ENCODE_CHUNK, kinds

@@ -83,3 +83,26 @@ async def test_a_split_read_gives_the_urgent_events_encoded_and_leaves_the_summa
     again, later = await sub.next_split()  # the newer version of pump-0, as the next read
     assert again == []
     assert [d for _, _, d in hub.encode_later(sub, later)] == [b'{"v": 9}']
+
+
+async def test_an_urgent_read_takes_nothing_but_after_an_alarm() -> None:
+    hub = _hub()
+    sub = hub.subscribe()
+    hub.publish(Notice("device", {"v": 0}, coalesce="pump-0"))
+    assert sub.read_urgent() == ([], [])  # only a coalesced update: it waits for the paced read
+    assert sub.cursor == 1
+    hub.publish(Notice("alarm", {"code": "x"}))
+    first, later = sub.read_urgent()
+    assert [k for _, k, _ in first] == ["alarm"]
+    assert [d for _, _, d in hub.encode_later(sub, later)] == [b'{"v": 0}']
+    assert sub.read_urgent() == ([], [])
+    hub.unsubscribe(sub)
+    hub.publish(Notice("alarm", {"code": "y"}))
+    assert sub.read_urgent() == ([], [])  # a closed subscription reads nothing
+
+
+async def test_a_body_already_encoded_is_sent_as_it_is() -> None:
+    hub = EventHub(lambda e: ("alarm", b'{"already":"json"}'))
+    sub = hub.subscribe()
+    hub.publish(Notice("alarm", {"ignored": True}))
+    assert [(k, d) for _, k, d in await sub.next()] == [("alarm", b'{"already":"json"}')]

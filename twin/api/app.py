@@ -42,6 +42,7 @@ from twin.alarms.load import alarm_load
 from twin.api import models, views
 from twin.api.auth import (
     STREAM_DEVICE_PACE_S,
+    STREAM_ENCODE_CHUNK,
     STREAM_SESSION_RECHECK_S,
     AuthState,
     Commander,
@@ -423,12 +424,21 @@ def create_app(
                     # A read in at most two writes: one event per send made the stream the twin's
                     # largest cost at 1,000 messages/s (a socket write per device summary). Alarms,
                     # commands and responses go first; the device summaries are encoded after.
-                    if first:
-                        yield sse_chunk(first)
-                        if first[-1][1] == "resync":
-                            return
-                    if later and (rest := service.hub.encode_later(sub, later)):
-                        yield sse_chunk(rest)
+                    # The summaries go a chunk at a time with a turn of the event loop between
+                    # (ingest goes on), and an alarm that arrived meanwhile is written first.
+                    while True:
+                        if first:
+                            yield sse_chunk(first)
+                            if first[-1][1] == "resync":
+                                return
+                        chunk, later = later[:STREAM_ENCODE_CHUNK], later[STREAM_ENCODE_CHUNK:]
+                        if chunk and (rest := service.hub.encode_later(sub, chunk)):
+                            yield sse_chunk(rest)
+                        if not later:
+                            break
+                        await asyncio.sleep(0)
+                        first, newer = sub.read_urgent()
+                        later += newer
             finally:
                 service.hub.unsubscribe(sub)
 

