@@ -81,7 +81,7 @@ async def test_a_restarted_twin_keeps_the_refill_checks(tmp_path: Path) -> None:
     alarm = service.fleet.board.alarms.get(DISCREPANCY)
     assert alarm is not None
     assert "twin predicted" in alarm.message
-    await service.flush_snapshots(everything=True)
+    await service.flush_snapshots()
     await service.store.close()
 
     again = await new_service(path, clock=clock)  # restore: snapshots, journal, ticked at the same time

@@ -366,7 +366,7 @@ class FleetView(TwinService):
     async def tick(self, now: datetime | None = None) -> None:
         self._update_gauges()
 
-    async def flush_snapshots(self, *, everything: bool = False) -> None:
+    async def flush_snapshots(self) -> None:
         return None
 
     def history_of(self, key: DeviceKey) -> Any:
@@ -483,7 +483,7 @@ class PartitionHost:
             await asyncio.wait([part.task])
         if part.service is not None and not part.lost:
             with contextlib.suppress(StaleEpoch, StoreUnavailable):  # a restart resumes from the last saved
-                await part.service.flush_snapshots(everything=True)
+                await part.service.flush_snapshots()
 
     def serving(self) -> list[int]:
         """The partitions loaded and connected to the broker (their messages are being ingested)."""

@@ -237,7 +237,7 @@ async def running_twin(
             finally:
                 stop.set()
                 server.should_exit = True
-        await service.flush_snapshots(everything=True)
+        await service.flush_snapshots()
 
 
 async def serve_forever(settings: Settings, endpoint_url: str | None) -> None:

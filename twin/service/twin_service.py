@@ -219,7 +219,6 @@ class TwinService:
         self.reject_counts: dict[str, int] = {}
         self.history: dict[DeviceKey, deque[tuple[Any, ...]]] = {}
         self._lock = asyncio.Lock()
-        self._dirty: set[DeviceKey] = set()
         self._tags: dict[DeviceKey, DeviceTags] = {}
         self._encoder = SnapshotEncoder()  # snapshot payloads, each model encoded once (twin.store.snapshots)
         self._counters: dict[tuple[str, str], Any] = {}
@@ -382,7 +381,6 @@ class TwinService:
     def _carry_out(self, fleet: Fleet, effects: list[Effect]) -> None:
         hub = self.hub
         history = self.history
-        dirty = self._dirty
         counts: dict[tuple[str, str], int] = {}
         changed: dict[DeviceKey, None] = {}
         for effect in effects:
@@ -413,8 +411,6 @@ class TwinService:
                     )
             elif kind is DeviceChanged:
                 assert isinstance(effect, DeviceChanged)
-                if effect.snapshot:  # snapshotted in the batch's own transaction (_snapshots)
-                    dirty.discard(effect.key)
                 changed[effect.key] = None
             elif kind is AlarmTransitions:
                 assert isinstance(effect, AlarmTransitions)
@@ -603,32 +599,27 @@ class TwinService:
     # --------------------------------------------------------------------------------- clock
 
     async def tick(self, now: datetime | None = None) -> None:
-        """Clock-driven work (call every second or so), and the snapshots of changed devices."""
+        """Clock-driven work (call every second or so). Snapshots are not its work: each batch
+        carries those of the devices it changed in ways a restart could not rebuild
+        (:meth:`_snapshots`), and a device changed by telemetry alone every
+        :data:`SNAPSHOT_EVERY` versions; :meth:`flush_snapshots` saves every device at a clean stop."""
         now = now or self.clock()
         async with self._lock:
             fleet, effects = steps.tick(self.fleet, now)
             await self._commit(fleet, effects)
-            await self._flush_snapshots()
         self._update_gauges()
 
-    async def flush_snapshots(self, *, everything: bool = False) -> None:
-        """Save the twins changed since the last flush (``everything``: all of them, at shutdown,
-        so that a restarted twin resumes at the exact sequence numbers and sees no false gaps)."""
+    async def flush_snapshots(self) -> None:
+        """Save every twin's snapshot (at a clean stop), so that a restarted twin resumes at the
+        exact sequence numbers, telemetry included, and sees no false gaps."""
         async with self._lock:
-            await self._flush_snapshots(everything=everything)
-
-    async def _flush_snapshots(self, *, everything: bool = False) -> None:
-        keys = list(self.fleet.devices.keys()) if everything else list(self._dirty)
-        if not keys:
-            return
-        snapshots = []
-        for key in keys:
-            twin = self.fleet.devices.get(key)
-            if twin is not None:
-                payload = self._encoder.encode(twin, self.fleet.visits.get(key))
-                snapshots.append(Snapshot(twin.site, twin.device_id, twin.version, payload))
-        await self.store.commit(Batch(snapshots=snapshots))
-        self._dirty.difference_update(keys)
+            fleet = self.fleet
+            snapshots = [
+                Snapshot(twin.site, twin.device_id, twin.version, self._encoder.encode(twin, fleet.visits.get(key)))
+                for key, twin in fleet.devices.items()
+            ]
+            if snapshots:
+                await self.store.commit(Batch(snapshots=snapshots))
 
     def refresh_gauges(self) -> None:
         """Bring the gauges (alarms by priority, devices by presence, stream, time series) up to now."""
