@@ -31,7 +31,18 @@ from twin.contract.messages import (
 )
 from twin.mirror import commands as desk
 from twin.mirror.alerts import AlertPolicy, PatientReport, TwinAlertCode, evaluate
-from twin.mirror.device_twin import SEQ_WINDOW, DeviceTwin, Ordering, Presence, Verdict, order, order_in_general
+from twin.mirror.device_twin import (
+    HEARD,
+    SEQ_WINDOW,
+    SILENT,
+    DeviceTwin,
+    Ordering,
+    Presence,
+    Verdict,
+    mark_silent,
+    order,
+    order_in_general,
+)
 from twin.mirror.prediction import Forecast, forecast, predict
 from twin.sim.device import Outgoing, SimulatedDevice
 from twin.sim.fleet import PumpSpec
@@ -373,6 +384,29 @@ def test_a_simulated_pump_is_silent_after_six_hours_of_its_own_clock_whatever_th
     assert [c.code for c in evaluate(slow, None, wall, device_now=T0 + timedelta(hours=12, minutes=1))] == [
         TwinAlertCode.DEVICE_SILENT
     ]
+
+
+def test_a_pump_marked_silent_is_online_again_at_its_next_message_in_order() -> None:
+    twin, _ = run([birth(), state()])
+    silent = mark_silent(twin, T0 + timedelta(hours=7))
+    assert (silent.presence, silent.presence_reason) == (Presence.OFFLINE, SILENT)
+    late = order(silent, tele(seq=1), T0 + timedelta(hours=8))  # a repeat of seq 1: not news of the pump
+    assert late.verdict is Verdict.DUPLICATE
+    assert late.twin.presence is Presence.OFFLINE
+    first = order(silent, tele(seq=2), T0 + timedelta(hours=8))  # the first sample: the general path
+    assert (first.twin.presence, first.twin.presence_reason) == (Presence.ONLINE, HEARD)
+    silent = mark_silent(first.twin, T0 + timedelta(hours=15))
+    back = order(silent, tele(seq=3), T0 + timedelta(hours=16))  # the next sample in order: not its fast path
+    assert (back.twin.presence, back.twin.presence_reason) == (Presence.ONLINE, HEARD)
+    assert back.presence_changed
+    assert back.twin.presence_since == T0 + timedelta(hours=16)
+    assert back.twin.version == silent.version + 1
+    # an offline the pump's broker said (its last will) is not ended by the twin's guess
+    gone = order(twin, examples.status_will().model_copy(update={"session": 3, "seq": 3}), T0 + timedelta(hours=1))
+    assert (gone.twin.presence, gone.twin.presence_reason) == (Presence.OFFLINE, "will")
+    after = order(gone.twin, tele(seq=4), T0 + timedelta(hours=2))
+    assert after.twin.presence is Presence.OFFLINE
+    assert not after.presence_changed
 
 
 def test_offline_devices() -> None:

@@ -83,6 +83,11 @@ INTERVAL_SMOOTHING: Final = 0.2
 
 _FULL: Final = (1 << SEQ_WINDOW) - 1
 
+SILENT: Final = "silent"
+"""The presence reason of a device the twin marked offline because it went unheard too long."""
+HEARD: Final = "heard"
+"""The presence reason of a device back online because a message in order came after a silence."""
+
 
 class Presence(StrEnum):
     UNKNOWN = "unknown"
@@ -240,6 +245,7 @@ def order(twin: DeviceTwin, message: DeviceMessage, received_at: datetime) -> Or
         and message.seq == twin.high_seq + 1
         and twin.telemetry is not None
         and twin.telemetry.session == message.session
+        and twin.presence_reason != SILENT  # heard again: the general path ends the silence
     ):
         return _next_sample(twin, message, received_at)
     return order_in_general(twin, message, received_at)
@@ -352,6 +358,13 @@ def order_in_general(twin: DeviceTwin, message: DeviceMessage, received_at: date
     if isinstance(message, Birth) and new_session and twin.presence is not Presence.ONLINE:
         changes["presence"] = Presence.ONLINE
         changes["presence_reason"] = "birth"
+        changes["presence_since"] = received_at
+        presence_changed = True
+    elif newest and twin.presence is Presence.OFFLINE and twin.presence_reason == SILENT:
+        # heard from again: the twin's own inference ends with it (an offline that a status
+        # message said, the pump's or its broker's last will, waits for the next status or birth)
+        changes["presence"] = Presence.ONLINE
+        changes["presence_reason"] = HEARD
         changes["presence_since"] = received_at
         presence_changed = True
     if changed or presence_changed:
@@ -468,12 +481,13 @@ def _order_status(twin: DeviceTwin, status: DeviceStatus, received_at: datetime)
 
 
 def mark_silent(twin: DeviceTwin, now: datetime) -> DeviceTwin:
-    """A device the twin has not heard from for too long is offline (reason ``silent``)."""
+    """A device the twin has not heard from for too long is offline (reason ``silent``) until
+    its next message in order (reason ``heard``, :func:`order`)."""
     if twin.presence is Presence.OFFLINE:
         return twin
     return twin._replace(
         presence=Presence.OFFLINE,
-        presence_reason="silent",
+        presence_reason=SILENT,
         presence_since=now,
         version=twin.version + 1,
     )

@@ -652,7 +652,7 @@ def _tick_device(fleet: Fleet, key: DeviceKey, twin: DeviceTwin, now: datetime) 
     whose rules fail (a bug, or dates no forecast can hold) is skipped and counted."""
     effects: list[Effect] = []
     try:
-        if twin.presence is Presence.ONLINE and twin.presence_reason != "silent":
+        if twin.presence is Presence.ONLINE:
             unheard = _unheard(fleet, twin, now)
             if unheard is not None and unheard > silence_limit(twin, fleet.config.policy):
                 silent = mark_silent(twin, now)
