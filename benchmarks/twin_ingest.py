@@ -27,6 +27,7 @@ from pathlib import Path
 
 import aiomqtt
 
+from tests.harness.inproc import count_ingest
 from tests.harness.servers import Mosquitto
 from twin.app.serve import settle_heap
 from twin.contract.codec import encode
@@ -34,7 +35,7 @@ from twin.contract.topics import build_topic, subscription
 from twin.influx.writer import InfluxWriter
 from twin.mqtt_endpoint import MqttEndpoint
 from twin.service.mqtt_link import run_link
-from twin.service.twin_service import Received, TwinService
+from twin.service.twin_service import TwinService
 from twin.settings import InfluxSettings
 from twin.sim.device import Outgoing, SimulatedDevice
 from twin.sim.fleet import generate_fleet
@@ -120,26 +121,17 @@ async def twin(
         await link
         await _publish(url, stream)
 
-        ingest, count = service.ingest, [0]
-        done = asyncio.Event()
-
-        async def counted(batch: list[Received]) -> None:
-            await ingest(batch)
-            count[0] += len(batch)
-            if count[0] >= len(stream):
-                done.set()
-
-        service.ingest = counted  # type: ignore[method-assign]
+        count = count_ingest(service, len(stream))
         stop, connected = asyncio.Event(), asyncio.Event()
         started = time.perf_counter()
         link = asyncio.create_task(run_link(service, endpoint, stop, client_id="bench-twin", connected=connected))
-        await done.wait()
+        await count.done.wait()
         elapsed = time.perf_counter() - started
         stop.set()
         await link
         await store.close()
         counts = {
-            "handled": count[0],
+            "handled": count.handled,
             "rejected": sum(service.reject_counts.values()),
             "alarm_points": len(service.fleet.board.alarms),
             "points_spooled": writer.stats.spooled,

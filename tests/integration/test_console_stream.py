@@ -4,6 +4,8 @@ when its session does (the re-check interval is shortened here so the test does 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -14,7 +16,7 @@ from tests.harness.servers import Mosquitto
 from twin.api import app as app_module
 from twin.api import views
 from twin.api.auth import STREAM_ENCODE_CHUNK
-from twin.app.serve import running_twin
+from twin.app.serve import RunningTwin, running_twin
 from twin.mqtt_endpoint import MqttEndpoint
 from twin.roles import Role
 from twin.service.events import Notice
@@ -23,18 +25,25 @@ from twin.settings import Settings
 pytestmark = pytest.mark.integration
 
 
-async def test_the_stream_needs_a_session_and_ends_after_logout(
-    mosquitto: Mosquitto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(app_module, "STREAM_SESSION_RECHECK_S", 0.2)
+@contextlib.asynccontextmanager
+async def _twin(mosquitto: Mosquitto, tmp_path: Path, client_id: str) -> AsyncIterator[RunningTwin]:
+    """A running twin (no InfluxDB) on ``mosquitto``, with the test accounts."""
     settings = Settings()
     settings.data_dir = tmp_path
     settings.http.port = 0
     async with running_twin(
-        settings, MqttEndpoint.parse(mosquitto.url), client_id="stream-test-twin", with_influx=False
+        settings, MqttEndpoint.parse(mosquitto.url), client_id=client_id, with_influx=False
     ) as twin:
         assert twin.users is not None
         add_accounts(twin.users)
+        yield twin
+
+
+async def test_the_stream_needs_a_session_and_ends_after_logout(
+    mosquitto: Mosquitto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(app_module, "STREAM_SESSION_RECHECK_S", 0.2)
+    async with _twin(mosquitto, tmp_path, "stream-test-twin") as twin:
         async with httpx.AsyncClient(base_url=twin.url, timeout=10) as anonymous:
             assert (await anonymous.get("/api/stream")).status_code == 401
         async with httpx.AsyncClient(base_url=twin.url, timeout=None) as viewer:
@@ -61,15 +70,8 @@ async def test_the_stream_needs_a_session_and_ends_after_logout(
 async def test_an_alarm_goes_out_between_chunks_of_device_summaries(mosquitto: Mosquitto, tmp_path: Path) -> None:
     """A read's coalesced updates are encoded and written a chunk at a time, with a turn of the
     event loop between chunks: an alarm published meanwhile is written before the next chunk,
-    not after a whole read's summaries (2-3 ms of encoding at 1,000 msg/s; BENCHMARKS.md)."""
-    settings = Settings()
-    settings.data_dir = tmp_path
-    settings.http.port = 0
-    async with running_twin(
-        settings, MqttEndpoint.parse(mosquitto.url), client_id="stream-chunk-twin", with_influx=False
-    ) as twin:
-        assert twin.users is not None
-        add_accounts(twin.users)
+    not after a whole read's summaries (2-4 ms of encoding at 1,000 msg/s; BENCHMARKS.md)."""
+    async with _twin(mosquitto, tmp_path, "stream-chunk-twin") as twin:
         service, loop = twin.service, asyncio.get_running_loop()
         hub, base = service.hub, views.stream_encoder(lambda: service.fleet, service.clock)
         encoded = [0]

@@ -3,7 +3,7 @@
 Garbage that only the cyclic collector can free makes every young collection find and free it,
 and a young collection pauses the event loop that carries every alarm to the live stream. paho's
 own per-message lookup of per-filter callbacks once left a reference cycle for each message
-received (``NoCycleMatcher``): 5-12 ms pauses at 1,000 msg/s in ``benchmarks/alarm_latency.py``.
+received (``NoCycleMatcher``): 3-19 ms pauses at 1,000 msg/s in ``benchmarks/alarm_latency.py``.
 This drains a queued backlog of a fleet's traffic through :func:`run_link` with the collector off,
 then counts what one collection frees.
 """
@@ -18,12 +18,13 @@ from pathlib import Path
 import aiomqtt
 from paho.mqtt.matcher import MQTTMatcher
 
+from tests.harness.inproc import count_ingest
 from tests.harness.servers import Mosquitto
 from twin.contract.codec import encode
 from twin.contract.topics import build_topic
 from twin.mqtt_endpoint import MqttEndpoint
 from twin.service.mqtt_link import NoCycleMatcher, run_link
-from twin.service.twin_service import Received, TwinService
+from twin.service.twin_service import TwinService
 from twin.sim.device import Outgoing, SimulatedDevice
 from twin.sim.fleet import generate_fleet
 from twin.sim.simulation import FleetSimulation
@@ -69,28 +70,20 @@ async def test_draining_a_backlog_leaves_almost_no_cyclic_garbage(mosquitto: Mos
         for topic, payload in traffic:
             await publisher.publish(topic, payload, qos=1)  # QoS 1: queued for the absent twin
 
-    ingest, handled, done = service.ingest, [0], asyncio.Event()
-
-    async def counted(batch: list[Received]) -> None:
-        await ingest(batch)
-        handled[0] += len(batch)
-        if handled[0] >= len(traffic):
-            done.set()
-
-    service.ingest = counted  # type: ignore[method-assign]
+    count = count_ingest(service, len(traffic))
     stop, connected = asyncio.Event(), asyncio.Event()
     gc.collect()
     gc.disable()
     try:
         link = asyncio.create_task(run_link(service, endpoint, stop, client_id="garbage-twin", connected=connected))
-        await asyncio.wait_for(done.wait(), 60)
+        await asyncio.wait_for(count.done.wait(), 60)
         freed = gc.collect()
     finally:
         gc.enable()
         stop.set()
         await link
         await service.store.close()
-    assert handled[0] == len(traffic)
+    assert count.handled == len(traffic)
     assert sum(service.reject_counts.values()) == 0
     # paho's recursive matcher alone left six objects a message (12,000 here); a connection's
     # own start-up leaves a few hundred

@@ -80,7 +80,7 @@ stream the twin's largest cost at 1,000 messages/s (BENCHMARKS.md, alarm_latency
 STREAM_ENCODE_CHUNK: Final = 25
 """Device summaries a stream encodes and writes before it lets the event loop turn (and writes
 any alarm that arrived meanwhile first): a tenth of a second of a 300-pump fleet at 1,000 msg/s is
-about 100 summaries, 2-3 ms of encoding in one go, and an alarm arriving meanwhile waited for all
+about 100 summaries, 2-4 ms of encoding in one go, and an alarm arriving meanwhile waited for all
 of it (BENCHMARKS.md, alarm_latency)."""
 
 STREAM_SESSION_RECHECK_S: Final = 30.0

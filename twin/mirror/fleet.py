@@ -122,6 +122,10 @@ class FleetConfig:
 
 _EMPTY: Final[Map[Any, Any]] = Map()
 
+SNAPSHOT_EVERY: Final = 10
+"""A device changed by telemetry only is snapshotted every this many versions (telemetry changes
+nothing a restart cannot rebuild from the next sample)."""
+
 
 class Fleet(NamedTuple):
     """Everything the twin knows, as one immutable value (see the module docstring)."""
@@ -317,7 +321,9 @@ def _apply_message(
         else:
             fleet, made = _evaluate(fleet, twin, received_at)
             effects += made
-        effects.append(DeviceChanged(key, snapshot=not isinstance(message, Telemetry) or twin.version % 10 == 0))
+        effects.append(
+            DeviceChanged(key, snapshot=not isinstance(message, Telemetry) or twin.version % SNAPSHOT_EVERY == 0)
+        )
     elif outcome.presence_changed:
         effects.append(DeviceChanged(key))
     if twin.simulated is not False and twin.last_device_time is not None:
@@ -347,7 +353,7 @@ def _next_telemetry(
     effects: list[Effect] = [
         _TELEMETRY_IN,
         Recorded(key, message),
-        DeviceChanged(key, snapshot=twin.version % 10 == 0),
+        DeviceChanged(key, snapshot=twin.version % SNAPSHOT_EVERY == 0),
     ]
     watermarks = fleet.watermarks
     heard = twin.last_device_time

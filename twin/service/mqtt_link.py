@@ -73,8 +73,8 @@ class NoCycleMatcher(MQTTMatcher):
     paho looks up the per-filter callbacks of every message it receives
     (``_handle_on_message``: ``MQTTMatcher.iter_match``), and ``iter_match`` returns a generator of
     a recursive closure: a reference cycle (the function, its cells, the topic's split list) that
-    only the cyclic collector frees. At 1,000 msg/s that was about 18,000 objects for each young
-    collection to find dead, and 5-12 ms pauses of the event loop, on the path of every alarm
+    only the cyclic collector frees. At 1,000 msg/s that was 11,000-18,000 objects for each young
+    collection to find dead, and 3-19 ms pauses of the event loop, on the path of every alarm
     (``benchmarks/alarm_latency.py``, BENCHMARKS.md). The link registers no per-filter callback
     (everything goes to :meth:`Inbox.on_message`), so there is nothing to match: an empty matcher
     yields nothing without building the closure, and one with filters matches as paho's does."""

@@ -112,10 +112,6 @@ REJECT_LOG_EVERY: Final = 60.0
 
 REJECT_LOG_FIRST: Final = 5
 
-SNAPSHOT_EVERY: Final = 10
-"""A device changed by telemetry only is snapshotted every this many versions (telemetry changes
-nothing a restart cannot rebuild from the next sample)."""
-
 
 class PointSink(Protocol):
     """Where points go before a message is acknowledged (the InfluxDB writer's spool)."""
@@ -602,7 +598,7 @@ class TwinService:
         """Clock-driven work (call every second or so). Snapshots are not its work: each batch
         carries those of the devices it changed in ways a restart could not rebuild
         (:meth:`_snapshots`), and a device changed by telemetry alone every
-        :data:`SNAPSHOT_EVERY` versions; :meth:`flush_snapshots` saves every device at a clean stop."""
+        :data:`~twin.mirror.fleet.SNAPSHOT_EVERY` versions; :meth:`flush_snapshots` saves every device at a clean stop."""
         now = now or self.clock()
         async with self._lock:
             fleet, effects = steps.tick(self.fleet, now)
